@@ -1,0 +1,182 @@
+//! Dotted keys (`smtp.incoming.port`) over the configuration, in the spirit of `postconf`:
+//! list every leaf, read one, set several at once. Values are RON literals; a bare word is a
+//! string. The configuration is walked as a `serde_json::Value` tree so every field of
+//! [`Config`] is reachable without a hand-written table.
+
+use super::{Config, FieldError, validate};
+use serde_json::Value;
+
+/// Why a key could not be read or set.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// No such setting.
+    #[error("unknown key `{0}` (see `postern config show`)")]
+    Unknown(String),
+    /// The text is not a RON value.
+    #[error("{key}: `{text}` is not a RON value: {message}")]
+    Syntax {
+        /// The key being set.
+        key: String,
+        /// The value as given.
+        text: String,
+        /// What the parser says.
+        message: String,
+    },
+    /// The value has the wrong type for the field.
+    #[error("field `{field}`: {message}")]
+    Type {
+        /// Dotted path of the field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The new configuration breaks validation rules.
+    #[error("{}", .0.iter().map(|e| format!("field `{}`: {}", e.path, e.message)).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<FieldError>),
+}
+
+fn tree(cfg: &Config) -> Value {
+    serde_json::to_value(cfg).expect("Config always serialises")
+}
+
+/// Every leaf as (`dotted.key`, RON text), in file order. Lists are shown whole.
+pub fn leaves(cfg: &Config) -> Vec<(String, String)> {
+    fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    walk(&key, v, out);
+                }
+            }
+            _ => out.push((prefix.to_string(), to_ron(v))),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", &tree(cfg), &mut out);
+    out
+}
+
+/// The RON text of one key (a leaf or a whole section).
+pub fn get(cfg: &Config, key: &str) -> Result<String, KeyError> {
+    let t = tree(cfg);
+    let mut v = &t;
+    for seg in key.split('.') {
+        v = v.get(seg).ok_or_else(|| KeyError::Unknown(key.to_string()))?;
+    }
+    Ok(to_ron(v))
+}
+
+/// Applies `key=value` assignments to a copy of `cfg` and validates the result.
+pub fn set(cfg: &Config, assignments: &[(String, String)]) -> Result<Config, KeyError> {
+    let mut t = tree(cfg);
+    for (key, text) in assignments {
+        let mut slot = &mut t;
+        for seg in key.split('.') {
+            slot = slot
+                .get_mut(seg)
+                .ok_or_else(|| KeyError::Unknown(key.to_string()))?;
+        }
+        *slot = parse_value(key, text)?;
+    }
+    let new: Config = serde_path_to_error::deserialize(t).map_err(|e| KeyError::Type {
+        field: e.path().to_string(),
+        message: e.inner().to_string(),
+    })?;
+    let errors = validate(&new);
+    if errors.is_empty() {
+        Ok(new)
+    } else {
+        Err(KeyError::Invalid(errors))
+    }
+}
+
+/// Splits `KEY=VALUE`.
+pub fn split_assignment(s: &str) -> Option<(String, String)> {
+    let (k, v) = s.split_once('=')?;
+    Some((k.trim().to_string(), v.trim().to_string()))
+}
+
+/// A RON literal, or a bare word taken as a string.
+fn parse_value(key: &str, text: &str) -> Result<Value, KeyError> {
+    let bare_word = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:@/+".contains(&b))
+        && !matches!(text, "true" | "false" | "None")
+        && text.parse::<f64>().is_err();
+    if bare_word {
+        return Ok(Value::String(text.to_string()));
+    }
+    let v: ron::Value = ron::from_str(text).map_err(|e| KeyError::Syntax {
+        key: key.to_string(),
+        text: text.to_string(),
+        message: e.code.to_string(),
+    })?;
+    serde_json::to_value(&v).map_err(|e| KeyError::Syntax {
+        key: key.to_string(),
+        text: text.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// RON text of a JSON-shaped value: objects as `(k: v)`, null as `None`.
+fn to_ron(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => ron::to_string(s).unwrap_or_else(|_| format!("{s:?}")),
+        Value::Array(a) => format!("[{}]", a.iter().map(to_ron).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => format!(
+            "({})",
+            m.iter()
+                .map(|(k, v)| format!("{k}: {}", to_ron(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set1(cfg: &Config, k: &str, v: &str) -> Result<Config, KeyError> {
+        set(cfg, &[(k.into(), v.into())])
+    }
+
+    #[test]
+    fn show_lists_dotted_leaves() {
+        let l = leaves(&Config::default());
+        assert!(l.contains(&("smtp.incoming.port".into(), "25".into())));
+        assert!(l.contains(&("smtp.outgoing.enabled".into(), "false".into())));
+        assert!(l.contains(&("smtp.timeouts.command".into(), "\"5m\"".into())));
+        assert!(l.contains(&("smtp.tls.implicit_port".into(), "None".into())));
+    }
+
+    #[test]
+    fn set_accepts_ron_literals_and_bare_words() {
+        let c = Config::default();
+        let c = set1(&c, "server.hostname", "mail.example.test").unwrap();
+        assert_eq!(c.server.hostname, "mail.example.test");
+        let c = set1(&c, "smtp.outgoing.enabled", "true").unwrap();
+        assert!(c.smtp.outgoing.enabled);
+        let c = set1(&c, "smtp.tls.implicit_port", "Some(4465)").unwrap();
+        assert_eq!(c.smtp.tls.implicit_port, Some(4465));
+        let c = set1(&c, "smtp.timeouts.data", "90s").unwrap();
+        assert_eq!(get(&c, "smtp.timeouts.data").unwrap(), "\"1m30s\"");
+        let c = set1(&c, "domains", "[\"a.test\"]").unwrap();
+        assert_eq!(c.domains, ["a.test"]);
+    }
+
+    #[test]
+    fn set_refuses_bad_values_by_field() {
+        let c = Config::default();
+        assert!(matches!(set1(&c, "smtp.nope", "1"), Err(KeyError::Unknown(_))));
+        let e = set1(&c, "smtp.incoming.port", "70000").unwrap_err().to_string();
+        assert!(e.contains("smtp.incoming.port"), "{e}");
+        let e = set1(&c, "smtp.max_recipients_per_mail", "5").unwrap_err().to_string();
+        assert!(e.contains("smtp.max_recipients_per_mail"), "{e}");
+    }
+}

@@ -1,0 +1,236 @@
+//! Postern's configuration: the settings of the SMTP Settings dialog (and later the Access
+//! Control and Outgoing Mails dialogs) as one RON file.
+//!
+//! `Config` is the serde shape of the file; [`validate`] turns it into a list of field errors
+//! keyed by dotted path; [`file`] loads and saves it atomically; [`keys`] reads and writes single
+//! dotted keys for `postern config get/set`.
+
+pub mod duration;
+pub mod file;
+pub mod keys;
+pub mod validate;
+
+pub use duration::HumanDuration;
+pub use file::{ConfigError, load, load_or_create, save};
+pub use validate::{FieldError, validate};
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Identity of this server.
+    pub server: ServerConfig,
+    /// The SMTP Settings dialog.
+    pub smtp: SmtpConfig,
+    /// Local domains: mail for these is delivered to local mailboxes, never relayed.
+    pub domains: Vec<String>,
+    /// Local accounts (`user@domain`, domain must be in `domains`) with argon2 password hashes.
+    pub accounts: Vec<Account>,
+}
+
+/// `server.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The name used in the greeting, EHLO, `Received:` and the self-signed certificate.
+    pub hostname: String,
+}
+
+/// `smtp.*`: the SMTP Settings dialog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// Incoming SMTP: accepts mail for local accounts only.
+    pub incoming: ListenerConfig,
+    /// Outgoing SMTP: where mail clients submit mail.
+    pub outgoing: OutgoingConfig,
+    /// Simultaneous connections per listening port; one more gets `421 4.7.0`.
+    pub max_connections_per_port: u32,
+    /// Recipients accepted in one transaction (RFC 5321 asks for at least 100).
+    pub max_recipients_per_mail: u32,
+    /// Largest message accepted, in octets (advertised with SIZE).
+    pub max_message_size: u64,
+    /// Failed commands after which a session is closed with `421`.
+    pub max_errors_per_session: u32,
+    /// Session timeouts (RFC 5321 4.5.3.2).
+    pub timeouts: TimeoutConfig,
+    /// Certificates and TLS policy.
+    pub tls: TlsConfig,
+}
+
+/// `smtp.incoming.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerConfig {
+    /// TCP port.
+    pub port: u16,
+    /// Listen Only on IP: empty = every address; an IP, or a host name resolved at bind time.
+    pub listen_ip: String,
+}
+
+/// `smtp.outgoing.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutgoingConfig {
+    /// Enable Outgoing SMTP.
+    pub enabled: bool,
+    /// TCP port; may equal the incoming port.
+    pub port: u16,
+    /// Listen Only on IP, as for incoming.
+    pub listen_ip: String,
+}
+
+/// `smtp.timeouts.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutConfig {
+    /// Waiting for the next command (RFC 5321: at least 5 minutes).
+    pub command: HumanDuration,
+    /// Waiting for the next block of message data (RFC 5321: 3 minutes).
+    pub data: HumanDuration,
+}
+
+/// `smtp.tls.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; empty = a self-signed certificate kept in the data directory.
+    pub certificate: String,
+    /// PEM private key; empty together with `certificate`.
+    pub key: String,
+    /// Port for implicit TLS (465 style); `None` = off.
+    pub implicit_port: Option<u16>,
+    /// Refuse AUTH (and do not advertise it) on a connection that is not encrypted.
+    pub auth_requires_tls: bool,
+}
+
+/// One local account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// `user@domain`, lower case.
+    pub address: String,
+    /// PHC string of an argon2 hash; never the password itself.
+    pub password: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            hostname: system_hostname(),
+        }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            incoming: ListenerConfig {
+                port: 25,
+                listen_ip: String::new(),
+            },
+            outgoing: OutgoingConfig::default(),
+            max_connections_per_port: 100,
+            max_recipients_per_mail: 100,
+            max_message_size: 25 * 1024 * 1024,
+            max_errors_per_session: 10,
+            timeouts: TimeoutConfig::default(),
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            port: 25,
+            listen_ip: String::new(),
+        }
+    }
+}
+
+impl Default for OutgoingConfig {
+    fn default() -> Self {
+        OutgoingConfig {
+            enabled: false,
+            port: 2525,
+            listen_ip: String::new(),
+        }
+    }
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        TimeoutConfig {
+            command: HumanDuration::from_secs(300),
+            data: HumanDuration::from_secs(180),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            certificate: String::new(),
+            key: String::new(),
+            implicit_port: None,
+            auth_requires_tls: true,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            smtp: SmtpConfig::default(),
+            domains: Vec::new(),
+            accounts: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Whether `domain` (any case, trailing dot allowed) is one of the local domains.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        let d = normalize_domain(domain);
+        self.domains.iter().any(|x| normalize_domain(x) == d)
+    }
+
+    /// The account with this address, if any (case-insensitive).
+    pub fn account(&self, address: &str) -> Option<&Account> {
+        let a = normalize_address(address);
+        self.accounts.iter().find(|x| x.address == a)
+    }
+}
+
+/// Lower case, without a trailing dot: the form domains are compared and stored in.
+pub fn normalize_domain(domain: &str) -> String {
+    domain.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// `user@domain` in the form accounts are stored in (lower case, domain normalised).
+pub fn normalize_address(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((user, domain)) => format!("{}@{}", user.to_lowercase(), normalize_domain(domain)),
+        None => address.to_lowercase(),
+    }
+}
+
+/// This machine's host name, or "localhost" when it cannot be read.
+fn system_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length; gethostname NUL-terminates within it.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        if let Ok(s) = std::str::from_utf8(&buf[..end])
+            && !s.is_empty()
+        {
+            return s.to_string();
+        }
+    }
+    "localhost".to_string()
+}

@@ -1,0 +1,205 @@
+//! Validation of a parsed [`Config`]: every rule that serde's types cannot express, each error
+//! keyed by the dotted path of its field. All errors are collected, not just the first.
+
+use super::{Config, normalize_domain};
+use std::fmt;
+use std::net::IpAddr;
+
+/// One invalid field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path, e.g. `smtp.incoming.port` or `accounts[2].address`.
+    pub path: String,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem with `cfg`; empty when it is valid.
+pub fn validate(cfg: &Config) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let mut err = |path: &str, message: String| {
+        errs.push(FieldError {
+            path: path.to_string(),
+            message,
+        })
+    };
+
+    if !is_hostname(&cfg.server.hostname) {
+        err(
+            "server.hostname",
+            format!("`{}` is not a valid host name", cfg.server.hostname),
+        );
+    }
+
+    let smtp = &cfg.smtp;
+    for (path, port) in [
+        ("smtp.incoming.port", smtp.incoming.port),
+        ("smtp.outgoing.port", smtp.outgoing.port),
+    ] {
+        if port == 0 {
+            err(path, "must be a port number from 1 to 65535".into());
+        }
+    }
+    for (path, ip) in [
+        ("smtp.incoming.listen_ip", &smtp.incoming.listen_ip),
+        ("smtp.outgoing.listen_ip", &smtp.outgoing.listen_ip),
+    ] {
+        if !ip.is_empty() && ip.parse::<IpAddr>().is_err() && !is_hostname(ip) {
+            err(
+                path,
+                format!("`{ip}` is neither an IP address nor a host name (empty = all addresses)"),
+            );
+        }
+    }
+    if smtp.outgoing.enabled
+        && smtp.outgoing.port == smtp.incoming.port
+        && smtp.outgoing.listen_ip != smtp.incoming.listen_ip
+        && (smtp.outgoing.listen_ip.is_empty() || smtp.incoming.listen_ip.is_empty())
+    {
+        err(
+            "smtp.outgoing.listen_ip",
+            "shares its port with the incoming SMTP, so it must listen on the same IP".into(),
+        );
+    }
+    if let Some(p) = smtp.tls.implicit_port {
+        if p == 0 {
+            err("smtp.tls.implicit_port", "must be a port number from 1 to 65535, or None".into());
+        } else if p == smtp.incoming.port || (smtp.outgoing.enabled && p == smtp.outgoing.port) {
+            err(
+                "smtp.tls.implicit_port",
+                format!("port {p} is already used by a plain SMTP listener"),
+            );
+        }
+    }
+    if smtp.max_connections_per_port == 0 {
+        err("smtp.max_connections_per_port", "must be at least 1".into());
+    }
+    if smtp.max_recipients_per_mail < 100 {
+        err(
+            "smtp.max_recipients_per_mail",
+            "must be at least 100 (RFC 5321 4.5.3.1.8)".into(),
+        );
+    }
+    if smtp.max_message_size < 1024 {
+        err("smtp.max_message_size", "must be at least 1024 octets".into());
+    }
+    if smtp.max_errors_per_session == 0 {
+        err("smtp.max_errors_per_session", "must be at least 1".into());
+    }
+    for (path, d) in [
+        ("smtp.timeouts.command", smtp.timeouts.command),
+        ("smtp.timeouts.data", smtp.timeouts.data),
+    ] {
+        if d.0.as_secs() < 1 {
+            err(path, "must be at least 1s (RFC 5321 recommends minutes)".into());
+        }
+    }
+    if smtp.tls.certificate.is_empty() != smtp.tls.key.is_empty() {
+        err(
+            "smtp.tls.key",
+            "certificate and key must be given together (both empty = self-signed)".into(),
+        );
+    }
+
+    let mut seen = Vec::new();
+    for (i, d) in cfg.domains.iter().enumerate() {
+        let path = format!("domains[{i}]");
+        if !is_hostname(d) || !d.contains('.') && d != "localhost" {
+            err(&path, format!("`{d}` is not a valid domain name"));
+        }
+        let n = normalize_domain(d);
+        if seen.contains(&n) {
+            err(&path, format!("`{d}` is listed twice"));
+        }
+        seen.push(n);
+    }
+    let mut seen = Vec::new();
+    for (i, a) in cfg.accounts.iter().enumerate() {
+        let path = format!("accounts[{i}].address");
+        match a.address.rsplit_once('@') {
+            Some((user, domain)) if is_local_part(user) => {
+                if !cfg.is_local_domain(domain) {
+                    err(&path, format!("domain `{domain}` is not a local domain"));
+                }
+            }
+            _ => err(&path, format!("`{}` is not user@domain", a.address)),
+        }
+        if seen.contains(&a.address) {
+            err(&path, format!("`{}` is listed twice", a.address));
+        }
+        seen.push(a.address.clone());
+        if !a.password.starts_with("$argon2") {
+            err(
+                &format!("accounts[{i}].password"),
+                "must be an argon2 hash (set it with `postern account passwd`)".into(),
+            );
+        }
+    }
+    errs
+}
+
+/// A DNS host name: dot-separated labels of letters, digits and hyphens.
+pub fn is_hostname(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// A local part we are willing to create a mailbox for: dot-atom text, no path tricks.
+pub fn is_local_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && !s.ends_with('.')
+        && !s.contains("..")
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$&'*+-/=?^_`{|}~.".contains(&b))
+        && !s.contains('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::config::Account;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(validate(&Config::default()), vec![]);
+    }
+
+    #[test]
+    fn collects_every_error_with_its_path() {
+        let mut c = Config::default();
+        c.smtp.max_recipients_per_mail = 5;
+        c.smtp.incoming.port = 0;
+        c.domains = vec!["bad domain".into()];
+        c.accounts = vec![Account {
+            address: "bob@elsewhere.test".into(),
+            password: "clear".into(),
+        }];
+        let paths: Vec<_> = validate(&c).into_iter().map(|e| e.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "smtp.incoming.port",
+                "smtp.max_recipients_per_mail",
+                "domains[0]",
+                "accounts[0].address",
+                "accounts[0].password"
+            ]
+        );
+    }
+}

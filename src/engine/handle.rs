@@ -1,0 +1,145 @@
+//! [`EngineHandle`]: how a front end (the desktop app, `postern serve`, tests) drives a running
+//! engine: commands in, status and events out. Nothing here blocks.
+
+use super::EngineOptions;
+use super::events::EventBus;
+use super::stats::{Stats, StatsSnapshot};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// What a front end can ask of the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Re-read the configuration file now (it is also polled every second).
+    Reload,
+}
+
+/// One listener as the status strip shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerStatus {
+    /// incoming, outgoing, incoming+outgoing, ... (implicit TLS).
+    pub name: String,
+    /// `ip:port` as configured.
+    pub configured: String,
+    /// The bound address while it is up.
+    pub addr: Option<SocketAddr>,
+    /// Why it is down.
+    pub error: Option<String>,
+    /// Open sessions.
+    pub sessions: usize,
+}
+
+/// Shared between the supervisor (which updates it) and handles (which read it).
+pub(crate) type ListenerTable = Arc<Mutex<Vec<(ListenerStatus, Option<Arc<std::sync::atomic::AtomicUsize>>)>>>;
+
+/// A picture of the engine now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Every listener the configuration asks for.
+    pub listeners: Vec<ListenerStatus>,
+    /// Counters since start.
+    pub stats: StatsSnapshot,
+    /// Whether the engine is still running.
+    pub running: bool,
+}
+
+/// Controls one running engine.
+pub struct EngineHandle {
+    /// Where the engine reports.
+    events: EventBus,
+    /// Commands to the supervisor.
+    commands: mpsc::UnboundedSender<Command>,
+    /// Cancelling it stops the engine gracefully.
+    shutdown: CancellationToken,
+    /// Listener states kept by the supervisor.
+    listeners: ListenerTable,
+    /// Counters.
+    stats: Arc<Stats>,
+    /// Where it keeps things.
+    options: EngineOptions,
+    /// The supervisor; it ends once shutdown is complete.
+    done: Option<JoinHandle<()>>,
+}
+
+impl EngineHandle {
+    pub(crate) fn new(
+        events: EventBus,
+        commands: mpsc::UnboundedSender<Command>,
+        shutdown: CancellationToken,
+        listeners: ListenerTable,
+        stats: Arc<Stats>,
+        options: EngineOptions,
+        done: JoinHandle<()>,
+    ) -> Self {
+        EngineHandle { events, commands, shutdown, listeners, stats, options, done: Some(done) }
+    }
+
+    /// The event bus (recent events, live subscription).
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// Configuration file and data directory.
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// Sends a command; false when the engine has stopped.
+    pub fn send(&self, cmd: Command) -> bool {
+        self.commands.send(cmd).is_ok()
+    }
+
+    /// The engine now.
+    pub fn status(&self) -> Status {
+        let listeners = self
+            .listeners
+            .lock()
+            .expect("listener table")
+            .iter()
+            .map(|(s, active)| {
+                let mut s = s.clone();
+                s.sessions = active
+                    .as_ref()
+                    .map(|a| a.load(std::sync::atomic::Ordering::Relaxed))
+                    .unwrap_or(0);
+                s
+            })
+            .collect();
+        Status {
+            listeners,
+            stats: self.stats.snapshot(),
+            running: self.done.as_ref().is_some_and(|d| !d.is_finished()),
+        }
+    }
+
+    /// The bound address of the first listener that is up with this name.
+    pub fn addr_of(&self, name: &str) -> Option<SocketAddr> {
+        self.status().listeners.into_iter().find(|l| l.name == name).and_then(|l| l.addr)
+    }
+
+    /// Asks the engine to stop (does not wait).
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Stops the engine and waits until listeners are closed, sessions have finished (idle
+    /// ones are answered 421) and the log is written.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+    }
+
+    /// Waits until the engine has stopped (after [`EngineHandle::stop`]).
+    /// Cancel-safe: it can be used in `select!` and called again.
+    pub async fn wait(&mut self) {
+        if let Some(done) = self.done.as_mut() {
+            let _ = done.await;
+            self.done = None;
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The mail server, with no user interface: configuration, SMTP listeners and sessions, local
+//! mailboxes, events and logs. The desktop app and `postern serve` both drive it through
+//! [`EngineHandle`]; nothing in here knows what a window is.
+
+pub mod config;
+pub mod events;
+pub mod handle;
+pub mod lock;
+pub mod logfile;
+pub mod smtp;
+pub mod stats;
+pub mod store;
+pub mod tls;
+
+mod supervisor;
+
+pub use handle::{EngineHandle, ListenerStatus, Status};
+
+use config::ConfigError;
+use events::{Channel, EventBus, EventKind, Level};
+use lock::{DataDirLock, LockError};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Where the engine keeps its settings and its data.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// The RON configuration file (created with defaults if missing).
+    pub config_path: PathBuf,
+    /// Mailboxes, certificates, logs, the lock file.
+    pub data_dir: PathBuf,
+}
+
+/// Why the engine did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Another process owns the data directory.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The configuration file is broken (it is left untouched).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A directory could not be created.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Starts the engine on the current tokio runtime: takes the data directory, loads (or
+/// creates) the configuration, opens the log file and the listeners. Listeners that cannot
+/// bind are reported in events and status; the others run.
+pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle, EngineError> {
+    let lock = DataDirLock::acquire(&opts.data_dir)?;
+    let cfg = config::load_or_create(&opts.config_path)?;
+    let io = |path: PathBuf| move |source| EngineError::Io { path, source };
+    let mailroot = opts.data_dir.join("mailboxes");
+    std::fs::create_dir_all(&mailroot).map_err(io(mailroot.clone()))?;
+    let logs = opts.data_dir.join("logs");
+    let log_writer = logfile::start(&events, &logs).map_err(io(logs.clone()))?;
+
+    events.emit(Level::Info, Channel::System, None, EventKind::Started {
+        config: opts.config_path.display().to_string(),
+        data_dir: opts.data_dir.display().to_string(),
+    });
+    let current = supervisor::build_current(cfg, &opts.data_dir, &events);
+    let (current_tx, current_rx) = watch::channel(Arc::new(current));
+    let shutdown = CancellationToken::new();
+    let stats = Arc::new(stats::Stats::default());
+    let shared = Arc::new(smtp::Shared {
+        current: current_rx,
+        events: events.clone(),
+        shutdown: shutdown.clone(),
+        stats: stats.clone(),
+        mailroot,
+    });
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let listeners = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut sup = supervisor::Supervisor::new(
+        opts.clone(),
+        shared,
+        current_tx,
+        TaskTracker::new(),
+        listeners.clone(),
+        lock,
+        log_writer,
+    );
+    sup.reconcile().await;
+    let done = tokio::spawn(sup.run(cmd_rx));
+    Ok(EngineHandle::new(events, cmd_tx, shutdown, listeners, stats, opts, done))
+}

@@ -1,0 +1,217 @@
+//! Listening sockets: which listeners the configuration asks for, and the accept loop of each,
+//! which enforces Max Connections Per Port before a session starts.
+
+use super::{Role, Shared, session};
+use crate::engine::config::Config;
+use crate::engine::events::{Channel, EventKind, Level};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// One listener the configuration asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    /// Listen Only on IP (empty = all addresses), as configured.
+    pub listen_ip: String,
+    /// Port.
+    pub port: u16,
+    /// What its sessions may do.
+    pub role: Role,
+    /// TLS from the first byte (465 style).
+    pub implicit_tls: bool,
+}
+
+impl ListenerSpec {
+    /// Name for logs and status.
+    pub fn name(&self) -> String {
+        if self.implicit_tls {
+            format!("{} (implicit TLS)", self.role.name())
+        } else {
+            self.role.name().to_string()
+        }
+    }
+
+    /// `ip:port` as configured, for messages.
+    pub fn describe(&self) -> String {
+        let ip = if self.listen_ip.is_empty() { "*" } else { &self.listen_ip };
+        format!("{ip}:{}", self.port)
+    }
+}
+
+/// The listeners `cfg` asks for: incoming, outgoing (merged when it shares the port), and the
+/// implicit-TLS port (serving the outgoing role when outgoing SMTP is enabled).
+pub fn wanted(cfg: &Config) -> Vec<ListenerSpec> {
+    let s = &cfg.smtp;
+    let shared_port = s.outgoing.enabled && s.outgoing.port == s.incoming.port;
+    let mut out = vec![ListenerSpec {
+        listen_ip: s.incoming.listen_ip.clone(),
+        port: s.incoming.port,
+        role: if shared_port { Role::Both } else { Role::Incoming },
+        implicit_tls: false,
+    }];
+    if s.outgoing.enabled && !shared_port {
+        out.push(ListenerSpec {
+            listen_ip: s.outgoing.listen_ip.clone(),
+            port: s.outgoing.port,
+            role: Role::Outgoing,
+            implicit_tls: false,
+        });
+    }
+    if let Some(port) = s.tls.implicit_port {
+        let outgoing = s.outgoing.enabled;
+        out.push(ListenerSpec {
+            listen_ip: if outgoing { s.outgoing.listen_ip.clone() } else { s.incoming.listen_ip.clone() },
+            port,
+            role: if outgoing { Role::Outgoing } else { Role::Incoming },
+            implicit_tls: true,
+        });
+    }
+    out
+}
+
+/// Resolves Listen Only on IP (an IP, a host name, or empty for all addresses) and binds.
+pub async fn bind(spec: &ListenerSpec) -> Result<TcpListener, String> {
+    let addr: SocketAddr = if spec.listen_ip.is_empty() {
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), spec.port)
+    } else if let Ok(ip) = spec.listen_ip.parse::<IpAddr>() {
+        SocketAddr::new(ip, spec.port)
+    } else {
+        let mut addrs = tokio::net::lookup_host((spec.listen_ip.as_str(), spec.port))
+            .await
+            .map_err(|e| format!("cannot resolve `{}`: {e}", spec.listen_ip))?;
+        addrs
+            .next()
+            .ok_or_else(|| format!("`{}` has no address", spec.listen_ip))?
+    };
+    let result = match TcpListener::bind(addr).await {
+        // No IPv6 on this machine: all IPv4 addresses instead.
+        Err(_) if spec.listen_ip.is_empty() => {
+            TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], spec.port))).await
+        }
+        r => r,
+    };
+    result.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::PermissionDenied if spec.port < 1024 => {
+                " (ports below 1024 need privilege: run `sudo setcap cap_net_bind_service=+ep $(command -v postern)` or choose a port above 1023)"
+            }
+            std::io::ErrorKind::AddrInUse => " (another program is using this port)",
+            _ => "",
+        };
+        format!("{e}{hint}")
+    })
+}
+
+/// A running listener, owned by the engine's supervisor.
+pub struct Running {
+    /// What it was started for.
+    pub spec: ListenerSpec,
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// Open sessions on this port.
+    pub active: Arc<AtomicUsize>,
+    /// Role changes without rebinding (e.g. outgoing enabled on the incoming port).
+    pub role: watch::Sender<Role>,
+    /// Stops the accept loop (open sessions go on).
+    pub stop: CancellationToken,
+    /// The accept loop.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Starts accepting on `listener`.
+    pub fn start(spec: ListenerSpec, listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) -> std::io::Result<Running> {
+        let addr = listener.local_addr()?;
+        let active = Arc::new(AtomicUsize::new(0));
+        let (role_tx, role_rx) = watch::channel(spec.role);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(accept_loop(
+            listener,
+            spec.implicit_tls,
+            role_rx,
+            active.clone(),
+            stop.clone(),
+            shared,
+            tracker,
+        ));
+        Ok(Running { spec, addr, active, role: role_tx, stop, task })
+    }
+
+    /// Stops accepting and waits until the socket is closed.
+    pub async fn close(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Decrements the open-session count when a session ends, however it ends.
+struct ActiveGuard(Arc<AtomicUsize>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    implicit_tls: bool,
+    role: watch::Receiver<Role>,
+    active: Arc<AtomicUsize>,
+    stop: CancellationToken,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.cancelled() => return,
+            _ = shared.shutdown.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: report, pause briefly, keep serving.
+                shared.events.emit(Level::Error, Channel::System, None, EventKind::Note { text: format!("accept failed: {e}") });
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        let _ = stream.set_nodelay(true);
+        let limit = shared.current.borrow().config.smtp.max_connections_per_port as usize;
+        if active.fetch_add(1, Ordering::AcqRel) >= limit {
+            active.fetch_sub(1, Ordering::AcqRel);
+            shared.events.emit(Level::Warn, Channel::Security, None, EventKind::ConnectionRefused {
+                peer,
+                reason: format!("more than {limit} connections on this port"),
+            });
+            tracker.spawn(refuse(stream, implicit_tls));
+            continue;
+        }
+        let guard = ActiveGuard(active.clone());
+        let role = *role.borrow();
+        let shared = shared.clone();
+        tracker.spawn(async move {
+            let _guard = guard;
+            session::serve(stream, peer, role, implicit_tls, shared).await;
+        });
+    }
+}
+
+/// Answers a connection over the limit and closes it.
+async fn refuse(mut stream: TcpStream, implicit_tls: bool) {
+    if !implicit_tls {
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.write_all(b"421 4.7.0 Too many connections, try again later\r\n"),
+        )
+        .await;
+    }
+    let _ = stream.shutdown().await;
+}

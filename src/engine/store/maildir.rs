@@ -1,0 +1,118 @@
+//! Maildir delivery (`DATA/mailboxes/DOMAIN/USER/{tmp,new,cur}`).
+//!
+//! A message for several local recipients is first written and fsynced into each recipient's
+//! `tmp/`; only when every copy is safe are they renamed into `new/` and the directories synced.
+//! If any write fails (a full disk), every copy is removed and the caller answers 4xx: the
+//! client retries and nobody gets the message twice.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One local recipient: the mailbox and the headers that go only into its copy.
+pub struct Recipient {
+    /// Lower-case domain.
+    pub domain: String,
+    /// Lower-case user (local part), already checked to be a safe directory name.
+    pub user: String,
+    /// Trace headers for this copy (Return-Path, Delivered-To, Received), CRLF-terminated.
+    pub headers: Vec<u8>,
+}
+
+/// The Maildir of `user@domain` under `root` (`DATA/mailboxes`).
+pub fn mailbox_dir(root: &Path, domain: &str, user: &str) -> PathBuf {
+    root.join(domain).join(user)
+}
+
+fn unique_name(host: &str) -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let host: String = host.chars().map(|c| if c == '/' || c == ':' { '_' } else { c }).collect();
+    format!(
+        "{}.M{}P{}Q{}.{}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed),
+        host
+    )
+}
+
+/// Writes `body` (with each recipient's headers in front) to every recipient's Maildir and
+/// returns the paths in `new/`. Blocking: call it from a blocking thread.
+pub fn deliver(root: &Path, host: &str, rcpts: &[Recipient], body: &[u8]) -> io::Result<Vec<PathBuf>> {
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(rcpts.len());
+    let result = (|| {
+        for r in rcpts {
+            let dir = mailbox_dir(root, &r.domain, &r.user);
+            for sub in ["tmp", "new", "cur"] {
+                fs::create_dir_all(dir.join(sub))?;
+            }
+            let name = unique_name(host);
+            let tmp = dir.join("tmp").join(&name);
+            let new = dir.join("new").join(&name);
+            staged.push((tmp.clone(), new));
+            let mut f = File::create_new(&tmp)?;
+            f.write_all(&r.headers)?;
+            f.write_all(body)?;
+            f.sync_all()?;
+        }
+        let mut delivered = Vec::with_capacity(staged.len());
+        for (tmp, new) in &staged {
+            fs::rename(tmp, new)?;
+            delivered.push(new.clone());
+        }
+        for (_, new) in &staged {
+            if let Some(dir) = new.parent() {
+                File::open(dir)?.sync_all()?;
+            }
+        }
+        Ok(delivered)
+    })();
+    if result.is_err() {
+        for (tmp, new) in &staged {
+            let _ = fs::remove_file(tmp);
+            let _ = fs::remove_file(new);
+        }
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivers_each_copy_with_its_own_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let rcpts = [("a", "x.test"), ("b", "y.test")].map(|(u, d)| Recipient {
+            domain: d.into(),
+            user: u.into(),
+            headers: format!("Delivered-To: {u}@{d}\r\n").into_bytes(),
+        });
+        let paths = deliver(dir.path(), "h", &rcpts, b"Subject: t\r\n\r\nhi\r\n").unwrap();
+        assert_eq!(paths.len(), 2);
+        let a = fs::read_to_string(&paths[0]).unwrap();
+        assert_eq!(a, "Delivered-To: a@x.test\r\nSubject: t\r\n\r\nhi\r\n");
+        assert!(paths[1].starts_with(dir.path().join("y.test/b/new")));
+        assert_eq!(fs::read_dir(dir.path().join("x.test/a/tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_failed_copy_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the second mailbox's directory should be makes its write fail.
+        fs::create_dir_all(dir.path().join("y.test")).unwrap();
+        fs::write(dir.path().join("y.test/b"), b"not a dir").unwrap();
+        let rcpts = [("a", "x.test"), ("b", "y.test")].map(|(u, d)| Recipient {
+            domain: d.into(),
+            user: u.into(),
+            headers: Vec::new(),
+        });
+        assert!(deliver(dir.path(), "h", &rcpts, b"x\r\n").is_err());
+        assert_eq!(fs::read_dir(dir.path().join("x.test/a/tmp")).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(dir.path().join("x.test/a/new")).unwrap().count(), 0);
+    }
+}

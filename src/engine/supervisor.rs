@@ -1,0 +1,248 @@
+//! The supervisor task: owns the listeners and the configuration in force. It polls the
+//! configuration file (and obeys [`Command::Reload`]), applies a valid change to open sessions
+//! and listeners without a restart (rebinding only what changed), keeps the previous
+//! configuration when a change is invalid, and runs the graceful shutdown.
+
+use super::config::{self, Config};
+use super::events::{Channel, EventBus, EventKind, Level};
+use super::handle::{Command, ListenerStatus, ListenerTable};
+use super::lock::DataDirLock;
+use super::smtp::listener::{self, ListenerSpec, Running};
+use super::smtp::{Current, Shared};
+use super::{EngineOptions, tls};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
+
+/// How often the configuration file is checked for changes.
+const POLL: Duration = Duration::from_secs(1);
+/// How long shutdown waits for sessions that are still receiving or writing a message.
+const DRAIN: Duration = Duration::from_secs(60);
+
+/// Configuration plus TLS, reporting a certificate problem instead of failing.
+pub fn build_current(config: Config, data_dir: &Path, events: &EventBus) -> Current {
+    let tls = match tls::acceptor(&config, data_dir) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            events.emit(Level::Error, Channel::System, None, EventKind::Note {
+                text: format!("TLS disabled (no STARTTLS, no implicit-TLS port): {e}"),
+            });
+            None
+        }
+    };
+    Current { config, tls }
+}
+
+/// Identity of the file on disk, to notice edits and atomic replacements.
+type Stamp = Option<(SystemTime, u64, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
+pub struct Supervisor {
+    /// Paths.
+    opts: EngineOptions,
+    /// What sessions share.
+    shared: Arc<Shared>,
+    /// Publishes a new configuration to sessions.
+    current: watch::Sender<Arc<Current>>,
+    /// Every session and refusal task, for the graceful shutdown.
+    tracker: TaskTracker,
+    /// Open listeners.
+    running: Vec<Running>,
+    /// Listeners that failed to bind, with why.
+    failed: Vec<(ListenerSpec, String)>,
+    /// The status table handles read.
+    table: ListenerTable,
+    /// Last seen identity of the configuration file.
+    stamp: Stamp,
+    /// Held until the supervisor ends.
+    _lock: DataDirLock,
+    /// The log writer, awaited at the end so the last lines reach the file.
+    log_writer: JoinHandle<()>,
+}
+
+impl Supervisor {
+    pub fn new(
+        opts: EngineOptions,
+        shared: Arc<Shared>,
+        current: watch::Sender<Arc<Current>>,
+        tracker: TaskTracker,
+        table: ListenerTable,
+        lock: DataDirLock,
+        log_writer: JoinHandle<()>,
+    ) -> Self {
+        let stamp = stamp(&opts.config_path);
+        Supervisor {
+            opts,
+            shared,
+            current,
+            tracker,
+            running: Vec::new(),
+            failed: Vec::new(),
+            table,
+            stamp,
+            _lock: lock,
+            log_writer,
+        }
+    }
+
+    fn events(&self) -> &EventBus {
+        &self.shared.events
+    }
+
+    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shutdown = self.shared.shutdown.clone();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Reload) => self.check_file(true).await,
+                    None => {}
+                },
+                _ = tick.tick() => self.check_file(false).await,
+            }
+        }
+        self.stop().await;
+    }
+
+    /// Reloads the configuration when the file changed (or when `force`d).
+    async fn check_file(&mut self, force: bool) {
+        let now = stamp(&self.opts.config_path);
+        if !force && now == self.stamp {
+            return;
+        }
+        self.stamp = now;
+        match config::load(&self.opts.config_path) {
+            Ok(cfg) => {
+                if cfg == self.current.borrow().config {
+                    return;
+                }
+                let current = build_current(cfg, &self.opts.data_dir, self.events());
+                self.current.send_replace(Arc::new(current));
+                self.events().emit(Level::Info, Channel::System, None, EventKind::ConfigReloaded);
+                self.reconcile().await;
+            }
+            Err(e) => self.events().emit(Level::Error, Channel::System, None, EventKind::ConfigRejected {
+                error: e.to_string(),
+            }),
+        }
+    }
+
+    /// Makes the open listeners match the configuration: closes what is no longer wanted,
+    /// changes roles in place, binds what is new (and retries what failed before).
+    pub async fn reconcile(&mut self) {
+        let wanted = listener::wanted(&self.current.borrow().config);
+        let same_socket = |a: &ListenerSpec, b: &ListenerSpec| {
+            a.listen_ip == b.listen_ip && a.port == b.port && a.implicit_tls == b.implicit_tls
+        };
+        let mut keep = Vec::new();
+        for r in std::mem::take(&mut self.running) {
+            match wanted.iter().find(|w| same_socket(w, &r.spec)) {
+                Some(w) => {
+                    let mut r = r;
+                    if w.role != r.spec.role {
+                        r.role.send_replace(w.role);
+                        r.spec.role = w.role;
+                    }
+                    keep.push(r);
+                }
+                None => {
+                    let (name, addr) = (r.spec.name(), r.addr);
+                    r.close().await;
+                    self.events().emit(Level::Info, Channel::System, None, EventKind::ListenerDown { name, addr });
+                }
+            }
+        }
+        self.running = keep;
+        self.failed.clear();
+        for w in wanted {
+            if self.running.iter().any(|r| same_socket(&w, &r.spec)) {
+                continue;
+            }
+            let bound = listener::bind(&w).await.and_then(|l| {
+                Running::start(w.clone(), l, self.shared.clone(), self.tracker.clone()).map_err(|e| e.to_string())
+            });
+            match bound {
+                Ok(r) => {
+                    self.events().emit(Level::Info, Channel::System, None, EventKind::ListenerUp {
+                        name: r.spec.name(),
+                        addr: r.addr,
+                    });
+                    self.running.push(r);
+                }
+                Err(error) => {
+                    self.events().emit(Level::Error, Channel::System, None, EventKind::ListenerFailed {
+                        name: w.name(),
+                        addr: w.describe(),
+                        error: error.clone(),
+                    });
+                    self.failed.push((w, error));
+                }
+            }
+        }
+        self.publish();
+    }
+
+    /// Writes the listener table that handles read.
+    fn publish(&self) {
+        let mut rows: Vec<_> = self
+            .running
+            .iter()
+            .map(|r| {
+                (
+                    ListenerStatus {
+                        name: r.spec.name(),
+                        configured: r.spec.describe(),
+                        addr: Some(r.addr),
+                        error: None,
+                        sessions: 0,
+                    },
+                    Some(r.active.clone()),
+                )
+            })
+            .collect();
+        rows.extend(self.failed.iter().map(|(spec, e)| {
+            (
+                ListenerStatus {
+                    name: spec.name(),
+                    configured: spec.describe(),
+                    addr: None,
+                    error: Some(e.clone()),
+                    sessions: 0,
+                },
+                None,
+            )
+        }));
+        *self.table.lock().expect("listener table") = rows;
+    }
+
+    /// Graceful shutdown: stop accepting, let sessions finish (idle ones get 421), flush logs.
+    async fn stop(mut self) {
+        self.events().emit(Level::Info, Channel::System, None, EventKind::Stopping);
+        for r in std::mem::take(&mut self.running) {
+            let (name, addr) = (r.spec.name(), r.addr);
+            r.close().await;
+            self.events().emit(Level::Info, Channel::System, None, EventKind::ListenerDown { name, addr });
+        }
+        self.failed.clear();
+        self.publish();
+        self.tracker.close();
+        if tokio::time::timeout(DRAIN, self.tracker.wait()).await.is_err() {
+            self.events().emit(Level::Warn, Channel::System, None, EventKind::Note {
+                text: format!("{} sessions still open after {}s; stopping anyway", self.tracker.len(), DRAIN.as_secs()),
+            });
+        }
+        self.events().emit(Level::Info, Channel::System, None, EventKind::Note { text: "stopped".into() });
+        self.shared.events.detach_file_writer();
+        let _ = (&mut self.log_writer).await;
+    }
+}

@@ -1,0 +1,265 @@
+//! The `postern` command: the desktop app by default, `serve` for a headless server, and
+//! postconf-style commands for settings, domains and accounts. Errors become messages here
+//! (`anyhow` lives only at this edge).
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use postern::cli;
+use postern::engine::config::keys;
+use postern::engine::events::EventBus;
+use postern::engine::{self, EngineOptions};
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A desktop mail server: SMTP with local mailboxes, settings dialogs, live logs.
+#[derive(Parser)]
+#[command(name = "postern", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file (default: the user's config dir, postern/postern.ron).
+    #[arg(long, global = true, env = "POSTERN_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory for mailboxes, certificates and logs (default: the user's data dir).
+    #[arg(long, global = true, env = "POSTERN_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Open the desktop app (the default).
+    Gui(GuiArgs),
+    /// Run the mail server in the foreground without a window; SIGINT/SIGTERM stop it.
+    Serve,
+    /// Show, read, change and check settings (like postconf).
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Manage local domains.
+    #[command(subcommand)]
+    Domain(DomainCmd),
+    /// Manage local accounts.
+    #[command(subcommand)]
+    Account(AccountCmd),
+}
+
+#[derive(Args, Default)]
+struct GuiArgs {
+    /// Do not create a system tray icon.
+    #[arg(long)]
+    no_tray: bool,
+    /// Start minimized.
+    #[arg(long)]
+    minimized: bool,
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Print every setting as `key = value`.
+    Show,
+    /// Print one setting (or a whole section).
+    Get {
+        /// Dotted key, e.g. smtp.incoming.port.
+        key: String,
+    },
+    /// Change settings: KEY=VALUE, VALUE a RON literal (a bare word is a string).
+    Set {
+        /// One or more KEY=VALUE.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        assignments: Vec<String>,
+    },
+    /// Check the file: exit 0 and print `ok`, or name each problem's line and field.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum DomainCmd {
+    /// Add a local domain.
+    Add {
+        /// e.g. example.com
+        domain: String,
+    },
+    /// List local domains.
+    List,
+    /// Remove a local domain (it must have no accounts).
+    Remove {
+        /// The domain.
+        domain: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCmd {
+    /// Add an account in a local domain.
+    Add {
+        /// user@domain
+        address: String,
+        /// Read the password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts (optionally of one domain).
+    List {
+        /// Only this domain.
+        domain: Option<String>,
+    },
+    /// Remove an account (its mailbox files are kept).
+    Remove {
+        /// user@domain
+        address: String,
+    },
+    /// Set an account's password.
+    Passwd {
+        /// user@domain
+        address: String,
+        /// Read the password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("postern: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Cli) -> Result<ExitCode> {
+    let (default_config, default_data) = cli::default_paths();
+    let opts = EngineOptions {
+        config_path: args.config.unwrap_or(default_config),
+        data_dir: args.data_dir.unwrap_or(default_data),
+    };
+    let path = &opts.config_path;
+    match args.command {
+        None => gui(opts, GuiArgs::default()),
+        Some(Command::Gui(g)) => gui(opts, g),
+        Some(Command::Serve) => serve(opts),
+        Some(Command::Config(c)) => match c {
+            ConfigCmd::Show => {
+                for (k, v) in keys::leaves(&cli::read(path)?) {
+                    println!("{k} = {v}");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            ConfigCmd::Get { key } => {
+                println!("{}", keys::get(&cli::read(path)?, &key)?);
+                Ok(ExitCode::SUCCESS)
+            }
+            ConfigCmd::Set { assignments } => {
+                cli::config_set(path, &assignments)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            ConfigCmd::Check => {
+                cli::read(path)?;
+                if !path.exists() {
+                    println!("ok ({} does not exist yet; the defaults apply)", path.display());
+                } else {
+                    println!("ok");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+        Some(Command::Domain(d)) => {
+            match d {
+                DomainCmd::Add { domain } => cli::domain_add(path, &domain)?,
+                DomainCmd::Remove { domain } => cli::domain_remove(path, &domain)?,
+                DomainCmd::List => {
+                    for d in cli::read(path)?.domains {
+                        println!("{d}");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Account(a)) => {
+            match a {
+                AccountCmd::Add { address, password_stdin } => {
+                    let p = read_password(password_stdin)?;
+                    cli::account_add(path, &address, &p)?;
+                }
+                AccountCmd::Passwd { address, password_stdin } => {
+                    let p = read_password(password_stdin)?;
+                    cli::account_passwd(path, &address, &p)?;
+                }
+                AccountCmd::Remove { address } => cli::account_remove(path, &address)?,
+                AccountCmd::List { domain } => {
+                    let cfg = cli::read(path)?;
+                    let suffix = domain.map(|d| format!("@{}", postern::engine::config::normalize_domain(&d)));
+                    for a in cfg.accounts {
+                        if suffix.as_ref().is_none_or(|s| a.address.ends_with(s)) {
+                            println!("{}", a.address);
+                        }
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The password from stdin's first line, or asked twice on the terminal.
+fn read_password(from_stdin: bool) -> Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    let p = rpassword::prompt_password("Password: ").context("cannot read the password (use --password-stdin)")?;
+    let again = rpassword::prompt_password("Again: ").context("cannot read the password")?;
+    anyhow::ensure!(p == again, "the passwords differ");
+    Ok(p)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .with_level(false)
+        .try_init();
+}
+
+fn serve(opts: EngineOptions) -> Result<ExitCode> {
+    init_tracing();
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let mut handle = engine::start(opts, EventBus::new()).await?;
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = hup.recv() => { handle.send(engine::handle::Command::Reload); }
+                _ = handle.wait() => return Ok(ExitCode::FAILURE),
+            }
+        }
+        handle.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[cfg(feature = "gui")]
+fn gui(opts: EngineOptions, args: GuiArgs) -> Result<ExitCode> {
+    postern::gui::run(opts, args.no_tray, args.minimized)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "gui"))]
+fn gui(_opts: EngineOptions, _args: GuiArgs) -> Result<ExitCode> {
+    eprintln!(
+        "postern was built without the desktop app (feature `gui`).\n\
+         Run the server with `postern serve`; see `postern --help`."
+    );
+    Ok(ExitCode::from(2))
+}
