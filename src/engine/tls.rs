@@ -81,12 +81,16 @@ fn generate_self_signed(host: &str, cert_path: &Path, key_path: &Path) -> Result
         message,
     };
     let names = vec![host.to_string(), "localhost".to_string()];
-    let ck = rcgen::generate_simple_self_signed(names).map_err(|e| fail(e.to_string()))?;
+    let mut params = rcgen::CertificateParams::new(names).map_err(|e| fail(e.to_string()))?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, host);
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, "Postern (self-signed)");
+    let key = rcgen::KeyPair::generate().map_err(|e| fail(e.to_string()))?;
+    let cert = params.self_signed(&key).map_err(|e| fail(e.to_string()))?;
     if let Some(dir) = cert_path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     }
-    write_private(key_path, ck.signing_key.serialize_pem().as_bytes()).map_err(|e| fail(e.to_string()))?;
-    crate::engine::config::file::write_atomic(cert_path, ck.cert.pem().as_bytes())
+    write_private(key_path, key.serialize_pem().as_bytes()).map_err(|e| fail(e.to_string()))?;
+    crate::engine::config::file::write_atomic(cert_path, cert.pem().as_bytes())
         .map_err(|e| fail(e.to_string()))
 }
 

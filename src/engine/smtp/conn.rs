@@ -259,7 +259,7 @@ mod tests {
     async fn every_bare_line_ending_is_refused() {
         for input in [
             &b"a\n.\n"[..],
-            b"a\r.\r",
+            b"a\r.\rQUIT\r\n",
             b"a\r\n.\n",
             b"a\n.\r\n",
             b"a\r.\r\n",
