@@ -1,123 +1,153 @@
-//! The desktop app (feature `gui`): an eframe window over a running engine. For now a status
-//! strip (each listener and its sessions, mails delivered) and the live log; the settings
-//! dialogs, queue pane and tray are the desktop-app issue's work.
+//! The desktop app (feature `gui`): an eframe window (glow) over a running engine, with the
+//! settings dialogs, the Live Logs pane, a mails-per-minute chart and a system tray icon.
 //!
-//! The engine runs on tokio worker threads; the UI only reads status and events and never
-//! awaits. The engine wakes the UI through the repaint callback handed to its event bus.
+//! Threads: eframe keeps the main thread; the engine runs on a tokio runtime's worker threads;
+//! the tray has its own GTK thread. The UI never blocks or awaits: it reads
+//! [`EngineHandle::status`](crate::engine::EngineHandle::status) and the event bus, starts and
+//! stops the engine through [`services::Services`] (tasks that report back over a channel), and
+//! edits settings by saving the configuration file and sending `Command::Reload`. The engine
+//! wakes the UI through the repaint callback handed to its event bus.
+//!
+//! Code map: [`app`] is the window's contents (testable without eframe), [`dialogs`] the
+//! settings dialogs, [`panes`] the log pane and chart, [`services`] the engine's lifecycle,
+//! [`tray`] the tray icon, [`icon`] the drawn icon.
 
-use crate::engine::events::{Event, EventBus};
-use crate::engine::{self, EngineHandle, EngineOptions};
+pub mod app;
+pub mod dialogs;
+pub mod icon;
+pub mod panes;
+pub mod services;
+pub mod tray;
+
+pub use app::{Dialog, PosternApp, Prefs};
+pub use services::{ServiceState, Services};
+
+use crate::engine::EngineOptions;
+use crate::engine::events::{Channel, EventBus, EventKind, Level};
 use anyhow::{Context, Result};
 use eframe::egui;
-use std::collections::VecDeque;
 
-/// Lines kept in the log pane.
-const LOG_LINES: usize = 100_000;
+/// Key of the window settings in eframe's storage.
+const PREFS_KEY: &str = "postern_prefs";
 
 /// Opens the window and runs until it is closed; the engine stops gracefully with it.
-pub fn run(opts: EngineOptions, _no_tray: bool, minimized: bool) -> Result<()> {
+///
+/// `no_tray` skips the tray icon; `minimized` starts hidden in the tray (or minimized when
+/// there is no tray). The hidden variable `POSTERN_GUI_OPEN_DIALOG` (smtp, domains, about)
+/// opens a dialog at start, for screenshots.
+pub fn run(opts: EngineOptions, no_tray: bool, minimized: bool) -> Result<()> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let events = EventBus::new();
-    let handle = rt.block_on(engine::start(opts, events.clone()))?;
+    let mut services = Services::new(rt.handle().clone(), opts, events.clone());
+    services.start();
+    let open_dialog = std::env::var("POSTERN_GUI_OPEN_DIALOG")
+        .ok()
+        .and_then(|d| Dialog::from_name(&d));
+
     let viewport = egui::ViewportBuilder::default()
         .with_title("Postern")
-        .with_inner_size([960.0, 600.0]);
+        .with_app_id("postern")
+        .with_icon(icon::window_icon())
+        .with_inner_size([1040.0, 680.0])
+        .with_min_inner_size([640.0, 400.0]);
     let options = eframe::NativeOptions {
         viewport,
         renderer: eframe::Renderer::Glow,
         ..Default::default()
     };
-    let mut app = Some(App::new(handle, events, rt));
-    eframe::run_native(
+    let mut services = Some(services);
+    let result = eframe::run_native(
         "Postern",
         options,
         Box::new(move |cc| {
-            let app = app.take().expect("created once");
             let ctx = cc.egui_ctx.clone();
-            if minimized {
-                ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(true));
+            let mut services = services.take().expect("created once");
+            let wake_ctx = ctx.clone();
+            services.set_wake(move || wake_ctx.request_repaint());
+            let wake_ctx = ctx.clone();
+            events.set_wake(move || wake_ctx.request_repaint());
+            let mut app = PosternApp::new(services);
+            if let Some(prefs) = cc
+                .storage
+                .and_then(|s| eframe::get_value::<Prefs>(s, PREFS_KEY))
+            {
+                app.set_prefs(prefs);
             }
-            app.events.set_wake(move || ctx.request_repaint());
-            Ok(Box::new(app))
-        }),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
-}
-
-struct App {
-    /// The running engine; taken at exit to shut it down.
-    handle: Option<EngineHandle>,
-    /// The engine's events.
-    events: EventBus,
-    /// Live events not yet moved into `log`.
-    live: tokio::sync::broadcast::Receiver<Event>,
-    /// Lines shown in the log pane.
-    log: VecDeque<String>,
-    /// The runtime the engine runs on.
-    rt: tokio::runtime::Runtime,
-}
-
-impl App {
-    fn new(handle: EngineHandle, events: EventBus, rt: tokio::runtime::Runtime) -> Self {
-        let live = events.subscribe();
-        let log = events.recent().iter().map(Event::to_string).collect();
-        App { handle: Some(handle), events, live, log, rt }
-    }
-
-    fn drain_events(&mut self) {
-        use tokio::sync::broadcast::error::TryRecvError;
-        loop {
-            match self.live.try_recv() {
-                Ok(ev) => {
-                    if self.log.len() == LOG_LINES {
-                        self.log.pop_front();
+            if no_tray {
+                note(&events, Level::Info, "system tray: off (--no-tray)".into());
+            } else {
+                let wake_ctx = ctx.clone();
+                match tray::spawn(move || wake_ctx.request_repaint()) {
+                    Ok(t) => {
+                        if t.has_host() {
+                            note(&events, Level::Info, "system tray icon shown".into());
+                        } else {
+                            note(
+                                &events,
+                                Level::Warn,
+                                "no system tray host is running (no StatusNotifierWatcher on D-Bus); \
+                                 closing the window quits"
+                                    .into(),
+                            );
+                        }
+                        app.set_tray(t);
                     }
-                    self.log.push_back(ev.to_string());
+                    Err(e) => note(
+                        &events,
+                        Level::Warn,
+                        format!("running without a system tray: {e}"),
+                    ),
                 }
-                Err(TryRecvError::Lagged(n)) => self.log.push_back(format!("({n} log lines skipped)")),
-                Err(_) => break,
             }
+            if let Some(d) = open_dialog {
+                app.open(d);
+            }
+            Ok(Box::new(Window {
+                app,
+                start_hidden: minimized,
+            }))
+        }),
+    );
+    result.map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}
+
+/// Logs a line of the app's own, once, in the System log (and on stderr).
+fn note(events: &EventBus, level: Level, text: String) {
+    eprintln!("postern: {text}");
+    events.emit(level, Channel::System, None, EventKind::Note { text });
+}
+
+/// eframe's side of the window.
+struct Window {
+    /// The contents.
+    app: PosternApp,
+    /// `--minimized`: hide (or minimize) at the first frame.
+    start_hidden: bool,
+}
+
+impl eframe::App for Window {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        if std::mem::take(&mut self.start_hidden) {
+            self.app.set_visible(ctx, false);
+        }
+        self.app.tick(ctx);
+        if ctx.input(|i| i.viewport().close_requested()) {
+            self.app.on_close_requested(ctx);
         }
     }
-}
 
-impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        self.drain_events();
-        let status = self.handle.as_ref().map(EngineHandle::status);
-        egui::Panel::top("status").show(ui, |ui| {
-            ui.horizontal_wrapped(|ui| {
-                if let Some(s) = &status {
-                    for l in &s.listeners {
-                        let text = match (&l.addr, &l.error) {
-                            (Some(a), _) => format!("● {} {} ({} open)", l.name, a, l.sessions),
-                            (None, Some(e)) => format!("✖ {} {}: {e}", l.name, l.configured),
-                            _ => format!("○ {} {}", l.name, l.configured),
-                        };
-                        ui.label(text);
-                        ui.separator();
-                    }
-                    ui.label(format!("mails delivered: {}", s.stats.messages_accepted));
-                }
-            });
-        });
-        egui::CentralPanel::default().show(ui, |ui| {
-            ui.heading("Live Logs");
-            let row_h = ui.text_style_height(&egui::TextStyle::Monospace);
-            egui::ScrollArea::vertical()
-                .stick_to_bottom(true)
-                .auto_shrink([false, false])
-                .show_rows(ui, row_h, self.log.len(), |ui, range| {
-                    for line in self.log.range(range) {
-                        ui.monospace(line);
-                    }
-                });
-        });
+        self.app.ui(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, PREFS_KEY, &self.app.current_prefs());
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
-        if let Some(h) = self.handle.take() {
-            self.rt.block_on(h.shutdown());
+        if let Some(t) = self.app.take_tray() {
+            t.shutdown();
         }
+        self.app.services_mut().shutdown_blocking();
     }
 }

@@ -1,0 +1,503 @@
+//! [`PosternApp`]: the main window's contents and state, independent of eframe so the tests
+//! can drive it with egui_kittest. Menu bar and toolbar (dialogs, start/stop), the status strip
+//! (services, each listener up/down with its address and open sessions, mail counters), the
+//! mails-per-minute chart and the Live Logs pane, plus the dialogs as windows above them.
+//! Each frame it takes in the engine's new events and finished starts/stops; it never blocks.
+
+use super::dialogs::domains::DomainsDialog;
+use super::dialogs::smtp::SmtpDialog;
+use super::icon::Badge;
+use super::panes::chart::MailChart;
+use super::panes::logs::{Filters, LogPane};
+use super::services::{ServiceState, Services};
+use super::tray::{Tray, TrayAction, TrayState};
+use crate::engine::events::{Event, Level};
+use eframe::egui;
+use tokio::sync::broadcast;
+
+/// A dialog the app can open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialog {
+    /// SMTP Settings.
+    Smtp,
+    /// Domains & Accounts.
+    Domains,
+    /// About Postern.
+    About,
+}
+
+impl Dialog {
+    /// The name used by `POSTERN_GUI_OPEN_DIALOG` (smtp, domains, about).
+    pub fn from_name(name: &str) -> Option<Dialog> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "smtp" => Some(Dialog::Smtp),
+            "domains" | "accounts" => Some(Dialog::Domains),
+            "about" => Some(Dialog::About),
+            _ => None,
+        }
+    }
+}
+
+/// Settings of the window that persist through eframe storage.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Prefs {
+    /// Show the mails-per-minute chart.
+    pub show_chart: bool,
+    /// The close button hides the window to the tray (only when a tray host exists).
+    pub close_to_tray: bool,
+    /// Log pane filters.
+    pub filters: Filters,
+    /// Log pane follows the tail.
+    pub follow: bool,
+}
+
+impl Default for Prefs {
+    fn default() -> Self {
+        Prefs {
+            show_chart: true,
+            close_to_tray: true,
+            filters: Filters::default(),
+            follow: true,
+        }
+    }
+}
+
+/// Parts that are not yet in the engine; shown as disabled entries, never as working ones.
+const NOT_YET: &[(&str, &str)] = &[
+    (
+        "Access Control...",
+        "SMTP authentication and IP ranges for the outgoing SMTP: arrives with the engine's access control",
+    ),
+    (
+        "Outgoing Mails...",
+        "Re-send, delivery mode, relay host and domain mapping: arrives with the engine's outgoing queue",
+    ),
+    (
+        "Abuse & Spam...",
+        "Connection limits, lockout, tarpitting and RBL lists: arrives with the engine's access control",
+    ),
+    (
+        "Queued Mails",
+        "The outgoing queue: arrives with the engine's outgoing queue",
+    ),
+];
+
+/// The main window.
+pub struct PosternApp {
+    /// The engine.
+    services: Services,
+    /// New engine events.
+    live: broadcast::Receiver<Event>,
+    /// The Live Logs pane.
+    pub logs: LogPane,
+    /// The chart.
+    chart: MailChart,
+    /// Open SMTP Settings dialog.
+    smtp: Option<SmtpDialog>,
+    /// Open Domains & Accounts dialog.
+    domains: Option<DomainsDialog>,
+    /// Whether About is open.
+    about: bool,
+    /// Persisted window settings.
+    pub prefs: Prefs,
+    /// The tray, when there is one.
+    tray: Option<Tray>,
+    /// Whether the window is shown (false while hidden to the tray).
+    visible: bool,
+    /// Quit was chosen: the next close request is let through.
+    quitting: bool,
+}
+
+impl PosternApp {
+    /// The window over `services` (which may still be stopped or starting).
+    pub fn new(services: Services) -> Self {
+        let live = services.events().subscribe();
+        let mut logs = LogPane::new();
+        let mut chart = MailChart::default();
+        for ev in services.events().recent() {
+            logs.push(&ev);
+            chart.push(&ev);
+        }
+        PosternApp {
+            services,
+            live,
+            logs,
+            chart,
+            smtp: None,
+            domains: None,
+            about: false,
+            prefs: Prefs::default(),
+            tray: None,
+            visible: true,
+            quitting: false,
+        }
+    }
+
+    /// The engine.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// The engine, mutably (start/stop).
+    pub fn services_mut(&mut self) -> &mut Services {
+        &mut self.services
+    }
+
+    /// Uses these persisted settings.
+    pub fn set_prefs(&mut self, prefs: Prefs) {
+        self.logs.filters = prefs.filters.clone();
+        self.logs.follow = prefs.follow;
+        self.prefs = prefs;
+    }
+
+    /// The settings to persist now.
+    pub fn current_prefs(&self) -> Prefs {
+        Prefs {
+            filters: self.logs.filters.clone(),
+            follow: self.logs.follow,
+            ..self.prefs.clone()
+        }
+    }
+
+    /// Attaches the tray.
+    pub fn set_tray(&mut self, tray: Tray) {
+        self.tray = Some(tray);
+    }
+
+    /// Whether a tray host shows our icon.
+    pub fn has_tray(&self) -> bool {
+        self.tray.as_ref().is_some_and(Tray::has_host)
+    }
+
+    /// Opens a dialog (reading the configuration file now).
+    pub fn open(&mut self, d: Dialog) {
+        match d {
+            Dialog::Smtp => self.smtp = Some(SmtpDialog::open(&self.services)),
+            Dialog::Domains => self.domains = Some(DomainsDialog::open(&self.services)),
+            Dialog::About => self.about = true,
+        }
+    }
+
+    /// Whether a dialog is open.
+    pub fn is_open(&self, d: Dialog) -> bool {
+        match d {
+            Dialog::Smtp => self.smtp.is_some(),
+            Dialog::Domains => self.domains.is_some(),
+            Dialog::About => self.about,
+        }
+    }
+
+    /// Work that must go on even while the window is hidden: new events, finished
+    /// starts/stops, tray clicks, the tray's icon. Called from eframe's `logic` and from
+    /// [`PosternApp::ui`].
+    pub fn tick(&mut self, ctx: &egui::Context) {
+        self.drain_events();
+        self.services.poll();
+        let actions = self.tray.as_ref().map(Tray::actions).unwrap_or_default();
+        for a in actions {
+            match a {
+                TrayAction::ToggleWindow => self.set_visible(ctx, !self.visible),
+                TrayAction::Start => self.services.start(),
+                TrayAction::Stop => self.services.stop(),
+                TrayAction::Quit => self.quit(ctx),
+            }
+        }
+        let state = self.tray_state();
+        if let Some(t) = self.tray.as_mut() {
+            t.update(state);
+        }
+    }
+
+    /// Shows or hides the window (hiding only when a tray host can bring it back).
+    pub fn set_visible(&mut self, ctx: &egui::Context, visible: bool) {
+        if !visible && !self.has_tray() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(true));
+            return;
+        }
+        self.visible = visible;
+        ctx.send_viewport_cmd(egui::ViewportCommand::Visible(visible));
+        if visible {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
+            ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+        }
+    }
+
+    /// Closes the window and ends the app.
+    pub fn quit(&mut self, ctx: &egui::Context) {
+        self.quitting = true;
+        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+    }
+
+    /// Answers the window's close button: hide to the tray when a tray host exists and the
+    /// preference says so, otherwise let the app end.
+    pub fn on_close_requested(&mut self, ctx: &egui::Context) {
+        if !self.quitting && self.prefs.close_to_tray && self.has_tray() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.set_visible(ctx, false);
+        }
+    }
+
+    /// Takes the tray away (to shut it down at exit).
+    pub fn take_tray(&mut self) -> Option<Tray> {
+        self.tray.take()
+    }
+
+    fn tray_state(&self) -> TrayState {
+        let status = self.services.status();
+        let listener_down = status
+            .as_ref()
+            .is_some_and(|s| s.listeners.iter().any(|l| l.addr.is_none()));
+        let badge = match self.services.state() {
+            ServiceState::Running if listener_down => Badge::Error,
+            ServiceState::Running => Badge::Running,
+            ServiceState::Failed(_) => Badge::Error,
+            _ => Badge::Stopped,
+        };
+        TrayState {
+            badge,
+            tooltip: format!("Postern: {}", self.services.state().label()),
+            window_visible: self.visible,
+            can_start: self.services.can_start(),
+            can_stop: self.services.can_stop(),
+        }
+    }
+
+    fn drain_events(&mut self) {
+        use broadcast::error::TryRecvError;
+        loop {
+            match self.live.try_recv() {
+                Ok(ev) => {
+                    self.logs.push(&ev);
+                    self.chart.push(&ev);
+                }
+                Err(TryRecvError::Lagged(n)) => self.logs.push_note(
+                    Level::Warn,
+                    format!("({n} log lines were skipped: the window fell behind)"),
+                ),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Draws the whole window.
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        self.tick(&ctx);
+        egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
+        egui::Panel::top("toolbar").show(ui, |ui| {
+            self.toolbar(ui);
+            ui.add_space(2.0);
+            self.status_strip(ui);
+            ui.add_space(2.0);
+        });
+        if self.prefs.show_chart {
+            egui::Panel::bottom("chart")
+                .resizable(true)
+                .default_size(170.0)
+                .min_size(90.0)
+                .show(ui, |ui| {
+                    ui.label(
+                        egui::RichText::new(
+                            "Mails per minute (received into local mailboxes / refused)",
+                        )
+                        .strong(),
+                    );
+                    self.chart.ui(ui);
+                });
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.heading("Live Logs");
+            self.logs.ui(ui);
+        });
+
+        if let Some(d) = self.smtp.as_mut()
+            && !d.show(&ctx, &self.services)
+        {
+            self.smtp = None;
+        }
+        if let Some(d) = self.domains.as_mut()
+            && !d.show(&ctx, &self.services)
+        {
+            self.domains = None;
+        }
+        if self.about {
+            self.about_window(&ctx);
+        }
+        // Session counts and the chart's time axis move without events.
+        ctx.request_repaint_after(std::time::Duration::from_secs(1));
+    }
+
+    fn menu_bar(&mut self, ui: &mut egui::Ui) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("Server", |ui| {
+                if ui
+                    .add_enabled(
+                        self.services.can_start(),
+                        egui::Button::new("Start Services"),
+                    )
+                    .clicked()
+                {
+                    self.services.start();
+                }
+                if ui
+                    .add_enabled(self.services.can_stop(), egui::Button::new("Stop Services"))
+                    .clicked()
+                {
+                    self.services.stop();
+                }
+                ui.separator();
+                if ui
+                    .add_enabled(self.has_tray(), egui::Button::new("Hide to Tray"))
+                    .on_disabled_hover_text("No system tray is available")
+                    .clicked()
+                {
+                    let ctx = ui.ctx().clone();
+                    self.set_visible(&ctx, false);
+                }
+                if ui.button("Quit").clicked() {
+                    let ctx = ui.ctx().clone();
+                    self.quit(&ctx);
+                }
+            });
+            ui.menu_button("Settings", |ui| {
+                if ui.button("SMTP Settings...").clicked() {
+                    self.open(Dialog::Smtp);
+                }
+                if ui.button("Domains & Accounts...").clicked() {
+                    self.open(Dialog::Domains);
+                }
+                ui.separator();
+                for (name, why) in NOT_YET {
+                    ui.add_enabled(false, egui::Button::new(*name))
+                        .on_disabled_hover_text(format!("Not available yet. {why}."));
+                }
+            });
+            ui.menu_button("View", |ui| {
+                ui.checkbox(&mut self.prefs.show_chart, "Mails per Minute Chart");
+                ui.checkbox(&mut self.prefs.close_to_tray, "Close Button Hides to Tray")
+                    .on_hover_text("Only when a system tray is available; otherwise closing quits");
+            });
+            ui.menu_button("Help", |ui| {
+                if ui.button("About Postern").clicked() {
+                    self.open(Dialog::About);
+                }
+            });
+        });
+    }
+
+    fn toolbar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(
+                    self.services.can_start(),
+                    egui::Button::new("Start Services"),
+                )
+                .on_hover_text("Start the SMTP services")
+                .clicked()
+            {
+                self.services.start();
+            }
+            if ui
+                .add_enabled(self.services.can_stop(), egui::Button::new("Stop Services"))
+                .on_hover_text("Stop the SMTP services gracefully (open sessions finish)")
+                .clicked()
+            {
+                self.services.stop();
+            }
+            ui.separator();
+            if ui
+                .button("SMTP Settings")
+                .on_hover_text("Ports, addresses, limits, TLS")
+                .clicked()
+            {
+                self.open(Dialog::Smtp);
+            }
+            if ui
+                .button("Domains & Accounts")
+                .on_hover_text("Local domains, accounts and passwords")
+                .clicked()
+            {
+                self.open(Dialog::Domains);
+            }
+        });
+    }
+
+    fn status_strip(&mut self, ui: &mut egui::Ui) {
+        let good = egui::Color32::from_rgb(53, 179, 74);
+        let bad = ui.visuals().error_fg_color;
+        let weak = ui.visuals().weak_text_color();
+        ui.horizontal_wrapped(|ui| {
+            let state = self.services.state().clone();
+            let colour = match state {
+                ServiceState::Running => good,
+                ServiceState::Failed(_) => bad,
+                _ => weak,
+            };
+            ui.label(
+                egui::RichText::new(format!("Services: {}", state.label()))
+                    .color(colour)
+                    .strong(),
+            );
+            if let Some(s) = self.services.status() {
+                for l in &s.listeners {
+                    ui.separator();
+                    match (&l.addr, &l.error) {
+                        (Some(a), _) => {
+                            dot(ui, good);
+                            ui.label(egui::RichText::new(format!("{} {a} up", l.name)).color(good))
+                                .on_hover_text(format!(
+                                    "Listening as configured ({}).",
+                                    l.configured
+                                ));
+                            ui.label(format!("{} open", l.sessions));
+                        }
+                        (None, Some(e)) => {
+                            dot(ui, bad);
+                            ui.label(
+                                egui::RichText::new(format!("{} {} DOWN", l.name, l.configured))
+                                    .color(bad),
+                            )
+                            .on_hover_text(e.as_str());
+                        }
+                        _ => {
+                            dot(ui, weak);
+                            ui.label(
+                                egui::RichText::new(format!("{} {}", l.name, l.configured))
+                                    .color(weak),
+                            );
+                        }
+                    }
+                }
+                ui.separator();
+                ui.label(format!(
+                    "Mails accepted: {} ({} mailbox copies)",
+                    s.stats.messages_accepted, s.stats.local_deliveries
+                ))
+                .on_hover_text("Since the services started");
+            }
+            ui.separator();
+            ui.label(format!("Refused after DATA: {}", self.chart.refused))
+                .on_hover_text("Since the window opened");
+        });
+    }
+
+    fn about_window(&mut self, ctx: &egui::Context) {
+        let mut open = true;
+        egui::Window::new("About Postern").open(&mut open).collapsible(false).resizable(false).show(ctx, |ui| {
+            ui.heading(format!("Postern {}", env!("CARGO_PKG_VERSION")));
+            ui.label("A desktop mail server: SMTP with local mailboxes, settings dialogs and live logs.");
+            let o = self.services.options();
+            ui.label(format!("Configuration file: {}", o.config_path.display()));
+            ui.label(format!("Data directory: {}", o.data_dir.display()));
+            ui.label(if self.has_tray() { "System tray: yes" } else { "System tray: none" });
+        });
+        self.about = open;
+    }
+}
+
+/// A small coloured status dot (drawn, so it needs no glyph in the font).
+fn dot(ui: &mut egui::Ui, colour: egui::Color32) {
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+    ui.painter().circle_filled(rect.center(), 4.5, colour);
+}

@@ -1,0 +1,467 @@
+//! The Domains & Accounts dialog: the local domains and their accounts. Adds and removes
+//! domains (a domain with accounts cannot be removed, as with `postern domain remove`), adds and
+//! removes accounts and sets passwords. Passwords are hashed (argon2) as soon as they are
+//! entered; the draft never holds a clear-text password after that. OK / Apply write the
+//! domain and account lists into the configuration file and reload the engine.
+
+use super::{Action, ApplyError, apply, button_row, error_label, load, saved_message};
+use crate::engine::config::validate::{is_hostname, is_local_part};
+use crate::engine::config::{Account, Config, FieldError, normalize_address, normalize_domain};
+use crate::engine::store::password;
+use crate::gui::services::Services;
+use eframe::egui;
+
+/// The dialog's draft.
+pub struct DomainsDialog {
+    /// Why the file could not be read (the dialog then only offers Cancel).
+    load_error: Option<String>,
+    /// Local domains, as they will be saved.
+    domains: Vec<String>,
+    /// Accounts, with password hashes.
+    accounts: Vec<Account>,
+    /// The domain whose accounts are listed.
+    selected_domain: Option<String>,
+    /// The account the password and remove buttons act on.
+    selected_account: Option<String>,
+    new_domain: String,
+    new_user: String,
+    new_password: String,
+    set_password: String,
+    /// Problem with the last Add Domain.
+    domain_error: Option<String>,
+    /// Problem with the last Add Account / Set Password.
+    account_error: Option<String>,
+    /// Errors of the last Apply.
+    errors: Vec<FieldError>,
+    /// Result of the last action.
+    message: Option<String>,
+}
+
+impl DomainsDialog {
+    /// The dialog over the configuration file as it is now.
+    pub fn open(services: &Services) -> Self {
+        match load(services) {
+            Ok(cfg) => Self::from_config(&cfg),
+            Err(e) => {
+                let mut d = Self::from_config(&Config::default());
+                d.load_error = Some(e);
+                d
+            }
+        }
+    }
+
+    fn from_config(cfg: &Config) -> Self {
+        DomainsDialog {
+            load_error: None,
+            domains: cfg.domains.clone(),
+            accounts: cfg.accounts.clone(),
+            selected_domain: cfg.domains.first().cloned(),
+            selected_account: None,
+            new_domain: String::new(),
+            new_user: String::new(),
+            new_password: String::new(),
+            set_password: String::new(),
+            domain_error: None,
+            account_error: None,
+            errors: Vec::new(),
+            message: None,
+        }
+    }
+
+    fn accounts_of<'a>(&'a self, domain: &'a str) -> impl Iterator<Item = &'a Account> + 'a {
+        let suffix = format!("@{}", normalize_domain(domain));
+        self.accounts
+            .iter()
+            .filter(move |a| a.address.ends_with(&suffix))
+    }
+
+    /// Adds the domain typed in "New Domain".
+    fn add_domain(&mut self) {
+        let d = normalize_domain(self.new_domain.trim());
+        self.domain_error = if d.is_empty() {
+            Some("type a domain name, e.g. example.com".into())
+        } else if !is_hostname(&d) || (!d.contains('.') && d != "localhost") {
+            Some(format!("`{d}` is not a valid domain name"))
+        } else if self.domains.iter().any(|x| normalize_domain(x) == d) {
+            Some(format!("{d} is already a local domain"))
+        } else {
+            None
+        };
+        if self.domain_error.is_none() {
+            self.domains.push(d.clone());
+            self.selected_domain = Some(d);
+            self.new_domain.clear();
+        }
+    }
+
+    /// Removes the selected domain (only when it has no accounts).
+    fn remove_domain(&mut self) {
+        if let Some(d) = self.selected_domain.take() {
+            if self.accounts_of(&d).next().is_some() {
+                self.domain_error = Some(format!("{d} still has accounts; remove them first"));
+                self.selected_domain = Some(d);
+                return;
+            }
+            self.domains
+                .retain(|x| normalize_domain(x) != normalize_domain(&d));
+            self.selected_domain = self.domains.first().cloned();
+            self.domain_error = None;
+        }
+    }
+
+    /// Adds the account typed in "User Name" / "Password" to the selected domain.
+    fn add_account(&mut self) {
+        let Some(domain) = self.selected_domain.clone() else {
+            self.account_error = Some("add or select a domain first".into());
+            return;
+        };
+        let user = self.new_user.trim().to_string();
+        let address = normalize_address(&format!("{user}@{domain}"));
+        self.account_error = if !is_local_part(&user) {
+            Some(format!("`{user}` is not a valid user name"))
+        } else if self.accounts.iter().any(|a| a.address == address) {
+            Some(format!("{address} already exists"))
+        } else if self.new_password.is_empty() {
+            Some("type a password for the new account".into())
+        } else {
+            None
+        };
+        if self.account_error.is_none() {
+            self.accounts.push(Account {
+                address: address.clone(),
+                password: password::hash(&self.new_password),
+            });
+            self.selected_account = Some(address);
+            self.new_user.clear();
+            self.new_password.clear();
+        }
+    }
+
+    /// Sets the selected account's password.
+    fn set_account_password(&mut self) {
+        let Some(address) = self.selected_account.clone() else {
+            return;
+        };
+        if self.set_password.is_empty() {
+            self.account_error = Some("type the new password first".into());
+            return;
+        }
+        if let Some(a) = self.accounts.iter_mut().find(|a| a.address == address) {
+            a.password = password::hash(&self.set_password);
+            self.set_password.clear();
+            self.account_error = None;
+            self.message = Some(format!(
+                "New password for {address} (saved with OK or Apply)."
+            ));
+        }
+    }
+
+    fn remove_account(&mut self) {
+        if let Some(a) = self.selected_account.take() {
+            self.accounts.retain(|x| x.address != a);
+        }
+    }
+
+    fn apply(&mut self, services: &Services) -> bool {
+        let (domains, accounts) = (self.domains.clone(), self.accounts.clone());
+        match apply(services, move |cfg| {
+            cfg.domains = domains;
+            cfg.accounts = accounts;
+            Vec::new()
+        }) {
+            Ok((_, told)) => {
+                self.errors.clear();
+                self.message = Some(saved_message(services, told));
+                true
+            }
+            Err(ApplyError::Fields(errors)) => {
+                self.message = Some(format!("Not saved: {} problem(s).", errors.len()));
+                self.errors = errors;
+                false
+            }
+            Err(ApplyError::File(e)) => {
+                self.message = Some(format!("Not saved: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Shows the dialog; false once it is closed.
+    pub fn show(&mut self, ctx: &egui::Context, services: &Services) -> bool {
+        let mut open = true;
+        let mut action = None;
+        egui::Window::new("Domains & Accounts")
+            .open(&mut open)
+            .collapsible(false)
+            .default_pos([100.0, 80.0])
+            .default_width(620.0)
+            .show(ctx, |ui| action = self.contents(ui));
+        match action {
+            Some(Action::Ok) => open &= !self.apply(services),
+            Some(Action::Apply) => {
+                self.apply(services);
+            }
+            Some(Action::Cancel) => open = false,
+            None => {}
+        }
+        open
+    }
+
+    fn contents(&mut self, ui: &mut egui::Ui) -> Option<Action> {
+        if let Some(e) = &self.load_error {
+            error_label(
+                ui,
+                &format!(
+                    "The configuration file cannot be read, so it cannot be edited here:\n{e}"
+                ),
+            );
+            return button_row(ui, false);
+        }
+        ui.columns(2, |cols| {
+            self.domains_column(&mut cols[0]);
+            self.accounts_column(&mut cols[1]);
+        });
+        for e in &self.errors {
+            error_label(
+                ui,
+                &format!("{}: {}", self.describe_path(&e.path), e.message),
+            );
+        }
+        if let Some(m) = &self.message {
+            ui.add_space(4.0);
+            ui.label(m);
+        }
+        button_row(ui, true)
+    }
+
+    /// `domains[1]` -> `domain example.com`, for errors shown under the lists.
+    fn describe_path(&self, path: &str) -> String {
+        let index = |p: &str| {
+            p.split_once('[')
+                .and_then(|(_, r)| r.split_once(']'))
+                .and_then(|(i, _)| i.parse::<usize>().ok())
+        };
+        if path.starts_with("domains[")
+            && let Some(d) = index(path).and_then(|i| self.domains.get(i))
+        {
+            return format!("domain {d}");
+        }
+        if path.starts_with("accounts[")
+            && let Some(a) = index(path).and_then(|i| self.accounts.get(i))
+        {
+            return format!("account {}", a.address);
+        }
+        path.to_string()
+    }
+
+    fn domains_column(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Domains");
+        ui.label("Mail for these domains is delivered to local accounts, never relayed.");
+        egui::ScrollArea::vertical()
+            .id_salt("domain_list")
+            .max_height(180.0)
+            .show(ui, |ui| {
+                if self.domains.is_empty() {
+                    ui.weak("(no local domains yet)");
+                }
+                for d in self.domains.clone() {
+                    let n = self.accounts_of(&d).count();
+                    let selected = self.selected_domain.as_deref() == Some(d.as_str());
+                    if ui
+                        .selectable_label(selected, format!("{d} ({n} accounts)"))
+                        .on_hover_text("Select this domain to see and edit its accounts")
+                        .clicked()
+                    {
+                        self.selected_domain = Some(d.clone());
+                        self.selected_account = None;
+                    }
+                }
+            });
+        let has_accounts = self
+            .selected_domain
+            .as_deref()
+            .is_some_and(|d| self.accounts_of(d).next().is_some());
+        if ui
+            .add_enabled(
+                self.selected_domain.is_some() && !has_accounts,
+                egui::Button::new("Remove Domain"),
+            )
+            .on_hover_text("Remove the selected domain")
+            .on_disabled_hover_text("Select a domain without accounts (remove its accounts first)")
+            .clicked()
+        {
+            self.remove_domain();
+        }
+        ui.separator();
+        ui.horizontal(|ui| {
+            let l = ui.label("New Domain");
+            let r = ui
+                .add(
+                    egui::TextEdit::singleline(&mut self.new_domain)
+                        .desired_width(150.0)
+                        .hint_text("example.com"),
+                )
+                .labelled_by(l.id)
+                .on_hover_text("A domain this server receives mail for");
+            let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if ui
+                .button("Add Domain")
+                .on_hover_text("Add the domain typed beside")
+                .clicked()
+                || enter
+            {
+                self.add_domain();
+            }
+        });
+        if let Some(e) = &self.domain_error {
+            error_label(ui, e);
+        }
+    }
+
+    fn accounts_column(&mut self, ui: &mut egui::Ui) {
+        let domain = self.selected_domain.clone();
+        ui.heading(match &domain {
+            Some(d) => format!("Accounts of {d}"),
+            None => "Accounts".to_string(),
+        });
+        egui::ScrollArea::vertical()
+            .id_salt("account_list")
+            .max_height(150.0)
+            .show(ui, |ui| {
+                let Some(d) = &domain else {
+                    ui.weak("(select a domain)");
+                    return;
+                };
+                let list: Vec<String> = self.accounts_of(d).map(|a| a.address.clone()).collect();
+                if list.is_empty() {
+                    ui.weak("(no accounts yet)");
+                }
+                for a in list {
+                    let selected = self.selected_account.as_deref() == Some(a.as_str());
+                    if ui
+                        .selectable_label(selected, &a)
+                        .on_hover_text("Select this account")
+                        .clicked()
+                    {
+                        self.selected_account = Some(a.clone());
+                    }
+                }
+            });
+        let has_sel = self.selected_account.is_some();
+        ui.horizontal(|ui| {
+            let l = ui.label("New Password");
+            ui.add_enabled(
+                has_sel,
+                egui::TextEdit::singleline(&mut self.set_password)
+                    .password(true)
+                    .desired_width(110.0),
+            )
+            .labelled_by(l.id)
+            .on_hover_text("The selected account's new password");
+            if ui
+                .add_enabled(has_sel, egui::Button::new("Set Password"))
+                .on_hover_text("Give the selected account the password typed beside")
+                .on_disabled_hover_text("Select an account first")
+                .clicked()
+            {
+                self.set_account_password();
+            }
+        });
+        if ui
+            .add_enabled(has_sel, egui::Button::new("Remove Account"))
+            .on_hover_text("Remove the selected account (its mailbox files are kept)")
+            .on_disabled_hover_text("Select an account first")
+            .clicked()
+        {
+            self.remove_account();
+        }
+        ui.separator();
+        let has_domain = domain.is_some();
+        egui::Grid::new("new_account")
+            .num_columns(2)
+            .show(ui, |ui| {
+                let l = ui.label("User Name");
+                ui.add_enabled(
+                    has_domain,
+                    egui::TextEdit::singleline(&mut self.new_user)
+                        .desired_width(150.0)
+                        .hint_text("alice"),
+                )
+                .labelled_by(l.id)
+                .on_hover_text("The part before the @ of the new account's address");
+                ui.end_row();
+                let l = ui.label("Password");
+                ui.add_enabled(
+                    has_domain,
+                    egui::TextEdit::singleline(&mut self.new_password)
+                        .password(true)
+                        .desired_width(150.0),
+                )
+                .labelled_by(l.id)
+                .on_hover_text("The new account's password (stored only as an argon2 hash)");
+                ui.end_row();
+            });
+        if ui
+            .add_enabled(has_domain, egui::Button::new("Add Account"))
+            .on_hover_text("Add the account to the selected domain")
+            .on_disabled_hover_text("Add or select a domain first")
+            .clicked()
+        {
+            self.add_account();
+        }
+        if let Some(e) = &self.account_error {
+            error_label(ui, e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adding_and_removing_domains_and_accounts() {
+        let mut d = DomainsDialog::from_config(&Config::default());
+        d.new_domain = "Example.TEST.".into();
+        d.add_domain();
+        assert_eq!(d.domains, ["example.test"]);
+        d.new_domain = "example.test".into();
+        d.add_domain();
+        assert!(d.domain_error.as_deref().unwrap().contains("already"));
+        d.new_domain = "bad domain".into();
+        d.add_domain();
+        assert!(d.domain_error.as_deref().unwrap().contains("not a valid"));
+
+        d.new_user = "Alice".into();
+        d.new_password = "pw".into();
+        d.add_account();
+        assert_eq!(d.account_error, None);
+        assert_eq!(d.accounts[0].address, "alice@example.test");
+        assert!(password::verify(&d.accounts[0].password, "pw"));
+        assert!(d.new_password.is_empty(), "the clear password is not kept");
+
+        d.set_password = "new".into();
+        d.set_account_password();
+        assert!(password::verify(&d.accounts[0].password, "new"));
+
+        d.remove_domain();
+        assert_eq!(d.domains.len(), 1, "a domain with accounts stays");
+        d.remove_account();
+        d.remove_domain();
+        assert!(d.domains.is_empty());
+    }
+
+    #[test]
+    fn paths_are_described_by_name() {
+        let cfg = Config {
+            domains: vec!["a.test".into()],
+            ..Config::default()
+        };
+        let d = DomainsDialog::from_config(&cfg);
+        assert_eq!(d.describe_path("domains[0]"), "domain a.test");
+        assert_eq!(
+            d.describe_path("accounts[3].address"),
+            "accounts[3].address"
+        );
+    }
+}

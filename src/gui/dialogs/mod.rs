@@ -1,0 +1,187 @@
+//! The settings dialogs and what they share: the OK / Cancel / Apply row, a labelled field with
+//! the manual's explanation as hover text and its validation error beside it, and [`apply`],
+//! which merges a dialog's draft into the configuration file as it is on disk now (under the
+//! same lock as `postern config`), validates, saves atomically and asks the running engine to
+//! reload.
+
+pub mod domains;
+pub mod smtp;
+
+use super::services::Services;
+use crate::engine::config::{Config, FieldError, validate};
+use eframe::egui;
+
+/// A button of the dialog's bottom row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Apply and close.
+    Ok,
+    /// Close without applying.
+    Cancel,
+    /// Apply and stay open.
+    Apply,
+}
+
+/// The OK / Cancel / Apply row; `can_apply` false greys out OK and Apply.
+pub fn button_row(ui: &mut egui::Ui, can_apply: bool) -> Option<Action> {
+    let mut action = None;
+    ui.separator();
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(can_apply, egui::Button::new("OK"))
+            .on_hover_text("Save the settings, apply them to the running server and close")
+            .clicked()
+        {
+            action = Some(Action::Ok);
+        }
+        if ui
+            .button("Cancel")
+            .on_hover_text("Close without saving")
+            .clicked()
+        {
+            action = Some(Action::Cancel);
+        }
+        if ui
+            .add_enabled(can_apply, egui::Button::new("Apply"))
+            .on_hover_text("Save the settings and apply them to the running server")
+            .clicked()
+        {
+            action = Some(Action::Apply);
+        }
+    });
+    action
+}
+
+/// The error for `path`, if any.
+pub fn error_for<'a>(errors: &'a [FieldError], path: &str) -> Option<&'a str> {
+    errors
+        .iter()
+        .find(|e| e.path == path)
+        .map(|e| e.message.as_str())
+}
+
+/// Shows a validation error in the error colour.
+pub fn error_label(ui: &mut egui::Ui, message: &str) {
+    ui.label(egui::RichText::new(message).color(ui.visuals().error_fg_color));
+}
+
+/// One grid row: the label (with `hover`), a single-line text field tied to it, and the error
+/// for `path` beside it. `enabled` false greys the field out.
+pub fn text_row(
+    ui: &mut egui::Ui,
+    label: &str,
+    hover: &str,
+    value: &mut String,
+    errors: &[FieldError],
+    path: &str,
+    enabled: bool,
+) -> egui::Response {
+    let l = ui
+        .add_enabled(enabled, egui::Label::new(label))
+        .on_hover_text(hover);
+    let r = ui
+        .horizontal(|ui| {
+            let r = ui
+                .add_enabled(
+                    enabled,
+                    egui::TextEdit::singleline(value).desired_width(180.0),
+                )
+                .labelled_by(l.id)
+                .on_hover_text(hover);
+            if let Some(e) = error_for(errors, path) {
+                error_label(ui, e);
+            }
+            r
+        })
+        .inner;
+    ui.end_row();
+    r
+}
+
+/// One grid row with a checkbox (its text is its own label) and the error for `path`.
+pub fn check_row(
+    ui: &mut egui::Ui,
+    label: &str,
+    hover: &str,
+    value: &mut bool,
+    errors: &[FieldError],
+    path: &str,
+) {
+    ui.label("");
+    ui.horizontal(|ui| {
+        ui.checkbox(value, label).on_hover_text(hover);
+        if let Some(e) = error_for(errors, path) {
+            error_label(ui, e);
+        }
+    });
+    ui.end_row();
+}
+
+/// Why [`apply`] did not save.
+#[derive(Debug)]
+pub enum ApplyError {
+    /// Fields are invalid; each is shown beside its field.
+    Fields(Vec<FieldError>),
+    /// The file could not be read or written.
+    File(String),
+}
+
+/// Validation errors carried through `cli::edit`'s `anyhow` result.
+#[derive(Debug)]
+struct Invalid(Vec<FieldError>);
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} invalid field(s)", self.0.len())
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+/// Loads the configuration file as it is now, lets `edit` write the dialog's fields into it
+/// (returning errors for fields that do not even parse), validates the result, saves it
+/// atomically (keeping `.bak`) and asks the running engine to reload. Returns the saved
+/// configuration and whether a running engine was told.
+pub fn apply(
+    services: &Services,
+    edit: impl FnOnce(&mut Config) -> Vec<FieldError>,
+) -> Result<(Config, bool), ApplyError> {
+    let path = &services.options().config_path;
+    let saved = crate::cli::edit(path, |cfg| {
+        // Fields that do not parse keep their old value; the others are validated too, so
+        // every problem shows at once (one message per field).
+        let mut errors = edit(cfg);
+        for e in validate(cfg) {
+            if !errors.iter().any(|x| x.path == e.path) {
+                errors.push(e);
+            }
+        }
+        if errors.is_empty() {
+            Ok(cfg.clone())
+        } else {
+            Err(anyhow::Error::new(Invalid(errors)))
+        }
+    });
+    match saved {
+        Ok(cfg) => Ok((cfg, services.reload())),
+        Err(e) => match e.downcast::<Invalid>() {
+            Ok(Invalid(errors)) => Err(ApplyError::Fields(errors)),
+            Err(e) => Err(ApplyError::File(format!("{e:#}"))),
+        },
+    }
+}
+
+/// The configuration as the file has it now (the defaults when there is no file yet).
+pub fn load(services: &Services) -> Result<Config, String> {
+    crate::cli::read(&services.options().config_path).map_err(|e| e.to_string())
+}
+
+/// The message shown after a successful apply.
+pub fn saved_message(services: &Services, told_engine: bool) -> String {
+    let path = services.options().config_path.display();
+    if told_engine {
+        format!("Saved to {path}; the running server is applying it.")
+    } else {
+        format!("Saved to {path}; it applies when the services start.")
+    }
+}

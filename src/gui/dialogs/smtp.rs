@@ -1,0 +1,588 @@
+//! The SMTP Settings dialog (Ability Mail Server's "SMTP Settings", same labels, the manual's
+//! explanations as hover text) plus the limits, timeouts and TLS settings of `smtp.*`.
+//! Every field is edited as text so a value that does not parse can be shown beside its field.
+//! The Access Control button is a placeholder until the engine has access control.
+
+use super::{
+    Action, ApplyError, apply, button_row, check_row, error_label, load, saved_message, text_row,
+};
+use crate::engine::config::{Config, FieldError, HumanDuration};
+use crate::gui::services::Services;
+use eframe::egui;
+
+/// Hover texts: the manual's explanations, with Postern's name.
+pub mod help {
+    /// Incoming SMTP Port.
+    pub const INCOMING_PORT: &str = "This controls the port for which incoming mail connections will be accepted. \
+It is strongly recommended you do not change this value: the SMTP standard specifies that all SMTP servers \
+must use port 25, and changing it may prevent you from receiving incoming mail off the Internet. If you are \
+using ICS, a router or a firewall, make sure the port forwarding listens on port 25 and forwards to the port \
+given here.";
+    /// Listen Only on IP (both services).
+    pub const LISTEN_IP: &str = "This allows you to bind the listening port to a single IP address. If a host \
+name is provided then it will be converted to an IP address which will then be used for binding. Leave it \
+empty to listen on every address.";
+    /// Enable Outgoing SMTP.
+    pub const OUTGOING_ENABLE: &str = "If you want to use Postern to handle your outgoing mail, then you must \
+enable this option. You must also ensure the outgoing mail service is set up correctly and has been enabled, \
+as all outgoing mails will be routed through that service for delivery across the Internet.";
+    /// Outgoing SMTP Port.
+    pub const OUTGOING_PORT: &str = "This controls the port for which outgoing mail connections will be \
+accepted. It is possible for both Incoming and Outgoing ports to be the same or different. However, for \
+security reasons we strongly recommend you select a non-standard port (e.g. 2525). When configuring your mail \
+client, you must set the port value used for the outgoing SMTP to match the port value specified here. If an \
+email is received on this port which is destined for an account hosted by Postern, then it will be delivered \
+directly without ever passing through the outgoing mail service.";
+    /// Access Control.
+    pub const ACCESS_CONTROL: &str = "Outgoing SMTP Access Control: SMTP Authentication, IP Range Control and Safe \
+IPs. Not available yet: Postern's engine does not have access control so far, and this dialog arrives with it.";
+    /// Max Connections Per Port.
+    pub const MAX_CONNECTIONS: &str = "This controls the maximum simultaneous connections per port. One more \
+connection is answered \"421 too many connections\" and closed.";
+    /// Max Recipients Per Mail.
+    pub const MAX_RECIPIENTS: &str = "This is the maximum number of recipients that are allowed to be sent \
+during an SMTP mail transaction. Increase this value if you need to send an email to a large number of email \
+addresses. (RFC 5321 asks for at least 100.)";
+    /// Max Message Size.
+    pub const MAX_SIZE: &str = "The largest message accepted, advertised with the SIZE extension. Write a number \
+of octets, or with a suffix: 500K, 25M, 1G.";
+    /// Max Errors Per Session.
+    pub const MAX_ERRORS: &str = "Failed commands after which a session is closed with 421.";
+    /// Server Host Name.
+    pub const HOSTNAME: &str = "The name this server uses in its greeting, in EHLO, in Received: headers and in \
+its self-signed certificate.";
+    /// Command Timeout.
+    pub const COMMAND_TIMEOUT: &str = "How long to wait for the client's next command before closing the \
+session (RFC 5321: at least 5 minutes). Write e.g. 30s, 5m, 1h.";
+    /// Data Timeout.
+    pub const DATA_TIMEOUT: &str = "How long to wait for the next block of message data (RFC 5321: 3 minutes). \
+Write e.g. 30s, 3m.";
+    /// TLS Certificate File.
+    pub const TLS_CERT: &str = "PEM certificate chain for STARTTLS and the implicit-TLS port. Leave both the \
+certificate and the key empty to use a self-signed certificate kept in the data directory.";
+    /// TLS Private Key File.
+    pub const TLS_KEY: &str =
+        "PEM private key of the certificate (empty together with the certificate).";
+    /// Implicit TLS Port.
+    pub const IMPLICIT_PORT: &str = "A port where TLS starts at once, before any SMTP (port 465 style). Leave it \
+empty to turn it off.";
+    /// AUTH Requires TLS.
+    pub const AUTH_TLS: &str = "Refuse SMTP AUTH (and do not advertise it) on a connection that is not \
+encrypted, so passwords never cross the network in clear.";
+}
+
+/// The dialog's draft: the settings as text, as the user edits them.
+pub struct SmtpDialog {
+    /// Why the file could not be read (the dialog then only offers Cancel).
+    load_error: Option<String>,
+    incoming_port: String,
+    incoming_ip: String,
+    outgoing_enabled: bool,
+    outgoing_port: String,
+    outgoing_ip: String,
+    max_connections: String,
+    max_recipients: String,
+    max_size: String,
+    max_errors: String,
+    hostname: String,
+    command_timeout: String,
+    data_timeout: String,
+    tls_cert: String,
+    tls_key: String,
+    implicit_port: String,
+    auth_requires_tls: bool,
+    /// Errors of the last Apply, by field path.
+    errors: Vec<FieldError>,
+    /// Result of the last Apply.
+    message: Option<String>,
+}
+
+/// Writes a size the way [`parse_size`] reads it: 25M, 500K or octets.
+pub fn format_size(n: u64) -> String {
+    const K: u64 = 1024;
+    if n >= K * K * K && n.is_multiple_of(K * K * K) {
+        format!("{}G", n / (K * K * K))
+    } else if n >= K * K && n.is_multiple_of(K * K) {
+        format!("{}M", n / (K * K))
+    } else if n >= K && n.is_multiple_of(K) {
+        format!("{}K", n / K)
+    } else {
+        n.to_string()
+    }
+}
+
+/// Reads "25M", "500K", "1G" (binary multiples) or a number of octets.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1024),
+        Some((i, 'm' | 'M')) => (&t[..i], 1024 * 1024),
+        Some((i, 'g' | 'G')) => (&t[..i], 1024 * 1024 * 1024),
+        _ => (t, 1),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("`{t}` is not a size (write e.g. 25M, 500K or a number of octets)"))
+}
+
+fn parse_num<T: std::str::FromStr>(
+    text: &str,
+    path: &str,
+    what: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
+    match text.trim().parse::<T>() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            errors.push(FieldError {
+                path: path.into(),
+                message: format!("`{}` is not {what}", text.trim()),
+            });
+            None
+        }
+    }
+}
+
+fn parse_duration(text: &str, path: &str, errors: &mut Vec<FieldError>) -> Option<HumanDuration> {
+    HumanDuration::parse(text)
+        .map_err(|message| {
+            errors.push(FieldError {
+                path: path.into(),
+                message,
+            })
+        })
+        .ok()
+}
+
+const PORT: &str = "a port number from 1 to 65535";
+
+impl SmtpDialog {
+    /// The dialog over the configuration file as it is now.
+    pub fn open(services: &Services) -> Self {
+        match load(services) {
+            Ok(cfg) => Self::from_config(&cfg),
+            Err(e) => {
+                let mut d = Self::from_config(&Config::default());
+                d.load_error = Some(e);
+                d
+            }
+        }
+    }
+
+    fn from_config(cfg: &Config) -> Self {
+        let s = &cfg.smtp;
+        SmtpDialog {
+            load_error: None,
+            incoming_port: s.incoming.port.to_string(),
+            incoming_ip: s.incoming.listen_ip.clone(),
+            outgoing_enabled: s.outgoing.enabled,
+            outgoing_port: s.outgoing.port.to_string(),
+            outgoing_ip: s.outgoing.listen_ip.clone(),
+            max_connections: s.max_connections_per_port.to_string(),
+            max_recipients: s.max_recipients_per_mail.to_string(),
+            max_size: format_size(s.max_message_size),
+            max_errors: s.max_errors_per_session.to_string(),
+            hostname: cfg.server.hostname.clone(),
+            command_timeout: s.timeouts.command.to_string(),
+            data_timeout: s.timeouts.data.to_string(),
+            tls_cert: s.tls.certificate.clone(),
+            tls_key: s.tls.key.clone(),
+            implicit_port: s
+                .tls
+                .implicit_port
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            auth_requires_tls: s.tls.auth_requires_tls,
+            errors: Vec::new(),
+            message: None,
+        }
+    }
+
+    /// Writes the draft into `cfg`; returns errors for fields that do not parse.
+    fn write_into(&self, cfg: &mut Config) -> Vec<FieldError> {
+        let mut e = Vec::new();
+        let s = &mut cfg.smtp;
+        if let Some(p) = parse_num(&self.incoming_port, "smtp.incoming.port", PORT, &mut e) {
+            s.incoming.port = p;
+        }
+        s.incoming.listen_ip = self.incoming_ip.trim().to_string();
+        s.outgoing.enabled = self.outgoing_enabled;
+        if let Some(p) = parse_num(&self.outgoing_port, "smtp.outgoing.port", PORT, &mut e) {
+            s.outgoing.port = p;
+        }
+        s.outgoing.listen_ip = self.outgoing_ip.trim().to_string();
+        let count = "a whole number";
+        if let Some(n) = parse_num(
+            &self.max_connections,
+            "smtp.max_connections_per_port",
+            count,
+            &mut e,
+        ) {
+            s.max_connections_per_port = n;
+        }
+        if let Some(n) = parse_num(
+            &self.max_recipients,
+            "smtp.max_recipients_per_mail",
+            count,
+            &mut e,
+        ) {
+            s.max_recipients_per_mail = n;
+        }
+        match parse_size(&self.max_size) {
+            Ok(n) => s.max_message_size = n,
+            Err(message) => e.push(FieldError {
+                path: "smtp.max_message_size".into(),
+                message,
+            }),
+        }
+        if let Some(n) = parse_num(
+            &self.max_errors,
+            "smtp.max_errors_per_session",
+            count,
+            &mut e,
+        ) {
+            s.max_errors_per_session = n;
+        }
+        if let Some(d) = parse_duration(&self.command_timeout, "smtp.timeouts.command", &mut e) {
+            s.timeouts.command = d;
+        }
+        if let Some(d) = parse_duration(&self.data_timeout, "smtp.timeouts.data", &mut e) {
+            s.timeouts.data = d;
+        }
+        s.tls.certificate = self.tls_cert.trim().to_string();
+        s.tls.key = self.tls_key.trim().to_string();
+        s.tls.implicit_port = if self.implicit_port.trim().is_empty() {
+            None
+        } else {
+            parse_num(
+                &self.implicit_port,
+                "smtp.tls.implicit_port",
+                "a port number (or empty for off)",
+                &mut e,
+            )
+        };
+        s.tls.auth_requires_tls = self.auth_requires_tls;
+        cfg.server.hostname = self.hostname.trim().to_string();
+        e
+    }
+
+    /// Validates, saves and reloads; keeps errors and the message for display.
+    fn apply(&mut self, services: &Services) -> bool {
+        match apply(services, |cfg| self.write_into(cfg)) {
+            Ok((_, told)) => {
+                self.errors.clear();
+                self.message = Some(saved_message(services, told));
+                true
+            }
+            Err(ApplyError::Fields(errors)) => {
+                self.message = Some(format!(
+                    "Not saved: {} setting(s) need fixing.",
+                    errors.len()
+                ));
+                self.errors = errors;
+                false
+            }
+            Err(ApplyError::File(e)) => {
+                self.message = Some(format!("Not saved: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Shows the dialog; false once it is closed.
+    pub fn show(&mut self, ctx: &egui::Context, services: &Services) -> bool {
+        let mut open = true;
+        let mut action = None;
+        egui::Window::new("SMTP Settings")
+            .open(&mut open)
+            .resizable(false)
+            .collapsible(false)
+            .default_pos([60.0, 60.0])
+            .show(ctx, |ui| action = self.contents(ui));
+        match action {
+            Some(Action::Ok) => open &= !self.apply(services),
+            Some(Action::Apply) => {
+                self.apply(services);
+            }
+            Some(Action::Cancel) => open = false,
+            None => {}
+        }
+        open
+    }
+
+    fn contents(&mut self, ui: &mut egui::Ui) -> Option<Action> {
+        if let Some(e) = &self.load_error {
+            error_label(
+                ui,
+                &format!(
+                    "The configuration file cannot be read, so it cannot be edited here:\n{e}"
+                ),
+            );
+            return button_row(ui, false);
+        }
+        let errs = &self.errors;
+        ui.heading("Incoming SMTP");
+        egui::Grid::new("smtp_in")
+            .num_columns(2)
+            .spacing([12.0, 6.0])
+            .show(ui, |ui| {
+                text_row(
+                    ui,
+                    "Incoming SMTP Port",
+                    help::INCOMING_PORT,
+                    &mut self.incoming_port,
+                    errs,
+                    "smtp.incoming.port",
+                    true,
+                );
+                text_row(
+                    ui,
+                    "Incoming SMTP Listen Only on IP",
+                    help::LISTEN_IP,
+                    &mut self.incoming_ip,
+                    errs,
+                    "smtp.incoming.listen_ip",
+                    true,
+                );
+            });
+        ui.add_space(6.0);
+        ui.heading("Outgoing SMTP");
+        egui::Grid::new("smtp_out")
+            .num_columns(2)
+            .spacing([12.0, 6.0])
+            .show(ui, |ui| {
+                check_row(
+                    ui,
+                    "Enable Outgoing SMTP",
+                    help::OUTGOING_ENABLE,
+                    &mut self.outgoing_enabled,
+                    errs,
+                    "smtp.outgoing.enabled",
+                );
+                let on = self.outgoing_enabled;
+                text_row(
+                    ui,
+                    "Outgoing SMTP Port",
+                    help::OUTGOING_PORT,
+                    &mut self.outgoing_port,
+                    errs,
+                    "smtp.outgoing.port",
+                    on,
+                );
+                text_row(
+                    ui,
+                    "Outgoing SMTP Listen Only on IP",
+                    help::LISTEN_IP,
+                    &mut self.outgoing_ip,
+                    errs,
+                    "smtp.outgoing.listen_ip",
+                    on,
+                );
+                ui.label("");
+                ui.add_enabled(
+                    false,
+                    egui::Button::new("Access Control... (not available yet)"),
+                )
+                .on_disabled_hover_text(help::ACCESS_CONTROL);
+                ui.end_row();
+            });
+        ui.add_space(6.0);
+        ui.heading("Limits");
+        egui::Grid::new("smtp_limits")
+            .num_columns(2)
+            .spacing([12.0, 6.0])
+            .show(ui, |ui| {
+                text_row(
+                    ui,
+                    "Max Connections Per Port",
+                    help::MAX_CONNECTIONS,
+                    &mut self.max_connections,
+                    errs,
+                    "smtp.max_connections_per_port",
+                    true,
+                );
+                text_row(
+                    ui,
+                    "Max Recipients Per Mail",
+                    help::MAX_RECIPIENTS,
+                    &mut self.max_recipients,
+                    errs,
+                    "smtp.max_recipients_per_mail",
+                    true,
+                );
+                text_row(
+                    ui,
+                    "Max Message Size",
+                    help::MAX_SIZE,
+                    &mut self.max_size,
+                    errs,
+                    "smtp.max_message_size",
+                    true,
+                );
+                text_row(
+                    ui,
+                    "Max Errors Per Session",
+                    help::MAX_ERRORS,
+                    &mut self.max_errors,
+                    errs,
+                    "smtp.max_errors_per_session",
+                    true,
+                );
+                text_row(
+                    ui,
+                    "Command Timeout",
+                    help::COMMAND_TIMEOUT,
+                    &mut self.command_timeout,
+                    errs,
+                    "smtp.timeouts.command",
+                    true,
+                );
+                text_row(
+                    ui,
+                    "Data Timeout",
+                    help::DATA_TIMEOUT,
+                    &mut self.data_timeout,
+                    errs,
+                    "smtp.timeouts.data",
+                    true,
+                );
+                text_row(
+                    ui,
+                    "Server Host Name",
+                    help::HOSTNAME,
+                    &mut self.hostname,
+                    errs,
+                    "server.hostname",
+                    true,
+                );
+            });
+        ui.add_space(6.0);
+        ui.heading("TLS");
+        egui::Grid::new("smtp_tls")
+            .num_columns(2)
+            .spacing([12.0, 6.0])
+            .show(ui, |ui| {
+                text_row(
+                    ui,
+                    "TLS Certificate File",
+                    help::TLS_CERT,
+                    &mut self.tls_cert,
+                    errs,
+                    "smtp.tls.certificate",
+                    true,
+                );
+                text_row(
+                    ui,
+                    "TLS Private Key File",
+                    help::TLS_KEY,
+                    &mut self.tls_key,
+                    errs,
+                    "smtp.tls.key",
+                    true,
+                );
+                text_row(
+                    ui,
+                    "Implicit TLS Port",
+                    help::IMPLICIT_PORT,
+                    &mut self.implicit_port,
+                    errs,
+                    "smtp.tls.implicit_port",
+                    true,
+                );
+                check_row(
+                    ui,
+                    "AUTH Requires TLS",
+                    help::AUTH_TLS,
+                    &mut self.auth_requires_tls,
+                    errs,
+                    "smtp.tls.auth_requires_tls",
+                );
+            });
+        // Errors that belong to no field shown here.
+        const SHOWN: [&str; 16] = [
+            "smtp.incoming.port",
+            "smtp.incoming.listen_ip",
+            "smtp.outgoing.enabled",
+            "smtp.outgoing.port",
+            "smtp.outgoing.listen_ip",
+            "smtp.max_connections_per_port",
+            "smtp.max_recipients_per_mail",
+            "smtp.max_message_size",
+            "smtp.max_errors_per_session",
+            "smtp.timeouts.command",
+            "smtp.timeouts.data",
+            "server.hostname",
+            "smtp.tls.certificate",
+            "smtp.tls.key",
+            "smtp.tls.implicit_port",
+            "smtp.tls.auth_requires_tls",
+        ];
+        for e in self
+            .errors
+            .iter()
+            .filter(|e| !SHOWN.contains(&e.path.as_str()))
+        {
+            error_label(ui, &format!("{}: {}", e.path, e.message));
+        }
+        if let Some(m) = &self.message {
+            ui.add_space(4.0);
+            if self.errors.is_empty() {
+                ui.label(m);
+            } else {
+                error_label(ui, m);
+            }
+        }
+        button_row(ui, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_round_trip() {
+        for n in [25 * 1024 * 1024, 1024, 1000, 3 * 1024 * 1024 * 1024, 1536] {
+            assert_eq!(parse_size(&format_size(n)).unwrap(), n);
+        }
+        assert_eq!(format_size(25 * 1024 * 1024), "25M");
+        assert_eq!(parse_size(" 500k ").unwrap(), 500 * 1024);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("M").is_err());
+    }
+
+    #[test]
+    fn draft_round_trips_the_config() {
+        let mut cfg = Config::default();
+        cfg.smtp.tls.implicit_port = Some(4650);
+        cfg.smtp.outgoing.enabled = true;
+        let d = SmtpDialog::from_config(&cfg);
+        let mut out = Config::default();
+        assert!(d.write_into(&mut out).is_empty());
+        assert_eq!(out, cfg);
+    }
+
+    #[test]
+    fn unparsable_fields_are_reported_by_path() {
+        let mut d = SmtpDialog::from_config(&Config::default());
+        d.incoming_port = "twenty-five".into();
+        d.command_timeout = "5 minutes".into();
+        d.implicit_port = "99999".into();
+        let paths: Vec<_> = d
+            .write_into(&mut Config::default())
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "smtp.incoming.port",
+                "smtp.timeouts.command",
+                "smtp.tls.implicit_port"
+            ]
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! The main window's panes: the Live Logs pane and the mails-per-minute chart.
+
+pub mod chart;
+pub mod logs;
