@@ -41,6 +41,62 @@ enum Command {
     /// Manage local accounts.
     #[command(subcommand)]
     Account(AccountCmd),
+    /// Outgoing SMTP Access Control credentials.
+    #[command(subcommand)]
+    Access(AccessCmd),
+    /// Look at and act on the outgoing queue (works with or without a running server).
+    #[command(subcommand)]
+    Queue(QueueCmd),
+}
+
+#[derive(Subcommand)]
+enum AccessCmd {
+    /// Set "Allow Only The Following": the one user name and password that may relay
+    /// (stored hashed; turns "Allow any account's login details" off).
+    RelayUser {
+        /// The user name.
+        user: String,
+        /// Read the password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueCmd {
+    /// List queued mails, like mailq: id, age, size, sender, recipients, attempts, next try, last error.
+    List,
+    /// Show one mail: its state, delivery history and content.
+    Show {
+        /// Queue id.
+        id: String,
+    },
+    /// Deliver now.
+    Retry {
+        /// Queue id.
+        id: Option<String>,
+        /// Every queued mail.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Remove a mail without a failure notice.
+    Delete {
+        /// Queue id.
+        id: Option<String>,
+        /// Every queued mail.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Keep a mail in the queue without trying it.
+    Hold {
+        /// Queue id.
+        id: String,
+    },
+    /// Undo hold (and try now).
+    Release {
+        /// Queue id.
+        id: String,
+    },
 }
 
 #[derive(Args, Default)]
@@ -156,7 +212,10 @@ fn run(args: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             ConfigCmd::Check => {
-                cli::read(path)?;
+                let cfg = cli::read(path)?;
+                if let Some(w) = postern::engine::config::validate::open_relay_warning(&cfg) {
+                    eprintln!("warning: {w}");
+                }
                 if !path.exists() {
                     println!("ok ({} does not exist yet; the defaults apply)", path.display());
                 } else {
@@ -175,6 +234,12 @@ fn run(args: Cli) -> Result<ExitCode> {
                     }
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Queue(q)) => queue(&opts.data_dir, q),
+        Some(Command::Access(AccessCmd::RelayUser { user, password_stdin })) => {
+            let p = read_password(password_stdin)?;
+            cli::relay_user(path, &user, &p)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Account(a)) => {
@@ -201,6 +266,43 @@ fn run(args: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn queue(data_dir: &std::path::Path, q: QueueCmd) -> Result<ExitCode> {
+    use postern::cli::queue::{format_list, run, target};
+    use postern::engine::control::{Request, Response};
+    use postern::engine::queue::{QueueCommand, Target};
+    let one = |id: &str| target(Some(id), false);
+    let (req, verb) = match q {
+        QueueCmd::List => (Request::List, ""),
+        QueueCmd::Show { id } => match one(&id)? {
+            Target::Id(n) => (Request::Show(n), ""),
+            Target::All => unreachable!(),
+        },
+        QueueCmd::Retry { id, all } => (Request::Queue(QueueCommand::Retry(target(id.as_deref(), all)?)), "scheduled for retry"),
+        QueueCmd::Delete { id, all } => (Request::Queue(QueueCommand::Delete(target(id.as_deref(), all)?)), "deleted"),
+        QueueCmd::Hold { id } => (Request::Queue(QueueCommand::Hold(one(&id)?)), "put on hold"),
+        QueueCmd::Release { id } => (Request::Queue(QueueCommand::Release(one(&id)?)), "released"),
+    };
+    match run(data_dir, req)? {
+        Response::List(entries) => print!("{}", format_list(&entries)),
+        Response::Show(Some((e, content))) => {
+            print!("{}", format_list(std::slice::from_ref(&e)));
+            if !e.history.is_empty() {
+                println!("\nHistory:");
+                for h in &e.history {
+                    println!("  {h}");
+                }
+            }
+            println!("\n{content}");
+        }
+        Response::Show(None) => anyhow::bail!("no such message in the queue"),
+        Response::Count(0) => anyhow::bail!("no such message in the queue"),
+        Response::Count(n) => println!("{n} message(s) {verb}"),
+        Response::Ok => {}
+        Response::Error(e) => anyhow::bail!("{e}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The password from stdin's first line, or asked twice on the terminal.

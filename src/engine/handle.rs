@@ -58,6 +58,8 @@ pub struct EngineHandle {
     listeners: ListenerTable,
     /// Counters.
     stats: Arc<Stats>,
+    /// The outgoing queue.
+    queue: crate::engine::queue::Queue,
     /// Where it keeps things.
     options: EngineOptions,
     /// The supervisor; it ends once shutdown is complete.
@@ -71,10 +73,16 @@ impl EngineHandle {
         shutdown: CancellationToken,
         listeners: ListenerTable,
         stats: Arc<Stats>,
+        queue: crate::engine::queue::Queue,
         options: EngineOptions,
         done: JoinHandle<()>,
     ) -> Self {
-        EngineHandle { events, commands, shutdown, listeners, stats, options, done: Some(done) }
+        EngineHandle { events, commands, shutdown, listeners, stats, queue, options, done: Some(done) }
+    }
+
+    /// The outgoing queue: `snapshot()` for display, `command_nowait` for Retry/Delete/Hold.
+    pub fn queue(&self) -> &crate::engine::queue::Queue {
+        &self.queue
     }
 
     /// The event bus (recent events, live subscription).

@@ -2,11 +2,16 @@
 //! mailboxes, events and logs. The desktop app and `postern serve` both drive it through
 //! [`EngineHandle`]; nothing in here knows what a window is.
 
+pub mod access;
 pub mod config;
+pub mod control;
+pub mod delivery;
+pub mod dns;
 pub mod events;
 pub mod handle;
 pub mod lock;
 pub mod logfile;
+pub mod queue;
 pub mod smtp;
 pub mod stats;
 pub mod store;
@@ -43,6 +48,14 @@ pub enum EngineError {
     /// The configuration file is broken (it is left untouched).
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The spool could not be opened or replayed.
+    #[error("spool {path}: {message}")]
+    Spool {
+        /// The spool directory.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// A directory could not be created.
     #[error("{path}: {source}")]
     Io {
@@ -73,14 +86,28 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
     let (current_tx, current_rx) = watch::channel(Arc::new(current));
     let shutdown = CancellationToken::new();
     let stats = Arc::new(stats::Stats::default());
+    let spool_dir = opts.data_dir.join("spool");
+    let (queue, queue_task) = queue::manager::start(
+        &spool_dir,
+        queue::manager::Deps {
+            current: current_rx.clone(),
+            events: events.clone(),
+            mailroot: mailroot.clone(),
+            shutdown: shutdown.clone(),
+        },
+    )
+    .map_err(|e| EngineError::Spool { path: spool_dir.clone(), message: e.to_string() })?;
     let shared = Arc::new(smtp::Shared {
         current: current_rx,
         events: events.clone(),
         shutdown: shutdown.clone(),
         stats: stats.clone(),
         mailroot,
+        queue: queue.clone(),
     });
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    control::serve(&opts.data_dir, queue.clone(), cmd_tx.clone(), shutdown.clone())
+        .map_err(io(control::socket_path(&opts.data_dir)))?;
     let listeners = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut sup = supervisor::Supervisor::new(
         opts.clone(),
@@ -90,8 +117,9 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
         listeners.clone(),
         lock,
         log_writer,
+        queue_task,
     );
     sup.reconcile().await;
     let done = tokio::spawn(sup.run(cmd_rx));
-    Ok(EngineHandle::new(events, cmd_tx, shutdown, listeners, stats, opts, done))
+    Ok(EngineHandle::new(events, cmd_tx, shutdown, listeners, stats, queue, opts, done))
 }

@@ -34,6 +34,9 @@ pub fn build_current(config: Config, data_dir: &Path, events: &EventBus) -> Curr
             None
         }
     };
+    if let Some(w) = config::validate::open_relay_warning(&config) {
+        events.emit(Level::Warn, Channel::Security, None, EventKind::Note { text: w });
+    }
     Current { config, tls }
 }
 
@@ -66,6 +69,8 @@ pub struct Supervisor {
     _lock: DataDirLock,
     /// The log writer, awaited at the end so the last lines reach the file.
     log_writer: JoinHandle<()>,
+    /// The queue manager, awaited at the end so its last state updates are synced.
+    queue_task: JoinHandle<()>,
 }
 
 impl Supervisor {
@@ -77,6 +82,7 @@ impl Supervisor {
         table: ListenerTable,
         lock: DataDirLock,
         log_writer: JoinHandle<()>,
+        queue_task: JoinHandle<()>,
     ) -> Self {
         let stamp = stamp(&opts.config_path);
         Supervisor {
@@ -90,6 +96,7 @@ impl Supervisor {
             stamp,
             _lock: lock,
             log_writer,
+            queue_task,
         }
     }
 
@@ -241,6 +248,7 @@ impl Supervisor {
                 text: format!("{} sessions still open after {}s; stopping anyway", self.tracker.len(), DRAIN.as_secs()),
             });
         }
+        let _ = (&mut self.queue_task).await;
         self.events().emit(Level::Info, Channel::System, None, EventKind::Note { text: "stopped".into() });
         self.shared.events.detach_file_writer();
         let _ = (&mut self.log_writer).await;

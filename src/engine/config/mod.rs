@@ -6,11 +6,13 @@
 //! dotted keys for `postern config get/set`.
 
 pub mod duration;
+mod sections;
 pub mod file;
 pub mod keys;
 pub mod validate;
 
 pub use duration::HumanDuration;
+pub use sections::*;
 pub use file::{ConfigError, load, load_or_create, save};
 pub use validate::{FieldError, validate};
 
@@ -24,6 +26,12 @@ pub struct Config {
     pub server: ServerConfig,
     /// The SMTP Settings dialog.
     pub smtp: SmtpConfig,
+    /// Outgoing SMTP Access Control: who may relay.
+    pub access: AccessConfig,
+    /// Abuse and spam defences.
+    pub abuse: AbuseConfig,
+    /// The Outgoing Mails dialog: the queue and how it delivers.
+    pub outgoing_mails: OutgoingMailsConfig,
     /// Local domains: mail for these is delivered to local mailboxes, never relayed.
     pub domains: Vec<String>,
     /// Local accounts (`user@domain`, domain must be in `domains`) with argon2 password hashes.
@@ -186,6 +194,9 @@ impl Default for Config {
         Config {
             server: ServerConfig::default(),
             smtp: SmtpConfig::default(),
+            access: AccessConfig::default(),
+            abuse: AbuseConfig::default(),
+            outgoing_mails: OutgoingMailsConfig::default(),
             domains: Vec::new(),
             accounts: Vec::new(),
         }

@@ -107,6 +107,8 @@ pub fn validate(cfg: &Config) -> Vec<FieldError> {
         );
     }
 
+    check_sections(cfg, &mut err);
+
     let mut seen = Vec::new();
     for (i, d) in cfg.domains.iter().enumerate() {
         let path = format!("domains[{i}]");
@@ -142,6 +144,101 @@ pub fn validate(cfg: &Config) -> Vec<FieldError> {
         }
     }
     errs
+}
+
+/// Rules of the access, abuse and outgoing-mail sections.
+fn check_sections(cfg: &Config, err: &mut impl FnMut(&str, String)) {
+    use crate::engine::access::ranges::IpRange;
+    use crate::engine::config::DeliveryMode;
+    let a = &cfg.access;
+    if a.smtp_auth.enabled && !a.smtp_auth.allow_any_account {
+        if a.smtp_auth.only_user.trim().is_empty() {
+            err("access.smtp_auth.only_user", "Allow Only The Following needs a user name".into());
+        }
+        if !a.smtp_auth.only_password.starts_with("$argon2") {
+            err(
+                "access.smtp_auth.only_password",
+                "must be an argon2 hash (set it in the dialog or with `postern access relay-user`)".into(),
+            );
+        }
+    }
+    for (list, path) in [(&a.ip_range.ranges, "access.ip_range.ranges"), (&a.safe_ips, "access.safe_ips")] {
+        for (i, r) in list.iter().enumerate() {
+            if let Err(m) = IpRange::parse(r) {
+                err(&format!("{path}[{i}]"), m);
+            }
+        }
+    }
+    let ab = &cfg.abuse;
+    if ab.lockout.enabled && ab.lockout.failures == 0 {
+        err("abuse.lockout.failures", "must be at least 1".into());
+    }
+    if ab.rbl.enabled && ab.rbl.trigger == 0 {
+        err("abuse.rbl.trigger", "must be at least 1".into());
+    }
+    for (i, z) in ab.rbl.zones.iter().enumerate() {
+        if !is_hostname(z) {
+            err(&format!("abuse.rbl.zones[{i}]"), format!("`{z}` is not a DNS zone"));
+        }
+    }
+    let o = &cfg.outgoing_mails;
+    if o.resend_attempts == 0 {
+        err("outgoing_mails.resend_attempts", "must be at least 1".into());
+    }
+    if o.resend_delay.0.as_secs() < 1 {
+        err("outgoing_mails.resend_delay", "must be at least 1s".into());
+    }
+    if o.max_connections == 0 {
+        err("outgoing_mails.max_connections", "must be at least 1".into());
+    }
+    if o.max_connections_per_domain == 0 {
+        err("outgoing_mails.max_connections_per_domain", "must be at least 1".into());
+    }
+    for (i, h) in o.dns_hosts.iter().enumerate() {
+        if parse_dns_host(h).is_none() {
+            err(&format!("outgoing_mails.dns_hosts[{i}]"), format!("`{h}` is not an IP address or ip:port"));
+        }
+    }
+    if o.mode == DeliveryMode::Relay {
+        if o.relay.host.is_empty() {
+            err("outgoing_mails.relay.host", "Relay mode needs a relay host".into());
+        }
+    }
+    if !o.relay.host.is_empty() && o.relay.host.parse::<IpAddr>().is_err() && !is_hostname(&o.relay.host) {
+        err("outgoing_mails.relay.host", format!("`{}` is not a host name or IP address", o.relay.host));
+    }
+    if o.relay.port == 0 {
+        err("outgoing_mails.relay.port", "must be a port number from 1 to 65535".into());
+    }
+    for (i, m) in o.domain_maps.iter().enumerate() {
+        if !is_hostname(&m.domain) {
+            err(&format!("outgoing_mails.domain_maps[{i}].domain"), format!("`{}` is not a domain", m.domain));
+        }
+        if m.host.parse::<IpAddr>().is_err() && !is_hostname(&m.host) {
+            err(&format!("outgoing_mails.domain_maps[{i}].host"), format!("`{}` is not a host name or IP address", m.host));
+        }
+        if m.port == 0 {
+            err(&format!("outgoing_mails.domain_maps[{i}].port"), "must be a port number from 1 to 65535".into());
+        }
+    }
+}
+
+/// `ip` or `ip:port` (`[v6]:port` for IPv6) of a DNS server; port 53 when none is given.
+pub fn parse_dns_host(s: &str) -> Option<std::net::SocketAddr> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(std::net::SocketAddr::new(ip, 53));
+    }
+    s.parse().ok()
+}
+
+/// Why the settings make the outgoing SMTP an open relay, when they do.
+pub fn open_relay_warning(cfg: &Config) -> Option<String> {
+    let a = &cfg.access;
+    (cfg.smtp.outgoing.enabled && !a.smtp_auth.enabled && !a.ip_range.enabled).then(|| {
+        "OPEN RELAY: outgoing SMTP is enabled with neither SMTP Authentication nor IP Range \
+         Control, so anyone who can reach it can send mail anywhere through this server"
+            .to_string()
+    })
 }
 
 /// A DNS host name: dot-separated labels of letters, digits and hyphens.

@@ -56,4 +56,6 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     /// `DATA/mailboxes`.
     pub mailroot: PathBuf,
+    /// The outgoing queue (mail for other domains from sessions that may relay).
+    pub queue: crate::engine::queue::Queue,
 }

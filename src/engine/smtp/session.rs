@@ -7,6 +7,7 @@
 
 use super::conn::{Conn, DataEnd, DataError, MAX_AUTH_LINE, MAX_COMMAND_LINE, ReadError};
 use super::{Current, Role, Shared};
+use crate::engine::access::relay::{self, Login, Verdict};
 use crate::engine::config::normalize_domain;
 use crate::engine::events::{Channel, EventKind, Level};
 use crate::engine::store::{maildir, password};
@@ -61,6 +62,15 @@ where
     s.event(Level::Info, EventKind::SessionClosed { reason });
 }
 
+/// A recipient accepted at RCPT.
+#[derive(Debug, Clone)]
+enum Recipient {
+    /// A local account: delivered to its Maildir directly.
+    Local(LocalRcpt),
+    /// Another domain: queued for delivery (only for a session that may relay).
+    Remote(String),
+}
+
 /// A local recipient accepted at RCPT.
 #[derive(Debug, Clone)]
 struct LocalRcpt {
@@ -78,7 +88,7 @@ struct Transaction {
     /// Envelope sender; empty for the null sender `<>`.
     from: String,
     /// Accepted recipients, without duplicates.
-    rcpts: Vec<LocalRcpt>,
+    rcpts: Vec<Recipient>,
 }
 
 /// What the command loop wants next.
@@ -108,7 +118,7 @@ struct Session {
     /// TLS protocol in use, if any.
     tls: Option<String>,
     /// Authenticated login, if any.
-    auth: Option<String>,
+    auth: Option<Login>,
     /// Open mail transaction.
     tx: Option<Transaction>,
     /// Error replies sent so far.
@@ -220,7 +230,17 @@ impl Session {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         if greet {
-            let host = self.current().config.server.hostname.clone();
+            let cur = self.current();
+            if let Some(why) = relay::refuse_at_connect(self.role, self.peer.ip(), &cur.config) {
+                self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::ConnectionRefused {
+                    peer: self.peer,
+                    reason: why.into(),
+                });
+                self.reply(conn, 554, &format!("5.7.1 {why}"));
+                let _ = conn.flush().await;
+                return Next::Close("refused by access control".into());
+            }
+            let host = cur.config.server.hostname.clone();
             self.reply(conn, 220, &format!("{host} ESMTP Postern"));
         }
         loop {
@@ -397,7 +417,17 @@ impl Session {
         if !self.esmtp && from.flags != 0 {
             return self.reply(conn, 555, "5.5.4 MAIL parameters need EHLO");
         }
-        let max = self.current().config.smtp.max_message_size;
+        let cur = self.current();
+        if cur.config.access.sender_must_match_login
+            && let Some(Login::Account(user)) = &self.auth
+            && crate::engine::config::normalize_address(&from.address) != *user
+        {
+            self.event(Level::Warn, EventKind::Note {
+                text: format!("sender <{}> refused: logged in as {user}", from.address),
+            });
+            return self.reply(conn, 553, "5.7.1 Sender address does not belong to the logged-in user");
+        }
+        let max = cur.config.smtp.max_message_size;
         if from.size as u64 > max {
             return self.reply(conn, 552, &format!("5.3.4 Message size exceeds fixed maximum message size ({max} octets)"));
         }
@@ -435,17 +465,24 @@ impl Session {
             return self.refuse_rcpt(conn, &address, 501, "5.1.3 Bad recipient address syntax", "no domain");
         };
         if !cfg.is_local_domain(domain) {
-            let (text, reason) = match self.role {
-                Role::Incoming => (
-                    "5.7.1 Relaying denied: this server accepts mail for its local domains only",
-                    "not a local domain (incoming SMTP never relays)",
-                ),
-                Role::Outgoing | Role::Both => (
-                    "5.7.1 Relaying denied: delivery to other domains is not enabled on this server",
-                    "not a local domain (relaying is not enabled)",
-                ),
+            return match relay::may_relay(self.role, self.peer.ip(), self.auth.as_ref(), cfg) {
+                Verdict::Deny(why) => {
+                    self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::RecipientRejected {
+                        rcpt: address.clone(),
+                        reason: format!("relaying denied: {why}"),
+                    });
+                    self.reply(conn, 550, "5.7.1 Relaying denied")
+                }
+                Verdict::Allow(why) => {
+                    let remote = relay::forward_path(&format!("{user}@{}", normalize_domain(domain)));
+                    self.event(Level::Info, EventKind::Note { text: format!("relaying to <{remote}> allowed: {why}") });
+                    let tx = self.tx.as_mut().expect("checked above");
+                    if !tx.rcpts.iter().any(|r| matches!(r, Recipient::Remote(a) if *a == remote)) {
+                        tx.rcpts.push(Recipient::Remote(remote));
+                    }
+                    self.reply(conn, 250, "2.1.5 Recipient OK")
+                }
             };
-            return self.refuse_rcpt(conn, &address, 550, text, reason);
         }
         let Some(account) = cfg.account(&format!("{user}@{domain}")) else {
             return self.refuse_rcpt(conn, &address, 550, "5.1.1 User unknown in local recipient table", "no such local account");
@@ -457,8 +494,8 @@ impl Session {
             user: user.to_string(),
         };
         let tx = self.tx.as_mut().expect("checked above");
-        if !tx.rcpts.iter().any(|r| r.address == rcpt.address) {
-            tx.rcpts.push(rcpt);
+        if !tx.rcpts.iter().any(|r| matches!(r, Recipient::Local(l) if l.address == rcpt.address)) {
+            tx.rcpts.push(Recipient::Local(rcpt));
         }
         self.reply(conn, 250, "2.1.5 Recipient OK");
     }
@@ -515,22 +552,14 @@ impl Session {
                 Next::Continue
             }
             Ok(DataEnd::Complete(body)) => {
-                self.deliver_local(conn, &cur, tx, body).await;
+                self.deliver(conn, &cur, tx, body).await;
                 Next::Continue
             }
         }
     }
 
-    async fn deliver_local<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        conn: &mut Conn<S>,
-        cur: &Current,
-        tx: Transaction,
-        body: Vec<u8>,
-    ) {
-        self.messages += 1;
-        let msg_id = format!("{}.{}", self.id, self.messages);
-        let host = cur.config.server.hostname.clone();
+    /// The `Received:` header for this message; `for` names the recipient when there is one.
+    fn received(&self, host: &str, id: &str, for_rcpt: Option<&str>) -> String {
         let date = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc2822)
             .unwrap_or_default();
@@ -545,47 +574,76 @@ impl Session {
             std::net::IpAddr::V4(v4) => v4.to_string(),
             std::net::IpAddr::V6(v6) => format!("IPv6:{v6}"),
         };
-        let helo = self.helo.clone().unwrap_or_default();
-        let rcpts: Vec<maildir::Recipient> = tx
-            .rcpts
-            .iter()
-            .map(|r| maildir::Recipient {
-                domain: r.domain.clone(),
-                user: r.user.clone(),
-                headers: format!(
-                    "Return-Path: <{}>\r\nDelivered-To: {}\r\nReceived: from {} ([{ip}])\r\n\tby {host} (Postern) with {proto} id {msg_id}\r\n\tfor <{}>; {date}\r\n",
-                    tx.from,
-                    r.address,
-                    sanitize(&helo),
-                    r.address
-                )
-                .into_bytes(),
-            })
-            .collect();
-        let root = self.shared.mailroot.clone();
+        let helo = sanitize(self.helo.as_deref().unwrap_or_default());
+        let to = for_rcpt.map(|r| format!("\r\n\tfor <{r}>")).unwrap_or_default();
+        format!("Received: from {helo} ([{ip}])\r\n\tby {host} (Postern) with {proto} id {id}{to};\r\n\t{date}\r\n")
+    }
+
+    /// Puts the message where it goes: remote recipients into the queue first (synced to disk),
+    /// then local recipients into their Maildirs; `250` only when both are safe. If the local
+    /// part fails, the queued copy is taken back so a retry by the client cannot duplicate it.
+    async fn deliver<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        conn: &mut Conn<S>,
+        cur: &Current,
+        tx: Transaction,
+        body: Vec<u8>,
+    ) {
+        self.messages += 1;
+        let msg_id = format!("{}.{}", self.id, self.messages);
+        let host = cur.config.server.hostname.clone();
         let size = body.len();
-        let result = tokio::task::spawn_blocking(move || maildir::deliver(&root, &host, &rcpts, &body)).await;
-        match result {
-            Ok(Ok(_)) => {
-                self.shared.stats.delivered_local(tx.rcpts.len());
-                self.event(Level::Info, EventKind::Delivered {
-                    id: msg_id.clone(),
-                    from: tx.from.clone(),
-                    to: tx.rcpts.iter().map(|r| r.address.clone()).collect(),
-                    size,
-                });
-                self.reply(conn, 250, &format!("2.0.0 Ok: delivered as {msg_id}"));
+        let locals: Vec<&LocalRcpt> = tx.rcpts.iter().filter_map(|r| match r { Recipient::Local(l) => Some(l), _ => None }).collect();
+        let remotes: Vec<String> = tx.rcpts.iter().filter_map(|r| match r { Recipient::Remote(a) => Some(a.clone()), _ => None }).collect();
+
+        let mut queued = None;
+        if !remotes.is_empty() {
+            let one = (remotes.len() == 1).then(|| remotes[0].as_str());
+            let mut data = self.received(&host, &msg_id, one).into_bytes();
+            data.extend_from_slice(&body);
+            match self.shared.queue.enqueue(&tx.from, &remotes, data, &self.peer.ip().to_string()).await {
+                Ok(qid) => queued = Some(qid),
+                Err(e) => {
+                    self.event(Level::Error, EventKind::MessageRejected { reason: format!("cannot write to the queue: {e}") });
+                    return self.reply(conn, 452, "4.3.1 Insufficient system storage, try again later");
+                }
             }
-            Ok(Err(e)) => {
-                self.event(Level::Error, EventKind::MessageRejected {
-                    reason: format!("cannot write to the mailbox: {e}"),
-                });
-                self.reply(conn, 452, "4.3.1 Insufficient system storage, try again later");
+        }
+        if !locals.is_empty() {
+            let boxes: Vec<maildir::Recipient> = locals
+                .iter()
+                .map(|r| {
+                    let mut headers = format!("Return-Path: <{}>\r\nDelivered-To: {}\r\n", tx.from, r.address);
+                    headers.push_str(&self.received(&host, &msg_id, Some(&r.address)));
+                    maildir::Recipient { domain: r.domain.clone(), user: r.user.clone(), headers: headers.into_bytes() }
+                })
+                .collect();
+            let root = self.shared.mailroot.clone();
+            let h = host.clone();
+            let result = tokio::task::spawn_blocking(move || maildir::deliver(&root, &h, &boxes, &body)).await;
+            let failure = match result {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(format!("cannot write to the mailbox: {e}")),
+                Err(e) => Some(format!("delivery task failed: {e}")),
+            };
+            if let Some(reason) = failure {
+                if let Some(qid) = queued {
+                    self.shared.queue.forget(qid).await;
+                }
+                self.event(Level::Error, EventKind::MessageRejected { reason });
+                return self.reply(conn, 452, "4.3.1 Insufficient system storage, try again later");
             }
-            Err(e) => {
-                self.event(Level::Error, EventKind::MessageRejected { reason: format!("delivery task failed: {e}") });
-                self.reply(conn, 451, "4.3.0 Local error in processing, try again later");
+        }
+        self.shared.stats.delivered_local(locals.len());
+        let mut to: Vec<String> = locals.iter().map(|r| r.address.clone()).collect();
+        to.extend(remotes.iter().cloned());
+        self.event(Level::Info, EventKind::Delivered { id: msg_id.clone(), from: tx.from.clone(), to, size });
+        match queued {
+            Some(qid) => {
+                let qid = crate::engine::queue::id_text(qid);
+                self.reply(conn, 250, &format!("2.0.0 Ok: queued as {qid}"))
             }
+            None => self.reply(conn, 250, &format!("2.0.0 Ok: delivered as {msg_id}")),
         }
     }
 
@@ -630,7 +688,15 @@ impl Session {
             Ok(c) => c,
             Err((code, text)) => return self.reply(conn, code, text),
         };
-        let stored = cfg.account(&user).map(|a| a.password.clone());
+        // A local account, or the single Allow Only The Following relay user.
+        let sa = &cfg.access.smtp_auth;
+        let (stored, login) = match cfg.account(&user) {
+            Some(acc) => (Some(acc.password.clone()), Login::Account(acc.address.clone())),
+            None if sa.enabled && !sa.allow_any_account && !sa.only_user.is_empty() && user == sa.only_user => {
+                (Some(sa.only_password.clone()), Login::RelayUser(user.clone()))
+            }
+            None => (None, Login::Account(user.clone())),
+        };
         let ok = tokio::task::spawn_blocking(move || match stored {
             Some(hash) => password::verify(&hash, &pass),
             None => {
@@ -642,7 +708,7 @@ impl Session {
         .unwrap_or(false);
         if ok {
             self.event(Level::Info, EventKind::AuthSucceeded { user: user.clone() });
-            self.auth = Some(user);
+            self.auth = Some(login);
             self.reply(conn, 235, "2.7.0 Authentication successful");
         } else {
             self.event(Level::Warn, EventKind::AuthFailed { user });

@@ -1,0 +1,135 @@
+//! The control socket: `DATA/control.sock`, a Unix socket only the data directory's owner can
+//! open, through which `postern queue ...` reaches a running server (headless or GUI). One
+//! JSON request line, one JSON response line.
+
+use super::handle::Command;
+use super::queue::{Queue, QueueCommand, QueueEntry};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Longest request accepted.
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// A request to the running engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// The queue list.
+    List,
+    /// One message with its content.
+    Show(u64),
+    /// Retry, delete, hold, release.
+    Queue(QueueCommand),
+    /// Re-read the configuration now.
+    Reload,
+}
+
+/// The engine's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    /// The queue list.
+    List(Vec<QueueEntry>),
+    /// One message and its content (lossy UTF-8), or none.
+    Show(Option<(QueueEntry, String)>),
+    /// How many messages a command touched.
+    Count(usize),
+    /// Done.
+    Ok,
+    /// The request could not be served.
+    Error(String),
+}
+
+/// Why the control socket could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Nothing is listening (no server running on this data directory).
+    #[error("no running Postern answers on {0}")]
+    NotRunning(PathBuf),
+    /// Talking to it failed.
+    #[error("control socket {path}: {message}")]
+    Io {
+        /// The socket.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// The socket's path in a data directory.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("control.sock")
+}
+
+/// Serves the socket until `stop`; removes it afterwards.
+pub fn serve(
+    data_dir: &Path,
+    queue: Queue,
+    commands: mpsc::UnboundedSender<Command>,
+    stop: CancellationToken,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let path = socket_path(data_dir);
+    // We own the data directory (the lock is held), so a leftover socket is stale.
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = stop.cancelled() => break,
+                r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
+            };
+            let queue = queue.clone();
+            let commands = commands.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = stream.into_split();
+                let mut line = String::new();
+                let mut r = tokio::io::BufReader::new(r).take(MAX_REQUEST as u64);
+                if r.read_line(&mut line).await.is_err() {
+                    return;
+                }
+                let resp = match serde_json::from_str::<Request>(&line) {
+                    Err(e) => Response::Error(format!("bad request: {e}")),
+                    Ok(Request::List) => Response::List(queue.list().await),
+                    Ok(Request::Show(id)) => Response::Show(
+                        queue.show(id).await.map(|(e, data)| (e, String::from_utf8_lossy(&data).into_owned())),
+                    ),
+                    Ok(Request::Queue(cmd)) => Response::Count(queue.command(cmd).await),
+                    Ok(Request::Reload) => {
+                        let _ = commands.send(Command::Reload);
+                        Response::Ok
+                    }
+                };
+                let mut out = serde_json::to_vec(&resp).unwrap_or_default();
+                out.push(b'\n');
+                let _ = w.write_all(&out).await;
+            });
+        }
+        let _ = std::fs::remove_file(&path);
+    }))
+}
+
+use tokio::io::AsyncReadExt as _;
+
+/// Sends one request to the server running on `data_dir` (blocking).
+pub fn request(data_dir: &Path, req: &Request) -> Result<Response, ControlError> {
+    let path = socket_path(data_dir);
+    let io = |e: std::io::Error| ControlError::Io { path: path.clone(), message: e.to_string() };
+    let mut s = match std::os::unix::net::UnixStream::connect(&path) {
+        Ok(s) => s,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
+            return Err(ControlError::NotRunning(path));
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let mut line = serde_json::to_vec(req).expect("request serialises");
+    line.push(b'\n');
+    s.write_all(&line).map_err(io)?;
+    let mut resp = String::new();
+    BufReader::new(s).read_line(&mut resp).map_err(io)?;
+    serde_json::from_str(&resp).map_err(|e| ControlError::Io { path: path.clone(), message: e.to_string() })
+}

@@ -1,0 +1,585 @@
+//! The queue manager: the one task that owns the queue's state. It schedules delivery
+//! attempts within the connection limits, applies the re-send policy (attempts, delay), marks
+//! recipients delivered or failed, sends failure notices and delay warnings, answers queue
+//! commands, publishes the list for the GUI, and trims the spool.
+
+use super::spool::{Location, Record, Spool, SpoolError};
+use super::{ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, Target, dsn, id_text, now_secs};
+use crate::engine::config::{Config, DeliveryMode, normalize_domain};
+use crate::engine::delivery::{self, DeliveryCtx, RcptStatus};
+use crate::engine::dns::Resolver;
+use crate::engine::events::{Channel, EventBus, EventKind, Level};
+use crate::engine::smtp::Current;
+use crate::engine::store::maildir;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How often due messages are looked for and the list republished.
+const TICK: Duration = Duration::from_millis(250);
+/// Lines of history kept per message.
+const HISTORY: usize = 50;
+
+/// What the manager needs from the engine.
+pub struct Deps {
+    /// Configuration in force.
+    pub current: watch::Receiver<Arc<Current>>,
+    /// Where events go.
+    pub events: EventBus,
+    /// `DATA/mailboxes`, for local recipients (failure notices to local senders).
+    pub mailroot: PathBuf,
+    /// Stops the manager.
+    pub shutdown: CancellationToken,
+}
+
+struct Entry {
+    meta: Meta,
+    loc: Location,
+    in_flight: bool,
+    history: Vec<String>,
+}
+
+impl Entry {
+    fn note(&mut self, text: String) {
+        let t = time::OffsetDateTime::now_utc();
+        if self.history.len() == HISTORY {
+            self.history.remove(0);
+        }
+        self.history.push(format!("{:02}:{:02}:{:02} {text}", t.hour(), t.minute(), t.second()));
+    }
+
+    fn view(&self) -> QueueEntry {
+        QueueEntry { meta: self.meta.clone(), in_flight: self.in_flight, history: self.history.clone() }
+    }
+}
+
+/// Connection limits shared by delivery tasks; replaced when the limits change.
+#[derive(Clone)]
+struct Limits {
+    overall: Arc<Semaphore>,
+    per_domain: Arc<std::sync::Mutex<HashMap<String, Arc<Semaphore>>>>,
+    sizes: (u32, u32),
+}
+
+impl Limits {
+    fn new(cfg: &Config) -> Limits {
+        let o = &cfg.outgoing_mails;
+        Limits {
+            overall: Arc::new(Semaphore::new(o.max_connections as usize)),
+            per_domain: Default::default(),
+            sizes: (o.max_connections, o.max_connections_per_domain),
+        }
+    }
+
+    fn domain(&self, d: &str) -> Arc<Semaphore> {
+        self.per_domain
+            .lock()
+            .expect("limits")
+            .entry(d.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.sizes.1 as usize)))
+            .clone()
+    }
+}
+
+struct Manager {
+    spool: Spool,
+    queue: Queue,
+    deps: Deps,
+    entries: HashMap<u64, Entry>,
+    /// Arrival order, for listing and fairness.
+    order: Vec<u64>,
+    results_tx: mpsc::UnboundedSender<(u64, Vec<(usize, RcptStatus)>)>,
+    /// The configuration the cached parts below were made for.
+    cfg_seen: Option<Arc<Current>>,
+    cfg: Arc<Config>,
+    resolver: Option<Resolver>,
+    limits: Limits,
+    snapshot: watch::Sender<Arc<Vec<QueueEntry>>>,
+    dirty: bool,
+    in_flight: usize,
+}
+
+/// Opens the spool in `dir`, replays it and starts the manager.
+pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, JoinHandle<()>), SpoolError> {
+    let (spool, replayed) = Spool::open(dir)?;
+    if replayed.damaged > 0 {
+        deps.events.emit(Level::Warn, Channel::SmtpOut, None, EventKind::Note {
+            text: format!("spool: ignored {} torn record(s) at the end of a segment (a crash while writing; those mails were never acknowledged)", replayed.damaged),
+        });
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let last = replayed.messages.iter().map(|(m, _)| m.id).max().unwrap_or(0);
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(Vec::new()));
+    let queue = Queue { spool: spool.clone(), tx, last_id: Arc::new(AtomicU64::new(last)), snapshot: snap_rx };
+    let cfg = Arc::new(deps.current.borrow().config.clone());
+    let (results_tx, results_rx) = mpsc::unbounded_channel();
+    let mut m = Manager {
+        spool,
+        queue: queue.clone(),
+        limits: Limits::new(&cfg),
+        cfg,
+        cfg_seen: None,
+        resolver: None,
+        deps,
+        entries: HashMap::new(),
+        order: Vec::new(),
+        results_tx,
+        snapshot: snap_tx,
+        dirty: true,
+        in_flight: 0,
+    };
+    if !replayed.messages.is_empty() {
+        m.deps.events.emit(Level::Info, Channel::SmtpOut, None, EventKind::Note {
+            text: format!("queue: {} message(s) waiting from before the restart", replayed.messages.len()),
+        });
+    }
+    for (meta, loc) in replayed.messages {
+        m.order.push(meta.id);
+        m.entries.insert(meta.id, Entry { meta, loc, in_flight: false, history: vec!["recovered from the spool at start".into()] });
+    }
+    let handle = tokio::spawn(m.run(rx, results_rx));
+    Ok((queue, handle))
+}
+
+impl Manager {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<ManagerMsg>,
+        mut results: mpsc::UnboundedReceiver<(u64, Vec<(usize, RcptStatus)>)>,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u64 = 0;
+        let shutdown = self.deps.shutdown.clone();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                msg = rx.recv() => match msg {
+                    Some(m) => { self.handle(m).await; self.dispatch(); }
+                    None => break,
+                },
+                Some((id, res)) = results.recv() => { self.finish(id, res); self.dispatch(); }
+                _ = tick.tick() => {
+                    ticks += 1;
+                    self.refresh_config();
+                    self.warn_delayed();
+                    self.dispatch();
+                    if ticks.is_multiple_of(20) {
+                        self.trim().await;
+                    }
+                    if self.dirty {
+                        self.publish();
+                    }
+                }
+            }
+        }
+        self.spool.flush().await;
+    }
+
+    fn publish(&mut self) {
+        let list: Vec<QueueEntry> = self.order.iter().filter_map(|id| self.entries.get(id)).map(Entry::view).collect();
+        self.snapshot.send_replace(Arc::new(list));
+        self.dirty = false;
+    }
+
+    fn log(&self, level: Level, id: u64, text: String) {
+        self.deps.events.emit(level, Channel::SmtpOut, Some(&id_text(id)), EventKind::Note { text });
+    }
+
+    fn refresh_config(&mut self) {
+        let cur = self.deps.current.borrow().clone();
+        if self.cfg_seen.as_ref().is_some_and(|c| Arc::ptr_eq(c, &cur)) {
+            return;
+        }
+        let new = Arc::new(cur.config.clone());
+        let o = &new.outgoing_mails;
+        if self.resolver.is_none() || o.dns_hosts != self.cfg.outgoing_mails.dns_hosts {
+            self.resolver = match Resolver::new(&o.dns_hosts) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    self.deps.events.emit(Level::Error, Channel::SmtpOut, None, EventKind::Note {
+                        text: format!("DNS resolver unavailable, deliveries wait: {e}"),
+                    });
+                    None
+                }
+            };
+        }
+        if self.limits.sizes != (o.max_connections, o.max_connections_per_domain) {
+            self.limits = Limits::new(&new);
+        }
+        self.cfg = new;
+        self.cfg_seen = Some(cur);
+    }
+
+    async fn handle(&mut self, msg: ManagerMsg) {
+        match msg {
+            ManagerMsg::Arrived(meta, loc) => {
+                let rcpts: Vec<String> = meta.rcpts.iter().map(|r| format!("<{}>", r.addr)).collect();
+                self.log(Level::Info, meta.id, format!("queued from <{}> to {} ({} octets)", meta.from, rcpts.join(", "), meta.size));
+                self.order.push(meta.id);
+                let mut e = Entry { meta, loc, in_flight: false, history: Vec::new() };
+                e.note("queued".into());
+                self.entries.insert(e.meta.id, e);
+                self.dirty = true;
+            }
+            ManagerMsg::Forget(id, done) => {
+                if self.entries.remove(&id).is_some() {
+                    self.order.retain(|x| *x != id);
+                    self.spool.append_nowait(Record::Remove(id));
+                    self.dirty = true;
+                }
+                let _ = done.send(());
+            }
+            ManagerMsg::Command(cmd, done) => {
+                let n = self.command(cmd);
+                self.dirty = true;
+                let _ = done.send(n);
+            }
+            ManagerMsg::List(done) => {
+                let list = self.order.iter().filter_map(|id| self.entries.get(id)).map(Entry::view).collect();
+                let _ = done.send(list);
+            }
+            ManagerMsg::Show(id, done) => {
+                let found = self.entries.get(&id).map(|e| (e.view(), e.loc));
+                let spool = self.spool.clone();
+                tokio::spawn(async move {
+                    let out = match found {
+                        Some((view, loc)) => {
+                            let data = tokio::task::spawn_blocking(move || spool.read(loc)).await;
+                            Some((view, data.ok().and_then(Result::ok).unwrap_or_default()))
+                        }
+                        None => None,
+                    };
+                    let _ = done.send(out);
+                });
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: QueueCommand) -> usize {
+        let target = match &cmd {
+            QueueCommand::Retry(t) | QueueCommand::Delete(t) | QueueCommand::Hold(t) | QueueCommand::Release(t) => t.clone(),
+        };
+        let ids: Vec<u64> = match target {
+            Target::Id(id) => self.entries.contains_key(&id).then_some(id).into_iter().collect(),
+            Target::All => self.order.clone(),
+        };
+        let now = now_secs();
+        for &id in &ids {
+            match cmd {
+                QueueCommand::Delete(_) => {
+                    self.entries.remove(&id);
+                    self.order.retain(|x| *x != id);
+                    self.spool.append_nowait(Record::Remove(id));
+                    self.log(Level::Info, id, "deleted by the administrator (no failure notice)".into());
+                }
+                QueueCommand::Retry(_) | QueueCommand::Hold(_) | QueueCommand::Release(_) => {
+                    let e = self.entries.get_mut(&id).expect("listed");
+                    let what = match cmd {
+                        QueueCommand::Retry(_) => {
+                            e.meta.next_try = now;
+                            "retry requested"
+                        }
+                        QueueCommand::Hold(_) => {
+                            e.meta.held = true;
+                            "put on hold"
+                        }
+                        _ => {
+                            e.meta.held = false;
+                            e.meta.next_try = now;
+                            "released"
+                        }
+                    };
+                    e.note(what.into());
+                    self.spool.append_nowait(Record::Update(e.meta.clone()));
+                    self.log(Level::Info, id, what.into());
+                }
+            }
+        }
+        ids.len()
+    }
+
+    /// Starts attempts for every due message, within the limits.
+    fn dispatch(&mut self) {
+        self.refresh_config();
+        let Some(resolver) = self.resolver.clone() else { return };
+        let max_in_flight = (self.cfg.outgoing_mails.max_connections as usize) * 4;
+        let now = now_secs();
+        let due: Vec<u64> = self
+            .order
+            .iter()
+            .copied()
+            .filter(|id| {
+                let e = &self.entries[id];
+                !e.in_flight && !e.meta.held && e.meta.next_try <= now && e.meta.has_pending()
+            })
+            .take(max_in_flight.saturating_sub(self.in_flight))
+            .collect();
+        for id in due {
+            let e = self.entries.get_mut(&id).expect("due");
+            e.in_flight = true;
+            self.in_flight += 1;
+            self.dirty = true;
+            let job = Attempt {
+                ctx: DeliveryCtx {
+                    config: self.cfg.clone(),
+                    resolver: resolver.clone(),
+                    events: self.deps.events.clone(),
+                    mx_port: self.cfg.outgoing_mails.mx_port,
+                },
+                meta: e.meta.clone(),
+                loc: e.loc,
+                spool: self.spool.clone(),
+                limits: self.limits.clone(),
+                mailroot: self.deps.mailroot.clone(),
+            };
+            let tx = self.results_tx.clone();
+            tokio::spawn(async move {
+                let res = job.run().await;
+                let _ = tx.send((id, res));
+            });
+        }
+    }
+
+    /// Applies the results of an attempt.
+    fn finish(&mut self, id: u64, results: Vec<(usize, RcptStatus)>) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.dirty = true;
+        let cfg = self.cfg.clone();
+        let Some(e) = self.entries.get_mut(&id) else { return };
+        e.in_flight = false;
+        e.meta.attempts += 1;
+        let attempt = e.meta.attempts;
+        let mut notes = Vec::new();
+        for (i, st) in results {
+            let r = &mut e.meta.rcpts[i];
+            match st {
+                RcptStatus::Delivered(reply) => {
+                    r.state = RcptState::Delivered;
+                    r.last_error.clear();
+                    notes.push((Level::Info, format!("attempt {attempt}: <{}> delivered: {reply}", r.addr)));
+                }
+                RcptStatus::Permanent(err) => {
+                    r.state = RcptState::Failed;
+                    notes.push((Level::Warn, format!("attempt {attempt}: <{}> failed permanently: {err}", r.addr)));
+                    r.last_error = err;
+                }
+                RcptStatus::Temporary(err) => {
+                    notes.push((Level::Warn, format!("attempt {attempt}: <{}> deferred: {err}", r.addr)));
+                    r.last_error = err;
+                }
+            }
+        }
+        let max = cfg.outgoing_mails.resend_attempts;
+        if e.meta.has_pending() {
+            if attempt >= max {
+                for r in e.meta.rcpts.iter_mut().filter(|r| r.state == RcptState::Pending) {
+                    r.state = RcptState::Failed;
+                    r.last_error = format!("gave up after {attempt} attempts; last error: {}", r.last_error);
+                    notes.push((Level::Warn, format!("<{}> given up after {attempt} attempts", r.addr)));
+                }
+            } else {
+                e.meta.next_try = now_secs() + cfg.outgoing_mails.resend_delay.0.as_secs();
+                let next = cfg.outgoing_mails.resend_delay;
+                notes.push((Level::Info, format!("next attempt ({} of {max}) in {next}", attempt + 1)));
+            }
+        }
+        for (_, n) in &notes {
+            e.note(n.clone());
+        }
+        let done = !e.meta.has_pending();
+        let meta = e.meta.clone();
+        let loc = e.loc;
+        for (level, n) in notes {
+            self.log(level, id, n);
+        }
+        if done {
+            self.entries.remove(&id);
+            self.order.retain(|x| *x != id);
+            self.spool.append_nowait(Record::Remove(id));
+            let failed: Vec<_> = meta.rcpts.iter().filter(|r| r.state == RcptState::Failed).cloned().collect();
+            if !failed.is_empty() {
+                self.notify(meta, loc, failed, false);
+            } else {
+                self.log(Level::Info, id, "delivered to every recipient; removed from the queue".into());
+            }
+        } else {
+            self.spool.append_nowait(Record::Update(meta));
+        }
+    }
+
+    /// Sends the sender a failure notice (or a delay warning); never for the null sender.
+    fn notify(&self, meta: Meta, loc: Location, rcpts: Vec<super::Rcpt>, delayed: bool) {
+        if meta.from.is_empty() {
+            self.log(Level::Info, meta.id, "no failure notice: the sender is the null sender <>".into());
+            return;
+        }
+        let host = self.cfg.server.hostname.clone();
+        let queue = self.queue.clone();
+        let spool = self.spool.clone();
+        let events = self.deps.events.clone();
+        tokio::spawn(async move {
+            let original = tokio::task::spawn_blocking(move || spool.read(loc)).await.ok().and_then(Result::ok).unwrap_or_default();
+            let notice = dsn::notice(&host, &meta, &rcpts, &original, delayed);
+            let kind = if delayed { "delay warning" } else { "failure notice" };
+            let text = match queue.enqueue("", std::slice::from_ref(&meta.from), notice, "local").await {
+                Ok(nid) => format!("{kind} to <{}> queued as {}", meta.from, id_text(nid)),
+                Err(e) => format!("cannot queue the {kind} to <{}>: {e}", meta.from),
+            };
+            events.emit(Level::Info, Channel::SmtpOut, Some(&id_text(meta.id)), EventKind::Note { text });
+        });
+    }
+
+    /// Delay warnings for messages waiting longer than `outgoing_mails.delay_warning`.
+    fn warn_delayed(&mut self) {
+        let Some(after) = self.cfg.outgoing_mails.delay_warning else { return };
+        let now = now_secs();
+        let due: Vec<u64> = self
+            .entries
+            .values()
+            .filter(|e| !e.meta.warned && e.meta.has_pending() && now.saturating_sub(e.meta.created) >= after.0.as_secs())
+            .map(|e| e.meta.id)
+            .collect();
+        for id in due {
+            let e = self.entries.get_mut(&id).expect("listed");
+            e.meta.warned = true;
+            e.note("delay warning sent".into());
+            self.spool.append_nowait(Record::Update(e.meta.clone()));
+            let pending: Vec<_> = e.meta.rcpts.iter().filter(|r| r.state == RcptState::Pending).cloned().collect();
+            let (meta, loc) = (e.meta.clone(), e.loc);
+            self.notify(meta, loc, pending, true);
+        }
+    }
+
+    /// Deletes spool segments no live message needs; moves the few that pin an old segment.
+    async fn trim(&mut self) {
+        let active = self.spool.active_segment();
+        let oldest = self.entries.values().map(|e| e.loc.seg).min();
+        if let Some(old) = oldest
+            && active.saturating_sub(old) >= 4
+        {
+            let pinned: Vec<u64> = self.entries.values().filter(|e| e.loc.seg == old && !e.in_flight).map(|e| e.meta.id).collect();
+            for id in pinned {
+                let (meta, loc) = {
+                    let e = &self.entries[&id];
+                    (e.meta.clone(), e.loc)
+                };
+                let spool = self.spool.clone();
+                let Ok(Ok(data)) = tokio::task::spawn_blocking(move || spool.read(loc)).await else { continue };
+                if let Ok(Some(new)) = self.spool.append(Record::Put(meta, Arc::from(data))).await
+                    && let Some(e) = self.entries.get_mut(&id)
+                {
+                    e.loc = new;
+                }
+            }
+        }
+        let keep_from = self.entries.values().map(|e| e.loc.seg).min().unwrap_or(active).min(active.saturating_sub(1));
+        self.spool.trim_below(keep_from);
+    }
+}
+
+/// One delivery attempt of one message: its pending recipients grouped by destination.
+struct Attempt {
+    ctx: DeliveryCtx,
+    meta: Meta,
+    loc: Location,
+    spool: Spool,
+    limits: Limits,
+    mailroot: PathBuf,
+}
+
+impl Attempt {
+    async fn run(self) -> Vec<(usize, RcptStatus)> {
+        let pending: Vec<usize> = (0..self.meta.rcpts.len()).filter(|&i| self.meta.rcpts[i].state == RcptState::Pending).collect();
+        let spool = self.spool.clone();
+        let loc = self.loc;
+        let data = match tokio::task::spawn_blocking(move || spool.read(loc)).await {
+            Ok(Ok(d)) => Arc::new(d),
+            other => {
+                let why = match other {
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => e.to_string(),
+                    Ok(Ok(_)) => unreachable!(),
+                };
+                return pending.into_iter().map(|i| (i, RcptStatus::Temporary(format!("cannot read the spool: {why}")))).collect();
+            }
+        };
+        let cfg = self.ctx.config.clone();
+        let relay = cfg.outgoing_mails.mode == DeliveryMode::Relay;
+        // Group: local recipients, then one group per domain (or one for the relay host).
+        let mut groups: Vec<(String, bool, Vec<usize>)> = Vec::new();
+        for i in pending {
+            let domain = self.meta.rcpts[i].addr.rsplit_once('@').map(|(_, d)| normalize_domain(d)).unwrap_or_default();
+            let local = cfg.is_local_domain(&domain);
+            let key = if local || !relay { domain } else { String::new() };
+            match groups.iter_mut().find(|(k, l, _)| *k == key && *l == local) {
+                Some(g) => g.2.push(i),
+                None => groups.push((key, local, vec![i])),
+            }
+        }
+        let this = Arc::new(self);
+        let mut set = tokio::task::JoinSet::new();
+        for (domain, local, idx) in groups {
+            let this = this.clone();
+            let data = data.clone();
+            set.spawn(async move {
+                let rcpts: Vec<String> = idx.iter().map(|&i| this.meta.rcpts[i].addr.clone()).collect();
+                let statuses = if local {
+                    this.deliver_local(&rcpts, data).await
+                } else {
+                    let _all = this.limits.overall.clone().acquire_owned().await;
+                    let dest = if domain.is_empty() { "relay".to_string() } else { domain.clone() };
+                    let _one = this.limits.domain(&dest).acquire_owned().await;
+                    let d = if domain.is_empty() {
+                        rcpts.first().and_then(|a| a.rsplit_once('@')).map(|(_, d)| d.to_string()).unwrap_or_default()
+                    } else {
+                        domain
+                    };
+                    delivery::deliver(&this.ctx, &id_text(this.meta.id), &d, &this.meta.from, &rcpts, &data).await
+                };
+                idx.into_iter().zip(statuses).collect::<Vec<_>>()
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = set.join_next().await {
+            if let Ok(v) = r {
+                out.extend(v);
+            }
+        }
+        out
+    }
+
+    async fn deliver_local(&self, rcpts: &[String], data: Arc<Vec<u8>>) -> Vec<RcptStatus> {
+        let cfg = &self.ctx.config;
+        let mut statuses = vec![RcptStatus::Permanent("5.1.1 no such local account".into()); rcpts.len()];
+        let mut boxes = Vec::new();
+        let mut which = Vec::new();
+        for (i, a) in rcpts.iter().enumerate() {
+            if let Some(acc) = cfg.account(a) {
+                let (user, domain) = acc.address.rsplit_once('@').expect("validated");
+                boxes.push(maildir::Recipient {
+                    domain: domain.to_string(),
+                    user: user.to_string(),
+                    headers: format!("Return-Path: <{}>\r\nDelivered-To: {}\r\n", self.meta.from, acc.address).into_bytes(),
+                });
+                which.push(i);
+            }
+        }
+        let root = self.mailroot.clone();
+        let host = cfg.server.hostname.clone();
+        let res = tokio::task::spawn_blocking(move || maildir::deliver(&root, &host, &boxes, &data)).await;
+        for i in which {
+            statuses[i] = match &res {
+                Ok(Ok(_)) => RcptStatus::Delivered("written to the local mailbox".into()),
+                Ok(Err(e)) => RcptStatus::Temporary(format!("4.3.0 cannot write the local mailbox: {e}")),
+                Err(e) => RcptStatus::Temporary(format!("4.3.0 local delivery task failed: {e}")),
+            };
+        }
+        statuses
+    }
+}

@@ -1,0 +1,239 @@
+//! The outgoing queue: mail accepted for other domains waits here, on disk, until it is
+//! delivered or given up on.
+//!
+//! [`spool`] keeps it durable (a journal written by one thread, group commit); [`manager`] is
+//! the one task that owns the queue's state, schedules attempts, applies the re-send policy and
+//! sends failure notices ([`dsn`]); [`Queue`] is the handle sessions, the control socket and the
+//! GUI use.
+
+pub mod dsn;
+pub mod manager;
+pub mod spool;
+
+use serde::{Deserialize, Serialize};
+use spool::{Location, Record, Spool, SpoolError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Where a recipient stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RcptState {
+    /// Not yet delivered; will be tried again.
+    Pending,
+    /// Accepted by the next hop (or written to a local mailbox).
+    Delivered,
+    /// Given up: a 5xx, or the re-send attempts are used up.
+    Failed,
+}
+
+/// One recipient of a queued message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rcpt {
+    /// The address, as it will be sent in RCPT TO.
+    pub addr: String,
+    /// Where it stands.
+    pub state: RcptState,
+    /// The last error for it (reply or reason), empty if none.
+    pub last_error: String,
+}
+
+/// The state of a queued message, as kept in the spool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    /// Queue id.
+    pub id: u64,
+    /// When it was accepted (unix seconds).
+    pub created: u64,
+    /// Envelope sender; empty for the null sender (failure notices).
+    pub from: String,
+    /// Recipients.
+    pub rcpts: Vec<Rcpt>,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+    /// Not before this time (unix seconds).
+    pub next_try: u64,
+    /// On hold: not tried until released.
+    pub held: bool,
+    /// A delay warning was sent.
+    pub warned: bool,
+    /// Content size in octets.
+    pub size: u64,
+    /// Who handed it to us (client IP, or "local" for notices).
+    pub client: String,
+}
+
+impl Meta {
+    /// Whether any recipient is still to be delivered.
+    pub fn has_pending(&self) -> bool {
+        self.rcpts.iter().any(|r| r.state == RcptState::Pending)
+    }
+}
+
+/// The queue id as shown to people: 16 hex digits.
+pub fn id_text(id: u64) -> String {
+    format!("{id:016X}")
+}
+
+/// Parses an id as shown by [`id_text`].
+pub fn parse_id(s: &str) -> Option<u64> {
+    u64::from_str_radix(s.trim(), 16).ok()
+}
+
+/// A queued message as the queue list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    /// The message's state.
+    pub meta: Meta,
+    /// A delivery attempt is running now.
+    pub in_flight: bool,
+    /// What happened to it so far (this run), oldest first.
+    pub history: Vec<String>,
+}
+
+/// Which messages a command is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Target {
+    /// One message.
+    Id(u64),
+    /// Every message.
+    All,
+}
+
+/// Commands to the queue (from the control socket, the GUI, the CLI).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueueCommand {
+    /// Deliver now.
+    Retry(Target),
+    /// Remove without a failure notice.
+    Delete(Target),
+    /// Do not try until released.
+    Hold(Target),
+    /// Undo hold.
+    Release(Target),
+}
+
+/// Messages to the manager task.
+pub(crate) enum ManagerMsg {
+    /// A message was spooled.
+    Arrived(Meta, Location),
+    /// A command; the reply is how many messages it touched.
+    Command(QueueCommand, oneshot::Sender<usize>),
+    /// The full list, content excluded.
+    List(oneshot::Sender<Vec<QueueEntry>>),
+    /// One message with its content.
+    Show(u64, oneshot::Sender<Option<(QueueEntry, Vec<u8>)>>),
+    /// Remove a message that was just spooled (rollback after a failed local delivery).
+    Forget(u64, oneshot::Sender<()>),
+}
+
+/// Handle to the queue. Cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    /// The journal.
+    spool: Spool,
+    /// The manager task.
+    tx: mpsc::UnboundedSender<ManagerMsg>,
+    /// Last id handed out.
+    last_id: Arc<AtomicU64>,
+    /// The list as last published (for the GUI; refreshed on change).
+    snapshot: watch::Receiver<Arc<Vec<QueueEntry>>>,
+}
+
+impl Queue {
+    /// A fresh id, increasing, unique across restarts.
+    fn next_id(&self) -> u64 {
+        let floor = now_secs() << 20;
+        let mut cur = self.last_id.load(Ordering::Relaxed);
+        loop {
+            let next = (cur + 1).max(floor);
+            match self.last_id.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return next,
+                Err(c) => cur = c,
+            }
+        }
+    }
+
+    /// Spools a message for `rcpts` and returns its id once it is on disk.
+    pub async fn enqueue(&self, from: &str, rcpts: &[String], data: Vec<u8>, client: &str) -> Result<u64, SpoolError> {
+        let now = now_secs();
+        let meta = Meta {
+            id: self.next_id(),
+            created: now,
+            from: from.to_string(),
+            rcpts: rcpts
+                .iter()
+                .map(|a| Rcpt { addr: a.clone(), state: RcptState::Pending, last_error: String::new() })
+                .collect(),
+            attempts: 0,
+            next_try: now,
+            held: false,
+            warned: false,
+            size: data.len() as u64,
+            client: client.to_string(),
+        };
+        let loc = self
+            .spool
+            .append(Record::Put(meta.clone(), Arc::from(data)))
+            .await?
+            .expect("a Put has a location");
+        let id = meta.id;
+        self.tx.send(ManagerMsg::Arrived(meta, loc)).map_err(|_| SpoolError::Stopped)?;
+        Ok(id)
+    }
+
+    /// Takes back a message just spooled (its local part could not be delivered).
+    pub async fn forget(&self, id: u64) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(ManagerMsg::Forget(id, tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Runs a command; returns how many messages it touched.
+    pub async fn command(&self, cmd: QueueCommand) -> usize {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(ManagerMsg::Command(cmd, tx)).is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
+    /// Sends a command without waiting (for the GUI).
+    pub fn command_nowait(&self, cmd: QueueCommand) {
+        let (tx, _rx) = oneshot::channel();
+        let _ = self.tx.send(ManagerMsg::Command(cmd, tx));
+    }
+
+    /// Every queued message.
+    pub async fn list(&self) -> Vec<QueueEntry> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(ManagerMsg::List(tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// One message and its content.
+    pub async fn show(&self, id: u64) -> Option<(QueueEntry, Vec<u8>)> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(ManagerMsg::Show(id, tx)).ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// The list as last published; never blocks.
+    pub fn snapshot(&self) -> Arc<Vec<QueueEntry>> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// Waits until everything written so far is synced (used before exiting).
+    pub async fn flush(&self) {
+        self.spool.flush().await;
+    }
+}

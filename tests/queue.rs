@@ -1,0 +1,269 @@
+//! The outgoing queue end to end, with real peers: Postfix's smtp-sink as the next hop (it
+//! injects 4xx, 5xx and disconnects), a second Postern as a relay host with AUTH and TLS, and
+//! `postern queue ...` against a running and a stopped server.
+
+mod common;
+
+use common::{ALICE, DOMAIN, PASSWORD, Server, free_port, poll, sasl_plain};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// Postfix's smtp-sink on a loopback port, dumping every mail into a directory.
+struct Sink {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Sink {
+    fn start(port: u16, flags: &[&str]) -> Sink {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("/usr/sbin/smtp-sink");
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            cmd.args(["-u", "root"]);
+        }
+        cmd.args(flags)
+            .arg("-d")
+            .arg(format!("{}/%M.", dir.path().display()))
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("50")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().expect("smtp-sink (package postfix) must be installed");
+        poll(Duration::from_secs(10), "smtp-sink listening", || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        Sink { child, port, dir }
+    }
+
+    fn mails(&self) -> Vec<String> {
+        common::list_files(self.dir.path())
+            .into_iter()
+            .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned())
+            .collect()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server whose outgoing SMTP shares the incoming port, relaying for logged-in users
+/// (no TLS needed for AUTH in these tests), routing far.test to `route_port`.
+fn relay_server(route_port: u16, extra: &[&str]) -> Server {
+    let mut s = Server::prepare(common::Config::default());
+    let port = s.cfg.incoming_port;
+    let route = format!("outgoing_mails.domain_maps=[(domain: \"far.test\", host: \"127.0.0.1\", port: {route_port})]");
+    let mut args = vec![
+        "config",
+        "set",
+        "smtp.outgoing.enabled=true",
+        "smtp.tls.auth_requires_tls=false",
+        "outgoing_mails.resend_delay=\"1s\"",
+        "outgoing_mails.outbound_tls=None",
+        &route,
+    ];
+    let same = format!("smtp.outgoing.port={port}");
+    args.push(&same);
+    args.extend_from_slice(extra);
+    s.cli(&args).assert_ok();
+    s.spawn();
+    s.wait_ready(port);
+    s
+}
+
+/// Submits one message to far.test (and optionally more recipients); returns the 250 text.
+fn submit(s: &Server, from: &str, rcpts: &[&str], body: &str) -> String {
+    let mut c = s.connect();
+    c.read_reply();
+    c.ehlo();
+    c.expect(&format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD)), 235, "2.7.0");
+    c.expect(&format!("MAIL FROM:<{from}>"), 250, "");
+    for r in rcpts {
+        c.expect(&format!("RCPT TO:<{r}>"), 250, "2.1.5");
+    }
+    c.expect("DATA", 354, "");
+    let r = c.cmd(&format!("Subject: queue test\r\n\r\n{body}\r\n."));
+    assert_eq!(r.code, 250, "{}", r.text());
+    c.cmd("QUIT");
+    r.text()
+}
+
+fn queue_list(s: &Server) -> String {
+    let out = s.cli(&["queue", "list"]);
+    out.assert_ok();
+    out.stdout.clone()
+}
+
+fn queue_ids(s: &Server) -> Vec<String> {
+    queue_list(s)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.len() == 16 && w.chars().all(|c| c.is_ascii_hexdigit()))
+        .map(str::to_string)
+        .collect()
+}
+
+fn alice_mail_containing(s: &Server, needle: &str) -> String {
+    poll(LONG, &format!("a mail containing {needle:?} in alice's mailbox"), || {
+        s.alice_mails().into_iter().find(|m| m.contains(needle))
+    })
+}
+
+#[test]
+fn relayed_mail_reaches_the_next_hop_and_leaves_the_queue() {
+    let sink = Sink::start(free_port(), &[]);
+    let s = relay_server(sink.port, &[]);
+    let reply = submit(&s, ALICE, &["bob@far.test", "carol@far.test"], "first line\r\n..dotted line");
+    assert!(reply.contains("queued as"), "{reply}");
+    let mail = poll(LONG, "mail at the sink", || sink.mails().into_iter().next());
+    assert!(mail.contains("Subject: queue test"), "{mail}");
+    assert!(mail.contains("\n.dotted line"), "dot-stuffing round trip: {mail}");
+    assert!(mail.contains("by mail.test (Postern) with ESMTPA"), "Received trace kept: {mail}");
+    poll(LONG, "queue empty", || queue_ids(&s).is_empty().then_some(()));
+}
+
+#[test]
+fn temporary_failures_are_retried_then_bounced_with_a_dsn() {
+    // The sink answers 4xx to every RCPT.
+    let sink = Sink::start(free_port(), &["-r", "RCPT"]);
+    let s = relay_server(sink.port, &["outgoing_mails.resend_attempts=3"]);
+    submit(&s, ALICE, &["bob@far.test"], "will be deferred");
+    let dsn = alice_mail_containing(&s, "multipart/report");
+    assert!(dsn.contains("Return-Path: <>"), "a notice comes from the null sender: {dsn}");
+    assert!(dsn.contains("report-type=delivery-status"), "{dsn}");
+    assert!(dsn.contains("Final-Recipient: rfc822; bob@far.test"), "{dsn}");
+    assert!(dsn.contains("Action: failed"), "{dsn}");
+    assert!(dsn.contains("gave up after 3 attempts"), "{dsn}");
+    assert!(dsn.contains("Subject: queue test"), "the original headers are returned: {dsn}");
+    poll(LONG, "queue empty", || queue_ids(&s).is_empty().then_some(()));
+    assert!(sink.mails().is_empty());
+    let log = s.stderr();
+    assert_eq!(log.matches("deferred").count(), 3, "three attempts were made:\n{log}");
+}
+
+#[test]
+fn permanent_failures_bounce_at_once_but_never_to_the_null_sender() {
+    let sink = Sink::start(free_port(), &["-f", "RCPT"]);
+    let s = relay_server(sink.port, &["outgoing_mails.resend_attempts=5"]);
+    submit(&s, ALICE, &["bob@far.test"], "hard fail");
+    let dsn = alice_mail_containing(&s, "multipart/report");
+    assert!(dsn.contains("Status: 5."), "{dsn}");
+    assert!(!dsn.contains("gave up after"), "a 5xx needs no retries: {dsn}");
+    let before = s.alice_mails().len();
+
+    submit(&s, "", &["bob@far.test"], "bounce of a bounce");
+    poll(LONG, "the null-sender mail is dropped", || {
+        s.stderr().contains("no failure notice: the sender is the null sender").then_some(())
+    });
+    poll(LONG, "queue empty", || queue_ids(&s).is_empty().then_some(()));
+    assert_eq!(s.alice_mails().len(), before, "no notice for the null sender");
+}
+
+#[test]
+fn queued_mail_survives_a_kill_and_is_delivered_after_restart() {
+    let port = free_port(); // nothing listens yet: the mail stays queued
+    let mut s = relay_server(port, &["outgoing_mails.resend_delay=\"1h\""]);
+    submit(&s, ALICE, &["bob@far.test"], "survivor one");
+    submit(&s, ALICE, &["carol@far.test"], "survivor two");
+    // A session killed in the middle of DATA must leave nothing behind.
+    let mut half = s.connect();
+    half.read_reply();
+    half.ehlo();
+    half.expect(&format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD)), 235, "");
+    half.expect("MAIL FROM:<alice@example.test>", 250, "");
+    half.expect("RCPT TO:<dave@far.test>", 250, "");
+    half.expect("DATA", 354, "");
+    half.send(b"Subject: half\r\n\r\nnever finished\r\n").unwrap();
+    assert_eq!(queue_ids(&s).len(), 2);
+    s.signal("KILL");
+    s.wait_exit(Duration::from_secs(10));
+
+    // Offline queue commands work on the spool directly.
+    let listed = queue_list(&s);
+    assert!(listed.contains("<bob@far.test>") && listed.contains("<carol@far.test>"), "{listed}");
+    assert!(!listed.contains("dave"), "the unfinished mail was never accepted: {listed}");
+
+    let sink = Sink::start(port, &[]);
+    s.spawn();
+    s.wait_ready(s.cfg.incoming_port);
+    s.cli(&["queue", "retry", "--all"]).assert_ok();
+    poll(LONG, "both mails at the sink", || (sink.mails().len() == 2).then_some(()));
+    let all = sink.mails().join("\n");
+    assert!(all.contains("survivor one") && all.contains("survivor two"));
+    poll(LONG, "queue empty", || queue_ids(&s).is_empty().then_some(()));
+}
+
+#[test]
+fn queue_commands_against_a_running_server() {
+    let port = free_port();
+    let s = relay_server(port, &["outgoing_mails.resend_delay=\"1h\""]);
+    submit(&s, ALICE, &["bob@far.test"], "first");
+    submit(&s, ALICE, &["carol@far.test"], "second");
+    let ids = poll(LONG, "two queued", || {
+        let ids = queue_ids(&s);
+        (ids.len() == 2 && !queue_list(&s).contains(" now ")).then_some(ids)
+    });
+    let listed = queue_list(&s);
+    assert!(listed.contains("<alice@example.test>") && listed.contains("last error"), "{listed}");
+
+    let show = s.cli(&["queue", "show", &ids[0]]);
+    show.assert_ok();
+    assert!(show.stdout.contains("Subject: queue test") && show.stdout.contains("first"), "{}", show.stdout);
+    assert!(show.stdout.contains("History:"), "{}", show.stdout);
+
+    s.cli(&["queue", "hold", &ids[0]]).assert_ok();
+    assert!(queue_list(&s).contains("on hold"));
+    s.cli(&["queue", "release", &ids[0]]).assert_ok();
+    assert!(!queue_list(&s).contains("on hold"));
+
+    s.cli(&["queue", "delete", &ids[1]]).assert_ok();
+    assert_eq!(queue_ids(&s), vec![ids[0].clone()]);
+    s.cli(&["queue", "delete", "0000000000000001"]).assert_failed();
+
+    // Retry now, with the next hop up: delivered at once, not in an hour.
+    let sink = Sink::start(port, &[]);
+    s.cli(&["queue", "hold", &ids[0]]).assert_ok();
+    s.cli(&["queue", "retry", &ids[0]]).assert_ok();
+    assert!(queue_list(&s).contains("on hold"), "retry does not release a held mail");
+    s.cli(&["queue", "release", &ids[0]]).assert_ok();
+    poll(LONG, "delivered after release", || sink.mails().into_iter().find(|m| m.contains("first")));
+    poll(LONG, "queue empty", || queue_ids(&s).is_empty().then_some(()));
+}
+
+#[test]
+fn relay_mode_goes_through_a_second_postern_with_auth_and_starttls() {
+    // The relay host: a second Postern with its own domain and account.
+    let mut hop = Server::prepare(common::Config {
+        domains: vec![DOMAIN.into(), "far.test".into()],
+        ..common::Config::default()
+    });
+    hop.cli(&["domain", "list"]).assert_ok();
+    hop.cli_stdin(&["account", "add", "bob@far.test", "--password-stdin"], "bobpw\n").assert_ok();
+    hop.spawn();
+    hop.wait_ready(hop.cfg.incoming_port);
+
+    let relay_cfg = [
+        "outgoing_mails.mode=Relay".to_string(),
+        "outgoing_mails.relay.host=\"127.0.0.1\"".to_string(),
+        format!("outgoing_mails.relay.port={}", hop.cfg.incoming_port),
+        format!("outgoing_mails.relay.username=\"{ALICE}\""),
+        format!("outgoing_mails.relay.password=\"{PASSWORD}\""),
+        "outgoing_mails.relay.tls=StartTls".to_string(),
+    ];
+    let refs: Vec<&str> = relay_cfg.iter().map(String::as_str).collect();
+    // The domain map points nowhere: in Relay mode it must be ignored.
+    let s = relay_server(free_port(), &refs);
+    submit(&s, ALICE, &["bob@far.test"], "via the relay host");
+    let got = poll(LONG, "mail in bob's mailbox on the relay host", || {
+        hop.maildir_files("far.test", "bob").into_iter().next()
+    });
+    let text = std::fs::read_to_string(got).unwrap();
+    assert!(text.contains("via the relay host"), "{text}");
+    assert!(text.contains("with ESMTPSA"), "AUTH over TLS to the relay host: {text}");
+}
+
