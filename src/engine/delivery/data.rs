@@ -1,0 +1,95 @@
+//! The bytes sent after DATA: line endings normalised and dots stuffed.
+//!
+//! Every bare CR and every bare LF becomes CRLF, so whatever sits in the spool, the next hop sees
+//! exactly the line structure we see and no `<LF>.<LF>`-style end of data can be smuggled through
+//! us (RFC 5321 2.3.8, CVE-2023-51764). Lines starting with `.` get a second one (RFC 5321
+//! 4.5.2), and the transfer ends with `<CRLF>.<CRLF>`.
+
+/// Encodes `message` for the DATA phase, terminating `.` line included.
+pub fn encode(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 8);
+    let mut at_line_start = true;
+    let mut i = 0;
+    while i < message.len() {
+        let b = message[i];
+        match b {
+            b'\r' => {
+                out.extend_from_slice(b"\r\n");
+                // CRLF is one line ending; a CR alone is one too.
+                if message.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+                at_line_start = true;
+            }
+            b'\n' => {
+                out.extend_from_slice(b"\r\n");
+                at_line_start = true;
+            }
+            _ => {
+                if at_line_start && b == b'.' {
+                    out.push(b'.');
+                }
+                out.push(b);
+                at_line_start = false;
+            }
+        }
+        i += 1;
+    }
+    if !at_line_start {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+/// Whether the message has octets above 127 (then `BODY=8BITMIME` is declared when offered).
+pub fn has_8bit(message: &[u8]) -> bool {
+    message.iter().any(|&b| b >= 0x80)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crlf_text_is_only_terminated() {
+        assert_eq!(encode(b"a\r\nb\r\n"), b"a\r\nb\r\n.\r\n");
+    }
+
+    #[test]
+    fn bare_cr_and_lf_become_crlf() {
+        assert_eq!(encode(b"a\nb\rc\r\n"), b"a\r\nb\r\nc\r\n.\r\n");
+        assert_eq!(encode(b"a\r\r\nb"), b"a\r\n\r\nb\r\n.\r\n");
+        assert_eq!(encode(b"a\n\rb"), b"a\r\n\r\nb\r\n.\r\n");
+    }
+
+    #[test]
+    fn smuggled_end_of_data_is_defused() {
+        // `<LF>.<LF>` and `<CR>.<CR>` would end DATA at a lenient server: now they are a
+        // stuffed dot line that the next hop unstuffs back into "." inside the message.
+        let out = encode(b"Subject: x\r\n\r\nhi\n.\nMAIL FROM:<evil@x>\r\n");
+        assert_eq!(
+            out,
+            b"Subject: x\r\n\r\nhi\r\n..\r\nMAIL FROM:<evil@x>\r\n.\r\n"
+        );
+        let out = encode(b"hi\r.\rRCPT TO:<x@y>\r\n");
+        assert_eq!(out, b"hi\r\n..\r\nRCPT TO:<x@y>\r\n.\r\n");
+        // Only the final line ends the transfer.
+        let end = out.windows(5).position(|w| w == b"\r\n.\r\n").unwrap();
+        assert_eq!(end, out.len() - 5);
+    }
+
+    #[test]
+    fn leading_dots_are_stuffed() {
+        assert_eq!(
+            encode(b".\r\n..x\r\ny.z\r\n"),
+            b"..\r\n...x\r\ny.z\r\n.\r\n"
+        );
+        assert_eq!(encode(b".start"), b"..start\r\n.\r\n");
+    }
+
+    #[test]
+    fn empty_message() {
+        assert_eq!(encode(b""), b".\r\n");
+    }
+}

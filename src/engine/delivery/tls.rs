@@ -1,0 +1,82 @@
+//! Client TLS for outbound SMTP: STARTTLS towards MX hosts and relay hosts, and implicit TLS
+//! towards a relay's 465-style port.
+//!
+//! Certificates are not verified. MX hosts are found through unauthenticated DNS, so checking
+//! the name in the certificate would prove nothing (RFC 7435 opportunistic security), and the
+//! relay settings of the Outgoing Mails dialog have no trust store to check against. Handshake
+//! signatures are still verified, so the session is encrypted to whoever holds the key of the
+//! certificate shown.
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+use tokio_rustls::TlsConnector;
+
+/// The connector shared by every outbound connection (built once).
+pub fn connector() -> TlsConnector {
+    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(AnyCertificate {
+            algorithms: provider.signature_verification_algorithms,
+        });
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("the ring provider supports the default TLS versions")
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        Arc::new(config)
+    });
+    TlsConnector::from(config.clone())
+}
+
+/// The name sent in SNI: the host name when it is one, else the address (no SNI is sent).
+pub fn server_name(host: &str, ip: IpAddr) -> ServerName<'static> {
+    ServerName::try_from(host.to_string()).unwrap_or_else(|_| ServerName::IpAddress(ip.into()))
+}
+
+/// Accepts any certificate, but checks that the handshake was signed with its key.
+#[derive(Debug)]
+struct AnyCertificate {
+    /// Signature algorithms of the crypto provider.
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
