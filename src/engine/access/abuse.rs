@@ -1,0 +1,737 @@
+//! Engine-wide per-IP abuse state: simultaneous connections, failed-login lockout
+//! (anti-hammering), tarpitting after failed RCPTs, blocks, and hourly transfer limits.
+//!
+//! One [`Abuse`] is shared by every session. Its tables are keyed by client IP (IPv4-mapped
+//! IPv6 addresses count as their IPv4 address) and live behind one mutex; entries that have
+//! expired are pruned as the tables are used. Safe IPs (see [`super::is_safe_ip`]) are exempt
+//! from everything here. The settings are read from the [`Config`] passed to every call, so a
+//! reload applies at once; turning a defence off also lifts the blocks it made.
+//!
+//! Every public method has a twin taking `now: Instant`, which is what the unit tests drive:
+//! expiry and window rollover are tested by passing later instants, never by sleeping.
+
+use crate::engine::config::Config;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The longest a tarpit makes a client wait for one reply.
+pub const MAX_TARPIT_DELAY: Duration = Duration::from_secs(30);
+
+/// The sliding window of the transfer limits.
+const TRANSFER_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Granularity of the transfer window: traffic is counted in buckets this long.
+const TRANSFER_BUCKET: Duration = Duration::from_secs(60);
+
+/// How often the whole tables are swept for expired entries.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// A refusal to give the client, and why (for the log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// SMTP reply code, e.g. 421.
+    pub code: u16,
+    /// Reply text starting with the enhanced status code, e.g. "4.7.0 ...".
+    pub text: String,
+    /// Why, for the security log.
+    pub reason: String,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.code, self.text)
+    }
+}
+
+/// Which defence made a block (a defence that is turned off no longer enforces its blocks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockKind {
+    /// Failed-login lockout.
+    Lockout,
+    /// Too many failed RCPTs (tarpit).
+    Tarpit,
+}
+
+/// A running block of one IP.
+#[derive(Debug, Clone)]
+struct Block {
+    /// When it ends.
+    until: Instant,
+    /// What caused it.
+    kind: BlockKind,
+    /// The same, in words, for replies and the log.
+    why: String,
+}
+
+/// One minute of traffic from one IP. The hourly window slides a bucket at a time, so traffic
+/// leaves it up to a minute early.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    /// When the bucket started.
+    start: Instant,
+    /// Messages accepted in it.
+    messages: u64,
+    /// Octets accepted in it.
+    bytes: u64,
+}
+
+/// The tables, behind the mutex.
+#[derive(Debug)]
+struct State {
+    /// Open connections per IP (entries at zero are removed).
+    connections: HashMap<IpAddr, u32>,
+    /// Times of recent failed AUTH attempts per IP, oldest first.
+    auth_failures: HashMap<IpAddr, VecDeque<Instant>>,
+    /// Running blocks.
+    blocks: HashMap<IpAddr, Block>,
+    /// Recent traffic per IP, oldest bucket first, covering at most the last hour.
+    transfer: HashMap<IpAddr, VecDeque<Bucket>>,
+    /// When the tables were last swept.
+    last_prune: Option<Instant>,
+}
+
+/// Engine-wide per-IP abuse state. Cheap to share: clone it or put it in an `Arc`.
+#[derive(Debug, Clone)]
+pub struct Abuse {
+    /// The tables; connection guards hold a reference too.
+    state: Arc<Mutex<State>>,
+}
+
+/// One counted connection: dropping it gives the slot back.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    /// The tables and the IP to decrement.
+    slot: Option<(Arc<Mutex<State>>, IpAddr)>,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if let Some((state, ip)) = self.slot.take() {
+            let mut st = lock(&state);
+            if let Some(n) = st.connections.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    st.connections.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+/// Locks the tables; a poisoned lock still holds consistent counters, so it is used anyway.
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// "30m", "1h", for reply texts.
+fn human(d: Duration) -> String {
+    let secs = d.as_secs().max(1);
+    if secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else if secs >= 60 && secs.is_multiple_of(60) {
+        format!("{}m", secs / 60)
+    } else if secs > 120 {
+        format!("{}m", secs.div_ceil(60))
+    } else {
+        format!("{secs}s")
+    }
+}
+
+impl Default for Abuse {
+    fn default() -> Self {
+        Abuse::new()
+    }
+}
+
+impl Abuse {
+    /// Empty tables.
+    pub fn new() -> Abuse {
+        Abuse {
+            state: Arc::new(Mutex::new(State {
+                connections: HashMap::new(),
+                auth_failures: HashMap::new(),
+                blocks: HashMap::new(),
+                transfer: HashMap::new(),
+                last_prune: None,
+            })),
+        }
+    }
+
+    /// At accept: a blocked IP gets `421 4.7.0` (blocks expire, so the refusal is temporary),
+    /// one over `abuse.max_connections_per_ip` gets `421 4.7.0`. Safe IPs are always let in.
+    /// The returned guard holds the connection's slot until it is dropped.
+    pub fn connect(&self, ip: IpAddr, cfg: &Config) -> Result<ConnectionGuard, Refusal> {
+        self.connect_at(ip, cfg, Instant::now())
+    }
+
+    /// [`Abuse::connect`] at a given instant.
+    pub fn connect_at(
+        &self,
+        ip: IpAddr,
+        cfg: &Config,
+        now: Instant,
+    ) -> Result<ConnectionGuard, Refusal> {
+        let ip = ip.to_canonical();
+        let safe = super::is_safe_ip(ip, cfg);
+        let mut st = self.tables(cfg, now);
+        if !safe {
+            if let Some(r) = st.block_refusal(ip, cfg, now) {
+                return Err(r);
+            }
+            let max = cfg.abuse.max_connections_per_ip;
+            let open = st.connections.get(&ip).copied().unwrap_or(0);
+            if max > 0 && open >= max {
+                return Err(Refusal {
+                    code: 421,
+                    text: format!("4.7.0 Too many connections from {ip}, try again later"),
+                    reason: format!(
+                        "{open} connections already open from {ip} (max_connections_per_ip {max})"
+                    ),
+                });
+            }
+        }
+        // Safe IPs are counted too, so the count stays right if the Safe IP list changes.
+        *st.connections.entry(ip).or_insert(0) += 1;
+        Ok(ConnectionGuard {
+            slot: Some((self.state.clone(), ip)),
+        })
+    }
+
+    /// Records a failed AUTH. Returns `Some` when the IP is blocked after this failure: this
+    /// failure reached `lockout.failures` within `lockout.window` (the IP is then blocked for
+    /// `lockout.block_for`), or a block was already running. Safe IPs: always `None`.
+    pub fn auth_failed(&self, ip: IpAddr, cfg: &Config) -> Option<Refusal> {
+        self.auth_failed_at(ip, cfg, Instant::now())
+    }
+
+    /// [`Abuse::auth_failed`] at a given instant.
+    pub fn auth_failed_at(&self, ip: IpAddr, cfg: &Config, now: Instant) -> Option<Refusal> {
+        let ip = ip.to_canonical();
+        let lc = &cfg.abuse.lockout;
+        if super::is_safe_ip(ip, cfg) || !lc.enabled || lc.failures == 0 {
+            return None;
+        }
+        let mut st = self.tables(cfg, now);
+        if let Some(r) = st.block_refusal(ip, cfg, now) {
+            return Some(r);
+        }
+        let window = lc.window.0;
+        let fails = st.auth_failures.entry(ip).or_default();
+        fails.push_back(now);
+        while fails
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+        {
+            fails.pop_front();
+        }
+        if fails.len() < lc.failures as usize {
+            return None;
+        }
+        let n = fails.len();
+        st.auth_failures.remove(&ip);
+        let why = format!("{n} failed logins within {}", human(window));
+        st.blocks.insert(
+            ip,
+            Block {
+                until: now + lc.block_for.0,
+                kind: BlockKind::Lockout,
+                why: why.clone(),
+            },
+        );
+        Some(Refusal {
+            code: 421,
+            text: format!(
+                "4.7.0 Too many failed login attempts, {ip} is blocked for {}",
+                human(lc.block_for.0)
+            ),
+            reason: format!("{ip} locked out for {}: {why}", human(lc.block_for.0)),
+        })
+    }
+
+    /// Whether the IP is blocked right now (a lockout or tarpit block still running, and its
+    /// defence still on). Safe IPs: always `None`.
+    pub fn blocked(&self, ip: IpAddr, cfg: &Config) -> Option<Refusal> {
+        self.blocked_at(ip, cfg, Instant::now())
+    }
+
+    /// [`Abuse::blocked`] at a given instant.
+    pub fn blocked_at(&self, ip: IpAddr, cfg: &Config, now: Instant) -> Option<Refusal> {
+        let ip = ip.to_canonical();
+        if super::is_safe_ip(ip, cfg) {
+            return None;
+        }
+        self.tables(cfg, now).block_refusal(ip, cfg, now)
+    }
+
+    /// A failed RCPT; `n` is the number of failed RCPTs so far in this session, this one
+    /// included. Returns the delay to wait before replying (zero up to `tarpit.after_failures`,
+    /// then `tarpit.delay` more per failure, at most [`MAX_TARPIT_DELAY`]) and, when `n`
+    /// reaches `tarpit.block_after` (0 = never), a refusal: the IP is then blocked for
+    /// `tarpit.block_for` and the session should be closed. Safe IPs: no delay, no block.
+    pub fn rcpt_failed(&self, ip: IpAddr, n: u32, cfg: &Config) -> (Duration, Option<Refusal>) {
+        self.rcpt_failed_at(ip, n, cfg, Instant::now())
+    }
+
+    /// [`Abuse::rcpt_failed`] at a given instant.
+    pub fn rcpt_failed_at(
+        &self,
+        ip: IpAddr,
+        n: u32,
+        cfg: &Config,
+        now: Instant,
+    ) -> (Duration, Option<Refusal>) {
+        let ip = ip.to_canonical();
+        let tc = &cfg.abuse.tarpit;
+        if !tc.enabled || super::is_safe_ip(ip, cfg) {
+            return (Duration::ZERO, None);
+        }
+        let delay = tarpit_delay(n, tc.after_failures, tc.delay.0);
+        if tc.block_after == 0 || n < tc.block_after {
+            return (delay, None);
+        }
+        let mut st = self.tables(cfg, now);
+        let why = format!("{n} failed recipients in one session");
+        st.blocks.insert(
+            ip,
+            Block {
+                until: now + tc.block_for.0,
+                kind: BlockKind::Tarpit,
+                why: why.clone(),
+            },
+        );
+        let refusal = Refusal {
+            code: 421,
+            text: format!(
+                "4.7.0 Too many invalid recipients, {ip} is blocked for {}",
+                human(tc.block_for.0)
+            ),
+            reason: format!("{ip} blocked for {}: {why}", human(tc.block_for.0)),
+        };
+        (delay, Some(refusal))
+    }
+
+    /// Before accepting a message of `size` octets from `ip`: `452 4.7.0` when it would take
+    /// the IP over `transfer.max_messages_per_hour` or `transfer.max_bytes_per_hour` (0 = no
+    /// limit) within the last hour. On `Ok` the message is counted. Safe IPs: always `Ok`,
+    /// never counted.
+    pub fn transfer(&self, ip: IpAddr, size: u64, cfg: &Config) -> Result<(), Refusal> {
+        self.transfer_at(ip, size, cfg, Instant::now())
+    }
+
+    /// [`Abuse::transfer`] at a given instant.
+    pub fn transfer_at(
+        &self,
+        ip: IpAddr,
+        size: u64,
+        cfg: &Config,
+        now: Instant,
+    ) -> Result<(), Refusal> {
+        let ip = ip.to_canonical();
+        let tc = &cfg.abuse.transfer;
+        if super::is_safe_ip(ip, cfg) {
+            return Ok(());
+        }
+        let mut st = self.tables(cfg, now);
+        let buckets = st.transfer.entry(ip).or_default();
+        expire_buckets(buckets, now);
+        let (messages, bytes) = buckets.iter().fold((0u64, 0u64), |(m, b), k| {
+            (m + k.messages, b.saturating_add(k.bytes))
+        });
+        let max_msgs = u64::from(tc.max_messages_per_hour);
+        if max_msgs > 0 && messages + 1 > max_msgs {
+            return Err(Refusal {
+                code: 452,
+                text: format!("4.7.0 Hourly message limit reached for {ip}, try again later"),
+                reason: format!(
+                    "{ip} sent {messages} messages in the last hour (max_messages_per_hour {max_msgs})"
+                ),
+            });
+        }
+        let max_bytes = tc.max_bytes_per_hour;
+        if max_bytes > 0 && bytes.saturating_add(size) > max_bytes {
+            return Err(Refusal {
+                code: 452,
+                text: format!("4.7.0 Hourly transfer limit reached for {ip}, try again later"),
+                reason: format!(
+                    "{ip} sent {bytes} octets in the last hour, {size} more would pass \
+                     max_bytes_per_hour {max_bytes}"
+                ),
+            });
+        }
+        match buckets.back_mut() {
+            Some(b) if now.saturating_duration_since(b.start) < TRANSFER_BUCKET => {
+                b.messages += 1;
+                b.bytes = b.bytes.saturating_add(size);
+            }
+            _ => buckets.push_back(Bucket {
+                start: now,
+                messages: 1,
+                bytes: size,
+            }),
+        }
+        Ok(())
+    }
+
+    /// Open connections from `ip` right now (for status displays and tests).
+    pub fn connections(&self, ip: IpAddr) -> u32 {
+        lock(&self.state)
+            .connections
+            .get(&ip.to_canonical())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Locks the tables, sweeping expired entries first when the last sweep is old enough.
+    fn tables(&self, cfg: &Config, now: Instant) -> MutexGuard<'_, State> {
+        let mut st = lock(&self.state);
+        let due = st
+            .last_prune
+            .is_none_or(|t| now.saturating_duration_since(t) >= PRUNE_EVERY);
+        if due {
+            st.prune(cfg, now);
+            st.last_prune = Some(now);
+        }
+        st
+    }
+}
+
+impl State {
+    /// The refusal for a running block of `ip`, removing the block once it has expired.
+    fn block_refusal(&mut self, ip: IpAddr, cfg: &Config, now: Instant) -> Option<Refusal> {
+        let block = self.blocks.get(&ip)?;
+        if now >= block.until {
+            self.blocks.remove(&ip);
+            return None;
+        }
+        let on = match block.kind {
+            BlockKind::Lockout => cfg.abuse.lockout.enabled,
+            BlockKind::Tarpit => cfg.abuse.tarpit.enabled,
+        };
+        if !on {
+            return None;
+        }
+        let left = block.until - now;
+        Some(Refusal {
+            code: 421,
+            text: format!(
+                "4.7.0 {ip} is temporarily blocked, try again in {}",
+                human(left)
+            ),
+            reason: format!("{ip} is blocked for {} more: {}", human(left), block.why),
+        })
+    }
+
+    /// Drops expired blocks, failed logins older than the lockout window and traffic older
+    /// than the transfer window.
+    fn prune(&mut self, cfg: &Config, now: Instant) {
+        let window = cfg.abuse.lockout.window.0;
+        self.blocks.retain(|_, b| now < b.until);
+        self.auth_failures.retain(|_, f| {
+            while f
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+            {
+                f.pop_front();
+            }
+            !f.is_empty()
+        });
+        self.transfer.retain(|_, b| {
+            expire_buckets(b, now);
+            !b.is_empty()
+        });
+    }
+}
+
+/// Drops the buckets that ended more than an hour ago.
+fn expire_buckets(buckets: &mut VecDeque<Bucket>, now: Instant) {
+    while buckets
+        .front()
+        .is_some_and(|b| now.saturating_duration_since(b.start) >= TRANSFER_WINDOW)
+    {
+        buckets.pop_front();
+    }
+}
+
+/// Zero up to `after` failures, then `step` more per failure, capped at [`MAX_TARPIT_DELAY`].
+fn tarpit_delay(n: u32, after: u32, step: Duration) -> Duration {
+    let over = n.saturating_sub(after);
+    step.saturating_mul(over).min(MAX_TARPIT_DELAY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::config::HumanDuration;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    /// Lockout 3 failures in 10 min -> 30 min; tarpit after 2, +1 s, block at 5 for 15 min;
+    /// 3 messages and 1000 octets per hour; 2 connections per IP; one Safe IP.
+    fn cfg() -> Config {
+        let mut c = Config::default();
+        c.access.safe_ips = vec!["192.0.2.100".into(), "2001:db8::100".into()];
+        c.access.allow_own_ips = false;
+        c.abuse.max_connections_per_ip = 2;
+        c.abuse.lockout.enabled = true;
+        c.abuse.lockout.failures = 3;
+        c.abuse.lockout.window = HumanDuration::from_secs(600);
+        c.abuse.lockout.block_for = HumanDuration::from_secs(1800);
+        c.abuse.tarpit.enabled = true;
+        c.abuse.tarpit.after_failures = 2;
+        c.abuse.tarpit.delay = HumanDuration::from_secs(1);
+        c.abuse.tarpit.block_after = 5;
+        c.abuse.tarpit.block_for = HumanDuration::from_secs(900);
+        c.abuse.transfer.max_messages_per_hour = 3;
+        c.abuse.transfer.max_bytes_per_hour = 1000;
+        c
+    }
+
+    #[test]
+    fn lockout_after_n_failures_within_window() {
+        let (a, c, t0, bad) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.1"));
+        assert_eq!(a.auth_failed_at(bad, &c, t0), None);
+        assert_eq!(a.auth_failed_at(bad, &c, t0 + secs(60)), None);
+        assert!(a.blocked_at(bad, &c, t0 + secs(60)).is_none());
+        let r = a
+            .auth_failed_at(bad, &c, t0 + secs(120))
+            .expect("third failure locks out");
+        assert_eq!(r.code, 421);
+        assert!(r.text.starts_with("4.7.0 "), "{r:?}");
+        assert!(r.reason.contains("3 failed logins"), "{r:?}");
+        let b = a.blocked_at(bad, &c, t0 + secs(121)).expect("blocked");
+        assert_eq!(b.code, 421);
+        assert!(a.connect_at(bad, &c, t0 + secs(122)).is_err());
+        // Another IP is not affected.
+        assert!(a.blocked_at(ip("192.0.2.2"), &c, t0 + secs(121)).is_none());
+        // A failure while blocked reports the block.
+        assert!(a.auth_failed_at(bad, &c, t0 + secs(200)).is_some());
+    }
+
+    #[test]
+    fn no_lockout_when_failures_are_spread_beyond_the_window() {
+        let (a, c, t0, bad) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.1"));
+        for i in 0..10 {
+            // One failure every 301 s: never three within 600 s.
+            assert_eq!(
+                a.auth_failed_at(bad, &c, t0 + secs(301 * i)),
+                None,
+                "failure {i}"
+            );
+        }
+        assert!(a.blocked_at(bad, &c, t0 + secs(3010)).is_none());
+    }
+
+    #[test]
+    fn block_expires() {
+        let (a, c, t0, bad) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.1"));
+        for _ in 0..3 {
+            a.auth_failed_at(bad, &c, t0);
+        }
+        assert!(a.blocked_at(bad, &c, t0 + secs(1799)).is_some());
+        assert!(a.blocked_at(bad, &c, t0 + secs(1800)).is_none());
+        assert!(a.connect_at(bad, &c, t0 + secs(1800)).is_ok());
+        // The failures that caused the block are forgotten: a fresh count starts.
+        assert_eq!(a.auth_failed_at(bad, &c, t0 + secs(1801)), None);
+    }
+
+    #[test]
+    fn lockout_off_records_nothing_and_lifts_its_blocks() {
+        let (a, mut c, t0, bad) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.1"));
+        for _ in 0..3 {
+            a.auth_failed_at(bad, &c, t0);
+        }
+        assert!(a.blocked_at(bad, &c, t0).is_some());
+        c.abuse.lockout.enabled = false;
+        assert!(a.blocked_at(bad, &c, t0).is_none());
+        for _ in 0..10 {
+            assert_eq!(a.auth_failed_at(ip("192.0.2.3"), &c, t0), None);
+        }
+    }
+
+    #[test]
+    fn safe_ip_is_never_blocked_nor_limited() {
+        let (a, c, t0) = (Abuse::new(), cfg(), Instant::now());
+        for safe in [
+            ip("192.0.2.100"),
+            ip("2001:db8::100"),
+            ip("::ffff:192.0.2.100"),
+        ] {
+            for _ in 0..20 {
+                assert_eq!(a.auth_failed_at(safe, &c, t0), None);
+            }
+            assert!(a.blocked_at(safe, &c, t0).is_none());
+            assert_eq!(a.rcpt_failed_at(safe, 50, &c, t0), (Duration::ZERO, None));
+            for _ in 0..10 {
+                assert!(a.transfer_at(safe, 900, &c, t0).is_ok());
+            }
+            let guards: Vec<_> = (0..10)
+                .map(|_| a.connect_at(safe, &c, t0).expect("safe IP connects"))
+                .collect();
+            assert_eq!(guards.len(), 10);
+        }
+    }
+
+    #[test]
+    fn safe_ip_overrules_an_existing_block() {
+        let (a, mut c, t0, x) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.7"));
+        for _ in 0..3 {
+            a.auth_failed_at(x, &c, t0);
+        }
+        assert!(a.blocked_at(x, &c, t0).is_some());
+        c.access.safe_ips.push("192.0.2.0/28".into());
+        assert!(a.blocked_at(x, &c, t0).is_none());
+        assert!(a.connect_at(x, &c, t0).is_ok());
+    }
+
+    #[test]
+    fn connection_limit_is_released_when_the_guard_drops() {
+        let (a, c, t0, x) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.1"));
+        let g1 = a.connect_at(x, &c, t0).unwrap();
+        let g2 = a.connect_at(x, &c, t0).unwrap();
+        assert_eq!(a.connections(x), 2);
+        let r = a
+            .connect_at(x, &c, t0)
+            .expect_err("third connection refused");
+        assert_eq!(r.code, 421);
+        assert!(r.text.starts_with("4.7.0 "), "{r:?}");
+        // Other IPs have their own count; IPv4-mapped IPv6 is the same client.
+        let other = a.connect_at(ip("192.0.2.2"), &c, t0).unwrap();
+        assert!(a.connect_at(ip("::ffff:192.0.2.1"), &c, t0).is_err());
+        drop(g1);
+        assert_eq!(a.connections(x), 1);
+        let g3 = a.connect_at(x, &c, t0).unwrap();
+        drop((g2, g3, other));
+        assert_eq!(a.connections(x), 0);
+        assert!(lock(&a.state).connections.is_empty());
+    }
+
+    #[test]
+    fn zero_means_no_connection_limit() {
+        let (a, mut c, t0, x) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.1"));
+        c.abuse.max_connections_per_ip = 0;
+        let guards: Vec<_> = (0..50).map(|_| a.connect_at(x, &c, t0).unwrap()).collect();
+        assert_eq!(a.connections(x), 50);
+        drop(guards);
+        assert_eq!(a.connections(x), 0);
+    }
+
+    #[test]
+    fn tarpit_delays_grow_and_are_capped() {
+        let (a, mut c, t0, x) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.1"));
+        c.abuse.tarpit.block_after = 0;
+        let delays: Vec<Duration> = (1..=6).map(|n| a.rcpt_failed_at(x, n, &c, t0).0).collect();
+        assert_eq!(delays, [0, 0, 1, 2, 3, 4].map(secs));
+        assert_eq!(a.rcpt_failed_at(x, 1000, &c, t0), (MAX_TARPIT_DELAY, None));
+        assert!(
+            a.blocked_at(x, &c, t0).is_none(),
+            "block_after 0 never blocks"
+        );
+        c.abuse.tarpit.enabled = false;
+        assert_eq!(a.rcpt_failed_at(x, 10, &c, t0), (Duration::ZERO, None));
+    }
+
+    #[test]
+    fn tarpit_block_after_blocks_then_expires() {
+        let (a, c, t0, x) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.1"));
+        for n in 1..5 {
+            assert_eq!(a.rcpt_failed_at(x, n, &c, t0).1, None, "failure {n}");
+        }
+        let (delay, r) = a.rcpt_failed_at(x, 5, &c, t0);
+        assert_eq!(delay, secs(3));
+        let r = r.expect("fifth failure blocks");
+        assert_eq!(r.code, 421);
+        assert!(r.reason.contains("5 failed recipients"), "{r:?}");
+        assert!(a.blocked_at(x, &c, t0 + secs(899)).is_some());
+        assert!(a.connect_at(x, &c, t0 + secs(899)).is_err());
+        assert!(a.blocked_at(x, &c, t0 + secs(900)).is_none());
+    }
+
+    #[test]
+    fn transfer_message_limit_counts_and_rolls_over() {
+        let (a, mut c, t0, x) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.1"));
+        c.abuse.transfer.max_bytes_per_hour = 0;
+        assert!(a.transfer_at(x, 10, &c, t0).is_ok());
+        assert!(a.transfer_at(x, 10, &c, t0 + secs(600)).is_ok());
+        assert!(a.transfer_at(x, 10, &c, t0 + secs(1200)).is_ok());
+        let r = a
+            .transfer_at(x, 10, &c, t0 + secs(1300))
+            .expect_err("fourth message in the hour");
+        assert_eq!(r.code, 452);
+        assert!(r.text.starts_with("4.7.0 "), "{r:?}");
+        // A refused message is not counted; another IP has its own budget.
+        assert!(
+            a.transfer_at(ip("192.0.2.2"), 10, &c, t0 + secs(1300))
+                .is_ok()
+        );
+        // An hour after the first message, one slot is free again, and only one.
+        assert!(a.transfer_at(x, 10, &c, t0 + secs(3600)).is_ok());
+        assert!(a.transfer_at(x, 10, &c, t0 + secs(3601)).is_err());
+        // Two hours later everything has rolled out.
+        for i in 0..3 {
+            assert!(a.transfer_at(x, 10, &c, t0 + secs(3600 * 3 + i)).is_ok());
+        }
+    }
+
+    #[test]
+    fn transfer_byte_limit_counts_and_rolls_over() {
+        let (a, mut c, t0, x) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.1"));
+        c.abuse.transfer.max_messages_per_hour = 0;
+        assert!(a.transfer_at(x, 600, &c, t0).is_ok());
+        let r = a
+            .transfer_at(x, 401, &c, t0 + secs(10))
+            .expect_err("1001 octets");
+        assert_eq!(r.code, 452);
+        assert!(r.reason.contains("max_bytes_per_hour 1000"), "{r:?}");
+        assert!(a.transfer_at(x, 400, &c, t0 + secs(10)).is_ok());
+        assert!(a.transfer_at(x, 1, &c, t0 + secs(20)).is_err());
+        assert!(a.transfer_at(x, 1000, &c, t0 + secs(3600)).is_ok());
+        // A single message over the whole budget never fits.
+        assert!(a.transfer_at(ip("192.0.2.2"), 1001, &c, t0).is_err());
+    }
+
+    #[test]
+    fn expired_entries_are_pruned() {
+        let (a, c, t0) = (Abuse::new(), cfg(), Instant::now());
+        for i in 0..20u8 {
+            let x = IpAddr::from([198, 51, 100, i]);
+            a.auth_failed_at(x, &c, t0);
+            a.transfer_at(x, 1, &c, t0).unwrap();
+            a.rcpt_failed_at(x, 5, &c, t0);
+        }
+        {
+            let st = lock(&a.state);
+            assert_eq!(
+                (st.blocks.len(), st.auth_failures.len(), st.transfer.len()),
+                (20, 20, 20)
+            );
+        }
+        // Any call a day later sweeps the tables.
+        assert!(
+            a.blocked_at(ip("192.0.2.1"), &c, t0 + secs(86_400))
+                .is_none()
+        );
+        let st = lock(&a.state);
+        assert_eq!(
+            (st.blocks.len(), st.auth_failures.len(), st.transfer.len()),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn reply_durations_read_well() {
+        assert_eq!(human(secs(1800)), "30m");
+        assert_eq!(human(secs(3600)), "1h");
+        assert_eq!(human(secs(45)), "45s");
+        assert_eq!(human(secs(1799)), "30m");
+        assert_eq!(human(Duration::ZERO), "1s");
+    }
+}
