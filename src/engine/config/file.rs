@@ -22,7 +22,7 @@ pub enum ConfigError {
         source: io::Error,
     },
     /// The file is not valid RON for Postern's settings.
-    #[error("{path}:{line}:{column}: {}{message}", field.as_deref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
+    #[error("{path}: line {line}, column {column}: {}{message}", field.as_deref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
     Parse {
         /// The file.
         path: PathBuf,
@@ -252,7 +252,7 @@ mod tests {
     fn type_error_names_line_and_field() {
         let text = "(\n  smtp: (\n    incoming: (\n      port: \"abc\",\n    ),\n  ),\n)\n";
         let err = parse(text, Path::new("/etc/p.ron")).unwrap_err().to_string();
-        assert!(err.starts_with("/etc/p.ron:4:"), "{err}");
+        assert!(err.starts_with("/etc/p.ron: line 4, column"), "{err}");
         assert!(err.contains("smtp.incoming.port"), "{err}");
     }
 

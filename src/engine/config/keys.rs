@@ -39,22 +39,51 @@ fn tree(cfg: &Config) -> Value {
     serde_json::to_value(cfg).expect("Config always serialises")
 }
 
+/// Every leaf as (`dotted.key`, JSON value), in file order.
+fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                walk(&key, v, out);
+            }
+        }
+        _ => out.push((prefix.to_string(), v.clone())),
+    }
+}
+
+/// The dotted paths of `Option` fields: every one is `None` in the defaults, so they are
+/// exactly the default tree's null leaves. Their values print as `Some(..)`, as in the file.
+fn option_paths() -> Vec<String> {
+    let mut out = Vec::new();
+    walk("", &tree(&Config::default()), &mut out);
+    out.into_iter().filter(|(_, v)| v.is_null()).map(|(k, _)| k).collect()
+}
+
+/// RON text of the value at `path`.
+fn render(path: &str, v: &Value, options: &[String]) -> String {
+    match v {
+        Value::Object(m) => format!(
+            "({})",
+            m.iter()
+                .map(|(k, x)| format!("{k}: {}", render(&format!("{path}.{k}"), x, options)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        v if !v.is_null() && options.iter().any(|o| o == path) => format!("Some({})", to_ron(v)),
+        v => to_ron(v),
+    }
+}
+
 /// Every leaf as (`dotted.key`, RON text), in file order. Lists are shown whole.
 pub fn leaves(cfg: &Config) -> Vec<(String, String)> {
-    fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
-        match v {
-            Value::Object(map) => {
-                for (k, v) in map {
-                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                    walk(&key, v, out);
-                }
-            }
-            _ => out.push((prefix.to_string(), to_ron(v))),
-        }
-    }
+    let options = option_paths();
     let mut out = Vec::new();
     walk("", &tree(cfg), &mut out);
-    out
+    out.into_iter().map(|(k, v)| {
+        let text = render(&k, &v, &options);
+        (k, text)
+    }).collect()
 }
 
 /// The RON text of one key (a leaf or a whole section).
@@ -64,7 +93,7 @@ pub fn get(cfg: &Config, key: &str) -> Result<String, KeyError> {
     for seg in key.split('.') {
         v = v.get(seg).ok_or_else(|| KeyError::Unknown(key.to_string()))?;
     }
-    Ok(to_ron(v))
+    Ok(render(key, v, &option_paths()))
 }
 
 /// Applies `key=value` assignments to a copy of `cfg` and validates the result.
@@ -77,7 +106,7 @@ pub fn set(cfg: &Config, assignments: &[(String, String)]) -> Result<Config, Key
                 .get_mut(seg)
                 .ok_or_else(|| KeyError::Unknown(key.to_string()))?;
         }
-        *slot = parse_value(key, text)?;
+        *slot = parse_value(key, text, slot.is_string())?;
     }
     let new: Config = serde_path_to_error::deserialize(t).map_err(|e| KeyError::Type {
         field: e.path().to_string(),
@@ -97,14 +126,15 @@ pub fn split_assignment(s: &str) -> Option<(String, String)> {
     Some((k.trim().to_string(), v.trim().to_string()))
 }
 
-/// A RON literal, or a bare word taken as a string.
-fn parse_value(key: &str, text: &str) -> Result<Value, KeyError> {
-    let bare_word = !text.is_empty()
+/// A RON literal, or a bare word taken as a string. Where the field holds a string (or an
+/// enum such as `OutboundTls`), any bare word is that string, even `None` or `true`.
+fn parse_value(key: &str, text: &str, string_field: bool) -> Result<Value, KeyError> {
+    let word = !text.is_empty()
         && text
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-:@/+".contains(&b))
-        && !matches!(text, "true" | "false" | "None")
-        && text.parse::<f64>().is_err();
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:@/+".contains(&b));
+    let bare_word = word
+        && (string_field || !matches!(text, "true" | "false" | "None") && text.parse::<f64>().is_err());
     if bare_word {
         return Ok(Value::String(text.to_string()));
     }
@@ -164,9 +194,13 @@ mod tests {
         assert!(c.smtp.outgoing.enabled);
         let c = set1(&c, "smtp.tls.implicit_port", "Some(4465)").unwrap();
         assert_eq!(c.smtp.tls.implicit_port, Some(4465));
+        assert_eq!(get(&c, "smtp.tls.implicit_port").unwrap(), "Some(4465)");
+        assert!(get(&c, "smtp.tls").unwrap().contains("implicit_port: Some(4465)"));
         let c = set1(&c, "smtp.timeouts.data", "90s").unwrap();
         assert_eq!(get(&c, "smtp.timeouts.data").unwrap(), "\"1m30s\"");
         let c = set1(&c, "domains", "[\"a.test\"]").unwrap();
+        let c = set1(&c, "outgoing_mails.outbound_tls", "None").unwrap();
+        assert_eq!(c.outgoing_mails.outbound_tls, crate::engine::config::OutboundTls::None);
         assert_eq!(c.domains, ["a.test"]);
     }
 
