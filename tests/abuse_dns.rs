@@ -66,6 +66,8 @@ txt-record=tempafter.test,"v=spf1 ip4:127.0.0.1 include:elsewhere.example -all"
 host-record=mail.good.test,192.0.2.10
 ptr-record=11.2.0.192.in-addr.arpa,liar.test
 host-record=liar.test,192.0.2.99
+# 192.0.2.13's PTR "name" is its own address text: no forward confirmation in that.
+ptr-record=13.2.0.192.in-addr.arpa,192.0.2.13
 "#;
 
 /// A dnsmasq process on 127.0.0.1:`port`, killed on drop.
@@ -367,4 +369,26 @@ async fn rdns_forward_confirmed_or_explained() {
         .await
         .unwrap_err();
     assert!(e.contains("claims 192.0.2.77"), "{e}");
+}
+
+/// The session runs these checks inside spawned tasks: their futures must be `Send`.
+#[test]
+fn check_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let r = Resolver::new(&["127.0.0.1:9".to_string()]).unwrap();
+    let zones = zones(&["bl.test"]);
+    let a = check_host(
+        &r,
+        ip("192.0.2.1"),
+        "example.com",
+        "a@example.com",
+        "h.example",
+    );
+    let b = spf::check(&r, ip("192.0.2.1"), "example.com", "", "h.example");
+    let c = rdns_check(&r, ip("192.0.2.1"), "h.example");
+    let d = listed_in(&r, ip("192.0.2.1"), &zones);
+    send(&a);
+    send(&b);
+    send(&c);
+    send(&d);
 }

@@ -34,6 +34,11 @@ pub async fn rdns_check(resolver: &Resolver, ip: IpAddr, helo: &str) -> Result<(
     }
     let mut failures = Vec::new();
     for name in names.iter().take(MAX_PTR_NAMES) {
+        // A PTR "name" that is an address text proves nothing (the resolver would echo it).
+        if name.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
+            failures.push(format!("{name} is an address, not a host name"));
+            continue;
+        }
         match resolver.ip_addrs(name).await {
             Ok(addrs) if addrs.iter().any(|a| a.to_canonical() == ip) => return Ok(()),
             Ok(_) => failures.push(format!("{name} does not resolve to {ip}")),

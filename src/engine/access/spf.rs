@@ -485,8 +485,12 @@ impl<'r> Ctx<'r> {
         }
     }
 
-    /// Addresses of `host` in the client's family.
+    /// Addresses of `host` in the client's family. A host "name" that is an address text
+    /// (as an attacker's PTR or MX record may hold) has none.
     async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
+        if host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
+            return Ok(Vec::new());
+        }
         match self.ip {
             IpAddr::V4(_) => Ok(self
                 .resolver
