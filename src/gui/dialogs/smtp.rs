@@ -159,6 +159,9 @@ fn parse_duration(text: &str, path: &str, errors: &mut Vec<FieldError>) -> Optio
 
 const PORT: &str = "a port number from 1 to 65535";
 
+/// Width of the label column, the same in every section so the fields line up.
+const LABEL_WIDTH: f32 = 200.0;
+
 impl SmtpDialog {
     /// The dialog over the configuration file as it is now.
     pub fn open(services: &Services) -> Self {
@@ -328,6 +331,7 @@ impl SmtpDialog {
         egui::Grid::new("smtp_in")
             .num_columns(2)
             .spacing([12.0, 6.0])
+            .min_col_width(LABEL_WIDTH)
             .show(ui, |ui| {
                 text_row(
                     ui,
@@ -353,6 +357,7 @@ impl SmtpDialog {
         egui::Grid::new("smtp_out")
             .num_columns(2)
             .spacing([12.0, 6.0])
+            .min_col_width(LABEL_WIDTH)
             .show(ui, |ui| {
                 check_row(
                     ui,
@@ -394,6 +399,7 @@ impl SmtpDialog {
         egui::Grid::new("smtp_limits")
             .num_columns(2)
             .spacing([12.0, 6.0])
+            .min_col_width(LABEL_WIDTH)
             .show(ui, |ui| {
                 text_row(
                     ui,
@@ -464,6 +470,7 @@ impl SmtpDialog {
         egui::Grid::new("smtp_tls")
             .num_columns(2)
             .spacing([12.0, 6.0])
+            .min_col_width(LABEL_WIDTH)
             .show(ui, |ui| {
                 text_row(
                     ui,

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Screenshots of the real desktop app: builds postern, starts `postern gui --no-tray` under
+# Xvfb with a throw-away configuration (loopback ports, one domain and account, a few mails
+# delivered so the log and chart have something to show) and saves the main window and each
+# dialog into docs/screenshots/ (or the directory given as $1).
+#
+#   scripts/screenshots.sh [OUT_DIR]
+#
+# Needs xvfb-run, xwininfo and ImageMagick's `import` (Debian: xvfb xauth x11-utils
+# imagemagick), installed with apt-get when missing and allowed. The dialogs are opened at
+# start through the hidden variable POSTERN_GUI_OPEN_DIALOG (smtp, domains, about).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+out="${1:-docs/screenshots}"
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+
+need=()
+command -v xvfb-run >/dev/null || need+=(xvfb xauth)
+command -v xwininfo >/dev/null || need+=(x11-utils)
+command -v import >/dev/null || need+=(imagemagick)
+command -v python3 >/dev/null || need+=(python3)
+if [ "${#need[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+    echo "installing: ${need[*]}"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+cargo build --quiet
+bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/postern"
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+cfg="$tmp/postern.ron"
+data="$tmp/data"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port_in="$(free_port)"
+port_out="$(free_port)"
+p() { "$bin" --config "$cfg" --data-dir "$data" "$@"; }
+p config set smtp.incoming.port="$port_in" smtp.incoming.listen_ip=127.0.0.1 \
+    smtp.outgoing.enabled=true smtp.outgoing.port="$port_out" smtp.outgoing.listen_ip=127.0.0.1 \
+    server.hostname=mail.example.com
+p domain add example.com
+echo "s3cret-pass" | p account add alice@example.com --password-stdin
+echo "s3cret-pass" | p account add bob@example.com --password-stdin
+
+export POSTERN_SHOT_BIN="$bin" POSTERN_SHOT_CFG="$cfg" POSTERN_SHOT_DATA="$data" \
+    POSTERN_SHOT_OUT="$out" POSTERN_SHOT_PORT="$port_in" POSTERN_SHOT_TMP="$tmp"
+
+# One X server for all shots; the app is started once per shot.
+xvfb-run -a -s "-screen 0 1100x740x24" bash -s <<'INNER'
+set -euo pipefail
+shot() {
+    local name="$1" dialog="$2" mails="$3"
+    POSTERN_GUI_OPEN_DIALOG="$dialog" "$POSTERN_SHOT_BIN" --config "$POSTERN_SHOT_CFG" \
+        --data-dir "$POSTERN_SHOT_DATA" gui --no-tray >"$POSTERN_SHOT_TMP/$name.log" 2>&1 &
+    local pid=$! id=""
+    for _ in $(seq 1 100); do
+        id="$(xwininfo -root -tree 2>/dev/null | awk '/"Postern"/ {print $1; exit}')"
+        [ -n "$id" ] && break
+        sleep 0.2
+    done
+    [ -n "$id" ] || { echo "no window for $name:" >&2; cat "$POSTERN_SHOT_TMP/$name.log" >&2; kill "$pid"; exit 1; }
+    # Wait until the server answers, then send some mail so the panes have content.
+    for _ in $(seq 1 50); do
+        python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" \
+            "$POSTERN_SHOT_PORT" 2>/dev/null && break
+        sleep 0.2
+    done
+    if [ "$mails" -gt 0 ]; then
+        python3 - "$POSTERN_SHOT_PORT" "$mails" <<'PY'
+import smtplib, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+for i in range(n):
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="client.example.net") as s:
+        s.sendmail("carol@example.net", ["alice@example.com", "bob@example.com"],
+                   f"Subject: hello {i}\r\nFrom: carol@example.net\r\n\r\nMessage {i}.\r\n")
+try:
+    with smtplib.SMTP("127.0.0.1", port) as s:
+        s.sendmail("spam@example.net", ["nobody@example.org"], "Subject: relay?\r\n\r\nx\r\n")
+except smtplib.SMTPException:
+    pass
+PY
+    fi
+    sleep 3
+    import -window "$id" "$POSTERN_SHOT_OUT/$name.png"
+    kill "$pid"
+    wait "$pid" || true
+    echo "saved $POSTERN_SHOT_OUT/$name.png"
+}
+shot main-window "" 6
+shot smtp-settings smtp 0
+shot domains-accounts domains 0
+shot about about 0
+INNER
