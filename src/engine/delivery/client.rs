@@ -220,11 +220,6 @@ impl<'a> Session<'a> {
         Ok(s)
     }
 
-    /// The extensions in force.
-    pub fn capabilities(&self) -> &Capabilities {
-        &self.caps
-    }
-
     async fn hello(&mut self, helo: &str) -> Result<(), HostFailure> {
         self.send(&format!("EHLO {helo}"));
         let reply = self.read_reply(COMMAND_TIMEOUT).await?;

@@ -1,0 +1,739 @@
+//! Outbound delivery against real peers on loopback: dnsmasq serving MX, A, AAAA, null MX,
+//! NXDOMAIN and a failing zone; Postfix's smtp-sink as MX hosts and relay (its options inject
+//! 4xx, 5xx and disconnects; it writes each mail it takes to a file); and a second Postern
+//! (`postern serve`) as a relay with STARTTLS, AUTH and implicit TLS, whose Maildir shows the
+//! exact bytes that arrived. Every test has its own DNS server, sinks, ports and directories.
+//!
+//! MX hosts live on different loopback addresses (127.0.0.2 has nothing listening, sinks listen
+//! on 127.0.0.3 and 127.0.0.4), all on one port per test: `DeliveryCtx::mx_port`.
+
+mod common;
+mod dns_common;
+
+use dns_common::{DnsServer, Sink, free_port_on};
+use postern::engine::config::{Config, DeliveryMode, DomainMap, OutboundTls, RelayTls};
+use postern::engine::delivery::{self, DeliveryCtx, RcptStatus};
+use postern::engine::dns::{DnsError, MxAnswer, Resolver};
+use postern::engine::events::{Channel, EventBus};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+const DOWN: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+const A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+const B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
+
+/// The records every test's dnsmasq serves. `test` and the reverse zone are answered from
+/// these alone, so any other name under them is NXDOMAIN.
+const ZONE: &str = r#"
+local=/test/
+local=/in-addr.arpa/
+
+# Listed with the higher preference first: the answer must still be sorted.
+mx-host=pref.test,mx-b.pref.test,20
+mx-host=pref.test,mx-a.pref.test,10
+host-record=mx-a.pref.test,127.0.0.3
+host-record=mx-b.pref.test,127.0.0.4
+ptr-record=3.2.0.192.in-addr.arpa,mx-a.pref.test
+
+# The preferred MX is down.
+mx-host=failover.test,down.failover.test,10
+mx-host=failover.test,up.failover.test,20
+host-record=down.failover.test,127.0.0.2
+host-record=up.failover.test,127.0.0.3
+
+# No MX: the domain's own address (RFC 5321 5.1).
+host-record=implicit.test,127.0.0.3
+
+# Null MX (RFC 7505): MX 0 "." ; the A record must not be used.
+dns-rr=nullmx.test,15,000000
+host-record=nullmx.test,127.0.0.3
+
+# Exists, but has neither MX nor address.
+txt-record=noaddr.test,"v=spf1 -all"
+
+# Its MX is B, but a domain map sends it to A.
+mx-host=mapped.test,mx.mapped.test,10
+host-record=mx.mapped.test,127.0.0.4
+
+host-record=dual.test,127.0.0.5,::1
+txt-record=txt.test,"first half ","second half"
+
+# Forwarded to a server that does not exist: SERVFAIL / no answer.
+server=/fail.test/127.0.0.1#1
+"#;
+
+fn config(f: impl FnOnce(&mut Config)) -> Arc<Config> {
+    let mut c = Config::default();
+    c.server.hostname = "sender.test".into();
+    f(&mut c);
+    Arc::new(c)
+}
+
+fn ctx(cfg: Arc<Config>, dns: &str, mx_port: u16) -> DeliveryCtx {
+    let resolver = Resolver::new(&[dns.to_string()]).expect("resolver");
+    DeliveryCtx {
+        config: cfg,
+        resolver,
+        events: EventBus::new(),
+        mx_port,
+    }
+}
+
+/// A DNS address nothing answers on (for tests that must not need DNS).
+fn no_dns() -> String {
+    format!("127.0.0.1:{}", free_port_on(Ipv4Addr::LOCALHOST))
+}
+
+fn map(domain: &str, ip: Ipv4Addr, port: u16) -> DomainMap {
+    DomainMap {
+        domain: domain.into(),
+        host: ip.to_string(),
+        port,
+    }
+}
+
+/// The outgoing log lines of `id`, as the log pane shows them.
+fn log_lines(ctx: &DeliveryCtx, id: &str) -> Vec<String> {
+    ctx.events
+        .recent()
+        .into_iter()
+        .filter(|e| e.channel == Channel::SmtpOut && e.session.as_deref() == Some(id))
+        .map(|e| e.kind.to_string())
+        .collect()
+}
+
+fn has_line(lines: &[String], needle: &str) -> bool {
+    lines.iter().any(|l| l.contains(needle))
+}
+
+#[track_caller]
+fn assert_delivered(statuses: &[RcptStatus]) {
+    for s in statuses {
+        assert!(
+            matches!(s, RcptStatus::Delivered(r) if r.starts_with("250")),
+            "{statuses:?}"
+        );
+    }
+}
+
+/// Waits for the sink to have written `n` mails (it writes the file as it answers the dot).
+fn sink_mails(sink: &Sink, n: usize) -> Vec<String> {
+    common::poll(Duration::from_secs(10), "the sink's mail file", || {
+        let m = sink.mails();
+        (m.len() >= n && m.iter().all(|t| t.ends_with("\n\n"))).then_some(m)
+    })
+}
+
+const MESSAGE: &[u8] =
+    b"From: a@sender.test\r\nTo: b@pref.test\r\nSubject: hello\r\n\r\nHello.\r\n";
+
+fn rcpts(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The resolver against dnsmasq
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn mx_answers_follow_rfc_5321_and_7505() {
+    let dns = DnsServer::start(ZONE);
+    let r = Resolver::new(std::slice::from_ref(&dns.addr)).unwrap();
+    assert_eq!(
+        r.mx("pref.test").await.unwrap(),
+        MxAnswer::Hosts(vec![
+            (10, "mx-a.pref.test".into()),
+            (20, "mx-b.pref.test".into())
+        ])
+    );
+    assert_eq!(
+        r.mx("PREF.test.").await.unwrap(),
+        r.mx("pref.test").await.unwrap()
+    );
+    assert_eq!(r.mx("implicit.test").await.unwrap(), MxAnswer::Implicit);
+    assert_eq!(r.mx("nullmx.test").await.unwrap(), MxAnswer::NullMx);
+    assert_eq!(r.mx("nx.test").await.unwrap(), MxAnswer::NoSuchDomain);
+    assert_eq!(r.mx("noaddr.test").await.unwrap(), MxAnswer::NoSuchDomain);
+    assert!(
+        matches!(r.mx("fail.test").await, Err(DnsError::Temporary(_))),
+        "{}",
+        dns.log()
+    );
+}
+
+#[tokio::test]
+async fn address_text_and_pointer_lookups() {
+    let dns = DnsServer::start(ZONE);
+    let r = Resolver::new(std::slice::from_ref(&dns.addr)).unwrap();
+    assert_eq!(
+        r.ip_addrs("dual.test").await.unwrap(),
+        vec![
+            IpAddr::from([127, 0, 0, 5]),
+            "::1".parse::<IpAddr>().unwrap()
+        ]
+    );
+    assert_eq!(r.ip_addrs("nx.test").await.unwrap(), Vec::<IpAddr>::new());
+    assert_eq!(r.ipv4("mx-a.pref.test").await.unwrap(), vec![A]);
+    assert_eq!(r.ipv4("nx.test").await.unwrap(), Vec::<Ipv4Addr>::new());
+    assert_eq!(r.ipv4("txt.test").await.unwrap(), Vec::<Ipv4Addr>::new());
+    assert_eq!(
+        r.txt("txt.test").await.unwrap(),
+        vec!["first half second half".to_string()]
+    );
+    assert_eq!(r.txt("nx.test").await.unwrap(), Vec::<String>::new());
+    // (Not loopback: the resolver answers PTR for 127/8 itself, with "localhost".)
+    assert_eq!(
+        r.ptr(IpAddr::from([192, 0, 2, 3])).await.unwrap(),
+        vec!["mx-a.pref.test".to_string()]
+    );
+    assert_eq!(
+        r.ptr(IpAddr::from([192, 0, 2, 99])).await.unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn unreachable_dns_server_is_a_temporary_failure() {
+    let dead = no_dns();
+    let r = Resolver::new(std::slice::from_ref(&dead)).unwrap();
+    assert!(matches!(
+        r.mx("example.test").await,
+        Err(DnsError::Temporary(_))
+    ));
+
+    let ctx = ctx(config(|_| {}), &dead, 25);
+    let st = delivery::deliver(
+        &ctx,
+        "Q1",
+        "example.test",
+        "a@sender.test",
+        &rcpts(&["b@example.test"]),
+        MESSAGE,
+    )
+    .await;
+    assert!(matches!(&st[..], [RcptStatus::Temporary(_)]), "{st:?}");
+    assert!(has_line(
+        &log_lines(&ctx, "Q1"),
+        "MX lookup for example.test failed"
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Independent mode: MX routing
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn mx_hosts_are_tried_in_preference_order() {
+    let dns = DnsServer::start(ZONE);
+    let a = Sink::start(A, 0, &[]);
+    let b = Sink::start(B, a.port(), &[]);
+    let ctx = ctx(config(|_| {}), &dns.addr, a.port());
+    let st = delivery::deliver(
+        &ctx,
+        "Q2",
+        "pref.test",
+        "a@sender.test",
+        &rcpts(&["b@pref.test"]),
+        MESSAGE,
+    )
+    .await;
+    assert_delivered(&st);
+    let mails = sink_mails(&a, 1);
+    assert!(
+        mails[0].contains("X-Rcpt-Args: <b@pref.test>"),
+        "{}",
+        mails[0]
+    );
+    assert!(b.mails().is_empty());
+    let log = log_lines(&ctx, "Q2");
+    assert!(
+        has_line(
+            &log,
+            "MX lookup for pref.test: mx-a.pref.test (10), mx-b.pref.test (20)"
+        ),
+        "{log:#?}"
+    );
+    assert!(
+        has_line(
+            &log,
+            "delivered to <b@pref.test> via mx-a.pref.test[127.0.0.3]: 250"
+        ),
+        "{log:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_mx_host_falls_back_to_the_next() {
+    let dns = DnsServer::start(ZONE);
+    let up = Sink::start(A, 0, &[]);
+    let ctx = ctx(
+        config(|c| c.outgoing_mails.detailed_logging = true),
+        &dns.addr,
+        up.port(),
+    );
+    let st = delivery::deliver(
+        &ctx,
+        "Q3",
+        "failover.test",
+        "",
+        &rcpts(&["x@failover.test", "y@failover.test"]),
+        MESSAGE,
+    )
+    .await;
+    assert_delivered(&st);
+    let mails = sink_mails(&up, 1);
+    assert!(
+        mails[0].contains("X-Mail-Args: <>"),
+        "null sender kept: {}",
+        mails[0]
+    );
+    assert!(mails[0].contains("X-Rcpt-Args: <y@failover.test>"));
+    let log = log_lines(&ctx, "Q3");
+    let down_at = log
+        .iter()
+        .position(|l| l.contains("connecting to down.failover.test[127.0.0.2]"))
+        .expect("tried the preferred host");
+    let up_at = log
+        .iter()
+        .position(|l| l.contains("connecting to up.failover.test[127.0.0.3]"))
+        .expect("then the next");
+    assert!(down_at < up_at);
+    // The failure of the dead host is in the basic log too.
+    assert!(
+        has_line(
+            &log,
+            &format!("down.failover.test[{DOWN}]:{}: cannot connect", up.port())
+        ),
+        "{log:#?}"
+    );
+}
+
+#[tokio::test]
+async fn no_mx_means_the_domain_itself() {
+    let dns = DnsServer::start(ZONE);
+    let sink = Sink::start(A, 0, &[]);
+    let ctx = ctx(config(|_| {}), &dns.addr, sink.port());
+    let st = delivery::deliver(
+        &ctx,
+        "Q4",
+        "implicit.test",
+        "a@sender.test",
+        &rcpts(&["u@implicit.test"]),
+        MESSAGE,
+    )
+    .await;
+    assert_delivered(&st);
+    assert_eq!(sink_mails(&sink, 1).len(), 1);
+    assert!(has_line(&log_lines(&ctx, "Q4"), "no MX records"));
+}
+
+#[tokio::test]
+async fn null_mx_and_missing_domains_fail_permanently_and_dns_trouble_temporarily() {
+    let dns = DnsServer::start(ZONE);
+    // nullmx.test has an A record on the sink's address: it must not be used.
+    let sink = Sink::start(A, 0, &[]);
+    let ctx = ctx(config(|_| {}), &dns.addr, sink.port());
+    let two = rcpts(&["a@x", "b@x"]);
+    let st = delivery::deliver(&ctx, "Q5", "nullmx.test", "s@sender.test", &two, MESSAGE).await;
+    assert_eq!(st.len(), 2);
+    for s in &st {
+        assert!(
+            matches!(s, RcptStatus::Permanent(t) if t.contains("5.1.10") && t.contains("does not accept mail")),
+            "{st:?}"
+        );
+    }
+    for domain in ["nx.test", "noaddr.test"] {
+        let st = delivery::deliver(&ctx, "Q5", domain, "s@sender.test", &two, MESSAGE).await;
+        for s in &st {
+            assert!(
+                matches!(s, RcptStatus::Permanent(t) if t.contains("5.1.2")),
+                "{domain}: {st:?}"
+            );
+        }
+    }
+    let st = delivery::deliver(&ctx, "Q5", "fail.test", "s@sender.test", &two, MESSAGE).await;
+    assert!(
+        st.iter().all(|s| matches!(s, RcptStatus::Temporary(_))),
+        "{st:?}"
+    );
+    assert!(sink.mails().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Domain maps and Relay mode
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn domain_map_wins_over_mx_in_independent_mode() {
+    let dns = DnsServer::start(ZONE);
+    let a = Sink::start(A, 0, &[]);
+    let b = Sink::start(B, a.port(), &[]);
+    let cfg = config(|c| c.outgoing_mails.domain_maps = vec![map("Mapped.Test", A, a.port())]);
+    let ctx = ctx(cfg, &dns.addr, b.port());
+    let st = delivery::deliver(
+        &ctx,
+        "Q6",
+        "mapped.test",
+        "s@sender.test",
+        &rcpts(&["u@mapped.test"]),
+        MESSAGE,
+    )
+    .await;
+    assert_delivered(&st);
+    assert_eq!(sink_mails(&a, 1).len(), 1);
+    assert!(b.mails().is_empty(), "the MX host was used despite the map");
+    assert!(has_line(&log_lines(&ctx, "Q6"), "Domain Mapping"));
+}
+
+#[tokio::test]
+async fn relay_mode_ignores_domain_maps_and_takes_any_domain() {
+    let a = Sink::start(A, 0, &[]);
+    let relay = Sink::start(B, 0, &[]);
+    let cfg = config(|c| {
+        let o = &mut c.outgoing_mails;
+        o.mode = DeliveryMode::Relay;
+        o.relay.host = B.to_string();
+        o.relay.port = relay.port();
+        o.relay.tls = RelayTls::None;
+        o.domain_maps = vec![map("mapped.test", A, a.port())];
+    });
+    let ctx = ctx(cfg, &no_dns(), 25);
+    let to = rcpts(&["u@mapped.test", "v@elsewhere.test"]);
+    let st = delivery::deliver(&ctx, "Q7", "mapped.test", "s@sender.test", &to, MESSAGE).await;
+    assert_delivered(&st);
+    let mails = sink_mails(&relay, 1);
+    assert!(
+        mails[0].contains("X-Rcpt-Args: <u@mapped.test>")
+            && mails[0].contains("X-Rcpt-Args: <v@elsewhere.test>")
+    );
+    assert!(a.mails().is_empty(), "Relay mode obeyed a domain map");
+}
+
+/// A second Postern as the relay host: the mail must land in its Maildir.
+fn relay_target(implicit: bool) -> common::Server {
+    common::Server::start_with(|c| {
+        c.hostname = "relay.test".into();
+        if implicit {
+            c.implicit_port = Some(common::free_port());
+        }
+    })
+}
+
+fn relay_config(port: u16, tls: RelayTls, user: &str, password: &str) -> Arc<Config> {
+    config(|c| {
+        let o = &mut c.outgoing_mails;
+        o.mode = DeliveryMode::Relay;
+        o.relay.host = "127.0.0.1".into();
+        o.relay.port = port;
+        o.relay.tls = tls;
+        o.relay.username = user.into();
+        o.relay.password = password.into();
+        o.detailed_logging = true;
+    })
+}
+
+#[tokio::test]
+async fn relay_with_starttls_and_auth_into_a_second_postern() {
+    let target = relay_target(false);
+    let to = rcpts(&[common::ALICE]);
+
+    // A wrong password is our configuration's fault: keep the mail, retry later.
+    let bad = ctx(
+        relay_config(target.port(), RelayTls::StartTls, common::ALICE, "wrong"),
+        &no_dns(),
+        25,
+    );
+    let st = delivery::deliver(&bad, "Q8", "example.test", "s@sender.test", &to, MESSAGE).await;
+    assert!(
+        matches!(&st[..], [RcptStatus::Temporary(t)] if t.contains("AUTH")),
+        "{st:?}"
+    );
+    assert!(target.alice_mails().is_empty());
+
+    let good = ctx(
+        relay_config(
+            target.port(),
+            RelayTls::StartTls,
+            common::ALICE,
+            common::PASSWORD,
+        ),
+        &no_dns(),
+        25,
+    );
+    let st = delivery::deliver(&good, "Q9", "example.test", "s@sender.test", &to, MESSAGE).await;
+    assert_delivered(&st);
+    let mails = common::poll(Duration::from_secs(10), "alice's mail", || {
+        let m = target.alice_mails();
+        (!m.is_empty()).then_some(m)
+    });
+    assert!(mails[0].contains("Subject: hello\r\n"), "{}", mails[0]);
+    let log = log_lines(&good, "Q9");
+    assert!(has_line(&log, ">>> STARTTLS"), "{log:#?}");
+    assert!(has_line(&log, "TLS established"), "{log:#?}");
+    assert!(has_line(&log, ">>> AUTH PLAIN <credentials>"), "{log:#?}");
+    assert!(has_line(&log, "<<< 235"), "{log:#?}");
+    // The password never reaches the log, plain or in base64.
+    let secret = base64_plain(common::ALICE, common::PASSWORD);
+    assert!(
+        !log.iter()
+            .any(|l| l.contains(&secret) || l.contains(common::PASSWORD))
+    );
+}
+
+fn base64_plain(user: &str, password: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"))
+}
+
+#[tokio::test]
+async fn relay_over_implicit_tls_into_a_second_postern() {
+    let target = relay_target(true);
+    let port = target.cfg.implicit_port.unwrap();
+    target_ready(port);
+    let ctx = ctx(
+        relay_config(port, RelayTls::Implicit, common::ALICE, common::PASSWORD),
+        &no_dns(),
+        25,
+    );
+    let st = delivery::deliver(
+        &ctx,
+        "Q10",
+        "example.test",
+        "s@sender.test",
+        &rcpts(&[common::ALICE]),
+        MESSAGE,
+    )
+    .await;
+    assert_delivered(&st);
+    assert_eq!(target.alice_mails().len(), 1);
+    let log = log_lines(&ctx, "Q10");
+    assert!(has_line(&log, "TLS established (implicit)"), "{log:#?}");
+    assert!(!has_line(&log, ">>> STARTTLS"), "{log:#?}");
+}
+
+/// Waits until the implicit-TLS port accepts connections.
+fn target_ready(port: u16) {
+    common::poll(Duration::from_secs(15), "the implicit-TLS port", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS policy, per-recipient results, injected failures
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn required_tls_without_starttls_is_a_temporary_failure() {
+    let sink = Sink::start(A, 0, &[]);
+    let cfg = config(|c| {
+        c.outgoing_mails.outbound_tls = OutboundTls::Required;
+        c.outgoing_mails.domain_maps = vec![map("plain.test", A, sink.port())];
+    });
+    let ctx = ctx(cfg, &no_dns(), 25);
+    let st = delivery::deliver(
+        &ctx,
+        "Q11",
+        "plain.test",
+        "s@sender.test",
+        &rcpts(&["u@plain.test"]),
+        MESSAGE,
+    )
+    .await;
+    assert!(
+        matches!(&st[..], [RcptStatus::Temporary(t)] if t.contains("STARTTLS")),
+        "{st:?}"
+    );
+    assert!(sink.mails().is_empty());
+}
+
+#[tokio::test]
+async fn opportunistic_tls_and_per_recipient_results_at_a_second_postern() {
+    let target = common::Server::start_with(|c| c.hostname = "mx.example.test".into());
+    let cfg = config(|c| {
+        c.outgoing_mails.detailed_logging = true;
+        c.outgoing_mails.domain_maps =
+            vec![map("example.test", Ipv4Addr::LOCALHOST, target.port())];
+    });
+    let ctx = ctx(cfg, &no_dns(), 25);
+    let to = rcpts(&["nobody@example.test", common::ALICE]);
+    let st = delivery::deliver(&ctx, "Q12", "example.test", "s@sender.test", &to, MESSAGE).await;
+    assert!(
+        matches!(&st[0], RcptStatus::Permanent(t) if t.contains("550")),
+        "{st:?}"
+    );
+    assert!(
+        matches!(&st[1], RcptStatus::Delivered(r) if r.starts_with("250")),
+        "{st:?}"
+    );
+    assert_eq!(target.alice_mails().len(), 1);
+    let log = log_lines(&ctx, "Q12");
+    assert!(has_line(&log, "TLS established"), "{log:#?}");
+    assert!(
+        has_line(&log, "delivery to <nobody@example.test> failed"),
+        "{log:#?}"
+    );
+}
+
+#[tokio::test]
+async fn rejections_and_disconnects_injected_by_smtp_sink() {
+    let hard = Sink::start(Ipv4Addr::LOCALHOST, 0, &["-f", "RCPT"]);
+    let soft = Sink::start(Ipv4Addr::LOCALHOST, 0, &["-r", "RCPT"]);
+    let hangup = Sink::start(Ipv4Addr::LOCALHOST, 0, &["-Q", "MAIL"]);
+    let lost_after_dot = Sink::start(Ipv4Addr::LOCALHOST, 0, &["-q", "."]);
+    let no_ehlo = Sink::start(Ipv4Addr::LOCALHOST, 0, &["-f", "EHLO"]);
+    let cfg = config(|c| {
+        c.outgoing_mails.domain_maps = vec![
+            map("hard.test", Ipv4Addr::LOCALHOST, hard.port()),
+            map("soft.test", Ipv4Addr::LOCALHOST, soft.port()),
+            map("hangup.test", Ipv4Addr::LOCALHOST, hangup.port()),
+            map("lost.test", Ipv4Addr::LOCALHOST, lost_after_dot.port()),
+            map("helo.test", Ipv4Addr::LOCALHOST, no_ehlo.port()),
+        ]
+    });
+    let ctx = ctx(cfg, &no_dns(), 25);
+    let to = rcpts(&["u@x.test"]);
+    let send = |d: &'static str| delivery::deliver(&ctx, "Q13", d, "s@sender.test", &to, MESSAGE);
+
+    let st = send("hard.test").await;
+    assert!(
+        matches!(&st[..], [RcptStatus::Permanent(t)] if t.contains("RCPT TO")),
+        "{st:?}"
+    );
+    let st = send("soft.test").await;
+    assert!(
+        matches!(&st[..], [RcptStatus::Temporary(t)] if t.contains("450")),
+        "{st:?}"
+    );
+    let st = send("hangup.test").await;
+    assert!(matches!(&st[..], [RcptStatus::Temporary(_)]), "{st:?}");
+    let st = send("lost.test").await;
+    assert!(
+        matches!(&st[..], [RcptStatus::Temporary(t)] if t.contains("may have been delivered")),
+        "{st:?}"
+    );
+    // EHLO refused with 5xx: HELO instead.
+    let st = send("helo.test").await;
+    assert_delivered(&st);
+    assert!(sink_mails(&no_ehlo, 1)[0].contains("X-Client-Proto: SMTP\n"));
+    assert!(hard.mails().is_empty() && soft.mails().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// What goes over the wire
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn bare_line_endings_arrive_as_crlf_and_nothing_is_smuggled() {
+    // The receiving Postern refuses any bare CR or LF in DATA, and stores what it accepts
+    // byte for byte: the mail arriving at all, in one piece, proves the normalisation.
+    let target = common::Server::start_with(|c| c.hostname = "mx.example.test".into());
+    let cfg = config(|c| {
+        c.outgoing_mails.domain_maps = vec![map("example.test", Ipv4Addr::LOCALHOST, target.port())]
+    });
+    let ctx = ctx(cfg, &no_dns(), 25);
+    let message = b"Subject: smuggle\nFrom: s@sender.test\n\nline one\n.\nMAIL FROM:<evil@x.test>\r\nRCPT TO:<victim@example.test>\rlast line";
+    let st = delivery::deliver(
+        &ctx,
+        "Q14",
+        "example.test",
+        "s@sender.test",
+        &rcpts(&[common::ALICE]),
+        message,
+    )
+    .await;
+    assert_delivered(&st);
+    let mails = target.alice_mails();
+    assert_eq!(
+        mails.len(),
+        1,
+        "exactly one message, nothing smuggled behind it"
+    );
+    let m = &mails[0];
+    assert!(
+        m.ends_with("Subject: smuggle\r\nFrom: s@sender.test\r\n\r\nline one\r\n.\r\nMAIL FROM:<evil@x.test>\r\nRCPT TO:<victim@example.test>\r\nlast line\r\n"),
+        "{m:?}"
+    );
+    let bytes = m.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' {
+            assert_eq!(bytes[i - 1], b'\r', "bare LF at {i}");
+        }
+        if b == b'\r' {
+            assert_eq!(bytes.get(i + 1), Some(&b'\n'), "bare CR at {i}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn leading_dots_survive_the_round_trip() {
+    let sink = Sink::start(A, 0, &["-p"]); // no PIPELINING: the one-command-at-a-time path
+    let cfg = config(|c| c.outgoing_mails.domain_maps = vec![map("dots.test", A, sink.port())]);
+    let ctx = ctx(cfg, &no_dns(), 25);
+    let message = b"Subject: dots\r\n\r\n.\r\n..two\r\n.leading\r\nmiddle.dot\r\n.";
+    let st = delivery::deliver(
+        &ctx,
+        "Q15",
+        "dots.test",
+        "s@sender.test",
+        &rcpts(&["u@dots.test"]),
+        message,
+    )
+    .await;
+    assert_delivered(&st);
+    let mail = &sink_mails(&sink, 1)[0];
+    assert!(
+        mail.contains("Subject: dots\n\n.\n..two\n.leading\nmiddle.dot\n.\n"),
+        "{mail:?}"
+    );
+}
+
+#[tokio::test]
+async fn detailed_logging_shows_the_conversation_and_basic_logging_does_not() {
+    let dns = DnsServer::start(ZONE);
+    let sink = Sink::start(A, 0, &[]);
+    for detailed in [true, false] {
+        let ctx = ctx(
+            config(|c| c.outgoing_mails.detailed_logging = detailed),
+            &dns.addr,
+            sink.port(),
+        );
+        let st = delivery::deliver(
+            &ctx,
+            "Q16",
+            "implicit.test",
+            "s@sender.test",
+            &rcpts(&["u@implicit.test"]),
+            MESSAGE,
+        )
+        .await;
+        assert_delivered(&st);
+        let log = log_lines(&ctx, "Q16");
+        assert!(has_line(&log, "MX lookup for implicit.test"), "{log:#?}");
+        assert!(
+            has_line(
+                &log,
+                "delivered to <u@implicit.test> via implicit.test[127.0.0.3]: 250"
+            ),
+            "{log:#?}"
+        );
+        for needle in [
+            "DNS: implicit.test has address 127.0.0.3",
+            "connecting to implicit.test[127.0.0.3]",
+            ">>> EHLO sender.test",
+            "<<< 220 ",
+            "<<< 250-PIPELINING",
+            ">>> MAIL FROM:<s@sender.test>",
+            ">>> RCPT TO:<u@implicit.test>",
+            ">>> DATA",
+            "<<< 354 ",
+            ">>> QUIT",
+        ] {
+            assert_eq!(
+                has_line(&log, needle),
+                detailed,
+                "{needle} (detailed: {detailed}): {log:#?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Real peers for the delivery tests: a DNS server (dnsmasq, Debian package `dnsmasq-base`) and
+//! SMTP sinks (Postfix's `smtp-sink`, package `postfix`), each started on free loopback ports in
+//! a per-test temporary directory and killed when dropped.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// How long a helper may take to come up before the test gives up (not a timing assertion).
+const STARTUP: Duration = Duration::from_secs(20);
+
+fn find_binary(names: &[&str], package: &str) -> PathBuf {
+    for n in names {
+        for dir in [
+            "/usr/sbin",
+            "/usr/local/sbin",
+            "/usr/bin",
+            "/usr/local/bin",
+            "/sbin",
+        ] {
+            let p = Path::new(dir).join(n);
+            if p.exists() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "{} not found: install the Debian package {package}",
+        names[0]
+    );
+}
+
+/// A port free for both UDP and TCP on `ip` a moment ago.
+pub fn free_port_on(ip: Ipv4Addr) -> u16 {
+    loop {
+        let udp = UdpSocket::bind((ip, 0)).expect("bind udp");
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A dnsmasq answering only from the given configuration lines.
+pub struct DnsServer {
+    /// The dnsmasq process.
+    child: Child,
+    /// `127.0.0.1:port`, as `outgoing_mails.dns_hosts` takes it.
+    pub addr: String,
+    /// Its configuration file and log.
+    dir: TempDir,
+}
+
+impl DnsServer {
+    /// Starts dnsmasq with `zone` (dnsmasq configuration lines) and waits until it listens.
+    pub fn start(zone: &str) -> DnsServer {
+        let bin = find_binary(&["dnsmasq"], "dnsmasq-base");
+        let mut last = String::new();
+        for _ in 0..5 {
+            let dir = tempfile::Builder::new()
+                .prefix("postern-dns-")
+                .tempdir()
+                .unwrap();
+            let conf = dir.path().join("zone.conf");
+            fs::write(&conf, zone).unwrap();
+            let port = free_port_on(Ipv4Addr::LOCALHOST);
+            let stderr = fs::File::create(dir.path().join("stderr")).unwrap();
+            let mut child = Command::new(&bin)
+                .arg("--keep-in-foreground")
+                .arg(format!("--port={port}"))
+                .arg("--listen-address=127.0.0.1")
+                .arg("--bind-interfaces")
+                .arg("--no-resolv")
+                .arg("--no-hosts")
+                .arg("--no-poll")
+                .arg("--pid-file")
+                .arg("--user=root")
+                .arg(format!("--conf-file={}", conf.display()))
+                .arg("--log-queries")
+                .arg(format!(
+                    "--log-facility={}",
+                    dir.path().join("log").display()
+                ))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(stderr))
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            let deadline = Instant::now() + STARTUP;
+            loop {
+                if let Ok(Some(st)) = child.try_wait() {
+                    last = format!(
+                        "dnsmasq exited with {st}: {}",
+                        fs::read_to_string(dir.path().join("stderr")).unwrap_or_default()
+                    );
+                    break;
+                }
+                // dnsmasq opens its TCP socket together with the UDP one.
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return DnsServer {
+                        child,
+                        addr: format!("127.0.0.1:{port}"),
+                        dir,
+                    };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last = "dnsmasq did not start listening".into();
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("cannot start a DNS server: {last}");
+    }
+
+    /// The queries dnsmasq logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Postfix's smtp-sink on one address, writing each mail it accepts to a file.
+pub struct Sink {
+    /// The smtp-sink process.
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its dump directory.
+    dir: TempDir,
+}
+
+impl Sink {
+    /// Starts `smtp-sink [extra] -d DIR/%M. IP:PORT 100` and waits for its greeting.
+    /// `port` 0 picks a free one.
+    pub fn start(ip: Ipv4Addr, port: u16, extra: &[&str]) -> Sink {
+        let bin = find_binary(&["smtp-sink"], "postfix");
+        let mut last = String::new();
+        for _ in 0..5 {
+            let p = if port == 0 { free_port_on(ip) } else { port };
+            let dir = tempfile::Builder::new()
+                .prefix("postern-sink-")
+                .tempdir()
+                .unwrap();
+            let stderr = fs::File::create(dir.path().join("stderr")).unwrap();
+            let mut cmd = Command::new(&bin);
+            // smtp-sink insists on dropping privileges when started as root.
+            if unsafe { libc::geteuid() } == 0 {
+                cmd.args(["-u", "root"]);
+            }
+            let mut child = cmd
+                .args(extra)
+                .arg("-d")
+                .arg(format!("{}/mail/%M.", dir.path().display()))
+                .arg(format!("{ip}:{p}"))
+                .arg("100")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(stderr))
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            let addr = SocketAddr::from((ip, p));
+            let deadline = Instant::now() + STARTUP;
+            loop {
+                if let Ok(Some(st)) = child.try_wait() {
+                    last = format!(
+                        "smtp-sink exited with {st}: {}",
+                        fs::read_to_string(dir.path().join("stderr")).unwrap_or_default()
+                    );
+                    break;
+                }
+                if let Ok(s) = TcpStream::connect(addr) {
+                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                    let mut greeting = String::new();
+                    let _ = BufReader::new(&s).read_line(&mut greeting);
+                    if greeting.starts_with("220") {
+                        return Sink { child, addr, dir };
+                    }
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last = "smtp-sink did not greet".into();
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            if port != 0 {
+                break;
+            }
+        }
+        panic!("cannot start smtp-sink: {last}");
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The mails it wrote, oldest first: its own `X-*:` and `Received:` lines, then the
+    /// message, lines ending in LF (smtp-sink writes them so).
+    pub fn mails(&self) -> Vec<String> {
+        let dir = self.dir.path().join("mail");
+        let mut files: Vec<_> = match fs::read_dir(&dir) {
+            Ok(rd) => rd.filter_map(Result::ok).map(|e| e.path()).collect(),
+            Err(_) => Vec::new(),
+        };
+        files.sort_by_key(|p| fs::metadata(p).and_then(|m| m.modified()).ok());
+        files
+            .iter()
+            .map(|p| fs::read_to_string(p).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
