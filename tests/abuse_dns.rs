@@ -272,6 +272,7 @@ async fn spf_basic_results() {
     );
     // Not a domain SPF can check.
     assert_spf(&r, "127.0.0.1", "localhost", SpfResult::None).await;
+    assert_spf(&r, "127.0.0.1", "[127.0.0.1]", SpfResult::None).await;
 }
 
 #[tokio::test]

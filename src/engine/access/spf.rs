@@ -921,13 +921,24 @@ fn is_same_or_sub(name: &str, target: &str) -> bool {
 }
 
 /// A name check_host() can work on: at most 253 octets, at least two labels, every label 1 to
-/// 63 octets (RFC 7208 4.3).
+/// 63 octets of letters, digits, `-` and `_` (or non-ASCII, for IDNs), the last one not all
+/// digits, so address literals and dotted quads are not domains (RFC 7208 4.3).
 fn valid_domain(domain: &str) -> bool {
     let d = domain.strip_suffix('.').unwrap_or(domain);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars()
+                .all(|c| !c.is_ascii() || c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
     !d.is_empty()
         && d.len() <= 253
         && d.contains('.')
-        && d.split('.').all(|l| !l.is_empty() && l.len() <= 63)
+        && d.split('.').all(label_ok)
+        && !d
+            .rsplit('.')
+            .next()
+            .is_some_and(|top| top.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Whether `ip` is in `net/len`.
@@ -1133,6 +1144,11 @@ mod tests {
         assert!(!valid_domain("localhost"));
         assert!(!valid_domain("a..example"));
         assert!(!valid_domain(&format!("{}.example", "x".repeat(64))));
+        assert!(!valid_domain("[192.0.2.1]"));
+        assert!(!valid_domain("192.0.2.1"));
+        assert!(!valid_domain("bad domain.example"));
+        assert!(valid_domain("_spf.example.com"));
+        assert!(valid_domain("bücher.example"));
         assert!(is_toplabel("com") && is_toplabel("x-1") && is_toplabel("a1"));
         assert!(!is_toplabel("123") && !is_toplabel("-a") && !is_toplabel("a-"));
         assert!(is_same_or_sub("Mail.Example.com.", "example.com"));
