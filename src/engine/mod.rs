@@ -104,6 +104,8 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
         stats: stats.clone(),
         mailroot,
         queue: queue.clone(),
+        abuse: access::abuse::Abuse::new(),
+        dns: smtp::DnsCache::default(),
     });
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     control::serve(&opts.data_dir, queue.clone(), cmd_tx.clone(), shutdown.clone())

@@ -191,27 +191,39 @@ async fn accept_loop(
                 peer,
                 reason: format!("more than {limit} connections on this port"),
             });
-            tracker.spawn(refuse(stream, implicit_tls));
+            tracker.spawn(refuse(stream, implicit_tls, "421 4.7.0 Too many connections, try again later\r\n".into()));
             continue;
         }
         let guard = ActiveGuard(active.clone());
+        let per_ip = {
+            let cur = shared.current.borrow();
+            shared.abuse.connect(peer.ip(), &cur.config)
+        };
+        let per_ip = match per_ip {
+            Ok(g) => g,
+            Err(refusal) => {
+                drop(guard);
+                shared.events.emit(Level::Warn, Channel::Security, None, EventKind::ConnectionRefused {
+                    peer,
+                    reason: refusal.reason.clone(),
+                });
+                tracker.spawn(refuse(stream, implicit_tls, format!("{refusal}\r\n")));
+                continue;
+            }
+        };
         let role = *role.borrow();
         let shared = shared.clone();
         tracker.spawn(async move {
-            let _guard = guard;
+            let _guards = (guard, per_ip);
             session::serve(stream, peer, role, implicit_tls, shared).await;
         });
     }
 }
 
 /// Answers a connection over the limit and closes it.
-async fn refuse(mut stream: TcpStream, implicit_tls: bool) {
+async fn refuse(mut stream: TcpStream, implicit_tls: bool, reply: String) {
     if !implicit_tls {
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            stream.write_all(b"421 4.7.0 Too many connections, try again later\r\n"),
-        )
-        .await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.write_all(reply.as_bytes())).await;
     }
     let _ = stream.shutdown().await;
 }

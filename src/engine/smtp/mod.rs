@@ -58,4 +58,27 @@ pub struct Shared {
     pub mailroot: PathBuf,
     /// The outgoing queue (mail for other domains from sessions that may relay).
     pub queue: crate::engine::queue::Queue,
+    /// Per-IP abuse state: connection counts, lockouts, tarpit blocks, transfer limits.
+    pub abuse: crate::engine::access::abuse::Abuse,
+    /// The resolver for DNSBL, SPF and rDNS checks.
+    pub dns: DnsCache,
+}
+
+/// The resolver for the configured DNS hosts, rebuilt when they change.
+#[derive(Default)]
+pub struct DnsCache(std::sync::Mutex<Option<(Vec<String>, crate::engine::dns::Resolver)>>);
+
+impl DnsCache {
+    /// A resolver for `hosts` (empty = the system's), or the reason there is none.
+    pub fn get(&self, hosts: &[String]) -> Result<crate::engine::dns::Resolver, String> {
+        let mut slot = self.0.lock().expect("dns cache");
+        if let Some((h, r)) = slot.as_ref()
+            && h == hosts
+        {
+            return Ok(r.clone());
+        }
+        let r = crate::engine::dns::Resolver::new(hosts).map_err(|e| e.to_string())?;
+        *slot = Some((hosts.to_vec(), r.clone()));
+        Ok(r)
+    }
 }

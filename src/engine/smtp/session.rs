@@ -125,6 +125,14 @@ struct Session {
     errors: u32,
     /// Messages accepted in this session (for message ids).
     messages: u32,
+    /// Recipients refused so far (tarpitting).
+    rcpt_failures: u32,
+    /// Warnings the abuse checks chose to tag messages with (`X-Postern-Warning:`).
+    tags: Vec<String>,
+    /// Set by a handler that wants the session closed after its reply.
+    close_after: Option<String>,
+    /// Set by a handler that wants its reply held back this long (tarpit).
+    delay: Duration,
 }
 
 impl Session {
@@ -141,6 +149,10 @@ impl Session {
             tx: None,
             errors: 0,
             messages: 0,
+            rcpt_failures: 0,
+            tags: Vec::new(),
+            close_after: None,
+            delay: Duration::ZERO,
         }
     }
 
@@ -240,6 +252,11 @@ impl Session {
                 let _ = conn.flush().await;
                 return Next::Close("refused by access control".into());
             }
+            if let Some(refusal) = self.dnsbl(&cur).await {
+                self.reply(conn, refusal.0, &refusal.1);
+                let _ = conn.flush().await;
+                return Next::Close("listed in DNS block lists".into());
+            }
             let host = cur.config.server.hostname.clone();
             self.reply(conn, 220, &format!("{host} ESMTP Postern"));
         }
@@ -274,6 +291,13 @@ impl Session {
                 Err(ReadError::Io(e)) => return Next::Close(format!("read error: {e}")),
             };
             let next = self.command(conn, line).await;
+            if !self.delay.is_zero() {
+                tokio::time::sleep(std::mem::take(&mut self.delay)).await;
+            }
+            let next = match self.close_after.take() {
+                Some(reason) => Next::Close(reason),
+                None => next,
+            };
             let next = match next {
                 Next::Continue if self.too_many_errors(conn) => Next::Close("too many errors".into()),
                 other => other,
@@ -318,7 +342,13 @@ impl Session {
         match request {
             Request::Ehlo { host } => self.ehlo(conn, host, true),
             Request::Helo { host } => self.ehlo(conn, host, false),
-            Request::Mail { from } => self.mail(conn, from),
+            Request::Mail { from } => {
+                if let Some((code, text)) = self.mail_checks(&from).await {
+                    self.reply(conn, code, &text);
+                } else {
+                    self.mail(conn, from);
+                }
+            }
             Request::Rcpt { to } => self.rcpt(conn, to),
             Request::Data => return self.data(conn).await,
             Request::Rset => {
@@ -471,7 +501,8 @@ impl Session {
                         rcpt: address.clone(),
                         reason: format!("relaying denied: {why}"),
                     });
-                    self.reply(conn, 550, "5.7.1 Relaying denied")
+                    self.reply(conn, 550, "5.7.1 Relaying denied");
+                    self.rcpt_failed(conn)
                 }
                 Verdict::Allow(why) => {
                     let remote = relay::forward_path(&format!("{user}@{}", normalize_domain(domain)));
@@ -506,6 +537,109 @@ impl Session {
             reason: reason.to_string(),
         });
         self.reply(conn, code, text);
+        self.rcpt_failed(conn);
+    }
+
+    /// Tarpitting: a refused recipient slows the session down and, past the threshold,
+    /// blocks the client's address.
+    fn rcpt_failed<S: AsyncRead + AsyncWrite + Unpin>(&mut self, conn: &mut Conn<S>) {
+        self.rcpt_failures += 1;
+        let cur = self.current();
+        if crate::engine::access::is_safe_ip(self.peer.ip(), &cur.config) {
+            return;
+        }
+        let (delay, block) = self.shared.abuse.rcpt_failed(self.peer.ip(), self.rcpt_failures, &cur.config);
+        self.delay = delay;
+        if let Some(r) = block {
+            self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::Note { text: format!("blocked: {}", r.reason) });
+            self.reply(conn, r.code, &r.text);
+            self.close_after = Some("blocked by tarpitting".into());
+        }
+    }
+
+    /// Checks at MAIL: an address under a block, then SPF and reverse DNS (each off, refuse,
+    /// or tag). Safe IPs and logged-in clients are not checked.
+    async fn mail_checks(&mut self, from: &smtp_proto::MailFrom<String>) -> Option<(u16, String)> {
+        let cur = self.current();
+        let cfg = &cur.config;
+        let ip = self.peer.ip();
+        if crate::engine::access::is_safe_ip(ip, cfg) || self.helo.is_none() || self.tx.is_some() {
+            return None;
+        }
+        if let Some(r) = self.shared.abuse.blocked(ip, cfg) {
+            self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::Note { text: format!("MAIL refused: {}", r.reason) });
+            return Some((r.code, r.text));
+        }
+        if self.auth.is_some() || !(cfg.abuse.spf.enabled || cfg.abuse.rdns.enabled) {
+            return None;
+        }
+        let resolver = match self.shared.dns.get(&cfg.outgoing_mails.dns_hosts) {
+            Ok(r) => r,
+            Err(e) => {
+                self.event(Level::Warn, EventKind::Note { text: format!("SPF/rDNS checks skipped: {e}") });
+                return None;
+            }
+        };
+        let helo = self.helo.clone().unwrap_or_default();
+        if cfg.abuse.rdns.enabled
+            && let Err(why) = crate::engine::access::rdns::rdns_check(&resolver, ip, &helo).await
+        {
+            self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::Note { text: format!("reverse DNS check failed: {why}") });
+            match cfg.abuse.rdns.action {
+                crate::engine::config::Action::Refuse => return Some((550, format!("5.7.25 Reverse DNS check failed: {why}"))),
+                crate::engine::config::Action::Tag => self.tags.push(format!("reverse DNS check failed: {why}")),
+            }
+        }
+        if cfg.abuse.spf.enabled {
+            let domain = from.address.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_else(|| helo.clone());
+            let out = crate::engine::access::spf::check(&resolver, ip, &domain, &from.address, &helo).await;
+            use crate::engine::access::spf::SpfResult;
+            if out.result == SpfResult::Fail {
+                self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::Note { text: format!("SPF fail: {}", out.reason) });
+                match cfg.abuse.spf.action {
+                    crate::engine::config::Action::Refuse => {
+                        return Some((550, format!("5.7.23 SPF check failed for {domain}: {}", out.reason)));
+                    }
+                    crate::engine::config::Action::Tag => self.tags.push(format!("SPF fail: {}", out.reason)),
+                }
+            } else {
+                self.event(Level::Debug, EventKind::Note { text: format!("SPF {}: {}", out.result, out.reason) });
+            }
+        }
+        None
+    }
+
+    /// DNSBL check at connect: `Some(reply)` when the client must be refused.
+    async fn dnsbl(&mut self, cur: &Current) -> Option<(u16, String)> {
+        let cfg = &cur.config;
+        let rbl = &cfg.abuse.rbl;
+        let ip = self.peer.ip();
+        if !rbl.enabled || rbl.zones.is_empty() || crate::engine::access::is_safe_ip(ip, cfg) {
+            return None;
+        }
+        let resolver = match self.shared.dns.get(&cfg.outgoing_mails.dns_hosts) {
+            Ok(r) => r,
+            Err(e) => {
+                self.event(Level::Warn, EventKind::Note { text: format!("DNSBL check skipped: {e}") });
+                return None;
+            }
+        };
+        let (listed, warnings) = crate::engine::access::dnsbl::listed_in(&resolver, ip, &rbl.zones).await;
+        for w in warnings {
+            self.event(Level::Warn, EventKind::Note { text: w });
+        }
+        if listed.is_empty() || (listed.len() as u32) < rbl.trigger {
+            return None;
+        }
+        let zones = listed.join(", ");
+        self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::Note { text: format!("{ip} listed in {zones}") });
+        match rbl.action {
+            crate::engine::config::Action::Refuse => Some((554, format!("5.7.1 Service unavailable; client [{ip}] is listed in {zones}"))),
+            crate::engine::config::Action::Tag => {
+                self.tags.push(format!("client [{ip}] is listed in {zones}"));
+                None
+            }
+        }
     }
 
     async fn data<S: AsyncRead + AsyncWrite + Unpin>(&mut self, conn: &mut Conn<S>) -> Next {
@@ -551,7 +685,24 @@ impl Session {
                 self.reply(conn, 500, "5.5.2 Message has a line longer than 1000 octets");
                 Next::Continue
             }
-            Ok(DataEnd::Complete(body)) => {
+            Ok(DataEnd::Complete(mut body)) => {
+                let ip = self.peer.ip();
+                if !crate::engine::access::is_safe_ip(ip, &cur.config)
+                    && let Err(r) = self.shared.abuse.transfer(ip, body.len() as u64, &cur.config)
+                {
+                    self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::MessageRejected { reason: r.reason.clone() });
+                    self.reply(conn, r.code, &r.text);
+                    return Next::Continue;
+                }
+                if !self.tags.is_empty() {
+                    let mut tagged: Vec<u8> = self
+                        .tags
+                        .iter()
+                        .flat_map(|t| format!("X-Postern-Warning: {}\r\n", sanitize(t)).into_bytes())
+                        .collect();
+                    tagged.extend_from_slice(&body);
+                    body = tagged;
+                }
                 self.deliver(conn, &cur, tx, body).await;
                 Next::Continue
             }
@@ -679,6 +830,14 @@ impl Session {
         if !self.auth_allowed(&cfg) {
             return self.reply(conn, 538, "5.7.11 Encryption required for requested authentication mechanism");
         }
+        let ip = self.peer.ip();
+        let safe = crate::engine::access::is_safe_ip(ip, &cfg);
+        if !safe && let Some(r) = self.shared.abuse.blocked(ip, &cfg) {
+            self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::Note { text: format!("AUTH refused: {}", r.reason) });
+            self.reply(conn, r.code, &r.text);
+            self.close_after = Some("blocked (failed logins)".into());
+            return;
+        }
         let credentials = match mechanism {
             AUTH_PLAIN => self.auth_plain(conn, initial).await,
             AUTH_LOGIN => self.auth_login(conn, initial).await,
@@ -713,6 +872,11 @@ impl Session {
         } else {
             self.event(Level::Warn, EventKind::AuthFailed { user });
             self.reply(conn, 535, "5.7.8 Authentication credentials invalid");
+            if !safe && let Some(r) = self.shared.abuse.auth_failed(ip, &cfg) {
+                self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::Note { text: format!("locked out: {}", r.reason) });
+                self.reply(conn, r.code, &r.text);
+                self.close_after = Some("locked out after failed logins".into());
+            }
         }
     }
 

@@ -1,0 +1,245 @@
+//! Abuse defences as a client meets them over real sockets: connections per IP, failed-login
+//! lockout and its expiry, tarpit blocks, hourly transfer limits, a DNSBL served by a real
+//! dnsmasq (refuse and tag), and Safe IPs overruling every block.
+
+mod common;
+
+use common::{ALICE, PASSWORD, Server, free_port, poll, sasl_plain};
+use socket2::{Domain, SockAddr, Socket, Type};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Smtp {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl Smtp {
+    fn from(src: &str, port: u16) -> Smtp {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let src: SocketAddr = format!("{src}:0").parse().unwrap();
+        s.bind(&SockAddr::from(src)).unwrap();
+        let dst: SocketAddr = ([127, 0, 0, 1], port).into();
+        s.connect_timeout(&SockAddr::from(dst), Duration::from_secs(10)).unwrap();
+        let w: TcpStream = s.into();
+        w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let r = BufReader::new(w.try_clone().unwrap());
+        Smtp { w, r }
+    }
+
+    /// (code, last line); code 0 when the server closed the connection.
+    fn reply(&mut self) -> (u16, String) {
+        loop {
+            let mut line = String::new();
+            if self.r.read_line(&mut line).unwrap_or(0) == 0 {
+                return (0, String::new());
+            }
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return (line[..3].parse().unwrap_or(0), line.trim_end().to_string());
+            }
+        }
+    }
+
+    fn cmd(&mut self, line: &str) -> (u16, String) {
+        let _ = self.w.write_all(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    fn closed(&mut self) -> bool {
+        self.reply().0 == 0
+    }
+}
+
+fn server(settings: &[&str]) -> (Server, u16) {
+    let mut s = Server::prepare(common::Config::default());
+    let port = s.cfg.incoming_port;
+    let mut args = vec!["config", "set", "smtp.tls.auth_requires_tls=false"];
+    args.extend_from_slice(settings);
+    s.cli(&args).assert_ok();
+    s.spawn();
+    s.wait_ready(port);
+    (s, port)
+}
+
+#[test]
+fn connections_per_ip_are_limited_and_released() {
+    let (_s, port) = server(&["abuse.max_connections_per_ip=2", "access.safe_ips=[\"127.0.0.9\"]"]);
+    let mut a = Smtp::from("127.0.0.2", port);
+    let mut b = Smtp::from("127.0.0.2", port);
+    assert_eq!(a.reply().0, 220);
+    assert_eq!(b.reply().0, 220);
+    let mut c = Smtp::from("127.0.0.2", port);
+    let (code, text) = c.reply();
+    assert_eq!(code, 421, "{text}");
+    assert!(c.closed());
+    // Another address is not affected, and a Safe IP is never limited.
+    assert_eq!(Smtp::from("127.0.0.3", port).reply().0, 220);
+    let safe: Vec<Smtp> = (0..3).map(|_| Smtp::from("127.0.0.9", port)).collect();
+    for mut s in safe {
+        assert_eq!(s.reply().0, 220);
+    }
+    // Closing one frees a place.
+    a.cmd("QUIT");
+    poll(WAIT, "a place freed", || {
+        let mut d = Smtp::from("127.0.0.2", port);
+        (d.reply().0 == 220).then_some(())
+    });
+}
+
+fn bad_login(src: &str, port: u16) -> Vec<(u16, String)> {
+    let mut m = Smtp::from(src, port);
+    let mut replies = vec![m.reply()];
+    if replies[0].0 != 220 {
+        return replies;
+    }
+    m.cmd("EHLO c");
+    replies.push(m.cmd(&format!("AUTH PLAIN {}", sasl_plain(ALICE, "wrong"))));
+    replies.push(m.reply_if_more());
+    replies
+}
+
+impl Smtp {
+    /// A further reply if the server sends one (a block notice), else (0, "").
+    fn reply_if_more(&mut self) -> (u16, String) {
+        self.w.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let r = self.reply();
+        self.w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        r
+    }
+}
+
+#[test]
+fn failed_logins_lock_the_address_out_until_the_block_expires() {
+    let (_s, port) = server(&[
+        "abuse.lockout.failures=3",
+        "abuse.lockout.window=\"10m\"",
+        "abuse.lockout.block_for=\"3s\"",
+        "access.safe_ips=[\"127.0.0.9\"]",
+    ]);
+    assert_eq!(bad_login("127.0.0.2", port)[1].0, 535);
+    assert_eq!(bad_login("127.0.0.2", port)[1].0, 535);
+    let third = bad_login("127.0.0.2", port);
+    assert_eq!(third[1].0, 535);
+    assert!(third[2].0 >= 400, "the third failure locks the address out: {third:?}");
+    // Now refused at once, even with the right password; other addresses are not.
+    let (code, text) = Smtp::from("127.0.0.2", port).reply();
+    assert!(code == 421 || code == 554, "{text}");
+    let mut other = Smtp::from("127.0.0.3", port);
+    other.reply();
+    other.cmd("EHLO c");
+    assert_eq!(other.cmd(&format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD))).0, 235);
+    // A Safe IP is never locked out.
+    for _ in 0..5 {
+        assert_eq!(bad_login("127.0.0.9", port)[1].0, 535);
+    }
+    assert_eq!(Smtp::from("127.0.0.9", port).reply().0, 220);
+    // The block expires.
+    poll(WAIT, "the lockout to expire", || (Smtp::from("127.0.0.2", port).reply().0 == 220).then_some(()));
+}
+
+#[test]
+fn failed_recipients_tarpit_then_block() {
+    let (s, port) = server(&[
+        "abuse.tarpit.after_failures=1",
+        "abuse.tarpit.delay=\"100ms\"",
+        "abuse.tarpit.block_after=4",
+        "abuse.tarpit.block_for=\"1h\"",
+        "smtp.max_errors_per_session=100",
+    ]);
+    let mut m = Smtp::from("127.0.0.4", port);
+    m.reply();
+    m.cmd("EHLO c");
+    m.cmd("MAIL FROM:<x@remote.test>");
+    for i in 0..3 {
+        assert_eq!(m.cmd(&format!("RCPT TO:<nobody{i}@example.test>")).0, 550);
+    }
+    assert_eq!(m.cmd("RCPT TO:<nobody9@example.test>").0, 550);
+    let (code, text) = m.reply_if_more();
+    assert!(code >= 400, "blocked after the 4th failure: {text}");
+    assert!(m.closed());
+    let (code, _) = Smtp::from("127.0.0.4", port).reply();
+    assert!(code >= 400, "the block holds for new connections");
+    poll(WAIT, "the block in the security log", || s.stderr().contains("blocked").then_some(()));
+}
+
+#[test]
+fn hourly_message_limit_per_address() {
+    let (_s, port) = server(&["abuse.transfer.max_messages_per_hour=2"]);
+    let mut m = Smtp::from("127.0.0.5", port);
+    m.reply();
+    m.cmd("EHLO c");
+    for n in 0..3 {
+        m.cmd("MAIL FROM:<x@remote.test>");
+        assert_eq!(m.cmd(&format!("RCPT TO:<{ALICE}>")).0, 250);
+        assert_eq!(m.cmd("DATA").0, 354);
+        let (code, text) = m.cmd(&format!("Subject: {n}\r\n\r\nx\r\n."));
+        if n < 2 {
+            assert_eq!(code, 250, "{text}");
+        } else {
+            assert_eq!(code, 452, "the third message in the hour: {text}");
+        }
+    }
+}
+
+/// dnsmasq on a free port answering a DNSBL zone that lists 127.0.0.2.
+struct Dns(Child, String, #[allow(dead_code)] tempfile::TempDir);
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn dnsbl() -> Dns {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"].into_iter().find(|p| std::path::Path::new(p).exists()).expect("dnsmasq");
+    let child = Command::new(bin)
+        .args(["--keep-in-foreground", "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts"])
+        .args(["--no-poll", "--pid-file", "--user=root", "--conf-file=/dev/null"])
+        .arg(format!("--port={port}"))
+        .arg("--address=/2.0.0.127.bl.test/127.0.0.2")
+        .arg("--address=/bl.test/")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Ready when it answers a UDP query at all (any reply).
+    poll(WAIT, "dnsmasq up", || {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+        sock.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
+        let q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x00\x00\x01\x00\x01";
+        sock.send_to(q, ("127.0.0.1", port)).ok()?;
+        let mut buf = [0u8; 512];
+        sock.recv(&mut buf).ok().map(|_| ())
+    });
+    Dns(child, format!("127.0.0.1:{port}"), dir)
+}
+
+#[test]
+fn dnsbl_listed_clients_are_refused_or_tagged() {
+    let dns = dnsbl();
+    let hosts = format!("outgoing_mails.dns_hosts=[\"{}\"]", dns.1);
+    let (s, port) = server(&["abuse.rbl.enabled=true", "abuse.rbl.zones=[\"bl.test\"]", "abuse.rbl.action=Refuse", &hosts]);
+    let (code, text) = Smtp::from("127.0.0.2", port).reply();
+    assert_eq!(code, 554, "{text}");
+    assert!(text.contains("bl.test"), "{text}");
+    assert_eq!(Smtp::from("127.0.0.3", port).reply().0, 220, "not listed");
+    drop(s);
+
+    let (s, port) = server(&["abuse.rbl.enabled=true", "abuse.rbl.zones=[\"bl.test\"]", "abuse.rbl.action=Tag", &hosts]);
+    let mut m = Smtp::from("127.0.0.2", port);
+    assert_eq!(m.reply().0, 220);
+    m.cmd("EHLO c");
+    m.cmd("MAIL FROM:<x@remote.test>");
+    m.cmd(&format!("RCPT TO:<{ALICE}>"));
+    m.cmd("DATA");
+    assert_eq!(m.cmd("Subject: tagged\r\n\r\nx\r\n.").0, 250);
+    let mail = poll(WAIT, "the tagged mail", || s.alice_mails().into_iter().next());
+    assert!(mail.contains("X-Postern-Warning: client [127.0.0.2] is listed in bl.test"), "{mail}");
+}
