@@ -64,6 +64,9 @@ pub struct SmtpConfig {
     pub max_errors_per_session: u32,
     /// Session timeouts (RFC 5321 4.5.3.2).
     pub timeouts: TimeoutConfig,
+    /// Slowest message transfer accepted, in octets per second beyond `timeouts.data`
+    /// (0 = no minimum): a client trickling DATA to hold a connection is cut off.
+    pub min_data_rate: u64,
     /// Certificates and TLS policy.
     pub tls: TlsConfig,
 }
@@ -94,7 +97,7 @@ pub struct OutgoingConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TimeoutConfig {
-    /// Waiting for the next command (RFC 5321: at least 5 minutes).
+    /// Waiting for the next command line, whole (RFC 5321: at least 5 minutes).
     pub command: HumanDuration,
     /// Waiting for the next block of message data (RFC 5321: 3 minutes).
     pub data: HumanDuration,
@@ -145,6 +148,7 @@ impl Default for SmtpConfig {
             max_message_size: 25 * 1024 * 1024,
             max_errors_per_session: 10,
             timeouts: TimeoutConfig::default(),
+            min_data_rate: 1024,
             tls: TlsConfig::default(),
         }
     }

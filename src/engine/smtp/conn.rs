@@ -7,6 +7,7 @@
 
 use std::io;
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// RFC 5321 4.5.3.1.4: a command line is at most 512 octets including CRLF.
@@ -148,7 +149,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Reads one line of at most `max` octets (LF included) and returns it without the CRLF
     /// (or bare LF). A longer line is read to its end, dropped, and reported as `TooLong`.
+    /// The whole line must arrive within `timeout`: a byte now and then does not keep a
+    /// session alive.
     pub async fn read_line(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, ReadError> {
+        let deadline = Instant::now() + timeout;
         let mut too_long = false;
         loop {
             let pending = &self.buf[self.start..];
@@ -170,13 +174,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 self.buf.clear();
                 self.start = 0;
             }
-            self.fill(timeout).await?;
+            self.fill(deadline.saturating_duration_since(Instant::now())).await?;
         }
     }
 
     /// Reads message data up to `<CRLF>.<CRLF>`, dot-unstuffing it. `max_size` bounds what is
     /// kept; the transfer is always read to its end so the session stays in step.
-    pub async fn read_data(&mut self, max_size: usize, timeout: Duration) -> Result<DataEnd, DataError> {
+    /// Each read may wait `timeout`; in all, the transfer may take `timeout` plus one second
+    /// per `min_rate` octets received (0 = no minimum rate), which cuts off a client that
+    /// trickles data to hold a connection open.
+    pub async fn read_data(
+        &mut self,
+        max_size: usize,
+        timeout: Duration,
+        min_rate: u64,
+    ) -> Result<DataEnd, DataError> {
+        let started = Instant::now();
+        let mut received: u64 = (self.buf.len() - self.start) as u64;
         let mut msg: Vec<u8> = Vec::with_capacity(8192);
         let mut too_big = false;
         let mut line_too_long = false;
@@ -195,7 +209,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     in_long_line = true;
                     self.start += keep;
                 }
-                self.fill(timeout).await?;
+                let mut wait = timeout;
+                if min_rate > 0 {
+                    let allowed = timeout + Duration::from_secs_f64(received as f64 / min_rate as f64);
+                    wait = wait.min(allowed.saturating_sub(started.elapsed()));
+                }
+                let before = self.buf.len();
+                self.fill(wait).await?;
+                received += (self.buf.len().saturating_sub(before)) as u64;
                 continue;
             };
             let line = &pending[..=i];
@@ -246,7 +267,7 @@ mod tests {
         let (mut client, server) = duplex(1 << 20);
         client.write_all(input).await.unwrap();
         drop(client);
-        Conn::new(server).read_data(1 << 20, Duration::from_secs(5)).await
+        Conn::new(server).read_data(1 << 20, Duration::from_secs(5), 0).await
     }
 
     #[tokio::test]
@@ -279,8 +300,37 @@ mod tests {
         let (mut client, server) = duplex(1 << 20);
         client.write_all(&[b"y".repeat(900), b"\r\n".to_vec()].concat().repeat(4)).await.unwrap();
         client.write_all(b".\r\n").await.unwrap();
-        let r = Conn::new(server).read_data(2000, Duration::from_secs(5)).await.unwrap();
+        let r = Conn::new(server).read_data(2000, Duration::from_secs(5), 0).await.unwrap();
         assert_eq!(r, DataEnd::TooBig);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickling_client_is_cut_off() {
+        // One byte every 4 s never trips a 5 s read timeout, but the line must be whole in 5 s.
+        let (mut client, server) = duplex(1024);
+        let feeder = tokio::spawn(async move {
+            for b in b"NOOP\r\n" {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                if client.write_all(&[*b]).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut c = Conn::new(server);
+        assert!(matches!(c.read_line(512, Duration::from_secs(5)).await, Err(ReadError::Timeout)));
+        // In DATA the same trickle is cut off by the minimum rate (here 100 octets/s).
+        let (mut client, server) = duplex(1024);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                if client.write_all(b"x").await.is_err() {
+                    break;
+                }
+            }
+        });
+        let r = Conn::new(server).read_data(1 << 20, Duration::from_secs(5), 100).await;
+        assert!(matches!(r, Err(DataError::Read(ReadError::Timeout))), "{r:?}");
+        feeder.abort();
     }
 
     #[tokio::test]

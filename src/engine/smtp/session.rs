@@ -658,7 +658,7 @@ impl Session {
         let limits = &cur.config.smtp;
         self.reply(conn, 354, "End data with <CR><LF>.<CR><LF>");
         let end = conn
-            .read_data(limits.max_message_size as usize, limits.timeouts.data.0)
+            .read_data(limits.max_message_size as usize, limits.timeouts.data.0, limits.min_data_rate)
             .await;
         let tx = self.tx.take().expect("checked above");
         match end {
