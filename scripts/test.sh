@@ -5,6 +5,9 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if [ -n "${HOME:-}" ] && [ -d "$HOME/.cargo/bin" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
 
 section() {
     printf '\n==== %s ====\n' "$*"
@@ -21,10 +24,16 @@ section "System packages"
 # used by the tests (swaks with TLS support, Python 3, Postfix's
 # smtp-source/smtp-sink).
 packages=(
-    pkg-config libx11-dev libxkbcommon-dev libgl1-mesa-dev libwayland-dev
+    build-essential pkg-config
+    # GUI build: eframe (X11/Wayland/GL) and the tray (GTK, appindicator, xdo)
+    libx11-dev libxkbcommon-dev libgl1-mesa-dev libwayland-dev
     libxcursor-dev libxrandr-dev libxi-dev
+    libgtk-3-dev libxdo-dev libayatana-appindicator3-dev
+    # test peers: swaks (with TLS), Python 3, Postfix's smtp-source/smtp-sink, dnsmasq
     swaks libnet-ssleay-perl libio-socket-ssl-perl
+    python3
     postfix
+    dnsmasq-base
     ca-certificates
 )
 missing=()

@@ -199,6 +199,8 @@ fn run(args: Cli) -> Result<ExitCode> {
         Some(Command::Config(c)) => match c {
             ConfigCmd::Show => {
                 for (k, v) in keys::leaves(&cli::read(path)?) {
+                    // The relay host's password is kept as given; show it only on `config get`.
+                    let v = if k == "outgoing_mails.relay.password" && v != "\"\"" { "\"********\"".into() } else { v };
                     println!("{k} = {v}");
                 }
                 Ok(ExitCode::SUCCESS)
