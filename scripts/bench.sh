@@ -42,6 +42,7 @@ IDLE_N="${IDLE_N:-1000}"
 STARTS="${STARTS:-5}"
 
 need_tools cargo postfix postconf awk "$PY"
+[[ "$(id -u)" == 0 ]] || die "run as root: the private Postfix instance is started with 'postfix -c DIR start'"
 [[ -x /usr/sbin/smtp-source && -x /usr/sbin/smtp-sink ]] || die "smtp-source/smtp-sink missing (apt-get install postfix)"
 [[ "$(ulimit -n)" -ge $((IDLE_N + 200)) ]] || ulimit -n $((IDLE_N + 1000)) 2>/dev/null \
     || warn "cannot raise the open-files limit to $((IDLE_N + 1000)); the idle-session run may fall short"

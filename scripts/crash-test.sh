@@ -16,6 +16,7 @@
 #   CRASH_N=5000   mails that must get a 250 (or the first argument)
 #   KILLS=5        SIGKILLs, at random points while the mails are being sent
 #   SESSIONS=20    concurrent sending sessions
+#   SEND_S=600     how long the sender may take in all
 #   DRAIN_S=300    how long to wait for the queue to drain after the last restart
 #   SKIP_BUILD=1   use the binary already built;  KEEP=1  keep the temp dir
 set -euo pipefail
@@ -68,23 +69,30 @@ kill_no=0
 for point in "${POINTS[@]}"; do
     while (($(acked) < point)); do
         kill -0 "$SENDER" 2>/dev/null || break
-        sleep 0.02
+        sleep 0.01
     done
-    # A random extra delay of 0-250 ms, so the kill does not always follow a reply.
-    sleep "$(awk -v r="$RANDOM" 'BEGIN {printf "%.3f", (r % 250) / 1000}')"
+    # A random extra delay of 0-30 ms, so the kill does not always follow a reply.
+    sleep "$(awk -v r="$RANDOM" 'BEGIN {printf "%.3f", (r % 30) / 1000}')"
     kill_no=$((kill_no + 1))
     before="$(acked)"
     kill -KILL "$POSTERN_PID"
     wait "$POSTERN_PID" 2>/dev/null || true
     untrack_pid "$POSTERN_PID"
     delivered="$(find "$W/sink" -type f | wc -l)"
-    say "kill $kill_no: SIGKILL with $before mails acknowledged, $delivered files at the sink; restarting"
+    phase="while sending"
+    kill -0 "$SENDER" 2>/dev/null && [[ -z "$(awk '$3 == "Z"' "/proc/$SENDER/stat" 2>/dev/null)" ]] || phase="after sending, while delivering"
+    say "kill $kill_no ($phase): SIGKILL with $before mails acknowledged, $delivered files at the sink; restarting"
     t0=$(now_ns)
     start_postern "$CFG" "$DATA" "$LOG" "$OUT"
     say "  restarted as $POSTERN_PID, listening after $((($(now_ns) - t0) / 1000000)) ms"
 done
 
 say "waiting for the sender to reach $N acknowledged mails"
+deadline=$((SECONDS + ${SEND_S:-600}))
+while kill -0 "$SENDER" 2>/dev/null && [[ -z "$(awk '$3 == "Z"' "/proc/$SENDER/stat" 2>/dev/null)" ]]; do
+    ((SECONDS < deadline)) || die "the sender did not finish within ${SEND_S:-600} s ($(acked) acknowledged; postern log: $LOG)"
+    sleep 0.5
+done
 wait "$SENDER" || die "the sender failed: $(cat "$W/sender.out")"
 untrack_pid "$SENDER"
 cat "$W/sender.out" >&2
