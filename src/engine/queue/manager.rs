@@ -11,7 +11,7 @@ use crate::engine::dns::Resolver;
 use crate::engine::events::{Channel, EventBus, EventKind, Level};
 use crate::engine::smtp::Current;
 use crate::engine::store::maildir;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -90,9 +90,8 @@ struct Manager {
     spool: Spool,
     queue: Queue,
     deps: Deps,
-    entries: HashMap<u64, Entry>,
-    /// Arrival order, for listing and fairness.
-    order: Vec<u64>,
+    /// Queued messages by id; ids increase, so this is arrival order too.
+    entries: BTreeMap<u64, Entry>,
     results_tx: mpsc::UnboundedSender<(u64, Vec<(usize, RcptStatus)>)>,
     /// The configuration the cached parts below were made for.
     cfg_seen: Option<Arc<Current>>,
@@ -126,8 +125,7 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, JoinHandle<()>), SpoolErr
         cfg_seen: None,
         resolver: None,
         deps,
-        entries: HashMap::new(),
-        order: Vec::new(),
+        entries: BTreeMap::new(),
         results_tx,
         snapshot: snap_tx,
         dirty: true,
@@ -139,7 +137,6 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, JoinHandle<()>), SpoolErr
         });
     }
     for (meta, loc) in replayed.messages {
-        m.order.push(meta.id);
         m.entries.insert(meta.id, Entry { meta, loc, in_flight: false, history: vec!["recovered from the spool at start".into()] });
     }
     let handle = tokio::spawn(m.run(rx, results_rx));
@@ -182,7 +179,7 @@ impl Manager {
     }
 
     fn publish(&mut self) {
-        let list: Vec<QueueEntry> = self.order.iter().filter_map(|id| self.entries.get(id)).map(Entry::view).collect();
+        let list: Vec<QueueEntry> = self.entries.values().map(Entry::view).collect();
         self.snapshot.send_replace(Arc::new(list));
         self.dirty = false;
     }
@@ -221,7 +218,6 @@ impl Manager {
             ManagerMsg::Arrived(meta, loc) => {
                 let rcpts: Vec<String> = meta.rcpts.iter().map(|r| format!("<{}>", r.addr)).collect();
                 self.log(Level::Info, meta.id, format!("queued from <{}> to {} ({} octets)", meta.from, rcpts.join(", "), meta.size));
-                self.order.push(meta.id);
                 let mut e = Entry { meta, loc, in_flight: false, history: Vec::new() };
                 e.note("queued".into());
                 self.entries.insert(e.meta.id, e);
@@ -229,7 +225,6 @@ impl Manager {
             }
             ManagerMsg::Forget(id, done) => {
                 if self.entries.remove(&id).is_some() {
-                    self.order.retain(|x| *x != id);
                     self.spool.append_nowait(Record::Remove(id));
                     self.dirty = true;
                 }
@@ -241,7 +236,7 @@ impl Manager {
                 let _ = done.send(n);
             }
             ManagerMsg::List(done) => {
-                let list = self.order.iter().filter_map(|id| self.entries.get(id)).map(Entry::view).collect();
+                let list = self.entries.values().map(Entry::view).collect();
                 let _ = done.send(list);
             }
             ManagerMsg::Show(id, done) => {
@@ -267,14 +262,13 @@ impl Manager {
         };
         let ids: Vec<u64> = match target {
             Target::Id(id) => self.entries.contains_key(&id).then_some(id).into_iter().collect(),
-            Target::All => self.order.clone(),
+            Target::All => self.entries.keys().copied().collect(),
         };
         let now = now_secs();
         for &id in &ids {
             match cmd {
                 QueueCommand::Delete(_) => {
                     self.entries.remove(&id);
-                    self.order.retain(|x| *x != id);
                     self.spool.append_nowait(Record::Remove(id));
                     self.log(Level::Info, id, "deleted by the administrator (no failure notice)".into());
                 }
@@ -309,16 +303,16 @@ impl Manager {
         self.refresh_config();
         let Some(resolver) = self.resolver.clone() else { return };
         let max_in_flight = (self.cfg.outgoing_mails.max_connections as usize) * 4;
+        if self.in_flight >= max_in_flight {
+            return;
+        }
         let now = now_secs();
         let due: Vec<u64> = self
-            .order
-            .iter()
-            .copied()
-            .filter(|id| {
-                let e = &self.entries[id];
-                !e.in_flight && !e.meta.held && e.meta.next_try <= now && e.meta.has_pending()
-            })
-            .take(max_in_flight.saturating_sub(self.in_flight))
+            .entries
+            .values()
+            .filter(|e| !e.in_flight && !e.meta.held && e.meta.next_try <= now && e.meta.has_pending())
+            .map(|e| e.meta.id)
+            .take(max_in_flight - self.in_flight)
             .collect();
         for id in due {
             let e = self.entries.get_mut(&id).expect("due");
@@ -362,7 +356,8 @@ impl Manager {
                 RcptStatus::Delivered(reply) => {
                     r.state = RcptState::Delivered;
                     r.last_error.clear();
-                    notes.push((Level::Info, format!("attempt {attempt}: <{}> delivered: {reply}", r.addr)));
+                    // The delivery module already logged this; it goes to the history only.
+                    notes.push((Level::Debug, format!("attempt {attempt}: <{}> delivered: {reply}", r.addr)));
                 }
                 RcptStatus::Permanent(err) => {
                     r.state = RcptState::Failed;
@@ -396,17 +391,16 @@ impl Manager {
         let meta = e.meta.clone();
         let loc = e.loc;
         for (level, n) in notes {
-            self.log(level, id, n);
+            if level > Level::Debug {
+                self.log(level, id, n);
+            }
         }
         if done {
             self.entries.remove(&id);
-            self.order.retain(|x| *x != id);
             self.spool.append_nowait(Record::Remove(id));
             let failed: Vec<_> = meta.rcpts.iter().filter(|r| r.state == RcptState::Failed).cloned().collect();
             if !failed.is_empty() {
                 self.notify(meta, loc, failed, false);
-            } else {
-                self.log(Level::Info, id, "delivered to every recipient; removed from the queue".into());
             }
         } else {
             self.spool.append_nowait(Record::Update(meta));

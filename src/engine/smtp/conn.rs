@@ -16,6 +16,10 @@ pub const MAX_COMMAND_LINE: usize = 512;
 pub const MAX_TEXT_LINE: usize = 1000;
 /// RFC 4954 4: an AUTH response line may be up to 12288 octets.
 pub const MAX_AUTH_LINE: usize = 12288;
+/// Room read into while waiting for commands.
+const COMMAND_CHUNK: usize = 1024;
+/// Room read into during DATA.
+const DATA_CHUNK: usize = 32 * 1024;
 
 /// Why no line could be read.
 #[derive(Debug, thiserror::Error)]
@@ -73,9 +77,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     pub fn new(io: S) -> Self {
         Conn {
             io,
-            buf: Vec::with_capacity(4096),
+            buf: Vec::with_capacity(COMMAND_CHUNK),
             start: 0,
-            out: Vec::with_capacity(1024),
+            out: Vec::with_capacity(512),
         }
     }
 
@@ -112,8 +116,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.io
     }
 
-    /// Reads more bytes into the buffer, flushing queued replies first.
-    async fn fill(&mut self, timeout: Duration) -> Result<(), ReadError> {
+    /// Reads more bytes into the buffer (at least `chunk` octets of room), flushing queued
+    /// replies first. Room is reserved, not zero-filled, so an idle session stays small.
+    async fn fill(&mut self, timeout: Duration, chunk: usize) -> Result<(), ReadError> {
         if !self.has_line() {
             self.flush().await?;
         }
@@ -124,26 +129,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + 16 * 1024, 0);
-        let r = tokio::time::timeout(timeout, self.io.read(&mut self.buf[len..])).await;
-        match r {
-            Err(_) => {
-                self.buf.truncate(len);
-                Err(ReadError::Timeout)
-            }
-            Ok(Err(e)) => {
-                self.buf.truncate(len);
-                Err(ReadError::Io(e))
-            }
-            Ok(Ok(0)) => {
-                self.buf.truncate(len);
-                Err(ReadError::Closed)
-            }
-            Ok(Ok(n)) => {
-                self.buf.truncate(len + n);
-                Ok(())
-            }
+        self.buf.reserve(chunk);
+        match tokio::time::timeout(timeout, self.io.read_buf(&mut self.buf)).await {
+            Err(_) => Err(ReadError::Timeout),
+            Ok(Err(e)) => Err(ReadError::Io(e)),
+            Ok(Ok(0)) => Err(ReadError::Closed),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
+    /// Gives back the room a large message needed once the buffer is drained.
+    fn shrink(&mut self) {
+        if self.buf.capacity() > COMMAND_CHUNK * 8 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+            self.buf.shrink_to(COMMAND_CHUNK);
         }
     }
 
@@ -174,7 +174,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 self.buf.clear();
                 self.start = 0;
             }
-            self.fill(deadline.saturating_duration_since(Instant::now())).await?;
+            self.fill(deadline.saturating_duration_since(Instant::now()), COMMAND_CHUNK).await?;
         }
     }
 
@@ -215,7 +215,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     wait = wait.min(allowed.saturating_sub(started.elapsed()));
                 }
                 let before = self.buf.len();
-                self.fill(wait).await?;
+                self.fill(wait, DATA_CHUNK).await?;
                 received += (self.buf.len().saturating_sub(before)) as u64;
                 continue;
             };
@@ -233,6 +233,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 continue;
             }
             if content == b"." {
+                self.shrink();
                 return Ok(if too_big {
                     DataEnd::TooBig
                 } else if line_too_long {
