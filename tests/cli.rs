@@ -147,7 +147,10 @@ fn config_set_validation_names_field_and_leaves_file_untouched() {
     let bak_path = format!("{}.bak", s.config_path.display());
     let bak_before = fs::read(&bak_path).ok();
     for (arg, field) in [
-        ("smtp.max_recipients_per_mail=5", "smtp.max_recipients_per_mail"),
+        (
+            "smtp.max_recipients_per_mail=5",
+            "smtp.max_recipients_per_mail",
+        ),
         ("smtp.incoming.port=70000", "smtp.incoming.port"),
         ("smtp.timeouts.command=\"soon\"", "smtp.timeouts.command"),
         ("smtp.no_such_field=1", "smtp.no_such_field"),
@@ -282,7 +285,10 @@ fn domain_commands() {
     assert!(!ds.contains(&"a.test"), "{ds:?}");
     assert!(ds.contains(&"b.test"), "{ds:?}");
     let text = String::from_utf8(s.config_bytes()).unwrap();
-    assert!(text.contains("b.test") && !text.contains("a.test"), "{text}");
+    assert!(
+        text.contains("b.test") && !text.contains("a.test"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -313,8 +319,14 @@ fn account_commands_store_only_hashes() {
     );
     let text = String::from_utf8(s.config_bytes()).unwrap();
     assert!(text.contains("bob@corp.test"), "{text}");
-    assert!(text.contains("$argon2"), "password must be an argon2 hash: {text}");
-    assert!(!text.contains("Clear-Text-Pw-123"), "clear password on disk");
+    assert!(
+        text.contains("$argon2"),
+        "password must be an argon2 hash: {text}"
+    );
+    assert!(
+        !text.contains("Clear-Text-Pw-123"),
+        "clear password on disk"
+    );
 
     s.cli_stdin(
         &["account", "passwd", "bob@corp.test", "--password-stdin"],
@@ -330,7 +342,11 @@ fn account_commands_store_only_hashes() {
     let list = s.cli(&["account", "list"]);
     list.assert_ok();
     assert!(list.stdout.trim().is_empty(), "{}", list.stdout);
-    assert!(!String::from_utf8(s.config_bytes()).unwrap().contains("bob@corp.test"));
+    assert!(
+        !String::from_utf8(s.config_bytes())
+            .unwrap()
+            .contains("bob@corp.test")
+    );
 }
 
 #[test]
@@ -389,12 +405,14 @@ fn hot_reload_moves_the_listener_to_a_new_port() {
         let mut c = Client::try_connect(new).ok()?;
         (c.try_read_reply().ok()?.code == 220).then_some(())
     });
-    poll(DEADLINE, "the old port to stop listening", || {
-        match Client::try_connect(old) {
+    poll(
+        DEADLINE,
+        "the old port to stop listening",
+        || match Client::try_connect(old) {
             Err(_) => Some(()),
             Ok(mut c) => c.try_read_reply().is_err().then_some(()),
-        }
-    });
+        },
+    );
     let mut c = Client::connect_greeted(new);
     c.ehlo();
     c.expect("MAIL FROM:<bob@remote.test>", 250, "");
@@ -432,7 +450,8 @@ fn hot_reload_picks_up_new_domain_and_account() {
     c.expect("MAIL FROM:<bob@remote.test>", 250, "");
     c.expect("RCPT TO:<zed@new.test>", 250, "2.1.5");
     c.expect("DATA", 354, "");
-    c.send(b"Subject: reload\r\n\r\nhello zed\r\n.\r\n").unwrap();
+    c.send(b"Subject: reload\r\n\r\nhello zed\r\n.\r\n")
+        .unwrap();
     c.read_reply().assert(250, "2.0.0");
     assert_eq!(s.maildir_files("new.test", "zed").len(), 1);
 

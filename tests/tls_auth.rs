@@ -172,6 +172,27 @@ fn auth_without_tls_when_not_required() {
     c.ehlo();
     c.expect("AUTH PLAIN", 334, "");
     c.expect(&sasl_plain(ALICE, PASSWORD), 235, "2.7.0");
+    c.expect("QUIT", 221, "2.0.0");
+    c.assert_closed();
+
+    // Credentials never reach the logs, in any encoding.
+    let logs: String = list_files(&s.data_dir.join("logs"))
+        .iter()
+        .map(|p| fs::read_to_string(p).unwrap())
+        .collect::<String>()
+        + &s.stderr();
+    assert!(
+        logs.contains("AUTH"),
+        "the AUTH commands are logged: {logs}"
+    );
+    for secret in [
+        PASSWORD.to_string(),
+        base64(PASSWORD.as_bytes()),
+        sasl_plain(ALICE, PASSWORD),
+        sasl_plain(ALICE, "wrong"),
+    ] {
+        assert!(!logs.contains(&secret), "log leaks {secret:?}:\n{logs}");
+    }
 }
 
 /// `account passwd` on a running server takes effect without a restart.
@@ -215,7 +236,11 @@ fn python_smtplib_starttls_login_delivers() {
         args.extend(mech);
         let o = python_peer(&args);
         assert_success(&format!("python smtplib ({subject})"), &o);
-        assert!(o.stdout.contains("EHLO1 250 auth=False starttls=True"), "{}", o.stdout);
+        assert!(
+            o.stdout.contains("EHLO1 250 auth=False starttls=True"),
+            "{}",
+            o.stdout
+        );
         assert!(o.stdout.contains("STARTTLS 220 2.0.0"), "{}", o.stdout);
         assert!(o.stdout.contains("AUTH 235 2.7.0"), "{}", o.stdout);
     }
@@ -236,7 +261,11 @@ fn python_wrong_password_fails() {
     let s = Server::start_default();
     let port = s.port().to_string();
     let o = python_peer(&["starttls-login", &port, ALICE, "wrong", ALICE, "nope"]);
-    assert!(!o.ok(), "login with a wrong password succeeded:\n{}", o.stdout);
+    assert!(
+        !o.ok(),
+        "login with a wrong password succeeded:\n{}",
+        o.stdout
+    );
     assert!(o.stderr.contains("SMTPAuthenticationError"), "{}", o.stderr);
     assert!(o.stderr.contains("535"), "{}", o.stderr);
     assert!(s.alice_mails().is_empty());
@@ -255,10 +284,18 @@ fn starttls_discards_pipelined_plaintext() {
             .unwrap_or_else(|| panic!("no {step} line in:\n{}", o.stdout))
             .to_string()
     };
-    assert!(line("STARTTLS").starts_with("STARTTLS 220 220 2.0.0"), "{}", o.stdout);
+    assert!(
+        line("STARTTLS").starts_with("STARTTLS 220 220 2.0.0"),
+        "{}",
+        o.stdout
+    );
     assert!(line("EHLO2").starts_with("EHLO2 250 "), "{}", o.stdout);
     assert!(line("RCPT").starts_with("RCPT 503 "), "{}", o.stdout);
-    assert!(line("STARTTLS2").starts_with("STARTTLS2 503 "), "{}", o.stdout);
+    assert!(
+        line("STARTTLS2").starts_with("STARTTLS2 503 "),
+        "{}",
+        o.stdout
+    );
     assert!(s.alice_mails().is_empty());
 }
 

@@ -67,6 +67,7 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
+    #[expect(clippy::too_many_arguments, reason = "called once, by engine::start")]
     pub(crate) fn new(
         events: EventBus,
         commands: mpsc::UnboundedSender<Command>,

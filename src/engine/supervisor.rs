@@ -74,6 +74,7 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
+    #[expect(clippy::too_many_arguments, reason = "called once, by engine::start")]
     pub fn new(
         opts: EngineOptions,
         shared: Arc<Shared>,

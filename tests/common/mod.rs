@@ -181,6 +181,8 @@ pub struct Config {
     pub implicit_port: Option<u16>,
     pub auth_requires_tls: bool,
     pub domains: Vec<String>,
+    /// `(address, argon2 hash)` pairs written verbatim into `accounts`.
+    pub accounts: Vec<(String, String)>,
 }
 
 impl Default for Config {
@@ -204,6 +206,7 @@ impl Default for Config {
             implicit_port: None,
             auth_requires_tls: true,
             domains: vec![DOMAIN.into()],
+            accounts: Vec::new(),
         }
     }
 }
@@ -220,6 +223,11 @@ impl Config {
             .map(|d| format!("{d:?}"))
             .collect::<Vec<_>>()
             .join(", ");
+        let accounts = self
+            .accounts
+            .iter()
+            .map(|(a, h)| format!("\n        (address: {a:?}, password: {h:?}),"))
+            .collect::<String>();
         format!(
             r#"(
     server: (hostname: "{hostname}"),
@@ -234,7 +242,8 @@ impl Config {
         tls: (certificate: "", key: "", implicit_port: {implicit}, auth_requires_tls: {art}),
     ),
     domains: [{domains}],
-    accounts: [],
+    accounts: [{accounts}
+    ],
 )
 "#,
             hostname = self.hostname,
@@ -384,6 +393,22 @@ impl Server {
         postern(&self.config_path, &self.data_dir, args, Some(stdin))
     }
 
+    /// The argon2 hash stored for `address` in the config file.
+    pub fn password_hash(&self, address: &str) -> String {
+        let text = String::from_utf8(self.config_bytes()).unwrap();
+        let at = text
+            .find(&format!("{address:?}"))
+            .unwrap_or_else(|| panic!("{address} not in config:\n{text}"));
+        let start = at + text[at..].find("\"$argon2").expect("argon2 hash") + 1;
+        let end = start + text[start..].find('"').unwrap();
+        text[start..end].to_string()
+    }
+
+    /// Rewrite the whole config file from `self.cfg`.
+    pub fn rewrite_config(&self) {
+        fs::write(&self.config_path, self.cfg.to_ron()).expect("write config");
+    }
+
     pub fn config_bytes(&self) -> Vec<u8> {
         fs::read(&self.config_path).expect("read config")
     }
@@ -503,7 +528,9 @@ impl Reply {
 
     /// Does any line's text equal `s` (case-insensitive)?
     pub fn has_line(&self, s: &str) -> bool {
-        self.texts().iter().any(|t| t.trim().eq_ignore_ascii_case(s))
+        self.texts()
+            .iter()
+            .any(|t| t.trim().eq_ignore_ascii_case(s))
     }
 
     /// Does any line's text start with `s` (case-insensitive)?

@@ -56,7 +56,7 @@ impl fmt::Display for HumanDuration {
         if ms == 0 {
             return write!(f, "0s");
         }
-        if ms % 1000 != 0 {
+        if !ms.is_multiple_of(1000) {
             return write!(f, "{ms}ms");
         }
         let mut s = self.0.as_secs();

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct Config {
     /// Identity of this server.
     pub server: ServerConfig,
@@ -193,19 +194,6 @@ impl Default for TlsConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            smtp: SmtpConfig::default(),
-            access: AccessConfig::default(),
-            abuse: AbuseConfig::default(),
-            outgoing_mails: OutgoingMailsConfig::default(),
-            domains: Vec::new(),
-            accounts: Vec::new(),
-        }
-    }
-}
 
 impl Config {
     /// Whether `domain` (any case, trailing dot allowed) is one of the local domains.

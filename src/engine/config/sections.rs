@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// open relay (allowed, but reported loudly).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct AccessConfig {
     /// Enable SMTP Authentication.
     pub smtp_auth: SmtpAuthConfig,
@@ -39,6 +40,7 @@ pub struct SmtpAuthConfig {
 /// `access.ip_range.*`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct IpRangeConfig {
     /// Relaying needs a client address in `ranges`.
     pub enabled: bool,
@@ -108,6 +110,7 @@ pub struct TarpitConfig {
 /// `abuse.transfer.*`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct TransferConfig {
     /// Messages per IP per hour (0 = no limit).
     pub max_messages_per_hour: u32,
@@ -228,18 +231,6 @@ pub struct DomainMap {
     pub port: u16,
 }
 
-impl Default for AccessConfig {
-    fn default() -> Self {
-        AccessConfig {
-            smtp_auth: SmtpAuthConfig::default(),
-            ip_range: IpRangeConfig::default(),
-            block_own_ips: false,
-            safe_ips: Vec::new(),
-            allow_own_ips: false,
-            sender_must_match_login: false,
-        }
-    }
-}
 
 impl Default for SmtpAuthConfig {
     fn default() -> Self {
@@ -252,11 +243,6 @@ impl Default for SmtpAuthConfig {
     }
 }
 
-impl Default for IpRangeConfig {
-    fn default() -> Self {
-        IpRangeConfig { enabled: false, ranges: Vec::new() }
-    }
-}
 
 impl Default for AbuseConfig {
     fn default() -> Self {
@@ -295,11 +281,6 @@ impl Default for TarpitConfig {
     }
 }
 
-impl Default for TransferConfig {
-    fn default() -> Self {
-        TransferConfig { max_messages_per_hour: 0, max_bytes_per_hour: 0 }
-    }
-}
 
 impl Default for RblConfig {
     fn default() -> Self {

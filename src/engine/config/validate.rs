@@ -199,11 +199,10 @@ fn check_sections(cfg: &Config, err: &mut impl FnMut(&str, String)) {
             err(&format!("outgoing_mails.dns_hosts[{i}]"), format!("`{h}` is not an IP address or ip:port"));
         }
     }
-    if o.mode == DeliveryMode::Relay {
-        if o.relay.host.is_empty() {
+    if o.mode == DeliveryMode::Relay
+        && o.relay.host.is_empty() {
             err("outgoing_mails.relay.host", "Relay mode needs a relay host".into());
         }
-    }
     if !o.relay.host.is_empty() && o.relay.host.parse::<IpAddr>().is_err() && !is_hostname(&o.relay.host) {
         err("outgoing_mails.relay.host", format!("`{}` is not a host name or IP address", o.relay.host));
     }
