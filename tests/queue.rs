@@ -266,3 +266,63 @@ fn relay_mode_goes_through_a_second_postern_with_auth_and_starttls() {
     assert!(text.contains("with ESMTPSA"), "AUTH over TLS to the relay host: {text}");
 }
 
+
+#[test]
+fn a_failed_write_answers_452_and_keeps_nothing() {
+    // Files may not grow past 64 KiB: a bigger mail cannot be written anywhere, as on a full disk.
+    let mut s = Server::prepare(common::Config::default());
+    let port = s.cfg.incoming_port;
+    let route = format!("outgoing_mails.domain_maps=[(domain: \"far.test\", host: \"127.0.0.1\", port: {})]", free_port());
+    s.cli(&[
+        "config",
+        "set",
+        "smtp.outgoing.enabled=true",
+        &format!("smtp.outgoing.port={port}"),
+        "smtp.tls.auth_requires_tls=false",
+        "outgoing_mails.resend_delay=\"1h\"",
+        &route,
+    ])
+    .assert_ok();
+    s.spawn_with_file_limit(Some(64));
+    s.wait_ready(port);
+    let big = "x".repeat(998) + "\r\n";
+    let body = big.repeat(100); // about 100 KB
+
+    for rcpt in [ALICE, "bob@far.test"] {
+        let mut c = s.connect();
+        c.ehlo();
+        c.expect(&format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD)), 235, "");
+        c.expect(&format!("MAIL FROM:<{ALICE}>"), 250, "");
+        c.expect(&format!("RCPT TO:<{rcpt}>"), 250, "");
+        c.expect("DATA", 354, "");
+        let r = c.cmd(&format!("Subject: too big for the disk\r\n\r\n{body}."));
+        assert_eq!(r.code, 452, "to {rcpt}: {}", r.text());
+        assert_eq!(r.enhanced(), "4.3.1");
+        // The server is still serving: a small mail goes through.
+        c.expect(&format!("MAIL FROM:<{ALICE}>"), 250, "");
+        c.expect(&format!("RCPT TO:<{rcpt}>"), 250, "");
+        c.expect("DATA", 354, "");
+        c.expect("Subject: small\r\n\r\nfits\r\n.", 250, "2.0.0");
+    }
+    let mails = s.alice_mails();
+    assert_eq!(mails.len(), 1, "only the small mail reached the mailbox");
+    assert!(mails[0].contains("fits"));
+    assert!(common::list_files(&s.maildir(DOMAIN, "alice").join("tmp")).is_empty(), "no partial file left");
+    let listed = queue_list(&s);
+    assert_eq!(queue_ids(&s).len(), 1, "only the small mail is queued: {listed}");
+}
+
+#[test]
+fn a_delay_warning_is_sent_once_while_retrying() {
+    let sink = Sink::start(free_port(), &["-r", "RCPT"]);
+    let s = relay_server(sink.port, &["outgoing_mails.delay_warning=Some(\"1s\")", "outgoing_mails.resend_delay=\"1s\"", "outgoing_mails.resend_attempts=50"]);
+    submit(&s, ALICE, &["bob@far.test"], "slow one");
+    let warning = alice_mail_containing(&s, "Action: delayed");
+    assert!(warning.contains("Final-Recipient: rfc822; bob@far.test"), "{warning}");
+    assert!(warning.contains("Status: 4."), "{warning}");
+    assert_eq!(queue_ids(&s).len(), 1, "the mail itself stays queued");
+    // Once only, however many attempts follow.
+    poll(LONG, "three more attempts", || s.stderr().contains("attempt 4:").then_some(()));
+    let warnings = s.alice_mails().into_iter().filter(|m| m.contains("Action: delayed")).count();
+    assert_eq!(warnings, 1);
+}

@@ -70,6 +70,11 @@ pub enum EngineError {
 /// creates) the configuration, opens the log file and the listeners. Listeners that cannot
 /// bind are reported in events and status; the others run.
 pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle, EngineError> {
+    // A file grown past RLIMIT_FSIZE must be a write error (answered 4xx), not a killed server.
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let lock = DataDirLock::acquire(&opts.data_dir)?;
     let cfg = config::load_or_create(&opts.config_path)?;
     let io = |path: PathBuf| move |source| EngineError::Io { path, source };

@@ -326,9 +326,24 @@ impl Server {
 
     /// Spawn `postern serve` (stderr captured to a file).
     pub fn spawn(&mut self) {
+        self.spawn_with_file_limit(None);
+    }
+
+    /// Spawn `postern serve` with `ulimit -f KIB` (files it writes may not grow past that):
+    /// a write past the limit fails with EFBIG, as a full disk fails with ENOSPC.
+    pub fn spawn_with_file_limit(&mut self, kib: Option<u64>) {
         assert!(self.child.is_none(), "server already spawned");
         let err = fs::File::create(&self.stderr_path).expect("create stderr file");
-        let child = Command::new(bin())
+        let mut cmd = match kib {
+            None => Command::new(bin()),
+            Some(k) => {
+                let mut c = Command::new("sh");
+                // ulimit -f counts 512-octet blocks in dash.
+                c.arg("-c").arg(format!("ulimit -f {}; exec \"$0\" \"$@\"", k * 2)).arg(bin());
+                c
+            }
+        };
+        let child = cmd
             .arg("--config")
             .arg(&self.config_path)
             .arg("--data-dir")
