@@ -195,13 +195,9 @@ async fn address_text_and_pointer_lookups() {
 
 #[tokio::test]
 async fn unreachable_dns_server_is_a_temporary_failure() {
+    // (Resolver::mx gives DnsError::Temporary here, as for fail.test above; asked once, since
+    // every unanswered lookup waits out the resolver's timeouts.)
     let dead = no_dns();
-    let r = Resolver::new(std::slice::from_ref(&dead)).unwrap();
-    assert!(matches!(
-        r.mx("example.test").await,
-        Err(DnsError::Temporary(_))
-    ));
-
     let ctx = ctx(config(|_| {}), &dead, 25);
     let st = delivery::deliver(
         &ctx,
@@ -212,7 +208,10 @@ async fn unreachable_dns_server_is_a_temporary_failure() {
         MESSAGE,
     )
     .await;
-    assert!(matches!(&st[..], [RcptStatus::Temporary(_)]), "{st:?}");
+    assert!(
+        matches!(&st[..], [RcptStatus::Temporary(t)] if t.contains("MX lookup")),
+        "{st:?}"
+    );
     assert!(has_line(
         &log_lines(&ctx, "Q1"),
         "MX lookup for example.test failed"
@@ -343,7 +342,7 @@ async fn null_mx_and_missing_domains_fail_permanently_and_dns_trouble_temporaril
             "{st:?}"
         );
     }
-    for domain in ["nx.test", "noaddr.test"] {
+    for domain in ["nx.test", "noaddr.test", "no..such.test"] {
         let st = delivery::deliver(&ctx, "Q5", domain, "s@sender.test", &two, MESSAGE).await;
         for s in &st {
             assert!(

@@ -35,7 +35,7 @@ pub enum DnsError {
     /// SERVFAIL, REFUSED, a timeout, an unreachable server: ask again later.
     #[error("temporary DNS failure: {0}")]
     Temporary(String),
-    /// The resolver cannot be set up or the name cannot be asked about at all.
+    /// The resolver cannot be set up, or the name is no domain name and cannot be asked about.
     #[error("DNS configuration: {0}")]
     Config(String),
 }
@@ -257,11 +257,10 @@ enum Missing {
     Failed(DnsError),
 }
 
+/// Every failure of a query is worth asking again later: SERVFAIL, REFUSED, timeouts,
+/// unreachable servers, and undecodable answers alike.
 fn classify(what: &str, e: NetError) -> DnsError {
-    match e {
-        NetError::Proto(p) => DnsError::Config(format!("{what}: {p}")),
-        other => DnsError::Temporary(format!("{what}: {other}")),
-    }
+    DnsError::Temporary(format!("{what}: {e}"))
 }
 
 /// `domain` as a fully qualified name (IDNs in punycode).
@@ -332,6 +331,7 @@ mod tests {
             "mx.example.com"
         );
         assert_eq!(host_string(&Name::root()), "");
+        assert!(matches!(fqdn("a..b"), Err(DnsError::Config(_))));
         assert!(
             fqdn("bücher.example")
                 .unwrap()

@@ -373,6 +373,10 @@ impl<'a> Session<'a> {
         self.send(&format!("MAIL FROM:<{from}>{params}"));
         if !pipelining {
             let mail = self.read_reply(COMMAND_TIMEOUT).await.map_err(broken)?;
+            if mail.code == 421 {
+                // Closing down (RFC 5321 3.8): nothing settled here, another host may take it.
+                return Err(broken(self.refused("MAIL FROM", &mail)));
+            }
             if !mail.positive() {
                 self.reset().await;
                 return Ok(vec![self.status(&mail, "MAIL FROM"); rcpts.len()]);
@@ -700,5 +704,286 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             self.buf.truncate(len + *n.as_ref().unwrap_or(&0));
             n?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Misbehaving servers that no real peer imitates on demand, scripted over an in-memory
+    //! pipe (with real TLS where STARTTLS is involved).
+    use super::*;
+    use crate::engine::events::EventBus;
+    use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, duplex};
+
+    fn params(tls: TlsPolicy) -> Params<'static> {
+        Params {
+            helo: "sender.test",
+            host: "peer.test",
+            ip: IpAddr::from([192, 0, 2, 1]),
+            tls,
+            login: None,
+        }
+    }
+
+    fn log(events: &EventBus) -> Log<'_> {
+        Log {
+            events,
+            id: "T",
+            detailed: true,
+        }
+    }
+
+    fn lines(events: &EventBus) -> Vec<String> {
+        events.recent().iter().map(|e| e.kind.to_string()).collect()
+    }
+
+    /// A server that greets, then answers each command line with `answer(line)`; after a
+    /// 354 it takes message data up to the dot. Returns the command lines it saw.
+    async fn serve(
+        io: DuplexStream,
+        greeting: &'static str,
+        answer: impl Fn(&str) -> String + Send + 'static,
+    ) -> Vec<String> {
+        let (r, mut w) = tokio::io::split(io);
+        let mut r = BufReader::new(r);
+        w.write_all(greeting.as_bytes()).await.unwrap();
+        let mut seen = Vec::new();
+        let mut line = String::new();
+        let mut in_data = false;
+        loop {
+            line.clear();
+            if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return seen;
+            }
+            if in_data {
+                if line == ".\r\n" {
+                    in_data = false;
+                    w.write_all(b"250 2.0.0 queued\r\n").await.unwrap();
+                }
+                continue;
+            }
+            let cmd = line.trim_end().to_string();
+            let reply = answer(&cmd);
+            seen.push(cmd);
+            in_data = reply.starts_with("354");
+            if w.write_all(reply.as_bytes()).await.is_err() {
+                return seen;
+            }
+        }
+    }
+
+    fn ehlo(extra: &str) -> String {
+        format!("250-peer.test\r\n{extra}250 8BITMIME\r\n")
+    }
+
+    async fn open_with(
+        reply_to: impl Fn(&str) -> String + Send + 'static,
+        greeting: &'static str,
+        events: &EventBus,
+    ) -> Result<(), HostFailure> {
+        let (client, server) = duplex(1 << 16);
+        let srv = tokio::spawn(serve(server, greeting, reply_to));
+        let log = log(events);
+        let r = Session::open(Box::new(client), &params(TlsPolicy::Never), &log)
+            .await
+            .map(drop);
+        drop(srv);
+        r
+    }
+
+    #[tokio::test]
+    async fn malformed_replies_end_the_session() {
+        let events = EventBus::new();
+        // A multi-line reply that changes its code.
+        let r = open_with(
+            |_| "250-peer.test\r\n550 no\r\n".into(),
+            "220 hi\r\n",
+            &events,
+        )
+        .await;
+        assert!(r.unwrap_err().0.contains("changes its code"));
+        // Over-long reply line.
+        let long: &'static str = Box::leak(format!("220 {}\r\n", "x".repeat(600)).into_boxed_str());
+        let r = open_with(|_| String::new(), long, &events).await;
+        assert!(r.unwrap_err().0.contains("longer than 512"));
+        // Endless multi-line reply.
+        let endless = |_: &str| "250-more\r\n".repeat(150);
+        let r = open_with(endless, "220 hi\r\n", &events).await;
+        assert!(r.unwrap_err().0.contains("longer than 100 lines"));
+        // Not a reply at all.
+        let r = open_with(|_| String::new(), "HTTP/1.1 400 Bad Request\r\n", &events).await;
+        assert!(r.unwrap_err().0.contains("malformed reply"));
+        // An error greeting: try another host.
+        let r = open_with(|_| String::new(), "554 go away\r\n", &events).await;
+        assert!(r.unwrap_err().0.contains("refused greeting: 554 go away"));
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out() {
+        let events = EventBus::new();
+        let (client, _server) = duplex(1024);
+        let log = log(&events);
+        let mut s = Session {
+            conn: Wire::new(Box::new(client) as BoxStream),
+            log: &log,
+            peer: "peer.test[192.0.2.1]".into(),
+            caps: Capabilities::default(),
+        };
+        // The real waits are minutes (RFC 5321 4.5.3.2); the mechanism is the same.
+        let r = s.read_reply(Duration::from_secs(1)).await;
+        assert_eq!(
+            r.unwrap_err().0,
+            "peer.test[192.0.2.1]: no reply within 1 s"
+        );
+    }
+
+    #[tokio::test]
+    async fn oversized_mail_is_refused_before_sending() {
+        let events = EventBus::new();
+        let (client, server) = duplex(1 << 16);
+        let srv = tokio::spawn(serve(server, "220 hi\r\n", |c| {
+            if c.starts_with("EHLO") {
+                ehlo("250-SIZE 10\r\n")
+            } else {
+                "250 ok\r\n".into()
+            }
+        }));
+        let log = log(&events);
+        let mut s = Session::open(Box::new(client), &params(TlsPolicy::Never), &log)
+            .await
+            .unwrap();
+        let st = s
+            .transaction("a@x", &["b@y".into()], b"0123456789ab\r\n.\r\n", 14, false)
+            .await
+            .unwrap();
+        assert!(
+            matches!(&st[..], [RcptStatus::Permanent(t)] if t.contains("5.3.4")),
+            "{st:?}"
+        );
+        s.quit().await;
+        drop(s);
+        let seen = srv.await.unwrap();
+        assert!(!seen.iter().any(|c| c.starts_with("MAIL")), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn pipelined_transaction_with_mixed_recipients() {
+        let events = EventBus::new();
+        let (client, server) = duplex(1 << 16);
+        let srv = tokio::spawn(serve(server, "220 hi\r\n", |c| match c {
+            c if c.starts_with("EHLO") => ehlo("250-PIPELINING\r\n250-SIZE 1000\r\n"),
+            "RCPT TO:<gone@y>" => "550 5.1.1 no such user\r\n".into(),
+            "RCPT TO:<busy@y>" => "452 4.2.2 mailbox full\r\n".into(),
+            "DATA" => "354 go\r\n".into(),
+            _ => "250 ok\r\n".into(),
+        }));
+        let log = log(&events);
+        let mut s = Session::open(Box::new(client), &params(TlsPolicy::Never), &log)
+            .await
+            .unwrap();
+        let rcpts: Vec<String> = ["ok@y", "gone@y", "busy@y"].map(String::from).into();
+        let st = s
+            .transaction("a@x", &rcpts, b"hi\r\n.\r\n", 4, true)
+            .await
+            .unwrap();
+        assert!(
+            matches!(&st[0], RcptStatus::Delivered(r) if r == "250 2.0.0 queued"),
+            "{st:?}"
+        );
+        assert!(
+            matches!(&st[1], RcptStatus::Permanent(t) if t.contains("550 5.1.1")),
+            "{st:?}"
+        );
+        assert!(
+            matches!(&st[2], RcptStatus::Temporary(t) if t.contains("452 4.2.2")),
+            "{st:?}"
+        );
+        s.quit().await;
+        drop(s);
+        let seen = srv.await.unwrap();
+        assert_eq!(seen[1], "MAIL FROM:<a@x> SIZE=4 BODY=8BITMIME");
+    }
+
+    /// A TLS acceptor with a throwaway self-signed certificate.
+    fn acceptor() -> tokio_rustls::TlsAcceptor {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["peer.test".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .unwrap();
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+    }
+
+    #[tokio::test]
+    async fn plaintext_sent_with_the_starttls_reply_is_discarded() {
+        let events = EventBus::new();
+        let (client, server) = duplex(1 << 16);
+        let srv = tokio::spawn(async move {
+            let (r, mut w) = tokio::io::split(server);
+            let mut r = BufReader::new(r);
+            let mut line = String::new();
+            w.write_all(b"220 hi\r\n").await.unwrap();
+            r.read_line(&mut line).await.unwrap();
+            w.write_all(ehlo("250-STARTTLS\r\n").as_bytes())
+                .await
+                .unwrap();
+            line.clear();
+            r.read_line(&mut line).await.unwrap();
+            assert_eq!(line, "STARTTLS\r\n");
+            // A man in the middle appends a forged reply in plaintext.
+            w.write_all(b"220 go ahead\r\n250-forged\r\n250 AUTH PLAIN\r\n")
+                .await
+                .unwrap();
+            let io = r.into_inner().unsplit(w);
+            let tls = acceptor().accept(io).await.unwrap();
+            let (r, mut w) = tokio::io::split(tls);
+            let mut r = BufReader::new(r);
+            line.clear();
+            r.read_line(&mut line).await.unwrap();
+            assert_eq!(line, "EHLO sender.test\r\n");
+            w.write_all(b"250-peer.test\r\n250 PIPELINING\r\n")
+                .await
+                .unwrap();
+            line.clear();
+            r.read_line(&mut line).await.unwrap();
+            line
+        });
+        let log = log(&events);
+        let mut s = Session::open(Box::new(client), &params(TlsPolicy::Required), &log)
+            .await
+            .unwrap();
+        // The capabilities are the ones sent over TLS, not the forged ones.
+        assert!(
+            s.caps.pipelining && !s.caps.auth && !s.caps.starttls,
+            "{:?}",
+            s.caps
+        );
+        s.quit().await;
+        assert_eq!(srv.await.unwrap(), "QUIT\r\n");
+        let l = lines(&events);
+        assert!(
+            l.iter().any(|l| l.contains("discarded 28 octets")),
+            "{l:#?}"
+        );
+        assert!(l.iter().any(|l| l.contains("TLS established")), "{l:#?}");
+    }
+
+    #[test]
+    fn reply_lines_parse() {
+        assert_eq!(parse_line(b"250 ok"), Some((250, true, "ok".into())));
+        assert_eq!(parse_line(b"250-ok"), Some((250, false, "ok".into())));
+        assert_eq!(parse_line(b"250"), Some((250, true, String::new())));
+        assert_eq!(parse_line(b"250 a\x07b"), Some((250, true, "a?b".into())));
+        assert_eq!(parse_line(b"25 ok"), None);
+        assert_eq!(parse_line(b"250x"), None);
+        assert_eq!(parse_line(b"999 no"), None);
     }
 }

@@ -26,7 +26,7 @@ mod tls;
 pub use client::{HostFailure, Login, TlsPolicy};
 
 use crate::engine::config::{Config, DeliveryMode, OutboundTls, RelayTls};
-use crate::engine::dns::{MxAnswer, Resolver};
+use crate::engine::dns::{DnsError, MxAnswer, Resolver};
 use crate::engine::events::{Channel, EventBus, EventKind, Level};
 use client::{BoxStream, CONNECT_TIMEOUT, MAX_RCPTS_PER_TRANSACTION, Params, Session};
 use std::net::{IpAddr, SocketAddr};
@@ -235,6 +235,10 @@ async fn route_and_send(
                     return all(RcptStatus::Permanent(format!(
                         "5.1.2 domain {bare} does not exist or has no mail host"
                     )));
+                }
+                Err(DnsError::Config(e)) => {
+                    log.warn(&format!("MX lookup for {bare} impossible: {e}"));
+                    return all(RcptStatus::Permanent(format!("5.1.2 {e}")));
                 }
                 Err(e) => {
                     log.warn(&format!("MX lookup for {bare} failed: {e}"));
