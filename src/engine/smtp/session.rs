@@ -22,6 +22,18 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// RFC 5321 6.3: a message that has passed this many MTAs is looping.
+const MAX_HOPS: usize = 50;
+
+/// How many `Received:` fields the header section of `msg` has.
+fn received_headers(msg: &[u8]) -> usize {
+    let end = msg.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(msg.len());
+    msg[..end]
+        .split(|&b| b == b'\n')
+        .filter(|l| l.len() >= 9 && l[..9].eq_ignore_ascii_case(b"received:"))
+        .count()
+}
+
 /// A new session id: time-based prefix (unique across restarts) and a counter.
 pub fn new_session_id() -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -686,6 +698,11 @@ impl Session {
                 Next::Continue
             }
             Ok(DataEnd::Complete(mut body)) => {
+                if received_headers(&body) >= MAX_HOPS {
+                    self.event(Level::Warn, EventKind::MessageRejected { reason: format!("more than {MAX_HOPS} Received headers (mail loop)") });
+                    self.reply(conn, 554, "5.4.6 Too many hops (mail loop?)");
+                    return Next::Continue;
+                }
                 let ip = self.peer.ip();
                 if !crate::engine::access::is_safe_ip(ip, &cur.config)
                     && let Err(r) = self.shared.abuse.transfer(ip, body.len() as u64, &cur.config)
