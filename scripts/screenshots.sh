@@ -8,7 +8,8 @@
 #
 # Needs xvfb-run, xwininfo and ImageMagick's `import` (Debian: xvfb xauth x11-utils
 # imagemagick), installed with apt-get when missing and allowed. The dialogs are opened at
-# start through the hidden variable POSTERN_GUI_OPEN_DIALOG (smtp, domains, about).
+# start through the hidden variable POSTERN_GUI_OPEN_DIALOG (smtp, access, outgoing, abuse,
+# domains, about, or queue for the Queued Mails pane).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,15 +40,22 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 port_in="$(free_port)"
 port_out="$(free_port)"
 p() { "$bin" --config "$cfg" --data-dir "$data" "$@"; }
+# Outgoing mail goes to a relay host that is not there, so one mail stays queued for the
+# Queued Mails shot; only loopback may relay.
+port_relay="$(free_port)"
 p config set smtp.incoming.port="$port_in" smtp.incoming.listen_ip=127.0.0.1 \
     smtp.outgoing.enabled=true smtp.outgoing.port="$port_out" smtp.outgoing.listen_ip=127.0.0.1 \
-    server.hostname=mail.example.com
+    server.hostname=mail.example.com \
+    access.smtp_auth.enabled=false 'access.ip_range.enabled=true' 'access.ip_range.ranges=["127.0.0.1", "192.168.1.0/24"]' \
+    outgoing_mails.mode=Relay outgoing_mails.relay.host=127.0.0.1 outgoing_mails.relay.port="$port_relay" \
+    outgoing_mails.relay.tls=None outgoing_mails.resend_delay=1h
 p domain add example.com
 echo "s3cret-pass" | p account add alice@example.com --password-stdin
 echo "s3cret-pass" | p account add bob@example.com --password-stdin
 
 export POSTERN_SHOT_BIN="$bin" POSTERN_SHOT_CFG="$cfg" POSTERN_SHOT_DATA="$data" \
-    POSTERN_SHOT_OUT="$out" POSTERN_SHOT_PORT="$port_in" POSTERN_SHOT_TMP="$tmp"
+    POSTERN_SHOT_OUT="$out" POSTERN_SHOT_PORT="$port_in" POSTERN_SHOT_TMP="$tmp" \
+    POSTERN_SHOT_PORT_OUT="$port_out"
 
 # One X server for all shots; the app is started once per shot.
 xvfb-run -a -s "-screen 0 1100x740x24" bash -s <<'INNER'
@@ -84,6 +92,14 @@ except smtplib.SMTPException:
     pass
 PY
     fi
+    if [ "$name" = main-window ]; then
+        python3 - "$POSTERN_SHOT_PORT_OUT" <<'PY'
+import smtplib, sys
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1])) as s:
+    s.sendmail("alice@example.com", ["friend@example.org", "team@example.net"],
+               "Subject: see you\r\nFrom: alice@example.com\r\n\r\nTomorrow at ten.\r\n")
+PY
+    fi
     sleep 3
     import -window "$id" "$POSTERN_SHOT_OUT/$name.png"
     kill "$pid"
@@ -91,7 +107,11 @@ PY
     echo "saved $POSTERN_SHOT_OUT/$name.png"
 }
 shot main-window "" 6
+shot queued-mails queue 0
 shot smtp-settings smtp 0
+shot access-control access 0
+shot outgoing-mails outgoing 0
+shot abuse-spam abuse 0
 shot domains-accounts domains 0
 shot about about 0
 INNER

@@ -448,5 +448,301 @@ fn log_views_and_level_filter() {
             .is_none(),
         "commands are Debug lines"
     );
+    // The relay refusal is a Security line.
+    click(&mut h, "Security");
     let _ = h.get_all_by_label_contains("recipient <nobody@nowhere.test> refused");
+    click(&mut h, "SMTP In");
+    assert!(
+        h.query_all_by_label_contains("recipient <nobody@nowhere.test> refused")
+            .next()
+            .is_none()
+    );
+}
+
+/// Clicks the button `label` inside the window titled `window` (when several dialogs are open).
+fn click_in(h: &mut Harness<'_, PosternApp>, window: &str, label: &str) {
+    h.get_by_role_and_label(egui::accesskit::Role::Window, window)
+        .get_by_label(label)
+        .click();
+    h.run();
+}
+
+/// A minimal SMTP server on 127.0.0.1 that accepts every mail (a relay host for the tests);
+/// returns its port and a channel that receives each message's DATA.
+fn smtp_sink() -> (u16, std::sync::mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(s) = conn else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                let _ = write!(w, "220 sink.test ESMTP\r\n");
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    let cmd = line.trim_end().to_ascii_uppercase();
+                    let reply = if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
+                        "250 sink.test"
+                    } else if cmd == "DATA" {
+                        let _ = write!(w, "354 go on\r\n");
+                        let mut data = String::new();
+                        loop {
+                            let mut l = String::new();
+                            if r.read_line(&mut l).unwrap_or(0) == 0 || l == ".\r\n" {
+                                break;
+                            }
+                            data.push_str(&l);
+                        }
+                        let _ = tx.send(data);
+                        "250 2.0.0 taken"
+                    } else if cmd == "QUIT" {
+                        let _ = write!(w, "221 bye\r\n");
+                        return;
+                    } else {
+                        "250 ok"
+                    };
+                    let _ = write!(w, "{reply}\r\n");
+                    line.clear();
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+/// Outgoing SMTP on its own port, relaying to `relay_port` on loopback without TLS.
+fn relay_env(relay_port: u16, tweak: impl FnOnce(&mut Config)) -> (Env, u16, u16) {
+    let (port, out) = (free_port(), free_port());
+    let env = Env::new(port, |c| {
+        c.smtp.outgoing.enabled = true;
+        c.smtp.outgoing.port = out;
+        c.outgoing_mails.mode = config::DeliveryMode::Relay;
+        c.outgoing_mails.relay.host = "127.0.0.1".into();
+        c.outgoing_mails.relay.port = relay_port;
+        c.outgoing_mails.relay.tls = config::RelayTls::None;
+        c.outgoing_mails.resend_delay = config::HumanDuration::from_secs(3600);
+        tweak(c)
+    });
+    (env, port, out)
+}
+
+#[test]
+fn access_control_turns_an_open_relay_into_a_closed_one() {
+    let nowhere = free_port();
+    let (env, _, out) = relay_env(nowhere, |c| {
+        c.access.smtp_auth.enabled = false;
+        c.access.ip_range.enabled = false;
+    });
+    let mut h = env.app();
+    let _ = h.get_all_by_label_contains("OPEN RELAY");
+    assert!(
+        send_mail(
+            out,
+            "me@local.test",
+            "you@remote.test",
+            "Subject: relay\r\n\r\nx"
+        )
+        .is_ok(),
+        "open relay"
+    );
+
+    // Through SMTP Settings' Access Control button, as the manual describes.
+    click(&mut h, "SMTP Settings");
+    click(&mut h, "Access Control...");
+    assert!(h.state().is_open(Dialog::Access));
+    click_in(&mut h, "SMTP Settings", "Cancel");
+    let _ = h
+        .get_by_role_and_label(egui::accesskit::Role::Window, "Access Control")
+        .get_all_by_label_contains("OPEN RELAY");
+    click(&mut h, "Enable SMTP Authentication");
+    assert!(
+        h.get_by_role_and_label(egui::accesskit::Role::Window, "Access Control")
+            .query_all_by_label_contains("OPEN RELAY")
+            .next()
+            .is_none(),
+        "the dialog's warning goes as soon as the draft is safe"
+    );
+    click(&mut h, "OK");
+    assert!(!h.state().is_open(Dialog::Access));
+    assert!(env.load().access.smtp_auth.enabled);
+
+    wait_for(&mut h, "relaying without a login to be refused", |_| {
+        send_mail(
+            out,
+            "me@local.test",
+            "you@remote.test",
+            "Subject: relay\r\n\r\nx",
+        )
+        .is_err_and(|e| e.starts_with("550") || e.starts_with("530"))
+    });
+    wait_for(&mut h, "the status strip's warning to go", |h| {
+        h.query_all_by_label_contains("OPEN RELAY").next().is_none()
+    });
+}
+
+#[test]
+fn allow_only_the_following_stores_a_hash_and_ip_ranges_are_edited_in_a_list() {
+    let (env, _, _) = relay_env(free_port(), |_| {});
+    let mut h = env.app();
+    click(&mut h, "Access Control");
+    click(&mut h, "Allow Only The Following");
+    set_field(&mut h, "Allowed User Name", "relayer");
+    set_field(&mut h, "Allowed Password", "s3cret");
+    click(&mut h, "Enable IP Range Control");
+    set_field(&mut h, "New Range", "10.0.0.0/8");
+    click(&mut h, "Add Range");
+    set_field(&mut h, "New Range", "not-an-ip");
+    click(&mut h, "Add Range");
+    click(&mut h, "Apply");
+    // The bad range is named beside it; nothing was saved.
+    assert!(env.load().access.ip_range.ranges.is_empty());
+    click(&mut h, "not-an-ip");
+    click(&mut h, "Remove Range");
+    set_field(&mut h, "Allowed Password", "s3cret");
+    click(&mut h, "OK");
+    assert!(!h.state().is_open(Dialog::Access), "OK closes once valid");
+    let a = env.load().access;
+    assert_eq!(a.ip_range.ranges, ["10.0.0.0/8"]);
+    assert!(a.ip_range.enabled);
+    assert!(!a.smtp_auth.allow_any_account);
+    assert_eq!(a.smtp_auth.only_user, "relayer");
+    assert!(password::verify(&a.smtp_auth.only_password, "s3cret"));
+}
+
+#[test]
+fn outgoing_mails_relay_mode_sends_through_the_relay_host() {
+    let (sink, received) = smtp_sink();
+    let nowhere = free_port();
+    let (env, _, out) = relay_env(nowhere, |c| {
+        c.access.smtp_auth.enabled = false;
+        c.access.ip_range.enabled = true;
+        c.access.ip_range.ranges = vec!["127.0.0.1".into()];
+    });
+    let mut h = env.app();
+
+    click(&mut h, "Outgoing Mails");
+    assert!(h.state().is_open(Dialog::Outgoing));
+    set_field(&mut h, "Relay Port", &sink.to_string());
+    set_field(&mut h, "Re-send Attempts", "3");
+    click(&mut h, "OK");
+    let o = env.load().outgoing_mails;
+    assert_eq!((o.relay.port, o.resend_attempts), (sink, 3));
+
+    wait_for(&mut h, "the mail to be accepted for relaying", |_| {
+        send_mail(
+            out,
+            "me@local.test",
+            "you@remote.test",
+            "Subject: via the relay\r\n\r\nhi",
+        )
+        .is_ok()
+    });
+    let data = received
+        .recv_timeout(PATIENCE)
+        .expect("the relay host got the mail");
+    assert!(data.contains("Subject: via the relay"), "{data}");
+    wait_for(&mut h, "the status strip to count it as sent", |h| {
+        h.query_by_label("Sent: 1").is_some()
+    });
+}
+
+#[test]
+fn a_queued_mail_shows_in_the_queue_pane_and_can_be_held_released_and_deleted() {
+    let nowhere = free_port();
+    let (env, _, out) = relay_env(nowhere, |c| {
+        c.access.smtp_auth.enabled = false;
+        c.access.ip_range.enabled = true;
+        c.access.ip_range.ranges = vec!["127.0.0.1".into()];
+    });
+    let mut h = env.app();
+    send_mail(
+        out,
+        "me@local.test",
+        "stuck@remote.test",
+        "Subject: waiting here\r\n\r\nhi",
+    )
+    .unwrap();
+
+    click(&mut h, "Queued Mails");
+    wait_for(&mut h, "the mail in the Queued Mails table", |h| {
+        h.query_by_label("stuck@remote.test").is_some()
+    });
+    let id = {
+        let q = h.state().services().queue().unwrap().snapshot();
+        postern::engine::queue::id_text(q[0].meta.id)
+    };
+    click(&mut h, &id);
+    wait_for(&mut h, "the failed attempt to show", |h| {
+        h.state().services().queue().unwrap().snapshot()[0]
+            .meta
+            .attempts
+            > 0
+    });
+
+    click(&mut h, "Hold");
+    wait_for(&mut h, "the mail to be on hold", |h| {
+        h.query_by_label("on hold").is_some()
+    });
+    click(&mut h, "Release");
+    wait_for(&mut h, "the mail to be released", |h| {
+        !h.state().services().queue().unwrap().snapshot()[0]
+            .meta
+            .held
+    });
+
+    click(&mut h, "Show Message");
+    wait_for(&mut h, "the message text", |h| {
+        h.query_by_label("Message")
+            .and_then(|n| n.value())
+            .is_some_and(|v| v.contains("Subject: waiting here"))
+    });
+
+    click(&mut h, "Delete");
+    wait_for(&mut h, "the queue to be empty", |h| {
+        h.state().services().queue().unwrap().snapshot().is_empty()
+    });
+    assert!(h.query_by_label("stuck@remote.test").is_none());
+}
+
+#[test]
+fn abuse_settings_are_saved_and_reloaded() {
+    let port = free_port();
+    let env = Env::new(port, |_| {});
+    let mut h = env.app();
+    click(&mut h, "Abuse & Spam");
+    set_field(&mut h, "Max Connections Per IP", "1");
+    // A zone is added but the lists are turned off again: the tests make no DNS queries.
+    click(&mut h, "Enable RBL Lists");
+    set_field(&mut h, "New RBL Zone", "bl.example.test");
+    click(&mut h, "Add RBL Zone");
+    click(&mut h, "Enable RBL Lists");
+    click(&mut h, "OK");
+    let a = env.load().abuse;
+    assert_eq!(a.max_connections_per_ip, 1);
+    assert!(!a.rbl.enabled);
+    assert_eq!(a.rbl.zones, ["bl.example.test"]);
+
+    // The running server took the new settings (the limits themselves are the engine's
+    // tests' business).
+    click(&mut h, "System");
+    wait_for(&mut h, "the reload in the System log", |h| {
+        h.query_all_by_label_contains("configuration reloaded")
+            .next()
+            .is_some()
+    });
+}
+
+#[test]
+fn every_dialog_opens_from_its_name() {
+    let env = Env::new(free_port(), |_| {});
+    let mut h = env.app();
+    for (name, d) in Dialog::NAMES {
+        assert_eq!(Dialog::from_name(name), Some(d));
+        h.state_mut().open(d);
+        h.run();
+        assert!(h.state().is_open(d), "{name}");
+    }
 }

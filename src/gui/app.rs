@@ -1,17 +1,23 @@
 //! [`PosternApp`]: the main window's contents and state, independent of eframe so the tests
 //! can drive it with egui_kittest. Menu bar and toolbar (dialogs, start/stop), the status strip
-//! (services, each listener up/down with its address and open sessions, mail counters), the
-//! mails-per-minute chart and the Live Logs pane, plus the dialogs as windows above them.
+//! (services, each listener up/down with its address and open sessions, mail counters, queue
+//! length, an open-relay warning), the mails-per-minute chart, and the Live Logs and Queued
+//! Mails panes, plus the dialogs as windows above them.
 //! Each frame it takes in the engine's new events and finished starts/stops; it never blocks.
 
+use super::dialogs::abuse::AbuseForm;
+use super::dialogs::access::AccessForm;
 use super::dialogs::domains::DomainsDialog;
+use super::dialogs::form::FormDialog;
+use super::dialogs::outgoing::OutgoingForm;
 use super::dialogs::smtp::SmtpDialog;
 use super::icon::Badge;
 use super::panes::chart::MailChart;
 use super::panes::logs::{Filters, LogPane};
+use super::panes::queue::QueuePane;
 use super::services::{ServiceState, Services};
 use super::tray::{Tray, TrayAction, TrayState};
-use crate::engine::events::{Event, Level};
+use crate::engine::events::{Event, EventKind, Level};
 use eframe::egui;
 use tokio::sync::broadcast;
 
@@ -22,19 +28,35 @@ pub enum Dialog {
     Smtp,
     /// Domains & Accounts.
     Domains,
+    /// Access Control.
+    Access,
+    /// Outgoing Mails.
+    Outgoing,
+    /// Abuse & Spam.
+    Abuse,
     /// About Postern.
     About,
 }
 
 impl Dialog {
-    /// The name used by `POSTERN_GUI_OPEN_DIALOG` (smtp, domains, about).
+    /// Every dialog with its `POSTERN_GUI_OPEN_DIALOG` name.
+    pub const NAMES: [(&'static str, Dialog); 6] = [
+        ("smtp", Dialog::Smtp),
+        ("access", Dialog::Access),
+        ("outgoing", Dialog::Outgoing),
+        ("abuse", Dialog::Abuse),
+        ("domains", Dialog::Domains),
+        ("about", Dialog::About),
+    ];
+
+    /// The dialog named by `POSTERN_GUI_OPEN_DIALOG` (smtp, access, outgoing, abuse, domains,
+    /// about).
     pub fn from_name(name: &str) -> Option<Dialog> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "smtp" => Some(Dialog::Smtp),
-            "domains" | "accounts" => Some(Dialog::Domains),
-            "about" => Some(Dialog::About),
-            _ => None,
-        }
+        let name = name.trim().to_ascii_lowercase();
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, d)| *d)
     }
 }
 
@@ -50,6 +72,8 @@ pub struct Prefs {
     pub filters: Filters,
     /// Log pane follows the tail.
     pub follow: bool,
+    /// The pane in the central area.
+    pub pane: Pane,
 }
 
 impl Default for Prefs {
@@ -59,29 +83,19 @@ impl Default for Prefs {
             close_to_tray: true,
             filters: Filters::default(),
             follow: true,
+            pane: Pane::Logs,
         }
     }
 }
 
-/// Parts that are not yet in the engine; shown as disabled entries, never as working ones.
-const NOT_YET: &[(&str, &str)] = &[
-    (
-        "Access Control...",
-        "SMTP authentication and IP ranges for the outgoing SMTP: arrives with the engine's access control",
-    ),
-    (
-        "Outgoing Mails...",
-        "Re-send, delivery mode, relay host and domain mapping: arrives with the engine's outgoing queue",
-    ),
-    (
-        "Abuse & Spam...",
-        "Connection limits, lockout, tarpitting and RBL lists: arrives with the engine's access control",
-    ),
-    (
-        "Queued Mails",
-        "The outgoing queue: arrives with the engine's outgoing queue",
-    ),
-];
+/// Which pane the central area shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Pane {
+    /// Live Logs.
+    Logs,
+    /// Queued Mails.
+    Queue,
+}
 
 /// The main window.
 pub struct PosternApp {
@@ -91,12 +105,22 @@ pub struct PosternApp {
     live: broadcast::Receiver<Event>,
     /// The Live Logs pane.
     pub logs: LogPane,
+    /// The Queued Mails pane.
+    queue: QueuePane,
     /// The chart.
     chart: MailChart,
     /// Open SMTP Settings dialog.
     smtp: Option<SmtpDialog>,
     /// Open Domains & Accounts dialog.
     domains: Option<DomainsDialog>,
+    /// Open Access Control dialog.
+    access: Option<FormDialog<AccessForm>>,
+    /// Open Outgoing Mails dialog.
+    outgoing: Option<FormDialog<OutgoingForm>>,
+    /// Open Abuse & Spam dialog.
+    abuse: Option<FormDialog<AbuseForm>>,
+    /// The open-relay warning for the configuration file as last read.
+    relay_warning: Option<String>,
     /// Whether About is open.
     about: bool,
     /// Persisted window settings.
@@ -119,19 +143,33 @@ impl PosternApp {
             logs.push(&ev);
             chart.push(&ev);
         }
-        PosternApp {
+        let mut app = PosternApp {
             services,
             live,
             logs,
+            queue: QueuePane::default(),
             chart,
             smtp: None,
             domains: None,
+            access: None,
+            outgoing: None,
+            abuse: None,
+            relay_warning: None,
             about: false,
             prefs: Prefs::default(),
             tray: None,
             visible: true,
             quitting: false,
-        }
+        };
+        app.refresh_relay_warning();
+        app
+    }
+
+    /// Re-reads the configuration file for the open-relay warning.
+    fn refresh_relay_warning(&mut self) {
+        self.relay_warning = crate::cli::read(&self.services.options().config_path)
+            .ok()
+            .and_then(|c| crate::engine::config::validate::open_relay_warning(&c));
     }
 
     /// The engine.
@@ -175,6 +213,9 @@ impl PosternApp {
         match d {
             Dialog::Smtp => self.smtp = Some(SmtpDialog::open(&self.services)),
             Dialog::Domains => self.domains = Some(DomainsDialog::open(&self.services)),
+            Dialog::Access => self.access = Some(FormDialog::open(&self.services)),
+            Dialog::Outgoing => self.outgoing = Some(FormDialog::open(&self.services)),
+            Dialog::Abuse => self.abuse = Some(FormDialog::open(&self.services)),
             Dialog::About => self.about = true,
         }
     }
@@ -184,6 +225,9 @@ impl PosternApp {
         match d {
             Dialog::Smtp => self.smtp.is_some(),
             Dialog::Domains => self.domains.is_some(),
+            Dialog::Access => self.access.is_some(),
+            Dialog::Outgoing => self.outgoing.is_some(),
+            Dialog::Abuse => self.abuse.is_some(),
             Dialog::About => self.about,
         }
     }
@@ -268,6 +312,12 @@ impl PosternApp {
         loop {
             match self.live.try_recv() {
                 Ok(ev) => {
+                    if matches!(
+                        ev.kind,
+                        EventKind::ConfigReloaded | EventKind::Started { .. }
+                    ) {
+                        self.refresh_relay_warning();
+                    }
                     self.logs.push(&ev);
                     self.chart.push(&ev);
                 }
@@ -299,7 +349,7 @@ impl PosternApp {
                 .show(ui, |ui| {
                     ui.label(
                         egui::RichText::new(
-                            "Mails per minute (received into local mailboxes / refused)",
+                            "Mails per minute (received into local mailboxes, sent from the queue, refused)",
                         )
                         .strong(),
                     );
@@ -307,14 +357,56 @@ impl PosternApp {
                 });
         }
         egui::CentralPanel::default().show(ui, |ui| {
-            ui.heading("Live Logs");
-            self.logs.ui(ui);
+            ui.horizontal(|ui| {
+                ui.selectable_value(
+                    &mut self.prefs.pane,
+                    Pane::Logs,
+                    egui::RichText::new("Live Logs").heading(),
+                )
+                .on_hover_text("The engine's log, live");
+                let queued = self.services.queue().map(|q| q.snapshot().len());
+                ui.selectable_value(
+                    &mut self.prefs.pane,
+                    Pane::Queue,
+                    egui::RichText::new("Queued Mails").heading(),
+                )
+                .on_hover_text(match queued {
+                    Some(n) => format!("The outgoing queue: {n} mail(s)"),
+                    None => "The outgoing queue".to_string(),
+                });
+            });
+            match self.prefs.pane {
+                Pane::Logs => self.logs.ui(ui),
+                Pane::Queue => {
+                    let rt = self.services.runtime().clone();
+                    self.queue.ui(ui, self.services.queue(), &rt);
+                }
+            }
         });
 
-        if let Some(d) = self.smtp.as_mut()
+        if let Some(d) = self.smtp.as_mut() {
+            let open = d.show(&ctx, &self.services);
+            if std::mem::take(&mut d.wants_access_control) && self.access.is_none() {
+                self.access = Some(FormDialog::open(&self.services));
+            }
+            if !open {
+                self.smtp = None;
+            }
+        }
+        if let Some(d) = self.access.as_mut()
             && !d.show(&ctx, &self.services)
         {
-            self.smtp = None;
+            self.access = None;
+        }
+        if let Some(d) = self.outgoing.as_mut()
+            && !d.show(&ctx, &self.services)
+        {
+            self.outgoing = None;
+        }
+        if let Some(d) = self.abuse.as_mut()
+            && !d.show(&ctx, &self.services)
+        {
+            self.abuse = None;
         }
         if let Some(d) = self.domains.as_mut()
             && !d.show(&ctx, &self.services)
@@ -367,10 +459,14 @@ impl PosternApp {
                 if ui.button("Domains & Accounts...").clicked() {
                     self.open(Dialog::Domains);
                 }
-                ui.separator();
-                for (name, why) in NOT_YET {
-                    ui.add_enabled(false, egui::Button::new(*name))
-                        .on_disabled_hover_text(format!("Not available yet. {why}."));
+                if ui.button("Access Control...").clicked() {
+                    self.open(Dialog::Access);
+                }
+                if ui.button("Outgoing Mails...").clicked() {
+                    self.open(Dialog::Outgoing);
+                }
+                if ui.button("Abuse & Spam...").clicked() {
+                    self.open(Dialog::Abuse);
                 }
             });
             ui.menu_button("View", |ui| {
@@ -420,7 +516,35 @@ impl PosternApp {
             {
                 self.open(Dialog::Domains);
             }
+            if ui
+                .button("Access Control")
+                .on_hover_text("Who may relay through the Outgoing SMTP")
+                .clicked()
+            {
+                self.open(Dialog::Access);
+            }
+            if ui
+                .button("Outgoing Mails")
+                .on_hover_text("Re-send options, delivery mode, relay host, domain mapping")
+                .clicked()
+            {
+                self.open(Dialog::Outgoing);
+            }
+            if ui
+                .button("Abuse & Spam")
+                .on_hover_text("Limits per IP, lockout, tarpitting, RBL, SPF")
+                .clicked()
+            {
+                self.open(Dialog::Abuse);
+            }
         });
+        if let Some(w) = &self.relay_warning {
+            ui.label(
+                egui::RichText::new(format!("WARNING: {w}. Open Access Control to restrict it."))
+                    .color(ui.visuals().error_fg_color)
+                    .strong(),
+            );
+        }
     }
 
     fn status_strip(&mut self, ui: &mut egui::Ui) {
@@ -477,8 +601,18 @@ impl PosternApp {
                 .on_hover_text("Since the services started");
             }
             ui.separator();
+            ui.label(format!("Sent: {}", self.chart.sent))
+                .on_hover_text(
+                    "Queued mails delivered to every recipient, since the window opened",
+                );
+            ui.separator();
             ui.label(format!("Refused after DATA: {}", self.chart.refused))
                 .on_hover_text("Since the window opened");
+            if let Some(q) = self.services.queue() {
+                ui.separator();
+                ui.label(format!("Queue: {}", q.snapshot().len()))
+                    .on_hover_text("Mails waiting in the outgoing queue");
+            }
         });
     }
 

@@ -33,16 +33,17 @@ const PREFS_KEY: &str = "postern_prefs";
 /// Opens the window and runs until it is closed; the engine stops gracefully with it.
 ///
 /// `no_tray` skips the tray icon; `minimized` starts hidden in the tray (or minimized when
-/// there is no tray). The hidden variable `POSTERN_GUI_OPEN_DIALOG` (smtp, domains, about)
-/// opens a dialog at start, for screenshots.
+/// there is no tray). The hidden variable `POSTERN_GUI_OPEN_DIALOG` (smtp, access, outgoing,
+/// abuse, domains, about; or `queue` for the Queued Mails pane) opens it at start, for
+/// screenshots.
 pub fn run(opts: EngineOptions, no_tray: bool, minimized: bool) -> Result<()> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let events = EventBus::new();
     let mut services = Services::new(rt.handle().clone(), opts, events.clone());
     services.start();
-    let open_dialog = std::env::var("POSTERN_GUI_OPEN_DIALOG")
-        .ok()
-        .and_then(|d| Dialog::from_name(&d));
+    let open_at_start = std::env::var("POSTERN_GUI_OPEN_DIALOG").unwrap_or_default();
+    let open_dialog = Dialog::from_name(&open_at_start);
+    let open_queue = open_at_start.trim() == "queue";
 
     let viewport = egui::ViewportBuilder::default()
         .with_title("Postern")
@@ -98,6 +99,9 @@ pub fn run(opts: EngineOptions, no_tray: bool, minimized: bool) -> Result<()> {
                         format!("running without a system tray: {e}"),
                     ),
                 }
+            }
+            if open_queue {
+                app.prefs.pane = app::Pane::Queue;
             }
             if let Some(d) = open_dialog {
                 app.open(d);

@@ -109,6 +109,16 @@ impl Services {
         self.handle.as_ref().map(EngineHandle::status)
     }
 
+    /// The outgoing queue of the running engine.
+    pub fn queue(&self) -> Option<&crate::engine::queue::Queue> {
+        self.handle.as_ref().map(EngineHandle::queue)
+    }
+
+    /// The runtime the engine runs on (for the UI's own short tasks).
+    pub fn runtime(&self) -> &RtHandle {
+        &self.rt
+    }
+
     /// Whether start is possible now.
     pub fn can_start(&self) -> bool {
         matches!(self.state, ServiceState::Stopped | ServiceState::Failed(_))

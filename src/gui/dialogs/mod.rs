@@ -4,7 +4,11 @@
 //! same lock as `postern config`), validates, saves atomically and asks the running engine to
 //! reload.
 
+pub mod abuse;
+pub mod access;
 pub mod domains;
+pub mod form;
+pub mod outgoing;
 pub mod smtp;
 
 use super::services::Services;

@@ -3,10 +3,11 @@
 //! Every field is edited as text so a value that does not parse can be shown beside its field.
 //! The Access Control button is a placeholder until the engine has access control.
 
+use super::form::{LABEL_WIDTH, PORT, parse_duration, parse_num};
 use super::{
     Action, ApplyError, apply, button_row, check_row, error_label, load, saved_message, text_row,
 };
-use crate::engine::config::{Config, FieldError, HumanDuration};
+use crate::engine::config::{Config, FieldError};
 use crate::gui::services::Services;
 use eframe::egui;
 
@@ -34,8 +35,9 @@ client, you must set the port value used for the outgoing SMTP to match the port
 email is received on this port which is destined for an account hosted by Postern, then it will be delivered \
 directly without ever passing through the outgoing mail service.";
     /// Access Control.
-    pub const ACCESS_CONTROL: &str = "Outgoing SMTP Access Control: SMTP Authentication, IP Range Control and Safe \
-IPs. Not available yet: Postern's engine does not have access control so far, and this dialog arrives with it.";
+    pub const ACCESS_CONTROL: &str = "If you enabled the SMTP In and Outgoing SMTP, then you should set up your \
+Outgoing SMTP security options. These controls allow you to restrict what computers can use your Outgoing SMTP \
+and so protect yourself against unauthorized use.";
     /// Max Connections Per Port.
     pub const MAX_CONNECTIONS: &str = "This controls the maximum simultaneous connections per port. One more \
 connection is answered \"421 too many connections\" and closed.";
@@ -95,6 +97,8 @@ pub struct SmtpDialog {
     errors: Vec<FieldError>,
     /// Result of the last Apply.
     message: Option<String>,
+    /// The Access Control button was pressed (the app opens that dialog).
+    pub wants_access_control: bool,
 }
 
 /// Writes a size the way [`parse_size`] reads it: 25M, 500K or octets.
@@ -127,40 +131,6 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(mult))
         .ok_or_else(|| format!("`{t}` is not a size (write e.g. 25M, 500K or a number of octets)"))
 }
-
-fn parse_num<T: std::str::FromStr>(
-    text: &str,
-    path: &str,
-    what: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<T> {
-    match text.trim().parse::<T>() {
-        Ok(v) => Some(v),
-        Err(_) => {
-            errors.push(FieldError {
-                path: path.into(),
-                message: format!("`{}` is not {what}", text.trim()),
-            });
-            None
-        }
-    }
-}
-
-fn parse_duration(text: &str, path: &str, errors: &mut Vec<FieldError>) -> Option<HumanDuration> {
-    HumanDuration::parse(text)
-        .map_err(|message| {
-            errors.push(FieldError {
-                path: path.into(),
-                message,
-            })
-        })
-        .ok()
-}
-
-const PORT: &str = "a port number from 1 to 65535";
-
-/// Width of the label column, the same in every section so the fields line up.
-const LABEL_WIDTH: f32 = 200.0;
 
 impl SmtpDialog {
     /// The dialog over the configuration file as it is now.
@@ -201,6 +171,7 @@ impl SmtpDialog {
             auth_requires_tls: s.tls.auth_requires_tls,
             errors: Vec::new(),
             message: None,
+            wants_access_control: false,
         }
     }
 
@@ -387,11 +358,13 @@ impl SmtpDialog {
                     on,
                 );
                 ui.label("");
-                ui.add_enabled(
-                    false,
-                    egui::Button::new("Access Control... (not available yet)"),
-                )
-                .on_disabled_hover_text(help::ACCESS_CONTROL);
+                if ui
+                    .button("Access Control...")
+                    .on_hover_text(help::ACCESS_CONTROL)
+                    .clicked()
+                {
+                    self.wants_access_control = true;
+                }
                 ui.end_row();
             });
         ui.add_space(6.0);

@@ -1,9 +1,9 @@
 //! The mails-per-minute chart: counts derived from the engine's events (`Delivered` = a mail
-//! accepted into local mailboxes, `MessageRejected` = a mail refused after DATA), kept per
-//! minute for the last [`WINDOW`] minutes and drawn as bars with egui_plot. Outbound delivery
-//! is not counted yet: the engine has no outgoing queue to report on.
+//! accepted into local mailboxes, the queue's "delivered to every recipient" line on the SMTP
+//! Out channel = a queued mail sent, `MessageRejected` = a mail refused after DATA), kept per
+//! minute for the last [`WINDOW`] minutes and drawn as stacked bars with egui_plot.
 
-use crate::engine::events::{Event, EventKind};
+use crate::engine::events::{Channel, Event, EventKind};
 use eframe::egui;
 use egui_plot::{Bar, BarChart, Legend, Plot};
 use std::collections::BTreeMap;
@@ -12,13 +12,30 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Minutes shown.
 pub const WINDOW: i64 = 30;
 
+/// How the queue manager's line for a mail sent to every recipient starts (there is no typed
+/// event for it yet).
+pub const SENT_PREFIX: &str = "delivered to every recipient";
+
+/// Counts of one minute.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Minute {
+    /// Mails written to local mailboxes.
+    pub delivered: u32,
+    /// Queued mails sent to every recipient.
+    pub sent: u32,
+    /// Mails refused after DATA.
+    pub refused: u32,
+}
+
 /// Per-minute counters.
 #[derive(Debug, Default)]
 pub struct MailChart {
-    /// Minute since the epoch -> (delivered, refused).
-    minutes: BTreeMap<i64, (u32, u32)>,
-    /// Totals since the app started.
+    /// Minute since the epoch -> counts.
+    minutes: BTreeMap<i64, Minute>,
+    /// Mails delivered to local mailboxes since the app started.
     pub delivered: u64,
+    /// Queued mails sent to every recipient since the app started.
+    pub sent: u64,
     /// Mails refused after DATA since the app started.
     pub refused: u64,
 }
@@ -30,16 +47,22 @@ fn minute_of(t: SystemTime) -> i64 {
 }
 
 impl MailChart {
-    /// Counts an event if it is a delivery or a refusal.
+    /// Counts an event if it is a delivery, a sent mail or a refusal.
     pub fn push(&mut self, ev: &Event) {
         let m = minute_of(ev.time);
         match &ev.kind {
             EventKind::Delivered { .. } => {
-                self.minutes.entry(m).or_default().0 += 1;
+                self.minutes.entry(m).or_default().delivered += 1;
                 self.delivered += 1;
             }
+            EventKind::Note { text }
+                if ev.channel == Channel::SmtpOut && text.starts_with(SENT_PREFIX) =>
+            {
+                self.minutes.entry(m).or_default().sent += 1;
+                self.sent += 1;
+            }
             EventKind::MessageRejected { .. } => {
-                self.minutes.entry(m).or_default().1 += 1;
+                self.minutes.entry(m).or_default().refused += 1;
                 self.refused += 1;
             }
             _ => return,
@@ -54,18 +77,19 @@ impl MailChart {
         }
     }
 
-    /// (minutes ago, delivered, refused) for the last [`WINDOW`] minutes, oldest first.
-    pub fn series(&self, now: SystemTime) -> Vec<(i64, u32, u32)> {
+    /// (minutes ago, counts) for the last [`WINDOW`] minutes, oldest first.
+    pub fn series(&self, now: SystemTime) -> Vec<(i64, Minute)> {
         let now_m = minute_of(now);
         (0..WINDOW)
             .rev()
             .map(|ago| {
-                let (d, r) = self
-                    .minutes
-                    .get(&(now_m - ago))
-                    .copied()
-                    .unwrap_or_default();
-                (ago, d, r)
+                (
+                    ago,
+                    self.minutes
+                        .get(&(now_m - ago))
+                        .copied()
+                        .unwrap_or_default(),
+                )
             })
             .collect()
     }
@@ -73,19 +97,20 @@ impl MailChart {
     /// Draws the chart.
     pub fn ui(&self, ui: &mut egui::Ui) {
         let series = self.series(SystemTime::now());
-        let delivered: Vec<Bar> = series
-            .iter()
-            .map(|&(ago, d, _)| Bar::new(-(ago as f64), d as f64).width(0.8))
-            .collect();
-        let refused: Vec<Bar> = series
-            .iter()
-            .map(|&(ago, _, r)| Bar::new(-(ago as f64), r as f64).width(0.8))
-            .collect();
-        let in_chart =
-            BarChart::new("delivered", delivered).color(egui::Color32::from_rgb(53, 179, 74));
-        let refused_chart = BarChart::new("refused", refused)
+        let bars = |f: fn(&Minute) -> u32| -> Vec<Bar> {
+            series
+                .iter()
+                .map(|(ago, m)| Bar::new(-(*ago as f64), f(m) as f64).width(0.8))
+                .collect()
+        };
+        let delivered = BarChart::new("received", bars(|m| m.delivered))
+            .color(egui::Color32::from_rgb(53, 179, 74));
+        let sent = BarChart::new("sent", bars(|m| m.sent))
+            .color(egui::Color32::from_rgb(70, 130, 220))
+            .stack_on(&[&delivered]);
+        let refused = BarChart::new("refused", bars(|m| m.refused))
             .color(egui::Color32::from_rgb(224, 57, 62))
-            .stack_on(&[&in_chart]);
+            .stack_on(&[&delivered, &sent]);
         Plot::new("mails_per_minute")
             .legend(Legend::default())
             .allow_drag(false)
@@ -98,8 +123,9 @@ impl MailChart {
             .x_axis_label("minutes ago")
             .y_axis_label("mails / min")
             .show(ui, |p| {
-                p.bar_chart(in_chart);
-                p.bar_chart(refused_chart);
+                p.bar_chart(delivered);
+                p.bar_chart(sent);
+                p.bar_chart(refused);
             });
     }
 }
@@ -107,10 +133,10 @@ impl MailChart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::events::{Channel, EventBus, Level};
+    use crate::engine::events::{EventBus, Level};
 
     #[test]
-    fn counts_deliveries_and_refusals_per_minute() {
+    fn counts_deliveries_sent_mails_and_refusals_per_minute() {
         let bus = EventBus::new();
         for _ in 0..3 {
             bus.emit(
@@ -135,9 +161,19 @@ mod tests {
         );
         bus.emit(
             Level::Info,
+            Channel::SmtpOut,
+            Some("q"),
+            EventKind::Note {
+                text: format!("{SENT_PREFIX}; removed from the queue"),
+            },
+        );
+        bus.emit(
+            Level::Info,
             Channel::System,
             None,
-            EventKind::Note { text: "x".into() },
+            EventKind::Note {
+                text: SENT_PREFIX.into(),
+            },
         );
         let mut c = MailChart::default();
         let mut last = SystemTime::UNIX_EPOCH;
@@ -145,10 +181,24 @@ mod tests {
             last = ev.time;
             c.push(&ev);
         }
-        assert_eq!((c.delivered, c.refused), (3, 1));
+        assert_eq!((c.delivered, c.sent, c.refused), (3, 1, 1));
         let s = c.series(last);
         assert_eq!(s.len() as i64, WINDOW);
-        assert_eq!(s.last(), Some(&(0, 3, 1)));
-        assert!(s[..s.len() - 1].iter().all(|&(_, d, r)| d == 0 && r == 0));
+        assert_eq!(
+            s.last(),
+            Some(&(
+                0,
+                Minute {
+                    delivered: 3,
+                    sent: 1,
+                    refused: 1
+                }
+            ))
+        );
+        assert!(
+            s[..s.len() - 1]
+                .iter()
+                .all(|(_, m)| *m == Minute::default())
+        );
     }
 }

@@ -1,0 +1,247 @@
+//! What the settings dialogs built on a draft share: [`Form`] (a draft of some settings, made
+//! from the configuration and written back into it), [`FormDialog`] (the window, OK / Cancel /
+//! Apply, errors and the result line around a form), [`ListEdit`] (a list of strings with add
+//! and remove) and the parsers that turn a field's text into a value or a field error.
+
+use super::{Action, ApplyError, apply, button_row, error_for, error_label, load, saved_message};
+use crate::engine::config::{Config, FieldError, HumanDuration};
+use crate::gui::services::Services;
+use eframe::egui;
+
+/// Text for a port field's parse error.
+pub const PORT: &str = "a port number from 1 to 65535";
+
+/// Width of the label column, the same in every section so the fields line up.
+pub const LABEL_WIDTH: f32 = 200.0;
+
+/// Parses a number field; a failure becomes an error for `path`.
+pub fn parse_num<T: std::str::FromStr>(
+    text: &str,
+    path: &str,
+    what: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
+    match text.trim().parse::<T>() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            errors.push(FieldError {
+                path: path.into(),
+                message: format!("`{}` is not {what}", text.trim()),
+            });
+            None
+        }
+    }
+}
+
+/// Parses a duration field ("30s", "5m"); a failure becomes an error for `path`.
+pub fn parse_duration(
+    text: &str,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<HumanDuration> {
+    HumanDuration::parse(text)
+        .map_err(|message| {
+            errors.push(FieldError {
+                path: path.into(),
+                message,
+            })
+        })
+        .ok()
+}
+
+/// A draft of some settings.
+pub trait Form {
+    /// Window title.
+    const TITLE: &'static str;
+    /// The draft of the configuration as it is now.
+    fn from_config(cfg: &Config) -> Self;
+    /// Writes the draft into `cfg`; returns errors for fields that do not parse.
+    fn write_into(&self, cfg: &mut Config) -> Vec<FieldError>;
+    /// The fields; `errors` are the last Apply's, to show beside their fields.
+    fn contents(&mut self, ui: &mut egui::Ui, errors: &[FieldError]);
+    /// Field paths the form shows errors for itself (others are listed at the bottom).
+    fn shows_error(&self, path: &str) -> bool;
+}
+
+/// A dialog window around a [`Form`].
+pub struct FormDialog<F: Form> {
+    /// The draft.
+    pub form: F,
+    /// Why the file could not be read (the dialog then only offers Cancel).
+    load_error: Option<String>,
+    /// Errors of the last Apply.
+    errors: Vec<FieldError>,
+    /// Result of the last Apply.
+    message: Option<String>,
+}
+
+impl<F: Form> FormDialog<F> {
+    /// The dialog over the configuration file as it is now.
+    pub fn open(services: &Services) -> Self {
+        let (cfg, load_error) = match load(services) {
+            Ok(c) => (c, None),
+            Err(e) => (Config::default(), Some(e)),
+        };
+        FormDialog {
+            form: F::from_config(&cfg),
+            load_error,
+            errors: Vec::new(),
+            message: None,
+        }
+    }
+
+    fn apply(&mut self, services: &Services) -> bool {
+        match apply(services, |cfg| self.form.write_into(cfg)) {
+            Ok((cfg, told)) => {
+                self.form = F::from_config(&cfg);
+                self.errors.clear();
+                self.message = Some(saved_message(services, told));
+                true
+            }
+            Err(ApplyError::Fields(errors)) => {
+                self.message = Some(format!(
+                    "Not saved: {} setting(s) need fixing.",
+                    errors.len()
+                ));
+                self.errors = errors;
+                false
+            }
+            Err(ApplyError::File(e)) => {
+                self.message = Some(format!("Not saved: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Shows the dialog; false once it is closed.
+    pub fn show(&mut self, ctx: &egui::Context, services: &Services) -> bool {
+        let mut open = true;
+        let mut action = None;
+        egui::Window::new(F::TITLE)
+            .open(&mut open)
+            .collapsible(false)
+            .resizable(false)
+            .default_pos([80.0, 70.0])
+            .show(ctx, |ui| {
+                if let Some(e) = &self.load_error {
+                    error_label(ui, &format!("The configuration file cannot be read, so it cannot be edited here:\n{e}"));
+                    action = button_row(ui, false);
+                    return;
+                }
+                egui::ScrollArea::vertical().max_height(ctx.content_rect().height() - 140.0).show(ui, |ui| {
+                    self.form.contents(ui, &self.errors);
+                });
+                for e in self.errors.iter().filter(|e| !self.form.shows_error(&e.path)) {
+                    error_label(ui, &format!("{}: {}", e.path, e.message));
+                }
+                if let Some(m) = &self.message {
+                    ui.add_space(4.0);
+                    if self.errors.is_empty() {
+                        ui.label(m);
+                    } else {
+                        error_label(ui, m);
+                    }
+                }
+                action = button_row(ui, true);
+            });
+        match action {
+            Some(Action::Ok) => open &= !self.apply(services),
+            Some(Action::Apply) => {
+                self.apply(services);
+            }
+            Some(Action::Cancel) => open = false,
+            None => {}
+        }
+        open
+    }
+}
+
+/// An editable list of strings: the items (selectable), a field for a new one, Add and Remove.
+#[derive(Debug, Clone, Default)]
+pub struct ListEdit {
+    /// The items.
+    pub items: Vec<String>,
+    /// The text typed for a new item.
+    pub new: String,
+    /// The selected item.
+    pub selected: Option<usize>,
+}
+
+impl ListEdit {
+    /// A list with these items.
+    pub fn new(items: &[String]) -> Self {
+        ListEdit {
+            items: items.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// Shows the list. `noun` names the buttons ("Add {noun}", "Remove {noun}") and the field
+    /// ("New {noun}"); errors for `{path}[i]` are shown beside item i.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        noun: &str,
+        hover: &str,
+        enabled: bool,
+        errors: &[FieldError],
+        path: &str,
+    ) {
+        ui.add_enabled_ui(enabled, |ui| {
+            egui::Frame::group(ui.style()).show(ui, |ui| {
+                ui.set_min_width(300.0);
+                egui::ScrollArea::vertical()
+                    .id_salt(path)
+                    .max_height(90.0)
+                    .show(ui, |ui| {
+                        if self.items.is_empty() {
+                            ui.weak("(empty)");
+                        }
+                        for (i, item) in self.items.iter().enumerate() {
+                            ui.horizontal(|ui| {
+                                if ui
+                                    .selectable_label(self.selected == Some(i), item)
+                                    .on_hover_text(hover)
+                                    .clicked()
+                                {
+                                    self.selected = Some(i);
+                                }
+                                if let Some(e) = error_for(errors, &format!("{path}[{i}]")) {
+                                    error_label(ui, e);
+                                }
+                            });
+                        }
+                    });
+            });
+            ui.horizontal(|ui| {
+                let l = ui.label(format!("New {noun}"));
+                let r = ui
+                    .add(egui::TextEdit::singleline(&mut self.new).desired_width(170.0))
+                    .labelled_by(l.id)
+                    .on_hover_text(hover);
+                let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                if (ui.button(format!("Add {noun}")).clicked() || enter)
+                    && !self.new.trim().is_empty()
+                {
+                    self.items.push(self.new.trim().to_string());
+                    self.new.clear();
+                }
+                let can_remove = self.selected.is_some_and(|i| i < self.items.len());
+                if ui
+                    .add_enabled(can_remove, egui::Button::new(format!("Remove {noun}")))
+                    .on_disabled_hover_text("Select an item first")
+                    .clicked()
+                    && let Some(i) = self.selected.take()
+                {
+                    self.items.remove(i);
+                }
+            });
+        });
+    }
+
+    /// Whether `path` is one of this list's item paths.
+    pub fn owns(path: &str, prefix: &str) -> bool {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('['))
+    }
+}

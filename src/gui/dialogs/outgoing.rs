@@ -1,0 +1,474 @@
+//! The Outgoing Mails dialog (Ability Mail Server's "Outgoing Mails"): re-send options, the
+//! delivery mode (Independent with DNS hosts, or Relay through another SMTP with login and TLS),
+//! Domain Mapping "Via SMTP", More Detailed Logging and the outbound connection limits. The
+//! tutorial's explanations are the hover texts.
+
+use super::form::{Form, LABEL_WIDTH, ListEdit, PORT, parse_duration, parse_num};
+use super::{check_row, error_for, error_label, text_row};
+use crate::engine::config::{Config, DeliveryMode, DomainMap, FieldError, OutboundTls, RelayTls};
+use eframe::egui;
+
+/// Hover texts, from the Outgoing Mails tutorial.
+pub mod help {
+    /// Re-send attempts.
+    pub const ATTEMPTS: &str = "When an outbound mail fails to be delivered, it is placed back into the mail \
+queue where it waits before another attempt is made. This is the number of re-send attempts an outbound mail is \
+given; when they are used up the mail is dropped and a failure notice goes to the sender. Default: 5.";
+    /// Re-send delay.
+    pub const DELAY: &str =
+        "The period of time to wait between re-send attempts (e.g. 5m). Default: 5 minutes.";
+    /// Delay warning.
+    pub const WARNING: &str =
+        "Tell the sender once a mail has waited this long (e.g. 4h). Empty: never.";
+    /// Independent Mode.
+    pub const INDEPENDENT: &str = "The mail server handles the delivery of all outbound mails: an MX lookup, then \
+an SMTP connection straight to the destination mail server. This mode also obeys the Domain Mapping rule \
+'Via SMTP'. It needs at least one DNS; with none given, the computer's own DNS settings are used.";
+    /// DNS hosts.
+    pub const DNS: &str = "DNS servers for MX lookups, as ip or ip:port. Leave the list empty to detect them \
+from this computer's settings, which in most cases is fine.";
+    /// Relay Mode.
+    pub const RELAY: &str = "Send all outbound mails onto another SMTP: a company SMTP, an ISP's SMTP, or when \
+there is no DNS. The Domain Mapping rule 'Via SMTP' has no effect in Relay Mode.";
+    /// Relay login.
+    pub const RELAY_LOGIN: &str = "User name and password for the relay host's SMTP AUTH (empty user: no login). \
+The password is sent to the relay, so it is kept as typed in the configuration file.";
+    /// Domain mapping.
+    pub const MAPPING: &str = "Domain Mapping 'Via SMTP': static routes. Mail for the domain goes to this host \
+instead of its MX. Obeyed in Independent Mode, ignored in Relay Mode.";
+    /// Detailed logging.
+    pub const DETAILED: &str = "By default only basic information is logged: MX lookups, successful mail \
+transactions and failures. More Detailed Logging also records every SMTP connection attempt, the SMTP commands \
+sent and received, and more DNS activity.";
+    /// Outbound TLS.
+    pub const OUTBOUND_TLS: &str = "STARTTLS towards MX hosts: None, Opportunistic (when offered, certificates \
+not verified) or Required (refuse to deliver without it).";
+    /// Connections.
+    pub const CONNECTIONS: &str =
+        "Outbound SMTP connections at once, overall and towards one destination.";
+    /// MX port.
+    pub const MX_PORT: &str = "The port MX hosts are contacted on: 25, except in test labs.";
+}
+
+/// The Outgoing Mails draft.
+pub struct OutgoingForm {
+    attempts: String,
+    delay: String,
+    warning: String,
+    mode: DeliveryMode,
+    dns_hosts: ListEdit,
+    outbound_tls: OutboundTls,
+    mx_port: String,
+    relay_host: String,
+    relay_port: String,
+    relay_user: String,
+    relay_password: String,
+    relay_tls: RelayTls,
+    maps: Vec<DomainMap>,
+    selected_map: Option<usize>,
+    map_domain: String,
+    map_host: String,
+    map_port: String,
+    detailed: bool,
+    max_connections: String,
+    max_per_domain: String,
+}
+
+impl Form for OutgoingForm {
+    const TITLE: &'static str = "Outgoing Mails";
+
+    fn from_config(cfg: &Config) -> Self {
+        let o = &cfg.outgoing_mails;
+        OutgoingForm {
+            attempts: o.resend_attempts.to_string(),
+            delay: o.resend_delay.to_string(),
+            warning: o.delay_warning.map(|d| d.to_string()).unwrap_or_default(),
+            mode: o.mode,
+            dns_hosts: ListEdit::new(&o.dns_hosts),
+            outbound_tls: o.outbound_tls,
+            mx_port: o.mx_port.to_string(),
+            relay_host: o.relay.host.clone(),
+            relay_port: o.relay.port.to_string(),
+            relay_user: o.relay.username.clone(),
+            relay_password: o.relay.password.clone(),
+            relay_tls: o.relay.tls,
+            maps: o.domain_maps.clone(),
+            selected_map: None,
+            map_domain: String::new(),
+            map_host: String::new(),
+            map_port: "25".into(),
+            detailed: o.detailed_logging,
+            max_connections: o.max_connections.to_string(),
+            max_per_domain: o.max_connections_per_domain.to_string(),
+        }
+    }
+
+    fn write_into(&self, cfg: &mut Config) -> Vec<FieldError> {
+        let mut e = Vec::new();
+        let o = &mut cfg.outgoing_mails;
+        let count = "a whole number";
+        if let Some(n) = parse_num(
+            &self.attempts,
+            "outgoing_mails.resend_attempts",
+            count,
+            &mut e,
+        ) {
+            o.resend_attempts = n;
+        }
+        if let Some(d) = parse_duration(&self.delay, "outgoing_mails.resend_delay", &mut e) {
+            o.resend_delay = d;
+        }
+        o.delay_warning = if self.warning.trim().is_empty() {
+            None
+        } else {
+            parse_duration(&self.warning, "outgoing_mails.delay_warning", &mut e)
+                .or(o.delay_warning)
+        };
+        o.mode = self.mode;
+        o.dns_hosts = self.dns_hosts.items.clone();
+        o.outbound_tls = self.outbound_tls;
+        if let Some(p) = parse_num(&self.mx_port, "outgoing_mails.mx_port", PORT, &mut e) {
+            o.mx_port = p;
+        }
+        o.relay.host = self.relay_host.trim().to_string();
+        if let Some(p) = parse_num(&self.relay_port, "outgoing_mails.relay.port", PORT, &mut e) {
+            o.relay.port = p;
+        }
+        o.relay.username = self.relay_user.trim().to_string();
+        o.relay.password = self.relay_password.clone();
+        o.relay.tls = self.relay_tls;
+        o.domain_maps = self.maps.clone();
+        o.detailed_logging = self.detailed;
+        if let Some(n) = parse_num(
+            &self.max_connections,
+            "outgoing_mails.max_connections",
+            count,
+            &mut e,
+        ) {
+            o.max_connections = n;
+        }
+        if let Some(n) = parse_num(
+            &self.max_per_domain,
+            "outgoing_mails.max_connections_per_domain",
+            count,
+            &mut e,
+        ) {
+            o.max_connections_per_domain = n;
+        }
+        e
+    }
+
+    fn shows_error(&self, path: &str) -> bool {
+        path.starts_with("outgoing_mails.")
+    }
+
+    fn contents(&mut self, ui: &mut egui::Ui, errors: &[FieldError]) {
+        ui.heading("Re-send Options");
+        egui::Grid::new("resend")
+            .num_columns(2)
+            .min_col_width(LABEL_WIDTH)
+            .show(ui, |ui| {
+                text_row(
+                    ui,
+                    "Re-send Attempts",
+                    help::ATTEMPTS,
+                    &mut self.attempts,
+                    errors,
+                    "outgoing_mails.resend_attempts",
+                    true,
+                );
+                text_row(
+                    ui,
+                    "Re-send Delay",
+                    help::DELAY,
+                    &mut self.delay,
+                    errors,
+                    "outgoing_mails.resend_delay",
+                    true,
+                );
+                text_row(
+                    ui,
+                    "Delay Warning After",
+                    help::WARNING,
+                    &mut self.warning,
+                    errors,
+                    "outgoing_mails.delay_warning",
+                    true,
+                );
+            });
+        ui.add_space(6.0);
+        ui.heading("Delivery Mode");
+        ui.radio_value(
+            &mut self.mode,
+            DeliveryMode::Independent,
+            "Independent Mode",
+        )
+        .on_hover_text(help::INDEPENDENT);
+        let independent = self.mode == DeliveryMode::Independent;
+        ui.indent("independent", |ui| {
+            ui.add_enabled(
+                independent,
+                egui::Label::new("DNS Hosts (empty: auto-detect)"),
+            )
+            .on_hover_text(help::DNS);
+            self.dns_hosts.ui(
+                ui,
+                "DNS Host",
+                help::DNS,
+                independent,
+                errors,
+                "outgoing_mails.dns_hosts",
+            );
+            egui::Grid::new("independent_grid")
+                .num_columns(2)
+                .min_col_width(LABEL_WIDTH - 20.0)
+                .show(ui, |ui| {
+                    let l = ui
+                        .add_enabled(independent, egui::Label::new("Outbound TLS"))
+                        .on_hover_text(help::OUTBOUND_TLS);
+                    ui.add_enabled_ui(independent, |ui| {
+                        egui::ComboBox::from_id_salt("outbound_tls")
+                            .selected_text(format!("{:?}", self.outbound_tls))
+                            .show_ui(ui, |ui| {
+                                for t in [
+                                    OutboundTls::None,
+                                    OutboundTls::Opportunistic,
+                                    OutboundTls::Required,
+                                ] {
+                                    ui.selectable_value(
+                                        &mut self.outbound_tls,
+                                        t,
+                                        format!("{t:?}"),
+                                    );
+                                }
+                            })
+                            .response
+                            .labelled_by(l.id)
+                            .on_hover_text(help::OUTBOUND_TLS);
+                    });
+                    ui.end_row();
+                    text_row(
+                        ui,
+                        "MX Port",
+                        help::MX_PORT,
+                        &mut self.mx_port,
+                        errors,
+                        "outgoing_mails.mx_port",
+                        independent,
+                    );
+                });
+        });
+        ui.radio_value(&mut self.mode, DeliveryMode::Relay, "Relay Mode")
+            .on_hover_text(help::RELAY);
+        let relay = self.mode == DeliveryMode::Relay;
+        ui.indent("relay", |ui| {
+            egui::Grid::new("relay_grid")
+                .num_columns(2)
+                .min_col_width(LABEL_WIDTH - 20.0)
+                .show(ui, |ui| {
+                    text_row(
+                        ui,
+                        "Relay Host",
+                        help::RELAY,
+                        &mut self.relay_host,
+                        errors,
+                        "outgoing_mails.relay.host",
+                        relay,
+                    );
+                    text_row(
+                        ui,
+                        "Relay Port",
+                        help::RELAY,
+                        &mut self.relay_port,
+                        errors,
+                        "outgoing_mails.relay.port",
+                        relay,
+                    );
+                    text_row(
+                        ui,
+                        "Relay User Name",
+                        help::RELAY_LOGIN,
+                        &mut self.relay_user,
+                        errors,
+                        "outgoing_mails.relay.username",
+                        relay,
+                    );
+                    let l = ui
+                        .add_enabled(relay, egui::Label::new("Relay Password"))
+                        .on_hover_text(help::RELAY_LOGIN);
+                    ui.add_enabled(
+                        relay,
+                        egui::TextEdit::singleline(&mut self.relay_password)
+                            .password(true)
+                            .desired_width(180.0),
+                    )
+                    .labelled_by(l.id)
+                    .on_hover_text(help::RELAY_LOGIN);
+                    ui.end_row();
+                    let l = ui.add_enabled(relay, egui::Label::new("Relay TLS"));
+                    ui.add_enabled_ui(relay, |ui| {
+                        egui::ComboBox::from_id_salt("relay_tls")
+                            .selected_text(relay_tls_name(self.relay_tls))
+                            .show_ui(ui, |ui| {
+                                for t in [RelayTls::None, RelayTls::StartTls, RelayTls::Implicit] {
+                                    ui.selectable_value(&mut self.relay_tls, t, relay_tls_name(t));
+                                }
+                            })
+                            .response
+                            .labelled_by(l.id)
+                            .on_hover_text("TLS towards the relay host");
+                    });
+                    ui.end_row();
+                });
+        });
+        ui.add_space(6.0);
+        ui.heading("Domain Mapping (Via SMTP)")
+            .on_hover_text(help::MAPPING);
+        self.mapping_ui(ui, errors, independent);
+        ui.add_space(6.0);
+        ui.heading("Logging and Limits");
+        egui::Grid::new("limits")
+            .num_columns(2)
+            .min_col_width(LABEL_WIDTH)
+            .show(ui, |ui| {
+                check_row(
+                    ui,
+                    "More Detailed Logging",
+                    help::DETAILED,
+                    &mut self.detailed,
+                    errors,
+                    "outgoing_mails.detailed_logging",
+                );
+                text_row(
+                    ui,
+                    "Max Outbound Connections",
+                    help::CONNECTIONS,
+                    &mut self.max_connections,
+                    errors,
+                    "outgoing_mails.max_connections",
+                    true,
+                );
+                text_row(
+                    ui,
+                    "Max Connections Per Domain",
+                    help::CONNECTIONS,
+                    &mut self.max_per_domain,
+                    errors,
+                    "outgoing_mails.max_connections_per_domain",
+                    true,
+                );
+            });
+    }
+}
+
+fn relay_tls_name(t: RelayTls) -> &'static str {
+    match t {
+        RelayTls::None => "None",
+        RelayTls::StartTls => "STARTTLS",
+        RelayTls::Implicit => "Implicit TLS",
+    }
+}
+
+impl OutgoingForm {
+    fn mapping_ui(&mut self, ui: &mut egui::Ui, errors: &[FieldError], independent: bool) {
+        if !independent {
+            ui.weak("Ignored in Relay Mode.");
+        }
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.set_min_width(300.0);
+            if self.maps.is_empty() {
+                ui.weak("(no mappings)");
+            }
+            for (i, m) in self.maps.iter().enumerate() {
+                ui.horizontal(|ui| {
+                    let text = format!("{} via {}:{}", m.domain, m.host, m.port);
+                    if ui
+                        .selectable_label(self.selected_map == Some(i), text)
+                        .on_hover_text(help::MAPPING)
+                        .clicked()
+                    {
+                        self.selected_map = Some(i);
+                    }
+                    for field in ["domain", "host", "port"] {
+                        if let Some(e) =
+                            error_for(errors, &format!("outgoing_mails.domain_maps[{i}].{field}"))
+                        {
+                            error_label(ui, e);
+                        }
+                    }
+                });
+            }
+        });
+        ui.horizontal(|ui| {
+            for (label, value, width) in [
+                ("Mapped Domain", &mut self.map_domain, 110.0),
+                ("Via Host", &mut self.map_host, 110.0),
+                ("Via Port", &mut self.map_port, 40.0),
+            ] {
+                let l = ui.label(label);
+                ui.add(egui::TextEdit::singleline(value).desired_width(width))
+                    .labelled_by(l.id)
+                    .on_hover_text(help::MAPPING);
+            }
+        });
+        ui.horizontal(|ui| {
+            if ui
+                .button("Add Mapping")
+                .on_hover_text(help::MAPPING)
+                .clicked()
+            {
+                match self.map_port.trim().parse::<u16>() {
+                    Ok(port)
+                        if !self.map_domain.trim().is_empty()
+                            && !self.map_host.trim().is_empty() =>
+                    {
+                        self.maps.push(DomainMap {
+                            domain: self.map_domain.trim().to_ascii_lowercase(),
+                            host: self.map_host.trim().to_string(),
+                            port,
+                        });
+                        self.map_domain.clear();
+                        self.map_host.clear();
+                    }
+                    _ => {}
+                }
+            }
+            let can_remove = self.selected_map.is_some_and(|i| i < self.maps.len());
+            if ui
+                .add_enabled(can_remove, egui::Button::new("Remove Mapping"))
+                .clicked()
+                && let Some(i) = self.selected_map.take()
+            {
+                self.maps.remove(i);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draft_round_trips_the_section() {
+        let mut cfg = Config::default();
+        let o = &mut cfg.outgoing_mails;
+        o.mode = DeliveryMode::Relay;
+        o.relay.host = "smtp.isp.test".into();
+        o.relay.username = "me".into();
+        o.relay.password = "pw".into();
+        o.relay.tls = RelayTls::StartTls;
+        o.dns_hosts = vec!["192.0.2.53".into()];
+        o.domain_maps = vec![DomainMap {
+            domain: "partner.test".into(),
+            host: "10.1.1.1".into(),
+            port: 2525,
+        }];
+        o.delay_warning = Some(crate::engine::config::HumanDuration::from_secs(4 * 3600));
+        o.detailed_logging = true;
+        let f = OutgoingForm::from_config(&cfg);
+        let mut out = Config::default();
+        assert!(f.write_into(&mut out).is_empty());
+        assert_eq!(out.outgoing_mails, cfg.outgoing_mails);
+    }
+}
