@@ -143,6 +143,15 @@ pub enum EventKind {
         /// Size in octets.
         size: usize,
     },
+    /// A queued message left the queue: every recipient delivered or failed.
+    QueueFinished {
+        /// Queue id.
+        id: String,
+        /// Recipients delivered.
+        delivered: usize,
+        /// Recipients given up on (a failure notice follows unless the sender is `<>`).
+        failed: usize,
+    },
     /// A message was refused after DATA.
     MessageRejected {
         /// Why.
@@ -200,8 +209,12 @@ impl fmt::Display for EventKind {
             RecipientRejected { rcpt, reason } => write!(f, "recipient <{rcpt}> refused: {reason}"),
             Delivered { id, from, to, size } => write!(
                 f,
-                "delivered {id} from <{from}> to {} ({size} octets)",
+                "accepted {id} from <{from}> for {} ({size} octets)",
                 to.iter().map(|t| format!("<{t}>")).collect::<Vec<_>>().join(", ")
+            ),
+            QueueFinished { id, delivered, failed } => write!(
+                f,
+                "{id} left the queue: {delivered} recipient(s) delivered, {failed} failed"
             ),
             MessageRejected { reason } => write!(f, "message refused: {reason}"),
             Note { text } => write!(f, "{text}"),

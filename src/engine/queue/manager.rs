@@ -399,6 +399,12 @@ impl Manager {
             self.entries.remove(&id);
             self.spool.append_nowait(Record::Remove(id));
             let failed: Vec<_> = meta.rcpts.iter().filter(|r| r.state == RcptState::Failed).cloned().collect();
+            let level = if failed.is_empty() { Level::Info } else { Level::Warn };
+            self.deps.events.emit(level, Channel::SmtpOut, Some(&id_text(id)), EventKind::QueueFinished {
+                id: id_text(id),
+                delivered: meta.rcpts.len() - failed.len(),
+                failed: failed.len(),
+            });
             if !failed.is_empty() {
                 self.notify(meta, loc, failed, false);
             }
