@@ -334,7 +334,7 @@ async fn send_via(
                     return statuses;
                 }
                 Err(HostFailure(e)) => {
-                    log.warn(&format!("{host}[{ip}]:{}: {e}", route.port));
+                    log.warn(&e);
                     last_error = e;
                 }
             }
@@ -357,28 +357,29 @@ async fn attempt(
     eight_bit: bool,
 ) -> Result<Vec<RcptStatus>, HostFailure> {
     let addr = SocketAddr::new(p.ip, port);
-    log.detail(&format!("connecting to {}[{}]:{port}", p.host, p.ip));
+    let at = format!("{}[{}]:{port}", p.host, p.ip);
+    log.detail(&format!("connecting to {at}"));
     let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Err(_) => {
             return Err(HostFailure(format!(
-                "connection timed out after {} s",
+                "{at}: connection timed out after {} s",
                 CONNECT_TIMEOUT.as_secs()
             )));
         }
-        Ok(Err(e)) => return Err(HostFailure(format!("cannot connect: {e}"))),
+        Ok(Err(e)) => return Err(HostFailure(format!("{at}: cannot connect: {e}"))),
         Ok(Ok(t)) => t,
     };
     let _ = tcp.set_nodelay(true);
-    log.detail(&format!("connected to {}[{}]:{port}", p.host, p.ip));
+    log.detail(&format!("connected to {at}"));
     let io: BoxStream = if p.tls == TlsPolicy::Implicit {
         let tls = tokio::time::timeout(
             client::TLS_TIMEOUT,
             tls::connector().connect(tls::server_name(p.host, p.ip), tcp),
         )
         .await
-        .map_err(|_| HostFailure("TLS handshake timed out".into()))?
-        .map_err(|e| HostFailure(format!("TLS handshake failed: {e}")))?;
-        log.detail(&format!("{}[{}]: TLS established (implicit)", p.host, p.ip));
+        .map_err(|_| HostFailure(format!("{at}: TLS handshake timed out")))?
+        .map_err(|e| HostFailure(format!("{at}: TLS handshake failed: {e}")))?;
+        log.detail(&format!("{at}: TLS established (implicit)"));
         Box::new(tls)
     } else {
         Box::new(tcp)
