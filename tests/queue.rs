@@ -246,9 +246,11 @@ fn relay_mode_goes_through_a_second_postern_with_auth_and_starttls() {
     hop.spawn();
     hop.wait_ready(hop.cfg.incoming_port);
 
+    let ca = hop.data_dir.join("tls/cert.pem");
     let relay_cfg = [
         "outgoing_mails.mode=Relay".to_string(),
         "outgoing_mails.relay.host=\"127.0.0.1\"".to_string(),
+        format!("outgoing_mails.relay.ca_file=\"{}\"", ca.display()),
         format!("outgoing_mails.relay.port={}", hop.cfg.incoming_port),
         format!("outgoing_mails.relay.username=\"{ALICE}\""),
         format!("outgoing_mails.relay.password=\"{PASSWORD}\""),

@@ -80,7 +80,8 @@ fn generate_self_signed(host: &str, cert_path: &Path, key_path: &Path) -> Result
         path: cert_path.to_path_buf(),
         message,
     };
-    let names = vec![host.to_string(), "localhost".to_string()];
+    // The loopback names and addresses too, so a client on this machine can verify it.
+    let names = vec![host.to_string(), "localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
     let mut params = rcgen::CertificateParams::new(names).map_err(|e| fail(e.to_string()))?;
     params.distinguished_name.push(rcgen::DnType::CommonName, host);
     params.distinguished_name.push(rcgen::DnType::OrganizationName, "Postern (self-signed)");

@@ -217,6 +217,11 @@ pub struct RelayConfig {
     pub password: String,
     /// TLS towards it.
     pub tls: RelayTls,
+    /// Check the relay host's certificate (name and chain) before sending the login and mail.
+    pub verify_certificate: bool,
+    /// Extra trusted certificates (PEM), e.g. a relay's self-signed one; empty = the system's
+    /// trust store only.
+    pub ca_file: String,
 }
 
 /// One Domain Mapping "Via SMTP" route.
@@ -321,6 +326,8 @@ impl Default for RelayConfig {
             username: String::new(),
             password: String::new(),
             tls: RelayTls::StartTls,
+            verify_certificate: true,
+            ca_file: String::new(),
         }
     }
 }

@@ -165,6 +165,8 @@ pub struct Params<'a> {
     pub tls: TlsPolicy,
     /// AUTH, for relay hosts with a user name.
     pub login: Option<&'a Login>,
+    /// A certificate-verifying connector (relay host); `None` = any certificate (MX hosts).
+    pub verify: Option<&'a tokio_rustls::TlsConnector>,
 }
 
 /// A session after the greeting, EHLO, STARTTLS and AUTH: ready for transactions.
@@ -266,7 +268,7 @@ impl<'a> Session<'a> {
         let io = conn.into_inner();
         let tls = tokio::time::timeout(
             TLS_TIMEOUT,
-            super::tls::connector().connect(super::tls::server_name(p.host, p.ip), io),
+            p.verify.cloned().unwrap_or_else(super::tls::connector).connect(super::tls::server_name(p.host, p.ip), io),
         )
         .await
         .map_err(|_| HostFailure(format!("{peer}: TLS handshake timed out")))?
@@ -722,6 +724,7 @@ mod tests {
             ip: IpAddr::from([192, 0, 2, 1]),
             tls,
             login: None,
+            verify: None,
         }
     }
 

@@ -150,6 +150,8 @@ struct Route {
     tls: TlsPolicy,
     /// Relay login.
     login: Option<Login>,
+    /// Verifying TLS connector (relay host with `verify_certificate`).
+    verify: Option<tokio_rustls::TlsConnector>,
 }
 
 async fn route_and_send(
@@ -176,6 +178,17 @@ async fn route_and_send(
                 user: r.username.clone(),
                 password: r.password.clone(),
             }),
+            verify: if r.verify_certificate && r.tls != RelayTls::None {
+                match tls::verified_connector(&r.ca_file) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        log.warn(&format!("relay host certificate cannot be verified: {e}"));
+                        return all(RcptStatus::Temporary(format!("4.7.5 {e}")));
+                    }
+                }
+            } else {
+                None
+            },
         }
     } else {
         let tls = match om.outbound_tls {
@@ -198,6 +211,7 @@ async fn route_and_send(
                 port: map.port,
                 tls,
                 login: None,
+                verify: None,
             }
         } else if let Some(ip) = address_literal(bare) {
             Route {
@@ -205,6 +219,7 @@ async fn route_and_send(
                 port: ctx.mx_port,
                 tls,
                 login: None,
+                verify: None,
             }
         } else {
             let hosts = match ctx.resolver.mx(bare).await {
@@ -252,6 +267,7 @@ async fn route_and_send(
                 port: ctx.mx_port,
                 tls,
                 login: None,
+                verify: None,
             }
         }
     };
@@ -312,6 +328,7 @@ async fn send_via(
                 ip,
                 tls: route.tls,
                 login: route.login.as_ref(),
+                verify: route.verify.as_ref(),
             };
             match attempt(
                 log,
@@ -374,7 +391,7 @@ async fn attempt(
     let io: BoxStream = if p.tls == TlsPolicy::Implicit {
         let tls = tokio::time::timeout(
             client::TLS_TIMEOUT,
-            tls::connector().connect(tls::server_name(p.host, p.ip), tcp),
+            p.verify.cloned().unwrap_or_else(tls::connector).connect(tls::server_name(p.host, p.ip), tcp),
         )
         .await
         .map_err(|_| HostFailure(format!("{at}: TLS handshake timed out")))?

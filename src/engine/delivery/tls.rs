@@ -1,11 +1,11 @@
 //! Client TLS for outbound SMTP: STARTTLS towards MX hosts and relay hosts, and implicit TLS
 //! towards a relay's 465-style port.
 //!
-//! Certificates are not verified. MX hosts are found through unauthenticated DNS, so checking
-//! the name in the certificate would prove nothing (RFC 7435 opportunistic security), and the
-//! relay settings of the Outgoing Mails dialog have no trust store to check against. Handshake
-//! signatures are still verified, so the session is encrypted to whoever holds the key of the
-//! certificate shown.
+//! Towards MX hosts certificates are not verified: MX hosts are found through unauthenticated
+//! DNS, so checking the name in the certificate would prove nothing (RFC 7435 opportunistic
+//! security). Handshake signatures are still verified. Towards the relay host, which gets our
+//! login, the certificate is verified by default (`outgoing_mails.relay.verify_certificate`)
+//! against the system's trust store plus `outgoing_mails.relay.ca_file`.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -32,6 +32,42 @@ pub fn connector() -> TlsConnector {
         Arc::new(config)
     });
     TlsConnector::from(config.clone())
+}
+
+/// Where Debian keeps the system's trusted certificates.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// A connector that verifies the server's certificate chain and name against the system's
+/// trust store plus the certificates in `ca_file` (if not empty).
+pub fn verified_connector(ca_file: &str) -> Result<TlsConnector, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let mut add = |path: &str, required: bool| -> Result<(), String> {
+        let certs = match CertificateDer::pem_file_iter(path) {
+            Ok(it) => it.collect::<Result<Vec<_>, _>>().map_err(|e| format!("{path}: {e}"))?,
+            Err(_) if !required => return Ok(()),
+            Err(e) => return Err(format!("{path}: {e}")),
+        };
+        if required && certs.is_empty() {
+            return Err(format!("{path}: no certificate in the file"));
+        }
+        roots.add_parsable_certificates(certs);
+        Ok(())
+    };
+    add(SYSTEM_CA_BUNDLE, false)?;
+    if !ca_file.is_empty() {
+        add(ca_file, true)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| format!("no trusted certificates to verify the relay host with: {e}"))?;
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_webpki_verifier(verifier)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 /// The name sent in SNI: the host name when it is one, else the address (no SNI is sent).
