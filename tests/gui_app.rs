@@ -345,7 +345,7 @@ fn a_domain_and_account_added_in_the_dialog_receive_mail() {
     // The delivery shows up in the Live Logs pane, found through its text filter.
     set_field(&mut h, "Filter", "alice@example.test");
     wait_for(&mut h, "the delivery line in the Live Logs pane", |h| {
-        h.query_all_by_label_contains("to <alice@example.test>")
+        h.query_all_by_label_contains("<alice@example.test> (")
             .next()
             .is_some()
     });

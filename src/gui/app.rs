@@ -349,7 +349,7 @@ impl PosternApp {
                 .show(ui, |ui| {
                     ui.label(
                         egui::RichText::new(
-                            "Mails per minute (received into local mailboxes, sent from the queue, refused)",
+                            "Mails per minute (received, sent from the queue, given up, refused)",
                         )
                         .strong(),
                     );
@@ -601,10 +601,13 @@ impl PosternApp {
                 .on_hover_text("Since the services started");
             }
             ui.separator();
-            ui.label(format!("Sent: {}", self.chart.sent))
-                .on_hover_text(
-                    "Queued mails delivered to every recipient, since the window opened",
-                );
+            ui.label(format!("Sent: {}", self.chart.sent)).on_hover_text(
+                "Queued mails that left the queue delivered (to at least one recipient), since the window opened",
+            );
+            ui.separator();
+            ui.label(format!("Given up: {}", self.chart.failed)).on_hover_text(
+                "Queued mails given up on for at least one recipient (a failure notice went to the sender), since the window opened",
+            );
             ui.separator();
             ui.label(format!("Refused after DATA: {}", self.chart.refused))
                 .on_hover_text("Since the window opened");

@@ -33,6 +33,12 @@ there is no DNS. The Domain Mapping rule 'Via SMTP' has no effect in Relay Mode.
     /// Relay login.
     pub const RELAY_LOGIN: &str = "User name and password for the relay host's SMTP AUTH (empty user: no login). \
 The password is sent to the relay, so it is kept as typed in the configuration file.";
+    /// Verify the relay's certificate.
+    pub const VERIFY: &str = "Check the relay host's certificate (its name and chain) before the login and the \
+mail are sent. Turn off only for a relay you trust on a network you trust.";
+    /// CA file.
+    pub const CA_FILE: &str = "Extra trusted certificates (a PEM file), e.g. the relay's self-signed one. Empty: \
+the system's trust store only.";
     /// Domain mapping.
     pub const MAPPING: &str = "Domain Mapping 'Via SMTP': static routes. Mail for the domain goes to this host \
 instead of its MX. Obeyed in Independent Mode, ignored in Relay Mode.";
@@ -64,6 +70,8 @@ pub struct OutgoingForm {
     relay_user: String,
     relay_password: String,
     relay_tls: RelayTls,
+    relay_verify: bool,
+    relay_ca_file: String,
     maps: Vec<DomainMap>,
     selected_map: Option<usize>,
     map_domain: String,
@@ -92,6 +100,8 @@ impl Form for OutgoingForm {
             relay_user: o.relay.username.clone(),
             relay_password: o.relay.password.clone(),
             relay_tls: o.relay.tls,
+            relay_verify: o.relay.verify_certificate,
+            relay_ca_file: o.relay.ca_file.clone(),
             maps: o.domain_maps.clone(),
             selected_map: None,
             map_domain: String::new(),
@@ -137,6 +147,8 @@ impl Form for OutgoingForm {
         o.relay.username = self.relay_user.trim().to_string();
         o.relay.password = self.relay_password.clone();
         o.relay.tls = self.relay_tls;
+        o.relay.verify_certificate = self.relay_verify;
+        o.relay.ca_file = self.relay_ca_file.trim().to_string();
         o.domain_maps = self.maps.clone();
         o.detailed_logging = self.detailed;
         if let Some(n) = parse_num(
@@ -319,6 +331,22 @@ impl Form for OutgoingForm {
                             .on_hover_text("TLS towards the relay host");
                     });
                     ui.end_row();
+                    ui.label("");
+                    ui.add_enabled(
+                        relay,
+                        egui::Checkbox::new(&mut self.relay_verify, "Verify Relay Certificate"),
+                    )
+                    .on_hover_text(help::VERIFY);
+                    ui.end_row();
+                    text_row(
+                        ui,
+                        "Relay CA File",
+                        help::CA_FILE,
+                        &mut self.relay_ca_file,
+                        errors,
+                        "outgoing_mails.relay.ca_file",
+                        relay,
+                    );
                 });
         });
         ui.add_space(6.0);
@@ -458,6 +486,8 @@ mod tests {
         o.relay.username = "me".into();
         o.relay.password = "pw".into();
         o.relay.tls = RelayTls::StartTls;
+        o.relay.verify_certificate = false;
+        o.relay.ca_file = "/etc/relay-ca.pem".into();
         o.dns_hosts = vec!["192.0.2.53".into()];
         o.domain_maps = vec![DomainMap {
             domain: "partner.test".into(),

@@ -1,9 +1,10 @@
 //! The mails-per-minute chart: counts derived from the engine's events (`Delivered` = a mail
-//! accepted into local mailboxes, the queue's "delivered to every recipient" line on the SMTP
-//! Out channel = a queued mail sent, `MessageRejected` = a mail refused after DATA), kept per
-//! minute for the last [`WINDOW`] minutes and drawn as stacked bars with egui_plot.
+//! accepted into local mailboxes or the queue, `QueueFinished` = a queued mail left the queue,
+//! sent when a recipient was delivered, given up when one failed, `MessageRejected` = a mail
+//! refused after DATA), kept per minute for the last [`WINDOW`] minutes and drawn as stacked
+//! bars with egui_plot.
 
-use crate::engine::events::{Channel, Event, EventKind};
+use crate::engine::events::{Event, EventKind};
 use eframe::egui;
 use egui_plot::{Bar, BarChart, Legend, Plot};
 use std::collections::BTreeMap;
@@ -12,17 +13,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Minutes shown.
 pub const WINDOW: i64 = 30;
 
-/// How the queue manager's line for a mail sent to every recipient starts (there is no typed
-/// event for it yet).
-pub const SENT_PREFIX: &str = "delivered to every recipient";
-
 /// Counts of one minute.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Minute {
-    /// Mails written to local mailboxes.
-    pub delivered: u32,
-    /// Queued mails sent to every recipient.
+    /// Mails accepted (into local mailboxes or the queue).
+    pub accepted: u32,
+    /// Queued mails that left the queue with at least one recipient delivered.
     pub sent: u32,
+    /// Queued mails that left the queue with at least one recipient given up on.
+    pub failed: u32,
     /// Mails refused after DATA.
     pub refused: u32,
 }
@@ -32,10 +31,12 @@ pub struct Minute {
 pub struct MailChart {
     /// Minute since the epoch -> counts.
     minutes: BTreeMap<i64, Minute>,
-    /// Mails delivered to local mailboxes since the app started.
-    pub delivered: u64,
-    /// Queued mails sent to every recipient since the app started.
+    /// Mails accepted since the app started.
+    pub accepted: u64,
+    /// Queued mails sent since the app started.
     pub sent: u64,
+    /// Queued mails given up on (for at least one recipient) since the app started.
+    pub failed: u64,
     /// Mails refused after DATA since the app started.
     pub refused: u64,
 }
@@ -47,19 +48,26 @@ fn minute_of(t: SystemTime) -> i64 {
 }
 
 impl MailChart {
-    /// Counts an event if it is a delivery, a sent mail or a refusal.
+    /// Counts an event if it is an acceptance, a queued mail leaving the queue or a refusal.
     pub fn push(&mut self, ev: &Event) {
         let m = minute_of(ev.time);
         match &ev.kind {
             EventKind::Delivered { .. } => {
-                self.minutes.entry(m).or_default().delivered += 1;
-                self.delivered += 1;
+                self.minutes.entry(m).or_default().accepted += 1;
+                self.accepted += 1;
             }
-            EventKind::Note { text }
-                if ev.channel == Channel::SmtpOut && text.starts_with(SENT_PREFIX) =>
-            {
-                self.minutes.entry(m).or_default().sent += 1;
-                self.sent += 1;
+            EventKind::QueueFinished {
+                delivered, failed, ..
+            } => {
+                let minute = self.minutes.entry(m).or_default();
+                if *delivered > 0 {
+                    minute.sent += 1;
+                    self.sent += 1;
+                }
+                if *failed > 0 {
+                    minute.failed += 1;
+                    self.failed += 1;
+                }
             }
             EventKind::MessageRejected { .. } => {
                 self.minutes.entry(m).or_default().refused += 1;
@@ -103,14 +111,17 @@ impl MailChart {
                 .map(|(ago, m)| Bar::new(-(*ago as f64), f(m) as f64).width(0.8))
                 .collect()
         };
-        let delivered = BarChart::new("received", bars(|m| m.delivered))
+        let accepted = BarChart::new("received", bars(|m| m.accepted))
             .color(egui::Color32::from_rgb(53, 179, 74));
         let sent = BarChart::new("sent", bars(|m| m.sent))
             .color(egui::Color32::from_rgb(70, 130, 220))
-            .stack_on(&[&delivered]);
+            .stack_on(&[&accepted]);
+        let failed = BarChart::new("given up", bars(|m| m.failed))
+            .color(egui::Color32::from_rgb(230, 160, 40))
+            .stack_on(&[&accepted, &sent]);
         let refused = BarChart::new("refused", bars(|m| m.refused))
             .color(egui::Color32::from_rgb(224, 57, 62))
-            .stack_on(&[&delivered, &sent]);
+            .stack_on(&[&accepted, &sent, &failed]);
         Plot::new("mails_per_minute")
             .legend(Legend::default())
             .allow_drag(false)
@@ -123,8 +134,9 @@ impl MailChart {
             .x_axis_label("minutes ago")
             .y_axis_label("mails / min")
             .show(ui, |p| {
-                p.bar_chart(delivered);
+                p.bar_chart(accepted);
                 p.bar_chart(sent);
+                p.bar_chart(failed);
                 p.bar_chart(refused);
             });
     }
@@ -133,10 +145,10 @@ impl MailChart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::events::{EventBus, Level};
+    use crate::engine::events::{Channel, EventBus, Level};
 
     #[test]
-    fn counts_deliveries_sent_mails_and_refusals_per_minute() {
+    fn counts_acceptances_queue_outcomes_and_refusals_per_minute() {
         let bus = EventBus::new();
         for _ in 0..3 {
             bus.emit(
@@ -159,20 +171,24 @@ mod tests {
                 reason: "too big".into(),
             },
         );
-        bus.emit(
-            Level::Info,
-            Channel::SmtpOut,
-            Some("q"),
-            EventKind::Note {
-                text: format!("{SENT_PREFIX}; removed from the queue"),
-            },
-        );
+        for (delivered, failed) in [(2, 0), (1, 1), (0, 1)] {
+            bus.emit(
+                Level::Info,
+                Channel::SmtpOut,
+                Some("q"),
+                EventKind::QueueFinished {
+                    id: "q".into(),
+                    delivered,
+                    failed,
+                },
+            );
+        }
         bus.emit(
             Level::Info,
             Channel::System,
             None,
             EventKind::Note {
-                text: SENT_PREFIX.into(),
+                text: "noise".into(),
             },
         );
         let mut c = MailChart::default();
@@ -181,20 +197,16 @@ mod tests {
             last = ev.time;
             c.push(&ev);
         }
-        assert_eq!((c.delivered, c.sent, c.refused), (3, 1, 1));
+        assert_eq!((c.accepted, c.sent, c.failed, c.refused), (3, 2, 2, 1));
         let s = c.series(last);
         assert_eq!(s.len() as i64, WINDOW);
-        assert_eq!(
-            s.last(),
-            Some(&(
-                0,
-                Minute {
-                    delivered: 3,
-                    sent: 1,
-                    refused: 1
-                }
-            ))
-        );
+        let want = Minute {
+            accepted: 3,
+            sent: 2,
+            failed: 2,
+            refused: 1,
+        };
+        assert_eq!(s.last(), Some(&(0, want)));
         assert!(
             s[..s.len() - 1]
                 .iter()
