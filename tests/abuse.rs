@@ -4,55 +4,11 @@
 
 mod common;
 
-use common::{ALICE, PASSWORD, Server, free_port, poll, sasl_plain};
-use socket2::{Domain, SockAddr, Socket, Type};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use common::{SourceClient, ALICE, PASSWORD, Server, free_port, poll, sasl_plain};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-struct Smtp {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
-}
-
-impl Smtp {
-    fn from(src: &str, port: u16) -> Smtp {
-        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        let src: SocketAddr = format!("{src}:0").parse().unwrap();
-        s.bind(&SockAddr::from(src)).unwrap();
-        let dst: SocketAddr = ([127, 0, 0, 1], port).into();
-        s.connect_timeout(&SockAddr::from(dst), Duration::from_secs(10)).unwrap();
-        let w: TcpStream = s.into();
-        w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let r = BufReader::new(w.try_clone().unwrap());
-        Smtp { w, r }
-    }
-
-    /// (code, last line); code 0 when the server closed the connection.
-    fn reply(&mut self) -> (u16, String) {
-        loop {
-            let mut line = String::new();
-            if self.r.read_line(&mut line).unwrap_or(0) == 0 {
-                return (0, String::new());
-            }
-            if line.len() < 4 || line.as_bytes()[3] != b'-' {
-                return (line[..3].parse().unwrap_or(0), line.trim_end().to_string());
-            }
-        }
-    }
-
-    fn cmd(&mut self, line: &str) -> (u16, String) {
-        let _ = self.w.write_all(format!("{line}\r\n").as_bytes());
-        self.reply()
-    }
-
-    fn closed(&mut self) -> bool {
-        self.reply().0 == 0
-    }
-}
 
 fn server(settings: &[&str]) -> (Server, u16) {
     let mut s = Server::prepare(common::Config::default());
@@ -68,30 +24,30 @@ fn server(settings: &[&str]) -> (Server, u16) {
 #[test]
 fn connections_per_ip_are_limited_and_released() {
     let (_s, port) = server(&["abuse.max_connections_per_ip=2", "access.safe_ips=[\"127.0.0.9\"]"]);
-    let mut a = Smtp::from("127.0.0.2", port);
-    let mut b = Smtp::from("127.0.0.2", port);
+    let mut a = SourceClient::from("127.0.0.2", port);
+    let mut b = SourceClient::from("127.0.0.2", port);
     assert_eq!(a.reply().0, 220);
     assert_eq!(b.reply().0, 220);
-    let mut c = Smtp::from("127.0.0.2", port);
+    let mut c = SourceClient::from("127.0.0.2", port);
     let (code, text) = c.reply();
     assert_eq!(code, 421, "{text}");
     assert!(c.closed());
     // Another address is not affected, and a Safe IP is never limited.
-    assert_eq!(Smtp::from("127.0.0.3", port).reply().0, 220);
-    let safe: Vec<Smtp> = (0..3).map(|_| Smtp::from("127.0.0.9", port)).collect();
+    assert_eq!(SourceClient::from("127.0.0.3", port).reply().0, 220);
+    let safe: Vec<SourceClient> = (0..3).map(|_| SourceClient::from("127.0.0.9", port)).collect();
     for mut s in safe {
         assert_eq!(s.reply().0, 220);
     }
     // Closing one frees a place.
     a.cmd("QUIT");
     poll(WAIT, "a place freed", || {
-        let mut d = Smtp::from("127.0.0.2", port);
+        let mut d = SourceClient::from("127.0.0.2", port);
         (d.reply().0 == 220).then_some(())
     });
 }
 
 fn bad_login(src: &str, port: u16) -> Vec<(u16, String)> {
-    let mut m = Smtp::from(src, port);
+    let mut m = SourceClient::from(src, port);
     let mut replies = vec![m.reply()];
     if replies[0].0 != 220 {
         return replies;
@@ -100,16 +56,6 @@ fn bad_login(src: &str, port: u16) -> Vec<(u16, String)> {
     replies.push(m.cmd(&format!("AUTH PLAIN {}", sasl_plain(ALICE, "wrong"))));
     replies.push(m.reply_if_more());
     replies
-}
-
-impl Smtp {
-    /// A further reply if the server sends one (a block notice), else (0, "").
-    fn reply_if_more(&mut self) -> (u16, String) {
-        self.w.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-        let r = self.reply();
-        self.w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        r
-    }
 }
 
 #[test]
@@ -126,9 +72,9 @@ fn failed_logins_lock_the_address_out_until_the_block_expires() {
     assert_eq!(third[1].0, 535);
     assert!(third[2].0 >= 400, "the third failure locks the address out: {third:?}");
     // Now refused at once, even with the right password; other addresses are not.
-    let (code, text) = Smtp::from("127.0.0.2", port).reply();
+    let (code, text) = SourceClient::from("127.0.0.2", port).reply();
     assert!(code == 421 || code == 554, "{text}");
-    let mut other = Smtp::from("127.0.0.3", port);
+    let mut other = SourceClient::from("127.0.0.3", port);
     other.reply();
     other.cmd("EHLO c");
     assert_eq!(other.cmd(&format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD))).0, 235);
@@ -136,9 +82,9 @@ fn failed_logins_lock_the_address_out_until_the_block_expires() {
     for _ in 0..5 {
         assert_eq!(bad_login("127.0.0.9", port)[1].0, 535);
     }
-    assert_eq!(Smtp::from("127.0.0.9", port).reply().0, 220);
+    assert_eq!(SourceClient::from("127.0.0.9", port).reply().0, 220);
     // The block expires.
-    poll(WAIT, "the lockout to expire", || (Smtp::from("127.0.0.2", port).reply().0 == 220).then_some(()));
+    poll(WAIT, "the lockout to expire", || (SourceClient::from("127.0.0.2", port).reply().0 == 220).then_some(()));
 }
 
 #[test]
@@ -150,7 +96,7 @@ fn failed_recipients_tarpit_then_block() {
         "abuse.tarpit.block_for=\"1h\"",
         "smtp.max_errors_per_session=100",
     ]);
-    let mut m = Smtp::from("127.0.0.4", port);
+    let mut m = SourceClient::from("127.0.0.4", port);
     m.reply();
     m.cmd("EHLO c");
     m.cmd("MAIL FROM:<x@remote.test>");
@@ -161,7 +107,7 @@ fn failed_recipients_tarpit_then_block() {
     let (code, text) = m.reply_if_more();
     assert!(code >= 400, "blocked after the 4th failure: {text}");
     assert!(m.closed());
-    let (code, _) = Smtp::from("127.0.0.4", port).reply();
+    let (code, _) = SourceClient::from("127.0.0.4", port).reply();
     assert!(code >= 400, "the block holds for new connections");
     poll(WAIT, "the block in the security log", || s.stderr().contains("blocked").then_some(()));
 }
@@ -169,7 +115,7 @@ fn failed_recipients_tarpit_then_block() {
 #[test]
 fn hourly_message_limit_per_address() {
     let (_s, port) = server(&["abuse.transfer.max_messages_per_hour=2"]);
-    let mut m = Smtp::from("127.0.0.5", port);
+    let mut m = SourceClient::from("127.0.0.5", port);
     m.reply();
     m.cmd("EHLO c");
     for n in 0..3 {
@@ -226,14 +172,14 @@ fn dnsbl_listed_clients_are_refused_or_tagged() {
     let dns = dnsbl();
     let hosts = format!("outgoing_mails.dns_hosts=[\"{}\"]", dns.1);
     let (s, port) = server(&["abuse.rbl.enabled=true", "abuse.rbl.zones=[\"bl.test\"]", "abuse.rbl.action=Refuse", &hosts]);
-    let (code, text) = Smtp::from("127.0.0.2", port).reply();
+    let (code, text) = SourceClient::from("127.0.0.2", port).reply();
     assert_eq!(code, 554, "{text}");
     assert!(text.contains("bl.test"), "{text}");
-    assert_eq!(Smtp::from("127.0.0.3", port).reply().0, 220, "not listed");
+    assert_eq!(SourceClient::from("127.0.0.3", port).reply().0, 220, "not listed");
     drop(s);
 
     let (s, port) = server(&["abuse.rbl.enabled=true", "abuse.rbl.zones=[\"bl.test\"]", "abuse.rbl.action=Tag", &hosts]);
-    let mut m = Smtp::from("127.0.0.2", port);
+    let mut m = SourceClient::from("127.0.0.2", port);
     assert_eq!(m.reply().0, 220);
     m.cmd("EHLO c");
     m.cmd("MAIL FROM:<x@remote.test>");

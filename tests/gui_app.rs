@@ -746,3 +746,67 @@ fn every_dialog_opens_from_its_name() {
         assert!(h.state().is_open(d), "{name}");
     }
 }
+
+/// A DNS server on 127.0.0.1 (UDP) that answers every query with `MX 10 mx.example.test`.
+fn mx_dns_server() -> u16 {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+            let q = &buf[..n];
+            // The question ends after its name (labels up to a zero byte) and type and class.
+            let mut end = 12;
+            while end < n && q[end] != 0 {
+                end += q[end] as usize + 1;
+            }
+            end += 5;
+            if end > n {
+                continue;
+            }
+            let mut r = Vec::new();
+            r.extend_from_slice(&q[..2]); // id
+            r.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+            r.extend_from_slice(&q[12..end]);
+            let mut rdata = vec![0, 10];
+            for label in ["mx", "example", "test"] {
+                rdata.push(label.len() as u8);
+                rdata.extend_from_slice(label.as_bytes());
+            }
+            rdata.push(0);
+            r.extend_from_slice(&[0xC0, 12, 0, 15, 0, 1, 0, 0, 0, 60]);
+            r.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            r.extend_from_slice(&rdata);
+            let _ = sock.send_to(&r, peer);
+        }
+    });
+    port
+}
+
+#[test]
+fn test_dns_asks_the_listed_dns_host() {
+    let dns = mx_dns_server();
+    let env = Env::new(free_port(), |_| {});
+    let mut h = env.app();
+    click(&mut h, "Outgoing Mails");
+    set_field(&mut h, "New DNS Host", &format!("127.0.0.1:{dns}"));
+    click(&mut h, "Add DNS Host");
+    set_field(&mut h, "Test Domain", "partner.test");
+    click(&mut h, "Test DNS");
+    wait_for(&mut h, "the MX answer", |h| {
+        h.query_by_label("partner.test: MX 10 mx.example.test")
+            .is_some()
+    });
+    // Apply keeps the lookup working (the dialog keeps its runtime).
+    click(&mut h, "Apply");
+    assert_eq!(
+        env.load().outgoing_mails.dns_hosts,
+        [format!("127.0.0.1:{dns}")]
+    );
+    set_field(&mut h, "Test Domain", "other.test");
+    click(&mut h, "Test DNS");
+    wait_for(&mut h, "the second MX answer", |h| {
+        h.query_by_label("other.test: MX 10 mx.example.test")
+            .is_some()
+    });
+}

@@ -778,3 +778,63 @@ pub fn utc_date(delta_days: i64) -> String {
 pub fn lf(s: &str) -> String {
     s.replace("\r\n", "\n")
 }
+
+// ---------------------------------------------------------------------------
+// A client from a chosen source address
+// ---------------------------------------------------------------------------
+
+/// A minimal SMTP client whose source address can be chosen (127.0.0.x), for access-control
+/// and abuse tests that need clients from several addresses.
+pub struct SourceClient {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl SourceClient {
+    /// Connects from `src` (an IPv4 loopback address) to 127.0.0.1:`port`.
+    pub fn from(src: &str, port: u16) -> SourceClient {
+        use socket2::{Domain, SockAddr, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let src: SocketAddr = format!("{src}:0").parse().unwrap();
+        s.bind(&SockAddr::from(src)).unwrap();
+        let dst: SocketAddr = ([127, 0, 0, 1], port).into();
+        s.connect_timeout(&SockAddr::from(dst), IO_TIMEOUT).unwrap();
+        let w: TcpStream = s.into();
+        w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let r = BufReader::new(w.try_clone().unwrap());
+        SourceClient { w, r }
+    }
+
+    /// Reads a reply: (code, its last line); code 0 when the server closed the connection.
+    pub fn reply(&mut self) -> (u16, String) {
+        loop {
+            let mut line = String::new();
+            if self.r.read_line(&mut line).unwrap_or(0) == 0 {
+                return (0, String::new());
+            }
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return (line[..3].parse().unwrap_or(0), line.trim_end().to_string());
+            }
+        }
+    }
+
+    /// Sends `line` + CRLF and reads the reply.
+    pub fn cmd(&mut self, line: &str) -> (u16, String) {
+        let _ = self.w.write_all(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    /// A further reply if the server sends one within half a second (a block notice), else
+    /// (0, "").
+    pub fn reply_if_more(&mut self) -> (u16, String) {
+        self.w.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let r = self.reply();
+        self.w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        r
+    }
+
+    /// Whether the server has closed the connection.
+    pub fn closed(&mut self) -> bool {
+        self.reply().0 == 0
+    }
+}
