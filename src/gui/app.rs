@@ -214,7 +214,11 @@ impl PosternApp {
             Dialog::Smtp => self.smtp = Some(SmtpDialog::open(&self.services)),
             Dialog::Domains => self.domains = Some(DomainsDialog::open(&self.services)),
             Dialog::Access => self.access = Some(FormDialog::open(&self.services)),
-            Dialog::Outgoing => self.outgoing = Some(FormDialog::open(&self.services)),
+            Dialog::Outgoing => {
+                let mut d = FormDialog::<OutgoingForm>::open(&self.services);
+                d.form.rt = Some(self.services.runtime().clone());
+                self.outgoing = Some(d);
+            }
             Dialog::Abuse => self.abuse = Some(FormDialog::open(&self.services)),
             Dialog::About => self.about = true,
         }

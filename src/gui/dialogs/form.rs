@@ -61,6 +61,13 @@ pub trait Form {
     fn contents(&mut self, ui: &mut egui::Ui, errors: &[FieldError]);
     /// Field paths the form shows errors for itself (others are listed at the bottom).
     fn shows_error(&self, path: &str) -> bool;
+    /// Takes in the configuration as saved by Apply.
+    fn reload(&mut self, cfg: &Config)
+    where
+        Self: Sized,
+    {
+        *self = Self::from_config(cfg);
+    }
 }
 
 /// A dialog window around a [`Form`].
@@ -93,7 +100,7 @@ impl<F: Form> FormDialog<F> {
     fn apply(&mut self, services: &Services) -> bool {
         match apply(services, |cfg| self.form.write_into(cfg)) {
             Ok((cfg, told)) => {
-                self.form = F::from_config(&cfg);
+                self.form.reload(&cfg);
                 self.errors.clear();
                 self.message = Some(saved_message(services, told));
                 true

@@ -6,7 +6,9 @@
 use super::form::{Form, LABEL_WIDTH, ListEdit, PORT, parse_duration, parse_num};
 use super::{check_row, error_for, error_label, text_row};
 use crate::engine::config::{Config, DeliveryMode, DomainMap, FieldError, OutboundTls, RelayTls};
+use crate::engine::dns::{MxAnswer, Resolver};
 use eframe::egui;
+use std::sync::mpsc;
 
 /// Hover texts, from the Outgoing Mails tutorial.
 pub mod help {
@@ -80,6 +82,36 @@ pub struct OutgoingForm {
     detailed: bool,
     max_connections: String,
     max_per_domain: String,
+    /// Runs "Test DNS" lookups (set by the app; without it the button is off).
+    pub rt: Option<tokio::runtime::Handle>,
+    /// The domain "Test DNS" asks about.
+    test_domain: String,
+    /// The last "Test DNS" result, or "asking..." while one runs.
+    test_result: Option<String>,
+    /// Lookup results arrive here.
+    test_rx: Option<mpsc::Receiver<String>>,
+}
+
+/// Asks the DNS hosts (or the system's) for the MX of `domain`, as delivery would.
+async fn test_dns(dns_hosts: Vec<String>, domain: String) -> String {
+    let resolver = match Resolver::new(&dns_hosts) {
+        Ok(r) => r,
+        Err(e) => return format!("cannot use these DNS hosts: {e}"),
+    };
+    match resolver.mx(&domain).await {
+        Ok(MxAnswer::Hosts(hosts)) => format!(
+            "{domain}: MX {}",
+            hosts
+                .iter()
+                .map(|(p, h)| format!("{p} {h}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Ok(MxAnswer::Implicit) => format!("{domain}: no MX records; mail goes to its own address"),
+        Ok(MxAnswer::NullMx) => format!("{domain}: null MX, it accepts no mail"),
+        Ok(MxAnswer::NoSuchDomain) => format!("{domain}: no such domain"),
+        Err(e) => format!("{domain}: {e}"),
+    }
 }
 
 impl Form for OutgoingForm {
@@ -110,6 +142,10 @@ impl Form for OutgoingForm {
             detailed: o.detailed_logging,
             max_connections: o.max_connections.to_string(),
             max_per_domain: o.max_connections_per_domain.to_string(),
+            rt: None,
+            test_domain: String::new(),
+            test_result: None,
+            test_rx: None,
         }
     }
 
@@ -174,6 +210,17 @@ impl Form for OutgoingForm {
         path.starts_with("outgoing_mails.")
     }
 
+    fn reload(&mut self, cfg: &Config) {
+        let fresh = Self::from_config(cfg);
+        *self = OutgoingForm {
+            rt: self.rt.take(),
+            test_domain: std::mem::take(&mut self.test_domain),
+            test_result: self.test_result.take(),
+            test_rx: self.test_rx.take(),
+            ..fresh
+        };
+    }
+
     fn contents(&mut self, ui: &mut egui::Ui, errors: &[FieldError]) {
         ui.heading("Re-send Options");
         egui::Grid::new("resend")
@@ -231,6 +278,7 @@ impl Form for OutgoingForm {
                 errors,
                 "outgoing_mails.dns_hosts",
             );
+            self.test_dns_ui(ui, independent);
             egui::Grid::new("independent_grid")
                 .num_columns(2)
                 .min_col_width(LABEL_WIDTH - 20.0)
@@ -398,6 +446,47 @@ fn relay_tls_name(t: RelayTls) -> &'static str {
 }
 
 impl OutgoingForm {
+    /// "Test DNS": an MX lookup through the DNS hosts as listed now, run as a task.
+    fn test_dns_ui(&mut self, ui: &mut egui::Ui, enabled: bool) {
+        if let Some(rx) = &self.test_rx
+            && let Ok(r) = rx.try_recv()
+        {
+            self.test_result = Some(r);
+            self.test_rx = None;
+        }
+        ui.add_enabled_ui(enabled, |ui| {
+            ui.horizontal(|ui| {
+                let l = ui.label("Test Domain");
+                ui.add(
+                    egui::TextEdit::singleline(&mut self.test_domain)
+                        .hint_text("example.com")
+                        .desired_width(150.0),
+                )
+                .labelled_by(l.id)
+                .on_hover_text("A domain to look up the MX of");
+                let can = self.rt.is_some() && self.test_rx.is_none() && !self.test_domain.trim().is_empty();
+                if ui
+                    .add_enabled(can, egui::Button::new("Test DNS"))
+                    .on_hover_text("Look up the domain's MX through the DNS hosts listed above (or the system's)")
+                    .clicked()
+                    && let Some(rt) = &self.rt
+                {
+                    let (tx, rx) = mpsc::channel();
+                    let (hosts, domain, ctx) = (self.dns_hosts.items.clone(), self.test_domain.trim().to_string(), ui.ctx().clone());
+                    rt.spawn(async move {
+                        let _ = tx.send(test_dns(hosts, domain).await);
+                        ctx.request_repaint();
+                    });
+                    self.test_rx = Some(rx);
+                    self.test_result = Some("asking...".into());
+                }
+            });
+            if let Some(r) = &self.test_result {
+                ui.label(r);
+            }
+        });
+    }
+
     fn mapping_ui(&mut self, ui: &mut egui::Ui, errors: &[FieldError], independent: bool) {
         if !independent {
             ui.weak("Ignored in Relay Mode.");
