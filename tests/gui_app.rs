@@ -6,7 +6,7 @@
 #![cfg(feature = "gui")]
 
 use eframe::egui;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::{Harness, HarnessBuilder};
 use postern::engine::EngineOptions;
 use postern::engine::config::{self, Config};
@@ -406,6 +406,35 @@ fn stop_and_start_services_from_the_toolbar() {
         greeting(port).is_some_and(|g| g.starts_with("220"))
     });
     h.get_by_label("Services: running");
+}
+
+#[test]
+fn selected_log_lines_are_copied() {
+    let env = Env::new(free_port(), |_| {});
+    let mut h = env.app();
+    click(&mut h, "System");
+    let line = h
+        .get_all_by_label_contains("SMTP listening on 127.0.0.1")
+        .next()
+        .unwrap()
+        .accesskit_node()
+        .label()
+        .unwrap()
+        .to_string();
+    click(&mut h, &line);
+    h.get_by_label("Copy Selected").click();
+    h.step();
+    let copied: Vec<String> = h
+        .output()
+        .platform_output
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            egui::OutputCommand::CopyText(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(copied, [line]);
 }
 
 #[test]
