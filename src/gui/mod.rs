@@ -9,8 +9,9 @@
 //! wakes the UI through the repaint callback handed to its event bus.
 //!
 //! Code map: [`app`] is the window's contents (testable without eframe), [`dialogs`] the
-//! settings dialogs, [`panes`] the log pane and chart, [`services`] the engine's lifecycle,
-//! [`tray`] the tray icon, [`icon`] the drawn icon.
+//! settings dialogs (SMTP Settings, Access Control, Outgoing Mails, Abuse & Spam, Domains &
+//! Accounts), [`panes`] the Live Logs and Queued Mails panes and the chart, [`services`] the
+//! engine's lifecycle, [`tray`] the tray icon, [`icon`] the drawn icon.
 
 pub mod app;
 pub mod dialogs;

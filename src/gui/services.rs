@@ -208,6 +208,7 @@ impl Services {
     /// Stops the engine and waits for it (used when the application exits). Blocks the
     /// calling thread, which must not be a runtime thread.
     pub fn shutdown_blocking(&mut self) {
+        self.poll();
         if let Some(h) = self.handle.take() {
             self.rt.block_on(h.shutdown());
         }

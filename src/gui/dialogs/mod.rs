@@ -1,5 +1,6 @@
 //! The settings dialogs and what they share: the OK / Cancel / Apply row, a labelled field with
-//! the manual's explanation as hover text and its validation error beside it, and [`apply`],
+//! the manual's explanation as hover text and its validation error beside it ([`form`] has the
+//! generic dialog around a draft, the list editor and the field parsers), and [`apply`],
 //! which merges a dialog's draft into the configuration file as it is on disk now (under the
 //! same lock as `postern config`), validates, saves atomically and asks the running engine to
 //! reload.
