@@ -29,6 +29,8 @@ packages=(
     libx11-dev libxkbcommon-dev libgl1-mesa-dev libwayland-dev
     libxcursor-dev libxrandr-dev libxi-dev
     libgtk-3-dev libxdo-dev libayatana-appindicator3-dev
+    # GUI tests: a real window and tray under Xvfb with a private D-Bus
+    xvfb xauth dbus-daemon libayatana-appindicator3-1 libgl1-mesa-dri
     # test peers: swaks (with TLS), Python 3, Postfix's smtp-source/smtp-sink, dnsmasq
     swaks libnet-ssleay-perl libio-socket-ssl-perl
     python3

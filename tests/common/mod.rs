@@ -183,6 +183,8 @@ pub struct Config {
     pub domains: Vec<String>,
     /// `(address, argon2 hash)` pairs written verbatim into `accounts`.
     pub accounts: Vec<(String, String)>,
+    /// More top-level RON fields, written verbatim (e.g. `abuse: (lockout: (enabled: false)),`).
+    pub extra_ron: String,
 }
 
 impl Default for Config {
@@ -207,6 +209,7 @@ impl Default for Config {
             auth_requires_tls: true,
             domains: vec![DOMAIN.into()],
             accounts: Vec::new(),
+            extra_ron: String::new(),
         }
     }
 }
@@ -241,6 +244,7 @@ impl Config {
         timeouts: (command: "{tc}", data: "{td}"),
         tls: (certificate: "", key: "", implicit_port: {implicit}, auth_requires_tls: {art}),
     ),
+    {extra}
     domains: [{domains}],
     accounts: [{accounts}
     ],
@@ -257,6 +261,7 @@ impl Config {
             tc = self.command_timeout,
             td = self.data_timeout,
             art = self.auth_requires_tls,
+            extra = self.extra_ron,
         )
     }
 }
