@@ -1,7 +1,9 @@
 //! The command line's own logic, kept out of `main.rs` so it can be tested: default paths, and
 //! the edits `postern config|domain|account` make to the configuration file under a lock.
 
-use crate::engine::config::{self, Account, Config, ConfigError, keys, normalize_address, normalize_domain};
+use crate::engine::config::{
+    self, Account, Config, ConfigError, keys, normalize_address, normalize_domain,
+};
 use crate::engine::store::password;
 use anyhow::{Context, Result, bail};
 use std::fs::OpenOptions;
@@ -10,14 +12,21 @@ use std::path::{Path, PathBuf};
 /// Default configuration file and data directory (XDG locations on Linux).
 pub fn default_paths() -> (PathBuf, PathBuf) {
     match directories::ProjectDirs::from("", "", "postern") {
-        Some(d) => (d.config_dir().join("postern.ron"), d.data_dir().to_path_buf()),
+        Some(d) => (
+            d.config_dir().join("postern.ron"),
+            d.data_dir().to_path_buf(),
+        ),
         None => (PathBuf::from("postern.ron"), PathBuf::from("postern-data")),
     }
 }
 
 /// Reads the configuration for display: the defaults when the file does not exist yet.
 pub fn read(path: &Path) -> Result<Config, ConfigError> {
-    if path.exists() { config::load(path) } else { Ok(Config::default()) }
+    if path.exists() {
+        config::load(path)
+    } else {
+        Ok(Config::default())
+    }
 }
 
 /// Runs `change` on the configuration and saves the result, holding `<file>.lock` so two
@@ -33,7 +42,8 @@ pub fn edit<T>(path: &Path, change: impl FnOnce(&mut Config) -> Result<T>) -> Re
         .write(true)
         .open(&lock_path)
         .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
     let mut cfg = config::load_or_create(path)?;
     let out = change(&mut cfg)?;
     config::save(path, &cfg)?;
@@ -71,7 +81,11 @@ pub fn domain_remove(path: &Path, domain: &str) -> Result<()> {
         if !cfg.is_local_domain(&d) {
             bail!("no local domain {d}");
         }
-        let n = cfg.accounts.iter().filter(|a| a.address.ends_with(&format!("@{d}"))).count();
+        let n = cfg
+            .accounts
+            .iter()
+            .filter(|a| a.address.ends_with(&format!("@{d}")))
+            .count();
         if n > 0 {
             bail!("domain {d} still has {n} account(s); remove them first");
         }
@@ -91,10 +105,15 @@ pub fn account_add(path: &Path, address: &str, pass: &str) -> Result<()> {
         }
         match a.rsplit_once('@') {
             Some((_, d)) if cfg.is_local_domain(d) => {}
-            Some((_, d)) => bail!("{d} is not a local domain (add it first: postern domain add {d})"),
+            Some((_, d)) => {
+                bail!("{d} is not a local domain (add it first: postern domain add {d})")
+            }
             None => bail!("`{address}` is not user@domain"),
         }
-        cfg.accounts.push(Account { address: a.clone(), password: hash });
+        cfg.accounts.push(Account {
+            address: a.clone(),
+            password: hash,
+        });
         Ok(())
     })
 }
@@ -105,7 +124,11 @@ pub fn account_passwd(path: &Path, address: &str, pass: &str) -> Result<()> {
     check_password(pass)?;
     let hash = password::hash(pass);
     edit(path, |cfg| {
-        let acc = cfg.accounts.iter_mut().find(|x| x.address == a).with_context(|| format!("no account {a}"))?;
+        let acc = cfg
+            .accounts
+            .iter_mut()
+            .find(|x| x.address == a)
+            .with_context(|| format!("no account {a}"))?;
         acc.password = hash;
         Ok(())
     })
@@ -169,16 +192,24 @@ pub mod queue {
     fn offline(data_dir: &Path, req: Request) -> Result<Response> {
         let _lock = DataDirLock::acquire(data_dir)?;
         let dir = data_dir.join("spool");
-        let (spool, replayed) = Spool::open(&dir).with_context(|| format!("cannot open the spool in {}", dir.display()))?;
+        let (spool, replayed) = Spool::open(&dir)
+            .with_context(|| format!("cannot open the spool in {}", dir.display()))?;
         let rt = tokio::runtime::Builder::new_current_thread().build()?;
         let entries: Vec<QueueEntry> = replayed
             .messages
             .iter()
-            .map(|(m, _)| QueueEntry { meta: m.clone(), in_flight: false, history: Vec::new() })
+            .map(|(m, _)| QueueEntry {
+                meta: m.clone(),
+                in_flight: false,
+                history: Vec::new(),
+            })
             .collect();
         let targets = |t: &Target| -> Vec<usize> {
             (0..replayed.messages.len())
-                .filter(|&i| matches!(t, Target::All) || matches!(t, Target::Id(id) if *id == replayed.messages[i].0.id))
+                .filter(|&i| {
+                    matches!(t, Target::All)
+                        || matches!(t, Target::Id(id) if *id == replayed.messages[i].0.id)
+                })
                 .collect()
         };
         let resp = match req {
@@ -186,14 +217,21 @@ pub mod queue {
             Request::Show(id) => match replayed.messages.iter().find(|(m, _)| m.id == id) {
                 Some((m, loc)) => {
                     let data = spool.read(*loc)?;
-                    let e = QueueEntry { meta: m.clone(), in_flight: false, history: Vec::new() };
+                    let e = QueueEntry {
+                        meta: m.clone(),
+                        in_flight: false,
+                        history: Vec::new(),
+                    };
                     Response::Show(Some((e, String::from_utf8_lossy(&data).into_owned())))
                 }
                 None => Response::Show(None),
             },
             Request::Queue(cmd) => {
                 let t = match &cmd {
-                    QueueCommand::Retry(t) | QueueCommand::Delete(t) | QueueCommand::Hold(t) | QueueCommand::Release(t) => t.clone(),
+                    QueueCommand::Retry(t)
+                    | QueueCommand::Delete(t)
+                    | QueueCommand::Hold(t)
+                    | QueueCommand::Release(t) => t.clone(),
                 };
                 let idx = targets(&t);
                 rt.block_on(async {
@@ -255,8 +293,20 @@ pub mod queue {
             } else {
                 format!("in {}", age(m.next_try - now))
             };
-            let from = if m.from.is_empty() { "<>".to_string() } else { format!("<{}>", m.from) };
-            out.push_str(&format!("{:16} {:5} {:9} {:5} {:10} {}\n", id_text(m.id), age(now.saturating_sub(m.created)), m.size, m.attempts, next, from));
+            let from = if m.from.is_empty() {
+                "<>".to_string()
+            } else {
+                format!("<{}>", m.from)
+            };
+            out.push_str(&format!(
+                "{:16} {:5} {:9} {:5} {:10} {}\n",
+                id_text(m.id),
+                age(now.saturating_sub(m.created)),
+                m.size,
+                m.attempts,
+                next,
+                from
+            ));
             for r in &m.rcpts {
                 let state = match r.state {
                     RcptState::Pending => "",
@@ -270,7 +320,10 @@ pub mod queue {
             }
         }
         let n = entries.len();
-        out.push_str(&format!("-- {n} message{} in the queue\n", if n == 1 { "" } else { "s" }));
+        out.push_str(&format!(
+            "-- {n} message{} in the queue\n",
+            if n == 1 { "" } else { "s" }
+        ));
         out
     }
 
@@ -278,7 +331,9 @@ pub mod queue {
     pub fn target(id: Option<&str>, all: bool) -> Result<Target> {
         match (id, all) {
             (_, true) => Ok(Target::All),
-            (Some(s), false) => crate::engine::queue::parse_id(s).map(Target::Id).with_context(|| format!("`{s}` is not a queue id")),
+            (Some(s), false) => crate::engine::queue::parse_id(s)
+                .map(Target::Id)
+                .with_context(|| format!("`{s}` is not a queue id")),
             (None, false) => bail!("give a queue id or --all"),
         }
     }

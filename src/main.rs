@@ -200,7 +200,11 @@ fn run(args: Cli) -> Result<ExitCode> {
             ConfigCmd::Show => {
                 for (k, v) in keys::leaves(&cli::read(path)?) {
                     // The relay host's password is kept as given; show it only on `config get`.
-                    let v = if k == "outgoing_mails.relay.password" && v != "\"\"" { "\"********\"".into() } else { v };
+                    let v = if k == "outgoing_mails.relay.password" && v != "\"\"" {
+                        "\"********\"".into()
+                    } else {
+                        v
+                    };
                     println!("{k} = {v}");
                 }
                 Ok(ExitCode::SUCCESS)
@@ -219,7 +223,10 @@ fn run(args: Cli) -> Result<ExitCode> {
                     eprintln!("warning: {w}");
                 }
                 if !path.exists() {
-                    println!("ok ({} does not exist yet; the defaults apply)", path.display());
+                    println!(
+                        "ok ({} does not exist yet; the defaults apply)",
+                        path.display()
+                    );
                 } else {
                     println!("ok");
                 }
@@ -239,25 +246,35 @@ fn run(args: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Queue(q)) => queue(&opts.data_dir, q),
-        Some(Command::Access(AccessCmd::RelayUser { user, password_stdin })) => {
+        Some(Command::Access(AccessCmd::RelayUser {
+            user,
+            password_stdin,
+        })) => {
             let p = read_password(password_stdin)?;
             cli::relay_user(path, &user, &p)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Account(a)) => {
             match a {
-                AccountCmd::Add { address, password_stdin } => {
+                AccountCmd::Add {
+                    address,
+                    password_stdin,
+                } => {
                     let p = read_password(password_stdin)?;
                     cli::account_add(path, &address, &p)?;
                 }
-                AccountCmd::Passwd { address, password_stdin } => {
+                AccountCmd::Passwd {
+                    address,
+                    password_stdin,
+                } => {
                     let p = read_password(password_stdin)?;
                     cli::account_passwd(path, &address, &p)?;
                 }
                 AccountCmd::Remove { address } => cli::account_remove(path, &address)?,
                 AccountCmd::List { domain } => {
                     let cfg = cli::read(path)?;
-                    let suffix = domain.map(|d| format!("@{}", postern::engine::config::normalize_domain(&d)));
+                    let suffix = domain
+                        .map(|d| format!("@{}", postern::engine::config::normalize_domain(&d)));
                     for a in cfg.accounts {
                         if suffix.as_ref().is_none_or(|s| a.address.ends_with(s)) {
                             println!("{}", a.address);
@@ -281,8 +298,14 @@ fn queue(data_dir: &std::path::Path, q: QueueCmd) -> Result<ExitCode> {
             Target::Id(n) => (Request::Show(n), ""),
             Target::All => unreachable!(),
         },
-        QueueCmd::Retry { id, all } => (Request::Queue(QueueCommand::Retry(target(id.as_deref(), all)?)), "scheduled for retry"),
-        QueueCmd::Delete { id, all } => (Request::Queue(QueueCommand::Delete(target(id.as_deref(), all)?)), "deleted"),
+        QueueCmd::Retry { id, all } => (
+            Request::Queue(QueueCommand::Retry(target(id.as_deref(), all)?)),
+            "scheduled for retry",
+        ),
+        QueueCmd::Delete { id, all } => (
+            Request::Queue(QueueCommand::Delete(target(id.as_deref(), all)?)),
+            "deleted",
+        ),
         QueueCmd::Hold { id } => (Request::Queue(QueueCommand::Hold(one(&id)?)), "put on hold"),
         QueueCmd::Release { id } => (Request::Queue(QueueCommand::Release(one(&id)?)), "released"),
     };
@@ -311,10 +334,14 @@ fn queue(data_dir: &std::path::Path, q: QueueCmd) -> Result<ExitCode> {
 fn read_password(from_stdin: bool) -> Result<String> {
     if from_stdin {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
         return Ok(line.trim_end_matches(['\r', '\n']).to_string());
     }
-    let p = rpassword::prompt_password("Password: ").context("cannot read the password (use --password-stdin)")?;
+    let p = rpassword::prompt_password("Password: ")
+        .context("cannot read the password (use --password-stdin)")?;
     let again = rpassword::prompt_password("Again: ").context("cannot read the password")?;
     anyhow::ensure!(p == again, "the passwords differ");
     Ok(p)

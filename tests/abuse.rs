@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{SourceClient, ALICE, PASSWORD, Server, free_port, poll, sasl_plain};
+use common::{ALICE, PASSWORD, Server, SourceClient, free_port, poll, sasl_plain};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -23,7 +23,10 @@ fn server(settings: &[&str]) -> (Server, u16) {
 
 #[test]
 fn connections_per_ip_are_limited_and_released() {
-    let (_s, port) = server(&["abuse.max_connections_per_ip=2", "access.safe_ips=[\"127.0.0.9\"]"]);
+    let (_s, port) = server(&[
+        "abuse.max_connections_per_ip=2",
+        "access.safe_ips=[\"127.0.0.9\"]",
+    ]);
     let mut a = SourceClient::from("127.0.0.2", port);
     let mut b = SourceClient::from("127.0.0.2", port);
     assert_eq!(a.reply().0, 220);
@@ -34,7 +37,9 @@ fn connections_per_ip_are_limited_and_released() {
     assert!(c.closed());
     // Another address is not affected, and a Safe IP is never limited.
     assert_eq!(SourceClient::from("127.0.0.3", port).reply().0, 220);
-    let safe: Vec<SourceClient> = (0..3).map(|_| SourceClient::from("127.0.0.9", port)).collect();
+    let safe: Vec<SourceClient> = (0..3)
+        .map(|_| SourceClient::from("127.0.0.9", port))
+        .collect();
     for mut s in safe {
         assert_eq!(s.reply().0, 220);
     }
@@ -70,21 +75,31 @@ fn failed_logins_lock_the_address_out_until_the_block_expires() {
     assert_eq!(bad_login("127.0.0.2", port)[1].0, 535);
     let third = bad_login("127.0.0.2", port);
     assert_eq!(third[1].0, 535);
-    assert!(third[2].0 >= 400, "the third failure locks the address out: {third:?}");
+    assert!(
+        third[2].0 >= 400,
+        "the third failure locks the address out: {third:?}"
+    );
     // Now refused at once, even with the right password; other addresses are not.
     let (code, text) = SourceClient::from("127.0.0.2", port).reply();
     assert!(code == 421 || code == 554, "{text}");
     let mut other = SourceClient::from("127.0.0.3", port);
     other.reply();
     other.cmd("EHLO c");
-    assert_eq!(other.cmd(&format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD))).0, 235);
+    assert_eq!(
+        other
+            .cmd(&format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD)))
+            .0,
+        235
+    );
     // A Safe IP is never locked out.
     for _ in 0..5 {
         assert_eq!(bad_login("127.0.0.9", port)[1].0, 535);
     }
     assert_eq!(SourceClient::from("127.0.0.9", port).reply().0, 220);
     // The block expires.
-    poll(WAIT, "the lockout to expire", || (SourceClient::from("127.0.0.2", port).reply().0 == 220).then_some(()));
+    poll(WAIT, "the lockout to expire", || {
+        (SourceClient::from("127.0.0.2", port).reply().0 == 220).then_some(())
+    });
 }
 
 #[test]
@@ -109,7 +124,9 @@ fn failed_recipients_tarpit_then_block() {
     assert!(m.closed());
     let (code, _) = SourceClient::from("127.0.0.4", port).reply();
     assert!(code >= 400, "the block holds for new connections");
-    poll(WAIT, "the block in the security log", || s.stderr().contains("blocked").then_some(()));
+    poll(WAIT, "the block in the security log", || {
+        s.stderr().contains("blocked").then_some(())
+    });
 }
 
 #[test]
@@ -144,10 +161,24 @@ impl Drop for Dns {
 fn dnsbl() -> Dns {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"].into_iter().find(|p| std::path::Path::new(p).exists()).expect("dnsmasq");
+    let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("dnsmasq");
     let child = Command::new(bin)
-        .args(["--keep-in-foreground", "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts"])
-        .args(["--no-poll", "--pid-file", "--user=root", "--conf-file=/dev/null"])
+        .args([
+            "--keep-in-foreground",
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+        ])
+        .args([
+            "--no-poll",
+            "--pid-file",
+            "--user=root",
+            "--conf-file=/dev/null",
+        ])
         .arg(format!("--port={port}"))
         .arg("--address=/2.0.0.127.bl.test/127.0.0.2")
         .arg("--address=/bl.test/")
@@ -158,7 +189,8 @@ fn dnsbl() -> Dns {
     // Ready when it answers a UDP query at all (any reply).
     poll(WAIT, "dnsmasq up", || {
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
-        sock.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .ok()?;
         let q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x00\x00\x01\x00\x01";
         sock.send_to(q, ("127.0.0.1", port)).ok()?;
         let mut buf = [0u8; 512];
@@ -171,14 +203,28 @@ fn dnsbl() -> Dns {
 fn dnsbl_listed_clients_are_refused_or_tagged() {
     let dns = dnsbl();
     let hosts = format!("outgoing_mails.dns_hosts=[\"{}\"]", dns.1);
-    let (s, port) = server(&["abuse.rbl.enabled=true", "abuse.rbl.zones=[\"bl.test\"]", "abuse.rbl.action=Refuse", &hosts]);
+    let (s, port) = server(&[
+        "abuse.rbl.enabled=true",
+        "abuse.rbl.zones=[\"bl.test\"]",
+        "abuse.rbl.action=Refuse",
+        &hosts,
+    ]);
     let (code, text) = SourceClient::from("127.0.0.2", port).reply();
     assert_eq!(code, 554, "{text}");
     assert!(text.contains("bl.test"), "{text}");
-    assert_eq!(SourceClient::from("127.0.0.3", port).reply().0, 220, "not listed");
+    assert_eq!(
+        SourceClient::from("127.0.0.3", port).reply().0,
+        220,
+        "not listed"
+    );
     drop(s);
 
-    let (s, port) = server(&["abuse.rbl.enabled=true", "abuse.rbl.zones=[\"bl.test\"]", "abuse.rbl.action=Tag", &hosts]);
+    let (s, port) = server(&[
+        "abuse.rbl.enabled=true",
+        "abuse.rbl.zones=[\"bl.test\"]",
+        "abuse.rbl.action=Tag",
+        &hosts,
+    ]);
     let mut m = SourceClient::from("127.0.0.2", port);
     assert_eq!(m.reply().0, 220);
     m.cmd("EHLO c");
@@ -186,6 +232,11 @@ fn dnsbl_listed_clients_are_refused_or_tagged() {
     m.cmd(&format!("RCPT TO:<{ALICE}>"));
     m.cmd("DATA");
     assert_eq!(m.cmd("Subject: tagged\r\n\r\nx\r\n.").0, 250);
-    let mail = poll(WAIT, "the tagged mail", || s.alice_mails().into_iter().next());
-    assert!(mail.contains("X-Postern-Warning: client [127.0.0.2] is listed in bl.test"), "{mail}");
+    let mail = poll(WAIT, "the tagged mail", || {
+        s.alice_mails().into_iter().next()
+    });
+    assert!(
+        mail.contains("X-Postern-Warning: client [127.0.0.2] is listed in bl.test"),
+        "{mail}"
+    );
 }

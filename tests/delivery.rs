@@ -421,7 +421,13 @@ fn relay_target(implicit: bool) -> common::Server {
 
 /// Relay mode towards `target` on `port`, trusting its self-signed certificate (which names
 /// the loopback addresses), as `outgoing_mails.relay.ca_file` lets a user do.
-fn relay_config(target: &common::Server, port: u16, tls: RelayTls, user: &str, password: &str) -> Arc<Config> {
+fn relay_config(
+    target: &common::Server,
+    port: u16,
+    tls: RelayTls,
+    user: &str,
+    password: &str,
+) -> Arc<Config> {
     let ca = target.data_dir.join("tls/cert.pem").display().to_string();
     config(|c| {
         let o = &mut c.outgoing_mails;
@@ -443,7 +449,13 @@ async fn relay_with_starttls_and_auth_into_a_second_postern() {
 
     // A wrong password is our configuration's fault: keep the mail, retry later.
     let bad = ctx(
-        relay_config(&target, target.port(), RelayTls::StartTls, common::ALICE, "wrong"),
+        relay_config(
+            &target,
+            target.port(),
+            RelayTls::StartTls,
+            common::ALICE,
+            "wrong",
+        ),
         &no_dns(),
         25,
     );
@@ -456,13 +468,34 @@ async fn relay_with_starttls_and_auth_into_a_second_postern() {
 
     // Without its certificate in ca_file the relay host is not trusted: no login is sent.
     let untrusted = {
-        let mut c = (*relay_config(&target, target.port(), RelayTls::StartTls, common::ALICE, common::PASSWORD)).clone();
+        let mut c = (*relay_config(
+            &target,
+            target.port(),
+            RelayTls::StartTls,
+            common::ALICE,
+            common::PASSWORD,
+        ))
+        .clone();
         c.outgoing_mails.relay.ca_file = String::new();
         ctx(Arc::new(c), &no_dns(), 25)
     };
-    let st = delivery::deliver(&untrusted, "Q7", "example.test", "s@sender.test", &to, MESSAGE).await;
-    assert!(matches!(&st[..], [RcptStatus::Temporary(t)] if t.contains("certificate") || t.contains("TLS")), "{st:?}");
-    assert!(!has_line(&log_lines(&untrusted, "Q7"), ">>> AUTH"), "no credentials to an unverified host");
+    let st = delivery::deliver(
+        &untrusted,
+        "Q7",
+        "example.test",
+        "s@sender.test",
+        &to,
+        MESSAGE,
+    )
+    .await;
+    assert!(
+        matches!(&st[..], [RcptStatus::Temporary(t)] if t.contains("certificate") || t.contains("TLS")),
+        "{st:?}"
+    );
+    assert!(
+        !has_line(&log_lines(&untrusted, "Q7"), ">>> AUTH"),
+        "no credentials to an unverified host"
+    );
     assert!(target.alice_mails().is_empty());
 
     let good = ctx(
@@ -507,7 +540,13 @@ async fn relay_over_implicit_tls_into_a_second_postern() {
     let port = target.cfg.implicit_port.unwrap();
     target_ready(port);
     let ctx = ctx(
-        relay_config(&target, port, RelayTls::Implicit, common::ALICE, common::PASSWORD),
+        relay_config(
+            &target,
+            port,
+            RelayTls::Implicit,
+            common::ALICE,
+            common::PASSWORD,
+        ),
         &no_dns(),
         25,
     );

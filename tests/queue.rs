@@ -32,8 +32,12 @@ impl Sink {
             .arg("50")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = cmd.spawn().expect("smtp-sink (package postfix) must be installed");
-        poll(Duration::from_secs(10), "smtp-sink listening", || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        let child = cmd
+            .spawn()
+            .expect("smtp-sink (package postfix) must be installed");
+        poll(Duration::from_secs(10), "smtp-sink listening", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
         Sink { child, port, dir }
     }
 
@@ -57,7 +61,9 @@ impl Drop for Sink {
 fn relay_server(route_port: u16, extra: &[&str]) -> Server {
     let mut s = Server::prepare(common::Config::default());
     let port = s.cfg.incoming_port;
-    let route = format!("outgoing_mails.domain_maps=[(domain: \"far.test\", host: \"127.0.0.1\", port: {route_port})]");
+    let route = format!(
+        "outgoing_mails.domain_maps=[(domain: \"far.test\", host: \"127.0.0.1\", port: {route_port})]"
+    );
     let mut args = vec![
         "config",
         "set",
@@ -80,7 +86,11 @@ fn relay_server(route_port: u16, extra: &[&str]) -> Server {
 fn submit(s: &Server, from: &str, rcpts: &[&str], body: &str) -> String {
     let mut c = s.connect();
     c.ehlo();
-    c.expect(&format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD)), 235, "2.7.0");
+    c.expect(
+        &format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD)),
+        235,
+        "2.7.0",
+    );
     c.expect(&format!("MAIL FROM:<{from}>"), 250, "");
     for r in rcpts {
         c.expect(&format!("RCPT TO:<{r}>"), 250, "2.1.5");
@@ -108,22 +118,37 @@ fn queue_ids(s: &Server) -> Vec<String> {
 }
 
 fn alice_mail_containing(s: &Server, needle: &str) -> String {
-    poll(LONG, &format!("a mail containing {needle:?} in alice's mailbox"), || {
-        s.alice_mails().into_iter().find(|m| m.contains(needle))
-    })
+    poll(
+        LONG,
+        &format!("a mail containing {needle:?} in alice's mailbox"),
+        || s.alice_mails().into_iter().find(|m| m.contains(needle)),
+    )
 }
 
 #[test]
 fn relayed_mail_reaches_the_next_hop_and_leaves_the_queue() {
     let sink = Sink::start(free_port(), &[]);
     let s = relay_server(sink.port, &[]);
-    let reply = submit(&s, ALICE, &["bob@far.test", "carol@far.test"], "first line\r\n..dotted line");
+    let reply = submit(
+        &s,
+        ALICE,
+        &["bob@far.test", "carol@far.test"],
+        "first line\r\n..dotted line",
+    );
     assert!(reply.contains("queued as"), "{reply}");
     let mail = poll(LONG, "mail at the sink", || sink.mails().into_iter().next());
     assert!(mail.contains("Subject: queue test"), "{mail}");
-    assert!(mail.contains("\n.dotted line"), "dot-stuffing round trip: {mail}");
-    assert!(mail.contains("by mail.test (Postern) with ESMTPA"), "Received trace kept: {mail}");
-    poll(LONG, "queue empty", || queue_ids(&s).is_empty().then_some(()));
+    assert!(
+        mail.contains("\n.dotted line"),
+        "dot-stuffing round trip: {mail}"
+    );
+    assert!(
+        mail.contains("by mail.test (Postern) with ESMTPA"),
+        "Received trace kept: {mail}"
+    );
+    poll(LONG, "queue empty", || {
+        queue_ids(&s).is_empty().then_some(())
+    });
 }
 
 #[test]
@@ -133,16 +158,30 @@ fn temporary_failures_are_retried_then_bounced_with_a_dsn() {
     let s = relay_server(sink.port, &["outgoing_mails.resend_attempts=3"]);
     submit(&s, ALICE, &["bob@far.test"], "will be deferred");
     let dsn = alice_mail_containing(&s, "multipart/report");
-    assert!(dsn.contains("Return-Path: <>"), "a notice comes from the null sender: {dsn}");
+    assert!(
+        dsn.contains("Return-Path: <>"),
+        "a notice comes from the null sender: {dsn}"
+    );
     assert!(dsn.contains("report-type=delivery-status"), "{dsn}");
-    assert!(dsn.contains("Final-Recipient: rfc822; bob@far.test"), "{dsn}");
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; bob@far.test"),
+        "{dsn}"
+    );
     assert!(dsn.contains("Action: failed"), "{dsn}");
     assert!(dsn.contains("gave up after 3 attempts"), "{dsn}");
-    assert!(dsn.contains("Subject: queue test"), "the original headers are returned: {dsn}");
-    poll(LONG, "queue empty", || queue_ids(&s).is_empty().then_some(()));
+    assert!(
+        dsn.contains("Subject: queue test"),
+        "the original headers are returned: {dsn}"
+    );
+    poll(LONG, "queue empty", || {
+        queue_ids(&s).is_empty().then_some(())
+    });
     assert!(sink.mails().is_empty());
     let log = s.stderr();
-    assert!(log.contains("attempt 3: <bob@far.test> deferred"), "three attempts were made:\n{log}");
+    assert!(
+        log.contains("attempt 3: <bob@far.test> deferred"),
+        "three attempts were made:\n{log}"
+    );
     assert!(!log.contains("attempt 4:"), "and no more:\n{log}");
 }
 
@@ -153,15 +192,26 @@ fn permanent_failures_bounce_at_once_but_never_to_the_null_sender() {
     submit(&s, ALICE, &["bob@far.test"], "hard fail");
     let dsn = alice_mail_containing(&s, "multipart/report");
     assert!(dsn.contains("Status: 5."), "{dsn}");
-    assert!(!dsn.contains("gave up after"), "a 5xx needs no retries: {dsn}");
+    assert!(
+        !dsn.contains("gave up after"),
+        "a 5xx needs no retries: {dsn}"
+    );
     let before = s.alice_mails().len();
 
     submit(&s, "", &["bob@far.test"], "bounce of a bounce");
     poll(LONG, "the null-sender mail is dropped", || {
-        s.stderr().contains("no failure notice: the sender is the null sender").then_some(())
+        s.stderr()
+            .contains("no failure notice: the sender is the null sender")
+            .then_some(())
     });
-    poll(LONG, "queue empty", || queue_ids(&s).is_empty().then_some(()));
-    assert_eq!(s.alice_mails().len(), before, "no notice for the null sender");
+    poll(LONG, "queue empty", || {
+        queue_ids(&s).is_empty().then_some(())
+    });
+    assert_eq!(
+        s.alice_mails().len(),
+        before,
+        "no notice for the null sender"
+    );
 }
 
 #[test]
@@ -173,28 +223,43 @@ fn queued_mail_survives_a_kill_and_is_delivered_after_restart() {
     // A session killed in the middle of DATA must leave nothing behind.
     let mut half = s.connect();
     half.ehlo();
-    half.expect(&format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD)), 235, "");
+    half.expect(
+        &format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD)),
+        235,
+        "",
+    );
     half.expect("MAIL FROM:<alice@example.test>", 250, "");
     half.expect("RCPT TO:<dave@far.test>", 250, "");
     half.expect("DATA", 354, "");
-    half.send(b"Subject: half\r\n\r\nnever finished\r\n").unwrap();
+    half.send(b"Subject: half\r\n\r\nnever finished\r\n")
+        .unwrap();
     assert_eq!(queue_ids(&s).len(), 2);
     s.signal("KILL");
     s.wait_exit(Duration::from_secs(10));
 
     // Offline queue commands work on the spool directly.
     let listed = queue_list(&s);
-    assert!(listed.contains("<bob@far.test>") && listed.contains("<carol@far.test>"), "{listed}");
-    assert!(!listed.contains("dave"), "the unfinished mail was never accepted: {listed}");
+    assert!(
+        listed.contains("<bob@far.test>") && listed.contains("<carol@far.test>"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("dave"),
+        "the unfinished mail was never accepted: {listed}"
+    );
 
     let sink = Sink::start(port, &[]);
     s.spawn();
     s.wait_ready(s.cfg.incoming_port);
     s.cli(&["queue", "retry", "--all"]).assert_ok();
-    poll(LONG, "both mails at the sink", || (sink.mails().len() == 2).then_some(()));
+    poll(LONG, "both mails at the sink", || {
+        (sink.mails().len() == 2).then_some(())
+    });
     let all = sink.mails().join("\n");
     assert!(all.contains("survivor one") && all.contains("survivor two"));
-    poll(LONG, "queue empty", || queue_ids(&s).is_empty().then_some(()));
+    poll(LONG, "queue empty", || {
+        queue_ids(&s).is_empty().then_some(())
+    });
 }
 
 #[test]
@@ -208,11 +273,18 @@ fn queue_commands_against_a_running_server() {
         (ids.len() == 2 && !queue_list(&s).contains(" now ")).then_some(ids)
     });
     let listed = queue_list(&s);
-    assert!(listed.contains("<alice@example.test>") && listed.contains("last error"), "{listed}");
+    assert!(
+        listed.contains("<alice@example.test>") && listed.contains("last error"),
+        "{listed}"
+    );
 
     let show = s.cli(&["queue", "show", &ids[0]]);
     show.assert_ok();
-    assert!(show.stdout.contains("Subject: queue test") && show.stdout.contains("first"), "{}", show.stdout);
+    assert!(
+        show.stdout.contains("Subject: queue test") && show.stdout.contains("first"),
+        "{}",
+        show.stdout
+    );
     assert!(show.stdout.contains("History:"), "{}", show.stdout);
 
     s.cli(&["queue", "hold", &ids[0]]).assert_ok();
@@ -222,16 +294,24 @@ fn queue_commands_against_a_running_server() {
 
     s.cli(&["queue", "delete", &ids[1]]).assert_ok();
     assert_eq!(queue_ids(&s), vec![ids[0].clone()]);
-    s.cli(&["queue", "delete", "0000000000000001"]).assert_failed();
+    s.cli(&["queue", "delete", "0000000000000001"])
+        .assert_failed();
 
     // Retry now, with the next hop up: delivered at once, not in an hour.
     let sink = Sink::start(port, &[]);
     s.cli(&["queue", "hold", &ids[0]]).assert_ok();
     s.cli(&["queue", "retry", &ids[0]]).assert_ok();
-    assert!(queue_list(&s).contains("on hold"), "retry does not release a held mail");
+    assert!(
+        queue_list(&s).contains("on hold"),
+        "retry does not release a held mail"
+    );
     s.cli(&["queue", "release", &ids[0]]).assert_ok();
-    poll(LONG, "delivered after release", || sink.mails().into_iter().find(|m| m.contains("first")));
-    poll(LONG, "queue empty", || queue_ids(&s).is_empty().then_some(()));
+    poll(LONG, "delivered after release", || {
+        sink.mails().into_iter().find(|m| m.contains("first"))
+    });
+    poll(LONG, "queue empty", || {
+        queue_ids(&s).is_empty().then_some(())
+    });
 }
 
 #[test]
@@ -242,7 +322,11 @@ fn relay_mode_goes_through_a_second_postern_with_auth_and_starttls() {
         ..common::Config::default()
     });
     hop.cli(&["domain", "list"]).assert_ok();
-    hop.cli_stdin(&["account", "add", "bob@far.test", "--password-stdin"], "bobpw\n").assert_ok();
+    hop.cli_stdin(
+        &["account", "add", "bob@far.test", "--password-stdin"],
+        "bobpw\n",
+    )
+    .assert_ok();
     hop.spawn();
     hop.wait_ready(hop.cfg.incoming_port);
 
@@ -265,16 +349,21 @@ fn relay_mode_goes_through_a_second_postern_with_auth_and_starttls() {
     });
     let text = std::fs::read_to_string(got).unwrap();
     assert!(text.contains("via the relay host"), "{text}");
-    assert!(text.contains("with ESMTPSA"), "AUTH over TLS to the relay host: {text}");
+    assert!(
+        text.contains("with ESMTPSA"),
+        "AUTH over TLS to the relay host: {text}"
+    );
 }
-
 
 #[test]
 fn a_failed_write_answers_452_and_keeps_nothing() {
     // Files may not grow past 64 KiB: a bigger mail cannot be written anywhere, as on a full disk.
     let mut s = Server::prepare(common::Config::default());
     let port = s.cfg.incoming_port;
-    let route = format!("outgoing_mails.domain_maps=[(domain: \"far.test\", host: \"127.0.0.1\", port: {})]", free_port());
+    let route = format!(
+        "outgoing_mails.domain_maps=[(domain: \"far.test\", host: \"127.0.0.1\", port: {})]",
+        free_port()
+    );
     s.cli(&[
         "config",
         "set",
@@ -293,7 +382,11 @@ fn a_failed_write_answers_452_and_keeps_nothing() {
     for rcpt in [ALICE, "bob@far.test"] {
         let mut c = s.connect();
         c.ehlo();
-        c.expect(&format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD)), 235, "");
+        c.expect(
+            &format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD)),
+            235,
+            "",
+        );
         c.expect(&format!("MAIL FROM:<{ALICE}>"), 250, "");
         c.expect(&format!("RCPT TO:<{rcpt}>"), 250, "");
         c.expect("DATA", 354, "");
@@ -309,22 +402,45 @@ fn a_failed_write_answers_452_and_keeps_nothing() {
     let mails = s.alice_mails();
     assert_eq!(mails.len(), 1, "only the small mail reached the mailbox");
     assert!(mails[0].contains("fits"));
-    assert!(common::list_files(&s.maildir(DOMAIN, "alice").join("tmp")).is_empty(), "no partial file left");
+    assert!(
+        common::list_files(&s.maildir(DOMAIN, "alice").join("tmp")).is_empty(),
+        "no partial file left"
+    );
     let listed = queue_list(&s);
-    assert_eq!(queue_ids(&s).len(), 1, "only the small mail is queued: {listed}");
+    assert_eq!(
+        queue_ids(&s).len(),
+        1,
+        "only the small mail is queued: {listed}"
+    );
 }
 
 #[test]
 fn a_delay_warning_is_sent_once_while_retrying() {
     let sink = Sink::start(free_port(), &["-r", "RCPT"]);
-    let s = relay_server(sink.port, &["outgoing_mails.delay_warning=Some(\"1s\")", "outgoing_mails.resend_delay=\"1s\"", "outgoing_mails.resend_attempts=50"]);
+    let s = relay_server(
+        sink.port,
+        &[
+            "outgoing_mails.delay_warning=Some(\"1s\")",
+            "outgoing_mails.resend_delay=\"1s\"",
+            "outgoing_mails.resend_attempts=50",
+        ],
+    );
     submit(&s, ALICE, &["bob@far.test"], "slow one");
     let warning = alice_mail_containing(&s, "Action: delayed");
-    assert!(warning.contains("Final-Recipient: rfc822; bob@far.test"), "{warning}");
+    assert!(
+        warning.contains("Final-Recipient: rfc822; bob@far.test"),
+        "{warning}"
+    );
     assert!(warning.contains("Status: 4."), "{warning}");
     assert_eq!(queue_ids(&s).len(), 1, "the mail itself stays queued");
     // Once only, however many attempts follow.
-    poll(LONG, "three more attempts", || s.stderr().contains("attempt 4:").then_some(()));
-    let warnings = s.alice_mails().into_iter().filter(|m| m.contains("Action: delayed")).count();
+    poll(LONG, "three more attempts", || {
+        s.stderr().contains("attempt 4:").then_some(())
+    });
+    let warnings = s
+        .alice_mails()
+        .into_iter()
+        .filter(|m| m.contains("Action: delayed"))
+        .count();
     assert_eq!(warnings, 1);
 }

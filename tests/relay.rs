@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{SourceClient, ALICE, PASSWORD, Server, free_port, sasl_plain};
+use common::{ALICE, PASSWORD, Server, SourceClient, free_port, sasl_plain};
 use std::time::Duration;
 
 /// Who connects, and how.
@@ -30,7 +30,11 @@ const SAFE: &str = "127.0.0.9";
 fn server(a: Access, extra: &[String]) -> (Server, u16, u16) {
     let mut s = Server::prepare(common::Config::default());
     let incoming = s.cfg.incoming_port;
-    let outgoing = if a.same_port { incoming } else { s.cfg.outgoing_port };
+    let outgoing = if a.same_port {
+        incoming
+    } else {
+        s.cfg.outgoing_port
+    };
     // A route for far.test to a closed port: relayed mail stays in the queue to be counted.
     let closed = free_port();
     let mut args: Vec<String> = vec![
@@ -42,7 +46,9 @@ fn server(a: Access, extra: &[String]) -> (Server, u16, u16) {
         format!("access.smtp_auth.enabled={}", a.auth),
         format!("access.ip_range.enabled={}", a.ranges),
         format!("access.ip_range.ranges=[\"{IN_RANGE}\", \"10.0.0.0/8\"]"),
-        format!("outgoing_mails.domain_maps=[(domain: \"far.test\", host: \"127.0.0.1\", port: {closed})]"),
+        format!(
+            "outgoing_mails.domain_maps=[(domain: \"far.test\", host: \"127.0.0.1\", port: {closed})]"
+        ),
         "outgoing_mails.resend_delay=\"1h\"".into(),
     ];
     args.extend(extra.iter().cloned());
@@ -56,7 +62,10 @@ fn server(a: Access, extra: &[String]) -> (Server, u16, u16) {
 fn queue_len(s: &Server) -> usize {
     let out = s.cli(&["queue", "list"]);
     out.assert_ok();
-    out.stdout.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_hexdigit()) && l.len() > 16).count()
+    out.stdout
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_hexdigit()) && l.len() > 16)
+        .count()
 }
 
 /// Tries to relay one message to far.test; returns the RCPT reply code, or the connect reply
@@ -88,7 +97,11 @@ fn the_whole_matrix_of_auth_ranges_and_ports() {
     for auth in [false, true] {
         for ranges in [false, true] {
             for same_port in [false, true] {
-                let a = Access { auth, ranges, same_port };
+                let a = Access {
+                    auth,
+                    ranges,
+                    same_port,
+                };
                 let (s, incoming, outgoing) = server(a, &[]);
                 let mut expected_queue = 0;
                 for src in [IN_RANGE, OUT_OF_RANGE] {
@@ -100,12 +113,19 @@ fn the_whole_matrix_of_auth_ranges_and_ports() {
                             assert_eq!(got, 250, "{a:?} {c:?} should relay");
                             expected_queue += 1;
                         } else if ranges && !same_port && src == OUT_OF_RANGE {
-                            assert_eq!(got, 554, "{a:?} {c:?}: separate port, outside the ranges: refused at connect");
+                            assert_eq!(
+                                got, 554,
+                                "{a:?} {c:?}: separate port, outside the ranges: refused at connect"
+                            );
                         } else {
                             assert_eq!(got, 550, "{a:?} {c:?} must not relay");
                         }
                         if !same_port {
-                            assert_eq!(try_relay(incoming, c), 550, "incoming never relays: {a:?} {c:?}");
+                            assert_eq!(
+                                try_relay(incoming, c),
+                                550,
+                                "incoming never relays: {a:?} {c:?}"
+                            );
                         }
                     }
                 }
@@ -117,36 +137,103 @@ fn the_whole_matrix_of_auth_ranges_and_ports() {
 
 #[test]
 fn open_relay_is_reported_loudly() {
-    let (s, _, _) = server(Access { auth: false, ranges: false, same_port: false }, &[]);
+    let (s, _, _) = server(
+        Access {
+            auth: false,
+            ranges: false,
+            same_port: false,
+        },
+        &[],
+    );
     let out = s.cli(&["config", "check"]);
     out.assert_ok();
     assert!(out.stderr.contains("OPEN RELAY"), "{}", out.stderr);
-    common::poll(Duration::from_secs(15), "open relay warning in the log", || {
-        s.stderr().contains("OPEN RELAY").then_some(())
-    });
+    common::poll(
+        Duration::from_secs(15),
+        "open relay warning in the log",
+        || s.stderr().contains("OPEN RELAY").then_some(()),
+    );
 }
 
 #[test]
 fn safe_ips_overrule_and_own_addresses_can_be_blocked() {
-    let a = Access { auth: true, ranges: true, same_port: true };
+    let a = Access {
+        auth: true,
+        ranges: true,
+        same_port: true,
+    };
     let (s, _, port) = server(a, &[format!("access.safe_ips=[\"{SAFE}\"]")]);
-    assert_eq!(try_relay(port, Client { src: SAFE, login: false }), 250, "a Safe IP needs neither range nor login");
-    assert_eq!(try_relay(port, Client { src: OUT_OF_RANGE, login: true }), 550);
+    assert_eq!(
+        try_relay(
+            port,
+            Client {
+                src: SAFE,
+                login: false
+            }
+        ),
+        250,
+        "a Safe IP needs neither range nor login"
+    );
+    assert_eq!(
+        try_relay(
+            port,
+            Client {
+                src: OUT_OF_RANGE,
+                login: true
+            }
+        ),
+        550
+    );
     drop(s);
 
     // Block this computer's addresses: every 127.x client is refused, even in range and logged in...
     let (s, _, port) = server(a, &["access.block_own_ips=true".into()]);
-    assert_eq!(try_relay(port, Client { src: IN_RANGE, login: true }), 550);
+    assert_eq!(
+        try_relay(
+            port,
+            Client {
+                src: IN_RANGE,
+                login: true
+            }
+        ),
+        550
+    );
     drop(s);
     // ...on a separate port at connect...
-    let a2 = Access { same_port: false, ..a };
+    let a2 = Access {
+        same_port: false,
+        ..a
+    };
     let (s, _, port) = server(a2, &["access.block_own_ips=true".into()]);
-    assert_eq!(try_relay(port, Client { src: IN_RANGE, login: true }), 554);
+    assert_eq!(
+        try_relay(
+            port,
+            Client {
+                src: IN_RANGE,
+                login: true
+            }
+        ),
+        554
+    );
     drop(s);
     // ...unless "Allow IP addresses assigned to this computer" makes them Safe IPs.
-    let (s, _, port) =
-        server(a, &["access.block_own_ips=true".into(), "access.allow_own_ips=true".into()]);
-    assert_eq!(try_relay(port, Client { src: OUT_OF_RANGE, login: false }), 250);
+    let (s, _, port) = server(
+        a,
+        &[
+            "access.block_own_ips=true".into(),
+            "access.allow_own_ips=true".into(),
+        ],
+    );
+    assert_eq!(
+        try_relay(
+            port,
+            Client {
+                src: OUT_OF_RANGE,
+                login: false
+            }
+        ),
+        250
+    );
     assert_eq!(queue_len(&s), 1);
 }
 
@@ -154,7 +241,11 @@ fn safe_ips_overrule_and_own_addresses_can_be_blocked() {
 fn allow_only_the_following_user() {
     let mut s = Server::prepare(common::Config::default());
     let port = s.cfg.incoming_port;
-    s.cli_stdin(&["access", "relay-user", "relayer", "--password-stdin"], &format!("{PASSWORD}\n")).assert_ok();
+    s.cli_stdin(
+        &["access", "relay-user", "relayer", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    )
+    .assert_ok();
     s.cli(&[
         "config",
         "set",
@@ -163,19 +254,40 @@ fn allow_only_the_following_user() {
         "smtp.tls.auth_requires_tls=false",
         "access.smtp_auth.enabled=true",
         "access.smtp_auth.allow_any_account=false",
-        &format!("outgoing_mails.domain_maps=[(domain: \"far.test\", host: \"127.0.0.1\", port: {})]", free_port()),
+        &format!(
+            "outgoing_mails.domain_maps=[(domain: \"far.test\", host: \"127.0.0.1\", port: {})]",
+            free_port()
+        ),
     ])
     .assert_ok();
     s.spawn();
     s.wait_ready(port);
-    assert!(!String::from_utf8(s.config_bytes()).unwrap().contains(PASSWORD), "the relay password is stored hashed");
+    assert!(
+        !String::from_utf8(s.config_bytes())
+            .unwrap()
+            .contains(PASSWORD),
+        "the relay password is stored hashed"
+    );
     // An account login no longer grants relaying...
-    assert_eq!(try_relay(port, Client { src: IN_RANGE, login: true }), 550);
+    assert_eq!(
+        try_relay(
+            port,
+            Client {
+                src: IN_RANGE,
+                login: true
+            }
+        ),
+        550
+    );
     // ...the named user does.
     let mut m = SourceClient::from(IN_RANGE, port);
     assert_eq!(m.reply().0, 220);
     m.cmd("EHLO c");
-    assert_eq!(m.cmd(&format!("AUTH PLAIN {}", sasl_plain("relayer", PASSWORD))).0, 235);
+    assert_eq!(
+        m.cmd(&format!("AUTH PLAIN {}", sasl_plain("relayer", PASSWORD)))
+            .0,
+        235
+    );
     m.cmd("MAIL FROM:<x@example.test>");
     assert_eq!(m.cmd("RCPT TO:<y@far.test>").0, 250);
 }
@@ -183,10 +295,19 @@ fn allow_only_the_following_user() {
 #[test]
 fn address_tricks_never_relay_on_any_listener() {
     // Both access controls on, so an unprivileged client (out of range, no login) is the test.
-    let a = Access { auth: true, ranges: true, same_port: false };
+    let a = Access {
+        auth: true,
+        ranges: true,
+        same_port: false,
+    };
     // Many refusals in one session: no error cap and no tarpit, the relay decision is the test.
-    let (s, incoming, outgoing) =
-        server(a, &["smtp.max_errors_per_session=1000".into(), "abuse.tarpit.enabled=false".into()]);
+    let (s, incoming, outgoing) = server(
+        a,
+        &[
+            "smtp.max_errors_per_session=1000".into(),
+            "abuse.tarpit.enabled=false".into(),
+        ],
+    );
     // Forms whose real final domain is not local: refused 550 5.7.1.
     let non_local = [
         "<someone@far.test>",
@@ -210,14 +331,21 @@ fn address_tricks_never_relay_on_any_listener() {
         "<@far.test:>",
         "<someone@>",
     ];
-    for (port, src) in [(incoming, OUT_OF_RANGE), (incoming, IN_RANGE), (outgoing, IN_RANGE)] {
+    for (port, src) in [
+        (incoming, OUT_OF_RANGE),
+        (incoming, IN_RANGE),
+        (outgoing, IN_RANGE),
+    ] {
         let mut m = SourceClient::from(src, port);
         assert_eq!(m.reply().0, 220);
         m.cmd("EHLO client.test");
         for rcpt in non_local.iter().chain(local_or_invalid.iter()) {
             assert_eq!(m.cmd("MAIL FROM:<x@example.test>").0, 250);
             let (code, text) = m.cmd(&format!("RCPT TO:{rcpt}"));
-            assert!((500..600).contains(&code), "port {port} from {src}: RCPT TO:{rcpt} got {text}");
+            assert!(
+                (500..600).contains(&code),
+                "port {port} from {src}: RCPT TO:{rcpt} got {text}"
+            );
             if non_local.contains(rcpt) {
                 assert!(text.starts_with("550 5.7.1"), "RCPT TO:{rcpt}: {text}");
             }
@@ -231,12 +359,20 @@ fn address_tricks_never_relay_on_any_listener() {
 
 #[test]
 fn authenticated_senders_may_be_held_to_their_own_address() {
-    let a = Access { auth: true, ranges: false, same_port: true };
+    let a = Access {
+        auth: true,
+        ranges: false,
+        same_port: true,
+    };
     let (_s, _, port) = server(a, &["access.sender_must_match_login=true".into()]);
     let mut m = SourceClient::from(IN_RANGE, port);
     m.reply();
     m.cmd("EHLO c");
-    assert_eq!(m.cmd(&format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD))).0, 235);
+    assert_eq!(
+        m.cmd(&format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD)))
+            .0,
+        235
+    );
     assert_eq!(m.cmd("MAIL FROM:<ceo@example.test>").0, 553);
     assert_eq!(m.cmd("MAIL FROM:<Alice@Example.test>").0, 250);
 }

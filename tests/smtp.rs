@@ -548,11 +548,28 @@ fn a_mail_loop_is_refused_554() {
     let s = Server::start_default();
     let mut c = s.connect();
     c.begin_mail_to_alice();
-    let hops: String = (0..50).map(|i| format!("Received: from hop{i} by hop{} ; Sun, 22 Nov 2026 10:00:00 +0000\r\n", i + 1)).collect();
-    c.expect(&format!("{hops}Subject: loop\r\n\r\nround and round\r\n."), 554, "5.4.6");
+    let hops: String = (0..50)
+        .map(|i| {
+            format!(
+                "Received: from hop{i} by hop{} ; Sun, 22 Nov 2026 10:00:00 +0000\r\n",
+                i + 1
+            )
+        })
+        .collect();
+    c.expect(
+        &format!("{hops}Subject: loop\r\n\r\nround and round\r\n."),
+        554,
+        "5.4.6",
+    );
     assert!(s.alice_mails().is_empty());
     // 49 earlier hops are fine.
     c.begin_mail_to_alice();
-    let hops: String = (0..49).map(|i| format!("Received: from hop{i}\r\n")).collect();
-    c.expect(&format!("{hops}Subject: long way\r\n\r\nok\r\n."), 250, "2.0.0");
+    let hops: String = (0..49)
+        .map(|i| format!("Received: from hop{i}\r\n"))
+        .collect();
+    c.expect(
+        &format!("{hops}Subject: long way\r\n\r\nok\r\n."),
+        250,
+        "2.0.0",
+    );
 }

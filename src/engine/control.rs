@@ -96,7 +96,10 @@ pub fn serve(
                     Err(e) => Response::Error(format!("bad request: {e}")),
                     Ok(Request::List) => Response::List(queue.list().await),
                     Ok(Request::Show(id)) => Response::Show(
-                        queue.show(id).await.map(|(e, data)| (e, String::from_utf8_lossy(&data).into_owned())),
+                        queue
+                            .show(id)
+                            .await
+                            .map(|(e, data)| (e, String::from_utf8_lossy(&data).into_owned())),
                     ),
                     Ok(Request::Queue(cmd)) => Response::Count(queue.command(cmd).await),
                     Ok(Request::Reload) => {
@@ -118,10 +121,18 @@ use tokio::io::AsyncReadExt as _;
 /// Sends one request to the server running on `data_dir` (blocking).
 pub fn request(data_dir: &Path, req: &Request) -> Result<Response, ControlError> {
     let path = socket_path(data_dir);
-    let io = |e: std::io::Error| ControlError::Io { path: path.clone(), message: e.to_string() };
+    let io = |e: std::io::Error| ControlError::Io {
+        path: path.clone(),
+        message: e.to_string(),
+    };
     let mut s = match std::os::unix::net::UnixStream::connect(&path) {
         Ok(s) => s,
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
             return Err(ControlError::NotRunning(path));
         }
         Err(e) => return Err(io(e)),
@@ -131,5 +142,8 @@ pub fn request(data_dir: &Path, req: &Request) -> Result<Response, ControlError>
     s.write_all(&line).map_err(io)?;
     let mut resp = String::new();
     BufReader::new(s).read_line(&mut resp).map_err(io)?;
-    serde_json::from_str(&resp).map_err(|e| ControlError::Io { path: path.clone(), message: e.to_string() })
+    serde_json::from_str(&resp).map_err(|e| ControlError::Io {
+        path: path.clone(),
+        message: e.to_string(),
+    })
 }

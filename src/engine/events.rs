@@ -196,7 +196,10 @@ impl fmt::Display for EventKind {
             }
             ConfigReloaded => write!(f, "configuration reloaded"),
             ConfigRejected { error } => {
-                write!(f, "configuration change not applied, still using the previous one: {error}")
+                write!(
+                    f,
+                    "configuration change not applied, still using the previous one: {error}"
+                )
             }
             SessionOpened { listener, peer } => write!(f, "connect from {peer} on {listener}"),
             SessionClosed { reason } => write!(f, "disconnect ({reason})"),
@@ -210,9 +213,16 @@ impl fmt::Display for EventKind {
             Delivered { id, from, to, size } => write!(
                 f,
                 "accepted {id} from <{from}> for {} ({size} octets)",
-                to.iter().map(|t| format!("<{t}>")).collect::<Vec<_>>().join(", ")
+                to.iter()
+                    .map(|t| format!("<{t}>"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
-            QueueFinished { id, delivered, failed } => write!(
+            QueueFinished {
+                id,
+                delivered,
+                failed,
+            } => write!(
                 f,
                 "{id} left the queue: {delivered} recipient(s) delivered, {failed} failed"
             ),
@@ -324,7 +334,13 @@ impl EventBus {
 
     /// The events still in the ring, oldest first.
     pub fn recent(&self) -> Vec<Event> {
-        self.0.ring.lock().expect("ring lock").iter().cloned().collect()
+        self.0
+            .ring
+            .lock()
+            .expect("ring lock")
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Live events from now on.
@@ -356,7 +372,14 @@ mod tests {
     fn ring_is_bounded_and_ordered() {
         let bus = EventBus::new();
         for i in 0..RING_CAPACITY + 5 {
-            bus.emit(Level::Info, Channel::System, None, EventKind::Note { text: i.to_string() });
+            bus.emit(
+                Level::Info,
+                Channel::System,
+                None,
+                EventKind::Note {
+                    text: i.to_string(),
+                },
+            );
         }
         let r = bus.recent();
         assert_eq!(r.len(), RING_CAPACITY);
@@ -366,7 +389,14 @@ mod tests {
     #[test]
     fn lines_carry_the_session_id() {
         let bus = EventBus::new();
-        bus.session(Level::Info, Channel::SmtpIn, "s42", EventKind::Command { line: "NOOP".into() });
+        bus.session(
+            Level::Info,
+            Channel::SmtpIn,
+            "s42",
+            EventKind::Command {
+                line: "NOOP".into(),
+            },
+        );
         assert!(bus.recent()[0].to_string().contains("[s42] <<< NOOP"));
     }
 }

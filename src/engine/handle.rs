@@ -33,7 +33,8 @@ pub struct ListenerStatus {
 }
 
 /// Shared between the supervisor (which updates it) and handles (which read it).
-pub(crate) type ListenerTable = Arc<Mutex<Vec<(ListenerStatus, Option<Arc<std::sync::atomic::AtomicUsize>>)>>>;
+pub(crate) type ListenerTable =
+    Arc<Mutex<Vec<(ListenerStatus, Option<Arc<std::sync::atomic::AtomicUsize>>)>>>;
 
 /// A picture of the engine now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +79,16 @@ impl EngineHandle {
         options: EngineOptions,
         done: JoinHandle<()>,
     ) -> Self {
-        EngineHandle { events, commands, shutdown, listeners, stats, queue, options, done: Some(done) }
+        EngineHandle {
+            events,
+            commands,
+            shutdown,
+            listeners,
+            stats,
+            queue,
+            options,
+            done: Some(done),
+        }
     }
 
     /// The outgoing queue: `snapshot()` for display, `command_nowait` for Retry/Delete/Hold.
@@ -126,7 +136,11 @@ impl EngineHandle {
 
     /// The bound address of the first listener that is up with this name.
     pub fn addr_of(&self, name: &str) -> Option<SocketAddr> {
-        self.status().listeners.into_iter().find(|l| l.name == name).and_then(|l| l.addr)
+        self.status()
+            .listeners
+            .into_iter()
+            .find(|l| l.name == name)
+            .and_then(|l| l.addr)
     }
 
     /// Asks the engine to stop (does not wait).

@@ -13,7 +13,12 @@ use tokio::task::JoinHandle;
 /// The log file name for the day of `ev`.
 pub fn file_name(ev: &Event) -> String {
     let t = time::OffsetDateTime::from(ev.time);
-    format!("postern-{:04}-{:02}-{:02}.log", t.year(), u8::from(t.month()), t.day())
+    format!(
+        "postern-{:04}-{:02}-{:02}.log",
+        t.year(),
+        u8::from(t.month()),
+        t.day()
+    )
 }
 
 /// Starts the writer; it ends after [`EventBus::detach_file_writer`] once drained.
@@ -41,7 +46,12 @@ pub fn start(bus: &EventBus, dir: &Path) -> std::io::Result<JoinHandle<()>> {
                         write(f, &mut pending).await;
                     }
                     let path = dir.join(&name);
-                    match OpenOptions::new().create(true).append(true).open(&path).await {
+                    match OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                        .await
+                    {
                         Ok(f) => current = Some((name, f)),
                         Err(e) => {
                             tracing::error!("cannot open log file {}: {e}", path.display());

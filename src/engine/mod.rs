@@ -83,10 +83,15 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
     let logs = opts.data_dir.join("logs");
     let log_writer = logfile::start(&events, &logs).map_err(io(logs.clone()))?;
 
-    events.emit(Level::Info, Channel::System, None, EventKind::Started {
-        config: opts.config_path.display().to_string(),
-        data_dir: opts.data_dir.display().to_string(),
-    });
+    events.emit(
+        Level::Info,
+        Channel::System,
+        None,
+        EventKind::Started {
+            config: opts.config_path.display().to_string(),
+            data_dir: opts.data_dir.display().to_string(),
+        },
+    );
     let current = supervisor::build_current(cfg, &opts.data_dir, &events);
     let (current_tx, current_rx) = watch::channel(Arc::new(current));
     let shutdown = CancellationToken::new();
@@ -101,7 +106,10 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
             shutdown: shutdown.clone(),
         },
     )
-    .map_err(|e| EngineError::Spool { path: spool_dir.clone(), message: e.to_string() })?;
+    .map_err(|e| EngineError::Spool {
+        path: spool_dir.clone(),
+        message: e.to_string(),
+    })?;
     let shared = Arc::new(smtp::Shared {
         current: current_rx,
         events: events.clone(),
@@ -113,8 +121,13 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
         dns: smtp::DnsCache::default(),
     });
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-    control::serve(&opts.data_dir, queue.clone(), cmd_tx.clone(), shutdown.clone())
-        .map_err(io(control::socket_path(&opts.data_dir)))?;
+    control::serve(
+        &opts.data_dir,
+        queue.clone(),
+        cmd_tx.clone(),
+        shutdown.clone(),
+    )
+    .map_err(io(control::socket_path(&opts.data_dir)))?;
     let listeners = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut sup = supervisor::Supervisor::new(
         opts.clone(),
@@ -128,5 +141,7 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
     );
     sup.reconcile().await;
     let done = tokio::spawn(sup.run(cmd_rx));
-    Ok(EngineHandle::new(events, cmd_tx, shutdown, listeners, stats, queue, opts, done))
+    Ok(EngineHandle::new(
+        events, cmd_tx, shutdown, listeners, stats, queue, opts, done,
+    ))
 }

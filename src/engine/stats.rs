@@ -24,7 +24,8 @@ impl Stats {
     /// Records a message written to `copies` local mailboxes.
     pub fn delivered_local(&self, copies: usize) {
         self.messages_accepted.fetch_add(1, Ordering::Relaxed);
-        self.local_deliveries.fetch_add(copies as u64, Ordering::Relaxed);
+        self.local_deliveries
+            .fetch_add(copies as u64, Ordering::Relaxed);
     }
 
     /// The counters now.

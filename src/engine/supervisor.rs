@@ -28,14 +28,24 @@ pub fn build_current(config: Config, data_dir: &Path, events: &EventBus) -> Curr
     let tls = match tls::acceptor(&config, data_dir) {
         Ok(a) => Some(a),
         Err(e) => {
-            events.emit(Level::Error, Channel::System, None, EventKind::Note {
-                text: format!("TLS disabled (no STARTTLS, no implicit-TLS port): {e}"),
-            });
+            events.emit(
+                Level::Error,
+                Channel::System,
+                None,
+                EventKind::Note {
+                    text: format!("TLS disabled (no STARTTLS, no implicit-TLS port): {e}"),
+                },
+            );
             None
         }
     };
     if let Some(w) = config::validate::open_relay_warning(&config) {
-        events.emit(Level::Warn, Channel::Security, None, EventKind::Note { text: w });
+        events.emit(
+            Level::Warn,
+            Channel::Security,
+            None,
+            EventKind::Note { text: w },
+        );
     }
     Current { config, tls }
 }
@@ -136,12 +146,22 @@ impl Supervisor {
                 }
                 let current = build_current(cfg, &self.opts.data_dir, self.events());
                 self.current.send_replace(Arc::new(current));
-                self.events().emit(Level::Info, Channel::System, None, EventKind::ConfigReloaded);
+                self.events().emit(
+                    Level::Info,
+                    Channel::System,
+                    None,
+                    EventKind::ConfigReloaded,
+                );
                 self.reconcile().await;
             }
-            Err(e) => self.events().emit(Level::Error, Channel::System, None, EventKind::ConfigRejected {
-                error: e.to_string(),
-            }),
+            Err(e) => self.events().emit(
+                Level::Error,
+                Channel::System,
+                None,
+                EventKind::ConfigRejected {
+                    error: e.to_string(),
+                },
+            ),
         }
     }
 
@@ -166,7 +186,12 @@ impl Supervisor {
                 None => {
                     let (name, addr) = (r.spec.name(), r.addr);
                     r.close().await;
-                    self.events().emit(Level::Info, Channel::System, None, EventKind::ListenerDown { name, addr });
+                    self.events().emit(
+                        Level::Info,
+                        Channel::System,
+                        None,
+                        EventKind::ListenerDown { name, addr },
+                    );
                 }
             }
         }
@@ -177,22 +202,33 @@ impl Supervisor {
                 continue;
             }
             let bound = listener::bind(&w).await.and_then(|l| {
-                Running::start(w.clone(), l, self.shared.clone(), self.tracker.clone()).map_err(|e| e.to_string())
+                Running::start(w.clone(), l, self.shared.clone(), self.tracker.clone())
+                    .map_err(|e| e.to_string())
             });
             match bound {
                 Ok(r) => {
-                    self.events().emit(Level::Info, Channel::System, None, EventKind::ListenerUp {
-                        name: r.spec.name(),
-                        addr: r.addr,
-                    });
+                    self.events().emit(
+                        Level::Info,
+                        Channel::System,
+                        None,
+                        EventKind::ListenerUp {
+                            name: r.spec.name(),
+                            addr: r.addr,
+                        },
+                    );
                     self.running.push(r);
                 }
                 Err(error) => {
-                    self.events().emit(Level::Error, Channel::System, None, EventKind::ListenerFailed {
-                        name: w.name(),
-                        addr: w.describe(),
-                        error: error.clone(),
-                    });
+                    self.events().emit(
+                        Level::Error,
+                        Channel::System,
+                        None,
+                        EventKind::ListenerFailed {
+                            name: w.name(),
+                            addr: w.describe(),
+                            error: error.clone(),
+                        },
+                    );
                     self.failed.push((w, error));
                 }
             }
@@ -235,22 +271,47 @@ impl Supervisor {
 
     /// Graceful shutdown: stop accepting, let sessions finish (idle ones get 421), flush logs.
     async fn stop(mut self) {
-        self.events().emit(Level::Info, Channel::System, None, EventKind::Stopping);
+        self.events()
+            .emit(Level::Info, Channel::System, None, EventKind::Stopping);
         for r in std::mem::take(&mut self.running) {
             let (name, addr) = (r.spec.name(), r.addr);
             r.close().await;
-            self.events().emit(Level::Info, Channel::System, None, EventKind::ListenerDown { name, addr });
+            self.events().emit(
+                Level::Info,
+                Channel::System,
+                None,
+                EventKind::ListenerDown { name, addr },
+            );
         }
         self.failed.clear();
         self.publish();
         self.tracker.close();
-        if tokio::time::timeout(DRAIN, self.tracker.wait()).await.is_err() {
-            self.events().emit(Level::Warn, Channel::System, None, EventKind::Note {
-                text: format!("{} sessions still open after {}s; stopping anyway", self.tracker.len(), DRAIN.as_secs()),
-            });
+        if tokio::time::timeout(DRAIN, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            self.events().emit(
+                Level::Warn,
+                Channel::System,
+                None,
+                EventKind::Note {
+                    text: format!(
+                        "{} sessions still open after {}s; stopping anyway",
+                        self.tracker.len(),
+                        DRAIN.as_secs()
+                    ),
+                },
+            );
         }
         let _ = (&mut self.queue_task).await;
-        self.events().emit(Level::Info, Channel::System, None, EventKind::Note { text: "stopped".into() });
+        self.events().emit(
+            Level::Info,
+            Channel::System,
+            None,
+            EventKind::Note {
+                text: "stopped".into(),
+            },
+        );
         self.shared.events.detach_file_writer();
         let _ = (&mut self.log_writer).await;
     }

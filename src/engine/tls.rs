@@ -81,10 +81,19 @@ fn generate_self_signed(host: &str, cert_path: &Path, key_path: &Path) -> Result
         message,
     };
     // The loopback names and addresses too, so a client on this machine can verify it.
-    let names = vec![host.to_string(), "localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let names = vec![
+        host.to_string(),
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     let mut params = rcgen::CertificateParams::new(names).map_err(|e| fail(e.to_string()))?;
-    params.distinguished_name.push(rcgen::DnType::CommonName, host);
-    params.distinguished_name.push(rcgen::DnType::OrganizationName, "Postern (self-signed)");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, host);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Postern (self-signed)");
     let key = rcgen::KeyPair::generate().map_err(|e| fail(e.to_string()))?;
     let cert = params.self_signed(&key).map_err(|e| fail(e.to_string()))?;
     if let Some(dir) = cert_path.parent() {

@@ -344,7 +344,9 @@ impl Server {
             Some(k) => {
                 let mut c = Command::new("sh");
                 // ulimit -f counts 512-octet blocks in dash.
-                c.arg("-c").arg(format!("ulimit -f {}; exec \"$0\" \"$@\"", k * 2)).arg(bin());
+                c.arg("-c")
+                    .arg(format!("ulimit -f {}; exec \"$0\" \"$@\"", k * 2))
+                    .arg(bin());
                 c
             }
         };
@@ -832,9 +834,13 @@ impl SourceClient {
     /// A further reply if the server sends one within half a second (a block notice), else
     /// (0, "").
     pub fn reply_if_more(&mut self) -> (u16, String) {
-        self.w.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        self.w
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let r = self.reply();
-        self.w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        self.w
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         r
     }
 

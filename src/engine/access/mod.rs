@@ -4,9 +4,9 @@
 pub mod abuse;
 pub mod dnsbl;
 pub mod local_ips;
-pub mod relay;
 pub mod ranges;
 pub mod rdns;
+pub mod relay;
 pub mod spf;
 
 use crate::engine::config::Config;

@@ -18,8 +18,14 @@ impl IpRange {
     pub fn parse(text: &str) -> Result<IpRange, String> {
         let t = text.trim();
         if let Some((a, b)) = t.split_once('-') {
-            let a: IpAddr = a.trim().parse().map_err(|_| format!("`{}` is not an IP address", a.trim()))?;
-            let b: IpAddr = b.trim().parse().map_err(|_| format!("`{}` is not an IP address", b.trim()))?;
+            let a: IpAddr = a
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{}` is not an IP address", a.trim()))?;
+            let b: IpAddr = b
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{}` is not an IP address", b.trim()))?;
             if a.is_ipv4() != b.is_ipv4() {
                 return Err(format!("`{t}` mixes IPv4 and IPv6"));
             }
@@ -29,7 +35,10 @@ impl IpRange {
             return Ok(IpRange::Span(a, b));
         }
         if t.contains('/') {
-            return t.parse::<IpNet>().map(|n| IpRange::Net(n.trunc())).map_err(|_| format!("`{t}` is not a CIDR block"));
+            return t
+                .parse::<IpNet>()
+                .map(|n| IpRange::Net(n.trunc()))
+                .map_err(|_| format!("`{t}` is not a CIDR block"));
         }
         t.parse::<IpAddr>()
             .map(|ip| IpRange::Net(IpNet::from(ip)))
@@ -53,7 +62,12 @@ pub struct IpRangeList(Vec<IpRange>);
 impl IpRangeList {
     /// Parses every entry that parses.
     pub fn parse_lossy<S: AsRef<str>>(entries: &[S]) -> Self {
-        IpRangeList(entries.iter().filter_map(|e| IpRange::parse(e.as_ref()).ok()).collect())
+        IpRangeList(
+            entries
+                .iter()
+                .filter_map(|e| IpRange::parse(e.as_ref()).ok())
+                .collect(),
+        )
     }
 
     /// Whether any entry contains `ip`.
@@ -72,18 +86,43 @@ mod tests {
 
     #[test]
     fn every_form_matches_what_it_should() {
-        let l = IpRangeList::parse_lossy(&["10.0.0.0/8", "192.168.1.10-192.168.1.20", "127.0.0.5", "fd00::/8"]);
-        for yes in ["10.1.2.3", "192.168.1.10", "192.168.1.20", "127.0.0.5", "fd12::1", "::ffff:10.9.9.9"] {
+        let l = IpRangeList::parse_lossy(&[
+            "10.0.0.0/8",
+            "192.168.1.10-192.168.1.20",
+            "127.0.0.5",
+            "fd00::/8",
+        ]);
+        for yes in [
+            "10.1.2.3",
+            "192.168.1.10",
+            "192.168.1.20",
+            "127.0.0.5",
+            "fd12::1",
+            "::ffff:10.9.9.9",
+        ] {
             assert!(l.contains(ip(yes)), "{yes}");
         }
-        for no in ["11.0.0.1", "192.168.1.21", "192.168.1.9", "127.0.0.6", "fe80::1", "::1"] {
+        for no in [
+            "11.0.0.1",
+            "192.168.1.21",
+            "192.168.1.9",
+            "127.0.0.6",
+            "fe80::1",
+            "::1",
+        ] {
             assert!(!l.contains(ip(no)), "{no}");
         }
     }
 
     #[test]
     fn bad_entries_are_refused() {
-        for bad in ["10.0.0.0/33", "1.2.3", "1.2.3.9-1.2.3.1", "1.2.3.4-::1", "host.example"] {
+        for bad in [
+            "10.0.0.0/33",
+            "1.2.3",
+            "1.2.3.9-1.2.3.1",
+            "1.2.3.4-::1",
+            "host.example",
+        ] {
             assert!(IpRange::parse(bad).is_err(), "{bad}");
         }
     }

@@ -9,9 +9,9 @@
 //! the path (quotes, source routes) and we have taken the part after the last `@`, is not a
 //! local domain; `%` and `!` inside the local part are never interpreted as routing.
 
+use super::is_safe_ip;
 use super::local_ips::{cached, is_local_ip};
 use super::ranges::IpRangeList;
-use super::is_safe_ip;
 use crate::engine::config::Config;
 use crate::engine::smtp::Role;
 use std::net::IpAddr;
@@ -64,7 +64,9 @@ pub fn may_relay(role: Role, ip: IpAddr, login: Option<&Login>, cfg: &Config) ->
     if a.smtp_auth.enabled {
         let ok = match login {
             Some(Login::Account(_)) => a.smtp_auth.allow_any_account,
-            Some(Login::RelayUser(u)) => !a.smtp_auth.allow_any_account && *u == a.smtp_auth.only_user,
+            Some(Login::RelayUser(u)) => {
+                !a.smtp_auth.allow_any_account && *u == a.smtp_auth.only_user
+            }
             None => false,
         };
         if !ok {
@@ -111,7 +113,13 @@ pub fn forward_path(addr: &str) -> String {
     } else {
         let q: String = local
             .chars()
-            .flat_map(|c| if c == '"' || c == '\\' { vec!['\\', c] } else { vec![c] })
+            .flat_map(|c| {
+                if c == '"' || c == '\\' {
+                    vec!['\\', c]
+                } else {
+                    vec![c]
+                }
+            })
             .collect();
         format!("\"{q}\"@{domain}")
     }
@@ -136,11 +144,25 @@ mod tests {
                 c.access.smtp_auth.enabled = auth;
                 c.access.ip_range.enabled = ranges;
                 c.access.ip_range.ranges = vec!["192.0.2.0/24".into()];
-                for (addr, login) in [(inside, None), (inside, Some(&acct)), (outside, None), (outside, Some(&acct))] {
+                for (addr, login) in [
+                    (inside, None),
+                    (inside, Some(&acct)),
+                    (outside, None),
+                    (outside, Some(&acct)),
+                ] {
                     let want = (!ranges || addr == inside) && (!auth || login.is_some());
-                    let got = matches!(may_relay(Role::Outgoing, addr, login, &c), Verdict::Allow(_));
-                    assert_eq!(got, want, "auth={auth} ranges={ranges} ip={addr} login={login:?}");
-                    assert!(matches!(may_relay(Role::Incoming, addr, login, &c), Verdict::Deny(_)));
+                    let got = matches!(
+                        may_relay(Role::Outgoing, addr, login, &c),
+                        Verdict::Allow(_)
+                    );
+                    assert_eq!(
+                        got, want,
+                        "auth={auth} ranges={ranges} ip={addr} login={login:?}"
+                    );
+                    assert!(matches!(
+                        may_relay(Role::Incoming, addr, login, &c),
+                        Verdict::Deny(_)
+                    ));
                 }
             }
         }
@@ -151,12 +173,21 @@ mod tests {
         let mut c = Config::default();
         c.access.smtp_auth.enabled = true;
         c.access.safe_ips = vec!["203.0.113.9".into()];
-        assert!(matches!(may_relay(Role::Both, ip("203.0.113.9"), None, &c), Verdict::Allow(_)));
+        assert!(matches!(
+            may_relay(Role::Both, ip("203.0.113.9"), None, &c),
+            Verdict::Allow(_)
+        ));
         c.access.block_own_ips = true;
         c.access.smtp_auth.enabled = false;
-        assert!(matches!(may_relay(Role::Both, ip("127.0.0.1"), None, &c), Verdict::Deny(_)));
+        assert!(matches!(
+            may_relay(Role::Both, ip("127.0.0.1"), None, &c),
+            Verdict::Deny(_)
+        ));
         c.access.allow_own_ips = true;
-        assert!(matches!(may_relay(Role::Both, ip("127.0.0.1"), None, &c), Verdict::Allow(_)));
+        assert!(matches!(
+            may_relay(Role::Both, ip("127.0.0.1"), None, &c),
+            Verdict::Allow(_)
+        ));
     }
 
     #[test]
@@ -165,8 +196,24 @@ mod tests {
         c.access.smtp_auth.allow_any_account = false;
         c.access.smtp_auth.only_user = "relay".into();
         let o = ip("198.51.100.7");
-        assert!(matches!(may_relay(Role::Outgoing, o, Some(&Login::Account("a@x.test".into())), &c), Verdict::Deny(_)));
-        assert!(matches!(may_relay(Role::Outgoing, o, Some(&Login::RelayUser("relay".into())), &c), Verdict::Allow(_)));
+        assert!(matches!(
+            may_relay(
+                Role::Outgoing,
+                o,
+                Some(&Login::Account("a@x.test".into())),
+                &c
+            ),
+            Verdict::Deny(_)
+        ));
+        assert!(matches!(
+            may_relay(
+                Role::Outgoing,
+                o,
+                Some(&Login::RelayUser("relay".into())),
+                &c
+            ),
+            Verdict::Allow(_)
+        ));
     }
 
     #[test]

@@ -24,15 +24,21 @@ impl HumanDuration {
         let mut total = Duration::ZERO;
         let mut rest = t;
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             if digits == 0 {
-                return Err(format!("`{text}` is not a duration (write e.g. \"30s\", \"5m\", \"1h\")"));
+                return Err(format!(
+                    "`{text}` is not a duration (write e.g. \"30s\", \"5m\", \"1h\")"
+                ));
             }
             let n: u64 = rest[..digits]
                 .parse()
                 .map_err(|_| format!("`{text}`: number too large"))?;
             rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let unit = &rest[..unit_len];
             rest = &rest[unit_len..];
             let part = match unit {
@@ -42,7 +48,11 @@ impl HumanDuration {
                 "h" => Duration::from_secs(n.saturating_mul(3600)),
                 "d" => Duration::from_secs(n.saturating_mul(86400)),
                 "" => return Err(format!("`{text}`: missing unit (ms, s, m, h or d)")),
-                other => return Err(format!("`{text}`: unknown unit `{other}` (ms, s, m, h or d)")),
+                other => {
+                    return Err(format!(
+                        "`{text}`: unknown unit `{other}` (ms, s, m, h or d)"
+                    ));
+                }
             };
             total = total.saturating_add(part);
         }
@@ -94,7 +104,10 @@ mod tests {
             assert_eq!(d.0, Duration::from_secs(secs));
             assert_eq!(d.to_string(), text);
         }
-        assert_eq!(HumanDuration::parse("250ms").unwrap().0, Duration::from_millis(250));
+        assert_eq!(
+            HumanDuration::parse("250ms").unwrap().0,
+            Duration::from_millis(250)
+        );
     }
 
     #[test]

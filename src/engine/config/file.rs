@@ -54,7 +54,13 @@ impl fmt::Display for Located<'_> {
                 writeln!(f)?;
             }
             match line {
-                Some(l) => write!(f, "{}: line {l}: field `{}`: {}", self.0.display(), e.path, e.message)?,
+                Some(l) => write!(
+                    f,
+                    "{}: line {l}: field `{}`: {}",
+                    self.0.display(),
+                    e.path,
+                    e.message
+                )?,
                 None => write!(f, "{}: field `{}`: {}", self.0.display(), e.path, e.message)?,
             }
         }
@@ -227,7 +233,8 @@ fn find_key(text: &str, from: usize, name: &str) -> Option<usize> {
         let start = at + i;
         let end = start + name.len();
         let before_ok = start == 0
-            || !text.as_bytes()[start - 1].is_ascii_alphanumeric() && text.as_bytes()[start - 1] != b'_';
+            || !text.as_bytes()[start - 1].is_ascii_alphanumeric()
+                && text.as_bytes()[start - 1] != b'_';
         let after = text[end..].trim_start();
         if before_ok && after.starts_with(':') {
             return Some(start);
@@ -251,7 +258,9 @@ mod tests {
     #[test]
     fn type_error_names_line_and_field() {
         let text = "(\n  smtp: (\n    incoming: (\n      port: \"abc\",\n    ),\n  ),\n)\n";
-        let err = parse(text, Path::new("/etc/p.ron")).unwrap_err().to_string();
+        let err = parse(text, Path::new("/etc/p.ron"))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("/etc/p.ron: line 4, column"), "{err}");
         assert!(err.contains("smtp.incoming.port"), "{err}");
     }
@@ -260,13 +269,18 @@ mod tests {
     fn invalid_value_names_line_and_field() {
         let text = "(\n  domains: [\"a.test\", \"a.test\"],\n  smtp: (\n    max_recipients_per_mail: 5,\n  ),\n)\n";
         let err = parse(text, Path::new("p.ron")).unwrap_err().to_string();
-        assert!(err.contains("p.ron: line 4: field `smtp.max_recipients_per_mail`"), "{err}");
+        assert!(
+            err.contains("p.ron: line 4: field `smtp.max_recipients_per_mail`"),
+            "{err}"
+        );
         assert!(err.contains("p.ron: line 2: field `domains[1]`"), "{err}");
     }
 
     #[test]
     fn unknown_field_is_refused() {
-        let err = parse("(smtp: (prot: 25))", Path::new("p.ron")).unwrap_err().to_string();
+        let err = parse("(smtp: (prot: 25))", Path::new("p.ron"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("prot"), "{err}");
     }
 
@@ -279,6 +293,9 @@ mod tests {
         cfg.smtp.incoming.port = 2626;
         save(&p, &cfg).unwrap();
         assert_eq!(load(&p).unwrap().smtp.incoming.port, 2626);
-        assert_eq!(load(&with_suffix(&p, ".bak")).unwrap().smtp.incoming.port, 25);
+        assert_eq!(
+            load(&with_suffix(&p, ".bak")).unwrap().smtp.incoming.port,
+            25
+        );
     }
 }

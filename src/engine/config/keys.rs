@@ -44,7 +44,11 @@ fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     match v {
         Value::Object(map) => {
             for (k, v) in map {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 walk(&key, v, out);
             }
         }
@@ -57,7 +61,10 @@ fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
 fn option_paths() -> Vec<String> {
     let mut out = Vec::new();
     walk("", &tree(&Config::default()), &mut out);
-    out.into_iter().filter(|(_, v)| v.is_null()).map(|(k, _)| k).collect()
+    out.into_iter()
+        .filter(|(_, v)| v.is_null())
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// RON text of the value at `path`.
@@ -80,10 +87,12 @@ pub fn leaves(cfg: &Config) -> Vec<(String, String)> {
     let options = option_paths();
     let mut out = Vec::new();
     walk("", &tree(cfg), &mut out);
-    out.into_iter().map(|(k, v)| {
-        let text = render(&k, &v, &options);
-        (k, text)
-    }).collect()
+    out.into_iter()
+        .map(|(k, v)| {
+            let text = render(&k, &v, &options);
+            (k, text)
+        })
+        .collect()
 }
 
 /// The RON text of one key (a leaf or a whole section).
@@ -91,7 +100,9 @@ pub fn get(cfg: &Config, key: &str) -> Result<String, KeyError> {
     let t = tree(cfg);
     let mut v = &t;
     for seg in key.split('.') {
-        v = v.get(seg).ok_or_else(|| KeyError::Unknown(key.to_string()))?;
+        v = v
+            .get(seg)
+            .ok_or_else(|| KeyError::Unknown(key.to_string()))?;
     }
     Ok(render(key, v, &option_paths()))
 }
@@ -134,7 +145,8 @@ fn parse_value(key: &str, text: &str, string_field: bool) -> Result<Value, KeyEr
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-:@/+".contains(&b));
     let bare_word = word
-        && (string_field || !matches!(text, "true" | "false" | "None") && text.parse::<f64>().is_err());
+        && (string_field
+            || !matches!(text, "true" | "false" | "None") && text.parse::<f64>().is_err());
     if bare_word {
         return Ok(Value::String(text.to_string()));
     }
@@ -195,22 +207,36 @@ mod tests {
         let c = set1(&c, "smtp.tls.implicit_port", "Some(4465)").unwrap();
         assert_eq!(c.smtp.tls.implicit_port, Some(4465));
         assert_eq!(get(&c, "smtp.tls.implicit_port").unwrap(), "Some(4465)");
-        assert!(get(&c, "smtp.tls").unwrap().contains("implicit_port: Some(4465)"));
+        assert!(
+            get(&c, "smtp.tls")
+                .unwrap()
+                .contains("implicit_port: Some(4465)")
+        );
         let c = set1(&c, "smtp.timeouts.data", "90s").unwrap();
         assert_eq!(get(&c, "smtp.timeouts.data").unwrap(), "\"1m30s\"");
         let c = set1(&c, "domains", "[\"a.test\"]").unwrap();
         let c = set1(&c, "outgoing_mails.outbound_tls", "None").unwrap();
-        assert_eq!(c.outgoing_mails.outbound_tls, crate::engine::config::OutboundTls::None);
+        assert_eq!(
+            c.outgoing_mails.outbound_tls,
+            crate::engine::config::OutboundTls::None
+        );
         assert_eq!(c.domains, ["a.test"]);
     }
 
     #[test]
     fn set_refuses_bad_values_by_field() {
         let c = Config::default();
-        assert!(matches!(set1(&c, "smtp.nope", "1"), Err(KeyError::Unknown(_))));
-        let e = set1(&c, "smtp.incoming.port", "70000").unwrap_err().to_string();
+        assert!(matches!(
+            set1(&c, "smtp.nope", "1"),
+            Err(KeyError::Unknown(_))
+        ));
+        let e = set1(&c, "smtp.incoming.port", "70000")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("smtp.incoming.port"), "{e}");
-        let e = set1(&c, "smtp.max_recipients_per_mail", "5").unwrap_err().to_string();
+        let e = set1(&c, "smtp.max_recipients_per_mail", "5")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("smtp.max_recipients_per_mail"), "{e}");
     }
 }

@@ -6,14 +6,14 @@
 //! dotted keys for `postern config get/set`.
 
 pub mod duration;
-mod sections;
 pub mod file;
 pub mod keys;
+mod sections;
 pub mod validate;
 
 pub use duration::HumanDuration;
-pub use sections::*;
 pub use file::{ConfigError, load, load_or_create, save};
+pub use sections::*;
 pub use validate::{FieldError, validate};
 
 use serde::{Deserialize, Serialize};
@@ -193,7 +193,6 @@ impl Default for TlsConfig {
         }
     }
 }
-
 
 impl Config {
     /// Whether `domain` (any case, trailing dot allowed) is one of the local domains.

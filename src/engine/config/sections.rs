@@ -236,7 +236,6 @@ pub struct DomainMap {
     pub port: u16,
 }
 
-
 impl Default for SmtpAuthConfig {
     fn default() -> Self {
         SmtpAuthConfig {
@@ -247,7 +246,6 @@ impl Default for SmtpAuthConfig {
         }
     }
 }
-
 
 impl Default for AbuseConfig {
     fn default() -> Self {
@@ -286,16 +284,23 @@ impl Default for TarpitConfig {
     }
 }
 
-
 impl Default for RblConfig {
     fn default() -> Self {
-        RblConfig { enabled: false, zones: Vec::new(), trigger: 1, action: Action::Refuse }
+        RblConfig {
+            enabled: false,
+            zones: Vec::new(),
+            trigger: 1,
+            action: Action::Refuse,
+        }
     }
 }
 
 impl Default for CheckConfig {
     fn default() -> Self {
-        CheckConfig { enabled: false, action: Action::Tag }
+        CheckConfig {
+            enabled: false,
+            action: Action::Tag,
+        }
     }
 }
 

@@ -69,7 +69,10 @@ pub fn validate(cfg: &Config) -> Vec<FieldError> {
     }
     if let Some(p) = smtp.tls.implicit_port {
         if p == 0 {
-            err("smtp.tls.implicit_port", "must be a port number from 1 to 65535, or None".into());
+            err(
+                "smtp.tls.implicit_port",
+                "must be a port number from 1 to 65535, or None".into(),
+            );
         } else if p == smtp.incoming.port || (smtp.outgoing.enabled && p == smtp.outgoing.port) {
             err(
                 "smtp.tls.implicit_port",
@@ -87,7 +90,10 @@ pub fn validate(cfg: &Config) -> Vec<FieldError> {
         );
     }
     if smtp.max_message_size < 1024 {
-        err("smtp.max_message_size", "must be at least 1024 octets".into());
+        err(
+            "smtp.max_message_size",
+            "must be at least 1024 octets".into(),
+        );
     }
     if smtp.max_errors_per_session == 0 {
         err("smtp.max_errors_per_session", "must be at least 1".into());
@@ -97,7 +103,10 @@ pub fn validate(cfg: &Config) -> Vec<FieldError> {
         ("smtp.timeouts.data", smtp.timeouts.data),
     ] {
         if d.0.as_secs() < 1 {
-            err(path, "must be at least 1s (RFC 5321 recommends minutes)".into());
+            err(
+                path,
+                "must be at least 1s (RFC 5321 recommends minutes)".into(),
+            );
         }
     }
     if smtp.tls.certificate.is_empty() != smtp.tls.key.is_empty() {
@@ -153,16 +162,23 @@ fn check_sections(cfg: &Config, err: &mut impl FnMut(&str, String)) {
     let a = &cfg.access;
     if a.smtp_auth.enabled && !a.smtp_auth.allow_any_account {
         if a.smtp_auth.only_user.trim().is_empty() {
-            err("access.smtp_auth.only_user", "Allow Only The Following needs a user name".into());
+            err(
+                "access.smtp_auth.only_user",
+                "Allow Only The Following needs a user name".into(),
+            );
         }
         if !a.smtp_auth.only_password.starts_with("$argon2") {
             err(
                 "access.smtp_auth.only_password",
-                "must be an argon2 hash (set it in the dialog or with `postern access relay-user`)".into(),
+                "must be an argon2 hash (set it in the dialog or with `postern access relay-user`)"
+                    .into(),
             );
         }
     }
-    for (list, path) in [(&a.ip_range.ranges, "access.ip_range.ranges"), (&a.safe_ips, "access.safe_ips")] {
+    for (list, path) in [
+        (&a.ip_range.ranges, "access.ip_range.ranges"),
+        (&a.safe_ips, "access.safe_ips"),
+    ] {
         for (i, r) in list.iter().enumerate() {
             if let Err(m) = IpRange::parse(r) {
                 err(&format!("{path}[{i}]"), m);
@@ -178,46 +194,81 @@ fn check_sections(cfg: &Config, err: &mut impl FnMut(&str, String)) {
     }
     for (i, z) in ab.rbl.zones.iter().enumerate() {
         if !is_hostname(z) {
-            err(&format!("abuse.rbl.zones[{i}]"), format!("`{z}` is not a DNS zone"));
+            err(
+                &format!("abuse.rbl.zones[{i}]"),
+                format!("`{z}` is not a DNS zone"),
+            );
         }
     }
     let o = &cfg.outgoing_mails;
     if o.resend_attempts == 0 {
-        err("outgoing_mails.resend_attempts", "must be at least 1".into());
+        err(
+            "outgoing_mails.resend_attempts",
+            "must be at least 1".into(),
+        );
     }
     if o.resend_delay.0.as_secs() < 1 {
         err("outgoing_mails.resend_delay", "must be at least 1s".into());
     }
     if o.max_connections == 0 {
-        err("outgoing_mails.max_connections", "must be at least 1".into());
+        err(
+            "outgoing_mails.max_connections",
+            "must be at least 1".into(),
+        );
     }
     if o.max_connections_per_domain == 0 {
-        err("outgoing_mails.max_connections_per_domain", "must be at least 1".into());
+        err(
+            "outgoing_mails.max_connections_per_domain",
+            "must be at least 1".into(),
+        );
     }
     for (i, h) in o.dns_hosts.iter().enumerate() {
         if parse_dns_host(h).is_none() {
-            err(&format!("outgoing_mails.dns_hosts[{i}]"), format!("`{h}` is not an IP address or ip:port"));
+            err(
+                &format!("outgoing_mails.dns_hosts[{i}]"),
+                format!("`{h}` is not an IP address or ip:port"),
+            );
         }
     }
-    if o.mode == DeliveryMode::Relay
-        && o.relay.host.is_empty() {
-            err("outgoing_mails.relay.host", "Relay mode needs a relay host".into());
-        }
-    if !o.relay.host.is_empty() && o.relay.host.parse::<IpAddr>().is_err() && !is_hostname(&o.relay.host) {
-        err("outgoing_mails.relay.host", format!("`{}` is not a host name or IP address", o.relay.host));
+    if o.mode == DeliveryMode::Relay && o.relay.host.is_empty() {
+        err(
+            "outgoing_mails.relay.host",
+            "Relay mode needs a relay host".into(),
+        );
+    }
+    if !o.relay.host.is_empty()
+        && o.relay.host.parse::<IpAddr>().is_err()
+        && !is_hostname(&o.relay.host)
+    {
+        err(
+            "outgoing_mails.relay.host",
+            format!("`{}` is not a host name or IP address", o.relay.host),
+        );
     }
     if o.relay.port == 0 {
-        err("outgoing_mails.relay.port", "must be a port number from 1 to 65535".into());
+        err(
+            "outgoing_mails.relay.port",
+            "must be a port number from 1 to 65535".into(),
+        );
     }
     for (i, m) in o.domain_maps.iter().enumerate() {
         if !is_hostname(&m.domain) {
-            err(&format!("outgoing_mails.domain_maps[{i}].domain"), format!("`{}` is not a domain", m.domain));
+            err(
+                &format!("outgoing_mails.domain_maps[{i}].domain"),
+                format!("`{}` is not a domain", m.domain),
+            );
         }
         if m.host.parse::<IpAddr>().is_err() && !is_hostname(&m.host) {
-            err(&format!("outgoing_mails.domain_maps[{i}].host"), format!("`{}` is not a host name or IP address", m.host));
+            err(
+                &format!("outgoing_mails.domain_maps[{i}].host"),
+                format!("`{}` is not a host name or IP address", m.host),
+            );
         }
         if m.port == 0 {
-            err(&format!("outgoing_mails.domain_maps[{i}].port"), "must be a port number from 1 to 65535".into());
+            err(
+                &format!("outgoing_mails.domain_maps[{i}].port"),
+                "must be a port number from 1 to 65535".into(),
+            );
         }
     }
 }

@@ -268,7 +268,10 @@ impl<'a> Session<'a> {
         let io = conn.into_inner();
         let tls = tokio::time::timeout(
             TLS_TIMEOUT,
-            p.verify.cloned().unwrap_or_else(super::tls::connector).connect(super::tls::server_name(p.host, p.ip), io),
+            p.verify
+                .cloned()
+                .unwrap_or_else(super::tls::connector)
+                .connect(super::tls::server_name(p.host, p.ip), io),
         )
         .await
         .map_err(|_| HostFailure(format!("{peer}: TLS handshake timed out")))?

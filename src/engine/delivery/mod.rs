@@ -391,7 +391,10 @@ async fn attempt(
     let io: BoxStream = if p.tls == TlsPolicy::Implicit {
         let tls = tokio::time::timeout(
             client::TLS_TIMEOUT,
-            p.verify.cloned().unwrap_or_else(tls::connector).connect(tls::server_name(p.host, p.ip), tcp),
+            p.verify
+                .cloned()
+                .unwrap_or_else(tls::connector)
+                .connect(tls::server_name(p.host, p.ip), tcp),
         )
         .await
         .map_err(|_| HostFailure(format!("{at}: TLS handshake timed out")))?

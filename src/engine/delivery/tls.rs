@@ -44,7 +44,9 @@ pub fn verified_connector(ca_file: &str) -> Result<TlsConnector, String> {
     let mut roots = rustls::RootCertStore::empty();
     let mut add = |path: &str, required: bool| -> Result<(), String> {
         let certs = match CertificateDer::pem_file_iter(path) {
-            Ok(it) => it.collect::<Result<Vec<_>, _>>().map_err(|e| format!("{path}: {e}"))?,
+            Ok(it) => it
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{path}: {e}"))?,
             Err(_) if !required => return Ok(()),
             Err(e) => return Err(format!("{path}: {e}")),
         };
@@ -59,9 +61,12 @@ pub fn verified_connector(ca_file: &str) -> Result<TlsConnector, String> {
         add(ca_file, true)?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| format!("no trusted certificates to verify the relay host with: {e}"))?;
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| format!("no trusted certificates to verify the relay host with: {e}"))?;
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?

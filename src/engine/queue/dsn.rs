@@ -19,10 +19,19 @@ fn status_of(err: &str, delayed: bool) -> String {
     err.split_whitespace()
         .find(|w| {
             let p: Vec<&str> = w.split('.').collect();
-            p.len() == 3 && matches!(p[0], "2" | "4" | "5") && p.iter().all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+            p.len() == 3
+                && matches!(p[0], "2" | "4" | "5")
+                && p.iter()
+                    .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
         })
         .map(str::to_string)
-        .unwrap_or_else(|| if delayed { "4.0.0".into() } else { "5.0.0".into() })
+        .unwrap_or_else(|| {
+            if delayed {
+                "4.0.0".into()
+            } else {
+                "5.0.0".into()
+            }
+        })
 }
 
 /// Builds the complete notice (headers and body, CRLF line ends).
@@ -32,7 +41,10 @@ pub fn notice(host: &str, meta: &Meta, rcpts: &[Rcpt], original: &[u8], delayed:
         .unwrap_or_default();
     let arrival = time::OffsetDateTime::from_unix_timestamp(meta.created as i64)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc2822).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc2822)
+                .ok()
+        })
         .unwrap_or_default();
     let boundary = format!("postern-{}", id_text(meta.id));
     let id = id_text(meta.id);
@@ -50,32 +62,57 @@ pub fn notice(host: &str, meta: &Meta, rcpts: &[Rcpt], original: &[u8], delayed:
         )
     };
     let mut m = String::new();
-    m.push_str(&format!("From: Mail Delivery System <MAILER-DAEMON@{host}>\r\n"));
+    m.push_str(&format!(
+        "From: Mail Delivery System <MAILER-DAEMON@{host}>\r\n"
+    ));
     m.push_str(&format!("To: <{}>\r\n", meta.from));
     m.push_str(&format!("Subject: {subject}\r\n"));
     m.push_str(&format!("Date: {date}\r\n"));
-    m.push_str(&format!("Message-ID: <{id}.{}.dsn@{host}>\r\n", if delayed { "delay" } else { "fail" }));
+    m.push_str(&format!(
+        "Message-ID: <{id}.{}.dsn@{host}>\r\n",
+        if delayed { "delay" } else { "fail" }
+    ));
     m.push_str("Auto-Submitted: auto-replied\r\n");
     m.push_str("MIME-Version: 1.0\r\n");
     m.push_str(&format!("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{boundary}\"\r\n\r\n"));
     m.push_str("This is a MIME-encapsulated message.\r\n\r\n");
-    m.push_str(&format!("--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"));
-    m.push_str(&format!("This is the mail system at host {host}.\r\n\r\n{intro}\r\n\r\n"));
+    m.push_str(&format!(
+        "--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+    ));
+    m.push_str(&format!(
+        "This is the mail system at host {host}.\r\n\r\n{intro}\r\n\r\n"
+    ));
     for r in rcpts {
-        m.push_str(&format!("<{}>: {}\r\n", r.addr, r.last_error.replace(['\r', '\n'], " ")));
+        m.push_str(&format!(
+            "<{}>: {}\r\n",
+            r.addr,
+            r.last_error.replace(['\r', '\n'], " ")
+        ));
     }
-    m.push_str(&format!("\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"));
-    m.push_str(&format!("Reporting-MTA: dns; {host}\r\nX-Postern-Queue-ID: {id}\r\nArrival-Date: {arrival}\r\n"));
+    m.push_str(&format!(
+        "\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
+    ));
+    m.push_str(&format!(
+        "Reporting-MTA: dns; {host}\r\nX-Postern-Queue-ID: {id}\r\nArrival-Date: {arrival}\r\n"
+    ));
     for r in rcpts {
         m.push_str("\r\n");
         m.push_str(&format!("Final-Recipient: rfc822; {}\r\n", r.addr));
         m.push_str(&format!("Action: {action}\r\n"));
-        m.push_str(&format!("Status: {}\r\n", status_of(&r.last_error, delayed)));
+        m.push_str(&format!(
+            "Status: {}\r\n",
+            status_of(&r.last_error, delayed)
+        ));
         if !r.last_error.is_empty() {
-            m.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", r.last_error.replace(['\r', '\n'], " ")));
+            m.push_str(&format!(
+                "Diagnostic-Code: smtp; {}\r\n",
+                r.last_error.replace(['\r', '\n'], " ")
+            ));
         }
     }
-    m.push_str(&format!("\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n"));
+    m.push_str(&format!(
+        "\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+    ));
     let mut out = m.into_bytes();
     out.extend_from_slice(headers_of(original, 64 * 1024));
     out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
@@ -101,11 +138,27 @@ mod tests {
             size: 10,
             client: "127.0.0.1".into(),
         };
-        let rcpt = Rcpt { addr: "bob@far.test".into(), state: RcptState::Failed, last_error: "550 5.1.1 User unknown".into() };
-        let n = String::from_utf8(notice("mx.test", &meta, &[rcpt], b"Subject: hi\r\n\r\nbody\r\n", false)).unwrap();
+        let rcpt = Rcpt {
+            addr: "bob@far.test".into(),
+            state: RcptState::Failed,
+            last_error: "550 5.1.1 User unknown".into(),
+        };
+        let n = String::from_utf8(notice(
+            "mx.test",
+            &meta,
+            &[rcpt],
+            b"Subject: hi\r\n\r\nbody\r\n",
+            false,
+        ))
+        .unwrap();
         assert!(n.contains("Content-Type: multipart/report; report-type=delivery-status;"));
-        assert!(n.contains("Final-Recipient: rfc822; bob@far.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"));
+        assert!(n.contains(
+            "Final-Recipient: rfc822; bob@far.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        ));
         assert!(n.contains("Content-Type: text/rfc822-headers\r\n\r\nSubject: hi\r\n"));
-        assert!(!n.contains("body"), "only the headers of the original are returned");
+        assert!(
+            !n.contains("body"),
+            "only the headers of the original are returned"
+        );
     }
 }

@@ -4,7 +4,9 @@
 //! commands, publishes the list for the GUI, and trims the spool.
 
 use super::spool::{Location, Record, Spool, SpoolError};
-use super::{ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, Target, dsn, id_text, now_secs};
+use super::{
+    ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, Target, dsn, id_text, now_secs,
+};
 use crate::engine::config::{Config, DeliveryMode, normalize_domain};
 use crate::engine::delivery::{self, DeliveryCtx, RcptStatus};
 use crate::engine::dns::Resolver;
@@ -50,11 +52,20 @@ impl Entry {
         if self.history.len() == HISTORY {
             self.history.remove(0);
         }
-        self.history.push(format!("{:02}:{:02}:{:02} {text}", t.hour(), t.minute(), t.second()));
+        self.history.push(format!(
+            "{:02}:{:02}:{:02} {text}",
+            t.hour(),
+            t.minute(),
+            t.second()
+        ));
     }
 
     fn view(&self) -> QueueEntry {
-        QueueEntry { meta: self.meta.clone(), in_flight: self.in_flight, history: self.history.clone() }
+        QueueEntry {
+            meta: self.meta.clone(),
+            in_flight: self.in_flight,
+            history: self.history.clone(),
+        }
     }
 }
 
@@ -112,9 +123,19 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, JoinHandle<()>), SpoolErr
         });
     }
     let (tx, rx) = mpsc::unbounded_channel();
-    let last = replayed.messages.iter().map(|(m, _)| m.id).max().unwrap_or(0);
+    let last = replayed
+        .messages
+        .iter()
+        .map(|(m, _)| m.id)
+        .max()
+        .unwrap_or(0);
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Vec::new()));
-    let queue = Queue { spool: spool.clone(), tx, last_id: Arc::new(AtomicU64::new(last)), snapshot: snap_rx };
+    let queue = Queue {
+        spool: spool.clone(),
+        tx,
+        last_id: Arc::new(AtomicU64::new(last)),
+        snapshot: snap_rx,
+    };
     let cfg = Arc::new(deps.current.borrow().config.clone());
     let (results_tx, results_rx) = mpsc::unbounded_channel();
     let mut m = Manager {
@@ -132,12 +153,28 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, JoinHandle<()>), SpoolErr
         in_flight: 0,
     };
     if !replayed.messages.is_empty() {
-        m.deps.events.emit(Level::Info, Channel::SmtpOut, None, EventKind::Note {
-            text: format!("queue: {} message(s) waiting from before the restart", replayed.messages.len()),
-        });
+        m.deps.events.emit(
+            Level::Info,
+            Channel::SmtpOut,
+            None,
+            EventKind::Note {
+                text: format!(
+                    "queue: {} message(s) waiting from before the restart",
+                    replayed.messages.len()
+                ),
+            },
+        );
     }
     for (meta, loc) in replayed.messages {
-        m.entries.insert(meta.id, Entry { meta, loc, in_flight: false, history: vec!["recovered from the spool at start".into()] });
+        m.entries.insert(
+            meta.id,
+            Entry {
+                meta,
+                loc,
+                in_flight: false,
+                history: vec!["recovered from the spool at start".into()],
+            },
+        );
     }
     let handle = tokio::spawn(m.run(rx, results_rx));
     Ok((queue, handle))
@@ -185,7 +222,12 @@ impl Manager {
     }
 
     fn log(&self, level: Level, id: u64, text: String) {
-        self.deps.events.emit(level, Channel::SmtpOut, Some(&id_text(id)), EventKind::Note { text });
+        self.deps.events.emit(
+            level,
+            Channel::SmtpOut,
+            Some(&id_text(id)),
+            EventKind::Note { text },
+        );
     }
 
     fn refresh_config(&mut self) {
@@ -199,9 +241,14 @@ impl Manager {
             self.resolver = match Resolver::new(&o.dns_hosts) {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    self.deps.events.emit(Level::Error, Channel::SmtpOut, None, EventKind::Note {
-                        text: format!("DNS resolver unavailable, deliveries wait: {e}"),
-                    });
+                    self.deps.events.emit(
+                        Level::Error,
+                        Channel::SmtpOut,
+                        None,
+                        EventKind::Note {
+                            text: format!("DNS resolver unavailable, deliveries wait: {e}"),
+                        },
+                    );
                     None
                 }
             };
@@ -216,9 +263,24 @@ impl Manager {
     async fn handle(&mut self, msg: ManagerMsg) {
         match msg {
             ManagerMsg::Arrived(meta, loc) => {
-                let rcpts: Vec<String> = meta.rcpts.iter().map(|r| format!("<{}>", r.addr)).collect();
-                self.log(Level::Info, meta.id, format!("queued from <{}> to {} ({} octets)", meta.from, rcpts.join(", "), meta.size));
-                let mut e = Entry { meta, loc, in_flight: false, history: Vec::new() };
+                let rcpts: Vec<String> =
+                    meta.rcpts.iter().map(|r| format!("<{}>", r.addr)).collect();
+                self.log(
+                    Level::Info,
+                    meta.id,
+                    format!(
+                        "queued from <{}> to {} ({} octets)",
+                        meta.from,
+                        rcpts.join(", "),
+                        meta.size
+                    ),
+                );
+                let mut e = Entry {
+                    meta,
+                    loc,
+                    in_flight: false,
+                    history: Vec::new(),
+                };
                 e.note("queued".into());
                 self.entries.insert(e.meta.id, e);
                 self.dirty = true;
@@ -258,10 +320,18 @@ impl Manager {
 
     fn command(&mut self, cmd: QueueCommand) -> usize {
         let target = match &cmd {
-            QueueCommand::Retry(t) | QueueCommand::Delete(t) | QueueCommand::Hold(t) | QueueCommand::Release(t) => t.clone(),
+            QueueCommand::Retry(t)
+            | QueueCommand::Delete(t)
+            | QueueCommand::Hold(t)
+            | QueueCommand::Release(t) => t.clone(),
         };
         let ids: Vec<u64> = match target {
-            Target::Id(id) => self.entries.contains_key(&id).then_some(id).into_iter().collect(),
+            Target::Id(id) => self
+                .entries
+                .contains_key(&id)
+                .then_some(id)
+                .into_iter()
+                .collect(),
             Target::All => self.entries.keys().copied().collect(),
         };
         let now = now_secs();
@@ -270,7 +340,11 @@ impl Manager {
                 QueueCommand::Delete(_) => {
                     self.entries.remove(&id);
                     self.spool.append_nowait(Record::Remove(id));
-                    self.log(Level::Info, id, "deleted by the administrator (no failure notice)".into());
+                    self.log(
+                        Level::Info,
+                        id,
+                        "deleted by the administrator (no failure notice)".into(),
+                    );
                 }
                 QueueCommand::Retry(_) | QueueCommand::Hold(_) | QueueCommand::Release(_) => {
                     let e = self.entries.get_mut(&id).expect("listed");
@@ -301,7 +375,9 @@ impl Manager {
     /// Starts attempts for every due message, within the limits.
     fn dispatch(&mut self) {
         self.refresh_config();
-        let Some(resolver) = self.resolver.clone() else { return };
+        let Some(resolver) = self.resolver.clone() else {
+            return;
+        };
         let max_in_flight = (self.cfg.outgoing_mails.max_connections as usize) * 4;
         if self.in_flight >= max_in_flight {
             return;
@@ -310,7 +386,9 @@ impl Manager {
         let due: Vec<u64> = self
             .entries
             .values()
-            .filter(|e| !e.in_flight && !e.meta.held && e.meta.next_try <= now && e.meta.has_pending())
+            .filter(|e| {
+                !e.in_flight && !e.meta.held && e.meta.next_try <= now && e.meta.has_pending()
+            })
             .map(|e| e.meta.id)
             .take(max_in_flight - self.in_flight)
             .collect();
@@ -345,7 +423,9 @@ impl Manager {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.dirty = true;
         let cfg = self.cfg.clone();
-        let Some(e) = self.entries.get_mut(&id) else { return };
+        let Some(e) = self.entries.get_mut(&id) else {
+            return;
+        };
         e.in_flight = false;
         e.meta.attempts += 1;
         let attempt = e.meta.attempts;
@@ -357,15 +437,24 @@ impl Manager {
                     r.state = RcptState::Delivered;
                     r.last_error.clear();
                     // The delivery module already logged this; it goes to the history only.
-                    notes.push((Level::Debug, format!("attempt {attempt}: <{}> delivered: {reply}", r.addr)));
+                    notes.push((
+                        Level::Debug,
+                        format!("attempt {attempt}: <{}> delivered: {reply}", r.addr),
+                    ));
                 }
                 RcptStatus::Permanent(err) => {
                     r.state = RcptState::Failed;
-                    notes.push((Level::Warn, format!("attempt {attempt}: <{}> failed permanently: {err}", r.addr)));
+                    notes.push((
+                        Level::Warn,
+                        format!("attempt {attempt}: <{}> failed permanently: {err}", r.addr),
+                    ));
                     r.last_error = err;
                 }
                 RcptStatus::Temporary(err) => {
-                    notes.push((Level::Warn, format!("attempt {attempt}: <{}> deferred: {err}", r.addr)));
+                    notes.push((
+                        Level::Warn,
+                        format!("attempt {attempt}: <{}> deferred: {err}", r.addr),
+                    ));
                     r.last_error = err;
                 }
             }
@@ -373,15 +462,29 @@ impl Manager {
         let max = cfg.outgoing_mails.resend_attempts;
         if e.meta.has_pending() {
             if attempt >= max {
-                for r in e.meta.rcpts.iter_mut().filter(|r| r.state == RcptState::Pending) {
+                for r in e
+                    .meta
+                    .rcpts
+                    .iter_mut()
+                    .filter(|r| r.state == RcptState::Pending)
+                {
                     r.state = RcptState::Failed;
-                    r.last_error = format!("gave up after {attempt} attempts; last error: {}", r.last_error);
-                    notes.push((Level::Warn, format!("<{}> given up after {attempt} attempts", r.addr)));
+                    r.last_error = format!(
+                        "gave up after {attempt} attempts; last error: {}",
+                        r.last_error
+                    );
+                    notes.push((
+                        Level::Warn,
+                        format!("<{}> given up after {attempt} attempts", r.addr),
+                    ));
                 }
             } else {
                 e.meta.next_try = now_secs() + cfg.outgoing_mails.resend_delay.0.as_secs();
                 let next = cfg.outgoing_mails.resend_delay;
-                notes.push((Level::Info, format!("next attempt ({} of {max}) in {next}", attempt + 1)));
+                notes.push((
+                    Level::Info,
+                    format!("next attempt ({} of {max}) in {next}", attempt + 1),
+                ));
             }
         }
         for (_, n) in &notes {
@@ -398,13 +501,27 @@ impl Manager {
         if done {
             self.entries.remove(&id);
             self.spool.append_nowait(Record::Remove(id));
-            let failed: Vec<_> = meta.rcpts.iter().filter(|r| r.state == RcptState::Failed).cloned().collect();
-            let level = if failed.is_empty() { Level::Info } else { Level::Warn };
-            self.deps.events.emit(level, Channel::SmtpOut, Some(&id_text(id)), EventKind::QueueFinished {
-                id: id_text(id),
-                delivered: meta.rcpts.len() - failed.len(),
-                failed: failed.len(),
-            });
+            let failed: Vec<_> = meta
+                .rcpts
+                .iter()
+                .filter(|r| r.state == RcptState::Failed)
+                .cloned()
+                .collect();
+            let level = if failed.is_empty() {
+                Level::Info
+            } else {
+                Level::Warn
+            };
+            self.deps.events.emit(
+                level,
+                Channel::SmtpOut,
+                Some(&id_text(id)),
+                EventKind::QueueFinished {
+                    id: id_text(id),
+                    delivered: meta.rcpts.len() - failed.len(),
+                    failed: failed.len(),
+                },
+            );
             if !failed.is_empty() {
                 self.notify(meta, loc, failed, false);
             }
@@ -416,7 +533,11 @@ impl Manager {
     /// Sends the sender a failure notice (or a delay warning); never for the null sender.
     fn notify(&self, meta: Meta, loc: Location, rcpts: Vec<super::Rcpt>, delayed: bool) {
         if meta.from.is_empty() {
-            self.log(Level::Info, meta.id, "no failure notice: the sender is the null sender <>".into());
+            self.log(
+                Level::Info,
+                meta.id,
+                "no failure notice: the sender is the null sender <>".into(),
+            );
             return;
         }
         let host = self.cfg.server.hostname.clone();
@@ -424,25 +545,47 @@ impl Manager {
         let spool = self.spool.clone();
         let events = self.deps.events.clone();
         tokio::spawn(async move {
-            let original = tokio::task::spawn_blocking(move || spool.read(loc)).await.ok().and_then(Result::ok).unwrap_or_default();
+            let original = tokio::task::spawn_blocking(move || spool.read(loc))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
             let notice = dsn::notice(&host, &meta, &rcpts, &original, delayed);
-            let kind = if delayed { "delay warning" } else { "failure notice" };
-            let text = match queue.enqueue("", std::slice::from_ref(&meta.from), notice, "local").await {
+            let kind = if delayed {
+                "delay warning"
+            } else {
+                "failure notice"
+            };
+            let text = match queue
+                .enqueue("", std::slice::from_ref(&meta.from), notice, "local")
+                .await
+            {
                 Ok(nid) => format!("{kind} to <{}> queued as {}", meta.from, id_text(nid)),
                 Err(e) => format!("cannot queue the {kind} to <{}>: {e}", meta.from),
             };
-            events.emit(Level::Info, Channel::SmtpOut, Some(&id_text(meta.id)), EventKind::Note { text });
+            events.emit(
+                Level::Info,
+                Channel::SmtpOut,
+                Some(&id_text(meta.id)),
+                EventKind::Note { text },
+            );
         });
     }
 
     /// Delay warnings for messages waiting longer than `outgoing_mails.delay_warning`.
     fn warn_delayed(&mut self) {
-        let Some(after) = self.cfg.outgoing_mails.delay_warning else { return };
+        let Some(after) = self.cfg.outgoing_mails.delay_warning else {
+            return;
+        };
         let now = now_secs();
         let due: Vec<u64> = self
             .entries
             .values()
-            .filter(|e| !e.meta.warned && e.meta.has_pending() && now.saturating_sub(e.meta.created) >= after.0.as_secs())
+            .filter(|e| {
+                !e.meta.warned
+                    && e.meta.has_pending()
+                    && now.saturating_sub(e.meta.created) >= after.0.as_secs()
+            })
             .map(|e| e.meta.id)
             .collect();
         for id in due {
@@ -450,7 +593,13 @@ impl Manager {
             e.meta.warned = true;
             e.note("delay warning sent".into());
             self.spool.append_nowait(Record::Update(e.meta.clone()));
-            let pending: Vec<_> = e.meta.rcpts.iter().filter(|r| r.state == RcptState::Pending).cloned().collect();
+            let pending: Vec<_> = e
+                .meta
+                .rcpts
+                .iter()
+                .filter(|r| r.state == RcptState::Pending)
+                .cloned()
+                .collect();
             let (meta, loc) = (e.meta.clone(), e.loc);
             self.notify(meta, loc, pending, true);
         }
@@ -463,14 +612,22 @@ impl Manager {
         if let Some(old) = oldest
             && active.saturating_sub(old) >= 4
         {
-            let pinned: Vec<u64> = self.entries.values().filter(|e| e.loc.seg == old && !e.in_flight).map(|e| e.meta.id).collect();
+            let pinned: Vec<u64> = self
+                .entries
+                .values()
+                .filter(|e| e.loc.seg == old && !e.in_flight)
+                .map(|e| e.meta.id)
+                .collect();
             for id in pinned {
                 let (meta, loc) = {
                     let e = &self.entries[&id];
                     (e.meta.clone(), e.loc)
                 };
                 let spool = self.spool.clone();
-                let Ok(Ok(data)) = tokio::task::spawn_blocking(move || spool.read(loc)).await else { continue };
+                let Ok(Ok(data)) = tokio::task::spawn_blocking(move || spool.read(loc)).await
+                else {
+                    continue;
+                };
                 if let Ok(Some(new)) = self.spool.append(Record::Put(meta, Arc::from(data))).await
                     && let Some(e) = self.entries.get_mut(&id)
                 {
@@ -478,7 +635,13 @@ impl Manager {
                 }
             }
         }
-        let keep_from = self.entries.values().map(|e| e.loc.seg).min().unwrap_or(active).min(active.saturating_sub(1));
+        let keep_from = self
+            .entries
+            .values()
+            .map(|e| e.loc.seg)
+            .min()
+            .unwrap_or(active)
+            .min(active.saturating_sub(1));
         self.spool.trim_below(keep_from);
     }
 }
@@ -495,7 +658,9 @@ struct Attempt {
 
 impl Attempt {
     async fn run(self) -> Vec<(usize, RcptStatus)> {
-        let pending: Vec<usize> = (0..self.meta.rcpts.len()).filter(|&i| self.meta.rcpts[i].state == RcptState::Pending).collect();
+        let pending: Vec<usize> = (0..self.meta.rcpts.len())
+            .filter(|&i| self.meta.rcpts[i].state == RcptState::Pending)
+            .collect();
         let spool = self.spool.clone();
         let loc = self.loc;
         let data = match tokio::task::spawn_blocking(move || spool.read(loc)).await {
@@ -506,7 +671,15 @@ impl Attempt {
                     Err(e) => e.to_string(),
                     Ok(Ok(_)) => unreachable!(),
                 };
-                return pending.into_iter().map(|i| (i, RcptStatus::Temporary(format!("cannot read the spool: {why}")))).collect();
+                return pending
+                    .into_iter()
+                    .map(|i| {
+                        (
+                            i,
+                            RcptStatus::Temporary(format!("cannot read the spool: {why}")),
+                        )
+                    })
+                    .collect();
             }
         };
         let cfg = self.ctx.config.clone();
@@ -514,9 +687,17 @@ impl Attempt {
         // Group: local recipients, then one group per domain (or one for the relay host).
         let mut groups: Vec<(String, bool, Vec<usize>)> = Vec::new();
         for i in pending {
-            let domain = self.meta.rcpts[i].addr.rsplit_once('@').map(|(_, d)| normalize_domain(d)).unwrap_or_default();
+            let domain = self.meta.rcpts[i]
+                .addr
+                .rsplit_once('@')
+                .map(|(_, d)| normalize_domain(d))
+                .unwrap_or_default();
             let local = cfg.is_local_domain(&domain);
-            let key = if local || !relay { domain } else { String::new() };
+            let key = if local || !relay {
+                domain
+            } else {
+                String::new()
+            };
             match groups.iter_mut().find(|(k, l, _)| *k == key && *l == local) {
                 Some(g) => g.2.push(i),
                 None => groups.push((key, local, vec![i])),
@@ -528,19 +709,38 @@ impl Attempt {
             let this = this.clone();
             let data = data.clone();
             set.spawn(async move {
-                let rcpts: Vec<String> = idx.iter().map(|&i| this.meta.rcpts[i].addr.clone()).collect();
+                let rcpts: Vec<String> = idx
+                    .iter()
+                    .map(|&i| this.meta.rcpts[i].addr.clone())
+                    .collect();
                 let statuses = if local {
                     this.deliver_local(&rcpts, data).await
                 } else {
                     let _all = this.limits.overall.clone().acquire_owned().await;
-                    let dest = if domain.is_empty() { "relay".to_string() } else { domain.clone() };
+                    let dest = if domain.is_empty() {
+                        "relay".to_string()
+                    } else {
+                        domain.clone()
+                    };
                     let _one = this.limits.domain(&dest).acquire_owned().await;
                     let d = if domain.is_empty() {
-                        rcpts.first().and_then(|a| a.rsplit_once('@')).map(|(_, d)| d.to_string()).unwrap_or_default()
+                        rcpts
+                            .first()
+                            .and_then(|a| a.rsplit_once('@'))
+                            .map(|(_, d)| d.to_string())
+                            .unwrap_or_default()
                     } else {
                         domain
                     };
-                    delivery::deliver(&this.ctx, &id_text(this.meta.id), &d, &this.meta.from, &rcpts, &data).await
+                    delivery::deliver(
+                        &this.ctx,
+                        &id_text(this.meta.id),
+                        &d,
+                        &this.meta.from,
+                        &rcpts,
+                        &data,
+                    )
+                    .await
                 };
                 idx.into_iter().zip(statuses).collect::<Vec<_>>()
             });
@@ -556,7 +756,8 @@ impl Attempt {
 
     async fn deliver_local(&self, rcpts: &[String], data: Arc<Vec<u8>>) -> Vec<RcptStatus> {
         let cfg = &self.ctx.config;
-        let mut statuses = vec![RcptStatus::Permanent("5.1.1 no such local account".into()); rcpts.len()];
+        let mut statuses =
+            vec![RcptStatus::Permanent("5.1.1 no such local account".into()); rcpts.len()];
         let mut boxes = Vec::new();
         let mut which = Vec::new();
         for (i, a) in rcpts.iter().enumerate() {
@@ -565,18 +766,26 @@ impl Attempt {
                 boxes.push(maildir::Recipient {
                     domain: domain.to_string(),
                     user: user.to_string(),
-                    headers: format!("Return-Path: <{}>\r\nDelivered-To: {}\r\n", self.meta.from, acc.address).into_bytes(),
+                    headers: format!(
+                        "Return-Path: <{}>\r\nDelivered-To: {}\r\n",
+                        self.meta.from, acc.address
+                    )
+                    .into_bytes(),
                 });
                 which.push(i);
             }
         }
         let root = self.mailroot.clone();
         let host = cfg.server.hostname.clone();
-        let res = tokio::task::spawn_blocking(move || maildir::deliver(&root, &host, &boxes, &data)).await;
+        let res =
+            tokio::task::spawn_blocking(move || maildir::deliver(&root, &host, &boxes, &data))
+                .await;
         for i in which {
             statuses[i] = match &res {
                 Ok(Ok(_)) => RcptStatus::Delivered("written to the local mailbox".into()),
-                Ok(Err(e)) => RcptStatus::Temporary(format!("4.3.0 cannot write the local mailbox: {e}")),
+                Ok(Err(e)) => {
+                    RcptStatus::Temporary(format!("4.3.0 cannot write the local mailbox: {e}"))
+                }
                 Err(e) => RcptStatus::Temporary(format!("4.3.0 local delivery task failed: {e}")),
             };
         }

@@ -19,7 +19,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// Seconds since the epoch.
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Where a recipient stands.
@@ -153,7 +156,12 @@ impl Queue {
         let mut cur = self.last_id.load(Ordering::Relaxed);
         loop {
             let next = (cur + 1).max(floor);
-            match self.last_id.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+            match self.last_id.compare_exchange_weak(
+                cur,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return next,
                 Err(c) => cur = c,
             }
@@ -161,7 +169,13 @@ impl Queue {
     }
 
     /// Spools a message for `rcpts` and returns its id once it is on disk.
-    pub async fn enqueue(&self, from: &str, rcpts: &[String], data: Vec<u8>, client: &str) -> Result<u64, SpoolError> {
+    pub async fn enqueue(
+        &self,
+        from: &str,
+        rcpts: &[String],
+        data: Vec<u8>,
+        client: &str,
+    ) -> Result<u64, SpoolError> {
         let now = now_secs();
         let meta = Meta {
             id: self.next_id(),
@@ -169,7 +183,11 @@ impl Queue {
             from: from.to_string(),
             rcpts: rcpts
                 .iter()
-                .map(|a| Rcpt { addr: a.clone(), state: RcptState::Pending, last_error: String::new() })
+                .map(|a| Rcpt {
+                    addr: a.clone(),
+                    state: RcptState::Pending,
+                    last_error: String::new(),
+                })
                 .collect(),
             attempts: 0,
             next_try: now,
@@ -184,7 +202,9 @@ impl Queue {
             .await?
             .expect("a Put has a location");
         let id = meta.id;
-        self.tx.send(ManagerMsg::Arrived(meta, loc)).map_err(|_| SpoolError::Stopped)?;
+        self.tx
+            .send(ManagerMsg::Arrived(meta, loc))
+            .map_err(|_| SpoolError::Stopped)?;
         Ok(id)
     }
 

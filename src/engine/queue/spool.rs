@@ -69,7 +69,10 @@ pub enum Record {
 }
 
 enum Request {
-    Append(Record, Option<oneshot::Sender<Result<Option<Location>, SpoolError>>>),
+    Append(
+        Record,
+        Option<oneshot::Sender<Result<Option<Location>, SpoolError>>>,
+    ),
     /// Delete every closed segment numbered below this.
     Trim(u64),
     /// Reply when everything before this has been written and synced.
@@ -136,7 +139,11 @@ impl Spool {
             .spawn(move || writer.run(rx))
             .map_err(SpoolError::from)?;
         Ok((
-            Spool { tx, dir: Arc::new(dir.to_path_buf()), active },
+            Spool {
+                tx,
+                dir: Arc::new(dir.to_path_buf()),
+                active,
+            },
             Replayed { messages, damaged },
         ))
     }
@@ -144,7 +151,9 @@ impl Spool {
     /// Appends a record and waits until it is on disk. For `Put`, returns the content location.
     pub async fn append(&self, rec: Record) -> Result<Option<Location>, SpoolError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Request::Append(rec, Some(tx))).map_err(|_| SpoolError::Stopped)?;
+        self.tx
+            .send(Request::Append(rec, Some(tx)))
+            .map_err(|_| SpoolError::Stopped)?;
         rx.await.map_err(|_| SpoolError::Stopped)?
     }
 
@@ -224,7 +233,11 @@ fn replay_segment(
                 };
                 let id = meta.id;
                 if kind == PUT {
-                    let loc = Location { seg, offset: content_offset, len: content_len };
+                    let loc = Location {
+                        seg,
+                        offset: content_offset,
+                        len: content_len,
+                    };
                     if !live.contains_key(&id) {
                         order.push(id);
                     }
@@ -278,11 +291,24 @@ struct Writer {
 }
 
 impl Writer {
-    fn create(dir: PathBuf, seg: u64, active: Arc<std::sync::atomic::AtomicU64>) -> io::Result<Writer> {
-        let file = OpenOptions::new().create_new(true).append(true).open(seg_path(&dir, seg))?;
+    fn create(
+        dir: PathBuf,
+        seg: u64,
+        active: Arc<std::sync::atomic::AtomicU64>,
+    ) -> io::Result<Writer> {
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(seg_path(&dir, seg))?;
         File::open(&dir)?.sync_all()?;
         active.store(seg, std::sync::atomic::Ordering::Release);
-        Ok(Writer { dir, seg, file, size: 0, active })
+        Ok(Writer {
+            dir,
+            seg,
+            file,
+            size: 0,
+            active,
+        })
     }
 
     fn rotate(&mut self) -> io::Result<()> {
@@ -315,7 +341,11 @@ impl Writer {
                 Request::Append(rec, done) => {
                     let (bytes, put) = encode(&rec);
                     let base = start + buf.len() as u64;
-                    let loc = put.map(|(off, len)| Location { seg: self.seg, offset: base + off, len });
+                    let loc = put.map(|(off, len)| Location {
+                        seg: self.seg,
+                        offset: base + off,
+                        len,
+                    });
                     buf.extend_from_slice(&bytes);
                     waiters.push((done, loc));
                 }
@@ -326,7 +356,9 @@ impl Writer {
         let result = if buf.is_empty() {
             Ok(())
         } else {
-            self.file.write_all(&buf).and_then(|_| self.file.sync_data())
+            self.file
+                .write_all(&buf)
+                .and_then(|_| self.file.sync_data())
         };
         let outcome = match result {
             Ok(()) => {
@@ -335,7 +367,10 @@ impl Writer {
             }
             Err(e) => {
                 // Roll back the partial write so the journal stays readable after it.
-                let rolled_back = self.file.set_len(start).and_then(|_| self.file.seek(SeekFrom::End(0)));
+                let rolled_back = self
+                    .file
+                    .set_len(start)
+                    .and_then(|_| self.file.seek(SeekFrom::End(0)));
                 if rolled_back.is_err() {
                     let _ = self.rotate();
                 }

@@ -7,8 +7,8 @@
 
 use std::io;
 use std::time::Duration;
-use tokio::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
 /// RFC 5321 4.5.3.1.4: a command line is at most 512 octets including CRLF.
 pub const MAX_COMMAND_LINE: usize = 512;
@@ -174,7 +174,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 self.buf.clear();
                 self.start = 0;
             }
-            self.fill(deadline.saturating_duration_since(Instant::now()), COMMAND_CHUNK).await?;
+            self.fill(
+                deadline.saturating_duration_since(Instant::now()),
+                COMMAND_CHUNK,
+            )
+            .await?;
         }
     }
 
@@ -211,7 +215,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 }
                 let mut wait = timeout;
                 if min_rate > 0 {
-                    let allowed = timeout + Duration::from_secs_f64(received as f64 / min_rate as f64);
+                    let allowed =
+                        timeout + Duration::from_secs_f64(received as f64 / min_rate as f64);
                     wait = wait.min(allowed.saturating_sub(started.elapsed()));
                 }
                 let before = self.buf.len();
@@ -268,7 +273,9 @@ mod tests {
         let (mut client, server) = duplex(1 << 20);
         client.write_all(input).await.unwrap();
         drop(client);
-        Conn::new(server).read_data(1 << 20, Duration::from_secs(5), 0).await
+        Conn::new(server)
+            .read_data(1 << 20, Duration::from_secs(5), 0)
+            .await
     }
 
     #[tokio::test]
@@ -289,7 +296,10 @@ mod tests {
             b"a\nb\r\n.\r\n",
         ] {
             let r = data_of(input).await;
-            assert!(matches!(r, Err(DataError::BareLineEnding)), "{input:?}: {r:?}");
+            assert!(
+                matches!(r, Err(DataError::BareLineEnding)),
+                "{input:?}: {r:?}"
+            );
         }
     }
 
@@ -299,9 +309,15 @@ mod tests {
         long.extend_from_slice(b"\r\n.\r\n");
         assert_eq!(data_of(&long).await.unwrap(), DataEnd::LineTooLong);
         let (mut client, server) = duplex(1 << 20);
-        client.write_all(&[b"y".repeat(900), b"\r\n".to_vec()].concat().repeat(4)).await.unwrap();
+        client
+            .write_all(&[b"y".repeat(900), b"\r\n".to_vec()].concat().repeat(4))
+            .await
+            .unwrap();
         client.write_all(b".\r\n").await.unwrap();
-        let r = Conn::new(server).read_data(2000, Duration::from_secs(5), 0).await.unwrap();
+        let r = Conn::new(server)
+            .read_data(2000, Duration::from_secs(5), 0)
+            .await
+            .unwrap();
         assert_eq!(r, DataEnd::TooBig);
     }
 
@@ -318,7 +334,10 @@ mod tests {
             }
         });
         let mut c = Conn::new(server);
-        assert!(matches!(c.read_line(512, Duration::from_secs(5)).await, Err(ReadError::Timeout)));
+        assert!(matches!(
+            c.read_line(512, Duration::from_secs(5)).await,
+            Err(ReadError::Timeout)
+        ));
         // In DATA the same trickle is cut off by the minimum rate (here 100 octets/s).
         let (mut client, server) = duplex(1024);
         tokio::spawn(async move {
@@ -329,8 +348,13 @@ mod tests {
                 }
             }
         });
-        let r = Conn::new(server).read_data(1 << 20, Duration::from_secs(5), 100).await;
-        assert!(matches!(r, Err(DataError::Read(ReadError::Timeout))), "{r:?}");
+        let r = Conn::new(server)
+            .read_data(1 << 20, Duration::from_secs(5), 100)
+            .await;
+        assert!(
+            matches!(r, Err(DataError::Read(ReadError::Timeout))),
+            "{r:?}"
+        );
         feeder.abort();
     }
 

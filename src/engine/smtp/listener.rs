@@ -38,7 +38,11 @@ impl ListenerSpec {
 
     /// `ip:port` as configured, for messages.
     pub fn describe(&self) -> String {
-        let ip = if self.listen_ip.is_empty() { "*" } else { &self.listen_ip };
+        let ip = if self.listen_ip.is_empty() {
+            "*"
+        } else {
+            &self.listen_ip
+        };
         format!("{ip}:{}", self.port)
     }
 }
@@ -51,7 +55,11 @@ pub fn wanted(cfg: &Config) -> Vec<ListenerSpec> {
     let mut out = vec![ListenerSpec {
         listen_ip: s.incoming.listen_ip.clone(),
         port: s.incoming.port,
-        role: if shared_port { Role::Both } else { Role::Incoming },
+        role: if shared_port {
+            Role::Both
+        } else {
+            Role::Incoming
+        },
         implicit_tls: false,
     }];
     if s.outgoing.enabled && !shared_port {
@@ -65,9 +73,17 @@ pub fn wanted(cfg: &Config) -> Vec<ListenerSpec> {
     if let Some(port) = s.tls.implicit_port {
         let outgoing = s.outgoing.enabled;
         out.push(ListenerSpec {
-            listen_ip: if outgoing { s.outgoing.listen_ip.clone() } else { s.incoming.listen_ip.clone() },
+            listen_ip: if outgoing {
+                s.outgoing.listen_ip.clone()
+            } else {
+                s.incoming.listen_ip.clone()
+            },
             port,
-            role: if outgoing { Role::Outgoing } else { Role::Incoming },
+            role: if outgoing {
+                Role::Outgoing
+            } else {
+                Role::Incoming
+            },
             implicit_tls: true,
         });
     }
@@ -125,7 +141,12 @@ pub struct Running {
 
 impl Running {
     /// Starts accepting on `listener`.
-    pub fn start(spec: ListenerSpec, listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) -> std::io::Result<Running> {
+    pub fn start(
+        spec: ListenerSpec,
+        listener: TcpListener,
+        shared: Arc<Shared>,
+        tracker: TaskTracker,
+    ) -> std::io::Result<Running> {
         let addr = listener.local_addr()?;
         let active = Arc::new(AtomicUsize::new(0));
         let (role_tx, role_rx) = watch::channel(spec.role);
@@ -139,7 +160,14 @@ impl Running {
             shared,
             tracker,
         ));
-        Ok(Running { spec, addr, active, role: role_tx, stop, task })
+        Ok(Running {
+            spec,
+            addr,
+            active,
+            role: role_tx,
+            stop,
+            task,
+        })
     }
 
     /// Stops accepting and waits until the socket is closed.
@@ -177,7 +205,14 @@ async fn accept_loop(
             Ok(x) => x,
             Err(e) => {
                 // EMFILE and friends: report, pause briefly, keep serving.
-                shared.events.emit(Level::Error, Channel::System, None, EventKind::Note { text: format!("accept failed: {e}") });
+                shared.events.emit(
+                    Level::Error,
+                    Channel::System,
+                    None,
+                    EventKind::Note {
+                        text: format!("accept failed: {e}"),
+                    },
+                );
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
@@ -187,11 +222,20 @@ async fn accept_loop(
         let limit = shared.current.borrow().config.smtp.max_connections_per_port as usize;
         if active.fetch_add(1, Ordering::AcqRel) >= limit {
             active.fetch_sub(1, Ordering::AcqRel);
-            shared.events.emit(Level::Warn, Channel::Security, None, EventKind::ConnectionRefused {
-                peer,
-                reason: format!("more than {limit} connections on this port"),
-            });
-            tracker.spawn(refuse(stream, implicit_tls, "421 4.7.0 Too many connections, try again later\r\n".into()));
+            shared.events.emit(
+                Level::Warn,
+                Channel::Security,
+                None,
+                EventKind::ConnectionRefused {
+                    peer,
+                    reason: format!("more than {limit} connections on this port"),
+                },
+            );
+            tracker.spawn(refuse(
+                stream,
+                implicit_tls,
+                "421 4.7.0 Too many connections, try again later\r\n".into(),
+            ));
             continue;
         }
         let guard = ActiveGuard(active.clone());
@@ -203,10 +247,15 @@ async fn accept_loop(
             Ok(g) => g,
             Err(refusal) => {
                 drop(guard);
-                shared.events.emit(Level::Warn, Channel::Security, None, EventKind::ConnectionRefused {
-                    peer,
-                    reason: refusal.reason.clone(),
-                });
+                shared.events.emit(
+                    Level::Warn,
+                    Channel::Security,
+                    None,
+                    EventKind::ConnectionRefused {
+                        peer,
+                        reason: refusal.reason.clone(),
+                    },
+                );
                 tracker.spawn(refuse(stream, implicit_tls, format!("{refusal}\r\n")));
                 continue;
             }
@@ -223,7 +272,11 @@ async fn accept_loop(
 /// Answers a connection over the limit and closes it.
 async fn refuse(mut stream: TcpStream, implicit_tls: bool, reply: String) {
     if !implicit_tls {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.write_all(reply.as_bytes())).await;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.write_all(reply.as_bytes()),
+        )
+        .await;
     }
     let _ = stream.shutdown().await;
 }

@@ -27,7 +27,10 @@ const MAX_HOPS: usize = 50;
 
 /// How many `Received:` fields the header section of `msg` has.
 fn received_headers(msg: &[u8]) -> usize {
-    let end = msg.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(msg.len());
+    let end = msg
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(msg.len());
     msg[..end]
         .split(|&b| b == b'\n')
         .filter(|l| l.len() >= 9 && l[..9].eq_ignore_ascii_case(b"received:"))
@@ -53,10 +56,17 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut s = Session::new(peer, role, shared);
-    s.event(Level::Info, EventKind::SessionOpened {
-        listener: if implicit_tls { format!("{} (implicit TLS)", role.name()) } else { role.name().into() },
-        peer,
-    });
+    s.event(
+        Level::Info,
+        EventKind::SessionOpened {
+            listener: if implicit_tls {
+                format!("{} (implicit TLS)", role.name())
+            } else {
+                role.name().into()
+            },
+            peer,
+        },
+    );
     let reason = if implicit_tls {
         match s.handshake(io).await {
             Ok(tls) => s.run(Conn::new(tls), true).await,
@@ -181,7 +191,12 @@ impl Session {
     }
 
     /// Queues a one-line reply; error replies count towards the session's error limit.
-    fn reply<S: AsyncRead + AsyncWrite + Unpin>(&mut self, conn: &mut Conn<S>, code: u16, text: &str) {
+    fn reply<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        conn: &mut Conn<S>,
+        code: u16,
+        text: &str,
+    ) {
         let line = format!("{code} {text}");
         self.event(Level::Debug, EventKind::Reply { text: line.clone() });
         conn.queue(&line);
@@ -216,7 +231,12 @@ impl Session {
                     .protocol_version()
                     .map(|v| format!("{v:?}"))
                     .unwrap_or_default();
-                self.event(Level::Info, EventKind::TlsEstablished { version: version.clone() });
+                self.event(
+                    Level::Info,
+                    EventKind::TlsEstablished {
+                        version: version.clone(),
+                    },
+                );
                 self.tls = Some(version);
                 Ok(tls)
             }
@@ -256,10 +276,15 @@ impl Session {
         if greet {
             let cur = self.current();
             if let Some(why) = relay::refuse_at_connect(self.role, self.peer.ip(), &cur.config) {
-                self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::ConnectionRefused {
-                    peer: self.peer,
-                    reason: why.into(),
-                });
+                self.shared.events.session(
+                    Level::Warn,
+                    Channel::Security,
+                    &self.id,
+                    EventKind::ConnectionRefused {
+                        peer: self.peer,
+                        reason: why.into(),
+                    },
+                );
                 self.reply(conn, 554, &format!("5.7.1 {why}"));
                 let _ = conn.flush().await;
                 return Next::Close("refused by access control".into());
@@ -286,7 +311,12 @@ impl Session {
             let line = match line {
                 Ok(l) => l,
                 Err(ReadError::TooLong) => {
-                    self.event(Level::Debug, EventKind::Command { line: "(command line over 512 octets)".into() });
+                    self.event(
+                        Level::Debug,
+                        EventKind::Command {
+                            line: "(command line over 512 octets)".into(),
+                        },
+                    );
                     self.reply(conn, 500, "5.5.2 Line too long");
                     if self.too_many_errors(conn) {
                         let _ = conn.flush().await;
@@ -295,11 +325,17 @@ impl Session {
                     continue;
                 }
                 Err(ReadError::Timeout) => {
-                    self.reply(conn, 421, "4.4.2 Timeout waiting for a command, closing connection");
+                    self.reply(
+                        conn,
+                        421,
+                        "4.4.2 Timeout waiting for a command, closing connection",
+                    );
                     let _ = conn.flush().await;
                     return Next::Close("timeout".into());
                 }
-                Err(ReadError::Closed) => return Next::Close("client closed the connection".into()),
+                Err(ReadError::Closed) => {
+                    return Next::Close("client closed the connection".into());
+                }
                 Err(ReadError::Io(e)) => return Next::Close(format!("read error: {e}")),
             };
             let next = self.command(conn, line).await;
@@ -311,7 +347,9 @@ impl Session {
                 None => next,
             };
             let next = match next {
-                Next::Continue if self.too_many_errors(conn) => Next::Close("too many errors".into()),
+                Next::Continue if self.too_many_errors(conn) => {
+                    Next::Close("too many errors".into())
+                }
                 other => other,
             };
             match next {
@@ -383,7 +421,10 @@ impl Session {
                 "2.5.0 Cannot VRFY user, but will accept message and attempt delivery",
             ),
             Request::StartTls => return self.starttls(conn),
-            Request::Auth { mechanism, initial_response } => {
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => {
                 self.auth(conn, mechanism, initial_response).await;
             }
             Request::Expn { .. }
@@ -396,7 +437,12 @@ impl Session {
         Next::Continue
     }
 
-    fn ehlo<S: AsyncRead + AsyncWrite + Unpin>(&mut self, conn: &mut Conn<S>, host: String, esmtp: bool) {
+    fn ehlo<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        conn: &mut Conn<S>,
+        host: String,
+        esmtp: bool,
+    ) {
         if host.trim().is_empty() {
             self.reply(conn, 501, "5.5.4 Syntax: EHLO hostname");
             return;
@@ -407,7 +453,11 @@ impl Session {
         let cur = self.current();
         let cfg = &cur.config;
         if !esmtp {
-            self.reply(conn, 250, &format!("{} Hello {host} [{}]", cfg.server.hostname, self.peer.ip()));
+            self.reply(
+                conn,
+                250,
+                &format!("{} Hello {host} [{}]", cfg.server.hostname, self.peer.ip()),
+            );
             return;
         }
         let mut lines = vec![
@@ -429,7 +479,12 @@ impl Session {
         for (i, l) in lines.iter().enumerate() {
             text.push_str(&format!("250{}{l}\r\n", if i + 1 == n { ' ' } else { '-' }));
         }
-        self.event(Level::Debug, EventKind::Reply { text: lines.join(" / ") });
+        self.event(
+            Level::Debug,
+            EventKind::Reply {
+                text: lines.join(" / "),
+            },
+        );
         conn.queue(&text);
     }
 
@@ -437,7 +492,11 @@ impl Session {
         self.tls.is_some() || !cfg.smtp.tls.auth_requires_tls
     }
 
-    fn mail<S: AsyncRead + AsyncWrite + Unpin>(&mut self, conn: &mut Conn<S>, from: smtp_proto::MailFrom<String>) {
+    fn mail<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        conn: &mut Conn<S>,
+        from: smtp_proto::MailFrom<String>,
+    ) {
         if self.helo.is_none() {
             return self.reply(conn, 503, "5.5.1 Send HELO or EHLO first");
         }
@@ -464,14 +523,25 @@ impl Session {
             && let Some(Login::Account(user)) = &self.auth
             && crate::engine::config::normalize_address(&from.address) != *user
         {
-            self.event(Level::Warn, EventKind::Note {
-                text: format!("sender <{}> refused: logged in as {user}", from.address),
-            });
-            return self.reply(conn, 553, "5.7.1 Sender address does not belong to the logged-in user");
+            self.event(
+                Level::Warn,
+                EventKind::Note {
+                    text: format!("sender <{}> refused: logged in as {user}", from.address),
+                },
+            );
+            return self.reply(
+                conn,
+                553,
+                "5.7.1 Sender address does not belong to the logged-in user",
+            );
         }
         let max = cur.config.smtp.max_message_size;
         if from.size as u64 > max {
-            return self.reply(conn, 552, &format!("5.3.4 Message size exceeds fixed maximum message size ({max} octets)"));
+            return self.reply(
+                conn,
+                552,
+                &format!("5.3.4 Message size exceeds fixed maximum message size ({max} octets)"),
+            );
         }
         self.tx = Some(Transaction {
             from: from.address,
@@ -480,7 +550,11 @@ impl Session {
         self.reply(conn, 250, "2.1.0 Sender OK");
     }
 
-    fn rcpt<S: AsyncRead + AsyncWrite + Unpin>(&mut self, conn: &mut Conn<S>, to: smtp_proto::RcptTo<String>) {
+    fn rcpt<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        conn: &mut Conn<S>,
+        to: smtp_proto::RcptTo<String>,
+    ) {
         let cur = self.current();
         let cfg = &cur.config;
         let Some(tx) = self.tx.as_ref() else {
@@ -494,33 +568,64 @@ impl Session {
         }
         // smtp-proto gives `<postmaster>` (no domain) as an empty address.
         let address = if to.address.is_empty() {
-            match cfg.domains.iter().find(|d| cfg.account(&format!("postmaster@{d}")).is_some()) {
+            match cfg
+                .domains
+                .iter()
+                .find(|d| cfg.account(&format!("postmaster@{d}")).is_some())
+            {
                 Some(d) => format!("postmaster@{d}"),
                 None => {
-                    return self.refuse_rcpt(conn, "postmaster", 550, "5.1.1 No postmaster mailbox here", "no postmaster account");
+                    return self.refuse_rcpt(
+                        conn,
+                        "postmaster",
+                        550,
+                        "5.1.1 No postmaster mailbox here",
+                        "no postmaster account",
+                    );
                 }
             }
         } else {
             to.address
         };
         let Some((user, domain)) = address.rsplit_once('@') else {
-            return self.refuse_rcpt(conn, &address, 501, "5.1.3 Bad recipient address syntax", "no domain");
+            return self.refuse_rcpt(
+                conn,
+                &address,
+                501,
+                "5.1.3 Bad recipient address syntax",
+                "no domain",
+            );
         };
         if !cfg.is_local_domain(domain) {
             return match relay::may_relay(self.role, self.peer.ip(), self.auth.as_ref(), cfg) {
                 Verdict::Deny(why) => {
-                    self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::RecipientRejected {
-                        rcpt: address.clone(),
-                        reason: format!("relaying denied: {why}"),
-                    });
+                    self.shared.events.session(
+                        Level::Warn,
+                        Channel::Security,
+                        &self.id,
+                        EventKind::RecipientRejected {
+                            rcpt: address.clone(),
+                            reason: format!("relaying denied: {why}"),
+                        },
+                    );
                     self.reply(conn, 550, "5.7.1 Relaying denied");
                     self.rcpt_failed(conn)
                 }
                 Verdict::Allow(why) => {
-                    let remote = relay::forward_path(&format!("{user}@{}", normalize_domain(domain)));
-                    self.event(Level::Info, EventKind::Note { text: format!("relaying to <{remote}> allowed: {why}") });
+                    let remote =
+                        relay::forward_path(&format!("{user}@{}", normalize_domain(domain)));
+                    self.event(
+                        Level::Info,
+                        EventKind::Note {
+                            text: format!("relaying to <{remote}> allowed: {why}"),
+                        },
+                    );
                     let tx = self.tx.as_mut().expect("checked above");
-                    if !tx.rcpts.iter().any(|r| matches!(r, Recipient::Remote(a) if *a == remote)) {
+                    if !tx
+                        .rcpts
+                        .iter()
+                        .any(|r| matches!(r, Recipient::Remote(a) if *a == remote))
+                    {
                         tx.rcpts.push(Recipient::Remote(remote));
                     }
                     self.reply(conn, 250, "2.1.5 Recipient OK")
@@ -528,26 +633,49 @@ impl Session {
             };
         }
         let Some(account) = cfg.account(&format!("{user}@{domain}")) else {
-            return self.refuse_rcpt(conn, &address, 550, "5.1.1 User unknown in local recipient table", "no such local account");
+            return self.refuse_rcpt(
+                conn,
+                &address,
+                550,
+                "5.1.1 User unknown in local recipient table",
+                "no such local account",
+            );
         };
-        let (user, domain) = account.address.rsplit_once('@').expect("validated account address");
+        let (user, domain) = account
+            .address
+            .rsplit_once('@')
+            .expect("validated account address");
         let rcpt = LocalRcpt {
             address: account.address.clone(),
             domain: normalize_domain(domain),
             user: user.to_string(),
         };
         let tx = self.tx.as_mut().expect("checked above");
-        if !tx.rcpts.iter().any(|r| matches!(r, Recipient::Local(l) if l.address == rcpt.address)) {
+        if !tx
+            .rcpts
+            .iter()
+            .any(|r| matches!(r, Recipient::Local(l) if l.address == rcpt.address))
+        {
             tx.rcpts.push(Recipient::Local(rcpt));
         }
         self.reply(conn, 250, "2.1.5 Recipient OK");
     }
 
-    fn refuse_rcpt<S: AsyncRead + AsyncWrite + Unpin>(&mut self, conn: &mut Conn<S>, rcpt: &str, code: u16, text: &str, reason: &str) {
-        self.event(Level::Info, EventKind::RecipientRejected {
-            rcpt: rcpt.to_string(),
-            reason: reason.to_string(),
-        });
+    fn refuse_rcpt<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        conn: &mut Conn<S>,
+        rcpt: &str,
+        code: u16,
+        text: &str,
+        reason: &str,
+    ) {
+        self.event(
+            Level::Info,
+            EventKind::RecipientRejected {
+                rcpt: rcpt.to_string(),
+                reason: reason.to_string(),
+            },
+        );
         self.reply(conn, code, text);
         self.rcpt_failed(conn);
     }
@@ -560,10 +688,20 @@ impl Session {
         if crate::engine::access::is_safe_ip(self.peer.ip(), &cur.config) {
             return;
         }
-        let (delay, block) = self.shared.abuse.rcpt_failed(self.peer.ip(), self.rcpt_failures, &cur.config);
+        let (delay, block) =
+            self.shared
+                .abuse
+                .rcpt_failed(self.peer.ip(), self.rcpt_failures, &cur.config);
         self.delay = delay;
         if let Some(r) = block {
-            self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::Note { text: format!("blocked: {}", r.reason) });
+            self.shared.events.session(
+                Level::Warn,
+                Channel::Security,
+                &self.id,
+                EventKind::Note {
+                    text: format!("blocked: {}", r.reason),
+                },
+            );
             self.reply(conn, r.code, &r.text);
             self.close_after = Some("blocked by tarpitting".into());
         }
@@ -579,7 +717,14 @@ impl Session {
             return None;
         }
         if let Some(r) = self.shared.abuse.blocked(ip, cfg) {
-            self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::Note { text: format!("MAIL refused: {}", r.reason) });
+            self.shared.events.session(
+                Level::Warn,
+                Channel::Security,
+                &self.id,
+                EventKind::Note {
+                    text: format!("MAIL refused: {}", r.reason),
+                },
+            );
             return Some((r.code, r.text));
         }
         if self.auth.is_some() || !(cfg.abuse.spf.enabled || cfg.abuse.rdns.enabled) {
@@ -588,7 +733,12 @@ impl Session {
         let resolver = match self.shared.dns.get(&cfg.outgoing_mails.dns_hosts) {
             Ok(r) => r,
             Err(e) => {
-                self.event(Level::Warn, EventKind::Note { text: format!("SPF/rDNS checks skipped: {e}") });
+                self.event(
+                    Level::Warn,
+                    EventKind::Note {
+                        text: format!("SPF/rDNS checks skipped: {e}"),
+                    },
+                );
                 return None;
             }
         };
@@ -596,26 +746,60 @@ impl Session {
         if cfg.abuse.rdns.enabled
             && let Err(why) = crate::engine::access::rdns::rdns_check(&resolver, ip, &helo).await
         {
-            self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::Note { text: format!("reverse DNS check failed: {why}") });
+            self.shared.events.session(
+                Level::Warn,
+                Channel::Security,
+                &self.id,
+                EventKind::Note {
+                    text: format!("reverse DNS check failed: {why}"),
+                },
+            );
             match cfg.abuse.rdns.action {
-                crate::engine::config::Action::Refuse => return Some((550, format!("5.7.25 Reverse DNS check failed: {why}"))),
-                crate::engine::config::Action::Tag => self.tags.push(format!("reverse DNS check failed: {why}")),
+                crate::engine::config::Action::Refuse => {
+                    return Some((550, format!("5.7.25 Reverse DNS check failed: {why}")));
+                }
+                crate::engine::config::Action::Tag => {
+                    self.tags.push(format!("reverse DNS check failed: {why}"))
+                }
             }
         }
         if cfg.abuse.spf.enabled {
-            let domain = from.address.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_else(|| helo.clone());
-            let out = crate::engine::access::spf::check(&resolver, ip, &domain, &from.address, &helo).await;
+            let domain = from
+                .address
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_else(|| helo.clone());
+            let out =
+                crate::engine::access::spf::check(&resolver, ip, &domain, &from.address, &helo)
+                    .await;
             use crate::engine::access::spf::SpfResult;
             if out.result == SpfResult::Fail {
-                self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::Note { text: format!("SPF fail: {}", out.reason) });
+                self.shared.events.session(
+                    Level::Warn,
+                    Channel::Security,
+                    &self.id,
+                    EventKind::Note {
+                        text: format!("SPF fail: {}", out.reason),
+                    },
+                );
                 match cfg.abuse.spf.action {
                     crate::engine::config::Action::Refuse => {
-                        return Some((550, format!("5.7.23 SPF check failed for {domain}: {}", out.reason)));
+                        return Some((
+                            550,
+                            format!("5.7.23 SPF check failed for {domain}: {}", out.reason),
+                        ));
                     }
-                    crate::engine::config::Action::Tag => self.tags.push(format!("SPF fail: {}", out.reason)),
+                    crate::engine::config::Action::Tag => {
+                        self.tags.push(format!("SPF fail: {}", out.reason))
+                    }
                 }
             } else {
-                self.event(Level::Debug, EventKind::Note { text: format!("SPF {}: {}", out.result, out.reason) });
+                self.event(
+                    Level::Debug,
+                    EventKind::Note {
+                        text: format!("SPF {}: {}", out.result, out.reason),
+                    },
+                );
             }
         }
         None
@@ -632,11 +816,17 @@ impl Session {
         let resolver = match self.shared.dns.get(&cfg.outgoing_mails.dns_hosts) {
             Ok(r) => r,
             Err(e) => {
-                self.event(Level::Warn, EventKind::Note { text: format!("DNSBL check skipped: {e}") });
+                self.event(
+                    Level::Warn,
+                    EventKind::Note {
+                        text: format!("DNSBL check skipped: {e}"),
+                    },
+                );
                 return None;
             }
         };
-        let (listed, warnings) = crate::engine::access::dnsbl::listed_in(&resolver, ip, &rbl.zones).await;
+        let (listed, warnings) =
+            crate::engine::access::dnsbl::listed_in(&resolver, ip, &rbl.zones).await;
         for w in warnings {
             self.event(Level::Warn, EventKind::Note { text: w });
         }
@@ -644,11 +834,22 @@ impl Session {
             return None;
         }
         let zones = listed.join(", ");
-        self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::Note { text: format!("{ip} listed in {zones}") });
+        self.shared.events.session(
+            Level::Warn,
+            Channel::Security,
+            &self.id,
+            EventKind::Note {
+                text: format!("{ip} listed in {zones}"),
+            },
+        );
         match rbl.action {
-            crate::engine::config::Action::Refuse => Some((554, format!("5.7.1 Service unavailable; client [{ip}] is listed in {zones}"))),
+            crate::engine::config::Action::Refuse => Some((
+                554,
+                format!("5.7.1 Service unavailable; client [{ip}] is listed in {zones}"),
+            )),
             crate::engine::config::Action::Tag => {
-                self.tags.push(format!("client [{ip}] is listed in {zones}"));
+                self.tags
+                    .push(format!("client [{ip}] is listed in {zones}"));
                 None
             }
         }
@@ -661,7 +862,11 @@ impl Session {
                 return Next::Continue;
             }
             Some(tx) if tx.rcpts.is_empty() => {
-                self.reply(conn, 503, "5.5.1 Need RCPT command first (no valid recipients)");
+                self.reply(
+                    conn,
+                    503,
+                    "5.5.1 Need RCPT command first (no valid recipients)",
+                );
                 return Next::Continue;
             }
             Some(_) => {}
@@ -670,44 +875,90 @@ impl Session {
         let limits = &cur.config.smtp;
         self.reply(conn, 354, "End data with <CR><LF>.<CR><LF>");
         let end = conn
-            .read_data(limits.max_message_size as usize, limits.timeouts.data.0, limits.min_data_rate)
+            .read_data(
+                limits.max_message_size as usize,
+                limits.timeouts.data.0,
+                limits.min_data_rate,
+            )
             .await;
         let tx = self.tx.take().expect("checked above");
         match end {
             Err(DataError::BareLineEnding) => {
-                self.event(Level::Warn, EventKind::MessageRejected {
-                    reason: "bare CR or LF in message data (possible SMTP smuggling)".into(),
-                });
+                self.event(
+                    Level::Warn,
+                    EventKind::MessageRejected {
+                        reason: "bare CR or LF in message data (possible SMTP smuggling)".into(),
+                    },
+                );
                 self.reply(conn, 521, "5.5.2 Bare CR or LF in message data is not allowed (RFC 5321 2.3.8), closing connection");
                 Next::Close("bare CR or LF in DATA".into())
             }
             Err(DataError::Read(ReadError::Timeout)) => {
-                self.reply(conn, 421, "4.4.2 Timeout waiting for message data, closing connection");
+                self.reply(
+                    conn,
+                    421,
+                    "4.4.2 Timeout waiting for message data, closing connection",
+                );
                 Next::Close("timeout in DATA".into())
             }
             Err(DataError::Read(e)) => Next::Close(format!("during DATA: {e}")),
             Ok(DataEnd::TooBig) => {
-                self.event(Level::Info, EventKind::MessageRejected { reason: "too big".into() });
+                self.event(
+                    Level::Info,
+                    EventKind::MessageRejected {
+                        reason: "too big".into(),
+                    },
+                );
                 let max = limits.max_message_size;
-                self.reply(conn, 552, &format!("5.3.4 Message size exceeds fixed maximum message size ({max} octets)"));
+                self.reply(
+                    conn,
+                    552,
+                    &format!(
+                        "5.3.4 Message size exceeds fixed maximum message size ({max} octets)"
+                    ),
+                );
                 Next::Continue
             }
             Ok(DataEnd::LineTooLong) => {
-                self.event(Level::Info, EventKind::MessageRejected { reason: "a line over 1000 octets".into() });
-                self.reply(conn, 500, "5.5.2 Message has a line longer than 1000 octets");
+                self.event(
+                    Level::Info,
+                    EventKind::MessageRejected {
+                        reason: "a line over 1000 octets".into(),
+                    },
+                );
+                self.reply(
+                    conn,
+                    500,
+                    "5.5.2 Message has a line longer than 1000 octets",
+                );
                 Next::Continue
             }
             Ok(DataEnd::Complete(mut body)) => {
                 if received_headers(&body) >= MAX_HOPS {
-                    self.event(Level::Warn, EventKind::MessageRejected { reason: format!("more than {MAX_HOPS} Received headers (mail loop)") });
+                    self.event(
+                        Level::Warn,
+                        EventKind::MessageRejected {
+                            reason: format!("more than {MAX_HOPS} Received headers (mail loop)"),
+                        },
+                    );
                     self.reply(conn, 554, "5.4.6 Too many hops (mail loop?)");
                     return Next::Continue;
                 }
                 let ip = self.peer.ip();
                 if !crate::engine::access::is_safe_ip(ip, &cur.config)
-                    && let Err(r) = self.shared.abuse.transfer(ip, body.len() as u64, &cur.config)
+                    && let Err(r) = self
+                        .shared
+                        .abuse
+                        .transfer(ip, body.len() as u64, &cur.config)
                 {
-                    self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::MessageRejected { reason: r.reason.clone() });
+                    self.shared.events.session(
+                        Level::Warn,
+                        Channel::Security,
+                        &self.id,
+                        EventKind::MessageRejected {
+                            reason: r.reason.clone(),
+                        },
+                    );
                     self.reply(conn, r.code, &r.text);
                     return Next::Continue;
                 }
@@ -715,7 +966,9 @@ impl Session {
                     let mut tagged: Vec<u8> = self
                         .tags
                         .iter()
-                        .flat_map(|t| format!("X-Postern-Warning: {}\r\n", sanitize(t)).into_bytes())
+                        .flat_map(|t| {
+                            format!("X-Postern-Warning: {}\r\n", sanitize(t)).into_bytes()
+                        })
                         .collect();
                     tagged.extend_from_slice(&body);
                     body = tagged;
@@ -743,8 +996,12 @@ impl Session {
             std::net::IpAddr::V6(v6) => format!("IPv6:{v6}"),
         };
         let helo = sanitize(self.helo.as_deref().unwrap_or_default());
-        let to = for_rcpt.map(|r| format!("\r\n\tfor <{r}>")).unwrap_or_default();
-        format!("Received: from {helo} ([{ip}])\r\n\tby {host} (Postern) with {proto} id {id}{to};\r\n\t{date}\r\n")
+        let to = for_rcpt
+            .map(|r| format!("\r\n\tfor <{r}>"))
+            .unwrap_or_default();
+        format!(
+            "Received: from {helo} ([{ip}])\r\n\tby {host} (Postern) with {proto} id {id}{to};\r\n\t{date}\r\n"
+        )
     }
 
     /// Puts the message where it goes: remote recipients into the queue first (synced to disk),
@@ -761,19 +1018,47 @@ impl Session {
         let msg_id = format!("{}.{}", self.id, self.messages);
         let host = cur.config.server.hostname.clone();
         let size = body.len();
-        let locals: Vec<&LocalRcpt> = tx.rcpts.iter().filter_map(|r| match r { Recipient::Local(l) => Some(l), _ => None }).collect();
-        let remotes: Vec<String> = tx.rcpts.iter().filter_map(|r| match r { Recipient::Remote(a) => Some(a.clone()), _ => None }).collect();
+        let locals: Vec<&LocalRcpt> = tx
+            .rcpts
+            .iter()
+            .filter_map(|r| match r {
+                Recipient::Local(l) => Some(l),
+                _ => None,
+            })
+            .collect();
+        let remotes: Vec<String> = tx
+            .rcpts
+            .iter()
+            .filter_map(|r| match r {
+                Recipient::Remote(a) => Some(a.clone()),
+                _ => None,
+            })
+            .collect();
 
         let mut queued = None;
         if !remotes.is_empty() {
             let one = (remotes.len() == 1).then(|| remotes[0].as_str());
             let mut data = self.received(&host, &msg_id, one).into_bytes();
             data.extend_from_slice(&body);
-            match self.shared.queue.enqueue(&tx.from, &remotes, data, &self.peer.ip().to_string()).await {
+            match self
+                .shared
+                .queue
+                .enqueue(&tx.from, &remotes, data, &self.peer.ip().to_string())
+                .await
+            {
                 Ok(qid) => queued = Some(qid),
                 Err(e) => {
-                    self.event(Level::Error, EventKind::MessageRejected { reason: format!("cannot write to the queue: {e}") });
-                    return self.reply(conn, 452, "4.3.1 Insufficient system storage, try again later");
+                    self.event(
+                        Level::Error,
+                        EventKind::MessageRejected {
+                            reason: format!("cannot write to the queue: {e}"),
+                        },
+                    );
+                    return self.reply(
+                        conn,
+                        452,
+                        "4.3.1 Insufficient system storage, try again later",
+                    );
                 }
             }
         }
@@ -781,14 +1066,23 @@ impl Session {
             let boxes: Vec<maildir::Recipient> = locals
                 .iter()
                 .map(|r| {
-                    let mut headers = format!("Return-Path: <{}>\r\nDelivered-To: {}\r\n", tx.from, r.address);
+                    let mut headers = format!(
+                        "Return-Path: <{}>\r\nDelivered-To: {}\r\n",
+                        tx.from, r.address
+                    );
                     headers.push_str(&self.received(&host, &msg_id, Some(&r.address)));
-                    maildir::Recipient { domain: r.domain.clone(), user: r.user.clone(), headers: headers.into_bytes() }
+                    maildir::Recipient {
+                        domain: r.domain.clone(),
+                        user: r.user.clone(),
+                        headers: headers.into_bytes(),
+                    }
                 })
                 .collect();
             let root = self.shared.mailroot.clone();
             let h = host.clone();
-            let result = tokio::task::spawn_blocking(move || maildir::deliver(&root, &h, &boxes, &body)).await;
+            let result =
+                tokio::task::spawn_blocking(move || maildir::deliver(&root, &h, &boxes, &body))
+                    .await;
             let failure = match result {
                 Ok(Ok(_)) => None,
                 Ok(Err(e)) => Some(format!("cannot write to the mailbox: {e}")),
@@ -799,13 +1093,25 @@ impl Session {
                     self.shared.queue.forget(qid).await;
                 }
                 self.event(Level::Error, EventKind::MessageRejected { reason });
-                return self.reply(conn, 452, "4.3.1 Insufficient system storage, try again later");
+                return self.reply(
+                    conn,
+                    452,
+                    "4.3.1 Insufficient system storage, try again later",
+                );
             }
         }
         self.shared.stats.delivered_local(locals.len());
         let mut to: Vec<String> = locals.iter().map(|r| r.address.clone()).collect();
         to.extend(remotes.iter().cloned());
-        self.event(Level::Info, EventKind::Delivered { id: msg_id.clone(), from: tx.from.clone(), to, size });
+        self.event(
+            Level::Info,
+            EventKind::Delivered {
+                id: msg_id.clone(),
+                from: tx.from.clone(),
+                to,
+                size,
+            },
+        );
         match queued {
             Some(qid) => {
                 let qid = crate::engine::queue::id_text(qid);
@@ -833,7 +1139,12 @@ impl Session {
         Next::StartTls
     }
 
-    async fn auth<S: AsyncRead + AsyncWrite + Unpin>(&mut self, conn: &mut Conn<S>, mechanism: u64, initial: String) {
+    async fn auth<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        conn: &mut Conn<S>,
+        mechanism: u64,
+        initial: String,
+    ) {
         let cfg = self.current().config.clone();
         if self.helo.is_none() {
             return self.reply(conn, 503, "5.5.1 Send EHLO first");
@@ -842,15 +1153,30 @@ impl Session {
             return self.reply(conn, 503, "5.5.1 Already authenticated");
         }
         if self.tx.is_some() {
-            return self.reply(conn, 503, "5.5.1 AUTH not permitted during a mail transaction");
+            return self.reply(
+                conn,
+                503,
+                "5.5.1 AUTH not permitted during a mail transaction",
+            );
         }
         if !self.auth_allowed(&cfg) {
-            return self.reply(conn, 538, "5.7.11 Encryption required for requested authentication mechanism");
+            return self.reply(
+                conn,
+                538,
+                "5.7.11 Encryption required for requested authentication mechanism",
+            );
         }
         let ip = self.peer.ip();
         let safe = crate::engine::access::is_safe_ip(ip, &cfg);
         if !safe && let Some(r) = self.shared.abuse.blocked(ip, &cfg) {
-            self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::Note { text: format!("AUTH refused: {}", r.reason) });
+            self.shared.events.session(
+                Level::Warn,
+                Channel::Security,
+                &self.id,
+                EventKind::Note {
+                    text: format!("AUTH refused: {}", r.reason),
+                },
+            );
             self.reply(conn, r.code, &r.text);
             self.close_after = Some("blocked (failed logins)".into());
             return;
@@ -867,9 +1193,19 @@ impl Session {
         // A local account, or the single Allow Only The Following relay user.
         let sa = &cfg.access.smtp_auth;
         let (stored, login) = match cfg.account(&user) {
-            Some(acc) => (Some(acc.password.clone()), Login::Account(acc.address.clone())),
-            None if sa.enabled && !sa.allow_any_account && !sa.only_user.is_empty() && user == sa.only_user => {
-                (Some(sa.only_password.clone()), Login::RelayUser(user.clone()))
+            Some(acc) => (
+                Some(acc.password.clone()),
+                Login::Account(acc.address.clone()),
+            ),
+            None if sa.enabled
+                && !sa.allow_any_account
+                && !sa.only_user.is_empty()
+                && user == sa.only_user =>
+            {
+                (
+                    Some(sa.only_password.clone()),
+                    Login::RelayUser(user.clone()),
+                )
             }
             None => (None, Login::Account(user.clone())),
         };
@@ -890,7 +1226,14 @@ impl Session {
             self.event(Level::Warn, EventKind::AuthFailed { user });
             self.reply(conn, 535, "5.7.8 Authentication credentials invalid");
             if !safe && let Some(r) = self.shared.abuse.auth_failed(ip, &cfg) {
-                self.shared.events.session(Level::Warn, Channel::Security, &self.id, EventKind::Note { text: format!("locked out: {}", r.reason) });
+                self.shared.events.session(
+                    Level::Warn,
+                    Channel::Security,
+                    &self.id,
+                    EventKind::Note {
+                        text: format!("locked out: {}", r.reason),
+                    },
+                );
                 self.reply(conn, r.code, &r.text);
                 self.close_after = Some("locked out after failed logins".into());
             }
@@ -979,7 +1322,13 @@ fn redact(line: &[u8]) -> String {
 /// Printable ASCII only (for logs and the Received header).
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .take(200)
         .collect()
 }
@@ -993,7 +1342,10 @@ fn parse_error_reply(e: &smtp_proto::Error) -> (u16, String) {
         InvalidRecipientAddress => (501, "5.1.3 Bad recipient address syntax".into()),
         SyntaxError { syntax } => (501, format!("5.5.4 Syntax: {syntax}")),
         InvalidParameter { param } => (501, format!("5.5.4 Invalid parameter {param}")),
-        UnsupportedParameter { param } => (555, format!("5.5.4 Unsupported parameter {}", sanitize(param))),
+        UnsupportedParameter { param } => (
+            555,
+            format!("5.5.4 Unsupported parameter {}", sanitize(param)),
+        ),
         _ => (501, "5.5.4 Syntax error".into()),
     }
 }

@@ -28,8 +28,13 @@ pub fn mailbox_dir(root: &Path, domain: &str, user: &str) -> PathBuf {
 
 fn unique_name(host: &str) -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let host: String = host.chars().map(|c| if c == '/' || c == ':' { '_' } else { c }).collect();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let host: String = host
+        .chars()
+        .map(|c| if c == '/' || c == ':' { '_' } else { c })
+        .collect();
     format!(
         "{}.M{}P{}Q{}.{}",
         now.as_secs(),
@@ -42,7 +47,12 @@ fn unique_name(host: &str) -> String {
 
 /// Writes `body` (with each recipient's headers in front) to every recipient's Maildir and
 /// returns the paths in `new/`. Blocking: call it from a blocking thread.
-pub fn deliver(root: &Path, host: &str, rcpts: &[Recipient], body: &[u8]) -> io::Result<Vec<PathBuf>> {
+pub fn deliver(
+    root: &Path,
+    host: &str,
+    rcpts: &[Recipient],
+    body: &[u8],
+) -> io::Result<Vec<PathBuf>> {
     let mut staged: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(rcpts.len());
     let result = (|| {
         for r in rcpts {
@@ -97,7 +107,12 @@ mod tests {
         let a = fs::read_to_string(&paths[0]).unwrap();
         assert_eq!(a, "Delivered-To: a@x.test\r\nSubject: t\r\n\r\nhi\r\n");
         assert!(paths[1].starts_with(dir.path().join("y.test/b/new")));
-        assert_eq!(fs::read_dir(dir.path().join("x.test/a/tmp")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(dir.path().join("x.test/a/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 
     #[test]
@@ -112,7 +127,17 @@ mod tests {
             headers: Vec::new(),
         });
         assert!(deliver(dir.path(), "h", &rcpts, b"x\r\n").is_err());
-        assert_eq!(fs::read_dir(dir.path().join("x.test/a/tmp")).unwrap().count(), 0);
-        assert_eq!(fs::read_dir(dir.path().join("x.test/a/new")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(dir.path().join("x.test/a/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert_eq!(
+            fs::read_dir(dir.path().join("x.test/a/new"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 }
