@@ -1,0 +1,4 @@
+//! `cargo fuzz run config_file`: see `postern_fuzz::check_config_file` for what is fed where and checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| postern_fuzz::check_config_file(data));
