@@ -101,8 +101,8 @@ fn config_keys_corpus() {
     replay("config_keys");
 }
 
-// Open findings (docs/fuzzing.md, "Findings"). Each test states what Postern should do and
-// fails until it does; its input is also in the corpus.
+// Findings (docs/fuzzing.md, "Findings"), fixed in `session::parse_command`: each test states
+// what Postern must do and fails if it stops doing it; its input is also in the corpus.
 
 /// F1: `Session::command` hands smtp-proto a command line with a bare CR inside; smtp-proto
 /// drops CRs inside a path, so `RCPT TO:<c@d.<CR>.<CR>test>` is taken as `c@d..test`, an

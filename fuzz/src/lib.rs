@@ -132,21 +132,26 @@ pub fn check_smtp_command(data: &[u8]) {
     }
 }
 
-/// `Request::parse` exactly as `Session::command` calls it.
-fn parse_command(mut line: Vec<u8>) {
-    let bare_cr = line.contains(&b'\r');
-    line.extend_from_slice(b"\r\n");
-    match Request::parse(&mut line.iter()) {
+/// The session's own parser (`postern::engine::smtp::session::parse_command`): whatever MAIL
+/// or RCPT path it accepts must be a mailbox whose forward path parses back to itself.
+fn parse_command(line: Vec<u8>) {
+    match postern::engine::smtp::session::parse_command(&line) {
         Ok(Request::Mail { from }) => {
-            let mailbox = check_path(&from.address, bare_cr);
-            if mailbox {
-                check_reverse_path(&from.address);
+            // The sender comes back in forward-path form: unquote it by parsing it again.
+            let line = format!("MAIL FROM:<{}>\r\n", from.address);
+            let plain = match Request::parse(&mut line.as_bytes().iter()) {
+                Ok(Request::Mail { from }) => from.address.into_owned(),
+                other => panic!("the sender {:?} does not parse back: {other:?}", from.address),
+            };
+            if check_path(&plain, false) {
+                check_reverse_path(&from.address, &plain);
             }
         }
         Ok(Request::Rcpt { to }) => {
-            check_path(&to.address, bare_cr);
+            check_path(&to.address, false);
         }
-        _ => {}
+        Ok(_) => {}
+        Err((code, _)) => assert!((500..600).contains(&code), "a refusal that is not 5xx: {code}"),
     }
 }
 
@@ -253,19 +258,20 @@ pub fn check_path(address: &str, bare_cr: bool) -> bool {
     true
 }
 
-/// The delivery client writes the sender as `MAIL FROM:<{from}>`, as received (unquoted, no
-/// `forward_path`). That must parse back to the same sender.
-fn check_reverse_path(from: &str) {
+/// The delivery client writes the sender as `MAIL FROM:<{from}>`, `from` being the forward
+/// path the session keeps; that must parse back to the same (unquoted) sender.
+fn check_reverse_path(from: &str, plain: &str) {
+    assert_eq!(from, forward_path(plain), "the sender is not kept in forward-path form");
     let line = format!("MAIL FROM:<{from}>\r\n");
     let back = match Request::parse(&mut line.as_bytes().iter()) {
         Ok(Request::Mail { from }) => Ok(from.address.into_owned()),
         other => Err(other),
     };
-    if back.as_deref() != Ok(from) {
+    if back.as_deref() != Ok(plain) {
         known(
             "F3",
             format_args!(
-                "the sender {from:?} is relayed as {:?}, which parses as {back:?}",
+                "the sender {plain:?} is relayed as {:?}, which parses as {back:?}",
                 line.trim_end()
             ),
         );

@@ -265,8 +265,11 @@ struct Inner {
     ring: Mutex<VecDeque<Event>>,
     /// Live subscribers (log panes).
     live: broadcast::Sender<Event>,
-    /// The log-file writer, when one runs; never drops an event.
-    file: Mutex<Option<mpsc::UnboundedSender<Event>>>,
+    /// The log-file writer, when one runs. Bounded: when the disk cannot keep up (a client
+    /// flooding commands), events are counted as dropped rather than held in memory.
+    file: Mutex<Option<mpsc::Sender<Event>>>,
+    /// Events the log-file writer had no room for since it last said so.
+    dropped: AtomicU64,
     /// Next sequence number.
     seq: AtomicU64,
     /// Called after each event so a UI can repaint; set by the GUI.
@@ -290,6 +293,7 @@ impl EventBus {
             ring: Mutex::new(VecDeque::with_capacity(1024)),
             live: broadcast::channel(4096).0,
             file: Mutex::new(None),
+            dropped: AtomicU64::new(0),
             seq: AtomicU64::new(1),
             wake: Mutex::new(None),
         }))
@@ -311,8 +315,10 @@ impl EventBus {
             Level::Warn => tracing::warn!(target: "postern", "{ev}"),
             Level::Error => tracing::error!(target: "postern", "{ev}"),
         }
-        if let Some(tx) = self.0.file.lock().expect("file lock").as_ref() {
-            let _ = tx.send(ev.clone());
+        if let Some(tx) = self.0.file.lock().expect("file lock").as_ref()
+            && tx.try_send(ev.clone()).is_err()
+        {
+            self.0.dropped.fetch_add(1, Ordering::Relaxed);
         }
         {
             let mut ring = self.0.ring.lock().expect("ring lock");
@@ -348,8 +354,13 @@ impl EventBus {
         self.0.live.subscribe()
     }
 
+    /// How many events the log file missed since the last call (and resets the count).
+    pub fn take_dropped(&self) -> u64 {
+        self.0.dropped.swap(0, Ordering::Relaxed)
+    }
+
     /// Sends every following event to `tx` as well (the log-file writer).
-    pub fn attach_file_writer(&self, tx: mpsc::UnboundedSender<Event>) {
+    pub fn attach_file_writer(&self, tx: mpsc::Sender<Event>) {
         *self.0.file.lock().expect("file lock") = Some(tx);
     }
 

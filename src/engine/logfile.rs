@@ -10,6 +10,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+/// Events waiting for the writer at most; beyond that they are counted, not kept.
+const QUEUE: usize = 50_000;
+
 /// The log file name for the day of `ev`.
 pub fn file_name(ev: &Event) -> String {
     let t = time::OffsetDateTime::from(ev.time);
@@ -24,8 +27,9 @@ pub fn file_name(ev: &Event) -> String {
 /// Starts the writer; it ends after [`EventBus::detach_file_writer`] once drained.
 pub fn start(bus: &EventBus, dir: &Path) -> std::io::Result<JoinHandle<()>> {
     std::fs::create_dir_all(dir)?;
-    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    let (tx, mut rx) = mpsc::channel::<Event>(QUEUE);
     bus.attach_file_writer(tx);
+    let bus = bus.clone();
     let dir: PathBuf = dir.to_path_buf();
     Ok(tokio::spawn(async move {
         let mut current: Option<(String, File)> = None;
@@ -38,6 +42,12 @@ pub fn start(bus: &EventBus, dir: &Path) -> std::io::Result<JoinHandle<()>> {
                     Ok(ev) => batch.push(ev),
                     Err(_) => break,
                 }
+            }
+            let dropped = bus.take_dropped();
+            if dropped > 0 {
+                pending.push_str(&format!(
+                    "({dropped} events were not written: the log file could not keep up)\n"
+                ));
             }
             for ev in batch {
                 let name = file_name(&ev);

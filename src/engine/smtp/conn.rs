@@ -70,6 +70,8 @@ pub struct Conn<S> {
     start: usize,
     /// Replies queued but not yet written.
     out: Vec<u8>,
+    /// Longest wait for a write.
+    write_timeout: Duration,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -80,6 +82,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             buf: Vec::with_capacity(COMMAND_CHUNK),
             start: 0,
             out: Vec::with_capacity(512),
+            write_timeout: Duration::from_secs(300),
         }
     }
 
@@ -88,13 +91,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.out.extend_from_slice(reply.as_bytes());
     }
 
+    /// How long a write may wait for the client to read (a client that never reads its
+    /// replies must not hold its session forever).
+    pub fn set_write_timeout(&mut self, t: Duration) {
+        self.write_timeout = t;
+    }
+
     /// Writes queued replies now.
     pub async fn flush(&mut self) -> io::Result<()> {
-        if !self.out.is_empty() {
-            self.io.write_all(&self.out).await?;
-            self.out.clear();
+        let write = async {
+            if !self.out.is_empty() {
+                self.io.write_all(&self.out).await?;
+                self.out.clear();
+            }
+            self.io.flush().await
+        };
+        match tokio::time::timeout(self.write_timeout, write).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "the client does not read its replies")),
         }
-        self.io.flush().await
     }
 
     /// Whether a complete line is already waiting (the client pipelined).
@@ -356,6 +371,16 @@ mod tests {
             "{r:?}"
         );
         feeder.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_reads_is_cut_off() {
+        let (_client, server) = duplex(64);
+        let mut c = Conn::new(server);
+        c.set_write_timeout(Duration::from_secs(5));
+        c.queue(&"250 2.0.0 OK\r\n".repeat(100));
+        let e = c.flush().await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
     }
 
     #[tokio::test]

@@ -69,14 +69,14 @@ where
     );
     let reason = if implicit_tls {
         match s.handshake(io).await {
-            Ok(tls) => s.run(Conn::new(tls), true).await,
+            Ok(tls) => s.run(s.conn(tls), true).await,
             Err(reason) => reason,
         }
     } else {
-        match s.run_plain(Conn::new(io)).await {
+        match s.run_plain(s.conn(io)).await {
             Ok(reason) => reason,
             Err(io) => match s.handshake(io).await {
-                Ok(tls) => s.run(Conn::new(tls), false).await,
+                Ok(tls) => s.run(s.conn(tls), false).await,
                 Err(reason) => reason,
             },
         }
@@ -176,6 +176,13 @@ impl Session {
             close_after: None,
             delay: Duration::ZERO,
         }
+    }
+
+    /// A connection whose writes time out like commands do.
+    fn conn<S: AsyncRead + AsyncWrite + Unpin>(&self, io: S) -> Conn<S> {
+        let mut c = Conn::new(io);
+        c.set_write_timeout(self.current().config.smtp.timeouts.command.0);
+        c
     }
 
     fn current(&self) -> Arc<Current> {
@@ -374,17 +381,15 @@ impl Session {
         }
     }
 
-    async fn command<S>(&mut self, conn: &mut Conn<S>, mut line: Vec<u8>) -> Next
+    async fn command<S>(&mut self, conn: &mut Conn<S>, line: Vec<u8>) -> Next
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let shown = redact(&line);
         self.event(Level::Debug, EventKind::Command { line: shown });
-        line.extend_from_slice(b"\r\n");
-        let request = match Request::parse(&mut line.iter()) {
-            Ok(r) => r.into_owned(),
-            Err(e) => {
-                let (code, text) = parse_error_reply(&e);
+        let request = match parse_command(&line) {
+            Ok(r) => r,
+            Err((code, text)) => {
                 self.reply(conn, code, &text);
                 return Next::Continue;
             }
@@ -1331,6 +1336,58 @@ fn sanitize(s: &str) -> String {
         })
         .take(200)
         .collect()
+}
+
+/// Parses one command line (without its CRLF) as the session does. Besides smtp-proto's
+/// syntax: a CR inside the line is refused (smtp-proto would drop it inside a path, changing
+/// the address); MAIL and RCPT paths must be mailboxes (printable ASCII, a domain name, as no
+/// SMTPUTF8 is offered); the sender comes back in forward-path form (local part re-quoted when
+/// it is not a dot-atom), as it will be written to the next hop.
+pub fn parse_command(line: &[u8]) -> Result<Request<String>, (u16, String)> {
+    if line.contains(&b'\r') {
+        return Err((500, "5.5.2 Bare CR in command line".into()));
+    }
+    let mut l = Vec::with_capacity(line.len() + 2);
+    l.extend_from_slice(line);
+    l.extend_from_slice(b"\r\n");
+    let request = Request::parse(&mut l.iter())
+        .map_err(|e| parse_error_reply(&e))?
+        .into_owned();
+    match request {
+        Request::Mail { mut from } => {
+            if !from.address.is_empty() {
+                if let Err(why) = mailbox_error(&from.address) {
+                    return Err((553, format!("5.1.7 Bad sender address: {why}")));
+                }
+                from.address = relay::forward_path(&from.address);
+            }
+            Ok(Request::Mail { from })
+        }
+        Request::Rcpt { to } => {
+            if !to.address.is_empty()
+                && let Err(why) = mailbox_error(&to.address)
+            {
+                return Err((553, format!("5.1.3 Bad recipient address: {why}")));
+            }
+            Ok(Request::Rcpt { to })
+        }
+        other => Ok(other),
+    }
+}
+
+/// Why `address` (as smtp-proto gives it: unquoted) is not a mailbox we handle, if it is not.
+fn mailbox_error(address: &str) -> Result<(), &'static str> {
+    let (local, domain) = address.rsplit_once('@').ok_or("no domain")?;
+    if !address.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err("only printable ASCII is accepted (no SMTPUTF8)");
+    }
+    if local.is_empty() || local.len() > 64 {
+        return Err("the local part must have 1 to 64 characters");
+    }
+    if !crate::engine::config::validate::is_hostname(domain) {
+        return Err("the domain is not a domain name");
+    }
+    Ok(())
 }
 
 /// The reply for a command smtp-proto could not parse.
