@@ -141,7 +141,10 @@ fn parse_command(line: Vec<u8>) {
             let line = format!("MAIL FROM:<{}>\r\n", from.address);
             let plain = match Request::parse(&mut line.as_bytes().iter()) {
                 Ok(Request::Mail { from }) => from.address.into_owned(),
-                other => panic!("the sender {:?} does not parse back: {other:?}", from.address),
+                other => panic!(
+                    "the sender {:?} does not parse back: {other:?}",
+                    from.address
+                ),
             };
             if check_path(&plain, false) {
                 check_reverse_path(&from.address, &plain);
@@ -151,7 +154,10 @@ fn parse_command(line: Vec<u8>) {
             check_path(&to.address, false);
         }
         Ok(_) => {}
-        Err((code, _)) => assert!((500..600).contains(&code), "a refusal that is not 5xx: {code}"),
+        Err((code, _)) => assert!(
+            (500..600).contains(&code),
+            "a refusal that is not 5xx: {code}"
+        ),
     }
 }
 
@@ -261,7 +267,11 @@ pub fn check_path(address: &str, bare_cr: bool) -> bool {
 /// The delivery client writes the sender as `MAIL FROM:<{from}>`, `from` being the forward
 /// path the session keeps; that must parse back to the same (unquoted) sender.
 fn check_reverse_path(from: &str, plain: &str) {
-    assert_eq!(from, forward_path(plain), "the sender is not kept in forward-path form");
+    assert_eq!(
+        from,
+        forward_path(plain),
+        "the sender is not kept in forward-path form"
+    );
     let line = format!("MAIL FROM:<{from}>\r\n");
     let back = match Request::parse(&mut line.as_bytes().iter()) {
         Ok(Request::Mail { from }) => Ok(from.address.into_owned()),

@@ -108,7 +108,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         };
         match tokio::time::timeout(self.write_timeout, write).await {
             Ok(r) => r,
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "the client does not read its replies")),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client does not read its replies",
+            )),
         }
     }
 
