@@ -182,6 +182,8 @@ fn dnsbl() -> Dns {
         .arg(format!("--port={port}"))
         .arg("--address=/2.0.0.127.bl.test/127.0.0.2")
         .arg("--address=/bl.test/")
+        // SPF: only 127.0.0.2 may send for spf.test.
+        .arg("--txt-record=spf.test,v=spf1 ip4:127.0.0.2 -all")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -239,4 +241,40 @@ fn dnsbl_listed_clients_are_refused_or_tagged() {
         mail.contains("X-Postern-Warning: client [127.0.0.2] is listed in bl.test"),
         "{mail}"
     );
+}
+
+#[test]
+fn spf_fail_is_refused_or_tagged_at_mail() {
+    let dns = dnsbl();
+    let hosts = format!("outgoing_mails.dns_hosts=[\"{}\"]", dns.1);
+    let (s, port) = server(&["abuse.spf.enabled=true", "abuse.spf.action=Refuse", &hosts]);
+    let mut bad = SourceClient::from("127.0.0.3", port);
+    bad.reply();
+    bad.cmd("EHLO c");
+    let (code, text) = bad.cmd("MAIL FROM:<someone@spf.test>");
+    assert_eq!(
+        code, 550,
+        "127.0.0.3 is not allowed by spf.test's record: {text}"
+    );
+    assert!(text.contains("5.7.23"), "{text}");
+    // Another domain with no SPF record, and the permitted address, pass.
+    assert_eq!(bad.cmd("MAIL FROM:<someone@nospf.test>").0, 250);
+    let mut good = SourceClient::from("127.0.0.2", port);
+    good.reply();
+    good.cmd("EHLO c");
+    assert_eq!(good.cmd("MAIL FROM:<someone@spf.test>").0, 250);
+    drop(s);
+
+    let (s, port) = server(&["abuse.spf.enabled=true", "abuse.spf.action=Tag", &hosts]);
+    let mut m = SourceClient::from("127.0.0.3", port);
+    m.reply();
+    m.cmd("EHLO c");
+    assert_eq!(m.cmd("MAIL FROM:<someone@spf.test>").0, 250);
+    m.cmd(&format!("RCPT TO:<{ALICE}>"));
+    m.cmd("DATA");
+    assert_eq!(m.cmd("Subject: spf\r\n\r\nx\r\n.").0, 250);
+    let mail = poll(WAIT, "the tagged mail", || {
+        s.alice_mails().into_iter().next()
+    });
+    assert!(mail.contains("X-Postern-Warning: SPF fail"), "{mail}");
 }
