@@ -185,6 +185,36 @@ impl Session {
         c
     }
 
+    /// A line for the Security log view.
+    fn security_note(&self, text: String) {
+        self.shared.events.session(
+            Level::Warn,
+            Channel::Security,
+            &self.id,
+            EventKind::Note { text },
+        );
+    }
+
+    /// The resolver for the `what` check, or `None` (said in the log) when there is none.
+    fn resolver(
+        &self,
+        cfg: &crate::engine::config::Config,
+        what: &str,
+    ) -> Option<crate::engine::dns::Resolver> {
+        match self.shared.dns.get(&cfg.outgoing_mails.dns_hosts) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.event(
+                    Level::Warn,
+                    EventKind::Note {
+                        text: format!("{what} skipped: {e}"),
+                    },
+                );
+                None
+            }
+        }
+    }
+
     fn current(&self) -> Arc<Current> {
         self.shared.current.borrow().clone()
     }
@@ -699,14 +729,7 @@ impl Session {
                 .rcpt_failed(self.peer.ip(), self.rcpt_failures, &cur.config);
         self.delay = delay;
         if let Some(r) = block {
-            self.shared.events.session(
-                Level::Warn,
-                Channel::Security,
-                &self.id,
-                EventKind::Note {
-                    text: format!("blocked: {}", r.reason),
-                },
-            );
+            self.security_note(format!("blocked: {}", r.reason));
             self.reply(conn, r.code, &r.text);
             self.close_after = Some("blocked by tarpitting".into());
         }
@@ -722,43 +745,18 @@ impl Session {
             return None;
         }
         if let Some(r) = self.shared.abuse.blocked(ip, cfg) {
-            self.shared.events.session(
-                Level::Warn,
-                Channel::Security,
-                &self.id,
-                EventKind::Note {
-                    text: format!("MAIL refused: {}", r.reason),
-                },
-            );
+            self.security_note(format!("MAIL refused: {}", r.reason));
             return Some((r.code, r.text));
         }
         if self.auth.is_some() || !(cfg.abuse.spf.enabled || cfg.abuse.rdns.enabled) {
             return None;
         }
-        let resolver = match self.shared.dns.get(&cfg.outgoing_mails.dns_hosts) {
-            Ok(r) => r,
-            Err(e) => {
-                self.event(
-                    Level::Warn,
-                    EventKind::Note {
-                        text: format!("SPF/rDNS checks skipped: {e}"),
-                    },
-                );
-                return None;
-            }
-        };
+        let resolver = self.resolver(cfg, "SPF/rDNS checks")?;
         let helo = self.helo.clone().unwrap_or_default();
         if cfg.abuse.rdns.enabled
             && let Err(why) = crate::engine::access::rdns::rdns_check(&resolver, ip, &helo).await
         {
-            self.shared.events.session(
-                Level::Warn,
-                Channel::Security,
-                &self.id,
-                EventKind::Note {
-                    text: format!("reverse DNS check failed: {why}"),
-                },
-            );
+            self.security_note(format!("reverse DNS check failed: {why}"));
             match cfg.abuse.rdns.action {
                 crate::engine::config::Action::Refuse => {
                     return Some((550, format!("5.7.25 Reverse DNS check failed: {why}")));
@@ -779,14 +777,7 @@ impl Session {
                     .await;
             use crate::engine::access::spf::SpfResult;
             if out.result == SpfResult::Fail {
-                self.shared.events.session(
-                    Level::Warn,
-                    Channel::Security,
-                    &self.id,
-                    EventKind::Note {
-                        text: format!("SPF fail: {}", out.reason),
-                    },
-                );
+                self.security_note(format!("SPF fail: {}", out.reason));
                 match cfg.abuse.spf.action {
                     crate::engine::config::Action::Refuse => {
                         return Some((
@@ -818,18 +809,7 @@ impl Session {
         if !rbl.enabled || rbl.zones.is_empty() || crate::engine::access::is_safe_ip(ip, cfg) {
             return None;
         }
-        let resolver = match self.shared.dns.get(&cfg.outgoing_mails.dns_hosts) {
-            Ok(r) => r,
-            Err(e) => {
-                self.event(
-                    Level::Warn,
-                    EventKind::Note {
-                        text: format!("DNSBL check skipped: {e}"),
-                    },
-                );
-                return None;
-            }
-        };
+        let resolver = self.resolver(cfg, "DNSBL check")?;
         let (listed, warnings) =
             crate::engine::access::dnsbl::listed_in(&resolver, ip, &rbl.zones).await;
         for w in warnings {
@@ -839,14 +819,7 @@ impl Session {
             return None;
         }
         let zones = listed.join(", ");
-        self.shared.events.session(
-            Level::Warn,
-            Channel::Security,
-            &self.id,
-            EventKind::Note {
-                text: format!("{ip} listed in {zones}"),
-            },
-        );
+        self.security_note(format!("{ip} listed in {zones}"));
         match rbl.action {
             crate::engine::config::Action::Refuse => Some((
                 554,
@@ -1174,14 +1147,7 @@ impl Session {
         let ip = self.peer.ip();
         let safe = crate::engine::access::is_safe_ip(ip, &cfg);
         if !safe && let Some(r) = self.shared.abuse.blocked(ip, &cfg) {
-            self.shared.events.session(
-                Level::Warn,
-                Channel::Security,
-                &self.id,
-                EventKind::Note {
-                    text: format!("AUTH refused: {}", r.reason),
-                },
-            );
+            self.security_note(format!("AUTH refused: {}", r.reason));
             self.reply(conn, r.code, &r.text);
             self.close_after = Some("blocked (failed logins)".into());
             return;
@@ -1231,14 +1197,7 @@ impl Session {
             self.event(Level::Warn, EventKind::AuthFailed { user });
             self.reply(conn, 535, "5.7.8 Authentication credentials invalid");
             if !safe && let Some(r) = self.shared.abuse.auth_failed(ip, &cfg) {
-                self.shared.events.session(
-                    Level::Warn,
-                    Channel::Security,
-                    &self.id,
-                    EventKind::Note {
-                        text: format!("locked out: {}", r.reason),
-                    },
-                );
+                self.security_note(format!("locked out: {}", r.reason));
                 self.reply(conn, r.code, &r.text);
                 self.close_after = Some("locked out after failed logins".into());
             }
