@@ -4,7 +4,7 @@
 //! entered; the draft never holds a clear-text password after that. OK / Apply write the
 //! domain and account lists into the configuration file and reload the engine.
 
-use super::{Action, ApplyError, apply, button_row, error_label, load, saved_message};
+use super::{Action, apply_and_report, button_row, error_label, load};
 use crate::engine::config::validate::{is_hostname, is_local_part};
 use crate::engine::config::{Account, Config, FieldError, normalize_address, normalize_domain};
 use crate::engine::store::password;
@@ -164,26 +164,17 @@ impl DomainsDialog {
 
     fn apply(&mut self, services: &Services) -> bool {
         let (domains, accounts) = (self.domains.clone(), self.accounts.clone());
-        match apply(services, move |cfg| {
-            cfg.domains = domains;
-            cfg.accounts = accounts;
-            Vec::new()
-        }) {
-            Ok((_, told)) => {
-                self.errors.clear();
-                self.message = Some(saved_message(services, told));
-                true
-            }
-            Err(ApplyError::Fields(errors)) => {
-                self.message = Some(format!("Not saved: {} problem(s).", errors.len()));
-                self.errors = errors;
-                false
-            }
-            Err(ApplyError::File(e)) => {
-                self.message = Some(format!("Not saved: {e}"));
-                false
-            }
-        }
+        apply_and_report(
+            services,
+            move |cfg| {
+                cfg.domains = domains;
+                cfg.accounts = accounts;
+                Vec::new()
+            },
+            &mut self.errors,
+            &mut self.message,
+        )
+        .is_some()
     }
 
     /// Shows the dialog; false once it is closed.

@@ -3,7 +3,7 @@
 //! Apply, errors and the result line around a form), [`ListEdit`] (a list of strings with add
 //! and remove) and the parsers that turn a field's text into a value or a field error.
 
-use super::{Action, ApplyError, apply, button_row, error_for, error_label, load, saved_message};
+use super::{Action, apply_and_report, button_row, error_for, error_label, load};
 use crate::engine::config::{Config, FieldError, HumanDuration};
 use crate::gui::services::Services;
 use eframe::egui;
@@ -98,25 +98,19 @@ impl<F: Form> FormDialog<F> {
     }
 
     fn apply(&mut self, services: &Services) -> bool {
-        match apply(services, |cfg| self.form.write_into(cfg)) {
-            Ok((cfg, told)) => {
+        let form = &self.form;
+        let saved = apply_and_report(
+            services,
+            |cfg| form.write_into(cfg),
+            &mut self.errors,
+            &mut self.message,
+        );
+        match saved {
+            Some(cfg) => {
                 self.form.reload(&cfg);
-                self.errors.clear();
-                self.message = Some(saved_message(services, told));
                 true
             }
-            Err(ApplyError::Fields(errors)) => {
-                self.message = Some(format!(
-                    "Not saved: {} setting(s) need fixing.",
-                    errors.len()
-                ));
-                self.errors = errors;
-                false
-            }
-            Err(ApplyError::File(e)) => {
-                self.message = Some(format!("Not saved: {e}"));
-                false
-            }
+            None => false,
         }
     }
 

@@ -176,6 +176,32 @@ pub fn apply(
     }
 }
 
+/// [`apply`], with its outcome put where a dialog shows it: the field errors (cleared on
+/// success) and the result line. Returns the saved configuration on success.
+pub fn apply_and_report(
+    services: &Services,
+    edit: impl FnOnce(&mut Config) -> Vec<FieldError>,
+    errors: &mut Vec<FieldError>,
+    message: &mut Option<String>,
+) -> Option<Config> {
+    match apply(services, edit) {
+        Ok((cfg, told)) => {
+            errors.clear();
+            *message = Some(saved_message(services, told));
+            Some(cfg)
+        }
+        Err(ApplyError::Fields(e)) => {
+            *message = Some(format!("Not saved: {} setting(s) need fixing.", e.len()));
+            *errors = e;
+            None
+        }
+        Err(ApplyError::File(e)) => {
+            *message = Some(format!("Not saved: {e}"));
+            None
+        }
+    }
+}
+
 /// The configuration as the file has it now (the defaults when there is no file yet).
 pub fn load(services: &Services) -> Result<Config, String> {
     crate::cli::read(&services.options().config_path).map_err(|e| e.to_string())

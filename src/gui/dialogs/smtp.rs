@@ -4,9 +4,7 @@
 //! The Access Control button is a placeholder until the engine has access control.
 
 use super::form::{LABEL_WIDTH, PORT, parse_duration, parse_num};
-use super::{
-    Action, ApplyError, apply, button_row, check_row, error_label, load, saved_message, text_row,
-};
+use super::{Action, apply_and_report, button_row, check_row, error_label, load, text_row};
 use crate::engine::config::{Config, FieldError};
 use crate::gui::services::Services;
 use eframe::egui;
@@ -245,25 +243,16 @@ impl SmtpDialog {
 
     /// Validates, saves and reloads; keeps errors and the message for display.
     fn apply(&mut self, services: &Services) -> bool {
-        match apply(services, |cfg| self.write_into(cfg)) {
-            Ok((_, told)) => {
-                self.errors.clear();
-                self.message = Some(saved_message(services, told));
-                true
-            }
-            Err(ApplyError::Fields(errors)) => {
-                self.message = Some(format!(
-                    "Not saved: {} setting(s) need fixing.",
-                    errors.len()
-                ));
-                self.errors = errors;
-                false
-            }
-            Err(ApplyError::File(e)) => {
-                self.message = Some(format!("Not saved: {e}"));
-                false
-            }
-        }
+        // The draft is read while the result is written: move the result fields out meanwhile.
+        let (mut errors, mut message) = (std::mem::take(&mut self.errors), self.message.take());
+        let saved = apply_and_report(
+            services,
+            |cfg| self.write_into(cfg),
+            &mut errors,
+            &mut message,
+        );
+        (self.errors, self.message) = (errors, message);
+        saved.is_some()
     }
 
     /// Shows the dialog; false once it is closed.
