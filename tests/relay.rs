@@ -68,6 +68,11 @@ fn queue_len(s: &Server) -> usize {
         .count()
 }
 
+/// [`try_relay`] from `src`, logged in or not.
+fn relay_from(port: u16, src: &'static str, login: bool) -> u16 {
+    try_relay(port, Client { src, login })
+}
+
 /// Tries to relay one message to far.test; returns the RCPT reply code, or the connect reply
 /// when the session was refused at once.
 fn try_relay(port: u16, c: Client) -> u16 {
@@ -164,40 +169,16 @@ fn safe_ips_overrule_and_own_addresses_can_be_blocked() {
     };
     let (s, _, port) = server(a, &[format!("access.safe_ips=[\"{SAFE}\"]")]);
     assert_eq!(
-        try_relay(
-            port,
-            Client {
-                src: SAFE,
-                login: false
-            }
-        ),
+        relay_from(port, SAFE, false),
         250,
         "a Safe IP needs neither range nor login"
     );
-    assert_eq!(
-        try_relay(
-            port,
-            Client {
-                src: OUT_OF_RANGE,
-                login: true
-            }
-        ),
-        550
-    );
+    assert_eq!(relay_from(port, OUT_OF_RANGE, true), 550);
     drop(s);
 
     // Block this computer's addresses: every 127.x client is refused, even in range and logged in...
     let (s, _, port) = server(a, &["access.block_own_ips=true".into()]);
-    assert_eq!(
-        try_relay(
-            port,
-            Client {
-                src: IN_RANGE,
-                login: true
-            }
-        ),
-        550
-    );
+    assert_eq!(relay_from(port, IN_RANGE, true), 550);
     drop(s);
     // ...on a separate port at connect...
     let a2 = Access {
@@ -205,16 +186,7 @@ fn safe_ips_overrule_and_own_addresses_can_be_blocked() {
         ..a
     };
     let (s, _, port) = server(a2, &["access.block_own_ips=true".into()]);
-    assert_eq!(
-        try_relay(
-            port,
-            Client {
-                src: IN_RANGE,
-                login: true
-            }
-        ),
-        554
-    );
+    assert_eq!(relay_from(port, IN_RANGE, true), 554);
     drop(s);
     // ...unless "Allow IP addresses assigned to this computer" makes them Safe IPs.
     let (s, _, port) = server(
@@ -224,16 +196,7 @@ fn safe_ips_overrule_and_own_addresses_can_be_blocked() {
             "access.allow_own_ips=true".into(),
         ],
     );
-    assert_eq!(
-        try_relay(
-            port,
-            Client {
-                src: OUT_OF_RANGE,
-                login: false
-            }
-        ),
-        250
-    );
+    assert_eq!(relay_from(port, OUT_OF_RANGE, false), 250);
     assert_eq!(queue_len(&s), 1);
 }
 
@@ -269,16 +232,7 @@ fn allow_only_the_following_user() {
         "the relay password is stored hashed"
     );
     // An account login no longer grants relaying...
-    assert_eq!(
-        try_relay(
-            port,
-            Client {
-                src: IN_RANGE,
-                login: true
-            }
-        ),
-        550
-    );
+    assert_eq!(relay_from(port, IN_RANGE, true), 550);
     // ...the named user does.
     let mut m = SourceClient::from(IN_RANGE, port);
     assert_eq!(m.reply().0, 220);
