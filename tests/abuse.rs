@@ -3,9 +3,9 @@
 //! dnsmasq (refuse and tag), and Safe IPs overruling every block.
 
 mod common;
+mod dns_common;
 
-use common::{ALICE, PASSWORD, Server, SourceClient, free_port, poll, sasl_plain};
-use std::process::{Child, Command, Stdio};
+use common::{ALICE, PASSWORD, Server, SourceClient, poll, sasl_plain};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -148,63 +148,20 @@ fn hourly_message_limit_per_address() {
     }
 }
 
-/// dnsmasq on a free port answering a DNSBL zone that lists 127.0.0.2.
-struct Dns(Child, String, #[allow(dead_code)] tempfile::TempDir);
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn dnsbl() -> Dns {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("dnsmasq");
-    let child = Command::new(bin)
-        .args([
-            "--keep-in-foreground",
-            "--listen-address=127.0.0.1",
-            "--bind-interfaces",
-            "--no-resolv",
-            "--no-hosts",
-        ])
-        .args([
-            "--no-poll",
-            "--pid-file",
-            "--user=root",
-            "--conf-file=/dev/null",
-        ])
-        .arg(format!("--port={port}"))
-        .arg("--address=/2.0.0.127.bl.test/127.0.0.2")
-        .arg("--address=/bl.test/")
-        // SPF: only 127.0.0.2 may send for spf.test.
-        .arg("--txt-record=spf.test,v=spf1 ip4:127.0.0.2 -all")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Ready when it answers a UDP query at all (any reply).
-    poll(WAIT, "dnsmasq up", || {
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
-        sock.set_read_timeout(Some(Duration::from_millis(200)))
-            .ok()?;
-        let q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x00\x00\x01\x00\x01";
-        sock.send_to(q, ("127.0.0.1", port)).ok()?;
-        let mut buf = [0u8; 512];
-        sock.recv(&mut buf).ok().map(|_| ())
-    });
-    Dns(child, format!("127.0.0.1:{port}"), dir)
+/// dnsmasq answering a DNSBL zone that lists 127.0.0.2, and an SPF record for spf.test that
+/// allows only 127.0.0.2.
+fn dnsbl() -> dns_common::DnsServer {
+    dns_common::DnsServer::start(
+        "address=/2.0.0.127.bl.test/127.0.0.2\n\
+         address=/bl.test/\n\
+         txt-record=spf.test,\"v=spf1 ip4:127.0.0.2 -all\"\n",
+    )
 }
 
 #[test]
 fn dnsbl_listed_clients_are_refused_or_tagged() {
     let dns = dnsbl();
-    let hosts = format!("outgoing_mails.dns_hosts=[\"{}\"]", dns.1);
+    let hosts = format!("outgoing_mails.dns_hosts=[\"{}\"]", dns.addr);
     let (s, port) = server(&[
         "abuse.rbl.enabled=true",
         "abuse.rbl.zones=[\"bl.test\"]",
@@ -246,7 +203,7 @@ fn dnsbl_listed_clients_are_refused_or_tagged() {
 #[test]
 fn spf_fail_is_refused_or_tagged_at_mail() {
     let dns = dnsbl();
-    let hosts = format!("outgoing_mails.dns_hosts=[\"{}\"]", dns.1);
+    let hosts = format!("outgoing_mails.dns_hosts=[\"{}\"]", dns.addr);
     let (s, port) = server(&["abuse.spf.enabled=true", "abuse.spf.action=Refuse", &hosts]);
     let mut bad = SourceClient::from("127.0.0.3", port);
     bad.reply();
