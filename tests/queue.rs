@@ -3,57 +3,18 @@
 //! `postern queue ...` against a running and a stopped server.
 
 mod common;
+mod dns_common;
 
 use common::{ALICE, DOMAIN, PASSWORD, Server, free_port, poll, sasl_plain};
-use std::process::{Child, Command, Stdio};
+use dns_common::Sink;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// Postfix's smtp-sink on a loopback port, dumping every mail into a directory.
-struct Sink {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Sink {
-    fn start(port: u16, flags: &[&str]) -> Sink {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new("/usr/sbin/smtp-sink");
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
-            cmd.args(["-u", "root"]);
-        }
-        cmd.args(flags)
-            .arg("-d")
-            .arg(format!("{}/%M.", dir.path().display()))
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("50")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = cmd
-            .spawn()
-            .expect("smtp-sink (package postfix) must be installed");
-        poll(Duration::from_secs(10), "smtp-sink listening", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        Sink { child, port, dir }
-    }
-
-    fn mails(&self) -> Vec<String> {
-        common::list_files(self.dir.path())
-            .into_iter()
-            .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned())
-            .collect()
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Postfix's smtp-sink on a loopback port (tests/dns_common), dumping every mail it takes.
+fn sink(port: u16, flags: &[&str]) -> Sink {
+    Sink::start(Ipv4Addr::LOCALHOST, port, flags)
 }
 
 /// A server whose outgoing SMTP shares the incoming port, relaying for logged-in users
@@ -127,8 +88,8 @@ fn alice_mail_containing(s: &Server, needle: &str) -> String {
 
 #[test]
 fn relayed_mail_reaches_the_next_hop_and_leaves_the_queue() {
-    let sink = Sink::start(free_port(), &[]);
-    let s = relay_server(sink.port, &[]);
+    let sink = sink(free_port(), &[]);
+    let s = relay_server(sink.port(), &[]);
     let reply = submit(
         &s,
         ALICE,
@@ -154,8 +115,8 @@ fn relayed_mail_reaches_the_next_hop_and_leaves_the_queue() {
 #[test]
 fn temporary_failures_are_retried_then_bounced_with_a_dsn() {
     // The sink answers 4xx to every RCPT.
-    let sink = Sink::start(free_port(), &["-r", "RCPT"]);
-    let s = relay_server(sink.port, &["outgoing_mails.resend_attempts=3"]);
+    let sink = sink(free_port(), &["-r", "RCPT"]);
+    let s = relay_server(sink.port(), &["outgoing_mails.resend_attempts=3"]);
     submit(&s, ALICE, &["bob@far.test"], "will be deferred");
     let dsn = alice_mail_containing(&s, "multipart/report");
     assert!(
@@ -187,8 +148,8 @@ fn temporary_failures_are_retried_then_bounced_with_a_dsn() {
 
 #[test]
 fn permanent_failures_bounce_at_once_but_never_to_the_null_sender() {
-    let sink = Sink::start(free_port(), &["-f", "RCPT"]);
-    let s = relay_server(sink.port, &["outgoing_mails.resend_attempts=5"]);
+    let sink = sink(free_port(), &["-f", "RCPT"]);
+    let s = relay_server(sink.port(), &["outgoing_mails.resend_attempts=5"]);
     submit(&s, ALICE, &["bob@far.test"], "hard fail");
     let dsn = alice_mail_containing(&s, "multipart/report");
     assert!(dsn.contains("Status: 5."), "{dsn}");
@@ -248,7 +209,7 @@ fn queued_mail_survives_a_kill_and_is_delivered_after_restart() {
         "the unfinished mail was never accepted: {listed}"
     );
 
-    let sink = Sink::start(port, &[]);
+    let sink = sink(port, &[]);
     s.spawn();
     s.wait_ready(s.cfg.incoming_port);
     s.cli(&["queue", "retry", "--all"]).assert_ok();
@@ -298,7 +259,7 @@ fn queue_commands_against_a_running_server() {
         .assert_failed();
 
     // Retry now, with the next hop up: delivered at once, not in an hour.
-    let sink = Sink::start(port, &[]);
+    let sink = sink(port, &[]);
     s.cli(&["queue", "hold", &ids[0]]).assert_ok();
     s.cli(&["queue", "retry", &ids[0]]).assert_ok();
     assert!(
@@ -416,9 +377,9 @@ fn a_failed_write_answers_452_and_keeps_nothing() {
 
 #[test]
 fn a_delay_warning_is_sent_once_while_retrying() {
-    let sink = Sink::start(free_port(), &["-r", "RCPT"]);
+    let sink = sink(free_port(), &["-r", "RCPT"]);
     let s = relay_server(
-        sink.port,
+        sink.port(),
         &[
             "outgoing_mails.delay_warning=Some(\"1s\")",
             "outgoing_mails.resend_delay=\"1s\"",
