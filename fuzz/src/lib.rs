@@ -154,9 +154,9 @@ fn parse_command(line: Vec<u8>) {
             check_path(&to.address, false);
         }
         Ok(_) => {}
-        Err((code, _)) => assert!(
-            (500..600).contains(&code),
-            "a refusal that is not 5xx: {code}"
+        Err(reply) => assert!(
+            (500..600).contains(&reply.code),
+            "a refusal that is not 5xx: {reply}"
         ),
     }
 }

@@ -2,7 +2,7 @@
 //! open, through which `postern queue ...` reaches a running server (headless or GUI). One
 //! JSON request line, one JSON response line.
 
-use super::handle::Command;
+use super::command::Command;
 use super::queue::{Queue, QueueCommand, QueueEntry};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};

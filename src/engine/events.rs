@@ -157,11 +157,155 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
-    /// Anything else worth a line.
+    /// A recipient in another domain was accepted for relaying.
+    RelayAllowed {
+        /// The forward path.
+        rcpt: String,
+        /// Which Access Control rule allowed it.
+        why: String,
+    },
+    /// A recipient in another domain was refused: this client may not relay.
+    RelayDenied {
+        /// The address.
+        rcpt: String,
+        /// Which Access Control rule refused it.
+        why: String,
+    },
+    /// A check on the client (DNSBL, SPF, reverse DNS) failed; the gate refused or tagged.
+    CheckFailed {
+        /// Which check: "DNSBL", "SPF", "reverse DNS".
+        check: String,
+        /// What it found.
+        detail: String,
+    },
+    /// A check on the client ran and did not fail (protocol detail).
+    CheckPassed {
+        /// Which check.
+        check: String,
+        /// Its result.
+        detail: String,
+    },
+    /// A check could not run (no resolver); the client was let through.
+    CheckSkipped {
+        /// Which check(s).
+        check: String,
+        /// Why.
+        error: String,
+    },
+    /// A client under (or newly put under) a block: lockout, tarpit.
+    ClientBlocked {
+        /// At which point: "AUTH refused", "MAIL refused", "locked out", "blocked".
+        at: String,
+        /// The block and its cause.
+        reason: String,
+    },
+    /// A per-IP transfer limit refused a message.
+    TransferLimit {
+        /// The limit and the traffic.
+        reason: String,
+    },
+    /// A logged-in client gave an envelope sender its login may not use.
+    SenderRefused {
+        /// The sender.
+        sender: String,
+        /// The login.
+        login: String,
+    },
+    /// Plaintext pipelined behind STARTTLS was thrown away (CVE-2011-0411).
+    PlaintextDiscarded {
+        /// How many octets.
+        octets: usize,
+    },
+    /// The configuration makes an open relay.
+    OpenRelay {
+        /// The warning, naming what is open.
+        warning: String,
+    },
+    /// No certificate: STARTTLS and the implicit-TLS port are off.
+    TlsUnavailable {
+        /// Why.
+        error: String,
+    },
+    /// accept(2) failed on a listener (too many open files, ...).
+    AcceptFailed {
+        /// The OS error.
+        error: String,
+    },
+    /// A line of the outgoing log: MX lookups, connections, replies, failures, the queue.
+    Delivery {
+        /// The text.
+        text: String,
+    },
+    /// Anything else worth a line (System view).
     Note {
         /// The text.
         text: String,
     },
+}
+
+impl EventKind {
+    /// The log view this kind of event belongs to: decided here, for every event, once.
+    pub fn channel(&self) -> Channel {
+        use EventKind::*;
+        match self {
+            SessionOpened { .. }
+            | SessionClosed { .. }
+            | Command { .. }
+            | Reply { .. }
+            | TlsEstablished { .. }
+            | AuthSucceeded { .. }
+            | RecipientRejected { .. }
+            | RelayAllowed { .. }
+            | Delivered { .. }
+            | MessageRejected { .. }
+            | CheckPassed { .. } => Channel::SmtpIn,
+            ConnectionRefused { .. }
+            | AuthFailed { .. }
+            | RelayDenied { .. }
+            | CheckFailed { .. }
+            | ClientBlocked { .. }
+            | TransferLimit { .. }
+            | SenderRefused { .. }
+            | PlaintextDiscarded { .. }
+            | OpenRelay { .. } => Channel::Security,
+            QueueFinished { .. } | Delivery { .. } => Channel::SmtpOut,
+            Started { .. }
+            | Stopping
+            | ListenerUp { .. }
+            | ListenerDown { .. }
+            | ListenerFailed { .. }
+            | ConfigReloaded
+            | ConfigRejected { .. }
+            | CheckSkipped { .. }
+            | TlsUnavailable { .. }
+            | AcceptFailed { .. }
+            | Note { .. } => Channel::System,
+        }
+    }
+}
+
+/// `text` with every control character (C0, DEL, C1) and every bidirectional formatting
+/// character escaped, so that no logged value (a client's HELO, an address, a reply from a
+/// remote server) can forge a log line, move the cursor or reorder what a reader sees.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if !bad(c) {
+            out.push(c);
+        } else if (c as u32) < 0x100 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// One event.
@@ -182,9 +326,20 @@ pub struct Event {
 }
 
 impl fmt::Display for EventKind {
+    /// The event as one log line, control characters escaped (see [`escape_controls`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let raw = Raw(self).to_string();
+        f.write_str(&escape_controls(&raw))
+    }
+}
+
+/// An event's text before escaping.
+struct Raw<'a>(&'a EventKind);
+
+impl fmt::Display for Raw<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use EventKind::*;
-        match self {
+        match self.0 {
             Started { config, data_dir } => {
                 write!(f, "started (config {config}, data directory {data_dir})")
             }
@@ -227,7 +382,29 @@ impl fmt::Display for EventKind {
                 "{id} left the queue: {delivered} recipient(s) delivered, {failed} failed"
             ),
             MessageRejected { reason } => write!(f, "message refused: {reason}"),
-            Note { text } => write!(f, "{text}"),
+            RelayAllowed { rcpt, why } => write!(f, "relaying to <{rcpt}> allowed: {why}"),
+            RelayDenied { rcpt, why } => {
+                write!(f, "recipient <{rcpt}> refused: relaying denied: {why}")
+            }
+            CheckFailed { check, detail } => write!(f, "{check} check failed: {detail}"),
+            CheckPassed { check, detail } => write!(f, "{check}: {detail}"),
+            CheckSkipped { check, error } => write!(f, "{check} skipped: {error}"),
+            ClientBlocked { at, reason } => write!(f, "{at}: {reason}"),
+            TransferLimit { reason } => write!(f, "message refused: {reason}"),
+            SenderRefused { sender, login } => {
+                write!(f, "sender <{sender}> refused: logged in as {login}")
+            }
+            PlaintextDiscarded { octets } => write!(
+                f,
+                "discarded {octets} octets the client sent after STARTTLS before the TLS handshake"
+            ),
+            OpenRelay { warning } => write!(f, "{warning}"),
+            TlsUnavailable { error } => write!(
+                f,
+                "TLS disabled (no STARTTLS, no implicit-TLS port): {error}"
+            ),
+            AcceptFailed { error } => write!(f, "accept failed: {error}"),
+            Delivery { text } | Note { text } => write!(f, "{text}"),
         }
     }
 }
@@ -299,13 +476,13 @@ impl EventBus {
         }))
     }
 
-    /// Reports an event.
-    pub fn emit(&self, level: Level, channel: Channel, session: Option<&str>, kind: EventKind) {
+    /// Reports an event; its log view comes from its kind ([`EventKind::channel`]).
+    pub fn emit(&self, level: Level, session: Option<&str>, kind: EventKind) {
         let ev = Event {
             seq: self.0.seq.fetch_add(1, Ordering::Relaxed),
             time: SystemTime::now(),
             level,
-            channel,
+            channel: kind.channel(),
             session: session.map(str::to_string),
             kind,
         };
@@ -334,8 +511,8 @@ impl EventBus {
     }
 
     /// Shorthand for an event of a session.
-    pub fn session(&self, level: Level, channel: Channel, id: &str, kind: EventKind) {
-        self.emit(level, channel, Some(id), kind);
+    pub fn session(&self, level: Level, id: &str, kind: EventKind) {
+        self.emit(level, Some(id), kind);
     }
 
     /// The events still in the ring, oldest first.
@@ -385,7 +562,6 @@ mod tests {
         for i in 0..RING_CAPACITY + 5 {
             bus.emit(
                 Level::Info,
-                Channel::System,
                 None,
                 EventKind::Note {
                     text: i.to_string(),
@@ -402,12 +578,29 @@ mod tests {
         let bus = EventBus::new();
         bus.session(
             Level::Info,
-            Channel::SmtpIn,
             "s42",
             EventKind::Command {
                 line: "NOOP".into(),
             },
         );
         assert!(bus.recent()[0].to_string().contains("[s42] <<< NOOP"));
+        assert_eq!(bus.recent()[0].channel, Channel::SmtpIn);
+    }
+
+    #[test]
+    fn control_characters_never_reach_a_log_line() {
+        let kind = EventKind::Command {
+            line: "EHLO a\r\n2026-01-01 INFO forged\x1b[2J\u{202E}gnp.exe\u{85}".into(),
+        };
+        let line = kind.to_string();
+        assert_eq!(
+            line,
+            "<<< EHLO a\\x0d\\x0a2026-01-01 INFO forged\\x1b[2J\\u{202e}gnp.exe\\x85"
+        );
+        assert!(!line.chars().any(|c| c.is_control()));
+        assert_eq!(
+            EventKind::Note { text: "plain".into() }.to_string(),
+            "plain"
+        );
     }
 }

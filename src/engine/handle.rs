@@ -1,7 +1,7 @@
 //! [`EngineHandle`]: how a front end (the desktop app, `postern serve`, tests) drives a running
 //! engine: commands in, status and events out. Nothing here blocks.
 
-use super::EngineOptions;
+use super::options::EngineOptions;
 use super::events::EventBus;
 use super::stats::{Stats, StatsSnapshot};
 use std::net::SocketAddr;
@@ -10,12 +10,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// What a front end can ask of the engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    /// Re-read the configuration file now (it is also polled every second).
-    Reload,
-}
+pub use super::command::Command;
 
 /// One listener as the status strip shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,15 +3,21 @@
 //! [`EngineHandle`]; nothing in here knows what a window is.
 
 pub mod access;
+pub mod command;
 pub mod config;
 pub mod control;
+pub mod current;
 pub mod delivery;
 pub mod dns;
 pub mod events;
 pub mod handle;
+pub mod local_ips;
 pub mod lock;
 pub mod logfile;
+pub mod options;
 pub mod queue;
+pub mod reply;
+pub mod role;
 pub mod smtp;
 pub mod stats;
 pub mod store;
@@ -20,24 +26,16 @@ pub mod tls;
 mod supervisor;
 
 pub use handle::{EngineHandle, ListenerStatus, Status};
+pub use options::EngineOptions;
 
 use config::ConfigError;
-use events::{Channel, EventBus, EventKind, Level};
+use events::{EventBus, EventKind, Level};
 use lock::{DataDirLock, LockError};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// Where the engine keeps its settings and its data.
-#[derive(Debug, Clone)]
-pub struct EngineOptions {
-    /// The RON configuration file (created with defaults if missing).
-    pub config_path: PathBuf,
-    /// Mailboxes, certificates, logs, the lock file.
-    pub data_dir: PathBuf,
-}
 
 /// Why the engine did not start.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +83,6 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
 
     events.emit(
         Level::Info,
-        Channel::System,
         None,
         EventKind::Started {
             config: opts.config_path.display().to_string(),
@@ -110,15 +107,17 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
         path: spool_dir.clone(),
         message: e.to_string(),
     })?;
-    let shared = Arc::new(smtp::Shared {
+    let shared = Arc::new(smtp::Deps {
         current: current_rx,
+        gate: access::Gate::new(events.clone()),
+        intake: Arc::new(smtp::intake::StoreIntake {
+            queue: queue.clone(),
+            mailroot,
+            stats: stats.clone(),
+            events: events.clone(),
+        }),
         events: events.clone(),
         shutdown: shutdown.clone(),
-        stats: stats.clone(),
-        mailroot,
-        queue: queue.clone(),
-        abuse: access::abuse::Abuse::new(),
-        dns: smtp::DnsCache::default(),
     });
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     control::serve(

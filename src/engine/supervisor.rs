@@ -4,12 +4,15 @@
 //! configuration when a change is invalid, and runs the graceful shutdown.
 
 use super::config::{self, Config};
-use super::events::{Channel, EventBus, EventKind, Level};
-use super::handle::{Command, ListenerStatus, ListenerTable};
+use super::events::{EventBus, EventKind, Level};
+use super::command::Command;
+use super::handle::{ListenerStatus, ListenerTable};
 use super::lock::DataDirLock;
 use super::smtp::listener::{self, ListenerSpec, Running};
-use super::smtp::{Current, Shared};
-use super::{EngineOptions, tls};
+use super::current::Current;
+use super::smtp::Deps;
+use super::options::EngineOptions;
+use super::tls;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -30,10 +33,9 @@ pub fn build_current(config: Config, data_dir: &Path, events: &EventBus) -> Curr
         Err(e) => {
             events.emit(
                 Level::Error,
-                Channel::System,
                 None,
-                EventKind::Note {
-                    text: format!("TLS disabled (no STARTTLS, no implicit-TLS port): {e}"),
+                EventKind::TlsUnavailable {
+                    error: e.to_string(),
                 },
             );
             None
@@ -42,12 +44,11 @@ pub fn build_current(config: Config, data_dir: &Path, events: &EventBus) -> Curr
     if let Some(w) = config::validate::open_relay_warning(&config) {
         events.emit(
             Level::Warn,
-            Channel::Security,
             None,
-            EventKind::Note { text: w },
+            EventKind::OpenRelay { warning: w },
         );
     }
-    Current { config, tls }
+    Current::new(config, tls)
 }
 
 /// Identity of the file on disk, to notice edits and atomic replacements.
@@ -62,7 +63,7 @@ pub struct Supervisor {
     /// Paths.
     opts: EngineOptions,
     /// What sessions share.
-    shared: Arc<Shared>,
+    shared: Arc<Deps>,
     /// Publishes a new configuration to sessions.
     current: watch::Sender<Arc<Current>>,
     /// Every session and refusal task, for the graceful shutdown.
@@ -87,7 +88,7 @@ impl Supervisor {
     #[expect(clippy::too_many_arguments, reason = "called once, by engine::start")]
     pub fn new(
         opts: EngineOptions,
-        shared: Arc<Shared>,
+        shared: Arc<Deps>,
         current: watch::Sender<Arc<Current>>,
         tracker: TaskTracker,
         table: ListenerTable,
@@ -148,7 +149,6 @@ impl Supervisor {
                 self.current.send_replace(Arc::new(current));
                 self.events().emit(
                     Level::Info,
-                    Channel::System,
                     None,
                     EventKind::ConfigReloaded,
                 );
@@ -156,7 +156,6 @@ impl Supervisor {
             }
             Err(e) => self.events().emit(
                 Level::Error,
-                Channel::System,
                 None,
                 EventKind::ConfigRejected {
                     error: e.to_string(),
@@ -188,7 +187,6 @@ impl Supervisor {
                     r.close().await;
                     self.events().emit(
                         Level::Info,
-                        Channel::System,
                         None,
                         EventKind::ListenerDown { name, addr },
                     );
@@ -209,7 +207,6 @@ impl Supervisor {
                 Ok(r) => {
                     self.events().emit(
                         Level::Info,
-                        Channel::System,
                         None,
                         EventKind::ListenerUp {
                             name: r.spec.name(),
@@ -221,7 +218,6 @@ impl Supervisor {
                 Err(error) => {
                     self.events().emit(
                         Level::Error,
-                        Channel::System,
                         None,
                         EventKind::ListenerFailed {
                             name: w.name(),
@@ -272,13 +268,12 @@ impl Supervisor {
     /// Graceful shutdown: stop accepting, let sessions finish (idle ones get 421), flush logs.
     async fn stop(mut self) {
         self.events()
-            .emit(Level::Info, Channel::System, None, EventKind::Stopping);
+            .emit(Level::Info, None, EventKind::Stopping);
         for r in std::mem::take(&mut self.running) {
             let (name, addr) = (r.spec.name(), r.addr);
             r.close().await;
             self.events().emit(
                 Level::Info,
-                Channel::System,
                 None,
                 EventKind::ListenerDown { name, addr },
             );
@@ -292,7 +287,6 @@ impl Supervisor {
         {
             self.events().emit(
                 Level::Warn,
-                Channel::System,
                 None,
                 EventKind::Note {
                     text: format!(
@@ -306,7 +300,6 @@ impl Supervisor {
         let _ = (&mut self.queue_task).await;
         self.events().emit(
             Level::Info,
-            Channel::System,
             None,
             EventKind::Note {
                 text: "stopped".into(),

@@ -24,7 +24,7 @@ pub use app::{Dialog, PosternApp, Prefs};
 pub use services::{ServiceState, Services};
 
 use crate::engine::EngineOptions;
-use crate::engine::events::{Channel, EventBus, EventKind, Level};
+use crate::engine::events::{EventBus, EventKind, Level};
 use anyhow::{Context, Result};
 use eframe::egui;
 
@@ -119,7 +119,7 @@ pub fn run(opts: EngineOptions, no_tray: bool, minimized: bool) -> Result<()> {
 /// Logs a line of the app's own, once, in the System log (and on stderr).
 fn note(events: &EventBus, level: Level, text: String) {
     eprintln!("postern: {text}");
-    events.emit(level, Channel::System, None, EventKind::Note { text });
+    events.emit(level, None, EventKind::Note { text });
 }
 
 /// eframe's side of the window.

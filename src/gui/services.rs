@@ -4,7 +4,7 @@
 //! close, sessions finish, the log is flushed); starting is [`engine::start`] again on the same
 //! runtime with the same event bus, so the log panes keep their history across restarts.
 
-use crate::engine::events::{Channel, EventBus, EventKind, Level};
+use crate::engine::events::{EventBus, EventKind, Level};
 use crate::engine::handle::Command;
 use crate::engine::{self, EngineHandle, EngineOptions, Status};
 use std::sync::Arc;
@@ -186,7 +186,6 @@ impl Services {
                 Done::Started(Err(e)) => {
                     self.events.emit(
                         Level::Error,
-                        Channel::System,
                         None,
                         EventKind::Note {
                             text: format!("cannot start the mail services: {e}"),

@@ -3,14 +3,16 @@
 //!
 //! One [`Abuse`] is shared by every session. Its tables are keyed by client IP (IPv4-mapped
 //! IPv6 addresses count as their IPv4 address) and live behind one mutex; entries that have
-//! expired are pruned as the tables are used. Safe IPs (see [`super::is_safe_ip`]) are exempt
-//! from everything here. The settings are read from the [`Config`] passed to every call, so a
+//! expired are pruned as the tables are used. Safe IPs are not this module's business: the
+//! access gate, which owns that rule, never asks about them (and counts their connections as
+//! exempt). The settings are read from the [`Config`] passed to every call, so a
 //! reload applies at once; turning a defence off also lifts the blocks it made.
 //!
 //! Every public method has a twin taking `now: Instant`, which is what the unit tests drive:
 //! expiry and window rollover are tested by passing later instants, never by sleeping.
 
 use crate::engine::config::Config;
+use crate::engine::reply::{self, Reply};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::IpAddr;
@@ -32,17 +34,15 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// A refusal to give the client, and why (for the log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// SMTP reply code, e.g. 421.
-    pub code: u16,
-    /// Reply text starting with the enhanced status code, e.g. "4.7.0 ...".
-    pub text: String,
+    /// The reply, e.g. `421 4.7.0 ...`.
+    pub reply: Reply,
     /// Why, for the security log.
     pub reason: String,
 }
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.code, self.text)
+        write!(f, "{}", self.reply)
     }
 }
 
@@ -161,23 +161,29 @@ impl Abuse {
     }
 
     /// At accept: a blocked IP gets `421 4.7.0` (blocks expire, so the refusal is temporary),
-    /// one over `abuse.max_connections_per_ip` gets `421 4.7.0`. Safe IPs are always let in.
-    /// The returned guard holds the connection's slot until it is dropped.
-    pub fn connect(&self, ip: IpAddr, cfg: &Config) -> Result<ConnectionGuard, Refusal> {
-        self.connect_at(ip, cfg, Instant::now())
+    /// one over `abuse.max_connections_per_ip` gets `421 4.7.0`. An `exempt` client (a Safe
+    /// IP) is always let in, and counted. The returned guard holds the connection's slot until
+    /// it is dropped.
+    pub fn connect(
+        &self,
+        ip: IpAddr,
+        exempt: bool,
+        cfg: &Config,
+    ) -> Result<ConnectionGuard, Refusal> {
+        self.connect_at(ip, exempt, cfg, Instant::now())
     }
 
     /// [`Abuse::connect`] at a given instant.
     pub fn connect_at(
         &self,
         ip: IpAddr,
+        exempt: bool,
         cfg: &Config,
         now: Instant,
     ) -> Result<ConnectionGuard, Refusal> {
         let ip = ip.to_canonical();
-        let safe = super::is_safe_ip(ip, cfg);
         let mut st = self.tables(cfg, now);
-        if !safe {
+        if !exempt {
             if let Some(r) = st.block_refusal(ip, cfg, now) {
                 return Err(r);
             }
@@ -185,15 +191,14 @@ impl Abuse {
             let open = st.connections.get(&ip).copied().unwrap_or(0);
             if max > 0 && open >= max {
                 return Err(Refusal {
-                    code: 421,
-                    text: format!("4.7.0 Too many connections from {ip}, try again later"),
+                    reply: reply::too_many_from(ip),
                     reason: format!(
                         "{open} connections already open from {ip} (max_connections_per_ip {max})"
                     ),
                 });
             }
         }
-        // Safe IPs are counted too, so the count stays right if the Safe IP list changes.
+        // Exempt clients are counted too, so the count stays right if the Safe IP list changes.
         *st.connections.entry(ip).or_insert(0) += 1;
         Ok(ConnectionGuard {
             slot: Some((self.state.clone(), ip)),
@@ -202,7 +207,7 @@ impl Abuse {
 
     /// Records a failed AUTH. Returns `Some` when the IP is blocked after this failure: this
     /// failure reached `lockout.failures` within `lockout.window` (the IP is then blocked for
-    /// `lockout.block_for`), or a block was already running. Safe IPs: always `None`.
+    /// `lockout.block_for`), or a block was already running.
     pub fn auth_failed(&self, ip: IpAddr, cfg: &Config) -> Option<Refusal> {
         self.auth_failed_at(ip, cfg, Instant::now())
     }
@@ -211,7 +216,7 @@ impl Abuse {
     pub fn auth_failed_at(&self, ip: IpAddr, cfg: &Config, now: Instant) -> Option<Refusal> {
         let ip = ip.to_canonical();
         let lc = &cfg.abuse.lockout;
-        if super::is_safe_ip(ip, cfg) || !lc.enabled || lc.failures == 0 {
+        if !lc.enabled || lc.failures == 0 {
             return None;
         }
         let mut st = self.tables(cfg, now);
@@ -242,17 +247,13 @@ impl Abuse {
             },
         );
         Some(Refusal {
-            code: 421,
-            text: format!(
-                "4.7.0 Too many failed login attempts, {ip} is blocked for {}",
-                human(lc.block_for.0)
-            ),
+            reply: reply::locked_out(ip, &human(lc.block_for.0)),
             reason: format!("{ip} locked out for {}: {why}", human(lc.block_for.0)),
         })
     }
 
     /// Whether the IP is blocked right now (a lockout or tarpit block still running, and its
-    /// defence still on). Safe IPs: always `None`.
+    /// defence still on).
     pub fn blocked(&self, ip: IpAddr, cfg: &Config) -> Option<Refusal> {
         self.blocked_at(ip, cfg, Instant::now())
     }
@@ -260,9 +261,6 @@ impl Abuse {
     /// [`Abuse::blocked`] at a given instant.
     pub fn blocked_at(&self, ip: IpAddr, cfg: &Config, now: Instant) -> Option<Refusal> {
         let ip = ip.to_canonical();
-        if super::is_safe_ip(ip, cfg) {
-            return None;
-        }
         self.tables(cfg, now).block_refusal(ip, cfg, now)
     }
 
@@ -270,7 +268,7 @@ impl Abuse {
     /// included. Returns the delay to wait before replying (zero up to `tarpit.after_failures`,
     /// then `tarpit.delay` more per failure, at most [`MAX_TARPIT_DELAY`]) and, when `n`
     /// reaches `tarpit.block_after` (0 = never), a refusal: the IP is then blocked for
-    /// `tarpit.block_for` and the session should be closed. Safe IPs: no delay, no block.
+    /// `tarpit.block_for` and the session should be closed.
     pub fn rcpt_failed(&self, ip: IpAddr, n: u32, cfg: &Config) -> (Duration, Option<Refusal>) {
         self.rcpt_failed_at(ip, n, cfg, Instant::now())
     }
@@ -285,7 +283,7 @@ impl Abuse {
     ) -> (Duration, Option<Refusal>) {
         let ip = ip.to_canonical();
         let tc = &cfg.abuse.tarpit;
-        if !tc.enabled || super::is_safe_ip(ip, cfg) {
+        if !tc.enabled {
             return (Duration::ZERO, None);
         }
         let delay = tarpit_delay(n, tc.after_failures, tc.delay.0);
@@ -303,11 +301,7 @@ impl Abuse {
             },
         );
         let refusal = Refusal {
-            code: 421,
-            text: format!(
-                "4.7.0 Too many invalid recipients, {ip} is blocked for {}",
-                human(tc.block_for.0)
-            ),
+            reply: reply::tarpit_blocked(ip, &human(tc.block_for.0)),
             reason: format!("{ip} blocked for {}: {why}", human(tc.block_for.0)),
         };
         (delay, Some(refusal))
@@ -315,8 +309,7 @@ impl Abuse {
 
     /// Before accepting a message of `size` octets from `ip`: `452 4.7.0` when it would take
     /// the IP over `transfer.max_messages_per_hour` or `transfer.max_bytes_per_hour` (0 = no
-    /// limit) within the last hour. On `Ok` the message is counted. Safe IPs: always `Ok`,
-    /// never counted.
+    /// limit) within the last hour. On `Ok` the message is counted.
     pub fn transfer(&self, ip: IpAddr, size: u64, cfg: &Config) -> Result<(), Refusal> {
         self.transfer_at(ip, size, cfg, Instant::now())
     }
@@ -331,9 +324,6 @@ impl Abuse {
     ) -> Result<(), Refusal> {
         let ip = ip.to_canonical();
         let tc = &cfg.abuse.transfer;
-        if super::is_safe_ip(ip, cfg) {
-            return Ok(());
-        }
         let mut st = self.tables(cfg, now);
         let buckets = st.transfer.entry(ip).or_default();
         expire_buckets(buckets, now);
@@ -343,8 +333,7 @@ impl Abuse {
         let max_msgs = u64::from(tc.max_messages_per_hour);
         if max_msgs > 0 && messages + 1 > max_msgs {
             return Err(Refusal {
-                code: 452,
-                text: format!("4.7.0 Hourly message limit reached for {ip}, try again later"),
+                reply: reply::hourly_messages(ip),
                 reason: format!(
                     "{ip} sent {messages} messages in the last hour (max_messages_per_hour {max_msgs})"
                 ),
@@ -353,8 +342,7 @@ impl Abuse {
         let max_bytes = tc.max_bytes_per_hour;
         if max_bytes > 0 && bytes.saturating_add(size) > max_bytes {
             return Err(Refusal {
-                code: 452,
-                text: format!("4.7.0 Hourly transfer limit reached for {ip}, try again later"),
+                reply: reply::hourly_bytes(ip),
                 reason: format!(
                     "{ip} sent {bytes} octets in the last hour, {size} more would pass \
                      max_bytes_per_hour {max_bytes}"
@@ -415,11 +403,7 @@ impl State {
         }
         let left = block.until - now;
         Some(Refusal {
-            code: 421,
-            text: format!(
-                "4.7.0 {ip} is temporarily blocked, try again in {}",
-                human(left)
-            ),
+            reply: reply::blocked(ip, &human(left)),
             reason: format!("{ip} is blocked for {} more: {}", human(left), block.why),
         })
     }
@@ -504,12 +488,12 @@ mod tests {
         let r = a
             .auth_failed_at(bad, &c, t0 + secs(120))
             .expect("third failure locks out");
-        assert_eq!(r.code, 421);
-        assert!(r.text.starts_with("4.7.0 "), "{r:?}");
+        assert_eq!(r.reply.code, 421);
+        assert!(r.reply.text.starts_with("4.7.0 "), "{r:?}");
         assert!(r.reason.contains("3 failed logins"), "{r:?}");
         let b = a.blocked_at(bad, &c, t0 + secs(121)).expect("blocked");
-        assert_eq!(b.code, 421);
-        assert!(a.connect_at(bad, &c, t0 + secs(122)).is_err());
+        assert_eq!(b.reply.code, 421);
+        assert!(a.connect_at(bad, false, &c, t0 + secs(122)).is_err());
         // Another IP is not affected.
         assert!(a.blocked_at(ip("192.0.2.2"), &c, t0 + secs(121)).is_none());
         // A failure while blocked reports the block.
@@ -538,7 +522,7 @@ mod tests {
         }
         assert!(a.blocked_at(bad, &c, t0 + secs(1799)).is_some());
         assert!(a.blocked_at(bad, &c, t0 + secs(1800)).is_none());
-        assert!(a.connect_at(bad, &c, t0 + secs(1800)).is_ok());
+        assert!(a.connect_at(bad, false, &c, t0 + secs(1800)).is_ok());
         // The failures that caused the block are forgotten: a fresh count starts.
         assert_eq!(a.auth_failed_at(bad, &c, t0 + secs(1801)), None);
     }
@@ -558,57 +542,22 @@ mod tests {
     }
 
     #[test]
-    fn safe_ip_is_never_blocked_nor_limited() {
-        let (a, c, t0) = (Abuse::new(), cfg(), Instant::now());
-        for safe in [
-            ip("192.0.2.100"),
-            ip("2001:db8::100"),
-            ip("::ffff:192.0.2.100"),
-        ] {
-            for _ in 0..20 {
-                assert_eq!(a.auth_failed_at(safe, &c, t0), None);
-            }
-            assert!(a.blocked_at(safe, &c, t0).is_none());
-            assert_eq!(a.rcpt_failed_at(safe, 50, &c, t0), (Duration::ZERO, None));
-            for _ in 0..10 {
-                assert!(a.transfer_at(safe, 900, &c, t0).is_ok());
-            }
-            let guards: Vec<_> = (0..10)
-                .map(|_| a.connect_at(safe, &c, t0).expect("safe IP connects"))
-                .collect();
-            assert_eq!(guards.len(), 10);
-        }
-    }
-
-    #[test]
-    fn safe_ip_overrules_an_existing_block() {
-        let (a, mut c, t0, x) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.7"));
-        for _ in 0..3 {
-            a.auth_failed_at(x, &c, t0);
-        }
-        assert!(a.blocked_at(x, &c, t0).is_some());
-        c.access.safe_ips.push("192.0.2.0/28".into());
-        assert!(a.blocked_at(x, &c, t0).is_none());
-        assert!(a.connect_at(x, &c, t0).is_ok());
-    }
-
-    #[test]
     fn connection_limit_is_released_when_the_guard_drops() {
         let (a, c, t0, x) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.1"));
-        let g1 = a.connect_at(x, &c, t0).unwrap();
-        let g2 = a.connect_at(x, &c, t0).unwrap();
+        let g1 = a.connect_at(x, false, &c, t0).unwrap();
+        let g2 = a.connect_at(x, false, &c, t0).unwrap();
         assert_eq!(a.connections(x), 2);
         let r = a
-            .connect_at(x, &c, t0)
+            .connect_at(x, false, &c, t0)
             .expect_err("third connection refused");
-        assert_eq!(r.code, 421);
-        assert!(r.text.starts_with("4.7.0 "), "{r:?}");
+        assert_eq!(r.reply.code, 421);
+        assert!(r.reply.text.starts_with("4.7.0 "), "{r:?}");
         // Other IPs have their own count; IPv4-mapped IPv6 is the same client.
-        let other = a.connect_at(ip("192.0.2.2"), &c, t0).unwrap();
-        assert!(a.connect_at(ip("::ffff:192.0.2.1"), &c, t0).is_err());
+        let other = a.connect_at(ip("192.0.2.2"), false, &c, t0).unwrap();
+        assert!(a.connect_at(ip("::ffff:192.0.2.1"), false, &c, t0).is_err());
         drop(g1);
         assert_eq!(a.connections(x), 1);
-        let g3 = a.connect_at(x, &c, t0).unwrap();
+        let g3 = a.connect_at(x, false, &c, t0).unwrap();
         drop((g2, g3, other));
         assert_eq!(a.connections(x), 0);
         assert!(lock(&a.state).connections.is_empty());
@@ -618,7 +567,7 @@ mod tests {
     fn zero_means_no_connection_limit() {
         let (a, mut c, t0, x) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.1"));
         c.abuse.max_connections_per_ip = 0;
-        let guards: Vec<_> = (0..50).map(|_| a.connect_at(x, &c, t0).unwrap()).collect();
+        let guards: Vec<_> = (0..50).map(|_| a.connect_at(x, false, &c, t0).unwrap()).collect();
         assert_eq!(a.connections(x), 50);
         drop(guards);
         assert_eq!(a.connections(x), 0);
@@ -648,10 +597,10 @@ mod tests {
         let (delay, r) = a.rcpt_failed_at(x, 5, &c, t0);
         assert_eq!(delay, secs(3));
         let r = r.expect("fifth failure blocks");
-        assert_eq!(r.code, 421);
+        assert_eq!(r.reply.code, 421);
         assert!(r.reason.contains("5 failed recipients"), "{r:?}");
         assert!(a.blocked_at(x, &c, t0 + secs(899)).is_some());
-        assert!(a.connect_at(x, &c, t0 + secs(899)).is_err());
+        assert!(a.connect_at(x, false, &c, t0 + secs(899)).is_err());
         assert!(a.blocked_at(x, &c, t0 + secs(900)).is_none());
     }
 
@@ -665,8 +614,8 @@ mod tests {
         let r = a
             .transfer_at(x, 10, &c, t0 + secs(1300))
             .expect_err("fourth message in the hour");
-        assert_eq!(r.code, 452);
-        assert!(r.text.starts_with("4.7.0 "), "{r:?}");
+        assert_eq!(r.reply.code, 452);
+        assert!(r.reply.text.starts_with("4.7.0 "), "{r:?}");
         // A refused message is not counted; another IP has its own budget.
         assert!(
             a.transfer_at(ip("192.0.2.2"), 10, &c, t0 + secs(1300))
@@ -689,7 +638,7 @@ mod tests {
         let r = a
             .transfer_at(x, 401, &c, t0 + secs(10))
             .expect_err("1001 octets");
-        assert_eq!(r.code, 452);
+        assert_eq!(r.reply.code, 452);
         assert!(r.reason.contains("max_bytes_per_hour 1000"), "{r:?}");
         assert!(a.transfer_at(x, 400, &c, t0 + secs(10)).is_ok());
         assert!(a.transfer_at(x, 1, &c, t0 + secs(20)).is_err());

@@ -9,11 +9,8 @@
 //! the path (quotes, source routes) and we have taken the part after the last `@`, is not a
 //! local domain; `%` and `!` inside the local part are never interpreted as routing.
 
-use super::is_safe_ip;
-use super::local_ips::{cached, is_local_ip};
-use super::ranges::IpRangeList;
-use crate::engine::config::Config;
-use crate::engine::smtp::Role;
+use crate::engine::current::Current;
+use crate::engine::role::Role;
 use std::net::IpAddr;
 
 /// Who the client logged in as.
@@ -44,21 +41,21 @@ pub enum Verdict {
 }
 
 /// Whether a session on a listener of `role`, from `ip`, logged in as `login`, may relay.
-pub fn may_relay(role: Role, ip: IpAddr, login: Option<&Login>, cfg: &Config) -> Verdict {
+pub fn may_relay(role: Role, ip: IpAddr, login: Option<&Login>, cur: &Current) -> Verdict {
     if role == Role::Incoming {
         return Verdict::Deny("the incoming SMTP accepts mail for local domains only");
     }
-    if is_safe_ip(ip, cfg) {
+    if cur.is_safe_ip(ip) {
         return Verdict::Allow("safe IP");
     }
-    let a = &cfg.access;
-    if a.block_own_ips && is_local_ip(ip, &cached()) {
+    let a = &cur.config.access;
+    if a.block_own_ips && cur.is_own_ip(ip) {
         return Verdict::Deny("addresses of this computer are blocked");
     }
     if !a.smtp_auth.enabled && !a.ip_range.enabled {
         return Verdict::Allow("no access control enabled (open relay)");
     }
-    if a.ip_range.enabled && !IpRangeList::parse_lossy(&a.ip_range.ranges).contains(ip) {
+    if a.ip_range.enabled && !cur.relay_ranges.contains(ip) {
         return Verdict::Deny("client address outside the allowed IP ranges");
     }
     if a.smtp_auth.enabled {
@@ -82,15 +79,15 @@ pub fn may_relay(role: Role, ip: IpAddr, login: Option<&Login>, cfg: &Config) ->
 
 /// On a separate outgoing port, a client the settings could never privilege is refused at
 /// connect (`554`): outside the IP ranges, or a blocked address of this computer.
-pub fn refuse_at_connect(role: Role, ip: IpAddr, cfg: &Config) -> Option<&'static str> {
-    if role != Role::Outgoing || is_safe_ip(ip, cfg) {
+pub fn refuse_at_connect(role: Role, ip: IpAddr, cur: &Current) -> Option<&'static str> {
+    if role != Role::Outgoing || cur.is_safe_ip(ip) {
         return None;
     }
-    let a = &cfg.access;
-    if a.block_own_ips && is_local_ip(ip, &cached()) {
+    let a = &cur.config.access;
+    if a.block_own_ips && cur.is_own_ip(ip) {
         return Some("addresses of this computer are blocked on the outgoing SMTP");
     }
-    if a.ip_range.enabled && !IpRangeList::parse_lossy(&a.ip_range.ranges).contains(ip) {
+    if a.ip_range.enabled && !cur.relay_ranges.contains(ip) {
         return Some("your address is outside the IP ranges allowed on the outgoing SMTP");
     }
     None
@@ -128,6 +125,11 @@ pub fn forward_path(addr: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::config::Config;
+
+    fn cur(c: &Config) -> Current {
+        Current::new(c.clone(), None)
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -152,7 +154,7 @@ mod tests {
                 ] {
                     let want = (!ranges || addr == inside) && (!auth || login.is_some());
                     let got = matches!(
-                        may_relay(Role::Outgoing, addr, login, &c),
+                        may_relay(Role::Outgoing, addr, login, &cur(&c)),
                         Verdict::Allow(_)
                     );
                     assert_eq!(
@@ -160,7 +162,7 @@ mod tests {
                         "auth={auth} ranges={ranges} ip={addr} login={login:?}"
                     );
                     assert!(matches!(
-                        may_relay(Role::Incoming, addr, login, &c),
+                        may_relay(Role::Incoming, addr, login, &cur(&c)),
                         Verdict::Deny(_)
                     ));
                 }
@@ -174,18 +176,18 @@ mod tests {
         c.access.smtp_auth.enabled = true;
         c.access.safe_ips = vec!["203.0.113.9".into()];
         assert!(matches!(
-            may_relay(Role::Both, ip("203.0.113.9"), None, &c),
+            may_relay(Role::Both, ip("203.0.113.9"), None, &cur(&c)),
             Verdict::Allow(_)
         ));
         c.access.block_own_ips = true;
         c.access.smtp_auth.enabled = false;
         assert!(matches!(
-            may_relay(Role::Both, ip("127.0.0.1"), None, &c),
+            may_relay(Role::Both, ip("127.0.0.1"), None, &cur(&c)),
             Verdict::Deny(_)
         ));
         c.access.allow_own_ips = true;
         assert!(matches!(
-            may_relay(Role::Both, ip("127.0.0.1"), None, &c),
+            may_relay(Role::Both, ip("127.0.0.1"), None, &cur(&c)),
             Verdict::Allow(_)
         ));
     }
@@ -201,7 +203,7 @@ mod tests {
                 Role::Outgoing,
                 o,
                 Some(&Login::Account("a@x.test".into())),
-                &c
+                &cur(&c)
             ),
             Verdict::Deny(_)
         ));
@@ -210,7 +212,7 @@ mod tests {
                 Role::Outgoing,
                 o,
                 Some(&Login::RelayUser("relay".into())),
-                &c
+                &cur(&c)
             ),
             Verdict::Allow(_)
         ));

@@ -8,6 +8,7 @@
 pub mod duration;
 pub mod file;
 pub mod keys;
+pub mod ranges;
 mod sections;
 pub mod validate;
 

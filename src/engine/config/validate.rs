@@ -157,7 +157,7 @@ pub fn validate(cfg: &Config) -> Vec<FieldError> {
 
 /// Rules of the access, abuse and outgoing-mail sections.
 fn check_sections(cfg: &Config, err: &mut impl FnMut(&str, String)) {
-    use crate::engine::access::ranges::IpRange;
+    use super::ranges::IpRange;
     use crate::engine::config::DeliveryMode;
     let a = &cfg.access;
     if a.smtp_auth.enabled && !a.smtp_auth.allow_any_account {

@@ -15,7 +15,7 @@
 //! temporary failure with the last error. Once a server has answered for a recipient, that
 //! answer is final for this attempt.
 //!
-//! Only this module opens outbound sockets. Logs go to [`Channel::SmtpOut`] with the queue id
+//! Only this module opens outbound sockets. Logs go to the SMTP Out view (`EventKind::Delivery`) with the queue id
 //! as the session: MX lookups, deliveries and failures always; with "More Detailed Logging"
 //! also every connection attempt, DNS answer, command sent and reply received.
 
@@ -27,7 +27,7 @@ pub use client::{HostFailure, Login, TlsPolicy};
 
 use crate::engine::config::{Config, DeliveryMode, OutboundTls, RelayTls};
 use crate::engine::dns::{DnsError, MxAnswer, Resolver};
-use crate::engine::events::{Channel, EventBus, EventKind, Level};
+use crate::engine::events::{EventBus, EventKind, Level};
 use client::{BoxStream, CONNECT_TIMEOUT, MAX_RCPTS_PER_TRANSACTION, Params, Session};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -443,9 +443,8 @@ impl Log<'_> {
     fn emit(&self, level: Level, text: &str) {
         self.events.session(
             level,
-            Channel::SmtpOut,
             self.id,
-            EventKind::Note {
+            EventKind::Delivery {
                 text: text.to_string(),
             },
         );

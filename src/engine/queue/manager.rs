@@ -10,9 +10,9 @@ use super::{
 use crate::engine::config::{Config, DeliveryMode, normalize_domain};
 use crate::engine::delivery::{self, DeliveryCtx, RcptStatus};
 use crate::engine::dns::Resolver;
-use crate::engine::events::{Channel, EventBus, EventKind, Level};
-use crate::engine::smtp::Current;
-use crate::engine::store::maildir;
+use crate::engine::events::{EventBus, EventKind, Level};
+use crate::engine::current::Current;
+use crate::engine::store::{maildir, trace};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -118,7 +118,7 @@ struct Manager {
 pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, JoinHandle<()>), SpoolError> {
     let (spool, replayed) = Spool::open(dir)?;
     if replayed.damaged > 0 {
-        deps.events.emit(Level::Warn, Channel::SmtpOut, None, EventKind::Note {
+        deps.events.emit(Level::Warn, None, EventKind::Delivery {
             text: format!("spool: ignored {} torn record(s) at the end of a segment (a crash while writing; those mails were never acknowledged)", replayed.damaged),
         });
     }
@@ -155,9 +155,8 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, JoinHandle<()>), SpoolErr
     if !replayed.messages.is_empty() {
         m.deps.events.emit(
             Level::Info,
-            Channel::SmtpOut,
             None,
-            EventKind::Note {
+            EventKind::Delivery {
                 text: format!(
                     "queue: {} message(s) waiting from before the restart",
                     replayed.messages.len()
@@ -224,9 +223,8 @@ impl Manager {
     fn log(&self, level: Level, id: u64, text: String) {
         self.deps.events.emit(
             level,
-            Channel::SmtpOut,
             Some(&id_text(id)),
-            EventKind::Note { text },
+            EventKind::Delivery { text },
         );
     }
 
@@ -243,9 +241,8 @@ impl Manager {
                 Err(e) => {
                     self.deps.events.emit(
                         Level::Error,
-                        Channel::SmtpOut,
                         None,
-                        EventKind::Note {
+                        EventKind::Delivery {
                             text: format!("DNS resolver unavailable, deliveries wait: {e}"),
                         },
                     );
@@ -514,7 +511,6 @@ impl Manager {
             };
             self.deps.events.emit(
                 level,
-                Channel::SmtpOut,
                 Some(&id_text(id)),
                 EventKind::QueueFinished {
                     id: id_text(id),
@@ -565,9 +561,8 @@ impl Manager {
             };
             events.emit(
                 Level::Info,
-                Channel::SmtpOut,
                 Some(&id_text(meta.id)),
-                EventKind::Note { text },
+                EventKind::Delivery { text },
             );
         });
     }
@@ -766,11 +761,7 @@ impl Attempt {
                 boxes.push(maildir::Recipient {
                     domain: domain.to_string(),
                     user: user.to_string(),
-                    headers: format!(
-                        "Return-Path: <{}>\r\nDelivered-To: {}\r\n",
-                        self.meta.from, acc.address
-                    )
-                    .into_bytes(),
+                    headers: trace::delivery_fields(&self.meta.from, &acc.address).into_bytes(),
                 });
                 which.push(i);
             }

@@ -1,9 +1,11 @@
 //! Listening sockets: which listeners the configuration asks for, and the accept loop of each,
 //! which enforces Max Connections Per Port before a session starts.
 
-use super::{Role, Shared, session};
+use super::session::{self, Deps};
 use crate::engine::config::Config;
-use crate::engine::events::{Channel, EventKind, Level};
+use crate::engine::events::{EventKind, Level};
+use crate::engine::reply::Reply;
+use crate::engine::role::Role;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -144,7 +146,7 @@ impl Running {
     pub fn start(
         spec: ListenerSpec,
         listener: TcpListener,
-        shared: Arc<Shared>,
+        deps: Arc<Deps>,
         tracker: TaskTracker,
     ) -> std::io::Result<Running> {
         let addr = listener.local_addr()?;
@@ -157,7 +159,7 @@ impl Running {
             role_rx,
             active.clone(),
             stop.clone(),
-            shared,
+            deps,
             tracker,
         ));
         Ok(Running {
@@ -192,25 +194,24 @@ async fn accept_loop(
     role: watch::Receiver<Role>,
     active: Arc<AtomicUsize>,
     stop: CancellationToken,
-    shared: Arc<Shared>,
+    deps: Arc<Deps>,
     tracker: TaskTracker,
 ) {
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = stop.cancelled() => return,
-            _ = shared.shutdown.cancelled() => return,
+            _ = deps.shutdown.cancelled() => return,
         };
         let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // EMFILE and friends: report, pause briefly, keep serving.
-                shared.events.emit(
+                deps.events.emit(
                     Level::Error,
-                    Channel::System,
                     None,
-                    EventKind::Note {
-                        text: format!("accept failed: {e}"),
+                    EventKind::AcceptFailed {
+                        error: e.to_string(),
                     },
                 );
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -219,62 +220,32 @@ async fn accept_loop(
         };
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let _ = stream.set_nodelay(true);
-        let limit = shared.current.borrow().config.smtp.max_connections_per_port as usize;
-        if active.fetch_add(1, Ordering::AcqRel) >= limit {
-            active.fetch_sub(1, Ordering::AcqRel);
-            shared.events.emit(
-                Level::Warn,
-                Channel::Security,
-                None,
-                EventKind::ConnectionRefused {
-                    peer,
-                    reason: format!("more than {limit} connections on this port"),
-                },
-            );
-            tracker.spawn(refuse(
-                stream,
-                implicit_tls,
-                "421 4.7.0 Too many connections, try again later\r\n".into(),
-            ));
-            continue;
-        }
+        let open = active.fetch_add(1, Ordering::AcqRel);
         let guard = ActiveGuard(active.clone());
-        let per_ip = {
-            let cur = shared.current.borrow();
-            shared.abuse.connect(peer.ip(), &cur.config)
-        };
-        let per_ip = match per_ip {
+        let cur = deps.current.borrow().clone();
+        let per_ip = match deps.gate.accept(&cur, peer, open) {
             Ok(g) => g,
-            Err(refusal) => {
+            Err(reply) => {
                 drop(guard);
-                shared.events.emit(
-                    Level::Warn,
-                    Channel::Security,
-                    None,
-                    EventKind::ConnectionRefused {
-                        peer,
-                        reason: refusal.reason.clone(),
-                    },
-                );
-                tracker.spawn(refuse(stream, implicit_tls, format!("{refusal}\r\n")));
+                tracker.spawn(refuse(stream, implicit_tls, reply));
                 continue;
             }
         };
         let role = *role.borrow();
-        let shared = shared.clone();
+        let deps = deps.clone();
         tracker.spawn(async move {
             let _guards = (guard, per_ip);
-            session::serve(stream, peer, role, implicit_tls, shared).await;
+            session::serve(stream, peer, role, implicit_tls, deps).await;
         });
     }
 }
 
 /// Answers a connection over the limit and closes it.
-async fn refuse(mut stream: TcpStream, implicit_tls: bool, reply: String) {
+async fn refuse(mut stream: TcpStream, implicit_tls: bool, reply: Reply) {
     if !implicit_tls {
         let _ = tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            stream.write_all(reply.as_bytes()),
+            stream.write_all(reply.wire().as_bytes()),
         )
         .await;
     }

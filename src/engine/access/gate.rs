@@ -1,0 +1,520 @@
+//! The policy gate: every decision about an SMTP client, from the accepted connection to the
+//! end of DATA, answered as [`Decision::Pass`], [`Decision::Tag`] or [`Decision::Refuse`].
+//!
+//! The session holds no policy of its own: it asks the gate at accept, connect, AUTH, MAIL,
+//! RCPT and the end of DATA, and acts on the answer. The gate owns the Safe IP rule (asked
+//! once per decision, through [`Current::is_safe_ip`]), the per-IP abuse tables, the DNS
+//! checks, and every security log line. What can be decided from data alone lives in pure
+//! functions ([`super::relay`], [`super::recipient`], [`hop_count`], [`dnsbl_verdict`]); the
+//! gate adds the lookups, the tables and the logging around them.
+
+use super::abuse::{Abuse, ConnectionGuard};
+use super::recipient::{self, RcptVerdict, Recipient};
+use super::relay::{self, Login};
+use super::{dnsbl, rdns, spf};
+use crate::engine::config::{Action, normalize_address};
+use crate::engine::current::Current;
+use crate::engine::dns::Resolver;
+use crate::engine::events::{EventBus, EventKind, Level};
+use crate::engine::reply::{self, Reply};
+use crate::engine::role::Role;
+use crate::engine::store::password;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// RFC 5321 6.3: a message that has passed this many MTAs is looping.
+pub const MAX_HOPS: usize = 50;
+
+/// The gate's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Go on.
+    Pass,
+    /// Go on, and put these warnings on the message (`X-Postern-Warning:`).
+    Tag(Vec<String>),
+    /// Answer this and do not go on.
+    Refuse(Refusal),
+}
+
+/// A refusal: the reply, and whether the session must close after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What the client is told.
+    pub reply: Reply,
+    /// `Some(reason)` when the session closes after the reply (the reason is logged).
+    pub close: Option<&'static str>,
+}
+
+impl Refusal {
+    /// A refusal after which the session goes on.
+    pub fn reply(reply: Reply) -> Refusal {
+        Refusal { reply, close: None }
+    }
+
+    /// A refusal after which the session closes.
+    pub fn closing(reply: Reply, why: &'static str) -> Refusal {
+        Refusal {
+            reply,
+            close: Some(why),
+        }
+    }
+}
+
+/// What the gate knows about a client when it decides.
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    /// The session id (every log line carries it).
+    pub session: &'a str,
+    /// The client's address and port.
+    pub peer: SocketAddr,
+    /// What the listener it came in on allows.
+    pub role: Role,
+    /// The HELO/EHLO name, once given.
+    pub helo: Option<&'a str>,
+    /// The login, once authenticated.
+    pub login: Option<&'a Login>,
+}
+
+impl Client<'_> {
+    /// The client's IP address.
+    pub fn ip(&self) -> IpAddr {
+        self.peer.ip()
+    }
+}
+
+/// How an AUTH attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// Logged in.
+    Success(Login),
+    /// Wrong user or password; `Some` when this failure locked the client out.
+    Failure(Option<Refusal>),
+}
+
+/// The resolver for the configured DNS hosts, rebuilt when they change.
+#[derive(Default)]
+pub struct DnsCache(Mutex<Option<(Vec<String>, Resolver)>>);
+
+impl DnsCache {
+    /// A resolver for `hosts` (empty = the system's), or the reason there is none.
+    pub fn get(&self, hosts: &[String]) -> Result<Resolver, String> {
+        let mut slot = self.0.lock().expect("dns cache");
+        if let Some((h, r)) = slot.as_ref()
+            && h == hosts
+        {
+            return Ok(r.clone());
+        }
+        let r = Resolver::new(hosts).map_err(|e| e.to_string())?;
+        *slot = Some((hosts.to_vec(), r.clone()));
+        Ok(r)
+    }
+}
+
+/// The policy gate. Cheap to clone; one per engine.
+#[derive(Clone)]
+pub struct Gate {
+    /// Where decisions are logged.
+    events: EventBus,
+    /// Per-IP connection counts, lockouts, tarpit blocks, transfer limits.
+    abuse: Abuse,
+    /// The resolver for DNSBL, SPF and rDNS.
+    dns: Arc<DnsCache>,
+}
+
+impl Gate {
+    /// A gate with empty abuse tables.
+    pub fn new(events: EventBus) -> Gate {
+        Gate {
+            events,
+            abuse: Abuse::new(),
+            dns: Arc::new(DnsCache::default()),
+        }
+    }
+
+    /// The abuse tables (for status displays and tests).
+    pub fn abuse(&self) -> &Abuse {
+        &self.abuse
+    }
+
+    fn log(&self, level: Level, session: Option<&str>, kind: EventKind) {
+        self.events.emit(level, session, kind);
+    }
+
+    /// At accept, before a session exists: Max Connections Per Port (`open` sessions are
+    /// already running on the port), then the per-IP limit and running blocks. The guard
+    /// holds the client's per-IP slot for the session's life.
+    pub fn accept(
+        &self,
+        cur: &Current,
+        peer: SocketAddr,
+        open: usize,
+    ) -> Result<ConnectionGuard, Reply> {
+        let cfg = &cur.config;
+        let limit = cfg.smtp.max_connections_per_port as usize;
+        let refused = |reason: String, reply: Reply| {
+            self.log(
+                Level::Warn,
+                None,
+                EventKind::ConnectionRefused { peer, reason },
+            );
+            Err(reply)
+        };
+        if open >= limit {
+            return refused(
+                format!("more than {limit} connections on this port"),
+                reply::TOO_MANY_CONNECTIONS,
+            );
+        }
+        let ip = peer.ip();
+        match self.abuse.connect(ip, cur.is_safe_ip(ip), cfg) {
+            Ok(guard) => Ok(guard),
+            Err(r) => refused(r.reason, r.reply),
+        }
+    }
+
+    /// Before the greeting: a separate outgoing port refuses a client the settings could
+    /// never privilege; DNS block lists refuse or tag.
+    pub async fn connect(&self, cur: &Current, c: &Client<'_>) -> Decision {
+        if let Some(why) = relay::refuse_at_connect(c.role, c.ip(), cur) {
+            self.log(
+                Level::Warn,
+                Some(c.session),
+                EventKind::ConnectionRefused {
+                    peer: c.peer,
+                    reason: why.into(),
+                },
+            );
+            return Decision::Refuse(Refusal::closing(
+                reply::access_denied(why),
+                "refused by access control",
+            ));
+        }
+        let rbl = &cur.config.abuse.rbl;
+        if !rbl.enabled || rbl.zones.is_empty() || cur.is_safe_ip(c.ip()) {
+            return Decision::Pass;
+        }
+        let Some(resolver) = self.resolver(cur, c, "DNSBL check") else {
+            return Decision::Pass;
+        };
+        let (listed, warnings) = dnsbl::listed_in(&resolver, c.ip(), &rbl.zones).await;
+        for w in warnings {
+            self.log(Level::Warn, Some(c.session), EventKind::Note { text: w });
+        }
+        let decision = dnsbl_verdict(c.ip(), &listed, rbl.trigger, rbl.action);
+        if decision != Decision::Pass {
+            self.check_failed(c, "DNSBL", format!("{} listed in {}", c.ip(), listed.join(", ")));
+        }
+        decision
+    }
+
+    /// Before AUTH runs: a client under a block is refused and the session closed.
+    pub fn auth_start(&self, cur: &Current, c: &Client<'_>) -> Decision {
+        if cur.is_safe_ip(c.ip()) {
+            return Decision::Pass;
+        }
+        match self.abuse.blocked(c.ip(), &cur.config) {
+            Some(r) => {
+                self.blocked(c, "AUTH refused", r.reason);
+                Decision::Refuse(Refusal::closing(r.reply, "blocked (failed logins)"))
+            }
+            None => Decision::Pass,
+        }
+    }
+
+    /// Checks `user`/`pass` against the local accounts and the Allow Only The Following
+    /// user. A failure counts towards the failed-login lockout (Safe IPs excepted); an
+    /// unknown user costs the same time as a wrong password.
+    pub async fn authenticate(
+        &self,
+        cur: &Current,
+        c: &Client<'_>,
+        user: String,
+        pass: String,
+    ) -> AuthOutcome {
+        let cfg = &cur.config;
+        let sa = &cfg.access.smtp_auth;
+        let (stored, login) = match cfg.account(&user) {
+            Some(acc) => (
+                Some(acc.password.clone()),
+                Login::Account(acc.address.clone()),
+            ),
+            None if sa.enabled
+                && !sa.allow_any_account
+                && !sa.only_user.is_empty()
+                && user == sa.only_user =>
+            {
+                (
+                    Some(sa.only_password.clone()),
+                    Login::RelayUser(user.clone()),
+                )
+            }
+            None => (None, Login::Account(user.clone())),
+        };
+        let ok = tokio::task::spawn_blocking(move || match stored {
+            Some(hash) => password::verify(&hash, &pass),
+            None => {
+                password::verify(password::decoy(), &pass);
+                false
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            self.log(
+                Level::Info,
+                Some(c.session),
+                EventKind::AuthSucceeded { user },
+            );
+            return AuthOutcome::Success(login);
+        }
+        self.log(Level::Warn, Some(c.session), EventKind::AuthFailed { user });
+        if cur.is_safe_ip(c.ip()) {
+            return AuthOutcome::Failure(None);
+        }
+        AuthOutcome::Failure(self.abuse.auth_failed(c.ip(), cfg).map(|r| {
+            self.blocked(c, "locked out", r.reason);
+            Refusal::closing(r.reply, "locked out after failed logins")
+        }))
+    }
+
+    /// At MAIL (after the protocol checks): a client under a block; a sender the login may
+    /// not use; then, for clients that are neither Safe IPs nor logged in, reverse DNS and
+    /// SPF (each off, refuse, or tag).
+    pub async fn mail(&self, cur: &Current, c: &Client<'_>, from: &str) -> Decision {
+        let cfg = &cur.config;
+        let safe = cur.is_safe_ip(c.ip());
+        if !safe && let Some(r) = self.abuse.blocked(c.ip(), cfg) {
+            self.blocked(c, "MAIL refused", r.reason);
+            return Decision::Refuse(Refusal::reply(r.reply));
+        }
+        if cfg.access.sender_must_match_login
+            && let Some(Login::Account(user)) = c.login
+            && normalize_address(from) != *user
+        {
+            self.log(
+                Level::Warn,
+                Some(c.session),
+                EventKind::SenderRefused {
+                    sender: from.to_string(),
+                    login: user.clone(),
+                },
+            );
+            return Decision::Refuse(Refusal::reply(reply::SENDER_NOT_OWNED));
+        }
+        if safe || c.login.is_some() || !(cfg.abuse.spf.enabled || cfg.abuse.rdns.enabled) {
+            return Decision::Pass;
+        }
+        let Some(resolver) = self.resolver(cur, c, "SPF/rDNS checks") else {
+            return Decision::Pass;
+        };
+        let helo = c.helo.unwrap_or_default();
+        let mut tags = Vec::new();
+        if cfg.abuse.rdns.enabled
+            && let Err(why) = rdns::rdns_check(&resolver, c.ip(), helo).await
+        {
+            self.check_failed(c, "reverse DNS", why.clone());
+            match cfg.abuse.rdns.action {
+                Action::Refuse => {
+                    return Decision::Refuse(Refusal::reply(reply::rdns_failed(&why)));
+                }
+                Action::Tag => tags.push(format!("reverse DNS check failed: {why}")),
+            }
+        }
+        if cfg.abuse.spf.enabled {
+            let domain = from
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_else(|| helo.to_string());
+            let out = spf::check(&resolver, c.ip(), &domain, from, helo).await;
+            if out.result == spf::SpfResult::Fail {
+                self.check_failed(c, "SPF", out.reason.clone());
+                match cfg.abuse.spf.action {
+                    Action::Refuse => {
+                        return Decision::Refuse(Refusal::reply(reply::spf_failed(
+                            &domain,
+                            &out.reason,
+                        )));
+                    }
+                    Action::Tag => tags.push(format!("SPF fail: {}", out.reason)),
+                }
+            } else {
+                self.log(
+                    Level::Debug,
+                    Some(c.session),
+                    EventKind::CheckPassed {
+                        check: "SPF".into(),
+                        detail: format!("{}: {}", out.result, out.reason),
+                    },
+                );
+            }
+        }
+        if tags.is_empty() {
+            Decision::Pass
+        } else {
+            Decision::Tag(tags)
+        }
+    }
+
+    /// At RCPT: where `address` goes (see [`recipient::resolve`]), logged; `Err` is the
+    /// refusal to send (the caller then reports a failed recipient with [`Gate::rcpt_failed`]).
+    pub fn rcpt(&self, cur: &Current, c: &Client<'_>, address: &str) -> Result<Recipient, Reply> {
+        match recipient::resolve(address, c.role, c.ip(), c.login, cur) {
+            RcptVerdict::Local(l) => Ok(Recipient::Local(l)),
+            RcptVerdict::Relay { address, why } => {
+                self.log(
+                    Level::Info,
+                    Some(c.session),
+                    EventKind::RelayAllowed {
+                        rcpt: address.clone(),
+                        why: why.into(),
+                    },
+                );
+                Ok(Recipient::Remote(address))
+            }
+            RcptVerdict::RelayDenied { address, why } => {
+                self.log(
+                    Level::Warn,
+                    Some(c.session),
+                    EventKind::RelayDenied {
+                        rcpt: address,
+                        why: why.into(),
+                    },
+                );
+                Err(reply::RELAY_DENIED)
+            }
+            RcptVerdict::Unknown {
+                address,
+                reply,
+                why,
+            } => {
+                self.log(
+                    Level::Info,
+                    Some(c.session),
+                    EventKind::RecipientRejected {
+                        rcpt: address,
+                        reason: why.into(),
+                    },
+                );
+                Err(reply)
+            }
+        }
+    }
+
+    /// Tarpitting after the `n`th refused recipient of a session: the delay before the next
+    /// reply and, past the threshold, a block (the session then closes).
+    pub fn rcpt_failed(&self, cur: &Current, c: &Client<'_>, n: u32) -> (Duration, Option<Refusal>) {
+        if cur.is_safe_ip(c.ip()) {
+            return (Duration::ZERO, None);
+        }
+        let (delay, block) = self.abuse.rcpt_failed(c.ip(), n, &cur.config);
+        let block = block.map(|r| {
+            self.blocked(c, "blocked", r.reason);
+            Refusal::closing(r.reply, "blocked by tarpitting")
+        });
+        (delay, block)
+    }
+
+    /// At the end of DATA, before the message is stored: a mail loop, then the per-IP
+    /// hourly transfer limits (which count the message when it passes).
+    pub fn end_of_data(&self, cur: &Current, c: &Client<'_>, message: &[u8]) -> Decision {
+        if hop_count(message) >= MAX_HOPS {
+            self.log(
+                Level::Warn,
+                Some(c.session),
+                EventKind::MessageRejected {
+                    reason: format!("more than {MAX_HOPS} Received headers (mail loop)"),
+                },
+            );
+            return Decision::Refuse(Refusal::reply(reply::MAIL_LOOP));
+        }
+        if cur.is_safe_ip(c.ip()) {
+            return Decision::Pass;
+        }
+        match self
+            .abuse
+            .transfer(c.ip(), message.len() as u64, &cur.config)
+        {
+            Ok(()) => Decision::Pass,
+            Err(r) => {
+                self.log(
+                    Level::Warn,
+                    Some(c.session),
+                    EventKind::TransferLimit { reason: r.reason },
+                );
+                Decision::Refuse(Refusal::reply(r.reply))
+            }
+        }
+    }
+
+    fn blocked(&self, c: &Client<'_>, at: &str, reason: String) {
+        self.log(
+            Level::Warn,
+            Some(c.session),
+            EventKind::ClientBlocked {
+                at: at.into(),
+                reason,
+            },
+        );
+    }
+
+    fn check_failed(&self, c: &Client<'_>, check: &str, detail: String) {
+        self.log(
+            Level::Warn,
+            Some(c.session),
+            EventKind::CheckFailed {
+                check: check.into(),
+                detail,
+            },
+        );
+    }
+
+    /// The resolver for `what`, or `None` (said in the log) when there is none.
+    fn resolver(&self, cur: &Current, c: &Client<'_>, what: &str) -> Option<Resolver> {
+        match self.dns.get(&cur.config.outgoing_mails.dns_hosts) {
+            Ok(r) => Some(r),
+            Err(error) => {
+                self.log(
+                    Level::Warn,
+                    Some(c.session),
+                    EventKind::CheckSkipped {
+                        check: what.into(),
+                        error,
+                    },
+                );
+                None
+            }
+        }
+    }
+}
+
+/// How many `Received:` fields the header section of `msg` has.
+pub fn hop_count(msg: &[u8]) -> usize {
+    let end = msg
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(msg.len());
+    msg[..end]
+        .split(|&b| b == b'\n')
+        .filter(|l| l.len() >= 9 && l[..9].eq_ignore_ascii_case(b"received:"))
+        .count()
+}
+
+/// The DNSBL decision for a client found in `listed` zones: refuse or tag once at least
+/// `trigger` zones list it.
+pub fn dnsbl_verdict(ip: IpAddr, listed: &[String], trigger: u32, action: Action) -> Decision {
+    if listed.is_empty() || (listed.len() as u32) < trigger {
+        return Decision::Pass;
+    }
+    let zones = listed.join(", ");
+    match action {
+        Action::Refuse => Decision::Refuse(Refusal::closing(
+            reply::dnsbl_listed(ip, &zones),
+            "listed in DNS block lists",
+        )),
+        Action::Tag => Decision::Tag(vec![format!("client [{ip}] is listed in {zones}")]),
+    }
+}
+
+#[cfg(test)]
+mod tests;

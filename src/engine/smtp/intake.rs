@@ -1,0 +1,168 @@
+//! The one intake: where a session hands a whole message once the gate has let it through.
+//! [`Intake::accept`] either makes the message safe on disk everywhere it goes (queue for other
+//! domains, Maildirs for local accounts, all or nothing) or refuses it with a reply; the
+//! session answers `250` only on `Ok`. [`StoreIntake`] is the engine's; tests give the session
+//! their own.
+
+use crate::engine::access::recipient::Recipient;
+use crate::engine::events::{EventBus, EventKind, Level};
+use crate::engine::queue::{self, Queue};
+use crate::engine::reply::{self, Reply};
+use crate::engine::stats::Stats;
+use crate::engine::store::{maildir, trace};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A mail transaction as the session hands it over.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// The session's id (for the log).
+    pub session: String,
+    /// The message id (`SESSION.N`), in `Received:` and the log.
+    pub id: String,
+    /// Envelope sender; empty for the null sender `<>`.
+    pub from: String,
+    /// Accepted recipients, without duplicates.
+    pub rcpts: Vec<Recipient>,
+    /// What the `Received:` field says of the session.
+    pub received: trace::Received,
+    /// Warnings the gate tagged the message with (`X-Postern-Warning:`).
+    pub tags: Vec<String>,
+}
+
+/// Where the message went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Queued (and written to any local mailboxes): the queue id.
+    Queued(String),
+    /// Written to local mailboxes only: the message id.
+    Delivered(String),
+}
+
+impl Accepted {
+    /// The `250` that says so.
+    pub fn reply(&self) -> Reply {
+        match self {
+            Accepted::Queued(id) => reply::queued_as(id),
+            Accepted::Delivered(id) => reply::delivered_as(id),
+        }
+    }
+}
+
+/// A future an intake returns.
+pub type IntakeFuture<'a> = Pin<Box<dyn Future<Output = Result<Accepted, Reply>> + Send + 'a>>;
+
+/// Takes whole messages from sessions.
+pub trait Intake: Send + Sync {
+    /// Makes `message` (dot-unstuffed, CRLF lines, without trace fields) safe on disk for
+    /// every recipient of `env`, or refuses it, leaving nothing behind.
+    fn accept(&self, env: Envelope, message: Vec<u8>) -> IntakeFuture<'_>;
+}
+
+/// The engine's intake: the queue and the local Maildirs.
+pub struct StoreIntake {
+    /// The outgoing queue.
+    pub queue: Queue,
+    /// `DATA/mailboxes`.
+    pub mailroot: PathBuf,
+    /// Counters for the status display.
+    pub stats: Arc<Stats>,
+    /// Where accepted and refused messages are logged.
+    pub events: EventBus,
+}
+
+impl Intake for StoreIntake {
+    fn accept(&self, env: Envelope, message: Vec<u8>) -> IntakeFuture<'_> {
+        Box::pin(self.store(env, message))
+    }
+}
+
+impl StoreIntake {
+    /// Remote recipients go into the queue first (synced to disk), then local recipients into
+    /// their Maildirs; `Ok` only when both are safe. If the local part fails, the queued copy
+    /// is taken back so a retry by the client cannot duplicate it.
+    async fn store(&self, env: Envelope, message: Vec<u8>) -> Result<Accepted, Reply> {
+        let mut body = trace::warning_fields(&env.tags).into_bytes();
+        body.extend_from_slice(&message);
+        drop(message);
+        let size = body.len();
+        let (mut locals, mut remotes) = (Vec::new(), Vec::new());
+        for r in &env.rcpts {
+            match r {
+                Recipient::Local(l) => locals.push(l),
+                Recipient::Remote(a) => remotes.push(a.clone()),
+            }
+        }
+        let refuse = |reason: String| {
+            self.events.session(
+                Level::Error,
+                &env.session,
+                EventKind::MessageRejected { reason },
+            );
+            Err(reply::STORAGE)
+        };
+        let mut queued = None;
+        if !remotes.is_empty() {
+            let one = (remotes.len() == 1).then(|| remotes[0].as_str());
+            let mut data = env.received.field(one).into_bytes();
+            data.extend_from_slice(&body);
+            match self
+                .queue
+                .enqueue(&env.from, &remotes, data, &env.received.ip.to_string())
+                .await
+            {
+                Ok(qid) => queued = Some(qid),
+                Err(e) => return refuse(format!("cannot write to the queue: {e}")),
+            }
+        }
+        if !locals.is_empty() {
+            let boxes: Vec<maildir::Recipient> = locals
+                .iter()
+                .map(|r| {
+                    let mut headers = trace::delivery_fields(&env.from, &r.address);
+                    headers.push_str(&env.received.field(Some(&r.address)));
+                    maildir::Recipient {
+                        domain: r.domain.clone(),
+                        user: r.user.clone(),
+                        headers: headers.into_bytes(),
+                    }
+                })
+                .collect();
+            let root = self.mailroot.clone();
+            let host = env.received.host.clone();
+            let result =
+                tokio::task::spawn_blocking(move || maildir::deliver(&root, &host, &boxes, &body))
+                    .await;
+            let failure = match result {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(format!("cannot write to the mailbox: {e}")),
+                Err(e) => Some(format!("delivery task failed: {e}")),
+            };
+            if let Some(reason) = failure {
+                if let Some(qid) = queued {
+                    self.queue.forget(qid).await;
+                }
+                return refuse(reason);
+            }
+        }
+        self.stats.delivered_local(locals.len());
+        let mut to: Vec<String> = locals.iter().map(|r| r.address.clone()).collect();
+        to.extend(remotes);
+        self.events.session(
+            Level::Info,
+            &env.session,
+            EventKind::Delivered {
+                id: env.id.clone(),
+                from: env.from.clone(),
+                to,
+                size,
+            },
+        );
+        Ok(match queued {
+            Some(qid) => Accepted::Queued(queue::id_text(qid)),
+            None => Accepted::Delivered(env.id),
+        })
+    }
+}

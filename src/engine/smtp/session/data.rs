@@ -1,0 +1,104 @@
+//! DATA: reads the message strictly (only `<CRLF>.<CRLF>` ends it; a bare CR or LF closes the
+//! session), asks the gate at the end of data, and hands the message to the intake. `250`
+//! only when the intake says the message is safe on disk.
+
+use super::{Next, Session};
+use crate::engine::access::gate::Decision;
+use crate::engine::events::{EventKind, Level};
+use crate::engine::reply;
+use crate::engine::smtp::conn::{DataEnd, DataError, ReadError};
+use crate::engine::smtp::intake::Envelope;
+use crate::engine::store::trace;
+
+impl Session {
+    /// DATA: the message up to its end, then the gate and the intake.
+    pub(super) async fn data(&mut self) -> Next {
+        match &self.tx {
+            None => {
+                self.reply(reply::MAIL_FIRST);
+                return Next::Continue;
+            }
+            Some(tx) if tx.rcpts.is_empty() => {
+                self.reply(reply::RCPT_FIRST);
+                return Next::Continue;
+            }
+            Some(_) => {}
+        }
+        let cur = self.cur.clone();
+        let limits = &cur.config.smtp;
+        self.reply(reply::START_DATA);
+        let end = self
+            .conn
+            .read_data(
+                limits.max_message_size as usize,
+                limits.timeouts.data.0,
+                limits.min_data_rate,
+            )
+            .await;
+        let tx = self.tx.take().expect("checked above");
+        let rejected = |s: &Self, level, reason: &str| {
+            s.log(
+                level,
+                EventKind::MessageRejected {
+                    reason: reason.into(),
+                },
+            )
+        };
+        let body = match end {
+            Err(DataError::BareLineEnding) => {
+                rejected(
+                    self,
+                    Level::Warn,
+                    "bare CR or LF in message data (possible SMTP smuggling)",
+                );
+                self.reply(reply::BARE_LINE_ENDING);
+                return Next::Close("bare CR or LF in DATA".into());
+            }
+            Err(DataError::Read(ReadError::Timeout)) => {
+                self.reply(reply::DATA_TIMEOUT);
+                return Next::Close("timeout in DATA".into());
+            }
+            Err(DataError::Read(e)) => return Next::Close(format!("during DATA: {e}")),
+            Ok(DataEnd::TooBig) => {
+                rejected(self, Level::Info, "too big");
+                self.reply(reply::too_big(limits.max_message_size));
+                return Next::Continue;
+            }
+            Ok(DataEnd::LineTooLong) => {
+                rejected(self, Level::Info, "a line over 1000 octets");
+                self.reply(reply::TEXT_LINE_TOO_LONG);
+                return Next::Continue;
+            }
+            Ok(DataEnd::Complete(body)) => body,
+        };
+        let decision = self.deps.gate.end_of_data(&cur, &self.client(), &body);
+        if let Decision::Refuse(r) = decision {
+            self.refuse(r);
+            return Next::Continue;
+        }
+        self.messages += 1;
+        let id = format!("{}.{}", self.id, self.messages);
+        let env = Envelope {
+            session: self.id.clone(),
+            id: id.clone(),
+            from: tx.from,
+            rcpts: tx.rcpts,
+            received: trace::Received {
+                host: cur.config.server.hostname.clone(),
+                helo: self.helo.clone().unwrap_or_default(),
+                ip: self.peer.ip(),
+                esmtp: self.esmtp,
+                tls: self.tls.is_some(),
+                auth: self.auth.is_some(),
+                id,
+            },
+            tags: self.tags.clone(),
+        };
+        let intake = self.deps.intake.clone();
+        match intake.accept(env, body).await {
+            Ok(accepted) => self.reply(accepted.reply()),
+            Err(r) => self.reply(r),
+        }
+        Next::Continue
+    }
+}

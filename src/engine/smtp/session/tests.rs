@@ -1,0 +1,762 @@
+//! The session driven in memory: a table of transcripts run over `tokio::io::duplex` with the
+//! real gate (on a test configuration) and a test intake that keeps what it is given. The first
+//! place a protocol change is tested; each case runs in milliseconds.
+//!
+//! A case is a block of lines:
+//!
+//! ```text
+//! ## name                         starts a case
+//! ! key=value                     a config setting (as `postern config set` takes it)
+//! @ 192.0.2.1 outgoing            the client's address and the listener's role
+//! > EHLO client.test              a command line (CRLF added)
+//! >> raw\r\ndata\n                raw bytes, with \r \n \0 \\ escapes, nothing added
+//! >>> 1100                        a text line of 1100 `x` octets, CRLF added
+//! < 250                           the next reply: its code, or a prefix of its last line
+//! = accepted 1                    after the session: messages the intake took
+//! = closed                        the session closed before the client did
+//! ```
+//!
+//! The client writes everything at once (which pipelines every command) and closes its side;
+//! the replies are then compared in order, and no reply may be left unchecked.
+
+use super::{Deps, serve};
+use crate::engine::access::Gate;
+use crate::engine::access::recipient::Recipient;
+use crate::engine::config::{Account, Config, keys};
+use crate::engine::current::Current;
+use crate::engine::events::{EventBus, EventKind};
+use crate::engine::reply;
+use crate::engine::role::Role;
+use crate::engine::smtp::intake::{Accepted, Envelope, Intake, IntakeFuture};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Keeps what it accepts; refuses with 452 when `fail` is set.
+#[derive(Default)]
+struct TestIntake {
+    /// Accepted messages.
+    got: Mutex<Vec<(Envelope, Vec<u8>)>>,
+    /// Answer 452 instead (a full disk).
+    fail: bool,
+}
+
+impl Intake for TestIntake {
+    fn accept(&self, env: Envelope, message: Vec<u8>) -> IntakeFuture<'_> {
+        Box::pin(async move {
+            if self.fail {
+                return Err(reply::STORAGE);
+            }
+            let remote = env
+                .rcpts
+                .iter()
+                .any(|r| matches!(r, Recipient::Remote(_)));
+            let id = env.id.clone();
+            self.got.lock().unwrap().push((env, message));
+            Ok(if remote {
+                Accepted::Queued("Q1".into())
+            } else {
+                Accepted::Delivered(id)
+            })
+        })
+    }
+}
+
+/// The password of every test account.
+const PASSWORD: &str = "s3cret";
+
+/// Local domain example.test with alice and postmaster; TEST-NET clients are strangers.
+fn base_config() -> Config {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let hash = HASH.get_or_init(|| crate::engine::store::password::hash(PASSWORD));
+    let mut c = Config::default();
+    c.server.hostname = "mx.example.test".into();
+    c.domains = vec!["example.test".into()];
+    c.accounts = ["alice@example.test", "postmaster@example.test"]
+        .iter()
+        .map(|a| Account {
+            address: a.to_string(),
+            password: hash.clone(),
+        })
+        .collect();
+    c.smtp.tls.auth_requires_tls = false;
+    c
+}
+
+/// One parsed case.
+struct Case {
+    name: String,
+    settings: Vec<(String, String)>,
+    peer: SocketAddr,
+    role: Role,
+    input: Vec<u8>,
+    expect: Vec<String>,
+    accepted: Option<usize>,
+    closed: bool,
+    fail_intake: bool,
+}
+
+fn unescape(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut b = [0; 4];
+            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            continue;
+        }
+        match chars.next() {
+            Some('r') => out.push(b'\r'),
+            Some('n') => out.push(b'\n'),
+            Some('0') => out.push(0),
+            Some('\\') => out.push(b'\\'),
+            other => panic!("bad escape \\{other:?} in {s:?}"),
+        }
+    }
+    out
+}
+
+fn parse_cases(text: &str) -> Vec<Case> {
+    let mut cases: Vec<Case> = Vec::new();
+    for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+        if let Some(name) = line.strip_prefix("## ") {
+            cases.push(Case {
+                name: name.into(),
+                settings: Vec::new(),
+                peer: "192.0.2.10:40000".parse().unwrap(),
+                role: Role::Both,
+                input: Vec::new(),
+                expect: Vec::new(),
+                accepted: None,
+                closed: false,
+                fail_intake: false,
+            });
+            continue;
+        }
+        let c = cases.last_mut().expect("a case starts with ## name");
+        if let Some(n) = line.strip_prefix(">>> ") {
+            c.input.extend(vec![b'x'; n.parse().unwrap()]);
+            c.input.extend_from_slice(b"\r\n");
+        } else if let Some(raw) = line.strip_prefix(">> ") {
+            c.input.extend(unescape(raw));
+        } else if let Some(cmd) = line.strip_prefix("> ") {
+            c.input.extend(unescape(cmd));
+            c.input.extend_from_slice(b"\r\n");
+        } else if let Some(r) = line.strip_prefix("< ") {
+            c.expect.push(r.into());
+        } else if let Some(kv) = line.strip_prefix("! ") {
+            c.settings
+                .push(keys::split_assignment(kv).unwrap_or_else(|| panic!("bad setting {kv}")));
+        } else if let Some(at) = line.strip_prefix("@ ") {
+            let (ip, role) = at.split_once(' ').expect("@ IP ROLE");
+            c.peer = SocketAddr::new(ip.parse().unwrap(), 40000);
+            c.role = match role {
+                "incoming" => Role::Incoming,
+                "outgoing" => Role::Outgoing,
+                "both" => Role::Both,
+                r => panic!("unknown role {r}"),
+            };
+        } else if let Some(n) = line.strip_prefix("= accepted ") {
+            c.accepted = Some(n.parse().unwrap());
+        } else if line == "= closed" {
+            c.closed = true;
+        } else if line == "= intake fails" {
+            c.fail_intake = true;
+        } else {
+            panic!("{}: cannot read line {line:?}", c.name);
+        }
+    }
+    cases
+}
+
+/// Runs a case; returns the last line of every reply, whether the server closed first, and
+/// what the intake took.
+async fn run(case: &Case) -> (Vec<String>, bool, Vec<(Envelope, Vec<u8>)>) {
+    let cfg = keys::assign(&base_config(), &case.settings)
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    let (_tx, current) = watch::channel(Arc::new(Current::new(cfg, None)));
+    let events = EventBus::new();
+    let intake = Arc::new(TestIntake {
+        fail: case.fail_intake,
+        ..TestIntake::default()
+    });
+    let deps = Arc::new(Deps {
+        current,
+        gate: Gate::new(events.clone()),
+        intake: intake.clone(),
+        events,
+        shutdown: CancellationToken::new(),
+    });
+    let (mut client, server) = tokio::io::duplex(4 << 20);
+    let session = tokio::spawn(serve(server, case.peer, case.role, false, deps.clone()));
+    client.write_all(&case.input).await.unwrap();
+    client.shutdown().await.unwrap();
+    let mut out = Vec::new();
+    client.read_to_end(&mut out).await.unwrap();
+    session.await.unwrap();
+    // The server closed first unless the session ended on our end of input.
+    let closed_first = deps.events.recent().iter().any(|e| {
+        matches!(&e.kind, EventKind::SessionClosed { reason }
+            if reason != "client closed the connection")
+    });
+    let text = String::from_utf8_lossy(&out);
+    let finals = text
+        .split("\r\n")
+        .filter(|l| l.len() >= 4 && l.as_bytes()[3] == b' ')
+        .map(str::to_string)
+        .collect();
+    let got = std::mem::take(&mut *intake.got.lock().unwrap());
+    (finals, closed_first, got)
+}
+
+/// Runs every case in `table` and reports every mismatch at once.
+async fn check(table: &str) {
+    let mut failures = Vec::new();
+    for case in parse_cases(table) {
+        let (replies, closed, got) = run(&case).await;
+        let mut problems = Vec::new();
+        for (i, want) in case.expect.iter().enumerate() {
+            match replies.get(i) {
+                Some(r) if r.starts_with(want.as_str()) => {}
+                Some(r) => problems.push(format!("reply {}: want `{want}`, got `{r}`", i + 1)),
+                None => problems.push(format!("reply {}: want `{want}`, got nothing", i + 1)),
+            }
+        }
+        if replies.len() > case.expect.len() {
+            problems.push(format!(
+                "unexpected replies: {:?}",
+                &replies[case.expect.len()..]
+            ));
+        }
+        if let Some(n) = case.accepted
+            && n != got.len()
+        {
+            problems.push(format!("accepted {} messages, want {n}", got.len()));
+        }
+        if case.closed && !closed {
+            problems.push("the server did not close the session".into());
+        }
+        if !problems.is_empty() {
+            failures.push(format!("## {}\n  {}", case.name, problems.join("\n  ")));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn sequence_and_simple_verbs() {
+    check(
+        r#"
+## greeting, EHLO extensions, QUIT
+> EHLO client.test
+> QUIT
+< 220 mx.example.test ESMTP
+< 250 HELP
+< 221
+= closed
+
+## MAIL before HELO, RCPT before MAIL, DATA before MAIL
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test>
+> DATA
+> HELO client.test
+> DATA
+< 220
+< 503 5.5.1 Send HELO
+< 503 5.5.1 Need MAIL
+< 503 5.5.1 Need MAIL
+< 250 mx.example.test Hello client.test [192.0.2.10]
+< 503 5.5.1 Need MAIL
+
+## nested MAIL, DATA without recipients, RSET clears
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> MAIL FROM:<a@remote.test>
+> DATA
+> RSET
+> RCPT TO:<alice@example.test>
+< 220
+< 250
+< 250 2.1.0
+< 503 5.5.1 Nested
+< 503 5.5.1 Need RCPT
+< 250 2.0.0 OK
+< 503 5.5.1 Need MAIL
+
+## NOOP HELP VRFY and verbs not offered
+> NOOP
+> HELP
+> VRFY alice
+> EXPN staff
+> ETRN example.test
+> BDAT 10 LAST
+> FOO
+< 220
+< 250 2.0.0 OK
+< 214
+< 252
+< 502
+< 502
+< 502
+< 500 5.5.2 Command unrecognized
+
+## EHLO without a name, and EHLO resets a transaction
+> EHLO
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> EHLO c
+> RCPT TO:<alice@example.test>
+< 220
+< 501 5.5.4 Syntax
+< 250
+< 250
+< 250
+< 503
+
+## MAIL parameters: SIZE over the limit, unknown, not after HELO, 8BITMIME fine
+! smtp.max_message_size=1000
+> HELO c
+> MAIL FROM:<a@remote.test> BODY=8BITMIME
+> EHLO c
+> MAIL FROM:<a@remote.test> SIZE=1001
+> MAIL FROM:<a@remote.test> RET=HDRS
+> MAIL FROM:<a@remote.test> FOO=BAR
+> MAIL FROM:<a@remote.test> BODY=8BITMIME SIZE=999
+< 220
+< 250
+< 555 5.5.4 MAIL parameters need EHLO
+< 250
+< 552 5.3.4
+< 555
+< 555
+< 250
+"#,
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn recipients_and_relaying() {
+    check(
+        r#"
+## local, unknown, case-folded, duplicate, postmaster
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test>
+> RCPT TO:<bob@example.test>
+> RCPT TO:<ALICE@Example.TEST>
+> RCPT TO:<postmaster>
+> DATA
+>> Subject: x\r\n\r\nhi\r\n.\r\n
+< 220
+< 250
+< 250
+< 250 2.1.5
+< 550 5.1.1 User unknown
+< 250 2.1.5
+< 250 2.1.5
+< 354
+< 250 2.0.0 Ok: delivered as
+= accepted 1
+
+## a stranger may not relay on the shared port with access control on
+! access.smtp_auth.enabled=true
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<x@elsewhere.test>
+> RCPT TO:<x%elsewhere.test@example.test>
+> RCPT TO:<@example.test:x@elsewhere.test>
+< 220
+< 250
+< 250
+< 550 5.7.1 Relaying denied
+< 550 5.1.1
+< 550 5.7.1 Relaying denied
+
+## the incoming listener never relays, even with no access control (an open relay)
+! access.smtp_auth.enabled=false
+! access.ip_range.enabled=false
+@ 192.0.2.10 incoming
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<x@elsewhere.test>
+< 220
+< 250
+< 250
+< 550 5.7.1 Relaying denied
+
+## the outgoing listener relays after AUTH; the 250 names the queue
+! access.smtp_auth.enabled=true
+@ 192.0.2.10 outgoing
+> EHLO c
+> AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzM2NyZXQ=
+> MAIL FROM:<alice@example.test>
+> RCPT TO:<x@elsewhere.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>> hi\r\n.\r\n
+< 220
+< 250
+< 235 2.7.0
+< 250
+< 250 2.1.5
+< 250 2.1.5
+< 354
+< 250 2.0.0 Ok: queued as Q1
+= accepted 1
+
+## a separate outgoing port refuses clients outside the IP ranges at connect
+! access.ip_range.enabled=true
+! access.ip_range.ranges=["10.0.0.0/8"]
+@ 192.0.2.10 outgoing
+> EHLO c
+< 554 5.7.1
+= closed
+
+## a Safe IP relays without a login
+! access.smtp_auth.enabled=true
+! access.safe_ips=["192.0.2.0/24"]
+> EHLO c
+> MAIL FROM:<a@example.test>
+> RCPT TO:<x@elsewhere.test>
+< 220
+< 250
+< 250
+< 250 2.1.5
+
+## the recipient limit answers 452 and keeps the transaction
+! smtp.max_recipients_per_mail=2
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test>
+> RCPT TO:<postmaster@example.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>> hi\r\n.\r\n
+< 220
+< 250
+< 250
+< 250
+< 250
+< 452 4.5.3
+< 354
+< 250
+= accepted 1
+
+## RCPT parameters and bad addresses
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test> NOTIFY=NEVER
+> RCPT TO:<alice@[192.0.2.1]>
+> RCPT TO:<alice>
+> RCPT TO:<"a b"@exam_ple.test>
+< 220
+< 250
+< 250
+< 555
+< 501
+< 501 5.1.3
+< 553 5.1.3 Bad recipient address: the domain
+"#,
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn data_endings_and_limits() {
+    check(
+        r#"
+## dot-stuffing and a pipelined QUIT after the end of data
+> EHLO c
+> MAIL FROM:<>
+> RCPT TO:<alice@example.test>
+> DATA
+>> ..leading dot\r\n.\r\nQUIT\r\n
+< 220
+< 250
+< 250
+< 250
+< 354
+< 250
+< 221
+= accepted 1
+= closed
+
+## a bare LF before the dot is smuggling: 521 and close, nothing accepted
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>> hi\n.\nMAIL FROM:<evil@remote.test>\r\n.\r\n
+< 220
+< 250
+< 250
+< 250
+< 354
+< 521 5.5.2
+= accepted 0
+= closed
+
+## a bare CR ending is smuggling too
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>> hi\r.\r\n
+< 220
+< 250
+< 250
+< 250
+< 354
+< 521
+= accepted 0
+= closed
+
+## LF-dot-CRLF is smuggling
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>> hi\n.\r\n
+< 220
+< 250
+< 250
+< 250
+< 354
+< 521
+= closed
+
+## a message over the size limit is read to its end and refused; the session goes on
+! smtp.max_message_size=1024
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>>> 900
+>>> 900
+> .
+> NOOP
+< 220
+< 250
+< 250
+< 250
+< 354
+< 552 5.3.4
+< 250
+= accepted 0
+
+## a text line over 1000 octets is refused
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>>> 1001
+> .
+< 220
+< 250
+< 250
+< 250
+< 354
+< 500 5.5.2 Message has a line longer
+= accepted 0
+
+## a full disk answers 452, never 250
+= intake fails
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>> hi\r\n.\r\n
+< 220
+< 250
+< 250
+< 250
+< 354
+< 452 4.3.1
+"#,
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn command_lines_auth_and_error_limits() {
+    check(
+        r#"
+## a command line over 512 octets is refused and the next one read
+>>> 600
+> NOOP
+< 220
+< 500 5.5.2 Line too long
+< 250
+
+## a bare CR inside a command line is refused
+>> MAIL FROM:<a@b.test>\rRCPT TO:<x@y.test>\r\n
+< 220
+< 500 5.5.2 Bare CR
+
+## the error allowance closes the session with 421
+! smtp.max_errors_per_session=3
+> FOO
+> FOO
+> FOO
+> NOOP
+< 220
+< 500
+< 500
+< 500
+< 421 4.7.0 Too many errors
+= closed
+
+## AUTH PLAIN and LOGIN, wrong password, cancel, bad base64, second AUTH
+> AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzM2NyZXQ=
+> EHLO c
+> AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdAB3cm9uZw==
+> AUTH LOGIN
+> *
+> AUTH PLAIN !!!
+> AUTH CRAM-MD5
+> AUTH LOGIN YWxpY2VAZXhhbXBsZS50ZXN0
+> czNjcmV0
+> AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzM2NyZXQ=
+< 220
+< 503 5.5.1 Send EHLO first
+< 250
+< 535 5.7.8
+< 334 VXNlcm5hbWU6
+< 501 5.0.0 Authentication cancelled
+< 501 5.5.2 Invalid base64
+< 504
+< 334 UGFzc3dvcmQ6
+< 235
+< 503 5.5.1 Already authenticated
+
+## AUTH without TLS when TLS is required
+! smtp.tls.auth_requires_tls=true
+> EHLO c
+> AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzM2NyZXQ=
+< 220
+< 250
+< 538 5.7.11
+
+## failed logins lock the client out and close the session
+! abuse.lockout.failures=2
+> EHLO c
+> AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdAB3cm9uZw==
+> AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdAB3cm9uZw==
+> NOOP
+< 220
+< 250
+< 535
+< 535
+< 421 4.7.0 Too many failed login attempts
+= closed
+
+## the sender must match the login
+! access.sender_must_match_login=true
+> EHLO c
+> AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzM2NyZXQ=
+> MAIL FROM:<postmaster@example.test>
+> MAIL FROM:<Alice@example.test>
+< 220
+< 250
+< 235
+< 553 5.7.1
+< 250
+
+## STARTTLS without a certificate
+> EHLO c
+> STARTTLS
+< 220
+< 250
+< 454 4.7.0
+
+## tarpitting blocks a client that guesses recipients
+! abuse.tarpit.block_after=3
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<a1@example.test>
+> RCPT TO:<a2@example.test>
+> RCPT TO:<a3@example.test>
+> RCPT TO:<alice@example.test>
+< 220
+< 250
+< 250
+< 550
+< 550
+< 550
+< 421 4.7.0 Too many invalid recipients
+= closed
+
+## a mail loop: 50 Received fields
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>> Received: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\n
+>> Received: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\n
+>> Received: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\n
+>> Received: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\n
+>> Received: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\n
+>> \r\nbody\r\n.\r\n
+< 220
+< 250
+< 250
+< 250
+< 354
+< 554 5.4.6
+= accepted 0
+
+## the hourly message limit answers 452 at the end of data
+! abuse.transfer.max_messages_per_hour=1
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>> one\r\n.\r\n
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>> two\r\n.\r\n
+< 220
+< 250
+< 250
+< 250
+< 354
+< 250
+< 250
+< 250
+< 354
+< 452 4.7.0 Hourly message limit
+= accepted 1
+"#,
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_intake_gets_the_envelope_and_the_trace_facts() {
+    let case = &parse_cases(
+        r#"
+## one message
+! access.safe_ips=["192.0.2.10"]
+> EHLO client.test
+> MAIL FROM:<"a b"@remote.test>
+> RCPT TO:<alice@example.test>
+> RCPT TO:<x@Elsewhere.TEST>
+> DATA
+>> Subject: t\r\n\r\nbody\r\n.\r\n
+"#,
+    )[0];
+    let (_, _, got) = run(case).await;
+    assert_eq!(got.len(), 1);
+    let (env, body) = &got[0];
+    assert_eq!(env.from, "\"a b\"@remote.test");
+    assert_eq!(env.rcpts.len(), 2);
+    assert!(matches!(&env.rcpts[0], Recipient::Local(l) if l.address == "alice@example.test"));
+    assert_eq!(env.rcpts[1], Recipient::Remote("x@elsewhere.test".into()));
+    assert_eq!(env.received.helo, "client.test");
+    assert!(env.received.esmtp && !env.received.tls && !env.received.auth);
+    assert_eq!(body, b"Subject: t\r\n\r\nbody\r\n");
+}
