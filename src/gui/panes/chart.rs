@@ -145,7 +145,7 @@ impl MailChart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::events::{Channel, EventBus, Level};
+    use crate::engine::events::{EventBus, Level};
 
     #[test]
     fn counts_acceptances_queue_outcomes_and_refusals_per_minute() {
@@ -153,7 +153,6 @@ mod tests {
         for _ in 0..3 {
             bus.emit(
                 Level::Info,
-                Channel::SmtpIn,
                 Some("s"),
                 EventKind::Delivered {
                     id: "m".into(),
@@ -165,7 +164,6 @@ mod tests {
         }
         bus.emit(
             Level::Warn,
-            Channel::SmtpIn,
             Some("s"),
             EventKind::MessageRejected {
                 reason: "too big".into(),
@@ -174,7 +172,6 @@ mod tests {
         for (delivered, failed) in [(2, 0), (1, 1), (0, 1)] {
             bus.emit(
                 Level::Info,
-                Channel::SmtpOut,
                 Some("q"),
                 EventKind::QueueFinished {
                     id: "q".into(),
@@ -185,7 +182,6 @@ mod tests {
         }
         bus.emit(
             Level::Info,
-            Channel::System,
             None,
             EventKind::Note {
                 text: "noise".into(),

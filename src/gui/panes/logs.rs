@@ -486,21 +486,23 @@ mod tests {
     use super::*;
     use crate::engine::events::{EventBus, EventKind};
 
-    fn pane_with(events: &[(Level, Channel, Option<&str>, &str)]) -> LogPane {
-        let bus = EventBus::new();
-        for (l, c, s, t) in events {
-            bus.emit(
-                *l,
-                *c,
-                *s,
-                EventKind::Note {
-                    text: t.to_string(),
-                },
-            );
+    /// An event as the bus would make it, but in the channel the test names.
+    fn ev(level: Level, channel: Channel, session: Option<&str>, text: &str) -> Event {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Event {
+            seq: SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            time: std::time::SystemTime::now(),
+            level,
+            channel,
+            session: session.map(str::to_string),
+            kind: EventKind::Note { text: text.into() },
         }
+    }
+
+    fn pane_with(events: &[(Level, Channel, Option<&str>, &str)]) -> LogPane {
         let mut p = LogPane::new();
-        for ev in bus.recent() {
-            p.push(&ev);
+        for (l, c, s, t) in events {
+            p.push(&ev(*l, *c, *s, t));
         }
         p
     }
@@ -555,24 +557,8 @@ mod tests {
         p.filters.view = View::SmtpIn;
         p.visible_lines();
         p.set_paused(true);
-        let bus = EventBus::new();
-        bus.emit(
-            Level::Info,
-            Channel::SmtpIn,
-            Some("s3"),
-            EventKind::Note {
-                text: "later".into(),
-            },
-        );
-        bus.emit(
-            Level::Info,
-            Channel::System,
-            None,
-            EventKind::Note { text: "sys".into() },
-        );
-        for ev in bus.recent() {
-            p.push(&ev);
-        }
+        p.push(&ev(Level::Info, Channel::SmtpIn, Some("s3"), "later"));
+        p.push(&ev(Level::Info, Channel::System, None, "sys"));
         assert_eq!(p.pending(), 2);
         assert_eq!(lines(&mut p), ["one", "m2"]);
         p.set_paused(false);
@@ -607,12 +593,7 @@ mod tests {
     fn keeps_at_most_max_lines_and_forgets_evicted_selection() {
         let mut p = LogPane::new();
         let bus = EventBus::new();
-        bus.emit(
-            Level::Info,
-            Channel::System,
-            None,
-            EventKind::Note { text: "x".into() },
-        );
+        bus.emit(Level::Info, None, EventKind::Note { text: "x".into() });
         let ev = bus.recent().remove(0);
         for _ in 0..MAX_LINES {
             p.push(&ev);

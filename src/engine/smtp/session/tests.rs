@@ -11,6 +11,7 @@
 //! > EHLO client.test              a command line (CRLF added)
 //! >> raw\r\ndata\n                raw bytes, with \r \n \0 \\ escapes, nothing added
 //! >>> 1100                        a text line of 1100 `x` octets, CRLF added
+//! ~ data                          greeting, EHLO, MAIL, RCPT to alice, DATA, all accepted
 //! < 250                           the next reply: its code, or a prefix of its last line
 //! = accepted 1                    after the session: messages the intake took
 //! = closed                        the session closed before the client did
@@ -136,7 +137,13 @@ fn parse_cases(text: &str) -> Vec<Case> {
             continue;
         }
         let c = cases.last_mut().expect("a case starts with ## name");
-        if let Some(n) = line.strip_prefix(">>> ") {
+        if line == "~ data" {
+            c.input.extend_from_slice(
+                b"EHLO c\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n",
+            );
+            c.expect
+                .extend(["220", "250", "250", "250", "354"].map(String::from));
+        } else if let Some(n) = line.strip_prefix(">>> ") {
             c.input.extend(vec![b'x'; n.parse().unwrap()]);
             c.input.extend_from_slice(b"\r\n");
         } else if let Some(raw) = line.strip_prefix(">> ") {
@@ -485,95 +492,47 @@ async fn data_endings_and_limits() {
 = closed
 
 ## a bare LF before the dot is smuggling: 521 and close, nothing accepted
-> EHLO c
-> MAIL FROM:<a@remote.test>
-> RCPT TO:<alice@example.test>
-> DATA
+~ data
 >> hi\n.\nMAIL FROM:<evil@remote.test>\r\n.\r\n
-< 220
-< 250
-< 250
-< 250
-< 354
 < 521 5.5.2
 = accepted 0
 = closed
 
 ## a bare CR ending is smuggling too
-> EHLO c
-> MAIL FROM:<a@remote.test>
-> RCPT TO:<alice@example.test>
-> DATA
+~ data
 >> hi\r.\r\n
-< 220
-< 250
-< 250
-< 250
-< 354
 < 521
 = accepted 0
 = closed
 
 ## LF-dot-CRLF is smuggling
-> EHLO c
-> MAIL FROM:<a@remote.test>
-> RCPT TO:<alice@example.test>
-> DATA
+~ data
 >> hi\n.\r\n
-< 220
-< 250
-< 250
-< 250
-< 354
 < 521
 = closed
 
 ## a message over the size limit is read to its end and refused; the session goes on
 ! smtp.max_message_size=1024
-> EHLO c
-> MAIL FROM:<a@remote.test>
-> RCPT TO:<alice@example.test>
-> DATA
+~ data
 >>> 900
 >>> 900
 > .
 > NOOP
-< 220
-< 250
-< 250
-< 250
-< 354
 < 552 5.3.4
 < 250
 = accepted 0
 
 ## a text line over 1000 octets is refused
-> EHLO c
-> MAIL FROM:<a@remote.test>
-> RCPT TO:<alice@example.test>
-> DATA
+~ data
 >>> 1001
 > .
-< 220
-< 250
-< 250
-< 250
-< 354
 < 500 5.5.2 Message has a line longer
 = accepted 0
 
 ## a full disk answers 452, never 250
 = intake fails
-> EHLO c
-> MAIL FROM:<a@remote.test>
-> RCPT TO:<alice@example.test>
-> DATA
+~ data
 >> hi\r\n.\r\n
-< 220
-< 250
-< 250
-< 250
-< 354
 < 452 4.3.1
 "#,
     )
@@ -690,40 +649,24 @@ async fn command_lines_auth_and_error_limits() {
 = closed
 
 ## a mail loop: 50 Received fields
-> EHLO c
-> MAIL FROM:<a@remote.test>
-> RCPT TO:<alice@example.test>
-> DATA
+~ data
 >> Received: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\n
 >> Received: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\n
 >> Received: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\n
 >> Received: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\n
 >> Received: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\nReceived: x\r\n
 >> \r\nbody\r\n.\r\n
-< 220
-< 250
-< 250
-< 250
-< 354
 < 554 5.4.6
 = accepted 0
 
 ## the hourly message limit answers 452 at the end of data
 ! abuse.transfer.max_messages_per_hour=1
-> EHLO c
-> MAIL FROM:<a@remote.test>
-> RCPT TO:<alice@example.test>
-> DATA
+~ data
 >> one\r\n.\r\n
 > MAIL FROM:<a@remote.test>
 > RCPT TO:<alice@example.test>
 > DATA
 >> two\r\n.\r\n
-< 220
-< 250
-< 250
-< 250
-< 354
 < 250
 < 250
 < 250
