@@ -927,7 +927,7 @@ mod tests {
             "354 go ahead\r\n",
             "250 999 no\r\n",
         );
-        let (mut s, _server) = session_after(&input, &log).await;
+        let (mut s, _server) = session_after(input, &log).await;
         let t = Duration::from_secs(5);
         let r = s.read_reply(t).await.unwrap();
         assert_eq!((r.code, r.esc), (250, [2, 0, 0]));
