@@ -90,6 +90,8 @@ impl Reply {
             let [class, subject, detail] = self.esc;
             text.push_str(&format!(" {class}.{subject}.{detail}"));
         }
+        // smtp-proto turns an empty continuation line ("250-") into two LFs; blank lines say
+        // nothing in a status anyway.
         let lines = self.message.split('\n').filter(|l| !l.trim().is_empty());
         for (i, line) in lines.enumerate() {
             text.push_str(if i == 0 { " " } else { " / " });
