@@ -22,6 +22,7 @@ pub mod smtp;
 pub mod stats;
 pub mod store;
 pub mod tls;
+pub mod wire;
 
 mod supervisor;
 

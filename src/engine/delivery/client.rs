@@ -1,17 +1,25 @@
 //! The outbound SMTP client: one session with one server, from greeting to QUIT.
 //!
 //! It is as strict as our server. Every read has a timeout (RFC 5321 4.5.3.2), every write too;
-//! a reply line is at most 512 octets and a reply at most 100 lines; multi-line replies must keep
-//! one code; whatever the server sent after its `220` to our STARTTLS is dropped unread before
-//! the handshake (CVE-2011-0411). PIPELINING (RFC 2920) is used when offered. The session works
-//! over any `AsyncRead + AsyncWrite` stream, so unit tests drive it over an in-memory pipe.
+//! a reply line is at most 512 octets, a reply at most 100 lines and 4096 octets of text;
+//! multi-line replies must keep one code; whatever the server sent after its `220` to our
+//! STARTTLS is dropped unread before the handshake (CVE-2011-0411). PIPELINING (RFC 2920) is
+//! used when offered. Lines are read by the shared [`Wire`]; replies and EHLO capabilities are
+//! parsed by smtp-proto, behind a thin check of each line (see [`reply_line`]). The session
+//! works over any `AsyncRead + AsyncWrite` stream, so unit tests drive it over an in-memory pipe.
 
 use super::{Log, RcptStatus};
+use crate::engine::wire::{ReadError, Wire};
 use base64::Engine as _;
+use smtp_proto::response::parser::{MAX_RESPONSE_LENGTH, ResponseReceiver};
+use smtp_proto::{
+    AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_AUTH, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8,
+    EXT_START_TLS, EhloResponse, Response,
+};
 use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// RFC 5321 4.5.3.1.5: a reply line is at most 512 octets including CRLF.
 pub const MAX_REPLY_LINE: usize = 512;
@@ -52,21 +60,44 @@ pub type BoxStream = Box<dyn Stream>;
 #[error("{0}")]
 pub struct HostFailure(pub String);
 
-/// One reply of the server.
+/// One reply of the server, as smtp-proto parsed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     /// The three-digit code.
     pub code: u16,
-    /// The text of each line, without code and separator.
-    pub lines: Vec<String>,
+    /// The enhanced status code (RFC 3463); `[0, 0, 0]` when the reply has none.
+    pub esc: [u8; 3],
+    /// The text of the lines, without codes and separators, joined by LF.
+    pub message: String,
+}
+
+impl From<Response<String>> for Reply {
+    fn from(r: Response<String>) -> Reply {
+        Reply {
+            code: r.code,
+            esc: r.esc,
+            message: r.message,
+        }
+    }
 }
 
 impl Reply {
-    /// The reply as one line for logs and statuses: "250 first / second".
+    /// The reply as one line for logs and statuses: "250 2.0.0 first / second" (empty lines
+    /// left out, control characters shown as `?`).
     pub fn text(&self) -> String {
-        format!("{} {}", self.code, self.lines.join(" / "))
-            .trim_end()
-            .to_string()
+        let mut text = self.code.to_string();
+        if self.esc != [0, 0, 0] {
+            let [class, subject, detail] = self.esc;
+            text.push_str(&format!(" {class}.{subject}.{detail}"));
+        }
+        // smtp-proto turns an empty continuation line ("250-") into two LFs; blank lines say
+        // nothing in a status anyway.
+        let lines = self.message.split('\n').filter(|l| !l.trim().is_empty());
+        for (i, line) in lines.enumerate() {
+            text.push_str(if i == 0 { " " } else { " / " });
+            text.push_str(&printable(line.as_bytes()));
+        }
+        text.trim_end().to_string()
     }
 
     fn positive(&self) -> bool {
@@ -96,63 +127,6 @@ pub struct Login {
     pub password: String,
 }
 
-/// Extensions the server announced in its EHLO reply.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Capabilities {
-    /// EHLO worked (else HELO: no extensions at all).
-    pub esmtp: bool,
-    /// RFC 2920.
-    pub pipelining: bool,
-    /// RFC 3207.
-    pub starttls: bool,
-    /// RFC 1870 limit, when announced with a number (0 = no limit given).
-    pub size: Option<u64>,
-    /// RFC 6152.
-    pub eight_bit_mime: bool,
-    /// RFC 6531.
-    pub smtputf8: bool,
-    /// AUTH PLAIN offered.
-    pub auth_plain: bool,
-    /// AUTH LOGIN offered.
-    pub auth_login: bool,
-    /// Any AUTH offered.
-    pub auth: bool,
-}
-
-impl Capabilities {
-    fn parse(reply: &Reply) -> Capabilities {
-        let mut caps = Capabilities {
-            esmtp: true,
-            ..Capabilities::default()
-        };
-        for line in reply.lines.iter().skip(1) {
-            let mut words = line.split_ascii_whitespace();
-            let Some(keyword) = words.next() else {
-                continue;
-            };
-            match keyword.to_ascii_uppercase().as_str() {
-                "PIPELINING" => caps.pipelining = true,
-                "STARTTLS" => caps.starttls = true,
-                "SIZE" => caps.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
-                "8BITMIME" => caps.eight_bit_mime = true,
-                "SMTPUTF8" => caps.smtputf8 = true,
-                "AUTH" => {
-                    caps.auth = true;
-                    for m in words {
-                        match m.to_ascii_uppercase().as_str() {
-                            "PLAIN" => caps.auth_plain = true,
-                            "LOGIN" => caps.auth_login = true,
-                            _ => {}
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        caps
-    }
-}
-
 /// What a session needs to know besides the stream.
 pub struct Params<'a> {
     /// Our name for EHLO/HELO.
@@ -177,8 +151,9 @@ pub struct Session<'a> {
     log: &'a Log<'a>,
     /// `host[ip]`, for messages.
     peer: String,
-    /// The server's extensions (after STARTTLS: the ones announced over TLS).
-    caps: Capabilities,
+    /// The server's EHLO reply as smtp-proto parsed it (after STARTTLS: the one sent over
+    /// TLS; after HELO: empty, no extensions).
+    caps: EhloResponse<String>,
 }
 
 impl<'a> Session<'a> {
@@ -195,7 +170,7 @@ impl<'a> Session<'a> {
             conn: Wire::new(io),
             log,
             peer,
-            caps: Capabilities::default(),
+            caps: EhloResponse::default(),
         };
         let greeting = s.read_reply(GREETING_TIMEOUT).await?;
         if !greeting.positive() {
@@ -205,7 +180,7 @@ impl<'a> Session<'a> {
         match p.tls {
             TlsPolicy::Never | TlsPolicy::Implicit => {}
             TlsPolicy::Opportunistic | TlsPolicy::Required => {
-                if s.caps.starttls {
+                if s.caps.has_capability(EXT_START_TLS) {
                     s = s.starttls(p).await?;
                 } else if p.tls == TlsPolicy::Required {
                     s.quit().await;
@@ -224,9 +199,11 @@ impl<'a> Session<'a> {
 
     async fn hello(&mut self, helo: &str) -> Result<(), HostFailure> {
         self.send(&format!("EHLO {helo}"));
-        let reply = self.read_reply(COMMAND_TIMEOUT).await?;
+        let (reply, raw) = self.read_reply_raw(COMMAND_TIMEOUT).await?;
         if reply.positive() {
-            self.caps = Capabilities::parse(&reply);
+            // The lines passed `reply_line`; smtp-proto still refuses a code other than 250.
+            self.caps = EhloResponse::parse(&mut raw.iter())
+                .map_err(|e| HostFailure(format!("{}: malformed EHLO reply: {e}", self.peer)))?;
             return Ok(());
         }
         if !(500..600).contains(&reply.code) {
@@ -237,7 +214,7 @@ impl<'a> Session<'a> {
         if !reply.positive() {
             return Err(self.refused("HELO", &reply));
         }
-        self.caps = Capabilities::default();
+        self.caps = EhloResponse::default();
         Ok(())
     }
 
@@ -292,7 +269,7 @@ impl<'a> Session<'a> {
             conn: Wire::new(Box::new(tls) as BoxStream),
             log,
             peer,
-            caps: Capabilities::default(),
+            caps: EhloResponse::default(),
         };
         s.hello(p.helo).await?;
         Ok(s)
@@ -300,11 +277,12 @@ impl<'a> Session<'a> {
 
     async fn auth(&mut self, login: &Login) -> Result<(), HostFailure> {
         let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
-        let reply = if self.caps.auth_plain {
+        let mechanisms = self.caps.auth();
+        let reply = if mechanisms & AUTH_PLAIN != 0 {
             let token = b64(format!("\0{}\0{}", login.user, login.password).as_bytes());
             self.send_redacted(&format!("AUTH PLAIN {token}"), "AUTH PLAIN <credentials>");
             self.read_reply(COMMAND_TIMEOUT).await?
-        } else if self.caps.auth_login {
+        } else if mechanisms & AUTH_LOGIN != 0 {
             self.send("AUTH LOGIN");
             let mut reply = self.read_reply(COMMAND_TIMEOUT).await?;
             for (secret, shown) in [
@@ -323,7 +301,7 @@ impl<'a> Session<'a> {
             return Err(HostFailure(format!(
                 "{} offers no AUTH PLAIN or LOGIN{}, but a login is configured",
                 self.peer,
-                if self.caps.auth {
+                if self.caps.has_capability(EXT_AUTH) {
                     ""
                 } else {
                     " (no AUTH at all)"
@@ -350,8 +328,10 @@ impl<'a> Session<'a> {
     ) -> Result<Vec<RcptStatus>, (HostFailure, bool)> {
         let broken = |e: HostFailure| (e, false);
         let mut params = String::new();
-        if let Some(limit) = self.caps.size {
-            if limit > 0 && size as u64 > limit {
+        if self.caps.has_capability(EXT_SIZE) {
+            // 0: SIZE announced without a limit.
+            let limit = self.caps.size;
+            if limit > 0 && size > limit {
                 let text = format!(
                     "5.3.4 message of {size} octets is larger than the {limit} octets {} accepts",
                     self.peer
@@ -360,12 +340,12 @@ impl<'a> Session<'a> {
             }
             params.push_str(&format!(" SIZE={size}"));
         }
-        if eight_bit && self.caps.eight_bit_mime {
+        if eight_bit && self.caps.has_capability(EXT_8BIT_MIME) {
             params.push_str(" BODY=8BITMIME");
         }
         let utf8 = !from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii());
         if utf8 {
-            if !self.caps.smtputf8 {
+            if !self.caps.has_capability(EXT_SMTP_UTF8) {
                 let text = format!(
                     "5.6.7 {} does not support non-ASCII addresses (SMTPUTF8)",
                     self.peer
@@ -374,7 +354,7 @@ impl<'a> Session<'a> {
             }
             params.push_str(" SMTPUTF8");
         }
-        let pipelining = self.caps.pipelining;
+        let pipelining = self.caps.has_capability(EXT_PIPELINING);
         self.send(&format!("MAIL FROM:<{from}>{params}"));
         if !pipelining {
             let mail = self.read_reply(COMMAND_TIMEOUT).await.map_err(broken)?;
@@ -510,24 +490,25 @@ impl<'a> Session<'a> {
     }
 
     fn queue_line(&mut self, line: &str) {
-        self.conn.queue(line.as_bytes());
-        self.conn.queue(b"\r\n");
+        self.conn.queue(line);
+        self.conn.queue("\r\n");
     }
 
     /// Sends queued commands and then `bytes`, within `timeout`.
     async fn write(&mut self, bytes: &[u8], timeout: Duration) -> Result<(), HostFailure> {
-        self.conn.queue(bytes);
+        self.conn.queue_bytes(bytes);
         self.flush(timeout).await
     }
 
     async fn flush(&mut self, timeout: Duration) -> Result<(), HostFailure> {
-        match tokio::time::timeout(timeout, self.conn.flush()).await {
-            Err(_) => Err(HostFailure(format!(
+        self.conn.set_write_timeout(timeout);
+        match self.conn.flush().await {
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(HostFailure(format!(
                 "{}: timed out sending to the server",
                 self.peer
             ))),
-            Ok(Err(e)) => Err(self.io_failure(e)),
-            Ok(Ok(())) => Ok(()),
+            Err(e) => Err(self.io_failure(e)),
+            Ok(()) => Ok(()),
         }
     }
 
@@ -537,17 +518,23 @@ impl<'a> Session<'a> {
 
     /// Reads one (possibly multi-line) reply, sending queued commands first.
     async fn read_reply(&mut self, timeout: Duration) -> Result<Reply, HostFailure> {
+        self.read_reply_raw(timeout).await.map(|(reply, _)| reply)
+    }
+
+    /// Reads one reply; also returns it as received (every line ending in CRLF), for the
+    /// EHLO parser.
+    async fn read_reply_raw(&mut self, timeout: Duration) -> Result<(Reply, Vec<u8>), HostFailure> {
         self.flush(COMMAND_TIMEOUT).await?;
         let mut code = None;
-        let mut lines = Vec::new();
-        loop {
-            if lines.len() == MAX_REPLY_LINES {
+        let mut raw = Vec::new();
+        for n in 1.. {
+            if n > MAX_REPLY_LINES {
                 return Err(HostFailure(format!(
                     "{}: reply longer than {MAX_REPLY_LINES} lines",
                     self.peer
                 )));
             }
-            let raw = self
+            let line = self
                 .conn
                 .read_line(MAX_REPLY_LINE, timeout)
                 .await
@@ -566,11 +553,11 @@ impl<'a> Session<'a> {
                     )),
                     ReadError::Io(e) => self.io_failure(e),
                 })?;
-            let (c, last, text) = parse_line(&raw).ok_or_else(|| {
+            let (c, last) = reply_line(&line).ok_or_else(|| {
                 HostFailure(format!(
                     "{}: malformed reply line `{}`",
                     self.peer,
-                    printable(&raw)
+                    printable(&line)
                 ))
             })?;
             if *code.get_or_insert(c) != c {
@@ -580,32 +567,51 @@ impl<'a> Session<'a> {
                     code.unwrap_or(c)
                 )));
             }
-            self.log
-                .detail(&format!("<<< {c}{}{text}", if last { " " } else { "-" }));
-            lines.push(text);
+            self.log.detail(&format!(
+                "<<< {c}{}{}",
+                if last { " " } else { "-" },
+                printable(line.get(4..).unwrap_or_default())
+            ));
+            raw.extend_from_slice(&line);
+            raw.extend_from_slice(b"\r\n");
             if last {
-                return Ok(Reply { code: c, lines });
+                break;
             }
         }
+        let response = ResponseReceiver::default()
+            .parse(&mut raw.iter())
+            .map_err(|e| match e {
+                smtp_proto::Error::ResponseTooLong => HostFailure(format!(
+                    "{}: reply longer than {MAX_RESPONSE_LENGTH} octets",
+                    self.peer
+                )),
+                e => HostFailure(format!("{}: malformed reply: {e}", self.peer)),
+            })?;
+        Ok((Reply::from(response), raw))
     }
 }
 
-/// Splits "250-text" / "250 text" / "250" into code, whether it is the last line, and text.
-fn parse_line(raw: &[u8]) -> Option<(u16, bool, String)> {
-    if raw.len() < 3 || !raw[..3].iter().all(u8::is_ascii_digit) {
+/// The check each reply line passes before smtp-proto parses the reply: a code from 200 to 599,
+/// then a space, a hyphen, or nothing. Returns the code and whether this is the last line.
+/// smtp-proto's `ResponseReceiver` alone is more lenient than we want to be: it takes any
+/// three digits (999) and reads the code of the first line only, so a multi-line reply that
+/// changes its code would pass; the caller compares the codes.
+fn reply_line(raw: &[u8]) -> Option<(u16, bool)> {
+    let digits = raw.get(..3)?;
+    if !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let code: u16 = std::str::from_utf8(&raw[..3]).ok()?.parse().ok()?;
+    let code = digits
+        .iter()
+        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
     if !(200..600).contains(&code) {
         return None;
     }
-    let last = match raw.get(3) {
-        None | Some(b' ') => true,
-        Some(b'-') => false,
-        Some(_) => return None,
-    };
-    let text = raw.get(4..).map(printable).unwrap_or_default();
-    Some((code, last, text))
+    match raw.get(3) {
+        None | Some(b' ') => Some((code, true)),
+        Some(b'-') => Some((code, false)),
+        Some(_) => None,
+    }
 }
 
 /// Reply text safe for logs: invalid UTF-8 and control characters replaced.
@@ -616,109 +622,13 @@ fn printable(raw: &[u8]) -> String {
         .collect()
 }
 
-/// Why no reply line could be read.
-#[derive(Debug)]
-enum ReadError {
-    /// Longer than allowed.
-    TooLong,
-    /// The server closed the connection.
-    Closed,
-    /// Nothing arrived in time.
-    Timeout,
-    /// The socket failed.
-    Io(io::Error),
-}
-
-/// The client side of a connection: a bounded read buffer and an output buffer.
-struct Wire<S> {
-    /// The stream.
-    io: S,
-    /// Received bytes; `buf[start..]` is not consumed yet.
-    buf: Vec<u8>,
-    /// Offset of the first unconsumed byte.
-    start: usize,
-    /// Commands queued but not yet written (pipelining sends them in one write).
-    out: Vec<u8>,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
-    fn new(io: S) -> Self {
-        Wire {
-            io,
-            buf: Vec::with_capacity(4096),
-            start: 0,
-            out: Vec::with_capacity(1024),
-        }
-    }
-
-    fn queue(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
-    }
-
-    async fn flush(&mut self) -> io::Result<()> {
-        if !self.out.is_empty() {
-            self.io.write_all(&self.out).await?;
-            self.out.clear();
-        }
-        self.io.flush().await
-    }
-
-    /// Drops what was received but not read; returns how many octets that was.
-    fn discard_input(&mut self) -> usize {
-        let n = self.buf.len() - self.start;
-        self.buf.clear();
-        self.start = 0;
-        n
-    }
-
-    fn into_inner(self) -> S {
-        self.io
-    }
-
-    /// One line of at most `max` octets (LF included), returned without CRLF.
-    async fn read_line(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, ReadError> {
-        loop {
-            let pending = &self.buf[self.start..];
-            if let Some(i) = pending.iter().position(|&b| b == b'\n') {
-                if i + 1 > max {
-                    return Err(ReadError::TooLong);
-                }
-                let mut line = pending[..i].to_vec();
-                self.start += i + 1;
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                return Ok(line);
-            }
-            if pending.len() >= max {
-                return Err(ReadError::TooLong);
-            }
-            if self.start == self.buf.len() {
-                self.buf.clear();
-                self.start = 0;
-            }
-            let len = self.buf.len();
-            self.buf.resize(len + 4096, 0);
-            let r = tokio::time::timeout(timeout, self.io.read(&mut self.buf[len..])).await;
-            let n = match r {
-                Err(_) => Err(ReadError::Timeout),
-                Ok(Err(e)) => Err(ReadError::Io(e)),
-                Ok(Ok(0)) => Err(ReadError::Closed),
-                Ok(Ok(n)) => Ok(n),
-            };
-            self.buf.truncate(len + *n.as_ref().unwrap_or(&0));
-            n?;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! Misbehaving servers that no real peer imitates on demand, scripted over an in-memory
     //! pipe (with real TLS where STARTTLS is involved).
     use super::*;
     use crate::engine::events::EventBus;
-    use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, duplex};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, duplex};
 
     fn params(tls: TlsPolicy) -> Params<'static> {
         Params {
@@ -833,7 +743,7 @@ mod tests {
             conn: Wire::new(Box::new(client) as BoxStream),
             log: &log,
             peer: "peer.test[192.0.2.1]".into(),
-            caps: Capabilities::default(),
+            caps: EhloResponse::default(),
         };
         // The real waits are minutes (RFC 5321 4.5.3.2); the mechanism is the same.
         let r = s.read_reply(Duration::from_secs(1)).await;
@@ -968,7 +878,9 @@ mod tests {
             .unwrap();
         // The capabilities are the ones sent over TLS, not the forged ones.
         assert!(
-            s.caps.pipelining && !s.caps.auth && !s.caps.starttls,
+            s.caps.has_capability(EXT_PIPELINING)
+                && !s.caps.has_capability(EXT_AUTH)
+                && !s.caps.has_capability(EXT_START_TLS),
             "{:?}",
             s.caps
         );
@@ -983,13 +895,103 @@ mod tests {
     }
 
     #[test]
-    fn reply_lines_parse() {
-        assert_eq!(parse_line(b"250 ok"), Some((250, true, "ok".into())));
-        assert_eq!(parse_line(b"250-ok"), Some((250, false, "ok".into())));
-        assert_eq!(parse_line(b"250"), Some((250, true, String::new())));
-        assert_eq!(parse_line(b"250 a\x07b"), Some((250, true, "a?b".into())));
-        assert_eq!(parse_line(b"25 ok"), None);
-        assert_eq!(parse_line(b"250x"), None);
-        assert_eq!(parse_line(b"999 no"), None);
+    fn reply_lines_are_checked_before_parsing() {
+        assert_eq!(reply_line(b"250 ok"), Some((250, true)));
+        assert_eq!(reply_line(b"250-ok"), Some((250, false)));
+        assert_eq!(reply_line(b"250"), Some((250, true)));
+        assert_eq!(reply_line(b"25 ok"), None);
+        assert_eq!(reply_line(b"250x"), None);
+        assert_eq!(reply_line(b"999 no"), None);
+        assert_eq!(reply_line(b"199 no"), None);
+    }
+
+    /// A session (past its greeting) whose server has sent `replies`.
+    async fn session_after<'a>(replies: &str, log: &'a Log<'a>) -> (Session<'a>, DuplexStream) {
+        let (client, mut server) = duplex(1 << 16);
+        server.write_all(replies.as_bytes()).await.unwrap();
+        let s = Session {
+            conn: Wire::new(Box::new(client) as BoxStream),
+            log,
+            peer: "peer.test[192.0.2.1]".into(),
+            caps: EhloResponse::default(),
+        };
+        (s, server)
+    }
+
+    #[tokio::test]
+    async fn replies_are_parsed_by_smtp_proto() {
+        let events = EventBus::new();
+        let log = log(&events);
+        let input = concat!(
+            "250-2.0.0 first\r\n250-\r\n250 2.0.0 second\r\n",
+            "550 5.7.26 a\x07b\r\n",
+            "250\r\n",
+            "354 go ahead\r\n",
+            "250 999 no\r\n",
+        );
+        let (mut s, _server) = session_after(input, &log).await;
+        let t = Duration::from_secs(5);
+        let r = s.read_reply(t).await.unwrap();
+        assert_eq!((r.code, r.esc), (250, [2, 0, 0]));
+        assert_eq!(r.text(), "250 2.0.0 first / second");
+        assert_eq!(s.read_reply(t).await.unwrap().text(), "550 5.7.26 a?b");
+        assert_eq!(s.read_reply(t).await.unwrap().text(), "250");
+        assert_eq!(s.read_reply(t).await.unwrap().text(), "354 go ahead");
+        assert_eq!(s.read_reply(t).await.unwrap().text(), "250 999 no");
+        // Every line is logged as received.
+        let l = lines(&events);
+        for want in [
+            "<<< 250-2.0.0 first",
+            "<<< 250-",
+            "<<< 550 5.7.26 a?b",
+            "<<< 250 ",
+        ] {
+            assert!(l.iter().any(|l| l.ends_with(want)), "{want}: {l:#?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reply_past_smtp_protos_limit_ends_the_session() {
+        let events = EventBus::new();
+        let log = log(&events);
+        let line = format!("250-{}\r\n", "x".repeat(500));
+        let input = format!("{}250 end\r\n", line.repeat(10));
+        let (mut s, _server) = session_after(&input, &log).await;
+        let e = s.read_reply(Duration::from_secs(5)).await.unwrap_err();
+        assert!(e.0.contains("reply longer than 4096 octets"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn ehlo_capabilities_come_from_smtp_proto() {
+        let events = EventBus::new();
+        let reply = |c: &str| {
+            if c.starts_with("EHLO") {
+                "250-peer.test\r\n250-auth LOGIN\r\n250-SIZE\r\n250-smtputf8\r\n250 STARTTLS\r\n"
+                    .into()
+            } else {
+                "250 ok\r\n".into()
+            }
+        };
+        let (client, server) = duplex(1 << 16);
+        let srv = tokio::spawn(serve(server, "220 hi\r\n", reply));
+        let log = log(&events);
+        let mut s = Session::open(Box::new(client), &params(TlsPolicy::Never), &log)
+            .await
+            .unwrap();
+        assert_eq!(s.caps.auth(), AUTH_LOGIN);
+        assert!(s.caps.has_capability(EXT_SIZE) && s.caps.size == 0);
+        assert!(s.caps.has_capability(EXT_SMTP_UTF8) && s.caps.has_capability(EXT_START_TLS));
+        assert!(!s.caps.has_capability(EXT_PIPELINING));
+        s.quit().await;
+        drop(s);
+        drop(srv);
+        // A positive EHLO reply must be a 250 (smtp-proto's rule, RFC 5321 4.1.1.1).
+        let r = open_with(
+            |_| "220-peer.test\r\n220 PIPELINING\r\n".into(),
+            "220 hi\r\n",
+            &events,
+        )
+        .await;
+        assert!(r.unwrap_err().0.contains("malformed EHLO reply"));
     }
 }
