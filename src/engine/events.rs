@@ -599,7 +599,10 @@ mod tests {
         );
         assert!(!line.chars().any(|c| c.is_control()));
         assert_eq!(
-            EventKind::Note { text: "plain".into() }.to_string(),
+            EventKind::Note {
+                text: "plain".into()
+            }
+            .to_string(),
             "plain"
         );
     }

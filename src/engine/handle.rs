@@ -1,8 +1,8 @@
 //! [`EngineHandle`]: how a front end (the desktop app, `postern serve`, tests) drives a running
 //! engine: commands in, status and events out. Nothing here blocks.
 
-use super::options::EngineOptions;
 use super::events::EventBus;
+use super::options::EngineOptions;
 use super::stats::{Stats, StatsSnapshot};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

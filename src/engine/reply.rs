@@ -83,11 +83,15 @@ pub const BYE: Reply = Reply::fixed(221, "2.0.0 Bye");
 pub const SHUTTING_DOWN: Reply =
     Reply::fixed(421, "4.3.2 Service shutting down, closing connection");
 /// 421: no command within the command timeout.
-pub const COMMAND_TIMEOUT: Reply =
-    Reply::fixed(421, "4.4.2 Timeout waiting for a command, closing connection");
+pub const COMMAND_TIMEOUT: Reply = Reply::fixed(
+    421,
+    "4.4.2 Timeout waiting for a command, closing connection",
+);
 /// 421: no message data within the data timeout or minimum rate.
-pub const DATA_TIMEOUT: Reply =
-    Reply::fixed(421, "4.4.2 Timeout waiting for message data, closing connection");
+pub const DATA_TIMEOUT: Reply = Reply::fixed(
+    421,
+    "4.4.2 Timeout waiting for message data, closing connection",
+);
 /// 421: the session's error allowance is used up.
 pub const TOO_MANY_ERRORS: Reply = Reply::fixed(421, "4.7.0 Too many errors, closing connection");
 /// 421: Max Connections Per Port reached.

@@ -3,15 +3,15 @@
 //! and listeners without a restart (rebinding only what changed), keeps the previous
 //! configuration when a change is invalid, and runs the graceful shutdown.
 
-use super::config::{self, Config};
-use super::events::{EventBus, EventKind, Level};
 use super::command::Command;
+use super::config::{self, Config};
+use super::current::Current;
+use super::events::{EventBus, EventKind, Level};
 use super::handle::{ListenerStatus, ListenerTable};
 use super::lock::DataDirLock;
-use super::smtp::listener::{self, ListenerSpec, Running};
-use super::current::Current;
-use super::smtp::Deps;
 use super::options::EngineOptions;
+use super::smtp::Deps;
+use super::smtp::listener::{self, ListenerSpec, Running};
 use super::tls;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -42,11 +42,7 @@ pub fn build_current(config: Config, data_dir: &Path, events: &EventBus) -> Curr
         }
     };
     if let Some(w) = config::validate::open_relay_warning(&config) {
-        events.emit(
-            Level::Warn,
-            None,
-            EventKind::OpenRelay { warning: w },
-        );
+        events.emit(Level::Warn, None, EventKind::OpenRelay { warning: w });
     }
     Current::new(config, tls)
 }
@@ -147,11 +143,8 @@ impl Supervisor {
                 }
                 let current = build_current(cfg, &self.opts.data_dir, self.events());
                 self.current.send_replace(Arc::new(current));
-                self.events().emit(
-                    Level::Info,
-                    None,
-                    EventKind::ConfigReloaded,
-                );
+                self.events()
+                    .emit(Level::Info, None, EventKind::ConfigReloaded);
                 self.reconcile().await;
             }
             Err(e) => self.events().emit(
@@ -185,11 +178,8 @@ impl Supervisor {
                 None => {
                     let (name, addr) = (r.spec.name(), r.addr);
                     r.close().await;
-                    self.events().emit(
-                        Level::Info,
-                        None,
-                        EventKind::ListenerDown { name, addr },
-                    );
+                    self.events()
+                        .emit(Level::Info, None, EventKind::ListenerDown { name, addr });
                 }
             }
         }
@@ -267,16 +257,12 @@ impl Supervisor {
 
     /// Graceful shutdown: stop accepting, let sessions finish (idle ones get 421), flush logs.
     async fn stop(mut self) {
-        self.events()
-            .emit(Level::Info, None, EventKind::Stopping);
+        self.events().emit(Level::Info, None, EventKind::Stopping);
         for r in std::mem::take(&mut self.running) {
             let (name, addr) = (r.spec.name(), r.addr);
             r.close().await;
-            self.events().emit(
-                Level::Info,
-                None,
-                EventKind::ListenerDown { name, addr },
-            );
+            self.events()
+                .emit(Level::Info, None, EventKind::ListenerDown { name, addr });
         }
         self.failed.clear();
         self.publish();

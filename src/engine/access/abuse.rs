@@ -567,7 +567,9 @@ mod tests {
     fn zero_means_no_connection_limit() {
         let (a, mut c, t0, x) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.1"));
         c.abuse.max_connections_per_ip = 0;
-        let guards: Vec<_> = (0..50).map(|_| a.connect_at(x, false, &c, t0).unwrap()).collect();
+        let guards: Vec<_> = (0..50)
+            .map(|_| a.connect_at(x, false, &c, t0).unwrap())
+            .collect();
         assert_eq!(a.connections(x), 50);
         drop(guards);
         assert_eq!(a.connections(x), 0);

@@ -203,7 +203,11 @@ impl Gate {
         }
         let decision = dnsbl_verdict(c.ip(), &listed, rbl.trigger, rbl.action);
         if decision != Decision::Pass {
-            self.check_failed(c, "DNSBL", format!("{} listed in {}", c.ip(), listed.join(", ")));
+            self.check_failed(
+                c,
+                "DNSBL",
+                format!("{} listed in {}", c.ip(), listed.join(", ")),
+            );
         }
         decision
     }
@@ -403,7 +407,12 @@ impl Gate {
 
     /// Tarpitting after the `n`th refused recipient of a session: the delay before the next
     /// reply and, past the threshold, a block (the session then closes).
-    pub fn rcpt_failed(&self, cur: &Current, c: &Client<'_>, n: u32) -> (Duration, Option<Refusal>) {
+    pub fn rcpt_failed(
+        &self,
+        cur: &Current,
+        c: &Client<'_>,
+        n: u32,
+    ) -> (Duration, Option<Refusal>) {
         if cur.is_safe_ip(c.ip()) {
             return (Duration::ZERO, None);
         }

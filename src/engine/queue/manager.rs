@@ -8,10 +8,10 @@ use super::{
     ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, Target, dsn, id_text, now_secs,
 };
 use crate::engine::config::{Config, DeliveryMode, normalize_domain};
+use crate::engine::current::Current;
 use crate::engine::delivery::{self, DeliveryCtx, RcptStatus};
 use crate::engine::dns::Resolver;
 use crate::engine::events::{EventBus, EventKind, Level};
-use crate::engine::current::Current;
 use crate::engine::store::{maildir, trace};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -221,11 +221,9 @@ impl Manager {
     }
 
     fn log(&self, level: Level, id: u64, text: String) {
-        self.deps.events.emit(
-            level,
-            Some(&id_text(id)),
-            EventKind::Delivery { text },
-        );
+        self.deps
+            .events
+            .emit(level, Some(&id_text(id)), EventKind::Delivery { text });
     }
 
     fn refresh_config(&mut self) {

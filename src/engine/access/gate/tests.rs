@@ -21,12 +21,14 @@ enum Who {
 }
 
 fn config(auth: bool, ranges: bool, who: Who) -> Config {
-    let mut c = Config::default();
-    c.domains = vec!["example.test".into()];
-    c.accounts = vec![Account {
-        address: "alice@example.test".into(),
-        password: "$argon2id$unused".into(),
-    }];
+    let mut c = Config {
+        domains: vec!["example.test".into()],
+        accounts: vec![Account {
+            address: "alice@example.test".into(),
+            password: "$argon2id$unused".into(),
+        }],
+        ..Config::default()
+    };
     c.access.smtp_auth.enabled = auth;
     c.access.ip_range.enabled = ranges;
     c.access.ip_range.ranges = vec!["192.0.2.0/24".into()];
@@ -58,8 +60,9 @@ fn manual_says(role: Role, auth: bool, ranges: bool, who: Who, logged_in: bool) 
         Who::Safe | Who::OwnAllowed => true,
         Who::OwnBlocked => false,
         Who::Inside | Who::Outside => {
+            let open_relay = !auth && !ranges;
             let in_range = who == Who::Inside;
-            (!auth && !ranges) || ((!ranges || in_range) && (!auth || logged_in))
+            open_relay || ((!ranges || in_range) && (!auth || logged_in))
         }
     }
 }
@@ -100,9 +103,12 @@ fn access_control_matrix() {
                         // A separate outgoing port turns away at connect exactly the clients
                         // no login could ever privilege.
                         let refused = relay::refuse_at_connect(role, ip, &cur).is_some();
-                        let hopeless = role == Role::Outgoing
-                            && !manual_says(role, auth, ranges, who, true);
-                        assert_eq!(refused, hopeless, "connect: {role:?} {auth} {ranges} {who:?}");
+                        let hopeless =
+                            role == Role::Outgoing && !manual_says(role, auth, ranges, who, true);
+                        assert_eq!(
+                            refused, hopeless,
+                            "connect: {role:?} {auth} {ranges} {who:?}"
+                        );
                         rows += 1;
                     }
                 }
@@ -164,7 +170,10 @@ async fn safe_ips_overrule_every_abuse_defence() {
         let peer = SocketAddr::new(ip.parse().unwrap(), 1);
         let c = client(peer, Role::Both);
         let guards: Vec<_> = (0..5)
-            .map(|_| gate.accept(&cur, peer, 0).expect("a Safe IP always connects"))
+            .map(|_| {
+                gate.accept(&cur, peer, 0)
+                    .expect("a Safe IP always connects")
+            })
             .collect();
         assert_eq!(guards.len(), 5);
         for _ in 0..5 {
@@ -242,13 +251,18 @@ fn hops_and_dnsbl_verdicts() {
     let ip: IpAddr = "192.0.2.1".parse().unwrap();
     let zones = vec!["a.test".to_string(), "b.test".to_string()];
     assert_eq!(dnsbl_verdict(ip, &[], 1, Action::Refuse), Decision::Pass);
-    assert_eq!(dnsbl_verdict(ip, &zones[..1], 2, Action::Refuse), Decision::Pass);
+    assert_eq!(
+        dnsbl_verdict(ip, &zones[..1], 2, Action::Refuse),
+        Decision::Pass
+    );
     assert!(matches!(
         dnsbl_verdict(ip, &zones, 2, Action::Refuse),
         Decision::Refuse(r) if r.reply.code == 554 && r.close.is_some()
     ));
     assert_eq!(
         dnsbl_verdict(ip, &zones, 1, Action::Tag),
-        Decision::Tag(vec!["client [192.0.2.1] is listed in a.test, b.test".into()])
+        Decision::Tag(vec![
+            "client [192.0.2.1] is listed in a.test, b.test".into()
+        ])
     );
 }

@@ -306,7 +306,9 @@ impl Session {
                     self.reply(reply::COMMAND_TIMEOUT);
                     return Next::Close("timeout".into());
                 }
-                Err(ReadError::Closed) => return Next::Close("client closed the connection".into()),
+                Err(ReadError::Closed) => {
+                    return Next::Close("client closed the connection".into());
+                }
                 Err(ReadError::Io(e)) => return Next::Close(format!("read error: {e}")),
             };
             if !self.delay.is_zero() {

@@ -50,10 +50,7 @@ impl Intake for TestIntake {
             if self.fail {
                 return Err(reply::STORAGE);
             }
-            let remote = env
-                .rcpts
-                .iter()
-                .any(|r| matches!(r, Recipient::Remote(_)));
+            let remote = env.rcpts.iter().any(|r| matches!(r, Recipient::Remote(_)));
             let id = env.id.clone();
             self.got.lock().unwrap().push((env, message));
             Ok(if remote {
