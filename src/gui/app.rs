@@ -167,9 +167,10 @@ impl PosternApp {
 
     /// Re-reads the configuration file for the open-relay warning.
     fn refresh_relay_warning(&mut self) {
-        self.relay_warning = crate::cli::read(&self.services.options().config_path)
-            .ok()
-            .and_then(|c| crate::engine::config::validate::open_relay_warning(&c));
+        self.relay_warning =
+            crate::engine::config::edit::read(&self.services.options().config_path)
+                .ok()
+                .and_then(|c| crate::engine::config::validate::open_relay_warning(&c));
     }
 
     /// The engine.

@@ -6,7 +6,9 @@
 
 use super::{Action, apply_and_report, button_row, error_label, load};
 use crate::engine::config::validate::{is_hostname, is_local_part};
-use crate::engine::config::{Account, Config, FieldError, normalize_address, normalize_domain};
+use crate::engine::config::{
+    Account, Config, ConfigError, FieldError, normalize_address, normalize_domain,
+};
 use crate::engine::store::password;
 use crate::gui::services::Services;
 use eframe::egui;
@@ -14,7 +16,7 @@ use eframe::egui;
 /// The dialog's draft.
 pub struct DomainsDialog {
     /// Why the file could not be read (the dialog then only offers Cancel).
-    load_error: Option<String>,
+    load_error: Option<ConfigError>,
     /// Local domains, as they will be saved.
     domains: Vec<String>,
     /// Accounts, with password hashes.

@@ -4,7 +4,7 @@
 //! and remove) and the parsers that turn a field's text into a value or a field error.
 
 use super::{Action, apply_and_report, button_row, error_for, error_label, load};
-use crate::engine::config::{Config, FieldError, HumanDuration};
+use crate::engine::config::{Config, ConfigError, FieldError, HumanDuration};
 use crate::gui::services::Services;
 use eframe::egui;
 
@@ -75,7 +75,7 @@ pub struct FormDialog<F: Form> {
     /// The draft.
     pub form: F,
     /// Why the file could not be read (the dialog then only offers Cancel).
-    load_error: Option<String>,
+    load_error: Option<ConfigError>,
     /// Errors of the last Apply.
     errors: Vec<FieldError>,
     /// Result of the last Apply.

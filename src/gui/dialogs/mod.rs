@@ -13,7 +13,7 @@ pub mod outgoing;
 pub mod smtp;
 
 use super::services::Services;
-use crate::engine::config::{Config, FieldError, validate};
+use crate::engine::config::{self, Config, ConfigError, EditError, FieldError, validate};
 use eframe::egui;
 
 /// A button of the dialog's bottom row.
@@ -122,37 +122,17 @@ pub fn check_row(
     ui.end_row();
 }
 
-/// Why [`apply`] did not save.
-#[derive(Debug)]
-pub enum ApplyError {
-    /// Fields are invalid; each is shown beside its field.
-    Fields(Vec<FieldError>),
-    /// The file could not be read or written.
-    File(String),
-}
-
-/// Validation errors carried through `cli::edit`'s `anyhow` result.
-#[derive(Debug)]
-struct Invalid(Vec<FieldError>);
-
-impl std::fmt::Display for Invalid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} invalid field(s)", self.0.len())
-    }
-}
-
-impl std::error::Error for Invalid {}
-
 /// Loads the configuration file as it is now, lets `edit` write the dialog's fields into it
 /// (returning errors for fields that do not even parse), validates the result, saves it
 /// atomically (keeping `.bak`) and asks the running engine to reload. Returns the saved
-/// configuration and whether a running engine was told.
+/// configuration and whether a running engine was told; invalid fields come back as
+/// [`EditError::Fields`].
 pub fn apply(
     services: &Services,
     edit: impl FnOnce(&mut Config) -> Vec<FieldError>,
-) -> Result<(Config, bool), ApplyError> {
+) -> Result<(Config, bool), EditError> {
     let path = &services.options().config_path;
-    let saved = crate::cli::edit(path, |cfg| {
+    let cfg = config::edit::edit(path, |cfg| {
         // Fields that do not parse keep their old value; the others are validated too, so
         // every problem shows at once (one message per field).
         let mut errors = edit(cfg);
@@ -164,16 +144,10 @@ pub fn apply(
         if errors.is_empty() {
             Ok(cfg.clone())
         } else {
-            Err(anyhow::Error::new(Invalid(errors)))
+            Err(EditError::Fields(errors))
         }
-    });
-    match saved {
-        Ok(cfg) => Ok((cfg, services.reload())),
-        Err(e) => match e.downcast::<Invalid>() {
-            Ok(Invalid(errors)) => Err(ApplyError::Fields(errors)),
-            Err(e) => Err(ApplyError::File(format!("{e:#}"))),
-        },
-    }
+    })?;
+    Ok((cfg, services.reload()))
 }
 
 /// [`apply`], with its outcome put where a dialog shows it: the field errors (cleared on
@@ -190,21 +164,33 @@ pub fn apply_and_report(
             *message = Some(saved_message(services, told));
             Some(cfg)
         }
-        Err(ApplyError::Fields(e)) => {
+        Err(EditError::Fields(e)) => {
             *message = Some(format!("Not saved: {} setting(s) need fixing.", e.len()));
             *errors = e;
             None
         }
-        Err(ApplyError::File(e)) => {
-            *message = Some(format!("Not saved: {e}"));
+        Err(e) => {
+            *message = Some(format!("Not saved: {}", error_chain(&e)));
             None
         }
     }
 }
 
+/// An error and its causes, `: `-separated (as the command line prints them).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// The configuration as the file has it now (the defaults when there is no file yet).
-pub fn load(services: &Services) -> Result<Config, String> {
-    crate::cli::read(&services.options().config_path).map_err(|e| e.to_string())
+pub fn load(services: &Services) -> Result<Config, ConfigError> {
+    config::edit::read(&services.options().config_path)
 }
 
 /// The message shown after a successful apply.

@@ -5,7 +5,7 @@
 
 use super::form::{LABEL_WIDTH, PORT, parse_duration, parse_num};
 use super::{Action, apply_and_report, button_row, check_row, error_label, load, text_row};
-use crate::engine::config::{Config, FieldError};
+use crate::engine::config::{Config, ConfigError, FieldError};
 use crate::gui::services::Services;
 use eframe::egui;
 
@@ -74,7 +74,7 @@ encrypted, so passwords never cross the network in clear.";
 /// The dialog's draft: the settings as text, as the user edits them.
 pub struct SmtpDialog {
     /// Why the file could not be read (the dialog then only offers Cancel).
-    load_error: Option<String>,
+    load_error: Option<ConfigError>,
     incoming_port: String,
     incoming_ip: String,
     outgoing_enabled: bool,
