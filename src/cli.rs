@@ -1,6 +1,7 @@
 //! The command line's own logic, kept out of `main.rs` so it can be tested: default paths and
-//! the queue's output. What the commands do to the configuration file is
-//! [`crate::engine::config::edit`].
+//! the queue's arguments and output. What the commands do is the engine's:
+//! [`crate::engine::config::edit`] for the configuration file,
+//! [`crate::engine::queue::offline`] for the queue.
 
 use std::path::PathBuf;
 
@@ -15,100 +16,11 @@ pub fn default_paths() -> (PathBuf, PathBuf) {
     }
 }
 
-/// `postern queue ...`: through the control socket when a server runs on the data
-/// directory, else directly on the spool (holding the data directory's lock meanwhile).
+/// `postern queue ...`: its arguments and its output. The requests themselves run through
+/// [`crate::engine::queue::offline::request`] (the live server, or the spool offline).
 pub mod queue {
-    use crate::engine::control::{self, ControlError, Request, Response};
-    use crate::engine::lock::DataDirLock;
-    use crate::engine::queue::spool::{Record, Spool};
-    use crate::engine::queue::{QueueCommand, QueueEntry, RcptState, Target, id_text, now_secs};
+    use crate::engine::queue::{QueueEntry, RcptState, Target, id_text, now_secs};
     use anyhow::{Context, Result, bail};
-    use std::path::Path;
-
-    /// Runs a request against the live server, or offline.
-    pub fn run(data_dir: &Path, req: Request) -> Result<Response> {
-        match control::request(data_dir, &req) {
-            Ok(r) => Ok(r),
-            Err(ControlError::NotRunning(_)) => offline(data_dir, req),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn offline(data_dir: &Path, req: Request) -> Result<Response> {
-        let _lock = DataDirLock::acquire(data_dir)?;
-        let dir = data_dir.join("spool");
-        let (spool, replayed) = Spool::open(&dir)
-            .with_context(|| format!("cannot open the spool in {}", dir.display()))?;
-        let rt = tokio::runtime::Builder::new_current_thread().build()?;
-        let entries: Vec<QueueEntry> = replayed
-            .messages
-            .iter()
-            .map(|(m, _)| QueueEntry {
-                meta: m.clone(),
-                in_flight: false,
-                history: Vec::new(),
-            })
-            .collect();
-        let targets = |t: &Target| -> Vec<usize> {
-            (0..replayed.messages.len())
-                .filter(|&i| {
-                    matches!(t, Target::All)
-                        || matches!(t, Target::Id(id) if *id == replayed.messages[i].0.id)
-                })
-                .collect()
-        };
-        let resp = match req {
-            Request::List => Response::List(entries),
-            Request::Show(id) => match replayed.messages.iter().find(|(m, _)| m.id == id) {
-                Some((m, loc)) => {
-                    let data = spool.read(*loc)?;
-                    let e = QueueEntry {
-                        meta: m.clone(),
-                        in_flight: false,
-                        history: Vec::new(),
-                    };
-                    Response::Show(Some((e, String::from_utf8_lossy(&data).into_owned())))
-                }
-                None => Response::Show(None),
-            },
-            Request::Queue(cmd) => {
-                let t = match &cmd {
-                    QueueCommand::Retry(t)
-                    | QueueCommand::Delete(t)
-                    | QueueCommand::Hold(t)
-                    | QueueCommand::Release(t) => t.clone(),
-                };
-                let idx = targets(&t);
-                rt.block_on(async {
-                    for &i in &idx {
-                        let mut m = replayed.messages[i].0.clone();
-                        let rec = match cmd {
-                            QueueCommand::Delete(_) => Record::Remove(m.id),
-                            QueueCommand::Retry(_) => {
-                                m.next_try = now_secs();
-                                Record::Update(m)
-                            }
-                            QueueCommand::Hold(_) => {
-                                m.held = true;
-                                Record::Update(m)
-                            }
-                            QueueCommand::Release(_) => {
-                                m.held = false;
-                                m.next_try = now_secs();
-                                Record::Update(m)
-                            }
-                        };
-                        spool.append(rec).await?;
-                    }
-                    anyhow::Ok(())
-                })?;
-                Response::Count(idx.len())
-            }
-            Request::Reload => bail!("no server is running on {}", data_dir.display()),
-        };
-        rt.block_on(spool.flush());
-        Ok(resp)
-    }
 
     fn age(secs: u64) -> String {
         match secs {

@@ -288,8 +288,9 @@ fn run(args: Cli) -> Result<ExitCode> {
 }
 
 fn queue(data_dir: &std::path::Path, q: QueueCmd) -> Result<ExitCode> {
-    use postern::cli::queue::{format_list, run, target};
+    use postern::cli::queue::{format_list, target};
     use postern::engine::control::{Request, Response};
+    use postern::engine::queue::offline::request;
     use postern::engine::queue::{QueueCommand, Target};
     let one = |id: &str| target(Some(id), false);
     let (req, verb) = match q {
@@ -309,7 +310,7 @@ fn queue(data_dir: &std::path::Path, q: QueueCmd) -> Result<ExitCode> {
         QueueCmd::Hold { id } => (Request::Queue(QueueCommand::Hold(one(&id)?)), "put on hold"),
         QueueCmd::Release { id } => (Request::Queue(QueueCommand::Release(one(&id)?)), "released"),
     };
-    match run(data_dir, req)? {
+    match request(data_dir, req)? {
         Response::List(entries) => print!("{}", format_list(&entries)),
         Response::Show(Some((e, content))) => {
             print!("{}", format_list(std::slice::from_ref(&e)));
