@@ -1,9 +1,9 @@
-//! The settings dialogs and what they share: the OK / Cancel / Apply row, a labelled field with
-//! the manual's explanation as hover text and its validation error beside it ([`form`] has the
-//! generic dialog around a draft, the list editor and the field parsers), and [`apply`],
-//! which merges a dialog's draft into the configuration file as it is on disk now (under the
-//! same lock as `postern config`), validates, saves atomically and asks the running engine to
-//! reload.
+//! The settings dialogs and what they share. Every dialog is a [`form::Form`] shown by
+//! [`form::FormDialog`] (the window, OK / Cancel / Apply, errors and the result line); the rows
+//! here are a labelled field with the manual's explanation as hover text and its validation
+//! error beside it; [`apply`] merges a dialog's draft into the configuration file as it is on
+//! disk now (through [`crate::engine::config::edit`], under the same lock as `postern
+//! config`), validates, saves atomically and asks the running engine to reload.
 
 pub mod abuse;
 pub mod access;
@@ -15,47 +15,6 @@ pub mod smtp;
 use super::services::Services;
 use crate::engine::config::{self, Config, ConfigError, EditError, FieldError, validate};
 use eframe::egui;
-
-/// A button of the dialog's bottom row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Apply and close.
-    Ok,
-    /// Close without applying.
-    Cancel,
-    /// Apply and stay open.
-    Apply,
-}
-
-/// The OK / Cancel / Apply row; `can_apply` false greys out OK and Apply.
-pub fn button_row(ui: &mut egui::Ui, can_apply: bool) -> Option<Action> {
-    let mut action = None;
-    ui.separator();
-    ui.horizontal(|ui| {
-        if ui
-            .add_enabled(can_apply, egui::Button::new("OK"))
-            .on_hover_text("Save the settings, apply them to the running server and close")
-            .clicked()
-        {
-            action = Some(Action::Ok);
-        }
-        if ui
-            .button("Cancel")
-            .on_hover_text("Close without saving")
-            .clicked()
-        {
-            action = Some(Action::Cancel);
-        }
-        if ui
-            .add_enabled(can_apply, egui::Button::new("Apply"))
-            .on_hover_text("Save the settings and apply them to the running server")
-            .clicked()
-        {
-            action = Some(Action::Apply);
-        }
-    });
-    action
-}
 
 /// The error for `path`, if any.
 pub fn error_for<'a>(errors: &'a [FieldError], path: &str) -> Option<&'a str> {
