@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use postern::cli;
-use postern::engine::config::keys;
+use postern::engine::config::{edit, keys};
 use postern::engine::events::EventBus;
 use postern::engine::{self, EngineOptions};
 use std::io::BufRead;
@@ -198,7 +198,7 @@ fn run(args: Cli) -> Result<ExitCode> {
         Some(Command::Serve) => serve(opts),
         Some(Command::Config(c)) => match c {
             ConfigCmd::Show => {
-                for (k, v) in keys::leaves(&cli::read(path)?) {
+                for (k, v) in keys::leaves(&edit::read(path)?) {
                     // The relay host's password is kept as given; show it only on `config get`.
                     let v = if k == "outgoing_mails.relay.password" && v != "\"\"" {
                         "\"********\"".into()
@@ -210,15 +210,15 @@ fn run(args: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             ConfigCmd::Get { key } => {
-                println!("{}", keys::get(&cli::read(path)?, &key)?);
+                println!("{}", keys::get(&edit::read(path)?, &key)?);
                 Ok(ExitCode::SUCCESS)
             }
             ConfigCmd::Set { assignments } => {
-                cli::config_set(path, &assignments)?;
+                edit::config_set(path, &assignments)?;
                 Ok(ExitCode::SUCCESS)
             }
             ConfigCmd::Check => {
-                let cfg = cli::read(path)?;
+                let cfg = edit::read(path)?;
                 if let Some(w) = postern::engine::config::validate::open_relay_warning(&cfg) {
                     eprintln!("warning: {w}");
                 }
@@ -235,10 +235,10 @@ fn run(args: Cli) -> Result<ExitCode> {
         },
         Some(Command::Domain(d)) => {
             match d {
-                DomainCmd::Add { domain } => cli::domain_add(path, &domain)?,
-                DomainCmd::Remove { domain } => cli::domain_remove(path, &domain)?,
+                DomainCmd::Add { domain } => edit::domain_add(path, &domain)?,
+                DomainCmd::Remove { domain } => edit::domain_remove(path, &domain)?,
                 DomainCmd::List => {
-                    for d in cli::read(path)?.domains {
+                    for d in edit::read(path)?.domains {
                         println!("{d}");
                     }
                 }
@@ -251,7 +251,7 @@ fn run(args: Cli) -> Result<ExitCode> {
             password_stdin,
         })) => {
             let p = read_password(password_stdin)?;
-            cli::relay_user(path, &user, &p)?;
+            edit::relay_user(path, &user, &p)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Account(a)) => {
@@ -261,18 +261,18 @@ fn run(args: Cli) -> Result<ExitCode> {
                     password_stdin,
                 } => {
                     let p = read_password(password_stdin)?;
-                    cli::account_add(path, &address, &p)?;
+                    edit::account_add(path, &address, &p)?;
                 }
                 AccountCmd::Passwd {
                     address,
                     password_stdin,
                 } => {
                     let p = read_password(password_stdin)?;
-                    cli::account_passwd(path, &address, &p)?;
+                    edit::account_passwd(path, &address, &p)?;
                 }
-                AccountCmd::Remove { address } => cli::account_remove(path, &address)?,
+                AccountCmd::Remove { address } => edit::account_remove(path, &address)?,
                 AccountCmd::List { domain } => {
-                    let cfg = cli::read(path)?;
+                    let cfg = edit::read(path)?;
                     let suffix = domain
                         .map(|d| format!("@{}", postern::engine::config::normalize_domain(&d)));
                     for a in cfg.accounts {
@@ -288,8 +288,9 @@ fn run(args: Cli) -> Result<ExitCode> {
 }
 
 fn queue(data_dir: &std::path::Path, q: QueueCmd) -> Result<ExitCode> {
-    use postern::cli::queue::{format_list, run, target};
+    use postern::cli::queue::{format_list, target};
     use postern::engine::control::{Request, Response};
+    use postern::engine::queue::offline::request;
     use postern::engine::queue::{QueueCommand, Target};
     let one = |id: &str| target(Some(id), false);
     let (req, verb) = match q {
@@ -309,7 +310,7 @@ fn queue(data_dir: &std::path::Path, q: QueueCmd) -> Result<ExitCode> {
         QueueCmd::Hold { id } => (Request::Queue(QueueCommand::Hold(one(&id)?)), "put on hold"),
         QueueCmd::Release { id } => (Request::Queue(QueueCommand::Release(one(&id)?)), "released"),
     };
-    match run(data_dir, req)? {
+    match request(data_dir, req)? {
         Response::List(entries) => print!("{}", format_list(&entries)),
         Response::Show(Some((e, content))) => {
             print!("{}", format_list(std::slice::from_ref(&e)));

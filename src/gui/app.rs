@@ -7,10 +7,10 @@
 
 use super::dialogs::abuse::AbuseForm;
 use super::dialogs::access::AccessForm;
-use super::dialogs::domains::DomainsDialog;
+use super::dialogs::domains::DomainsForm;
 use super::dialogs::form::FormDialog;
 use super::dialogs::outgoing::OutgoingForm;
-use super::dialogs::smtp::SmtpDialog;
+use super::dialogs::smtp::SmtpForm;
 use super::icon::Badge;
 use super::panes::chart::MailChart;
 use super::panes::logs::{Filters, LogPane};
@@ -110,9 +110,9 @@ pub struct PosternApp {
     /// The chart.
     chart: MailChart,
     /// Open SMTP Settings dialog.
-    smtp: Option<SmtpDialog>,
+    smtp: Option<FormDialog<SmtpForm>>,
     /// Open Domains & Accounts dialog.
-    domains: Option<DomainsDialog>,
+    domains: Option<FormDialog<DomainsForm>>,
     /// Open Access Control dialog.
     access: Option<FormDialog<AccessForm>>,
     /// Open Outgoing Mails dialog.
@@ -167,9 +167,10 @@ impl PosternApp {
 
     /// Re-reads the configuration file for the open-relay warning.
     fn refresh_relay_warning(&mut self) {
-        self.relay_warning = crate::cli::read(&self.services.options().config_path)
-            .ok()
-            .and_then(|c| crate::engine::config::validate::open_relay_warning(&c));
+        self.relay_warning =
+            crate::engine::config::edit::read(&self.services.options().config_path)
+                .ok()
+                .and_then(|c| crate::engine::config::validate::open_relay_warning(&c));
     }
 
     /// The engine.
@@ -211,8 +212,8 @@ impl PosternApp {
     /// Opens a dialog (reading the configuration file now).
     pub fn open(&mut self, d: Dialog) {
         match d {
-            Dialog::Smtp => self.smtp = Some(SmtpDialog::open(&self.services)),
-            Dialog::Domains => self.domains = Some(DomainsDialog::open(&self.services)),
+            Dialog::Smtp => self.smtp = Some(FormDialog::open(&self.services)),
+            Dialog::Domains => self.domains = Some(FormDialog::open(&self.services)),
             Dialog::Access => self.access = Some(FormDialog::open(&self.services)),
             Dialog::Outgoing => {
                 let mut d = FormDialog::<OutgoingForm>::open(&self.services);
@@ -390,7 +391,7 @@ impl PosternApp {
 
         if let Some(d) = self.smtp.as_mut() {
             let open = d.show(&ctx, &self.services);
-            if std::mem::take(&mut d.wants_access_control) && self.access.is_none() {
+            if std::mem::take(&mut d.form.wants_access_control) && self.access.is_none() {
                 self.access = Some(FormDialog::open(&self.services));
             }
             if !open {

@@ -6,7 +6,7 @@
 
 use crate::engine::events::{EventBus, EventKind, Level};
 use crate::engine::handle::Command;
-use crate::engine::{self, EngineHandle, EngineOptions, Status};
+use crate::engine::{self, EngineError, EngineHandle, EngineOptions, Status};
 use std::sync::Arc;
 use std::sync::mpsc;
 use tokio::runtime::Handle as RtHandle;
@@ -22,7 +22,8 @@ pub enum ServiceState {
     Stopping,
     /// Stopped by the user.
     Stopped,
-    /// The engine could not start, or ended by itself; the text says why.
+    /// The engine could not start, or ended by itself; the text says why (shown as it is, in
+    /// the status strip and the tray).
     Failed(String),
 }
 
@@ -41,7 +42,7 @@ impl ServiceState {
 
 /// What a background start/stop task reports.
 enum Done {
-    Started(Result<EngineHandle, String>),
+    Started(Result<EngineHandle, EngineError>),
     Stopped,
 }
 
@@ -142,7 +143,7 @@ impl Services {
             self.wake.clone(),
         );
         self.rt.spawn(async move {
-            let result = engine::start(opts, events).await.map_err(|e| e.to_string());
+            let result = engine::start(opts, events).await;
             let _ = tx.send(Done::Started(result));
             if let Some(w) = wake {
                 w();
@@ -184,6 +185,7 @@ impl Services {
                     self.state = ServiceState::Running;
                 }
                 Done::Started(Err(e)) => {
+                    let e = e.to_string();
                     self.events.emit(
                         Level::Error,
                         None,

@@ -3,9 +3,11 @@
 //!
 //! `Config` is the serde shape of the file; [`validate`] turns it into a list of field errors
 //! keyed by dotted path; [`file`] loads and saves it atomically; [`keys`] reads and writes single
-//! dotted keys for `postern config get/set`.
+//! dotted keys for `postern config get/set`; [`edit`] changes the file under a lock (the
+//! domain, account and relay-user operations, with typed errors).
 
 pub mod duration;
+pub mod edit;
 pub mod file;
 pub mod keys;
 pub mod ranges;
@@ -13,6 +15,7 @@ mod sections;
 pub mod validate;
 
 pub use duration::HumanDuration;
+pub use edit::EditError;
 pub use file::{ConfigError, load, load_or_create, save};
 pub use sections::*;
 pub use validate::{FieldError, validate};

@@ -4,9 +4,7 @@
 //! commands, publishes the list for the GUI, and trims the spool.
 
 use super::spool::{Location, Record, Spool, SpoolError};
-use super::{
-    ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, Target, dsn, id_text, now_secs,
-};
+use super::{ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, dsn, id_text, now_secs};
 use crate::engine::config::{Config, DeliveryMode, normalize_domain};
 use crate::engine::current::Current;
 use crate::engine::delivery::{self, DeliveryCtx, RcptStatus};
@@ -314,55 +312,19 @@ impl Manager {
     }
 
     fn command(&mut self, cmd: QueueCommand) -> usize {
-        let target = match &cmd {
-            QueueCommand::Retry(t)
-            | QueueCommand::Delete(t)
-            | QueueCommand::Hold(t)
-            | QueueCommand::Release(t) => t.clone(),
-        };
-        let ids: Vec<u64> = match target {
-            Target::Id(id) => self
-                .entries
-                .contains_key(&id)
-                .then_some(id)
-                .into_iter()
-                .collect(),
-            Target::All => self.entries.keys().copied().collect(),
-        };
+        let ids = cmd.target().select(self.entries.keys().copied());
         let now = now_secs();
+        let what = cmd.done_text();
         for &id in &ids {
-            match cmd {
-                QueueCommand::Delete(_) => {
-                    self.entries.remove(&id);
-                    self.spool.append_nowait(Record::Remove(id));
-                    self.log(
-                        Level::Info,
-                        id,
-                        "deleted by the administrator (no failure notice)".into(),
-                    );
-                }
-                QueueCommand::Retry(_) | QueueCommand::Hold(_) | QueueCommand::Release(_) => {
-                    let e = self.entries.get_mut(&id).expect("listed");
-                    let what = match cmd {
-                        QueueCommand::Retry(_) => {
-                            e.meta.next_try = now;
-                            "retry requested"
-                        }
-                        QueueCommand::Hold(_) => {
-                            e.meta.held = true;
-                            "put on hold"
-                        }
-                        _ => {
-                            e.meta.held = false;
-                            e.meta.next_try = now;
-                            "released"
-                        }
-                    };
-                    e.note(what.into());
-                    self.spool.append_nowait(Record::Update(e.meta.clone()));
-                    self.log(Level::Info, id, what.into());
-                }
+            let e = self.entries.get_mut(&id).expect("selected");
+            let record = cmd.apply(&mut e.meta, now);
+            if matches!(record, Record::Remove(_)) {
+                self.entries.remove(&id);
+            } else {
+                e.note(what.into());
             }
+            self.spool.append_nowait(record);
+            self.log(Level::Info, id, what.into());
         }
         ids.len()
     }

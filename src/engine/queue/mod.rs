@@ -4,10 +4,13 @@
 //! [`spool`] keeps it durable (a journal written by one thread, group commit); [`manager`] is
 //! the one task that owns the queue's state, schedules attempts, applies the re-send policy and
 //! sends failure notices ([`dsn`]); [`Queue`] is the handle sessions, the control socket and the
-//! GUI use.
+//! GUI use. [`commands`] is what retry, delete, hold and release do, for the manager and for
+//! [`offline`], which serves `postern queue` on the spool when no server runs.
 
+pub mod commands;
 pub mod dsn;
 pub mod manager;
+pub mod offline;
 pub mod spool;
 
 use serde::{Deserialize, Serialize};

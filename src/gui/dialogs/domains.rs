@@ -2,19 +2,18 @@
 //! domains (a domain with accounts cannot be removed, as with `postern domain remove`), adds and
 //! removes accounts and sets passwords. Passwords are hashed (argon2) as soon as they are
 //! entered; the draft never holds a clear-text password after that. OK / Apply write the
-//! domain and account lists into the configuration file and reload the engine.
+//! domain and account lists into the configuration file and reload the engine. A [`Form`] in
+//! a `FormDialog`.
 
-use super::{Action, apply_and_report, button_row, error_label, load};
+use super::error_label;
+use super::form::Form;
 use crate::engine::config::validate::{is_hostname, is_local_part};
 use crate::engine::config::{Account, Config, FieldError, normalize_address, normalize_domain};
 use crate::engine::store::password;
-use crate::gui::services::Services;
 use eframe::egui;
 
 /// The dialog's draft.
-pub struct DomainsDialog {
-    /// Why the file could not be read (the dialog then only offers Cancel).
-    load_error: Option<String>,
+pub struct DomainsForm {
     /// Local domains, as they will be saved.
     domains: Vec<String>,
     /// Accounts, with password hashes.
@@ -31,28 +30,22 @@ pub struct DomainsDialog {
     domain_error: Option<String>,
     /// Problem with the last Add Account / Set Password.
     account_error: Option<String>,
-    /// Errors of the last Apply.
-    errors: Vec<FieldError>,
-    /// Result of the last action.
-    message: Option<String>,
+    /// What the last action did, for the dialog's result line.
+    notice: Option<String>,
 }
 
-impl DomainsDialog {
-    /// The dialog over the configuration file as it is now.
-    pub fn open(services: &Services) -> Self {
-        match load(services) {
-            Ok(cfg) => Self::from_config(&cfg),
-            Err(e) => {
-                let mut d = Self::from_config(&Config::default());
-                d.load_error = Some(e);
-                d
-            }
-        }
+impl Form for DomainsForm {
+    const TITLE: &'static str = "Domains & Accounts";
+
+    fn window(window: egui::Window<'_>) -> egui::Window<'_> {
+        window
+            .resizable(true)
+            .default_pos([100.0, 80.0])
+            .default_width(620.0)
     }
 
     fn from_config(cfg: &Config) -> Self {
-        DomainsDialog {
-            load_error: None,
+        DomainsForm {
             domains: cfg.domains.clone(),
             accounts: cfg.accounts.clone(),
             selected_domain: cfg.domains.first().cloned(),
@@ -63,11 +56,60 @@ impl DomainsDialog {
             set_password: String::new(),
             domain_error: None,
             account_error: None,
-            errors: Vec::new(),
-            message: None,
+            notice: None,
         }
     }
 
+    fn write_into(&self, cfg: &mut Config) -> Vec<FieldError> {
+        cfg.domains = self.domains.clone();
+        cfg.accounts = self.accounts.clone();
+        Vec::new()
+    }
+
+    /// Errors are listed under the lists, named by domain or account.
+    fn shows_error(&self, _path: &str) -> bool {
+        false
+    }
+
+    /// `domains[1]` -> `domain example.com`, for errors shown under the lists.
+    fn describe_path(&self, path: &str) -> String {
+        let index = |p: &str| {
+            p.split_once('[')
+                .and_then(|(_, r)| r.split_once(']'))
+                .and_then(|(i, _)| i.parse::<usize>().ok())
+        };
+        if path.starts_with("domains[")
+            && let Some(d) = index(path).and_then(|i| self.domains.get(i))
+        {
+            return format!("domain {d}");
+        }
+        if path.starts_with("accounts[")
+            && let Some(a) = index(path).and_then(|i| self.accounts.get(i))
+        {
+            return format!("account {}", a.address);
+        }
+        path.to_string()
+    }
+
+    fn take_notice(&mut self) -> Option<String> {
+        self.notice.take()
+    }
+
+    /// The saved lists are the draft's: keep the selection and what is typed.
+    fn reload(&mut self, cfg: &Config) {
+        self.domains = cfg.domains.clone();
+        self.accounts = cfg.accounts.clone();
+    }
+
+    fn contents(&mut self, ui: &mut egui::Ui, _errors: &[FieldError]) {
+        ui.columns(2, |cols| {
+            self.domains_column(&mut cols[0]);
+            self.accounts_column(&mut cols[1]);
+        });
+    }
+}
+
+impl DomainsForm {
     fn accounts_of<'a>(&'a self, domain: &'a str) -> impl Iterator<Item = &'a Account> + 'a {
         let suffix = format!("@{}", normalize_domain(domain));
         self.accounts
@@ -150,7 +192,7 @@ impl DomainsDialog {
             a.password = password::hash(&self.set_password);
             self.set_password.clear();
             self.account_error = None;
-            self.message = Some(format!(
+            self.notice = Some(format!(
                 "New password for {address} (saved with OK or Apply)."
             ));
         }
@@ -160,89 +202,6 @@ impl DomainsDialog {
         if let Some(a) = self.selected_account.take() {
             self.accounts.retain(|x| x.address != a);
         }
-    }
-
-    fn apply(&mut self, services: &Services) -> bool {
-        let (domains, accounts) = (self.domains.clone(), self.accounts.clone());
-        apply_and_report(
-            services,
-            move |cfg| {
-                cfg.domains = domains;
-                cfg.accounts = accounts;
-                Vec::new()
-            },
-            &mut self.errors,
-            &mut self.message,
-        )
-        .is_some()
-    }
-
-    /// Shows the dialog; false once it is closed.
-    pub fn show(&mut self, ctx: &egui::Context, services: &Services) -> bool {
-        let mut open = true;
-        let mut action = None;
-        egui::Window::new("Domains & Accounts")
-            .open(&mut open)
-            .collapsible(false)
-            .default_pos([100.0, 80.0])
-            .default_width(620.0)
-            .show(ctx, |ui| action = self.contents(ui));
-        match action {
-            Some(Action::Ok) => open &= !self.apply(services),
-            Some(Action::Apply) => {
-                self.apply(services);
-            }
-            Some(Action::Cancel) => open = false,
-            None => {}
-        }
-        open
-    }
-
-    fn contents(&mut self, ui: &mut egui::Ui) -> Option<Action> {
-        if let Some(e) = &self.load_error {
-            error_label(
-                ui,
-                &format!(
-                    "The configuration file cannot be read, so it cannot be edited here:\n{e}"
-                ),
-            );
-            return button_row(ui, false);
-        }
-        ui.columns(2, |cols| {
-            self.domains_column(&mut cols[0]);
-            self.accounts_column(&mut cols[1]);
-        });
-        for e in &self.errors {
-            error_label(
-                ui,
-                &format!("{}: {}", self.describe_path(&e.path), e.message),
-            );
-        }
-        if let Some(m) = &self.message {
-            ui.add_space(4.0);
-            ui.label(m);
-        }
-        button_row(ui, true)
-    }
-
-    /// `domains[1]` -> `domain example.com`, for errors shown under the lists.
-    fn describe_path(&self, path: &str) -> String {
-        let index = |p: &str| {
-            p.split_once('[')
-                .and_then(|(_, r)| r.split_once(']'))
-                .and_then(|(i, _)| i.parse::<usize>().ok())
-        };
-        if path.starts_with("domains[")
-            && let Some(d) = index(path).and_then(|i| self.domains.get(i))
-        {
-            return format!("domain {d}");
-        }
-        if path.starts_with("accounts[")
-            && let Some(a) = index(path).and_then(|i| self.accounts.get(i))
-        {
-            return format!("account {}", a.address);
-        }
-        path.to_string()
     }
 
     fn domains_column(&mut self, ui: &mut egui::Ui) {
@@ -412,7 +371,7 @@ mod tests {
 
     #[test]
     fn adding_and_removing_domains_and_accounts() {
-        let mut d = DomainsDialog::from_config(&Config::default());
+        let mut d = DomainsForm::from_config(&Config::default());
         d.new_domain = "Example.TEST.".into();
         d.add_domain();
         assert_eq!(d.domains, ["example.test"]);
@@ -448,7 +407,7 @@ mod tests {
             domains: vec!["a.test".into()],
             ..Config::default()
         };
-        let d = DomainsDialog::from_config(&cfg);
+        let d = DomainsForm::from_config(&cfg);
         assert_eq!(d.describe_path("domains[0]"), "domain a.test");
         assert_eq!(
             d.describe_path("accounts[3].address"),

@@ -1,10 +1,11 @@
-//! What the settings dialogs built on a draft share: [`Form`] (a draft of some settings, made
-//! from the configuration and written back into it), [`FormDialog`] (the window, OK / Cancel /
-//! Apply, errors and the result line around a form), [`ListEdit`] (a list of strings with add
-//! and remove) and the parsers that turn a field's text into a value or a field error.
+//! How a settings dialog is built, the one way: a [`Form`] (a draft of some settings, made
+//! from the configuration and written back into it) inside a [`FormDialog`] (the window, the
+//! OK / Cancel / Apply row, the load error, the field errors and the result line). Also the
+//! pieces forms are made of: [`grid`] for labelled rows, [`ListEdit`] (a list of strings with
+//! add and remove) and the parsers that turn a field's text into a value or a field error.
 
-use super::{Action, apply_and_report, button_row, error_for, error_label, load};
-use crate::engine::config::{Config, FieldError, HumanDuration};
+use super::{apply_and_report, error_for, error_label, load};
+use crate::engine::config::{Config, ConfigError, FieldError, HumanDuration};
 use crate::gui::services::Services;
 use eframe::egui;
 
@@ -49,6 +50,56 @@ pub fn parse_duration(
         .ok()
 }
 
+/// The two-column grid of labelled rows ([`super::text_row`], [`super::check_row`]), with the
+/// label column [`LABEL_WIDTH`] wide.
+pub fn grid(id: &str) -> egui::Grid {
+    egui::Grid::new(id)
+        .num_columns(2)
+        .spacing([12.0, 6.0])
+        .min_col_width(LABEL_WIDTH)
+}
+
+/// A button of the dialog's bottom row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Apply and close.
+    Ok,
+    /// Close without applying.
+    Cancel,
+    /// Apply and stay open.
+    Apply,
+}
+
+/// The OK / Cancel / Apply row; `can_apply` false greys out OK and Apply.
+pub fn button_row(ui: &mut egui::Ui, can_apply: bool) -> Option<Action> {
+    let mut action = None;
+    ui.separator();
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(can_apply, egui::Button::new("OK"))
+            .on_hover_text("Save the settings, apply them to the running server and close")
+            .clicked()
+        {
+            action = Some(Action::Ok);
+        }
+        if ui
+            .button("Cancel")
+            .on_hover_text("Close without saving")
+            .clicked()
+        {
+            action = Some(Action::Cancel);
+        }
+        if ui
+            .add_enabled(can_apply, egui::Button::new("Apply"))
+            .on_hover_text("Save the settings and apply them to the running server")
+            .clicked()
+        {
+            action = Some(Action::Apply);
+        }
+    });
+    action
+}
+
 /// A draft of some settings.
 pub trait Form {
     /// Window title.
@@ -61,6 +112,22 @@ pub trait Form {
     fn contents(&mut self, ui: &mut egui::Ui, errors: &[FieldError]);
     /// Field paths the form shows errors for itself (others are listed at the bottom).
     fn shows_error(&self, path: &str) -> bool;
+    /// How an error listed at the bottom names its field (the dotted path by default).
+    fn describe_path(&self, path: &str) -> String {
+        path.to_string()
+    }
+    /// A message for the result line from the form itself (taken once).
+    fn take_notice(&mut self) -> Option<String> {
+        None
+    }
+    /// The window's placement and size (the dialog sets the title, close button, and no
+    /// collapsing; it is not resizable unless this says so).
+    fn window(window: egui::Window<'_>) -> egui::Window<'_>
+    where
+        Self: Sized,
+    {
+        window
+    }
     /// Takes in the configuration as saved by Apply.
     fn reload(&mut self, cfg: &Config)
     where
@@ -75,7 +142,7 @@ pub struct FormDialog<F: Form> {
     /// The draft.
     pub form: F,
     /// Why the file could not be read (the dialog then only offers Cancel).
-    load_error: Option<String>,
+    load_error: Option<ConfigError>,
     /// Errors of the last Apply.
     errors: Vec<FieldError>,
     /// Result of the last Apply.
@@ -118,33 +185,48 @@ impl<F: Form> FormDialog<F> {
     pub fn show(&mut self, ctx: &egui::Context, services: &Services) -> bool {
         let mut open = true;
         let mut action = None;
-        egui::Window::new(F::TITLE)
+        let window = egui::Window::new(F::TITLE)
             .open(&mut open)
             .collapsible(false)
             .resizable(false)
-            .default_pos([80.0, 70.0])
-            .show(ctx, |ui| {
-                if let Some(e) = &self.load_error {
-                    error_label(ui, &format!("The configuration file cannot be read, so it cannot be edited here:\n{e}"));
-                    action = button_row(ui, false);
-                    return;
-                }
-                egui::ScrollArea::vertical().max_height(ctx.content_rect().height() - 140.0).show(ui, |ui| {
+            .default_pos([80.0, 70.0]);
+        F::window(window).show(ctx, |ui| {
+            if let Some(e) = &self.load_error {
+                error_label(
+                    ui,
+                    &format!(
+                        "The configuration file cannot be read, so it cannot be edited here:\n{e}"
+                    ),
+                );
+                action = button_row(ui, false);
+                return;
+            }
+            egui::ScrollArea::vertical()
+                .max_height(ctx.content_rect().height() - 140.0)
+                .show(ui, |ui| {
                     self.form.contents(ui, &self.errors);
                 });
-                for e in self.errors.iter().filter(|e| !self.form.shows_error(&e.path)) {
-                    error_label(ui, &format!("{}: {}", e.path, e.message));
+            if let Some(m) = self.form.take_notice() {
+                self.message = Some(m);
+            }
+            for e in self
+                .errors
+                .iter()
+                .filter(|e| !self.form.shows_error(&e.path))
+            {
+                let field = self.form.describe_path(&e.path);
+                error_label(ui, &format!("{field}: {}", e.message));
+            }
+            if let Some(m) = &self.message {
+                ui.add_space(4.0);
+                if self.errors.is_empty() {
+                    ui.label(m);
+                } else {
+                    error_label(ui, m);
                 }
-                if let Some(m) = &self.message {
-                    ui.add_space(4.0);
-                    if self.errors.is_empty() {
-                        ui.label(m);
-                    } else {
-                        error_label(ui, m);
-                    }
-                }
-                action = button_row(ui, true);
-            });
+            }
+            action = button_row(ui, true);
+        });
         match action {
             Some(Action::Ok) => open &= !self.apply(services),
             Some(Action::Apply) => {

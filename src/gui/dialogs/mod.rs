@@ -1,9 +1,9 @@
-//! The settings dialogs and what they share: the OK / Cancel / Apply row, a labelled field with
-//! the manual's explanation as hover text and its validation error beside it ([`form`] has the
-//! generic dialog around a draft, the list editor and the field parsers), and [`apply`],
-//! which merges a dialog's draft into the configuration file as it is on disk now (under the
-//! same lock as `postern config`), validates, saves atomically and asks the running engine to
-//! reload.
+//! The settings dialogs and what they share. Every dialog is a [`form::Form`] shown by
+//! [`form::FormDialog`] (the window, OK / Cancel / Apply, errors and the result line); the rows
+//! here are a labelled field with the manual's explanation as hover text and its validation
+//! error beside it; [`apply`] merges a dialog's draft into the configuration file as it is on
+//! disk now (through [`crate::engine::config::edit`], under the same lock as `postern
+//! config`), validates, saves atomically and asks the running engine to reload.
 
 pub mod abuse;
 pub mod access;
@@ -13,49 +13,8 @@ pub mod outgoing;
 pub mod smtp;
 
 use super::services::Services;
-use crate::engine::config::{Config, FieldError, validate};
+use crate::engine::config::{self, Config, ConfigError, EditError, FieldError, validate};
 use eframe::egui;
-
-/// A button of the dialog's bottom row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Apply and close.
-    Ok,
-    /// Close without applying.
-    Cancel,
-    /// Apply and stay open.
-    Apply,
-}
-
-/// The OK / Cancel / Apply row; `can_apply` false greys out OK and Apply.
-pub fn button_row(ui: &mut egui::Ui, can_apply: bool) -> Option<Action> {
-    let mut action = None;
-    ui.separator();
-    ui.horizontal(|ui| {
-        if ui
-            .add_enabled(can_apply, egui::Button::new("OK"))
-            .on_hover_text("Save the settings, apply them to the running server and close")
-            .clicked()
-        {
-            action = Some(Action::Ok);
-        }
-        if ui
-            .button("Cancel")
-            .on_hover_text("Close without saving")
-            .clicked()
-        {
-            action = Some(Action::Cancel);
-        }
-        if ui
-            .add_enabled(can_apply, egui::Button::new("Apply"))
-            .on_hover_text("Save the settings and apply them to the running server")
-            .clicked()
-        {
-            action = Some(Action::Apply);
-        }
-    });
-    action
-}
 
 /// The error for `path`, if any.
 pub fn error_for<'a>(errors: &'a [FieldError], path: &str) -> Option<&'a str> {
@@ -122,37 +81,17 @@ pub fn check_row(
     ui.end_row();
 }
 
-/// Why [`apply`] did not save.
-#[derive(Debug)]
-pub enum ApplyError {
-    /// Fields are invalid; each is shown beside its field.
-    Fields(Vec<FieldError>),
-    /// The file could not be read or written.
-    File(String),
-}
-
-/// Validation errors carried through `cli::edit`'s `anyhow` result.
-#[derive(Debug)]
-struct Invalid(Vec<FieldError>);
-
-impl std::fmt::Display for Invalid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} invalid field(s)", self.0.len())
-    }
-}
-
-impl std::error::Error for Invalid {}
-
 /// Loads the configuration file as it is now, lets `edit` write the dialog's fields into it
 /// (returning errors for fields that do not even parse), validates the result, saves it
 /// atomically (keeping `.bak`) and asks the running engine to reload. Returns the saved
-/// configuration and whether a running engine was told.
+/// configuration and whether a running engine was told; invalid fields come back as
+/// [`EditError::Fields`].
 pub fn apply(
     services: &Services,
     edit: impl FnOnce(&mut Config) -> Vec<FieldError>,
-) -> Result<(Config, bool), ApplyError> {
+) -> Result<(Config, bool), EditError> {
     let path = &services.options().config_path;
-    let saved = crate::cli::edit(path, |cfg| {
+    let cfg = config::edit::edit(path, |cfg| {
         // Fields that do not parse keep their old value; the others are validated too, so
         // every problem shows at once (one message per field).
         let mut errors = edit(cfg);
@@ -164,16 +103,10 @@ pub fn apply(
         if errors.is_empty() {
             Ok(cfg.clone())
         } else {
-            Err(anyhow::Error::new(Invalid(errors)))
+            Err(EditError::Fields(errors))
         }
-    });
-    match saved {
-        Ok(cfg) => Ok((cfg, services.reload())),
-        Err(e) => match e.downcast::<Invalid>() {
-            Ok(Invalid(errors)) => Err(ApplyError::Fields(errors)),
-            Err(e) => Err(ApplyError::File(format!("{e:#}"))),
-        },
-    }
+    })?;
+    Ok((cfg, services.reload()))
 }
 
 /// [`apply`], with its outcome put where a dialog shows it: the field errors (cleared on
@@ -190,21 +123,33 @@ pub fn apply_and_report(
             *message = Some(saved_message(services, told));
             Some(cfg)
         }
-        Err(ApplyError::Fields(e)) => {
+        Err(EditError::Fields(e)) => {
             *message = Some(format!("Not saved: {} setting(s) need fixing.", e.len()));
             *errors = e;
             None
         }
-        Err(ApplyError::File(e)) => {
-            *message = Some(format!("Not saved: {e}"));
+        Err(e) => {
+            *message = Some(format!("Not saved: {}", error_chain(&e)));
             None
         }
     }
 }
 
+/// An error and its causes, `: `-separated (as the command line prints them).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// The configuration as the file has it now (the defaults when there is no file yet).
-pub fn load(services: &Services) -> Result<Config, String> {
-    crate::cli::read(&services.options().config_path).map_err(|e| e.to_string())
+pub fn load(services: &Services) -> Result<Config, ConfigError> {
+    config::edit::read(&services.options().config_path)
 }
 
 /// The message shown after a successful apply.

@@ -1,12 +1,11 @@
 //! The SMTP Settings dialog (Ability Mail Server's "SMTP Settings", same labels, the manual's
 //! explanations as hover text) plus the limits, timeouts and TLS settings of `smtp.*`.
 //! Every field is edited as text so a value that does not parse can be shown beside its field.
-//! The Access Control button is a placeholder until the engine has access control.
+//! The Access Control button asks the app to open that dialog. A [`Form`] in a `FormDialog`.
 
-use super::form::{LABEL_WIDTH, PORT, parse_duration, parse_num};
-use super::{Action, apply_and_report, button_row, check_row, error_label, load, text_row};
+use super::form::{Form, PORT, grid, parse_duration, parse_num};
+use super::{check_row, text_row};
 use crate::engine::config::{Config, FieldError};
-use crate::gui::services::Services;
 use eframe::egui;
 
 /// Hover texts: the manual's explanations, with Postern's name.
@@ -72,9 +71,7 @@ encrypted, so passwords never cross the network in clear.";
 }
 
 /// The dialog's draft: the settings as text, as the user edits them.
-pub struct SmtpDialog {
-    /// Why the file could not be read (the dialog then only offers Cancel).
-    load_error: Option<String>,
+pub struct SmtpForm {
     incoming_port: String,
     incoming_ip: String,
     outgoing_enabled: bool,
@@ -91,10 +88,6 @@ pub struct SmtpDialog {
     tls_key: String,
     implicit_port: String,
     auth_requires_tls: bool,
-    /// Errors of the last Apply, by field path.
-    errors: Vec<FieldError>,
-    /// Result of the last Apply.
-    message: Option<String>,
     /// The Access Control button was pressed (the app opens that dialog).
     pub wants_access_control: bool,
 }
@@ -130,23 +123,36 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{t}` is not a size (write e.g. 25M, 500K or a number of octets)"))
 }
 
-impl SmtpDialog {
-    /// The dialog over the configuration file as it is now.
-    pub fn open(services: &Services) -> Self {
-        match load(services) {
-            Ok(cfg) => Self::from_config(&cfg),
-            Err(e) => {
-                let mut d = Self::from_config(&Config::default());
-                d.load_error = Some(e);
-                d
-            }
-        }
+/// Errors shown beside a field of the dialog; others are listed at the bottom.
+const SHOWN: [&str; 16] = [
+    "smtp.incoming.port",
+    "smtp.incoming.listen_ip",
+    "smtp.outgoing.enabled",
+    "smtp.outgoing.port",
+    "smtp.outgoing.listen_ip",
+    "smtp.max_connections_per_port",
+    "smtp.max_recipients_per_mail",
+    "smtp.max_message_size",
+    "smtp.max_errors_per_session",
+    "smtp.timeouts.command",
+    "smtp.timeouts.data",
+    "server.hostname",
+    "smtp.tls.certificate",
+    "smtp.tls.key",
+    "smtp.tls.implicit_port",
+    "smtp.tls.auth_requires_tls",
+];
+
+impl Form for SmtpForm {
+    const TITLE: &'static str = "SMTP Settings";
+
+    fn window(window: egui::Window<'_>) -> egui::Window<'_> {
+        window.default_pos([60.0, 60.0])
     }
 
     fn from_config(cfg: &Config) -> Self {
         let s = &cfg.smtp;
-        SmtpDialog {
-            load_error: None,
+        SmtpForm {
             incoming_port: s.incoming.port.to_string(),
             incoming_ip: s.incoming.listen_ip.clone(),
             outgoing_enabled: s.outgoing.enabled,
@@ -167,13 +173,10 @@ impl SmtpDialog {
                 .map(|p| p.to_string())
                 .unwrap_or_default(),
             auth_requires_tls: s.tls.auth_requires_tls,
-            errors: Vec::new(),
-            message: None,
             wants_access_control: false,
         }
     }
 
-    /// Writes the draft into `cfg`; returns errors for fields that do not parse.
     fn write_into(&self, cfg: &mut Config) -> Vec<FieldError> {
         let mut e = Vec::new();
         let s = &mut cfg.smtp;
@@ -241,270 +244,178 @@ impl SmtpDialog {
         e
     }
 
-    /// Validates, saves and reloads; keeps errors and the message for display.
-    fn apply(&mut self, services: &Services) -> bool {
-        // The draft is read while the result is written: move the result fields out meanwhile.
-        let (mut errors, mut message) = (std::mem::take(&mut self.errors), self.message.take());
-        let saved = apply_and_report(
-            services,
-            |cfg| self.write_into(cfg),
-            &mut errors,
-            &mut message,
-        );
-        (self.errors, self.message) = (errors, message);
-        saved.is_some()
+    fn shows_error(&self, path: &str) -> bool {
+        SHOWN.contains(&path)
     }
 
-    /// Shows the dialog; false once it is closed.
-    pub fn show(&mut self, ctx: &egui::Context, services: &Services) -> bool {
-        let mut open = true;
-        let mut action = None;
-        egui::Window::new("SMTP Settings")
-            .open(&mut open)
-            .resizable(false)
-            .collapsible(false)
-            .default_pos([60.0, 60.0])
-            .show(ctx, |ui| action = self.contents(ui));
-        match action {
-            Some(Action::Ok) => open &= !self.apply(services),
-            Some(Action::Apply) => {
-                self.apply(services);
-            }
-            Some(Action::Cancel) => open = false,
-            None => {}
-        }
-        open
-    }
-
-    fn contents(&mut self, ui: &mut egui::Ui) -> Option<Action> {
-        if let Some(e) = &self.load_error {
-            error_label(
-                ui,
-                &format!(
-                    "The configuration file cannot be read, so it cannot be edited here:\n{e}"
-                ),
-            );
-            return button_row(ui, false);
-        }
-        let errs = &self.errors;
+    fn contents(&mut self, ui: &mut egui::Ui, errs: &[FieldError]) {
         ui.heading("Incoming SMTP");
-        egui::Grid::new("smtp_in")
-            .num_columns(2)
-            .spacing([12.0, 6.0])
-            .min_col_width(LABEL_WIDTH)
-            .show(ui, |ui| {
-                text_row(
-                    ui,
-                    "Incoming SMTP Port",
-                    help::INCOMING_PORT,
-                    &mut self.incoming_port,
-                    errs,
-                    "smtp.incoming.port",
-                    true,
-                );
-                text_row(
-                    ui,
-                    "Incoming SMTP Listen Only on IP",
-                    help::LISTEN_IP,
-                    &mut self.incoming_ip,
-                    errs,
-                    "smtp.incoming.listen_ip",
-                    true,
-                );
-            });
+        grid("smtp_in").show(ui, |ui| {
+            text_row(
+                ui,
+                "Incoming SMTP Port",
+                help::INCOMING_PORT,
+                &mut self.incoming_port,
+                errs,
+                "smtp.incoming.port",
+                true,
+            );
+            text_row(
+                ui,
+                "Incoming SMTP Listen Only on IP",
+                help::LISTEN_IP,
+                &mut self.incoming_ip,
+                errs,
+                "smtp.incoming.listen_ip",
+                true,
+            );
+        });
         ui.add_space(6.0);
         ui.heading("Outgoing SMTP");
-        egui::Grid::new("smtp_out")
-            .num_columns(2)
-            .spacing([12.0, 6.0])
-            .min_col_width(LABEL_WIDTH)
-            .show(ui, |ui| {
-                check_row(
-                    ui,
-                    "Enable Outgoing SMTP",
-                    help::OUTGOING_ENABLE,
-                    &mut self.outgoing_enabled,
-                    errs,
-                    "smtp.outgoing.enabled",
-                );
-                let on = self.outgoing_enabled;
-                text_row(
-                    ui,
-                    "Outgoing SMTP Port",
-                    help::OUTGOING_PORT,
-                    &mut self.outgoing_port,
-                    errs,
-                    "smtp.outgoing.port",
-                    on,
-                );
-                text_row(
-                    ui,
-                    "Outgoing SMTP Listen Only on IP",
-                    help::LISTEN_IP,
-                    &mut self.outgoing_ip,
-                    errs,
-                    "smtp.outgoing.listen_ip",
-                    on,
-                );
-                ui.label("");
-                if ui
-                    .button("Access Control...")
-                    .on_hover_text(help::ACCESS_CONTROL)
-                    .clicked()
-                {
-                    self.wants_access_control = true;
-                }
-                ui.end_row();
-            });
+        grid("smtp_out").show(ui, |ui| {
+            check_row(
+                ui,
+                "Enable Outgoing SMTP",
+                help::OUTGOING_ENABLE,
+                &mut self.outgoing_enabled,
+                errs,
+                "smtp.outgoing.enabled",
+            );
+            let on = self.outgoing_enabled;
+            text_row(
+                ui,
+                "Outgoing SMTP Port",
+                help::OUTGOING_PORT,
+                &mut self.outgoing_port,
+                errs,
+                "smtp.outgoing.port",
+                on,
+            );
+            text_row(
+                ui,
+                "Outgoing SMTP Listen Only on IP",
+                help::LISTEN_IP,
+                &mut self.outgoing_ip,
+                errs,
+                "smtp.outgoing.listen_ip",
+                on,
+            );
+            ui.label("");
+            if ui
+                .button("Access Control...")
+                .on_hover_text(help::ACCESS_CONTROL)
+                .clicked()
+            {
+                self.wants_access_control = true;
+            }
+            ui.end_row();
+        });
         ui.add_space(6.0);
         ui.heading("Limits");
-        egui::Grid::new("smtp_limits")
-            .num_columns(2)
-            .spacing([12.0, 6.0])
-            .min_col_width(LABEL_WIDTH)
-            .show(ui, |ui| {
-                text_row(
-                    ui,
-                    "Max Connections Per Port",
-                    help::MAX_CONNECTIONS,
-                    &mut self.max_connections,
-                    errs,
-                    "smtp.max_connections_per_port",
-                    true,
-                );
-                text_row(
-                    ui,
-                    "Max Recipients Per Mail",
-                    help::MAX_RECIPIENTS,
-                    &mut self.max_recipients,
-                    errs,
-                    "smtp.max_recipients_per_mail",
-                    true,
-                );
-                text_row(
-                    ui,
-                    "Max Message Size",
-                    help::MAX_SIZE,
-                    &mut self.max_size,
-                    errs,
-                    "smtp.max_message_size",
-                    true,
-                );
-                text_row(
-                    ui,
-                    "Max Errors Per Session",
-                    help::MAX_ERRORS,
-                    &mut self.max_errors,
-                    errs,
-                    "smtp.max_errors_per_session",
-                    true,
-                );
-                text_row(
-                    ui,
-                    "Command Timeout",
-                    help::COMMAND_TIMEOUT,
-                    &mut self.command_timeout,
-                    errs,
-                    "smtp.timeouts.command",
-                    true,
-                );
-                text_row(
-                    ui,
-                    "Data Timeout",
-                    help::DATA_TIMEOUT,
-                    &mut self.data_timeout,
-                    errs,
-                    "smtp.timeouts.data",
-                    true,
-                );
-                text_row(
-                    ui,
-                    "Server Host Name",
-                    help::HOSTNAME,
-                    &mut self.hostname,
-                    errs,
-                    "server.hostname",
-                    true,
-                );
-            });
+        grid("smtp_limits").show(ui, |ui| {
+            text_row(
+                ui,
+                "Max Connections Per Port",
+                help::MAX_CONNECTIONS,
+                &mut self.max_connections,
+                errs,
+                "smtp.max_connections_per_port",
+                true,
+            );
+            text_row(
+                ui,
+                "Max Recipients Per Mail",
+                help::MAX_RECIPIENTS,
+                &mut self.max_recipients,
+                errs,
+                "smtp.max_recipients_per_mail",
+                true,
+            );
+            text_row(
+                ui,
+                "Max Message Size",
+                help::MAX_SIZE,
+                &mut self.max_size,
+                errs,
+                "smtp.max_message_size",
+                true,
+            );
+            text_row(
+                ui,
+                "Max Errors Per Session",
+                help::MAX_ERRORS,
+                &mut self.max_errors,
+                errs,
+                "smtp.max_errors_per_session",
+                true,
+            );
+            text_row(
+                ui,
+                "Command Timeout",
+                help::COMMAND_TIMEOUT,
+                &mut self.command_timeout,
+                errs,
+                "smtp.timeouts.command",
+                true,
+            );
+            text_row(
+                ui,
+                "Data Timeout",
+                help::DATA_TIMEOUT,
+                &mut self.data_timeout,
+                errs,
+                "smtp.timeouts.data",
+                true,
+            );
+            text_row(
+                ui,
+                "Server Host Name",
+                help::HOSTNAME,
+                &mut self.hostname,
+                errs,
+                "server.hostname",
+                true,
+            );
+        });
         ui.add_space(6.0);
         ui.heading("TLS");
-        egui::Grid::new("smtp_tls")
-            .num_columns(2)
-            .spacing([12.0, 6.0])
-            .min_col_width(LABEL_WIDTH)
-            .show(ui, |ui| {
-                text_row(
-                    ui,
-                    "TLS Certificate File",
-                    help::TLS_CERT,
-                    &mut self.tls_cert,
-                    errs,
-                    "smtp.tls.certificate",
-                    true,
-                );
-                text_row(
-                    ui,
-                    "TLS Private Key File",
-                    help::TLS_KEY,
-                    &mut self.tls_key,
-                    errs,
-                    "smtp.tls.key",
-                    true,
-                );
-                text_row(
-                    ui,
-                    "Implicit TLS Port",
-                    help::IMPLICIT_PORT,
-                    &mut self.implicit_port,
-                    errs,
-                    "smtp.tls.implicit_port",
-                    true,
-                );
-                check_row(
-                    ui,
-                    "AUTH Requires TLS",
-                    help::AUTH_TLS,
-                    &mut self.auth_requires_tls,
-                    errs,
-                    "smtp.tls.auth_requires_tls",
-                );
-            });
-        // Errors that belong to no field shown here.
-        const SHOWN: [&str; 16] = [
-            "smtp.incoming.port",
-            "smtp.incoming.listen_ip",
-            "smtp.outgoing.enabled",
-            "smtp.outgoing.port",
-            "smtp.outgoing.listen_ip",
-            "smtp.max_connections_per_port",
-            "smtp.max_recipients_per_mail",
-            "smtp.max_message_size",
-            "smtp.max_errors_per_session",
-            "smtp.timeouts.command",
-            "smtp.timeouts.data",
-            "server.hostname",
-            "smtp.tls.certificate",
-            "smtp.tls.key",
-            "smtp.tls.implicit_port",
-            "smtp.tls.auth_requires_tls",
-        ];
-        for e in self
-            .errors
-            .iter()
-            .filter(|e| !SHOWN.contains(&e.path.as_str()))
-        {
-            error_label(ui, &format!("{}: {}", e.path, e.message));
-        }
-        if let Some(m) = &self.message {
-            ui.add_space(4.0);
-            if self.errors.is_empty() {
-                ui.label(m);
-            } else {
-                error_label(ui, m);
-            }
-        }
-        button_row(ui, true)
+        grid("smtp_tls").show(ui, |ui| {
+            text_row(
+                ui,
+                "TLS Certificate File",
+                help::TLS_CERT,
+                &mut self.tls_cert,
+                errs,
+                "smtp.tls.certificate",
+                true,
+            );
+            text_row(
+                ui,
+                "TLS Private Key File",
+                help::TLS_KEY,
+                &mut self.tls_key,
+                errs,
+                "smtp.tls.key",
+                true,
+            );
+            text_row(
+                ui,
+                "Implicit TLS Port",
+                help::IMPLICIT_PORT,
+                &mut self.implicit_port,
+                errs,
+                "smtp.tls.implicit_port",
+                true,
+            );
+            check_row(
+                ui,
+                "AUTH Requires TLS",
+                help::AUTH_TLS,
+                &mut self.auth_requires_tls,
+                errs,
+                "smtp.tls.auth_requires_tls",
+            );
+        });
     }
 }
 
@@ -528,7 +439,7 @@ mod tests {
         let mut cfg = Config::default();
         cfg.smtp.tls.implicit_port = Some(4650);
         cfg.smtp.outgoing.enabled = true;
-        let d = SmtpDialog::from_config(&cfg);
+        let d = SmtpForm::from_config(&cfg);
         let mut out = Config::default();
         assert!(d.write_into(&mut out).is_empty());
         assert_eq!(out, cfg);
@@ -536,7 +447,7 @@ mod tests {
 
     #[test]
     fn unparsable_fields_are_reported_by_path() {
-        let mut d = SmtpDialog::from_config(&Config::default());
+        let mut d = SmtpForm::from_config(&Config::default());
         d.incoming_port = "twenty-five".into();
         d.command_timeout = "5 minutes".into();
         d.implicit_port = "99999".into();

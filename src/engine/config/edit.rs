@@ -1,0 +1,317 @@
+//! Changing the configuration file: the one way `postern config|domain|account|access` and the
+//! desktop dialogs write it.
+//!
+//! [`edit`] holds `<file>.lock` so two writers cannot interleave, loads the file (creating it
+//! with the defaults when missing), runs the change and saves atomically with `.bak`; a file
+//! that does not load is reported and left as it is. The domain, account and relay-user
+//! operations are built on it, with their rules (a domain with accounts cannot be removed, an
+//! account needs a local domain, ...) as [`EditError`] variants, so front ends match on them
+//! and word them as they like.
+
+use super::{Account, Config, ConfigError, FieldError, keys, normalize_address, normalize_domain};
+use crate::engine::store::password;
+use std::fs::OpenOptions;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Why a configuration change was not made. Nothing was written in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    /// The file's directory could not be created.
+    #[error("cannot create {}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The lock file could not be opened.
+    #[error("cannot open {}", path.display())]
+    OpenLock {
+        /// `<file>.lock`.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The lock could not be taken.
+    #[error("cannot lock {}", path.display())]
+    Lock {
+        /// `<file>.lock`.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The file could not be read, parsed, validated or written (errors keyed by file, line
+    /// and field).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A `KEY=VALUE` names no setting, or its value does not fit.
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    /// An argument of `config set` has no `=`.
+    #[error("`{0}` is not KEY=VALUE")]
+    NotAssignment(String),
+    /// The change was refused field by field (the desktop dialogs show each beside its field).
+    #[error("{} setting(s) need fixing", .0.len())]
+    Fields(Vec<FieldError>),
+    /// `domain add` of a domain that is already local.
+    #[error("domain {0} already exists")]
+    DomainExists(String),
+    /// `domain remove` of a domain that is not local.
+    #[error("no local domain {0}")]
+    NoSuchDomain(String),
+    /// `domain remove` of a domain that still has accounts.
+    #[error("domain {domain} still has {accounts} account(s); remove them first")]
+    DomainHasAccounts {
+        /// The domain.
+        domain: String,
+        /// How many accounts it has.
+        accounts: usize,
+    },
+    /// `account add` of an address that already has an account.
+    #[error("account {0} already exists")]
+    AccountExists(String),
+    /// `account add` in a domain that is not local.
+    #[error("{0} is not a local domain (add it first: postern domain add {0})")]
+    NotLocalDomain(String),
+    /// `account add` of something that is not `user@domain` (as given).
+    #[error("`{0}` is not user@domain")]
+    NotAnAddress(String),
+    /// `account passwd|remove` of an unknown account.
+    #[error("no account {0}")]
+    NoSuchAccount(String),
+    /// A password that is empty.
+    #[error("the password is empty")]
+    EmptyPassword,
+    /// A relay user name that is empty.
+    #[error("the user name is empty")]
+    EmptyUser,
+}
+
+/// Reads the configuration for display: the defaults when the file does not exist yet.
+pub fn read(path: &Path) -> Result<Config, ConfigError> {
+    if path.exists() {
+        super::load(path)
+    } else {
+        Ok(Config::default())
+    }
+}
+
+/// Runs `change` on the configuration and saves the result, holding `<file>.lock` so two
+/// writers cannot interleave. A broken file is reported and left as it is; when `change`
+/// fails nothing is written.
+pub fn edit<T>(
+    path: &Path,
+    change: impl FnOnce(&mut Config) -> Result<T, EditError>,
+) -> Result<T, EditError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| EditError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let lock_path = super::file::with_suffix(path, ".lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| EditError::OpenLock {
+            path: lock_path.clone(),
+            source,
+        })?;
+    lock.lock().map_err(|source| EditError::Lock {
+        path: lock_path.clone(),
+        source,
+    })?;
+    let mut cfg = super::load_or_create(path)?;
+    let out = change(&mut cfg)?;
+    super::save(path, &cfg)?;
+    Ok(out)
+}
+
+/// `config set KEY=VALUE...`: all assignments or none.
+pub fn config_set(path: &Path, assignments: &[String]) -> Result<(), EditError> {
+    let pairs = assignments
+        .iter()
+        .map(|a| keys::split_assignment(a).ok_or_else(|| EditError::NotAssignment(a.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
+    edit(path, |cfg| {
+        *cfg = keys::set(cfg, &pairs)?;
+        Ok(())
+    })
+}
+
+/// Adds a local domain.
+pub fn domain_add(path: &Path, domain: &str) -> Result<(), EditError> {
+    let d = normalize_domain(domain);
+    edit(path, |cfg| {
+        if cfg.is_local_domain(&d) {
+            return Err(EditError::DomainExists(d.clone()));
+        }
+        cfg.domains.push(d.clone());
+        Ok(())
+    })
+}
+
+/// Removes a local domain; refused while it still has accounts.
+pub fn domain_remove(path: &Path, domain: &str) -> Result<(), EditError> {
+    let d = normalize_domain(domain);
+    edit(path, |cfg| {
+        if !cfg.is_local_domain(&d) {
+            return Err(EditError::NoSuchDomain(d.clone()));
+        }
+        let suffix = format!("@{d}");
+        let n = cfg
+            .accounts
+            .iter()
+            .filter(|a| a.address.ends_with(&suffix))
+            .count();
+        if n > 0 {
+            return Err(EditError::DomainHasAccounts {
+                domain: d.clone(),
+                accounts: n,
+            });
+        }
+        cfg.domains.retain(|x| normalize_domain(x) != d);
+        Ok(())
+    })
+}
+
+/// Adds an account in a local domain; the password is stored as an argon2id hash.
+pub fn account_add(path: &Path, address: &str, pass: &str) -> Result<(), EditError> {
+    let a = normalize_address(address);
+    check_password(pass)?;
+    let hash = password::hash(pass);
+    edit(path, |cfg| {
+        if cfg.account(&a).is_some() {
+            return Err(EditError::AccountExists(a.clone()));
+        }
+        match a.rsplit_once('@') {
+            Some((_, d)) if cfg.is_local_domain(d) => {}
+            Some((_, d)) => return Err(EditError::NotLocalDomain(d.to_string())),
+            None => return Err(EditError::NotAnAddress(address.to_string())),
+        }
+        cfg.accounts.push(Account {
+            address: a.clone(),
+            password: hash,
+        });
+        Ok(())
+    })
+}
+
+/// Sets an account's password (stored as an argon2id hash).
+pub fn account_passwd(path: &Path, address: &str, pass: &str) -> Result<(), EditError> {
+    let a = normalize_address(address);
+    check_password(pass)?;
+    let hash = password::hash(pass);
+    edit(path, |cfg| {
+        let acc = cfg
+            .accounts
+            .iter_mut()
+            .find(|x| x.address == a)
+            .ok_or_else(|| EditError::NoSuchAccount(a.clone()))?;
+        acc.password = hash;
+        Ok(())
+    })
+}
+
+/// Removes an account (the mailbox on disk is kept).
+pub fn account_remove(path: &Path, address: &str) -> Result<(), EditError> {
+    let a = normalize_address(address);
+    edit(path, |cfg| {
+        let before = cfg.accounts.len();
+        cfg.accounts.retain(|x| x.address != a);
+        if cfg.accounts.len() == before {
+            return Err(EditError::NoSuchAccount(a.clone()));
+        }
+        Ok(())
+    })
+}
+
+/// Outgoing SMTP Access Control's "Allow Only The Following": the one user name and password
+/// (hashed) that may relay; turns "Allow any account's login details" off.
+pub fn relay_user(path: &Path, user: &str, pass: &str) -> Result<(), EditError> {
+    check_password(pass)?;
+    if user.trim().is_empty() {
+        return Err(EditError::EmptyUser);
+    }
+    let hash = password::hash(pass);
+    edit(path, |cfg| {
+        let sa = &mut cfg.access.smtp_auth;
+        sa.allow_any_account = false;
+        sa.only_user = user.trim().to_string();
+        sa.only_password = hash;
+        Ok(())
+    })
+}
+
+/// The rule for a new password: not empty.
+pub fn check_password(p: &str) -> Result<(), EditError> {
+    if p.is_empty() {
+        return Err(EditError::EmptyPassword);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_and_account_rules_are_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/c.ron");
+        domain_add(&p, "A.test").unwrap();
+        assert!(
+            matches!(domain_add(&p, "a.test"), Err(EditError::DomainExists(d)) if d == "a.test")
+        );
+        assert!(matches!(
+            account_add(&p, "bob@b.test", "pw"),
+            Err(EditError::NotLocalDomain(d)) if d == "b.test"
+        ));
+        assert!(matches!(
+            account_add(&p, "bob", "pw"),
+            Err(EditError::NotAnAddress(_))
+        ));
+        assert!(matches!(
+            account_add(&p, "bob@a.test", ""),
+            Err(EditError::EmptyPassword)
+        ));
+        account_add(&p, "Bob@a.test", "pw").unwrap();
+        let e = domain_remove(&p, "a.test").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "domain a.test still has 1 account(s); remove them first"
+        );
+        assert!(matches!(
+            account_remove(&p, "eve@a.test"),
+            Err(EditError::NoSuchAccount(_))
+        ));
+        account_remove(&p, "bob@a.test").unwrap();
+        domain_remove(&p, "a.test").unwrap();
+        assert!(read(&p).unwrap().domains.is_empty());
+    }
+
+    #[test]
+    fn a_failed_change_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.ron");
+        config_set(&p, &["smtp.incoming.port=2626".into()]).unwrap();
+        let before = std::fs::read(&p).unwrap();
+        assert!(matches!(
+            config_set(&p, &["smtp.incoming.port".into()]),
+            Err(EditError::NotAssignment(_))
+        ));
+        assert!(matches!(
+            config_set(&p, &["smtp.nope=1".into()]),
+            Err(EditError::Key(_))
+        ));
+        let r: Result<(), _> = edit(&p, |cfg| {
+            cfg.smtp.incoming.port = 1;
+            Err(EditError::Fields(Vec::new()))
+        });
+        assert!(matches!(r, Err(EditError::Fields(_))));
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+    }
+}

@@ -1,0 +1,169 @@
+//! The queue requests of `postern queue ...`: through the control socket when a server runs on
+//! the data directory, else directly on the spool, holding the data directory's lock meanwhile
+//! and applying the same rules as the manager ([`super::commands`]).
+
+use super::spool::{Spool, SpoolError};
+use super::{QueueEntry, now_secs};
+use crate::engine::control::{self, ControlError, Request, Response};
+use crate::engine::lock::{DataDirLock, LockError};
+use std::path::{Path, PathBuf};
+
+/// Why a queue request could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    /// The control socket is there but talking to it failed.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// The data directory is in use, or its lock cannot be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The spool could not be opened or replayed.
+    #[error("cannot open the spool in {}", dir.display())]
+    Open {
+        /// `DATA/spool`.
+        dir: PathBuf,
+        /// What failed.
+        source: SpoolError,
+    },
+    /// Reading a message or writing a record failed.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// The runtime for the spool writes could not be made.
+    #[error(transparent)]
+    Runtime(std::io::Error),
+    /// The request needs a running server (reload).
+    #[error("no server is running on {}", .0.display())]
+    NotRunning(PathBuf),
+}
+
+/// Runs a request against the live server, or offline on the spool when none runs.
+pub fn request(data_dir: &Path, req: Request) -> Result<Response, OfflineError> {
+    match control::request(data_dir, &req) {
+        Ok(r) => Ok(r),
+        Err(ControlError::NotRunning(_)) => offline(data_dir, req),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Serves `req` from the spool itself; no server may run meanwhile (the lock says so).
+fn offline(data_dir: &Path, req: Request) -> Result<Response, OfflineError> {
+    let _lock = DataDirLock::acquire(data_dir)?;
+    let dir = data_dir.join("spool");
+    let (spool, replayed) = Spool::open(&dir).map_err(|source| OfflineError::Open {
+        dir: dir.clone(),
+        source,
+    })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(OfflineError::Runtime)?;
+    let resp = match req {
+        Request::List => Response::List(
+            replayed
+                .messages
+                .iter()
+                .map(|(m, _)| QueueEntry::idle(m.clone()))
+                .collect(),
+        ),
+        Request::Show(id) => match replayed.messages.iter().find(|(m, _)| m.id == id) {
+            Some((m, loc)) => {
+                let data = spool.read(*loc)?;
+                Response::Show(Some((
+                    QueueEntry::idle(m.clone()),
+                    String::from_utf8_lossy(&data).into_owned(),
+                )))
+            }
+            None => Response::Show(None),
+        },
+        Request::Queue(cmd) => {
+            let now = now_secs();
+            let n = rt.block_on(async {
+                let mut n = 0;
+                for (m, _) in &replayed.messages {
+                    if cmd.target().selects(m.id) {
+                        spool.append(cmd.apply(&mut m.clone(), now)).await?;
+                        n += 1;
+                    }
+                }
+                Ok::<_, SpoolError>(n)
+            })?;
+            Response::Count(n)
+        }
+        Request::Reload => return Err(OfflineError::NotRunning(data_dir.to_path_buf())),
+    };
+    rt.block_on(spool.flush());
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::queue::spool::Record;
+    use crate::engine::queue::{Meta, QueueCommand, Rcpt, RcptState, Target};
+    use std::sync::Arc;
+
+    fn spool_two(data: &Path) {
+        let (spool, _) = Spool::open(&data.join("spool")).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for id in [1, 2] {
+            let meta = Meta {
+                id,
+                created: 1,
+                from: "a@b.test".into(),
+                rcpts: vec![Rcpt {
+                    addr: "c@d.test".into(),
+                    state: RcptState::Pending,
+                    last_error: String::new(),
+                }],
+                attempts: 0,
+                next_try: u64::MAX,
+                held: false,
+                warned: false,
+                size: 5,
+                client: "local".into(),
+            };
+            rt.block_on(spool.append(Record::Put(meta, Arc::from(&b"hello"[..]))))
+                .unwrap();
+        }
+        rt.block_on(spool.flush());
+    }
+
+    fn list(data: &Path) -> Vec<QueueEntry> {
+        match request(data, Request::List).unwrap() {
+            Response::List(l) => l,
+            r => panic!("{r:?}"),
+        }
+    }
+
+    fn count(data: &Path, cmd: QueueCommand) -> usize {
+        match request(data, Request::Queue(cmd)).unwrap() {
+            Response::Count(n) => n,
+            r => panic!("{r:?}"),
+        }
+    }
+
+    #[test]
+    fn commands_work_on_the_spool_without_a_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        spool_two(data);
+        assert_eq!(list(data).len(), 2);
+        assert_eq!(count(data, QueueCommand::Hold(Target::Id(2))), 1);
+        assert_eq!(count(data, QueueCommand::Hold(Target::Id(9))), 0);
+        let l = list(data);
+        assert!(!l[0].meta.held && l[1].meta.held);
+        assert_eq!(count(data, QueueCommand::Retry(Target::All)), 2);
+        assert!(list(data).iter().all(|e| e.meta.next_try <= now_secs()));
+        match request(data, Request::Show(1)).unwrap() {
+            Response::Show(Some((e, text))) => assert_eq!((e.meta.id, text.as_str()), (1, "hello")),
+            r => panic!("{r:?}"),
+        }
+        assert_eq!(count(data, QueueCommand::Delete(Target::Id(1))), 1);
+        assert_eq!(list(data)[0].meta.id, 2);
+        assert!(matches!(
+            request(data, Request::Reload),
+            Err(OfflineError::NotRunning(_))
+        ));
+    }
+}
