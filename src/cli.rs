@@ -1,7 +1,7 @@
 //! The command line's own logic, kept out of `main.rs` so it can be tested: default paths and
 //! the queue's arguments and output. What the commands do is the engine's:
 //! [`crate::engine::config::edit`] for the configuration file,
-//! [`crate::engine::queue::offline`] for the queue.
+//! [`crate::engine::control::offline`] for the queue.
 
 use std::path::PathBuf;
 
@@ -17,7 +17,7 @@ pub fn default_paths() -> (PathBuf, PathBuf) {
 }
 
 /// `postern queue ...`: its arguments and its output. The requests themselves run through
-/// [`crate::engine::queue::offline::request`] (the live server, or the spool offline).
+/// [`crate::engine::control::offline::request`] (the live server, or the spool offline).
 pub mod queue {
     use crate::engine::queue::{QueueEntry, RcptState, Target, id_text, now_secs};
     use anyhow::{Context, Result, bail};

@@ -289,8 +289,8 @@ fn run(args: Cli) -> Result<ExitCode> {
 
 fn queue(data_dir: &std::path::Path, q: QueueCmd) -> Result<ExitCode> {
     use postern::cli::queue::{format_list, target};
+    use postern::engine::control::offline::request;
     use postern::engine::control::{Request, Response};
-    use postern::engine::queue::offline::request;
     use postern::engine::queue::{QueueCommand, Target};
     let one = |id: &str| target(Some(id), false);
     let (req, verb) = match q {

@@ -1,6 +1,6 @@
 //! The queue commands' rules, written once: which messages a [`Target`] selects, and what
 //! retry, delete, hold and release do to a message and record in the spool. The manager
-//! applies them to the live queue; [`super::offline`] applies them to the spool when no server
+//! applies them to the live queue; `control::offline` applies them to the spool when no server
 //! runs. Pure functions: no I/O, no clock.
 
 use super::spool::Record;

@@ -5,12 +5,11 @@
 //! the one task that owns the queue's state, schedules attempts, applies the re-send policy and
 //! sends failure notices ([`dsn`]); [`Queue`] is the handle sessions, the control socket and the
 //! GUI use. [`commands`] is what retry, delete, hold and release do, for the manager and for
-//! [`offline`], which serves `postern queue` on the spool when no server runs.
+//! `control::offline`, which serves `postern queue` on the spool when no server runs.
 
 pub mod commands;
 pub mod dsn;
 pub mod manager;
-pub mod offline;
 pub mod spool;
 
 use serde::{Deserialize, Serialize};

@@ -2,6 +2,8 @@
 //! open, through which `postern queue ...` reaches a running server (headless or GUI). One
 //! JSON request line, one JSON response line.
 
+pub mod offline;
+
 use super::command::Command;
 use super::queue::{Queue, QueueCommand, QueueEntry};
 use serde::{Deserialize, Serialize};

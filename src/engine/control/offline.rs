@@ -1,11 +1,12 @@
 //! The queue requests of `postern queue ...`: through the control socket when a server runs on
 //! the data directory, else directly on the spool, holding the data directory's lock meanwhile
-//! and applying the same rules as the manager ([`super::commands`]).
+//! and applying the same rules as the manager ([`crate::engine::queue::commands`]). It sits
+//! above both the control socket (its first choice) and the queue (its fallback).
 
-use super::spool::{Spool, SpoolError};
-use super::{QueueEntry, now_secs};
-use crate::engine::control::{self, ControlError, Request, Response};
+use super::{self as control, ControlError, Request, Response};
 use crate::engine::lock::{DataDirLock, LockError};
+use crate::engine::queue::spool::{Spool, SpoolError};
+use crate::engine::queue::{QueueEntry, now_secs};
 use std::path::{Path, PathBuf};
 
 /// Why a queue request could not be served.
