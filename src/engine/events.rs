@@ -231,6 +231,17 @@ pub enum EventKind {
         /// The OS error.
         error: String,
     },
+    /// How one delivery attempt ended for one recipient of a queued message.
+    RecipientOutcome {
+        /// The recipient.
+        rcpt: String,
+        /// Which attempt (1 = the first).
+        attempt: u32,
+        /// Delivered, deferred, failed or given up.
+        outcome: Outcome,
+        /// The next hop's reply or the error (empty for a give-up).
+        detail: String,
+    },
     /// A line of the outgoing log: MX lookups, connections, replies, failures, the queue.
     Delivery {
         /// The text.
@@ -268,7 +279,7 @@ impl EventKind {
             | SenderRefused { .. }
             | PlaintextDiscarded { .. }
             | OpenRelay { .. } => Channel::Security,
-            QueueFinished { .. } | Delivery { .. } => Channel::SmtpOut,
+            QueueFinished { .. } | RecipientOutcome { .. } | Delivery { .. } => Channel::SmtpOut,
             Started { .. }
             | Stopping
             | ListenerUp { .. }
@@ -306,6 +317,19 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// How a delivery attempt ended for one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted by the next hop (or written to a local mailbox).
+    Delivered,
+    /// A temporary failure: tried again later.
+    Deferred,
+    /// A permanent failure (5xx).
+    Failed,
+    /// The re-send attempts are used up.
+    GivenUp,
 }
 
 /// One event.
@@ -404,6 +428,22 @@ impl fmt::Display for Raw<'_> {
                 "TLS disabled (no STARTTLS, no implicit-TLS port): {error}"
             ),
             AcceptFailed { error } => write!(f, "accept failed: {error}"),
+            RecipientOutcome {
+                rcpt,
+                attempt,
+                outcome,
+                detail,
+            } => match outcome {
+                Outcome::Delivered => write!(f, "attempt {attempt}: <{rcpt}> delivered: {detail}"),
+                Outcome::Deferred => write!(f, "attempt {attempt}: <{rcpt}> deferred: {detail}"),
+                Outcome::Failed => {
+                    write!(
+                        f,
+                        "attempt {attempt}: <{rcpt}> failed permanently: {detail}"
+                    )
+                }
+                Outcome::GivenUp => write!(f, "<{rcpt}> given up after {attempt} attempts"),
+            },
             Delivery { text } | Note { text } => write!(f, "{text}"),
         }
     }

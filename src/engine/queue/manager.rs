@@ -9,7 +9,7 @@ use crate::engine::config::{Config, DeliveryMode, normalize_domain};
 use crate::engine::current::Current;
 use crate::engine::delivery::{self, DeliveryCtx, RcptStatus};
 use crate::engine::dns::Resolver;
-use crate::engine::events::{EventBus, EventKind, Level};
+use crate::engine::events::{EventBus, EventKind, Level, Outcome};
 use crate::engine::store::{maildir, trace};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -396,21 +396,21 @@ impl Manager {
                     // The delivery module already logged this; it goes to the history only.
                     notes.push((
                         Level::Debug,
-                        format!("attempt {attempt}: <{}> delivered: {reply}", r.addr),
+                        outcome(&r.addr, attempt, Outcome::Delivered, reply),
                     ));
                 }
                 RcptStatus::Permanent(err) => {
                     r.state = RcptState::Failed;
                     notes.push((
                         Level::Warn,
-                        format!("attempt {attempt}: <{}> failed permanently: {err}", r.addr),
+                        outcome(&r.addr, attempt, Outcome::Failed, err.clone()),
                     ));
                     r.last_error = err;
                 }
                 RcptStatus::Temporary(err) => {
                     notes.push((
                         Level::Warn,
-                        format!("attempt {attempt}: <{}> deferred: {err}", r.addr),
+                        outcome(&r.addr, attempt, Outcome::Deferred, err.clone()),
                     ));
                     r.last_error = err;
                 }
@@ -432,7 +432,7 @@ impl Manager {
                     );
                     notes.push((
                         Level::Warn,
-                        format!("<{}> given up after {attempt} attempts", r.addr),
+                        outcome(&r.addr, attempt, Outcome::GivenUp, String::new()),
                     ));
                 }
             } else {
@@ -440,19 +440,21 @@ impl Manager {
                 let next = cfg.outgoing_mails.resend_delay;
                 notes.push((
                     Level::Info,
-                    format!("next attempt ({} of {max}) in {next}", attempt + 1),
+                    EventKind::Delivery {
+                        text: format!("next attempt ({} of {max}) in {next}", attempt + 1),
+                    },
                 ));
             }
         }
         for (_, n) in &notes {
-            e.note(n.clone());
+            e.note(n.to_string());
         }
         let done = !e.meta.has_pending();
         let meta = e.meta.clone();
         let loc = e.loc;
         for (level, n) in notes {
             if level > Level::Debug {
-                self.log(level, id, n);
+                self.deps.events.emit(level, Some(&id_text(id)), n);
             }
         }
         if done {
@@ -741,5 +743,14 @@ impl Attempt {
             };
         }
         statuses
+    }
+}
+/// The event for how an attempt ended for one recipient.
+fn outcome(rcpt: &str, attempt: u32, outcome: Outcome, detail: String) -> EventKind {
+    EventKind::RecipientOutcome {
+        rcpt: rcpt.to_string(),
+        attempt,
+        outcome,
+        detail,
     }
 }
