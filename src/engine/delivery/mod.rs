@@ -21,7 +21,7 @@
 
 mod client;
 pub mod data;
-mod tls;
+pub(crate) mod tls;
 
 pub use client::{HostFailure, Login, TlsPolicy};
 

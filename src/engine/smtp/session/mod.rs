@@ -290,6 +290,8 @@ impl Session {
                     return Next::Close("server shutting down".into());
                 }
             };
+            // The configuration in force when the command arrived (a reload applies here).
+            self.cur = self.deps.current.borrow().clone();
             let next = match line {
                 Ok(line) => self.command(line).await,
                 Err(ReadError::TooLong) => {

@@ -700,3 +700,188 @@ async fn the_intake_gets_the_envelope_and_the_trace_facts() {
     assert!(env.received.esmtp && !env.received.tls && !env.received.auth);
     assert_eq!(body, b"Subject: t\r\n\r\nbody\r\n");
 }
+
+/// A session started for an interactive test, and the client's end.
+struct Live {
+    /// The client's end of the duplex.
+    io: tokio::io::BufReader<tokio::io::DuplexStream>,
+    /// Publishes a changed configuration.
+    config: watch::Sender<Arc<Current>>,
+    /// The session's dependencies (events, shutdown).
+    deps: Arc<Deps>,
+    /// The session task.
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Live {
+    fn start(cfg: Config, tls: Option<tokio_rustls::TlsAcceptor>) -> Live {
+        let (config, current) = watch::channel(Arc::new(Current::new(cfg, tls)));
+        let events = EventBus::new();
+        let deps = Arc::new(Deps {
+            current,
+            gate: Gate::new(events.clone()),
+            intake: Arc::new(TestIntake::default()),
+            events,
+            shutdown: CancellationToken::new(),
+        });
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let peer = "192.0.2.10:40000".parse().unwrap();
+        let task = tokio::spawn(serve(server, peer, Role::Both, false, deps.clone()));
+        Live {
+            io: tokio::io::BufReader::new(client),
+            config,
+            deps,
+            task,
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.io
+            .get_mut()
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// The last line of the next reply ("" when the server closed).
+    async fn reply(&mut self) -> String {
+        use tokio::io::AsyncBufReadExt;
+        loop {
+            let mut l = String::new();
+            if self.io.read_line(&mut l).await.unwrap() == 0 {
+                return String::new();
+            }
+            if l.as_bytes().get(3) != Some(&b'-') {
+                return l.trim_end().to_string();
+            }
+        }
+    }
+
+    fn logged(&self) -> Vec<String> {
+        self.deps
+            .events
+            .recent()
+            .iter()
+            .map(|e| e.kind.to_string())
+            .collect()
+    }
+}
+
+/// A TLS acceptor with a throwaway self-signed certificate.
+fn acceptor() -> tokio_rustls::TlsAcceptor {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["mx.example.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+#[tokio::test]
+async fn starttls_discards_pipelined_plaintext_and_forgets_the_session() {
+    let mut s = Live::start(base_config(), Some(acceptor()));
+    assert!(s.reply().await.starts_with("220 "));
+    // A man in the middle appends a command after STARTTLS in the same packet.
+    s.io.get_mut()
+        .write_all(b"EHLO c\r\nSTARTTLS\r\nMAIL FROM:<evil@remote.test>\r\n")
+        .await
+        .unwrap();
+    assert!(s.reply().await.starts_with("250 "));
+    assert_eq!(s.reply().await, "220 2.0.0 Ready to start TLS");
+    let plain = s.io.into_inner();
+    let name = rustls::pki_types::ServerName::try_from("mx.example.test").unwrap();
+    let tls = crate::engine::delivery::tls::connector()
+        .connect(name, plain)
+        .await
+        .expect("TLS handshake");
+    let mut c = tokio::io::BufReader::new(tls);
+    let mut ask = async |line: &str| {
+        use tokio::io::AsyncBufReadExt;
+        c.get_mut()
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut last = String::new();
+        loop {
+            let mut l = String::new();
+            c.read_line(&mut l).await.unwrap();
+            if l.as_bytes().get(3) != Some(&b'-') {
+                break;
+            }
+            last = l;
+        }
+        last
+    };
+    // The EHLO from before TLS is forgotten, and the injected MAIL never ran.
+    assert!(ask("RCPT TO:<alice@example.test>").await.is_empty());
+    drop(ask);
+    let logged = s
+        .deps
+        .events
+        .recent()
+        .iter()
+        .map(|e| e.kind.to_string())
+        .collect::<Vec<_>>();
+    assert!(
+        logged.iter().any(|l| l.starts_with("discarded 30 octets")),
+        "{logged:#?}"
+    );
+    assert!(
+        logged.iter().any(|l| l.contains("503 5.5.1 Need MAIL")),
+        "{logged:#?}"
+    );
+    assert!(
+        !logged.iter().any(|l| l.contains("evil@remote.test")),
+        "{logged:#?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_client_is_told_421_after_the_command_timeout() {
+    let mut s = Live::start(base_config(), None);
+    assert!(s.reply().await.starts_with("220 "));
+    s.send("EHLO c").await;
+    assert!(s.reply().await.starts_with("250 "));
+    // Nothing more: the paused clock runs to the command timeout.
+    assert!(s.reply().await.starts_with("421 4.4.2"));
+    assert_eq!(s.reply().await, "");
+    s.task.await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_closes_an_idle_session_with_421() {
+    let mut s = Live::start(base_config(), None);
+    assert!(s.reply().await.starts_with("220 "));
+    s.deps.shutdown.cancel();
+    assert!(s.reply().await.starts_with("421 4.3.2"));
+    (&mut s.task).await.unwrap();
+    assert!(s.logged().iter().any(|l| l.contains("server shutting down")));
+}
+
+#[tokio::test]
+async fn a_reload_applies_to_the_next_command_of_an_open_session() {
+    let mut open = base_config();
+    open.access.smtp_auth.enabled = false;
+    let mut s = Live::start(open, None);
+    assert!(s.reply().await.starts_with("220 "));
+    s.send("EHLO c").await;
+    s.send("MAIL FROM:<a@remote.test>").await;
+    s.send("RCPT TO:<x@elsewhere.test>").await;
+    assert!(s.reply().await.starts_with("250 "));
+    assert!(s.reply().await.starts_with("250 "));
+    // No access control yet: an open relay.
+    assert!(s.reply().await.starts_with("250 2.1.5"));
+    let mut cfg = base_config();
+    cfg.access.smtp_auth.enabled = true;
+    s.config.send_replace(Arc::new(Current::new(cfg, None)));
+    s.send("RCPT TO:<y@elsewhere.test>").await;
+    assert_eq!(s.reply().await, "550 5.7.1 Relaying denied");
+}
