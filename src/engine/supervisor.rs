@@ -189,10 +189,11 @@ impl Supervisor {
             if self.running.iter().any(|r| same_socket(&w, &r.spec)) {
                 continue;
             }
-            let bound = listener::bind(&w).await.and_then(|l| {
-                Running::start(w.clone(), l, self.shared.clone(), self.tracker.clone())
-                    .map_err(|e| e.to_string())
-            });
+            let bound = match listener::bind(&w).await {
+                Ok(l) => Running::start(w.clone(), l, self.shared.clone(), self.tracker.clone())
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
             match bound {
                 Ok(r) => {
                     self.events().emit(

@@ -14,7 +14,7 @@ use super::relay::{self, Login};
 use super::{dnsbl, rdns, spf};
 use crate::engine::config::{Action, normalize_address};
 use crate::engine::current::Current;
-use crate::engine::dns::Resolver;
+use crate::engine::dns::{DnsError, Resolver};
 use crate::engine::events::{EventBus, EventKind, Level};
 use crate::engine::reply::{self, Reply};
 use crate::engine::role::Role;
@@ -98,14 +98,14 @@ pub struct DnsCache(Mutex<Option<(Vec<String>, Resolver)>>);
 
 impl DnsCache {
     /// A resolver for `hosts` (empty = the system's), or the reason there is none.
-    pub fn get(&self, hosts: &[String]) -> Result<Resolver, String> {
+    pub fn get(&self, hosts: &[String]) -> Result<Resolver, DnsError> {
         let mut slot = self.0.lock().expect("dns cache");
         if let Some((h, r)) = slot.as_ref()
             && h == hosts
         {
             return Ok(r.clone());
         }
-        let r = Resolver::new(hosts).map_err(|e| e.to_string())?;
+        let r = Resolver::new(hosts)?;
         *slot = Some((hosts.to_vec(), r.clone()));
         Ok(r)
     }
@@ -482,13 +482,13 @@ impl Gate {
     fn resolver(&self, cur: &Current, c: &Client<'_>, what: &str) -> Option<Resolver> {
         match self.dns.get(&cur.config.outgoing_mails.dns_hosts) {
             Ok(r) => Some(r),
-            Err(error) => {
+            Err(e) => {
                 self.log(
                     Level::Warn,
                     Some(c.session),
                     EventKind::CheckSkipped {
                         check: what.into(),
-                        error,
+                        error: e.to_string(),
                     },
                 );
                 None

@@ -4,6 +4,11 @@
 use ipnet::IpNet;
 use std::net::IpAddr;
 
+/// Why an entry is not an IP range (the message names the entry).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RangeError(String);
+
 /// One entry of a range list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IpRange {
@@ -15,22 +20,22 @@ pub enum IpRange {
 
 impl IpRange {
     /// Parses `1.2.3.4`, `10.0.0.0/8`, `192.168.1.10-192.168.1.20`, `::1`, `fd00::/8`.
-    pub fn parse(text: &str) -> Result<IpRange, String> {
+    pub fn parse(text: &str) -> Result<IpRange, RangeError> {
         let t = text.trim();
         if let Some((a, b)) = t.split_once('-') {
             let a: IpAddr = a
                 .trim()
                 .parse()
-                .map_err(|_| format!("`{}` is not an IP address", a.trim()))?;
+                .map_err(|_| RangeError(format!("`{}` is not an IP address", a.trim())))?;
             let b: IpAddr = b
                 .trim()
                 .parse()
-                .map_err(|_| format!("`{}` is not an IP address", b.trim()))?;
+                .map_err(|_| RangeError(format!("`{}` is not an IP address", b.trim())))?;
             if a.is_ipv4() != b.is_ipv4() {
-                return Err(format!("`{t}` mixes IPv4 and IPv6"));
+                return Err(RangeError(format!("`{t}` mixes IPv4 and IPv6")));
             }
             if a > b {
-                return Err(format!("`{t}`: the start is after the end"));
+                return Err(RangeError(format!("`{t}`: the start is after the end")));
             }
             return Ok(IpRange::Span(a, b));
         }
@@ -38,11 +43,15 @@ impl IpRange {
             return t
                 .parse::<IpNet>()
                 .map(|n| IpRange::Net(n.trunc()))
-                .map_err(|_| format!("`{t}` is not a CIDR block"));
+                .map_err(|_| RangeError(format!("`{t}` is not a CIDR block")));
         }
         t.parse::<IpAddr>()
             .map(|ip| IpRange::Net(IpNet::from(ip)))
-            .map_err(|_| format!("`{t}` is not an IP address, CIDR block or start-end range"))
+            .map_err(|_| {
+                RangeError(format!(
+                    "`{t}` is not an IP address, CIDR block or start-end range"
+                ))
+            })
     }
 
     /// Whether `ip` falls in this entry.

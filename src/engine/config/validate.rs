@@ -181,7 +181,7 @@ fn check_sections(cfg: &Config, err: &mut impl FnMut(&str, String)) {
     ] {
         for (i, r) in list.iter().enumerate() {
             if let Err(m) = IpRange::parse(r) {
-                err(&format!("{path}[{i}]"), m);
+                err(&format!("{path}[{i}]"), m.to_string());
             }
         }
     }

@@ -37,21 +37,44 @@ pub fn connector() -> TlsConnector {
 /// Where Debian keeps the system's trusted certificates.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
+/// Why the relay host's certificate cannot be verified.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    /// A CA file could not be read or parsed.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No trust anchors at all.
+    #[error("no trusted certificates to verify the relay host with: {0}")]
+    NoRoots(String),
+    /// rustls refused the configuration.
+    #[error("{0}")]
+    Tls(#[from] rustls::Error),
+}
+
 /// A connector that verifies the server's certificate chain and name against the system's
 /// trust store plus the certificates in `ca_file` (if not empty).
-pub fn verified_connector(ca_file: &str) -> Result<TlsConnector, String> {
+pub fn verified_connector(ca_file: &str) -> Result<TlsConnector, CaError> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    let mut add = |path: &str, required: bool| -> Result<(), String> {
+    let file_error = |path: &str, message: String| CaError::File {
+        path: path.to_string(),
+        message,
+    };
+    let mut add = |path: &str, required: bool| -> Result<(), CaError> {
         let certs = match CertificateDer::pem_file_iter(path) {
             Ok(it) => it
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{path}: {e}"))?,
+                .map_err(|e| file_error(path, e.to_string()))?,
             Err(_) if !required => return Ok(()),
-            Err(e) => return Err(format!("{path}: {e}")),
+            Err(e) => return Err(file_error(path, e.to_string())),
         };
         if required && certs.is_empty() {
-            return Err(format!("{path}: no certificate in the file"));
+            return Err(file_error(path, "no certificate in the file".into()));
         }
         roots.add_parsable_certificates(certs);
         Ok(())
@@ -66,10 +89,9 @@ pub fn verified_connector(ca_file: &str) -> Result<TlsConnector, String> {
         provider.clone(),
     )
     .build()
-    .map_err(|e| format!("no trusted certificates to verify the relay host with: {e}"))?;
+    .map_err(|e| CaError::NoRoots(e.to_string()))?;
     let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .with_safe_default_protocol_versions()?
         .with_webpki_verifier(verifier)
         .with_no_client_auth();
     Ok(TlsConnector::from(Arc::new(config)))

@@ -92,8 +92,32 @@ pub fn wanted(cfg: &Config) -> Vec<ListenerSpec> {
     out
 }
 
+/// Why a listener could not be opened (the text goes to the log and the status strip).
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// Listen Only on IP is a host name that does not resolve.
+    #[error("cannot resolve `{host}`: {source}")]
+    Resolve {
+        /// The name.
+        host: String,
+        /// The resolver's error.
+        source: std::io::Error,
+    },
+    /// Listen Only on IP is a host name without addresses.
+    #[error("`{0}` has no address")]
+    NoAddress(String),
+    /// bind(2) or listen(2) failed; `hint` says what to do about the common causes.
+    #[error("{source}{hint}")]
+    Bind {
+        /// The OS error.
+        source: std::io::Error,
+        /// " (ports below 1024 need privilege: ...)" and the like, or empty.
+        hint: &'static str,
+    },
+}
+
 /// Resolves Listen Only on IP (an IP, a host name, or empty for all addresses) and binds.
-pub async fn bind(spec: &ListenerSpec) -> Result<TcpListener, String> {
+pub async fn bind(spec: &ListenerSpec) -> Result<TcpListener, BindError> {
     let addr: SocketAddr = if spec.listen_ip.is_empty() {
         SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), spec.port)
     } else if let Ok(ip) = spec.listen_ip.parse::<IpAddr>() {
@@ -101,10 +125,13 @@ pub async fn bind(spec: &ListenerSpec) -> Result<TcpListener, String> {
     } else {
         let mut addrs = tokio::net::lookup_host((spec.listen_ip.as_str(), spec.port))
             .await
-            .map_err(|e| format!("cannot resolve `{}`: {e}", spec.listen_ip))?;
+            .map_err(|source| BindError::Resolve {
+                host: spec.listen_ip.clone(),
+                source,
+            })?;
         addrs
             .next()
-            .ok_or_else(|| format!("`{}` has no address", spec.listen_ip))?
+            .ok_or_else(|| BindError::NoAddress(spec.listen_ip.clone()))?
     };
     let result = match TcpListener::bind(addr).await {
         // No IPv6 on this machine: all IPv4 addresses instead.
@@ -113,15 +140,15 @@ pub async fn bind(spec: &ListenerSpec) -> Result<TcpListener, String> {
         }
         r => r,
     };
-    result.map_err(|e| {
-        let hint = match e.kind() {
+    result.map_err(|source| {
+        let hint = match source.kind() {
             std::io::ErrorKind::PermissionDenied if spec.port < 1024 => {
                 " (ports below 1024 need privilege: run `sudo setcap cap_net_bind_service=+ep $(command -v postern)` or choose a port above 1023)"
             }
             std::io::ErrorKind::AddrInUse => " (another program is using this port)",
             _ => "",
         };
-        format!("{e}{hint}")
+        BindError::Bind { source, hint }
     })
 }
 

@@ -242,8 +242,8 @@ impl Session {
     /// The whole session: implicit TLS first if asked, the greeting, the command loop, and a
     /// STARTTLS upgrade when the client asks for one. Returns why it ended.
     async fn run(&mut self, implicit_tls: bool) -> String {
-        if implicit_tls && let Err(reason) = self.handshake().await {
-            return reason;
+        if implicit_tls && let Err(e) = self.handshake().await {
+            return e.to_string();
         }
         if let Some(reason) = self.greet().await {
             return reason;
@@ -251,8 +251,8 @@ impl Session {
         loop {
             match self.command_loop().await {
                 Next::StartTls => {
-                    if let Err(reason) = self.handshake().await {
-                        return reason;
+                    if let Err(e) = self.handshake().await {
+                        return e.to_string();
                     }
                 }
                 Next::Close(reason) => {

@@ -9,6 +9,20 @@ use std::time::Duration;
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why a TLS handshake did not complete (the session then ends, for this reason).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum HandshakeError {
+    /// No certificate could be loaded.
+    #[error("TLS is not available")]
+    Unavailable,
+    /// The handshake failed.
+    #[error("TLS handshake failed: {0}")]
+    Failed(std::io::Error),
+    /// The client took too long.
+    #[error("TLS handshake timed out")]
+    TimedOut,
+}
+
 impl Session {
     /// STARTTLS: `220`, then the command loop hands the stream to [`Session::handshake`].
     pub(super) fn starttls(&mut self) -> Next {
@@ -31,9 +45,9 @@ impl Session {
 
     /// Runs the server side of the TLS handshake on the session's stream; `Err` is why the
     /// session ends.
-    pub(super) async fn handshake(&mut self) -> Result<(), String> {
+    pub(super) async fn handshake(&mut self) -> Result<(), HandshakeError> {
         let Some(acceptor) = self.cur.tls.clone() else {
-            return Err("TLS is not available".into());
+            return Err(HandshakeError::Unavailable);
         };
         let plain = std::mem::replace(&mut self.conn, Conn::new(Box::new(Detached))).into_inner();
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(plain)).await {
@@ -56,8 +70,8 @@ impl Session {
                     .set_write_timeout(self.cur.config.smtp.timeouts.command.0);
                 Ok(())
             }
-            Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
-            Err(_) => Err("TLS handshake timed out".into()),
+            Ok(Err(e)) => Err(HandshakeError::Failed(e)),
+            Err(_) => Err(HandshakeError::TimedOut),
         }
     }
 }

@@ -822,7 +822,6 @@ async fn starttls_discards_pipelined_plaintext_and_forgets_the_session() {
     };
     // The EHLO from before TLS is forgotten, and the injected MAIL never ran.
     assert!(ask("RCPT TO:<alice@example.test>").await.is_empty());
-    drop(ask);
     let logged = s
         .deps
         .events
@@ -863,7 +862,11 @@ async fn shutdown_closes_an_idle_session_with_421() {
     s.deps.shutdown.cancel();
     assert!(s.reply().await.starts_with("421 4.3.2"));
     (&mut s.task).await.unwrap();
-    assert!(s.logged().iter().any(|l| l.contains("server shutting down")));
+    assert!(
+        s.logged()
+            .iter()
+            .any(|l| l.contains("server shutting down"))
+    );
 }
 
 #[tokio::test]
