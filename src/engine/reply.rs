@@ -77,6 +77,16 @@ impl fmt::Display for Reply {
 pub fn greeting(host: &str) -> Reply {
     Reply::new(220, format!("{host} ESMTP Postern"))
 }
+/// 250: HELO.
+pub fn hello(server: &str, client: &str, ip: IpAddr) -> Reply {
+    Reply::new(250, format!("{server} Hello {client} [{ip}]"))
+}
+/// 250: EHLO, with the extensions offered.
+pub fn ehlo(server: &str, client: &str, ip: IpAddr, extensions: &[String]) -> Reply {
+    let mut lines = vec![format!("{server} Hello {client} [{ip}]")];
+    lines.extend_from_slice(extensions);
+    Reply::lines(250, &lines)
+}
 /// 221: QUIT.
 pub const BYE: Reply = Reply::fixed(221, "2.0.0 Bye");
 /// 421: graceful shutdown.

@@ -1,7 +1,7 @@
 //! HELO and EHLO: the greeting reply and the extensions offered.
 
 use super::Session;
-use crate::engine::reply::{self, Reply};
+use crate::engine::reply;
 
 impl Session {
     /// HELO (`esmtp` false) or EHLO: resets the transaction and names the client.
@@ -10,30 +10,31 @@ impl Session {
             return self.reply(reply::EHLO_SYNTAX);
         }
         self.tx = None;
-        let cfg = &self.cur.config;
-        let hello = format!("{} Hello {host} [{}]", cfg.server.hostname, self.peer.ip());
+        let server = self.cur.config.server.hostname.clone();
+        let ip = self.peer.ip();
         if !esmtp {
-            self.helo = Some(host);
             self.esmtp = false;
-            return self.reply(Reply::new(250, hello));
+            let r = reply::hello(&server, &host, ip);
+            self.helo = Some(host);
+            return self.reply(r);
         }
-        let mut lines = vec![
-            hello,
+        let mut extensions = vec![
             "PIPELINING".to_string(),
-            format!("SIZE {}", cfg.smtp.max_message_size),
+            format!("SIZE {}", self.cur.config.smtp.max_message_size),
             "8BITMIME".to_string(),
             "ENHANCEDSTATUSCODES".to_string(),
         ];
         if self.tls.is_none() && self.cur.tls.is_some() {
-            lines.push("STARTTLS".into());
+            extensions.push("STARTTLS".into());
         }
         if self.auth_allowed() {
-            lines.push("AUTH PLAIN LOGIN".into());
+            extensions.push("AUTH PLAIN LOGIN".into());
         }
-        lines.push("HELP".into());
-        self.helo = Some(host);
+        extensions.push("HELP".into());
         self.esmtp = true;
-        self.reply(Reply::lines(250, &lines));
+        let r = reply::ehlo(&server, &host, ip, &extensions);
+        self.helo = Some(host);
+        self.reply(r);
     }
 
     /// Whether AUTH may be offered and used now (over TLS, or plaintext when allowed).

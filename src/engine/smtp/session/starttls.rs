@@ -1,10 +1,13 @@
 //! STARTTLS (RFC 3207) and the TLS handshake, which the implicit-TLS port runs first thing.
 
-use super::{Detached, Next, Session};
+use super::{Next, Session};
 use crate::engine::events::{EventKind, Level};
 use crate::engine::reply;
 use crate::engine::smtp::conn::Conn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,5 +76,37 @@ impl Session {
             Ok(Err(e)) => Err(HandshakeError::Failed(e)),
             Err(_) => Err(HandshakeError::TimedOut),
         }
+    }
+}
+
+/// Stands in for the stream while the TLS handshake has it: reads see end of file, writes
+/// fail.
+struct Detached;
+
+impl AsyncRead for Detached {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Detached {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(Err(std::io::ErrorKind::NotConnected.into()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
