@@ -21,6 +21,7 @@
 
 mod client;
 pub mod data;
+mod reply;
 mod tls;
 
 pub use client::{HostFailure, Login, TlsPolicy};
