@@ -6,7 +6,7 @@
 //! line is read to its end and dropped), the write buffer (flushed within a write timeout),
 //! and what STARTTLS needs on either side: dropping input received before the handshake
 //! (CVE-2011-0411) and giving the stream back. What the bytes mean lives with the users: the
-//! DATA reader in `smtp::conn` (built on [`Wire::fill`]), reply parsing in `delivery::client`.
+//! DATA reader in `smtp::conn` (built on [`Wire::fill`]), reply parsing in `delivery::reply`.
 
 use std::io;
 use std::time::Duration;

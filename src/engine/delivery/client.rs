@@ -4,27 +4,23 @@
 //! a reply line is at most 512 octets, a reply at most 100 lines and 4096 octets of text;
 //! multi-line replies must keep one code; whatever the server sent after its `220` to our
 //! STARTTLS is dropped unread before the handshake (CVE-2011-0411). PIPELINING (RFC 2920) is
-//! used when offered. Lines are read by the shared [`Wire`]; replies and EHLO capabilities are
-//! parsed by smtp-proto, behind a thin check of each line (see [`reply_line`]). The session
-//! works over any `AsyncRead + AsyncWrite` stream, so unit tests drive it over an in-memory pipe.
+//! used when offered. Lines are read by the shared [`Wire`]; replies are read and checked by
+//! [`reply`], EHLO capabilities parsed by smtp-proto. The session works over any
+//! `AsyncRead + AsyncWrite` stream, so unit tests drive it over an in-memory pipe.
 
+use super::reply::{self, Reply};
 use super::{Log, RcptStatus};
-use crate::engine::wire::{ReadError, Wire};
+use crate::engine::wire::Wire;
 use base64::Engine as _;
-use smtp_proto::response::parser::{MAX_RESPONSE_LENGTH, ResponseReceiver};
 use smtp_proto::{
     AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_AUTH, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8,
-    EXT_START_TLS, EhloResponse, Response,
+    EXT_START_TLS, EhloResponse,
 };
 use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-/// RFC 5321 4.5.3.1.5: a reply line is at most 512 octets including CRLF.
-pub const MAX_REPLY_LINE: usize = 512;
-/// The most lines we read of one reply (an EHLO reply has one per extension).
-pub const MAX_REPLY_LINES: usize = 100;
 /// Recipients per transaction: RFC 5321 4.5.3.1.8 makes every server take at least 100.
 pub const MAX_RCPTS_PER_TRANSACTION: usize = 100;
 
@@ -60,48 +56,10 @@ pub type BoxStream = Box<dyn Stream>;
 #[error("{0}")]
 pub struct HostFailure(pub String);
 
-/// One reply of the server, as smtp-proto parsed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    /// The three-digit code.
-    pub code: u16,
-    /// The enhanced status code (RFC 3463); `[0, 0, 0]` when the reply has none.
-    pub esc: [u8; 3],
-    /// The text of the lines, without codes and separators, joined by LF.
-    pub message: String,
-}
-
-impl From<Response<String>> for Reply {
-    fn from(r: Response<String>) -> Reply {
-        Reply {
-            code: r.code,
-            esc: r.esc,
-            message: r.message,
-        }
-    }
-}
-
-impl Reply {
-    /// The reply as one line for logs and statuses: "250 2.0.0 first / second" (empty lines
-    /// left out, control characters shown as `?`).
-    pub fn text(&self) -> String {
-        let mut text = self.code.to_string();
-        if self.esc != [0, 0, 0] {
-            let [class, subject, detail] = self.esc;
-            text.push_str(&format!(" {class}.{subject}.{detail}"));
-        }
-        // smtp-proto turns an empty continuation line ("250-") into two LFs; blank lines say
-        // nothing in a status anyway.
-        let lines = self.message.split('\n').filter(|l| !l.trim().is_empty());
-        for (i, line) in lines.enumerate() {
-            text.push_str(if i == 0 { " " } else { " / " });
-            text.push_str(&printable(line.as_bytes()));
-        }
-        text.trim_end().to_string()
-    }
-
-    fn positive(&self) -> bool {
-        (200..300).contains(&self.code)
+impl HostFailure {
+    /// The connection to `peer` broke while reading or writing.
+    pub(super) fn connection_lost(peer: &str, e: io::Error) -> HostFailure {
+        HostFailure(format!("{peer}: connection lost: {e}"))
     }
 }
 
@@ -201,7 +159,7 @@ impl<'a> Session<'a> {
         self.send(&format!("EHLO {helo}"));
         let (reply, raw) = self.read_reply_raw(COMMAND_TIMEOUT).await?;
         if reply.positive() {
-            // The lines passed `reply_line`; smtp-proto still refuses a code other than 250.
+            // The lines passed `reply::read`; smtp-proto still refuses a code other than 250.
             self.caps = EhloResponse::parse(&mut raw.iter())
                 .map_err(|e| HostFailure(format!("{}: malformed EHLO reply: {e}", self.peer)))?;
             return Ok(());
@@ -507,13 +465,9 @@ impl<'a> Session<'a> {
                 "{}: timed out sending to the server",
                 self.peer
             ))),
-            Err(e) => Err(self.io_failure(e)),
+            Err(e) => Err(HostFailure::connection_lost(&self.peer, e)),
             Ok(()) => Ok(()),
         }
-    }
-
-    fn io_failure(&self, e: io::Error) -> HostFailure {
-        HostFailure(format!("{}: connection lost: {e}", self.peer))
     }
 
     /// Reads one (possibly multi-line) reply, sending queued commands first.
@@ -521,105 +475,12 @@ impl<'a> Session<'a> {
         self.read_reply_raw(timeout).await.map(|(reply, _)| reply)
     }
 
-    /// Reads one reply; also returns it as received (every line ending in CRLF), for the
-    /// EHLO parser.
+    /// Reads one reply (see [`reply::read`]), sending queued commands first; also returns it
+    /// as received, for the EHLO parser.
     async fn read_reply_raw(&mut self, timeout: Duration) -> Result<(Reply, Vec<u8>), HostFailure> {
         self.flush(COMMAND_TIMEOUT).await?;
-        let mut code = None;
-        let mut raw = Vec::new();
-        for n in 1.. {
-            if n > MAX_REPLY_LINES {
-                return Err(HostFailure(format!(
-                    "{}: reply longer than {MAX_REPLY_LINES} lines",
-                    self.peer
-                )));
-            }
-            let line = self
-                .conn
-                .read_line(MAX_REPLY_LINE, timeout)
-                .await
-                .map_err(|e| match e {
-                    ReadError::TooLong => HostFailure(format!(
-                        "{}: reply line longer than {MAX_REPLY_LINE} octets",
-                        self.peer
-                    )),
-                    ReadError::Closed => {
-                        HostFailure(format!("{}: connection closed by the server", self.peer))
-                    }
-                    ReadError::Timeout => HostFailure(format!(
-                        "{}: no reply within {} s",
-                        self.peer,
-                        timeout.as_secs()
-                    )),
-                    ReadError::Io(e) => self.io_failure(e),
-                })?;
-            let (c, last) = reply_line(&line).ok_or_else(|| {
-                HostFailure(format!(
-                    "{}: malformed reply line `{}`",
-                    self.peer,
-                    printable(&line)
-                ))
-            })?;
-            if *code.get_or_insert(c) != c {
-                return Err(HostFailure(format!(
-                    "{}: multi-line reply changes its code ({} then {c})",
-                    self.peer,
-                    code.unwrap_or(c)
-                )));
-            }
-            self.log.detail(&format!(
-                "<<< {c}{}{}",
-                if last { " " } else { "-" },
-                printable(line.get(4..).unwrap_or_default())
-            ));
-            raw.extend_from_slice(&line);
-            raw.extend_from_slice(b"\r\n");
-            if last {
-                break;
-            }
-        }
-        let response = ResponseReceiver::default()
-            .parse(&mut raw.iter())
-            .map_err(|e| match e {
-                smtp_proto::Error::ResponseTooLong => HostFailure(format!(
-                    "{}: reply longer than {MAX_RESPONSE_LENGTH} octets",
-                    self.peer
-                )),
-                e => HostFailure(format!("{}: malformed reply: {e}", self.peer)),
-            })?;
-        Ok((Reply::from(response), raw))
+        reply::read(&mut self.conn, &self.peer, self.log, timeout).await
     }
-}
-
-/// The check each reply line passes before smtp-proto parses the reply: a code from 200 to 599,
-/// then a space, a hyphen, or nothing. Returns the code and whether this is the last line.
-/// smtp-proto's `ResponseReceiver` alone is more lenient than we want to be: it takes any
-/// three digits (999) and reads the code of the first line only, so a multi-line reply that
-/// changes its code would pass; the caller compares the codes.
-fn reply_line(raw: &[u8]) -> Option<(u16, bool)> {
-    let digits = raw.get(..3)?;
-    if !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let code = digits
-        .iter()
-        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
-    if !(200..600).contains(&code) {
-        return None;
-    }
-    match raw.get(3) {
-        None | Some(b' ') => Some((code, true)),
-        Some(b'-') => Some((code, false)),
-        Some(_) => None,
-    }
-}
-
-/// Reply text safe for logs: invalid UTF-8 and control characters replaced.
-fn printable(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw)
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 #[cfg(test)]
@@ -732,25 +593,6 @@ mod tests {
         // An error greeting: try another host.
         let r = open_with(|_| String::new(), "554 go away\r\n", &events).await;
         assert!(r.unwrap_err().0.contains("refused greeting: 554 go away"));
-    }
-
-    #[tokio::test]
-    async fn a_silent_server_times_out() {
-        let events = EventBus::new();
-        let (client, _server) = duplex(1024);
-        let log = log(&events);
-        let mut s = Session {
-            conn: Wire::new(Box::new(client) as BoxStream),
-            log: &log,
-            peer: "peer.test[192.0.2.1]".into(),
-            caps: EhloResponse::default(),
-        };
-        // The real waits are minutes (RFC 5321 4.5.3.2); the mechanism is the same.
-        let r = s.read_reply(Duration::from_secs(1)).await;
-        assert_eq!(
-            r.unwrap_err().0,
-            "peer.test[192.0.2.1]: no reply within 1 s"
-        );
     }
 
     #[tokio::test]
@@ -892,73 +734,6 @@ mod tests {
             "{l:#?}"
         );
         assert!(l.iter().any(|l| l.contains("TLS established")), "{l:#?}");
-    }
-
-    #[test]
-    fn reply_lines_are_checked_before_parsing() {
-        assert_eq!(reply_line(b"250 ok"), Some((250, true)));
-        assert_eq!(reply_line(b"250-ok"), Some((250, false)));
-        assert_eq!(reply_line(b"250"), Some((250, true)));
-        assert_eq!(reply_line(b"25 ok"), None);
-        assert_eq!(reply_line(b"250x"), None);
-        assert_eq!(reply_line(b"999 no"), None);
-        assert_eq!(reply_line(b"199 no"), None);
-    }
-
-    /// A session (past its greeting) whose server has sent `replies`.
-    async fn session_after<'a>(replies: &str, log: &'a Log<'a>) -> (Session<'a>, DuplexStream) {
-        let (client, mut server) = duplex(1 << 16);
-        server.write_all(replies.as_bytes()).await.unwrap();
-        let s = Session {
-            conn: Wire::new(Box::new(client) as BoxStream),
-            log,
-            peer: "peer.test[192.0.2.1]".into(),
-            caps: EhloResponse::default(),
-        };
-        (s, server)
-    }
-
-    #[tokio::test]
-    async fn replies_are_parsed_by_smtp_proto() {
-        let events = EventBus::new();
-        let log = log(&events);
-        let input = concat!(
-            "250-2.0.0 first\r\n250-\r\n250 2.0.0 second\r\n",
-            "550 5.7.26 a\x07b\r\n",
-            "250\r\n",
-            "354 go ahead\r\n",
-            "250 999 no\r\n",
-        );
-        let (mut s, _server) = session_after(input, &log).await;
-        let t = Duration::from_secs(5);
-        let r = s.read_reply(t).await.unwrap();
-        assert_eq!((r.code, r.esc), (250, [2, 0, 0]));
-        assert_eq!(r.text(), "250 2.0.0 first / second");
-        assert_eq!(s.read_reply(t).await.unwrap().text(), "550 5.7.26 a?b");
-        assert_eq!(s.read_reply(t).await.unwrap().text(), "250");
-        assert_eq!(s.read_reply(t).await.unwrap().text(), "354 go ahead");
-        assert_eq!(s.read_reply(t).await.unwrap().text(), "250 999 no");
-        // Every line is logged as received.
-        let l = lines(&events);
-        for want in [
-            "<<< 250-2.0.0 first",
-            "<<< 250-",
-            "<<< 550 5.7.26 a?b",
-            "<<< 250 ",
-        ] {
-            assert!(l.iter().any(|l| l.ends_with(want)), "{want}: {l:#?}");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_reply_past_smtp_protos_limit_ends_the_session() {
-        let events = EventBus::new();
-        let log = log(&events);
-        let line = format!("250-{}\r\n", "x".repeat(500));
-        let input = format!("{}250 end\r\n", line.repeat(10));
-        let (mut s, _server) = session_after(&input, &log).await;
-        let e = s.read_reply(Duration::from_secs(5)).await.unwrap_err();
-        assert!(e.0.contains("reply longer than 4096 octets"), "{e}");
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@
 
 mod client;
 pub mod data;
+mod reply;
 pub(crate) mod tls;
 
 pub use client::{HostFailure, Login, TlsPolicy};

@@ -2,21 +2,27 @@
 //! attempts within the connection limits, applies the re-send policy (attempts, delay), marks
 //! recipients delivered or failed, sends failure notices and delay warnings, answers queue
 //! commands, publishes the list for the GUI, and trims the spool.
+//!
+//! [`attempt`] is one delivery attempt of one message, run as its own task; [`notices`] are the
+//! failure notices and delay warnings the manager sends.
+
+mod attempt;
+mod notices;
 
 use super::spool::{Location, Record, Spool, SpoolError};
-use super::{ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, dsn, id_text, now_secs};
-use crate::engine::config::{Config, DeliveryMode, normalize_domain};
+use super::{ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, id_text, now_secs};
+use crate::engine::config::Config;
 use crate::engine::current::Current;
-use crate::engine::delivery::{self, DeliveryCtx, RcptStatus};
+use crate::engine::delivery::{DeliveryCtx, RcptStatus};
 use crate::engine::dns::Resolver;
 use crate::engine::events::{EventBus, EventKind, Level, Outcome};
-use crate::engine::store::{maildir, trace};
-use std::collections::{BTreeMap, HashMap};
+use attempt::{Attempt, Limits};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -37,10 +43,15 @@ pub struct Deps {
     pub shutdown: CancellationToken,
 }
 
+/// One queued message as the manager keeps it.
 struct Entry {
+    /// Its state, as written to the spool.
     meta: Meta,
+    /// Where its data is in the spool.
     loc: Location,
+    /// An attempt is running for it.
     in_flight: bool,
+    /// What happened to it, newest last, at most [`HISTORY`] lines.
     history: Vec<String>,
 }
 
@@ -67,48 +78,31 @@ impl Entry {
     }
 }
 
-/// Connection limits shared by delivery tasks; replaced when the limits change.
-#[derive(Clone)]
-struct Limits {
-    overall: Arc<Semaphore>,
-    per_domain: Arc<std::sync::Mutex<HashMap<String, Arc<Semaphore>>>>,
-    sizes: (u32, u32),
-}
-
-impl Limits {
-    fn new(cfg: &Config) -> Limits {
-        let o = &cfg.outgoing_mails;
-        Limits {
-            overall: Arc::new(Semaphore::new(o.max_connections as usize)),
-            per_domain: Default::default(),
-            sizes: (o.max_connections, o.max_connections_per_domain),
-        }
-    }
-
-    fn domain(&self, d: &str) -> Arc<Semaphore> {
-        self.per_domain
-            .lock()
-            .expect("limits")
-            .entry(d.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.sizes.1 as usize)))
-            .clone()
-    }
-}
-
+/// The manager task's state.
 struct Manager {
+    /// The journal every change is written to.
     spool: Spool,
+    /// The queue's own handle, for queueing failure notices and delay warnings.
     queue: Queue,
+    /// What the engine handed over.
     deps: Deps,
     /// Queued messages by id; ids increase, so this is arrival order too.
     entries: BTreeMap<u64, Entry>,
+    /// Where finished attempts send their results: queue id, (recipient index, status).
     results_tx: mpsc::UnboundedSender<(u64, Vec<(usize, RcptStatus)>)>,
     /// The configuration the cached parts below were made for.
     cfg_seen: Option<Arc<Current>>,
+    /// The configuration in force.
     cfg: Arc<Config>,
+    /// The resolver for `outgoing_mails.dns_hosts`; `None` while it cannot be made.
     resolver: Option<Resolver>,
+    /// Connection limits for `outgoing_mails.max_connections*`.
     limits: Limits,
+    /// The list published for the GUI and `postern queue`.
     snapshot: watch::Sender<Arc<Vec<QueueEntry>>>,
+    /// Something changed since the list was last published.
     dirty: bool,
+    /// Attempts running.
     in_flight: usize,
 }
 
@@ -488,80 +482,6 @@ impl Manager {
         }
     }
 
-    /// Sends the sender a failure notice (or a delay warning); never for the null sender.
-    fn notify(&self, meta: Meta, loc: Location, rcpts: Vec<super::Rcpt>, delayed: bool) {
-        if meta.from.is_empty() {
-            self.log(
-                Level::Info,
-                meta.id,
-                "no failure notice: the sender is the null sender <>".into(),
-            );
-            return;
-        }
-        let host = self.cfg.server.hostname.clone();
-        let queue = self.queue.clone();
-        let spool = self.spool.clone();
-        let events = self.deps.events.clone();
-        tokio::spawn(async move {
-            let original = tokio::task::spawn_blocking(move || spool.read(loc))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            let notice = dsn::notice(&host, &meta, &rcpts, &original, delayed);
-            let kind = if delayed {
-                "delay warning"
-            } else {
-                "failure notice"
-            };
-            let text = match queue
-                .enqueue("", std::slice::from_ref(&meta.from), notice, "local")
-                .await
-            {
-                Ok(nid) => format!("{kind} to <{}> queued as {}", meta.from, id_text(nid)),
-                Err(e) => format!("cannot queue the {kind} to <{}>: {e}", meta.from),
-            };
-            events.emit(
-                Level::Info,
-                Some(&id_text(meta.id)),
-                EventKind::Delivery { text },
-            );
-        });
-    }
-
-    /// Delay warnings for messages waiting longer than `outgoing_mails.delay_warning`.
-    fn warn_delayed(&mut self) {
-        let Some(after) = self.cfg.outgoing_mails.delay_warning else {
-            return;
-        };
-        let now = now_secs();
-        let due: Vec<u64> = self
-            .entries
-            .values()
-            .filter(|e| {
-                !e.meta.warned
-                    && e.meta.has_pending()
-                    && now.saturating_sub(e.meta.created) >= after.0.as_secs()
-            })
-            .map(|e| e.meta.id)
-            .collect();
-        for id in due {
-            let e = self.entries.get_mut(&id).expect("listed");
-            e.meta.warned = true;
-            e.note("delay warning sent".into());
-            self.spool.append_nowait(Record::Update(e.meta.clone()));
-            let pending: Vec<_> = e
-                .meta
-                .rcpts
-                .iter()
-                .filter(|r| r.state == RcptState::Pending)
-                .cloned()
-                .collect();
-            let (meta, loc) = (e.meta.clone(), e.loc);
-            self.notify(meta, loc, pending, true);
-        }
-    }
-
     /// Deletes spool segments no live message needs; moves the few that pin an old segment.
     async fn trim(&mut self) {
         let active = self.spool.active_segment();
@@ -603,148 +523,6 @@ impl Manager {
     }
 }
 
-/// One delivery attempt of one message: its pending recipients grouped by destination.
-struct Attempt {
-    ctx: DeliveryCtx,
-    meta: Meta,
-    loc: Location,
-    spool: Spool,
-    limits: Limits,
-    mailroot: PathBuf,
-}
-
-impl Attempt {
-    async fn run(self) -> Vec<(usize, RcptStatus)> {
-        let pending: Vec<usize> = (0..self.meta.rcpts.len())
-            .filter(|&i| self.meta.rcpts[i].state == RcptState::Pending)
-            .collect();
-        let spool = self.spool.clone();
-        let loc = self.loc;
-        let data = match tokio::task::spawn_blocking(move || spool.read(loc)).await {
-            Ok(Ok(d)) => Arc::new(d),
-            other => {
-                let why = match other {
-                    Ok(Err(e)) => e.to_string(),
-                    Err(e) => e.to_string(),
-                    Ok(Ok(_)) => unreachable!(),
-                };
-                return pending
-                    .into_iter()
-                    .map(|i| {
-                        (
-                            i,
-                            RcptStatus::Temporary(format!("cannot read the spool: {why}")),
-                        )
-                    })
-                    .collect();
-            }
-        };
-        let cfg = self.ctx.config.clone();
-        let relay = cfg.outgoing_mails.mode == DeliveryMode::Relay;
-        // Group: local recipients, then one group per domain (or one for the relay host).
-        let mut groups: Vec<(String, bool, Vec<usize>)> = Vec::new();
-        for i in pending {
-            let domain = self.meta.rcpts[i]
-                .addr
-                .rsplit_once('@')
-                .map(|(_, d)| normalize_domain(d))
-                .unwrap_or_default();
-            let local = cfg.is_local_domain(&domain);
-            let key = if local || !relay {
-                domain
-            } else {
-                String::new()
-            };
-            match groups.iter_mut().find(|(k, l, _)| *k == key && *l == local) {
-                Some(g) => g.2.push(i),
-                None => groups.push((key, local, vec![i])),
-            }
-        }
-        let this = Arc::new(self);
-        let mut set = tokio::task::JoinSet::new();
-        for (domain, local, idx) in groups {
-            let this = this.clone();
-            let data = data.clone();
-            set.spawn(async move {
-                let rcpts: Vec<String> = idx
-                    .iter()
-                    .map(|&i| this.meta.rcpts[i].addr.clone())
-                    .collect();
-                let statuses = if local {
-                    this.deliver_local(&rcpts, data).await
-                } else {
-                    let _all = this.limits.overall.clone().acquire_owned().await;
-                    let dest = if domain.is_empty() {
-                        "relay".to_string()
-                    } else {
-                        domain.clone()
-                    };
-                    let _one = this.limits.domain(&dest).acquire_owned().await;
-                    let d = if domain.is_empty() {
-                        rcpts
-                            .first()
-                            .and_then(|a| a.rsplit_once('@'))
-                            .map(|(_, d)| d.to_string())
-                            .unwrap_or_default()
-                    } else {
-                        domain
-                    };
-                    delivery::deliver(
-                        &this.ctx,
-                        &id_text(this.meta.id),
-                        &d,
-                        &this.meta.from,
-                        &rcpts,
-                        &data,
-                    )
-                    .await
-                };
-                idx.into_iter().zip(statuses).collect::<Vec<_>>()
-            });
-        }
-        let mut out = Vec::new();
-        while let Some(r) = set.join_next().await {
-            if let Ok(v) = r {
-                out.extend(v);
-            }
-        }
-        out
-    }
-
-    async fn deliver_local(&self, rcpts: &[String], data: Arc<Vec<u8>>) -> Vec<RcptStatus> {
-        let cfg = &self.ctx.config;
-        let mut statuses =
-            vec![RcptStatus::Permanent("5.1.1 no such local account".into()); rcpts.len()];
-        let mut boxes = Vec::new();
-        let mut which = Vec::new();
-        for (i, a) in rcpts.iter().enumerate() {
-            if let Some(acc) = cfg.account(a) {
-                let (user, domain) = acc.address.rsplit_once('@').expect("validated");
-                boxes.push(maildir::Recipient {
-                    domain: domain.to_string(),
-                    user: user.to_string(),
-                    headers: trace::delivery_fields(&self.meta.from, &acc.address).into_bytes(),
-                });
-                which.push(i);
-            }
-        }
-        let root = self.mailroot.clone();
-        let host = cfg.server.hostname.clone();
-        let res =
-            tokio::task::spawn_blocking(move || maildir::deliver(&root, &host, &boxes, &data))
-                .await;
-        for i in which {
-            statuses[i] = match &res {
-                Ok(Ok(_)) => RcptStatus::Delivered("written to the local mailbox".into()),
-                Ok(Err(e)) => {
-                    RcptStatus::Temporary(format!("4.3.0 cannot write the local mailbox: {e}"))
-                }
-                Err(e) => RcptStatus::Temporary(format!("4.3.0 local delivery task failed: {e}")),
-            };
-        }
-        statuses
-    }
-}
 /// The event for how an attempt ended for one recipient.
 fn outcome(rcpt: &str, attempt: u32, outcome: Outcome, detail: String) -> EventKind {
     EventKind::RecipientOutcome {
