@@ -25,11 +25,21 @@ pub use services::{ServiceState, Services};
 
 use crate::engine::EngineOptions;
 use crate::engine::events::{EventBus, EventKind, Level};
-use anyhow::{Context, Result};
 use eframe::egui;
 
 /// Key of the window settings in eframe's storage.
 const PREFS_KEY: &str = "postern_prefs";
+
+/// Why the desktop app could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum GuiError {
+    /// The tokio runtime the engine runs on could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    /// eframe could not open the window (no display, no GL).
+    #[error("cannot open the window: {0}")]
+    Window(String),
+}
 
 /// Opens the window and runs until it is closed; the engine stops gracefully with it.
 ///
@@ -37,8 +47,8 @@ const PREFS_KEY: &str = "postern_prefs";
 /// there is no tray). The hidden variable `POSTERN_GUI_OPEN_DIALOG` (smtp, access, outgoing,
 /// abuse, domains, about; or `queue` for the Queued Mails pane) opens it at start, for
 /// screenshots.
-pub fn run(opts: EngineOptions, no_tray: bool, minimized: bool) -> Result<()> {
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+pub fn run(opts: EngineOptions, no_tray: bool, minimized: bool) -> Result<(), GuiError> {
+    let rt = tokio::runtime::Runtime::new().map_err(GuiError::Runtime)?;
     let events = EventBus::new();
     let mut services = Services::new(rt.handle().clone(), opts, events.clone());
     services.start();
@@ -113,7 +123,7 @@ pub fn run(opts: EngineOptions, no_tray: bool, minimized: bool) -> Result<()> {
             }))
         }),
     );
-    result.map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+    result.map_err(|e| GuiError::Window(e.to_string()))
 }
 
 /// Logs a line of the app's own, once, in the System log (and on stderr).

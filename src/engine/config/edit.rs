@@ -54,6 +54,9 @@ pub enum EditError {
     /// The change was refused field by field (the desktop dialogs show each beside its field).
     #[error("{} setting(s) need fixing", .0.len())]
     Fields(Vec<FieldError>),
+    /// `domain add` of something that is not a domain name (the message says why).
+    #[error("{0}")]
+    BadDomain(String),
     /// `domain add` of a domain that is already local.
     #[error("domain {0} already exists")]
     DomainExists(String),
@@ -80,6 +83,9 @@ pub enum EditError {
     /// `account passwd|remove` of an unknown account.
     #[error("no account {0}")]
     NoSuchAccount(String),
+    /// A user name that cannot be the local part of an address.
+    #[error("`{0}` is not a valid user name")]
+    BadUser(String),
     /// A password that is empty.
     #[error("the password is empty")]
     EmptyPassword,
@@ -144,89 +150,119 @@ pub fn config_set(path: &Path, assignments: &[String]) -> Result<(), EditError> 
 
 /// Adds a local domain.
 pub fn domain_add(path: &Path, domain: &str) -> Result<(), EditError> {
-    let d = normalize_domain(domain);
-    edit(path, |cfg| {
-        if cfg.is_local_domain(&d) {
-            return Err(EditError::DomainExists(d.clone()));
-        }
-        cfg.domains.push(d.clone());
-        Ok(())
-    })
+    edit(path, |cfg| add_domain(cfg, domain).map(drop))
 }
 
 /// Removes a local domain; refused while it still has accounts.
 pub fn domain_remove(path: &Path, domain: &str) -> Result<(), EditError> {
-    let d = normalize_domain(domain);
-    edit(path, |cfg| {
-        if !cfg.is_local_domain(&d) {
-            return Err(EditError::NoSuchDomain(d.clone()));
-        }
-        let suffix = format!("@{d}");
-        let n = cfg
-            .accounts
-            .iter()
-            .filter(|a| a.address.ends_with(&suffix))
-            .count();
-        if n > 0 {
-            return Err(EditError::DomainHasAccounts {
-                domain: d.clone(),
-                accounts: n,
-            });
-        }
-        cfg.domains.retain(|x| normalize_domain(x) != d);
-        Ok(())
-    })
+    edit(path, |cfg| remove_domain(cfg, domain))
 }
 
 /// Adds an account in a local domain; the password is stored as an argon2id hash.
 pub fn account_add(path: &Path, address: &str, pass: &str) -> Result<(), EditError> {
-    let a = normalize_address(address);
     check_password(pass)?;
     let hash = password::hash(pass);
-    edit(path, |cfg| {
-        if cfg.account(&a).is_some() {
-            return Err(EditError::AccountExists(a.clone()));
-        }
-        match a.rsplit_once('@') {
-            Some((_, d)) if cfg.is_local_domain(d) => {}
-            Some((_, d)) => return Err(EditError::NotLocalDomain(d.to_string())),
-            None => return Err(EditError::NotAnAddress(address.to_string())),
-        }
-        cfg.accounts.push(Account {
-            address: a.clone(),
-            password: hash,
-        });
-        Ok(())
-    })
+    edit(path, |cfg| add_account(cfg, address, hash).map(drop))
 }
 
 /// Sets an account's password (stored as an argon2id hash).
 pub fn account_passwd(path: &Path, address: &str, pass: &str) -> Result<(), EditError> {
-    let a = normalize_address(address);
     check_password(pass)?;
     let hash = password::hash(pass);
-    edit(path, |cfg| {
-        let acc = cfg
-            .accounts
-            .iter_mut()
-            .find(|x| x.address == a)
-            .ok_or_else(|| EditError::NoSuchAccount(a.clone()))?;
-        acc.password = hash;
-        Ok(())
-    })
+    edit(path, |cfg| set_password(cfg, address, hash))
 }
 
 /// Removes an account (the mailbox on disk is kept).
 pub fn account_remove(path: &Path, address: &str) -> Result<(), EditError> {
-    let a = normalize_address(address);
-    edit(path, |cfg| {
-        let before = cfg.accounts.len();
-        cfg.accounts.retain(|x| x.address != a);
-        if cfg.accounts.len() == before {
-            return Err(EditError::NoSuchAccount(a.clone()));
+    edit(path, |cfg| remove_account(cfg, address))
+}
+
+// The rules of the domain and account lists, on a configuration in memory: what the commands
+// above apply to the file, and what the Domains & Accounts dialog applies to its draft.
+
+/// Adds `domain` (normalised, which is returned) to the local domains.
+pub fn add_domain(cfg: &mut Config, domain: &str) -> Result<String, EditError> {
+    let d = normalize_domain(domain.trim());
+    if let Some(why) = super::validate::domain_problem(&d) {
+        return Err(EditError::BadDomain(why));
+    }
+    if cfg.is_local_domain(&d) {
+        return Err(EditError::DomainExists(d));
+    }
+    cfg.domains.push(d.clone());
+    Ok(d)
+}
+
+/// Removes a local domain; refused while it still has accounts.
+pub fn remove_domain(cfg: &mut Config, domain: &str) -> Result<(), EditError> {
+    let d = normalize_domain(domain);
+    if !cfg.is_local_domain(&d) {
+        return Err(EditError::NoSuchDomain(d));
+    }
+    let n = accounts_of(cfg, &d).count();
+    if n > 0 {
+        return Err(EditError::DomainHasAccounts {
+            domain: d,
+            accounts: n,
+        });
+    }
+    cfg.domains.retain(|x| normalize_domain(x) != d);
+    Ok(())
+}
+
+/// The accounts of local domain `domain`.
+pub fn accounts_of<'a>(
+    cfg: &'a Config,
+    domain: &str,
+) -> impl Iterator<Item = &'a Account> + use<'a> {
+    let suffix = format!("@{}", normalize_domain(domain));
+    cfg.accounts
+        .iter()
+        .filter(move |a| a.address.ends_with(&suffix))
+}
+
+/// Adds an account (its address normalised, which is returned) with an argon2id `hash`.
+pub fn add_account(cfg: &mut Config, address: &str, hash: String) -> Result<String, EditError> {
+    let a = normalize_address(address.trim());
+    if cfg.account(&a).is_some() {
+        return Err(EditError::AccountExists(a));
+    }
+    match a.rsplit_once('@') {
+        Some((user, _)) if !super::validate::is_local_part(user) => {
+            return Err(EditError::BadUser(user.to_string()));
         }
-        Ok(())
-    })
+        Some((_, d)) if cfg.is_local_domain(d) => {}
+        Some((_, d)) => return Err(EditError::NotLocalDomain(d.to_string())),
+        None => return Err(EditError::NotAnAddress(address.to_string())),
+    }
+    cfg.accounts.push(Account {
+        address: a.clone(),
+        password: hash,
+    });
+    Ok(a)
+}
+
+/// Gives an account a new argon2id `hash`.
+pub fn set_password(cfg: &mut Config, address: &str, hash: String) -> Result<(), EditError> {
+    let a = normalize_address(address);
+    let acc = cfg
+        .accounts
+        .iter_mut()
+        .find(|x| x.address == a)
+        .ok_or(EditError::NoSuchAccount(a))?;
+    acc.password = hash;
+    Ok(())
+}
+
+/// Removes an account.
+pub fn remove_account(cfg: &mut Config, address: &str) -> Result<(), EditError> {
+    let a = normalize_address(address);
+    let before = cfg.accounts.len();
+    cfg.accounts.retain(|x| x.address != a);
+    if cfg.accounts.len() == before {
+        return Err(EditError::NoSuchAccount(a));
+    }
+    Ok(())
 }
 
 /// Outgoing SMTP Access Control's "Allow Only The Following": the one user name and password
@@ -257,6 +293,42 @@ pub fn check_password(p: &str) -> Result<(), EditError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rules_hold_on_a_draft_in_memory() {
+        let mut cfg = Config::default();
+        assert_eq!(add_domain(&mut cfg, " Corp.TEST. ").unwrap(), "corp.test");
+        assert!(matches!(
+            add_domain(&mut cfg, "intranet"),
+            Err(EditError::BadDomain(_))
+        ));
+        assert!(matches!(
+            add_domain(&mut cfg, "bad domain.test"),
+            Err(EditError::BadDomain(_))
+        ));
+        assert!(matches!(
+            add_account(&mut cfg, "a b@corp.test", "$argon2id$x".into()),
+            Err(EditError::BadUser(u)) if u == "a b"
+        ));
+        assert_eq!(
+            add_account(&mut cfg, "Eve@Corp.test", "$argon2id$x".into()).unwrap(),
+            "eve@corp.test"
+        );
+        assert_eq!(accounts_of(&cfg, "CORP.test").count(), 1);
+        assert!(matches!(
+            remove_domain(&mut cfg, "corp.test"),
+            Err(EditError::DomainHasAccounts { accounts: 1, .. })
+        ));
+        set_password(&mut cfg, "EVE@corp.test", "$argon2id$y".into()).unwrap();
+        assert_eq!(cfg.accounts[0].password, "$argon2id$y");
+        remove_account(&mut cfg, "eve@corp.test").unwrap();
+        assert!(matches!(
+            remove_account(&mut cfg, "eve@corp.test"),
+            Err(EditError::NoSuchAccount(_))
+        ));
+        remove_domain(&mut cfg, "corp.test").unwrap();
+        assert!(cfg.domains.is_empty());
+    }
 
     #[test]
     fn domain_and_account_rules_are_typed() {

@@ -121,8 +121,8 @@ pub fn validate(cfg: &Config) -> Vec<FieldError> {
     let mut seen = Vec::new();
     for (i, d) in cfg.domains.iter().enumerate() {
         let path = format!("domains[{i}]");
-        if !is_hostname(d) || !d.contains('.') && d != "localhost" {
-            err(&path, format!("`{d}` is not a valid domain name"));
+        if let Some(why) = domain_problem(d) {
+            err(&path, why);
         }
         let n = normalize_domain(d);
         if seen.contains(&n) {
@@ -289,6 +289,12 @@ pub fn open_relay_warning(cfg: &Config) -> Option<String> {
          Control, so anyone who can reach it can send mail anywhere through this server"
             .to_string()
     })
+}
+
+/// Why `d` cannot be a local domain, if it cannot: a host name with a dot, or `localhost`.
+pub fn domain_problem(d: &str) -> Option<String> {
+    (!is_hostname(d) || !d.contains('.') && d != "localhost")
+        .then(|| format!("`{d}` is not a valid domain name"))
 }
 
 /// A DNS host name: dot-separated labels of letters, digits and hyphens.

@@ -7,17 +7,15 @@
 
 use super::error_label;
 use super::form::Form;
-use crate::engine::config::validate::{is_hostname, is_local_part};
-use crate::engine::config::{Account, Config, FieldError, normalize_address, normalize_domain};
+use crate::engine::config::{Account, Config, FieldError, edit};
 use crate::engine::store::password;
 use eframe::egui;
 
 /// The dialog's draft.
 pub struct DomainsForm {
-    /// Local domains, as they will be saved.
-    domains: Vec<String>,
-    /// Accounts, with password hashes.
-    accounts: Vec<Account>,
+    /// The configuration as it will be saved; only its domains and accounts change here,
+    /// through the engine's rules (`config::edit`).
+    draft: Config,
     /// The domain whose accounts are listed.
     selected_domain: Option<String>,
     /// The account the password and remove buttons act on.
@@ -46,8 +44,7 @@ impl Form for DomainsForm {
 
     fn from_config(cfg: &Config) -> Self {
         DomainsForm {
-            domains: cfg.domains.clone(),
-            accounts: cfg.accounts.clone(),
+            draft: cfg.clone(),
             selected_domain: cfg.domains.first().cloned(),
             selected_account: None,
             new_domain: String::new(),
@@ -61,8 +58,8 @@ impl Form for DomainsForm {
     }
 
     fn write_into(&self, cfg: &mut Config) -> Vec<FieldError> {
-        cfg.domains = self.domains.clone();
-        cfg.accounts = self.accounts.clone();
+        cfg.domains = self.draft.domains.clone();
+        cfg.accounts = self.draft.accounts.clone();
         Vec::new()
     }
 
@@ -79,12 +76,12 @@ impl Form for DomainsForm {
                 .and_then(|(i, _)| i.parse::<usize>().ok())
         };
         if path.starts_with("domains[")
-            && let Some(d) = index(path).and_then(|i| self.domains.get(i))
+            && let Some(d) = index(path).and_then(|i| self.draft.domains.get(i))
         {
             return format!("domain {d}");
         }
         if path.starts_with("accounts[")
-            && let Some(a) = index(path).and_then(|i| self.accounts.get(i))
+            && let Some(a) = index(path).and_then(|i| self.draft.accounts.get(i))
         {
             return format!("account {}", a.address);
         }
@@ -97,8 +94,8 @@ impl Form for DomainsForm {
 
     /// The saved lists are the draft's: keep the selection and what is typed.
     fn reload(&mut self, cfg: &Config) {
-        self.domains = cfg.domains.clone();
-        self.accounts = cfg.accounts.clone();
+        self.draft.domains = cfg.domains.clone();
+        self.draft.accounts = cfg.accounts.clone();
     }
 
     fn contents(&mut self, ui: &mut egui::Ui, _errors: &[FieldError]) {
@@ -110,44 +107,39 @@ impl Form for DomainsForm {
 }
 
 impl DomainsForm {
-    fn accounts_of<'a>(&'a self, domain: &'a str) -> impl Iterator<Item = &'a Account> + 'a {
-        let suffix = format!("@{}", normalize_domain(domain));
-        self.accounts
-            .iter()
-            .filter(move |a| a.address.ends_with(&suffix))
+    fn accounts_of<'a>(&'a self, domain: &str) -> impl Iterator<Item = &'a Account> + use<'a> {
+        edit::accounts_of(&self.draft, domain)
     }
 
     /// Adds the domain typed in "New Domain".
     fn add_domain(&mut self) {
-        let d = normalize_domain(self.new_domain.trim());
-        self.domain_error = if d.is_empty() {
-            Some("type a domain name, e.g. example.com".into())
-        } else if !is_hostname(&d) || (!d.contains('.') && d != "localhost") {
-            Some(format!("`{d}` is not a valid domain name"))
-        } else if self.domains.iter().any(|x| normalize_domain(x) == d) {
-            Some(format!("{d} is already a local domain"))
-        } else {
-            None
-        };
-        if self.domain_error.is_none() {
-            self.domains.push(d.clone());
-            self.selected_domain = Some(d);
-            self.new_domain.clear();
+        if self.new_domain.trim().is_empty() {
+            self.domain_error = Some("type a domain name, e.g. example.com".into());
+            return;
+        }
+        match edit::add_domain(&mut self.draft, &self.new_domain) {
+            Ok(d) => {
+                self.selected_domain = Some(d);
+                self.new_domain.clear();
+                self.domain_error = None;
+            }
+            Err(e) => self.domain_error = Some(e.to_string()),
         }
     }
 
     /// Removes the selected domain (only when it has no accounts).
     fn remove_domain(&mut self) {
         if let Some(d) = self.selected_domain.take() {
-            if self.accounts_of(&d).next().is_some() {
-                self.domain_error = Some(format!("{d} still has accounts; remove them first"));
-                self.selected_domain = Some(d);
-                return;
+            match edit::remove_domain(&mut self.draft, &d) {
+                Ok(()) => {
+                    self.selected_domain = self.draft.domains.first().cloned();
+                    self.domain_error = None;
+                }
+                Err(e) => {
+                    self.domain_error = Some(e.to_string());
+                    self.selected_domain = Some(d);
+                }
             }
-            self.domains
-                .retain(|x| normalize_domain(x) != normalize_domain(&d));
-            self.selected_domain = self.domains.first().cloned();
-            self.domain_error = None;
         }
     }
 
@@ -157,25 +149,23 @@ impl DomainsForm {
             self.account_error = Some("add or select a domain first".into());
             return;
         };
-        let user = self.new_user.trim().to_string();
-        let address = normalize_address(&format!("{user}@{domain}"));
-        self.account_error = if !is_local_part(&user) {
-            Some(format!("`{user}` is not a valid user name"))
-        } else if self.accounts.iter().any(|a| a.address == address) {
-            Some(format!("{address} already exists"))
-        } else if self.new_password.is_empty() {
-            Some("type a password for the new account".into())
-        } else {
-            None
-        };
-        if self.account_error.is_none() {
-            self.accounts.push(Account {
-                address: address.clone(),
-                password: password::hash(&self.new_password),
-            });
-            self.selected_account = Some(address);
-            self.new_user.clear();
-            self.new_password.clear();
+        if let Err(e) = edit::check_password(&self.new_password) {
+            self.account_error = Some(e.to_string());
+            return;
+        }
+        let address = format!("{}@{domain}", self.new_user.trim());
+        match edit::add_account(
+            &mut self.draft,
+            &address,
+            password::hash(&self.new_password),
+        ) {
+            Ok(a) => {
+                self.selected_account = Some(a);
+                self.new_user.clear();
+                self.new_password.clear();
+                self.account_error = None;
+            }
+            Err(e) => self.account_error = Some(e.to_string()),
         }
     }
 
@@ -188,19 +178,24 @@ impl DomainsForm {
             self.account_error = Some("type the new password first".into());
             return;
         }
-        if let Some(a) = self.accounts.iter_mut().find(|a| a.address == address) {
-            a.password = password::hash(&self.set_password);
-            self.set_password.clear();
-            self.account_error = None;
-            self.notice = Some(format!(
-                "New password for {address} (saved with OK or Apply)."
-            ));
+        let hash = password::hash(&self.set_password);
+        match edit::set_password(&mut self.draft, &address, hash) {
+            Ok(()) => {
+                self.set_password.clear();
+                self.account_error = None;
+                self.notice = Some(format!(
+                    "New password for {address} (saved with OK or Apply)."
+                ));
+            }
+            Err(e) => self.account_error = Some(e.to_string()),
         }
     }
 
     fn remove_account(&mut self) {
-        if let Some(a) = self.selected_account.take() {
-            self.accounts.retain(|x| x.address != a);
+        if let Some(a) = self.selected_account.take()
+            && let Err(e) = edit::remove_account(&mut self.draft, &a)
+        {
+            self.account_error = Some(e.to_string());
         }
     }
 
@@ -211,10 +206,10 @@ impl DomainsForm {
             .id_salt("domain_list")
             .max_height(180.0)
             .show(ui, |ui| {
-                if self.domains.is_empty() {
+                if self.draft.domains.is_empty() {
                     ui.weak("(no local domains yet)");
                 }
-                for d in self.domains.clone() {
+                for d in self.draft.domains.clone() {
                     let n = self.accounts_of(&d).count();
                     let selected = self.selected_domain.as_deref() == Some(d.as_str());
                     if ui
@@ -374,7 +369,7 @@ mod tests {
         let mut d = DomainsForm::from_config(&Config::default());
         d.new_domain = "Example.TEST.".into();
         d.add_domain();
-        assert_eq!(d.domains, ["example.test"]);
+        assert_eq!(d.draft.domains, ["example.test"]);
         d.new_domain = "example.test".into();
         d.add_domain();
         assert!(d.domain_error.as_deref().unwrap().contains("already"));
@@ -386,19 +381,19 @@ mod tests {
         d.new_password = "pw".into();
         d.add_account();
         assert_eq!(d.account_error, None);
-        assert_eq!(d.accounts[0].address, "alice@example.test");
-        assert!(password::verify(&d.accounts[0].password, "pw"));
+        assert_eq!(d.draft.accounts[0].address, "alice@example.test");
+        assert!(password::verify(&d.draft.accounts[0].password, "pw"));
         assert!(d.new_password.is_empty(), "the clear password is not kept");
 
         d.set_password = "new".into();
         d.set_account_password();
-        assert!(password::verify(&d.accounts[0].password, "new"));
+        assert!(password::verify(&d.draft.accounts[0].password, "new"));
 
         d.remove_domain();
-        assert_eq!(d.domains.len(), 1, "a domain with accounts stays");
+        assert_eq!(d.draft.domains.len(), 1, "a domain with accounts stays");
         d.remove_account();
         d.remove_domain();
-        assert!(d.domains.is_empty());
+        assert!(d.draft.domains.is_empty());
     }
 
     #[test]
