@@ -131,6 +131,8 @@ pub const NOT_IMPLEMENTED: Reply = Reply::fixed(502, "5.5.1 Command not implemen
 pub const LINE_TOO_LONG: Reply = Reply::fixed(500, "5.5.2 Line too long");
 /// 500: a CR inside a command line.
 pub const BARE_CR_IN_COMMAND: Reply = Reply::fixed(500, "5.5.2 Bare CR in command line");
+/// 500: a NUL inside a command line.
+pub const NUL_IN_COMMAND: Reply = Reply::fixed(500, "5.5.2 NUL in command line");
 /// 500: not a command.
 pub const UNRECOGNIZED: Reply = Reply::fixed(500, "5.5.2 Command unrecognized");
 /// 501: a sender smtp-proto could not parse.
@@ -284,6 +286,15 @@ pub const START_DATA: Reply = Reply::fixed(354, "End data with <CR><LF>.<CR><LF>
 pub const BARE_LINE_ENDING: Reply = Reply::fixed(
     521,
     "5.5.2 Bare CR or LF in message data is not allowed (RFC 5321 2.3.8), closing connection",
+);
+/// 554: a NUL octet in message data (a smuggling ending at a receiver that strips NULs).
+pub const NUL_IN_DATA: Reply =
+    Reply::fixed(554, "5.6.0 NUL characters in message data are not allowed");
+/// 554: the client sent more behind DATA before the 354 (RFC 2920 makes DATA the last
+/// command of a group); the session closes.
+pub const PIPELINED_PAST_DATA: Reply = Reply::fixed(
+    554,
+    "5.5.0 Improper use of SMTP command pipelining (data sent before the 354), closing connection",
 );
 /// 500: a text line over 1000 octets.
 pub const TEXT_LINE_TOO_LONG: Reply =

@@ -92,6 +92,19 @@ pub enum AuthOutcome {
     Failure(Option<Refusal>),
 }
 
+/// What the DNS checks at MAIL found in one session, so a client that sends many
+/// transactions costs one reverse-DNS lookup per HELO name and one SPF evaluation per sender.
+#[derive(Debug, Default)]
+pub struct CheckCache {
+    /// The HELO name checked and the reverse-DNS result.
+    rdns: Option<(String, Result<(), String>)>,
+    /// Recent (domain, sender) pairs and their SPF outcome, newest last.
+    spf: Vec<((String, String), spf::SpfOutcome)>,
+}
+
+/// SPF outcomes a session remembers.
+const SPF_CACHE: usize = 8;
+
 /// The resolver for the configured DNS hosts, rebuilt when they change.
 #[derive(Default)]
 pub struct DnsCache(Mutex<Option<(Vec<String>, Resolver)>>);
@@ -285,7 +298,13 @@ impl Gate {
     /// At MAIL (after the protocol checks): a client under a block; a sender the login may
     /// not use; then, for clients that are neither Safe IPs nor logged in, reverse DNS and
     /// SPF (each off, refuse, or tag).
-    pub async fn mail(&self, cur: &Current, c: &Client<'_>, from: &str) -> Decision {
+    pub async fn mail(
+        &self,
+        cur: &Current,
+        c: &Client<'_>,
+        from: &str,
+        cache: &mut CheckCache,
+    ) -> Decision {
         let cfg = &cur.config;
         let safe = cur.is_safe_ip(c.ip());
         if !safe && let Some(r) = self.abuse.blocked(c.ip(), cfg) {
@@ -314,15 +333,24 @@ impl Gate {
         };
         let helo = c.helo.unwrap_or_default();
         let mut tags = Vec::new();
-        if cfg.abuse.rdns.enabled
-            && let Err(why) = rdns::rdns_check(&resolver, c.ip(), helo).await
-        {
-            self.check_failed(c, "reverse DNS", why.clone());
-            match cfg.abuse.rdns.action {
-                Action::Refuse => {
-                    return Decision::Refuse(Refusal::reply(reply::rdns_failed(&why)));
+        if cfg.abuse.rdns.enabled {
+            let known = cache.rdns.as_ref().filter(|(h, _)| h == helo);
+            let result = match known {
+                Some((_, r)) => r.clone(),
+                None => {
+                    let r = rdns::rdns_check(&resolver, c.ip(), helo).await;
+                    cache.rdns = Some((helo.to_string(), r.clone()));
+                    r
                 }
-                Action::Tag => tags.push(format!("reverse DNS check failed: {why}")),
+            };
+            if let Err(why) = result {
+                self.check_failed(c, "reverse DNS", why.clone());
+                match cfg.abuse.rdns.action {
+                    Action::Refuse => {
+                        return Decision::Refuse(Refusal::reply(reply::rdns_failed(&why)));
+                    }
+                    Action::Tag => tags.push(format!("reverse DNS check failed: {why}")),
+                }
             }
         }
         if cfg.abuse.spf.enabled {
@@ -330,7 +358,18 @@ impl Gate {
                 .rsplit_once('@')
                 .map(|(_, d)| d.to_string())
                 .unwrap_or_else(|| helo.to_string());
-            let out = spf::check(&resolver, c.ip(), &domain, from, helo).await;
+            let key = (domain.clone(), from.to_string());
+            let out = match cache.spf.iter().find(|(k, _)| *k == key) {
+                Some((_, out)) => out.clone(),
+                None => {
+                    let out = spf::check(&resolver, c.ip(), &domain, from, helo).await;
+                    if cache.spf.len() == SPF_CACHE {
+                        cache.spf.remove(0);
+                    }
+                    cache.spf.push((key, out.clone()));
+                    out
+                }
+            };
             if out.result == spf::SpfResult::Fail {
                 self.check_failed(c, "SPF", out.reason.clone());
                 match cfg.abuse.spf.action {
@@ -422,6 +461,27 @@ impl Gate {
             Refusal::closing(r.reply, "blocked by tarpitting")
         });
         (delay, block)
+    }
+
+    /// At DATA, when the client has already sent more before our `354`: Postfix's
+    /// `smtpd_forbid_unauth_pipelining`. Refused, and the session closed, unless the client
+    /// is logged in or a Safe IP.
+    pub fn pipelined_past_data(&self, cur: &Current, c: &Client<'_>) -> Decision {
+        if c.login.is_some() || cur.is_safe_ip(c.ip()) {
+            return Decision::Pass;
+        }
+        self.log(
+            Level::Warn,
+            Some(c.session),
+            EventKind::ProtocolAbuse {
+                what: "sent message data before the 354 (unauthenticated pipelining past DATA)"
+                    .into(),
+            },
+        );
+        Decision::Refuse(Refusal::closing(
+            reply::PIPELINED_PAST_DATA,
+            "pipelining past DATA",
+        ))
     }
 
     /// At the end of DATA, before the message is stored: a mail loop, then the per-IP

@@ -205,6 +205,11 @@ pub enum EventKind {
         /// The limit and the traffic.
         reason: String,
     },
+    /// A client broke a protocol rule that smuggling or abuse relies on.
+    ProtocolAbuse {
+        /// What it did.
+        what: String,
+    },
     /// A logged-in client gave an envelope sender its login may not use.
     SenderRefused {
         /// The sender.
@@ -278,6 +283,7 @@ impl EventKind {
             | ClientBlocked { .. }
             | TransferLimit { .. }
             | SenderRefused { .. }
+            | ProtocolAbuse { .. }
             | PlaintextDiscarded { .. }
             | OpenRelay { .. } => Channel::Security,
             QueueFinished { .. } | RecipientOutcome { .. } | Delivery { .. } => Channel::SmtpOut,
@@ -419,6 +425,7 @@ impl fmt::Display for Raw<'_> {
             SenderRefused { sender, login } => {
                 write!(f, "sender <{sender}> refused: logged in as {login}")
             }
+            ProtocolAbuse { what } => write!(f, "refused: {what}"),
             PlaintextDiscarded { octets } => write!(
                 f,
                 "discarded {octets} octets the client sent after STARTTLS before the TLS handshake"

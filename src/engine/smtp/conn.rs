@@ -5,7 +5,8 @@
 //! writes, STARTTLS input discard), named [`Conn`] here. Replies are queued and flushed only
 //! when the client has no complete command waiting in the buffer, which is what PIPELINING
 //! asks of a server. The DATA reader ends the message only on `<CRLF>.<CRLF>` and refuses a
-//! bare CR or LF anywhere (SMTP smuggling, RFC 5321 2.3.8).
+//! bare CR or LF anywhere (SMTP smuggling, RFC 5321 2.3.8); a message with a NUL octet is read
+//! to its end and refused.
 
 pub use crate::engine::wire::ReadError;
 use crate::engine::wire::Wire;
@@ -35,6 +36,9 @@ pub enum DataEnd {
     TooBig,
     /// A line was longer than 1000 octets (and the message was discarded).
     LineTooLong,
+    /// The message held a NUL octet (and was discarded): a receiver that strips NULs would
+    /// see `<CRLF>\0.<CRLF>` as the end of data, so passing it on smuggles one hop later.
+    Nul,
 }
 
 /// Why DATA could not be read to its end.
@@ -65,6 +69,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         let mut msg: Vec<u8> = Vec::with_capacity(8192);
         let mut too_big = false;
         let mut line_too_long = false;
+        let mut nul = false;
         // True while inside a line whose beginning was already dropped for being too long.
         let mut in_long_line = false;
         loop {
@@ -105,7 +110,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             if content == b"." {
                 self.consume(i + 1);
                 self.shrink();
-                return Ok(if too_big {
+                return Ok(if nul {
+                    DataEnd::Nul
+                } else if too_big {
                     DataEnd::TooBig
                 } else if line_too_long {
                     DataEnd::LineTooLong
@@ -116,8 +123,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             if line.len() > MAX_TEXT_LINE {
                 line_too_long = true;
             }
+            if content.contains(&0) {
+                nul = true;
+            }
             let content = content.strip_prefix(b".").unwrap_or(content);
-            if !too_big && !line_too_long {
+            if !too_big && !line_too_long && !nul {
                 if msg.len() + content.len() + 2 > max_size {
                     too_big = true;
                     msg = Vec::new();

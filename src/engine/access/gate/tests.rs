@@ -187,7 +187,11 @@ async fn safe_ips_overrule_every_abuse_defence() {
         for _ in 0..5 {
             assert_eq!(gate.end_of_data(&cur, &c, b"x\r\n"), Decision::Pass);
         }
-        assert_eq!(gate.mail(&cur, &c, "a@remote.test").await, Decision::Pass);
+        assert_eq!(
+            gate.mail(&cur, &c, "a@remote.test", &mut CheckCache::default())
+                .await,
+            Decision::Pass
+        );
     }
 }
 
@@ -217,7 +221,7 @@ async fn strangers_meet_every_defence_and_a_later_safe_listing_lifts_the_block()
     assert!(lockout.close.is_some());
     assert!(matches!(gate.auth_start(&cur, &c), Decision::Refuse(r) if r.close.is_some()));
     assert!(matches!(
-        gate.mail(&cur, &c, "a@remote.test").await,
+        gate.mail(&cur, &c, "a@remote.test", &mut CheckCache::default()).await,
         Decision::Refuse(r) if r.reply.code == 421
     ));
     assert!(gate.accept(&cur, peer, 0).is_err(), "blocked at connect");

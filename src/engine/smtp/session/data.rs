@@ -26,6 +26,14 @@ impl Session {
         }
         let cur = self.cur.clone();
         let limits = &cur.config.smtp;
+        if !self.conn.pending().is_empty() {
+            let d = self.deps.gate.pipelined_past_data(&cur, &self.client());
+            if let Decision::Refuse(r) = d {
+                self.tx = None;
+                self.refuse(r);
+                return Next::Continue;
+            }
+        }
         self.reply(reply::START_DATA);
         let end = self
             .conn
@@ -64,6 +72,11 @@ impl Session {
                 self.reply(reply::too_big(limits.max_message_size));
                 return Next::Continue;
             }
+            Ok(DataEnd::Nul) => {
+                rejected(self, Level::Warn, "a NUL octet in message data");
+                self.reply(reply::NUL_IN_DATA);
+                return Next::Continue;
+            }
             Ok(DataEnd::LineTooLong) => {
                 rejected(self, Level::Info, "a line over 1000 octets");
                 self.reply(reply::TEXT_LINE_TOO_LONG);
@@ -71,6 +84,15 @@ impl Session {
             }
             Ok(DataEnd::Complete(body)) => body,
         };
+        // The warning fields count towards the size limit like the rest of the message.
+        let mut tags = self.tags.clone();
+        tags.extend(tx.tags);
+        let warnings = trace::warning_fields(&tags).len();
+        if body.len() + warnings > limits.max_message_size as usize {
+            rejected(self, Level::Info, "too big with its warning header fields");
+            self.reply(reply::too_big(limits.max_message_size));
+            return Next::Continue;
+        }
         let decision = self.deps.gate.end_of_data(&cur, &self.client(), &body);
         if let Decision::Refuse(r) = decision {
             self.refuse(r);
@@ -92,7 +114,7 @@ impl Session {
                 auth: self.auth.is_some(),
                 id,
             },
-            tags: self.tags.clone(),
+            tags,
         };
         let intake = self.deps.intake.clone();
         match intake.accept(env, body).await {

@@ -33,13 +33,19 @@ impl Session {
             return self.reply(reply::too_big(max));
         }
         let (deps, cur) = (self.deps.clone(), self.cur.clone());
-        let decision = deps.gate.mail(&cur, &self.client(), &from.address).await;
-        if !self.admit(decision) {
+        let mut checks = std::mem::take(&mut self.checks);
+        let decision = deps
+            .gate
+            .mail(&cur, &self.client(), &from.address, &mut checks)
+            .await;
+        self.checks = checks;
+        let Some(tags) = self.admit(decision) else {
             return;
-        }
+        };
         self.tx = Some(Transaction {
             from: from.address,
             rcpts: Vec::new(),
+            tags,
         });
         self.reply(reply::SENDER_OK);
     }

@@ -22,7 +22,7 @@ pub use parse::parse_command;
 
 use super::conn::{Conn, MAX_COMMAND_LINE, ReadError};
 use super::intake::Intake;
-use crate::engine::access::gate::{Client, Decision, Gate, Refusal};
+use crate::engine::access::gate::{CheckCache, Client, Decision, Gate, Refusal};
 use crate::engine::access::recipient::Recipient;
 use crate::engine::access::relay::Login;
 use crate::engine::current::Current;
@@ -103,6 +103,8 @@ struct Transaction {
     from: String,
     /// Accepted recipients, without duplicates.
     rcpts: Vec<Recipient>,
+    /// Warnings the gate tagged this transaction with at MAIL (`X-Postern-Warning:`).
+    tags: Vec<String>,
 }
 
 /// What the command loop does after a command.
@@ -145,8 +147,10 @@ struct Session {
     messages: u32,
     /// Recipients refused so far (tarpitting).
     rcpt_failures: u32,
-    /// Warnings the gate chose to tag messages with (`X-Postern-Warning:`).
+    /// Warnings the gate tagged the session with at connect (DNSBL), for every message.
     tags: Vec<String>,
+    /// The DNS checks already made at MAIL in this session.
+    checks: CheckCache,
     /// Set by a handler that wants the session closed after its reply.
     close_after: Option<String>,
     /// Set by a handler that wants its reply held back this long (tarpit).
@@ -172,6 +176,7 @@ impl Session {
             messages: 0,
             rcpt_failures: 0,
             tags: Vec::new(),
+            checks: CheckCache::default(),
             close_after: None,
             delay: Duration::ZERO,
         };
@@ -212,17 +217,15 @@ impl Session {
         }
     }
 
-    /// Acts on a gate decision: tags are kept for the message; `false` when refused.
-    fn admit(&mut self, d: Decision) -> bool {
+    /// Acts on a gate decision: `Some(tags)` to go on (tags to put on the message), `None`
+    /// when refused (the refusal has been sent).
+    fn admit(&mut self, d: Decision) -> Option<Vec<String>> {
         match d {
-            Decision::Pass => true,
-            Decision::Tag(tags) => {
-                self.tags.extend(tags);
-                true
-            }
+            Decision::Pass => Some(Vec::new()),
+            Decision::Tag(tags) => Some(tags),
             Decision::Refuse(r) => {
                 self.refuse(r);
-                false
+                None
             }
         }
     }
@@ -267,10 +270,11 @@ impl Session {
         let deps = self.deps.clone();
         let cur = self.cur.clone();
         let decision = deps.gate.connect(&cur, &self.client()).await;
-        if !self.admit(decision) {
+        let Some(tags) = self.admit(decision) else {
             let _ = self.conn.flush().await;
             return Some(self.close_after.take().unwrap_or_else(|| "refused".into()));
-        }
+        };
+        self.tags = tags;
         self.reply(reply::greeting(&cur.config.server.hostname));
         None
     }

@@ -15,6 +15,9 @@ pub fn parse_command(line: &[u8]) -> Result<Request<String>, Reply> {
     if line.contains(&b'\r') {
         return Err(reply::BARE_CR_IN_COMMAND);
     }
+    if line.contains(&0) {
+        return Err(reply::NUL_IN_COMMAND);
+    }
     let mut l = Vec::with_capacity(line.len() + 2);
     l.extend_from_slice(line);
     l.extend_from_slice(b"\r\n");

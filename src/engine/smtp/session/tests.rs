@@ -89,7 +89,9 @@ struct Case {
     settings: Vec<(String, String)>,
     peer: SocketAddr,
     role: Role,
-    input: Vec<u8>,
+    /// What the client sends, in pieces: each piece but the last ends with a `DATA` command,
+    /// after which the client waits for the `354` (or for the server to go quiet).
+    input: Vec<Vec<u8>>,
     expect: Vec<String>,
     accepted: Option<usize>,
     closed: bool,
@@ -125,7 +127,7 @@ fn parse_cases(text: &str) -> Vec<Case> {
                 settings: Vec::new(),
                 peer: "192.0.2.10:40000".parse().unwrap(),
                 role: Role::Both,
-                input: Vec::new(),
+                input: vec![Vec::new()],
                 expect: Vec::new(),
                 accepted: None,
                 closed: false,
@@ -134,20 +136,25 @@ fn parse_cases(text: &str) -> Vec<Case> {
             continue;
         }
         let c = cases.last_mut().expect("a case starts with ## name");
+        let input = c.input.last_mut().expect("one piece at least");
         if line == "~ data" {
-            c.input.extend_from_slice(
+            input.extend_from_slice(
                 b"EHLO c\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n",
             );
+            c.input.push(Vec::new());
             c.expect
                 .extend(["220", "250", "250", "250", "354"].map(String::from));
         } else if let Some(n) = line.strip_prefix(">>> ") {
-            c.input.extend(vec![b'x'; n.parse().unwrap()]);
-            c.input.extend_from_slice(b"\r\n");
+            input.extend(vec![b'x'; n.parse().unwrap()]);
+            input.extend_from_slice(b"\r\n");
         } else if let Some(raw) = line.strip_prefix(">> ") {
-            c.input.extend(unescape(raw));
+            input.extend(unescape(raw));
         } else if let Some(cmd) = line.strip_prefix("> ") {
-            c.input.extend(unescape(cmd));
-            c.input.extend_from_slice(b"\r\n");
+            input.extend(unescape(cmd));
+            input.extend_from_slice(b"\r\n");
+            if cmd.eq_ignore_ascii_case("DATA") {
+                c.input.push(Vec::new());
+            }
         } else if let Some(r) = line.strip_prefix("< ") {
             c.expect.push(r.into());
         } else if let Some(kv) = line.strip_prefix("! ") {
@@ -195,9 +202,26 @@ async fn run(case: &Case) -> (Vec<String>, bool, Vec<(Envelope, Vec<u8>)>) {
     });
     let (mut client, server) = tokio::io::duplex(4 << 20);
     let session = tokio::spawn(serve(server, case.peer, case.role, false, deps.clone()));
-    client.write_all(&case.input).await.unwrap();
-    client.shutdown().await.unwrap();
     let mut out = Vec::new();
+    let (last, pieces) = case.input.split_last().expect("one piece at least");
+    for piece in pieces {
+        // Everything up to DATA, then wait for the 354 as RFC 2920 asks (or, when DATA is
+        // refused, until the server has said nothing for a minute of the paused clock: longer
+        // than any DNS check, shorter than the command timeout).
+        let seen = count_354(&out);
+        client.write_all(piece).await.unwrap();
+        let mut buf = [0u8; 4096];
+        while count_354(&out) == seen {
+            let read =
+                tokio::time::timeout(std::time::Duration::from_secs(60), client.read(&mut buf));
+            match read.await {
+                Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+    }
+    client.write_all(last).await.unwrap();
+    client.shutdown().await.unwrap();
     client.read_to_end(&mut out).await.unwrap();
     session.await.unwrap();
     // The server closed first unless the session ended on our end of input.
@@ -213,6 +237,14 @@ async fn run(case: &Case) -> (Vec<String>, bool, Vec<(Envelope, Vec<u8>)>) {
         .collect();
     let got = std::mem::take(&mut *intake.got.lock().unwrap());
     (finals, closed_first, got)
+}
+
+/// How many `354` replies `out` holds.
+fn count_354(out: &[u8]) -> usize {
+    String::from_utf8_lossy(out)
+        .split("\r\n")
+        .filter(|l| l.starts_with("354 "))
+        .count()
 }
 
 /// Runs every case in `table` and reports every mismatch at once.
@@ -531,6 +563,67 @@ async fn data_endings_and_limits() {
 ~ data
 >> hi\r\n.\r\n
 < 452 4.3.1
+"#,
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn smuggling_one_hop_on_and_pipelining_past_data() {
+    check(
+        r#"
+## a NUL before the final dot would end the data at a receiver that strips NULs: refused
+~ data
+>> hi\r\n\0.\r\nMAIL FROM:<evil@remote.test>\r\n.\r\n
+> NOOP
+< 554 5.6.0
+< 250
+= accepted 0
+
+## a NUL after the dot likewise
+~ data
+>> hi\r\n.\0\r\n.\r\n
+< 554 5.6.0
+= accepted 0
+
+## a NUL inside a command line
+>> NOOP\0\r\n
+< 220
+< 500 5.5.2 NUL in command line
+
+## a stranger that sends the message before the 354 is refused and cut off
+>> EHLO c\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n
+< 220
+< 250
+< 250
+< 250
+< 554 5.5.0
+= accepted 0
+= closed
+
+## a Safe IP may pipeline past DATA
+! access.safe_ips=["192.0.2.10"]
+>> EHLO c\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n
+< 220
+< 250
+< 250
+< 250
+< 354
+< 250
+= accepted 1
+
+## so may a logged-in client
+> EHLO c
+> AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzM2NyZXQ=
+>> MAIL FROM:<alice@example.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nhi\r\n.\r\n
+< 220
+< 250
+< 235
+< 250
+< 250
+< 354
+< 250
+= accepted 1
 "#,
     )
     .await;
@@ -887,4 +980,38 @@ async fn a_reload_applies_to_the_next_command_of_an_open_session() {
     s.config.send_replace(Arc::new(Current::new(cfg, None)));
     s.send("RCPT TO:<y@elsewhere.test>").await;
     assert_eq!(s.reply().await, "550 5.7.1 Relaying denied");
+}
+
+#[tokio::test(start_paused = true)]
+async fn warnings_belong_to_one_transaction_and_count_towards_the_size() {
+    // Reverse DNS against a resolver that does not answer: every MAIL is tagged.
+    let case = &parse_cases(
+        r#"
+## two messages from a client whose reverse DNS fails, then one that only fits without its tag
+! abuse.rdns.enabled=true
+! abuse.rdns.action=Tag
+! outgoing_mails.dns_hosts=["127.0.0.1:9"]
+! smtp.max_message_size=1024
+~ data
+>> one\r\n.\r\n
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>> two\r\n.\r\n
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>>> 500
+>>> 500
+> .
+"#,
+    )[0];
+    let (replies, _, got) = run(case).await;
+    assert_eq!(replies.len(), 14, "{replies:?}");
+    assert!(replies[13].starts_with("552 5.3.4"), "{replies:?}");
+    assert_eq!(got.len(), 2);
+    for (env, _) in &got {
+        assert_eq!(env.tags.len(), 1, "{:?}", env.tags);
+        assert!(env.tags[0].starts_with("reverse DNS check failed"));
+    }
 }
