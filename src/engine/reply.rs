@@ -104,6 +104,16 @@ pub const DATA_TIMEOUT: Reply = Reply::fixed(
 );
 /// 421: the session's error allowance is used up.
 pub const TOO_MANY_ERRORS: Reply = Reply::fixed(421, "4.7.0 Too many errors, closing connection");
+/// 421: the listener this session came in on was closed (a configuration change).
+pub const LISTENER_CLOSED: Reply = Reply::fixed(
+    421,
+    "4.3.2 This service was closed by the administrator, closing connection",
+);
+/// 421: the account this session logged in as was removed or its password changed.
+pub const LOGIN_REVOKED: Reply = Reply::fixed(
+    421,
+    "4.7.0 Your login was changed or removed by the administrator, closing connection",
+);
 /// 421: Max Connections Per Port reached.
 pub const TOO_MANY_CONNECTIONS: Reply =
     Reply::fixed(421, "4.7.0 Too many connections, try again later");

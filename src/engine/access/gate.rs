@@ -86,8 +86,8 @@ impl Client<'_> {
 /// How an AUTH attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthOutcome {
-    /// Logged in.
-    Success(Login),
+    /// Logged in; with the password hash checked, so a later change can end the login.
+    Success(Login, String),
     /// Wrong user or password; `Some` when this failure locked the client out.
     Failure(Option<Refusal>),
 }
@@ -268,7 +268,8 @@ impl Gate {
             }
             None => (None, Login::Account(user.clone())),
         };
-        let ok = tokio::task::spawn_blocking(move || match stored {
+        let checked = stored.clone();
+        let ok = tokio::task::spawn_blocking(move || match checked {
             Some(hash) => password::verify(&hash, &pass),
             None => {
                 password::verify(password::decoy(), &pass);
@@ -277,13 +278,13 @@ impl Gate {
         })
         .await
         .unwrap_or(false);
-        if ok {
+        if ok && let Some(hash) = stored {
             self.log(
                 Level::Info,
                 Some(c.session),
                 EventKind::AuthSucceeded { user },
             );
-            return AuthOutcome::Success(login);
+            return AuthOutcome::Success(login, hash);
         }
         self.log(Level::Warn, Some(c.session), EventKind::AuthFailed { user });
         if cur.is_safe_ip(c.ip()) {
@@ -293,6 +294,29 @@ impl Gate {
             self.blocked(c, "locked out", r.reason);
             Refusal::closing(r.reply, "locked out after failed logins")
         }))
+    }
+
+    /// Before every command of a logged-in session: the login stands only while its account
+    /// (or the Allow Only The Following user) still exists with the password it was checked
+    /// against. Otherwise the session is told `421` and closed.
+    pub fn login_in_force(
+        &self,
+        cur: &Current,
+        c: &Client<'_>,
+        login: &Login,
+        hash: &str,
+    ) -> Decision {
+        if relay::login_in_force(login, hash, &cur.config) {
+            return Decision::Pass;
+        }
+        self.log(
+            Level::Warn,
+            Some(c.session),
+            EventKind::LoginRevoked {
+                user: login.name().to_string(),
+            },
+        );
+        Decision::Refuse(Refusal::closing(reply::LOGIN_REVOKED, "login revoked"))
     }
 
     /// At MAIL (after the protocol checks): a client under a block; a sender the login may

@@ -9,6 +9,7 @@
 //! the path (quotes, source routes) and we have taken the part after the last `@`, is not a
 //! local domain; `%` and `!` inside the local part are never interpreted as routing.
 
+use crate::engine::config::Config;
 use crate::engine::current::Current;
 use crate::engine::role::Role;
 use std::net::IpAddr;
@@ -75,6 +76,19 @@ pub fn may_relay(role: Role, ip: IpAddr, login: Option<&Login>, cur: &Current) -
         }
     }
     Verdict::Allow("access control satisfied")
+}
+
+/// Whether `login`, checked against the password `hash`, still stands under `cfg`: its
+/// account exists with that hash (or, for the Allow Only The Following user, the setting is
+/// still on, for that name, with that hash).
+pub fn login_in_force(login: &Login, hash: &str, cfg: &Config) -> bool {
+    match login {
+        Login::Account(a) => cfg.account(a).is_some_and(|acc| acc.password == hash),
+        Login::RelayUser(u) => {
+            let sa = &cfg.access.smtp_auth;
+            sa.enabled && !sa.allow_any_account && sa.only_user == *u && sa.only_password == hash
+        }
+    }
 }
 
 /// On a separate outgoing port, a client the settings could never privilege is refused at

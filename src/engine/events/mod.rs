@@ -205,6 +205,11 @@ pub enum EventKind {
         /// The limit and the traffic.
         reason: String,
     },
+    /// A session's login ended because its account was removed or its password changed.
+    LoginRevoked {
+        /// The login name.
+        user: String,
+    },
     /// A client broke a protocol rule that smuggling or abuse relies on.
     ProtocolAbuse {
         /// What it did.
@@ -284,6 +289,7 @@ impl EventKind {
             | TransferLimit { .. }
             | SenderRefused { .. }
             | ProtocolAbuse { .. }
+            | LoginRevoked { .. }
             | PlaintextDiscarded { .. }
             | OpenRelay { .. } => Channel::Security,
             QueueFinished { .. } | RecipientOutcome { .. } | Delivery { .. } => Channel::SmtpOut,
@@ -426,6 +432,10 @@ impl fmt::Display for Raw<'_> {
                 write!(f, "sender <{sender}> refused: logged in as {login}")
             }
             ProtocolAbuse { what } => write!(f, "refused: {what}"),
+            LoginRevoked { user } => write!(
+                f,
+                "login of {user} revoked: the account was changed or removed"
+            ),
             PlaintextDiscarded { octets } => write!(
                 f,
                 "discarded {octets} octets the client sent after STARTTLS before the TLS handshake"

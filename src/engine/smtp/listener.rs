@@ -1,7 +1,7 @@
 //! Listening sockets: which listeners the configuration asks for, and the accept loop of each,
 //! which enforces Max Connections Per Port before a session starts.
 
-use super::session::{self, Deps};
+use super::session::{self, Deps, Seat};
 use crate::engine::config::Config;
 use crate::engine::events::{EventKind, Level};
 use crate::engine::reply::Reply;
@@ -162,7 +162,7 @@ pub struct Running {
     pub active: Arc<AtomicUsize>,
     /// Role changes without rebinding (e.g. outgoing enabled on the incoming port).
     pub role: watch::Sender<Role>,
-    /// Stops the accept loop (open sessions go on).
+    /// Stops the accept loop; idle sessions of this listener are told `421` and closed.
     pub stop: CancellationToken,
     /// The accept loop.
     pub task: tokio::task::JoinHandle<()>,
@@ -199,7 +199,7 @@ impl Running {
         })
     }
 
-    /// Stops accepting and waits until the socket is closed.
+    /// Stops accepting (idle sessions get `421`) and waits until the socket is closed.
     pub async fn close(self) {
         self.stop.cancel();
         let _ = self.task.await;
@@ -258,11 +258,15 @@ async fn accept_loop(
                 continue;
             }
         };
-        let role = *role.borrow();
         let deps = deps.clone();
+        let seat = Seat {
+            role: role.clone(),
+            closed: stop.clone(),
+            implicit_tls,
+        };
         tracker.spawn(async move {
             let _guards = (guard, per_ip);
-            session::serve(stream, peer, role, implicit_tls, deps).await;
+            session::serve(stream, peer, seat, deps).await;
         });
     }
 }

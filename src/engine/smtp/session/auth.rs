@@ -41,8 +41,8 @@ impl Session {
             .authenticate(&cur, &self.client(), user, pass)
             .await
         {
-            AuthOutcome::Success(login) => {
-                self.auth = Some(login);
+            AuthOutcome::Success(login, hash) => {
+                self.auth = Some((login, hash));
                 self.reply(reply::AUTH_OK);
             }
             AuthOutcome::Failure(lockout) => {

@@ -59,6 +59,30 @@ pub struct Deps {
     pub shutdown: CancellationToken,
 }
 
+/// What a session knows of the listener it came in on, live: the listener's role can change
+/// with the configuration (outgoing SMTP turned on or off on a shared port), and when the
+/// listener is closed its idle sessions are told `421` and closed.
+#[derive(Clone)]
+pub struct Seat {
+    /// What the listener's sessions may do, as of now.
+    pub role: watch::Receiver<Role>,
+    /// Cancelled when the listener is closed.
+    pub closed: CancellationToken,
+    /// TLS from the first byte (465 style).
+    pub implicit_tls: bool,
+}
+
+impl Seat {
+    /// A seat whose role never changes and which is never closed (tests).
+    pub fn fixed(role: Role, implicit_tls: bool) -> Seat {
+        Seat {
+            role: watch::channel(role).1,
+            closed: CancellationToken::new(),
+            implicit_tls,
+        }
+    }
+}
+
 /// A new session id: time-based prefix (unique across restarts) and a counter.
 pub fn new_session_id() -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -73,14 +97,10 @@ pub fn new_session_id() -> String {
 }
 
 /// Serves one accepted connection from greeting to close, including a STARTTLS upgrade.
-pub async fn serve<S: Stream + 'static>(
-    io: S,
-    peer: SocketAddr,
-    role: Role,
-    implicit_tls: bool,
-    deps: Arc<Deps>,
-) {
-    let mut s = Session::new(Box::new(io), peer, role, deps);
+pub async fn serve<S: Stream + 'static>(io: S, peer: SocketAddr, seat: Seat, deps: Arc<Deps>) {
+    let implicit_tls = seat.implicit_tls;
+    let role = *seat.role.borrow();
+    let mut s = Session::new(Box::new(io), peer, seat, deps);
     s.log(
         Level::Info,
         EventKind::SessionOpened {
@@ -125,8 +145,10 @@ struct Session {
     id: String,
     /// Client address.
     peer: SocketAddr,
-    /// What the listener allows.
+    /// What the listener allows, as of the current command.
     role: Role,
+    /// The listener, live.
+    seat: Seat,
     /// Gate, intake, events, shutdown.
     deps: Arc<Deps>,
     /// The configuration in force, as of the current command.
@@ -137,8 +159,9 @@ struct Session {
     esmtp: bool,
     /// TLS protocol in use, if any.
     tls: Option<String>,
-    /// Authenticated login, if any.
-    auth: Option<Login>,
+    /// Authenticated login, if any, and the password hash it was checked against (a changed
+    /// or removed account ends the login).
+    auth: Option<(Login, String)>,
     /// Open mail transaction.
     tx: Option<Transaction>,
     /// Error replies sent so far.
@@ -158,13 +181,15 @@ struct Session {
 }
 
 impl Session {
-    fn new(io: Io, peer: SocketAddr, role: Role, deps: Arc<Deps>) -> Self {
+    fn new(io: Io, peer: SocketAddr, seat: Seat, deps: Arc<Deps>) -> Self {
         let cur = deps.current.borrow().clone();
+        let role = *seat.role.borrow();
         let mut s = Session {
             conn: Conn::new(io),
             id: new_session_id(),
             peer,
             role,
+            seat,
             deps,
             cur,
             helo: None,
@@ -192,7 +217,7 @@ impl Session {
             peer: self.peer,
             role: self.role,
             helo: self.helo.as_deref(),
-            login: self.auth.as_ref(),
+            login: self.auth.as_ref().map(|(l, _)| l),
         }
     }
 
@@ -285,15 +310,34 @@ impl Session {
             self.cur = self.deps.current.borrow().clone();
             let timeout = self.cur.config.smtp.timeouts.command.0;
             let shutdown = self.deps.shutdown.clone();
+            let closed = self.seat.closed.clone();
             let line = tokio::select! {
+                // In this order: a command already here is read; at shutdown, the shutdown
+                // reply wins over the closed listener's.
+                biased;
                 r = self.conn.read_line(MAX_COMMAND_LINE, timeout) => r,
                 _ = shutdown.cancelled() => {
                     self.reply(reply::SHUTTING_DOWN);
                     return Next::Close("server shutting down".into());
                 }
+                _ = closed.cancelled() => {
+                    self.reply(reply::LISTENER_CLOSED);
+                    return Next::Close("listener closed".into());
+                }
             };
-            // The configuration in force when the command arrived (a reload applies here).
+            // The configuration, role and login in force when the command arrived: a reload
+            // applies here, to open sessions too.
             self.cur = self.deps.current.borrow().clone();
+            self.role = *self.seat.role.borrow();
+            if let Some((login, hash)) = &self.auth
+                && let Decision::Refuse(r) =
+                    self.deps
+                        .gate
+                        .login_in_force(&self.cur, &self.client(), login, hash)
+            {
+                self.refuse(r);
+                return Next::Close(self.close_after.take().unwrap_or_default());
+            }
             let next = match line {
                 Ok(line) => self.command(line).await,
                 Err(ReadError::TooLong) => {

@@ -20,7 +20,7 @@
 //! The client writes everything at once (which pipelines every command) and closes its side;
 //! the replies are then compared in order, and no reply may be left unchecked.
 
-use super::{Deps, serve};
+use super::{Deps, Seat, serve};
 use crate::engine::access::Gate;
 use crate::engine::access::recipient::Recipient;
 use crate::engine::config::{Account, Config, keys};
@@ -201,7 +201,8 @@ async fn run(case: &Case) -> (Vec<String>, bool, Vec<(Envelope, Vec<u8>)>) {
         shutdown: CancellationToken::new(),
     });
     let (mut client, server) = tokio::io::duplex(4 << 20);
-    let session = tokio::spawn(serve(server, case.peer, case.role, false, deps.clone()));
+    let seat = Seat::fixed(case.role, false);
+    let session = tokio::spawn(serve(server, case.peer, seat, deps.clone()));
     let mut out = Vec::new();
     let (last, pieces) = case.input.split_last().expect("one piece at least");
     for piece in pieces {
@@ -800,6 +801,10 @@ struct Live {
     io: tokio::io::BufReader<tokio::io::DuplexStream>,
     /// Publishes a changed configuration.
     config: watch::Sender<Arc<Current>>,
+    /// Changes the listener's role.
+    role: watch::Sender<Role>,
+    /// Closes the listener.
+    closed: CancellationToken,
     /// The session's dependencies (events, shutdown).
     deps: Arc<Deps>,
     /// The session task.
@@ -819,10 +824,19 @@ impl Live {
         });
         let (client, server) = tokio::io::duplex(1 << 16);
         let peer = "192.0.2.10:40000".parse().unwrap();
-        let task = tokio::spawn(serve(server, peer, Role::Both, false, deps.clone()));
+        let (role, seat_role) = watch::channel(Role::Both);
+        let closed = CancellationToken::new();
+        let seat = Seat {
+            role: seat_role,
+            closed: closed.clone(),
+            implicit_tls: false,
+        };
+        let task = tokio::spawn(serve(server, peer, seat, deps.clone()));
         Live {
             io: tokio::io::BufReader::new(client),
             config,
+            role,
+            closed,
             deps,
             task,
         }
@@ -1014,4 +1028,63 @@ async fn warnings_belong_to_one_transaction_and_count_towards_the_size() {
         assert_eq!(env.tags.len(), 1, "{:?}", env.tags);
         assert!(env.tags[0].starts_with("reverse DNS check failed"));
     }
+}
+
+#[tokio::test]
+async fn a_removed_or_changed_account_loses_its_login_at_once() {
+    for change in ["remove", "passwd"] {
+        let mut s = Live::start(base_config(), None);
+        assert!(s.reply().await.starts_with("220 "));
+        s.send("EHLO c").await;
+        s.send("AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzM2NyZXQ=")
+            .await;
+        assert!(s.reply().await.starts_with("250 "));
+        assert!(s.reply().await.starts_with("235 "));
+        s.send("NOOP").await;
+        assert!(s.reply().await.starts_with("250 "));
+        let mut cfg = base_config();
+        match change {
+            "remove" => cfg.accounts.retain(|a| a.address != "alice@example.test"),
+            _ => cfg.accounts[0].password = crate::engine::store::password::hash("other"),
+        }
+        s.config.send_replace(Arc::new(Current::new(cfg, None)));
+        s.send("NOOP").await;
+        assert!(
+            s.reply()
+                .await
+                .starts_with("421 4.7.0 Your login was changed"),
+            "{change}"
+        );
+        assert_eq!(s.reply().await, "", "{change}: the session is closed");
+        assert!(
+            s.logged()
+                .iter()
+                .any(|l| l.contains("login of alice@example.test revoked"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_listeners_role_and_its_closing_reach_open_sessions() {
+    let mut open = base_config();
+    open.access.smtp_auth.enabled = false;
+    let mut s = Live::start(open, None);
+    assert!(s.reply().await.starts_with("220 "));
+    s.send("EHLO c").await;
+    s.send("MAIL FROM:<a@remote.test>").await;
+    s.send("RCPT TO:<x@elsewhere.test>").await;
+    assert!(s.reply().await.starts_with("250 "));
+    assert!(s.reply().await.starts_with("250 "));
+    assert!(s.reply().await.starts_with("250 2.1.5"));
+    // Outgoing SMTP turned off on the shared port: the listener now serves incoming only.
+    s.role.send_replace(Role::Incoming);
+    s.send("RCPT TO:<y@elsewhere.test>").await;
+    assert_eq!(s.reply().await, "550 5.7.1 Relaying denied");
+    s.closed.cancel();
+    assert!(
+        s.reply()
+            .await
+            .starts_with("421 4.3.2 This service was closed")
+    );
+    assert_eq!(s.reply().await, "");
 }
