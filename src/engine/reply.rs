@@ -335,6 +335,11 @@ pub const TLS_UNAVAILABLE: Reply = Reply::fixed(454, "4.7.0 TLS not available");
 
 /// 235: logged in.
 pub const AUTH_OK: Reply = Reply::fixed(235, "2.7.0 Authentication successful");
+/// 454: every password check is busy.
+pub const AUTH_BUSY: Reply = Reply::fixed(
+    454,
+    "4.7.0 Temporary authentication failure, try again later",
+);
 /// 535: wrong user or password.
 pub const AUTH_INVALID: Reply = Reply::fixed(535, "5.7.8 Authentication credentials invalid");
 /// 503: a second AUTH.

@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 /// The longest a tarpit makes a client wait for one reply.
 pub const MAX_TARPIT_DELAY: Duration = Duration::from_secs(30);
 
+/// How long a refused recipient counts towards the tarpit block of its IP.
+pub const RCPT_WINDOW: Duration = Duration::from_secs(3600);
+
 /// The sliding window of the transfer limits.
 const TRANSFER_WINDOW: Duration = Duration::from_secs(3600);
 
@@ -85,6 +88,8 @@ struct State {
     connections: HashMap<IpAddr, u32>,
     /// Times of recent failed AUTH attempts per IP, oldest first.
     auth_failures: HashMap<IpAddr, VecDeque<Instant>>,
+    /// Times of recent refused recipients per IP, across sessions, oldest first.
+    rcpt_failures: HashMap<IpAddr, VecDeque<Instant>>,
     /// Running blocks.
     blocks: HashMap<IpAddr, Block>,
     /// Recent traffic per IP, oldest bucket first, covering at most the last hour.
@@ -153,6 +158,7 @@ impl Abuse {
             state: Arc::new(Mutex::new(State {
                 connections: HashMap::new(),
                 auth_failures: HashMap::new(),
+                rcpt_failures: HashMap::new(),
                 blocks: HashMap::new(),
                 transfer: HashMap::new(),
                 last_prune: None,
@@ -181,7 +187,7 @@ impl Abuse {
         cfg: &Config,
         now: Instant,
     ) -> Result<ConnectionGuard, Refusal> {
-        let ip = ip.to_canonical();
+        let ip = client_key(ip, cfg);
         let mut st = self.tables(cfg, now);
         if !exempt {
             if let Some(r) = st.block_refusal(ip, cfg, now) {
@@ -214,7 +220,7 @@ impl Abuse {
 
     /// [`Abuse::auth_failed`] at a given instant.
     pub fn auth_failed_at(&self, ip: IpAddr, cfg: &Config, now: Instant) -> Option<Refusal> {
-        let ip = ip.to_canonical();
+        let ip = client_key(ip, cfg);
         let lc = &cfg.abuse.lockout;
         if !lc.enabled || lc.failures == 0 {
             return None;
@@ -226,12 +232,7 @@ impl Abuse {
         let window = lc.window.0;
         let fails = st.auth_failures.entry(ip).or_default();
         fails.push_back(now);
-        while fails
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
-        {
-            fails.pop_front();
-        }
+        expire_times(fails, now, window);
         if fails.len() < lc.failures as usize {
             return None;
         }
@@ -260,15 +261,17 @@ impl Abuse {
 
     /// [`Abuse::blocked`] at a given instant.
     pub fn blocked_at(&self, ip: IpAddr, cfg: &Config, now: Instant) -> Option<Refusal> {
-        let ip = ip.to_canonical();
+        let ip = client_key(ip, cfg);
         self.tables(cfg, now).block_refusal(ip, cfg, now)
     }
 
     /// A failed RCPT; `n` is the number of failed RCPTs so far in this session, this one
     /// included. Returns the delay to wait before replying (zero up to `tarpit.after_failures`,
-    /// then `tarpit.delay` more per failure, at most [`MAX_TARPIT_DELAY`]) and, when `n`
-    /// reaches `tarpit.block_after` (0 = never), a refusal: the IP is then blocked for
-    /// `tarpit.block_for` and the session should be closed.
+    /// then `tarpit.delay` more per failure, at most [`MAX_TARPIT_DELAY`]) and, when the IP's
+    /// refused recipients within [`RCPT_WINDOW`], across all its sessions, reach
+    /// `tarpit.block_after` (0 = never), a refusal: the IP is then blocked for
+    /// `tarpit.block_for` and the session should be closed. A harvester that reconnects after
+    /// each few guesses is counted all the same.
     pub fn rcpt_failed(&self, ip: IpAddr, n: u32, cfg: &Config) -> (Duration, Option<Refusal>) {
         self.rcpt_failed_at(ip, n, cfg, Instant::now())
     }
@@ -281,17 +284,25 @@ impl Abuse {
         cfg: &Config,
         now: Instant,
     ) -> (Duration, Option<Refusal>) {
-        let ip = ip.to_canonical();
+        let ip = client_key(ip, cfg);
         let tc = &cfg.abuse.tarpit;
         if !tc.enabled {
             return (Duration::ZERO, None);
         }
         let delay = tarpit_delay(n, tc.after_failures, tc.delay.0);
-        if tc.block_after == 0 || n < tc.block_after {
+        if tc.block_after == 0 {
             return (delay, None);
         }
         let mut st = self.tables(cfg, now);
-        let why = format!("{n} failed recipients in one session");
+        let fails = st.rcpt_failures.entry(ip).or_default();
+        fails.push_back(now);
+        expire_times(fails, now, RCPT_WINDOW);
+        let total = fails.len();
+        if total < tc.block_after as usize {
+            return (delay, None);
+        }
+        st.rcpt_failures.remove(&ip);
+        let why = format!("{total} failed recipients within {}", human(RCPT_WINDOW));
         st.blocks.insert(
             ip,
             Block {
@@ -322,7 +333,7 @@ impl Abuse {
         cfg: &Config,
         now: Instant,
     ) -> Result<(), Refusal> {
-        let ip = ip.to_canonical();
+        let ip = client_key(ip, cfg);
         let tc = &cfg.abuse.transfer;
         let mut st = self.tables(cfg, now);
         let buckets = st.transfer.entry(ip).or_default();
@@ -363,11 +374,12 @@ impl Abuse {
         Ok(())
     }
 
-    /// Open connections from `ip` right now (for status displays and tests).
-    pub fn connections(&self, ip: IpAddr) -> u32 {
+    /// Open connections from `ip` (its network, for IPv6) right now (for status displays
+    /// and tests).
+    pub fn connections(&self, ip: IpAddr, cfg: &Config) -> u32 {
         lock(&self.state)
             .connections
-            .get(&ip.to_canonical())
+            .get(&client_key(ip, cfg))
             .copied()
             .unwrap_or(0)
     }
@@ -414,18 +426,27 @@ impl State {
         let window = cfg.abuse.lockout.window.0;
         self.blocks.retain(|_, b| now < b.until);
         self.auth_failures.retain(|_, f| {
-            while f
-                .front()
-                .is_some_and(|t| now.saturating_duration_since(*t) >= window)
-            {
-                f.pop_front();
-            }
+            expire_times(f, now, window);
+            !f.is_empty()
+        });
+        self.rcpt_failures.retain(|_, f| {
+            expire_times(f, now, RCPT_WINDOW);
             !f.is_empty()
         });
         self.transfer.retain(|_, b| {
             expire_buckets(b, now);
             !b.is_empty()
         });
+    }
+}
+
+/// Drops the times older than `window`.
+fn expire_times(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
+    while times
+        .front()
+        .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+    {
+        times.pop_front();
     }
 }
 
@@ -436,6 +457,19 @@ fn expire_buckets(buckets: &mut VecDeque<Bucket>, now: Instant) {
         .is_some_and(|b| now.saturating_duration_since(b.start) >= TRANSFER_WINDOW)
     {
         buckets.pop_front();
+    }
+}
+
+/// The address the tables count a client under: IPv4 (and IPv4-mapped IPv6) as itself, IPv6
+/// by its network of `abuse.ipv6_prefix` bits.
+pub fn client_key(ip: IpAddr, cfg: &Config) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u32::from(cfg.abuse.ipv6_prefix.clamp(1, 128));
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            IpAddr::V6((u128::from(v6) & mask).into())
+        }
+        v4 => v4,
     }
 }
 
@@ -546,7 +580,7 @@ mod tests {
         let (a, c, t0, x) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.1"));
         let g1 = a.connect_at(x, false, &c, t0).unwrap();
         let g2 = a.connect_at(x, false, &c, t0).unwrap();
-        assert_eq!(a.connections(x), 2);
+        assert_eq!(a.connections(x, &c), 2);
         let r = a
             .connect_at(x, false, &c, t0)
             .expect_err("third connection refused");
@@ -556,10 +590,10 @@ mod tests {
         let other = a.connect_at(ip("192.0.2.2"), false, &c, t0).unwrap();
         assert!(a.connect_at(ip("::ffff:192.0.2.1"), false, &c, t0).is_err());
         drop(g1);
-        assert_eq!(a.connections(x), 1);
+        assert_eq!(a.connections(x, &c), 1);
         let g3 = a.connect_at(x, false, &c, t0).unwrap();
         drop((g2, g3, other));
-        assert_eq!(a.connections(x), 0);
+        assert_eq!(a.connections(x, &c), 0);
         assert!(lock(&a.state).connections.is_empty());
     }
 
@@ -570,9 +604,9 @@ mod tests {
         let guards: Vec<_> = (0..50)
             .map(|_| a.connect_at(x, false, &c, t0).unwrap())
             .collect();
-        assert_eq!(a.connections(x), 50);
+        assert_eq!(a.connections(x, &c), 50);
         drop(guards);
-        assert_eq!(a.connections(x), 0);
+        assert_eq!(a.connections(x, &c), 0);
     }
 
     #[test]
@@ -588,6 +622,53 @@ mod tests {
         );
         c.abuse.tarpit.enabled = false;
         assert_eq!(a.rcpt_failed_at(x, 10, &c, t0), (Duration::ZERO, None));
+    }
+
+    #[test]
+    fn a_harvester_that_reconnects_is_counted_across_sessions() {
+        // The defaults: block after 20 refused recipients, sessions closed after 10 errors.
+        let (a, t0, x) = (Abuse::new(), Instant::now(), ip("192.0.2.1"));
+        let c = Config::default();
+        for session in 0..2 {
+            for n in 1..=10 {
+                let (_, block) = a.rcpt_failed_at(x, n, &c, t0 + secs(session * 60));
+                assert_eq!(
+                    block.is_some(),
+                    session == 1 && n == 10,
+                    "session {session}, {n}"
+                );
+            }
+        }
+        assert!(a.blocked_at(x, &c, t0 + secs(61)).is_some());
+        // Failures older than the window no longer count.
+        let y = ip("192.0.2.2");
+        for n in 1..=19 {
+            assert!(a.rcpt_failed_at(y, n, &c, t0).1.is_none());
+        }
+        assert!(a.rcpt_failed_at(y, 1, &c, t0 + RCPT_WINDOW).1.is_none());
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_network() {
+        let (a, mut c, t0) = (Abuse::new(), cfg(), Instant::now());
+        let g1 = a.connect_at(ip("2001:db8:1:2::1"), false, &c, t0).unwrap();
+        let g2 = a
+            .connect_at(ip("2001:db8:1:2:ffff::9"), false, &c, t0)
+            .unwrap();
+        assert!(
+            a.connect_at(ip("2001:db8:1:2::77"), false, &c, t0).is_err(),
+            "a third address of the same /64 is over the per-IP limit of 2"
+        );
+        assert!(a.connect_at(ip("2001:db8:1:3::1"), false, &c, t0).is_ok());
+        assert_eq!(a.connections(ip("2001:db8:1:2::abcd"), &c), 2);
+        c.abuse.ipv6_prefix = 128;
+        assert_eq!(a.connections(ip("2001:db8:1:2::abcd"), &c), 0);
+        drop((g1, g2));
+        assert_eq!(
+            client_key(ip("::ffff:192.0.2.1"), &c),
+            ip("192.0.2.1"),
+            "IPv4-mapped addresses count as IPv4"
+        );
     }
 
     #[test]
@@ -656,7 +737,10 @@ mod tests {
             let x = IpAddr::from([198, 51, 100, i]);
             a.auth_failed_at(x, &c, t0);
             a.transfer_at(x, 1, &c, t0).unwrap();
-            a.rcpt_failed_at(x, 5, &c, t0);
+            for n in 1..=5 {
+                a.rcpt_failed_at(x, n, &c, t0);
+            }
+            a.rcpt_failed_at(IpAddr::from([203, 0, 113, i]), 1, &c, t0);
         }
         {
             let st = lock(&a.state);
@@ -675,6 +759,7 @@ mod tests {
             (st.blocks.len(), st.auth_failures.len(), st.transfer.len()),
             (0, 0, 0)
         );
+        assert!(st.rcpt_failures.is_empty());
     }
 
     #[test]

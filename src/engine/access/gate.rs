@@ -90,7 +90,12 @@ pub enum AuthOutcome {
     Success(Login, String),
     /// Wrong user or password; `Some` when this failure locked the client out.
     Failure(Option<Refusal>),
+    /// Too many password checks are running: try again later (`454 4.7.0`).
+    Busy,
 }
+
+/// How long an AUTH waits for a free password check before it is told to come back.
+const AUTH_WAIT: Duration = Duration::from_secs(10);
 
 /// What the DNS checks at MAIL found in one session, so a client that sends many
 /// transactions costs one reverse-DNS lookup per HELO name and one SPF evaluation per sender.
@@ -133,15 +138,20 @@ pub struct Gate {
     abuse: Abuse,
     /// The resolver for DNSBL, SPF and rDNS.
     dns: Arc<DnsCache>,
+    /// Password checks that may run at once, engine-wide: each argon2 check takes 19 MiB and
+    /// a core for a while, so unauthenticated clients must not be able to start hundreds.
+    auth_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Gate {
     /// A gate with empty abuse tables.
     pub fn new(events: EventBus) -> Gate {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Gate {
             events,
             abuse: Abuse::new(),
             dns: Arc::new(DnsCache::default()),
+            auth_slots: Arc::new(tokio::sync::Semaphore::new(cores.max(2))),
         }
     }
 
@@ -268,6 +278,18 @@ impl Gate {
             }
             None => (None, Login::Account(user.clone())),
         };
+        let Ok(Ok(slot)) =
+            tokio::time::timeout(AUTH_WAIT, self.auth_slots.clone().acquire_owned()).await
+        else {
+            self.log(
+                Level::Warn,
+                Some(c.session),
+                EventKind::ProtocolAbuse {
+                    what: "AUTH while every password check was busy: told to try later".into(),
+                },
+            );
+            return AuthOutcome::Busy;
+        };
         let checked = stored.clone();
         let ok = tokio::task::spawn_blocking(move || match checked {
             Some(hash) => password::verify(&hash, &pass),
@@ -278,6 +300,7 @@ impl Gate {
         })
         .await
         .unwrap_or(false);
+        drop(slot);
         if ok && let Some(hash) = stored {
             self.log(
                 Level::Info,

@@ -63,6 +63,9 @@ pub enum Action {
 pub struct AbuseConfig {
     /// Simultaneous connections from one IP (0 = no limit).
     pub max_connections_per_ip: u32,
+    /// IPv6 clients count as one per network of this prefix length (a host is handed a /64,
+    /// so counting each address alone would give it unlimited connections and guesses).
+    pub ipv6_prefix: u8,
     /// Failed-login lockout (anti-hammering).
     pub lockout: LockoutConfig,
     /// Slowing down clients that try many bad recipients.
@@ -251,6 +254,7 @@ impl Default for AbuseConfig {
     fn default() -> Self {
         AbuseConfig {
             max_connections_per_ip: 10,
+            ipv6_prefix: 64,
             lockout: LockoutConfig::default(),
             tarpit: TarpitConfig::default(),
             transfer: TransferConfig::default(),

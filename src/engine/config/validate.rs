@@ -186,6 +186,12 @@ fn check_sections(cfg: &Config, err: &mut impl FnMut(&str, String)) {
         }
     }
     let ab = &cfg.abuse;
+    if !(32..=128).contains(&ab.ipv6_prefix) {
+        err(
+            "abuse.ipv6_prefix",
+            "must be between 32 and 128 (64: one client per /64 network)".into(),
+        );
+    }
     if ab.lockout.enabled && ab.lockout.failures == 0 {
         err("abuse.lockout.failures", "must be at least 1".into());
     }

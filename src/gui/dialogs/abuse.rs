@@ -16,6 +16,9 @@ pub mod help {
 and SPAM systems: they detect common forms of abuse and block the abusive IPs found. Safe IPs are exempt.";
     /// Max connections per IP.
     pub const PER_IP: &str = "Simultaneous connections from one IP address (0 = no limit).";
+    /// IPv6 prefix.
+    pub const IPV6_PREFIX: &str = "IPv6 clients are counted per network of this many bits (64: a \
+host's whole /64 counts as one client for every limit here).";
     /// Lockout.
     pub const LOCKOUT: &str = "Anti-hammering: an IP that fails to log in this many times within the window is \
 blocked for a while.";
@@ -45,6 +48,7 @@ them.";
 /// The Abuse & Spam draft.
 pub struct AbuseForm {
     per_ip: String,
+    ipv6_prefix: String,
     lockout: bool,
     lockout_failures: String,
     lockout_window: String,
@@ -96,6 +100,7 @@ impl Form for AbuseForm {
         let a = &cfg.abuse;
         AbuseForm {
             per_ip: a.max_connections_per_ip.to_string(),
+            ipv6_prefix: a.ipv6_prefix.to_string(),
             lockout: a.lockout.enabled,
             lockout_failures: a.lockout.failures.to_string(),
             lockout_window: a.lockout.window.to_string(),
@@ -124,6 +129,9 @@ impl Form for AbuseForm {
         let count = "a whole number";
         if let Some(n) = parse_num(&self.per_ip, "abuse.max_connections_per_ip", count, &mut e) {
             a.max_connections_per_ip = n;
+        }
+        if let Some(n) = parse_num(&self.ipv6_prefix, "abuse.ipv6_prefix", count, &mut e) {
+            a.ipv6_prefix = n;
         }
         a.lockout.enabled = self.lockout;
         if let Some(n) = parse_num(
@@ -209,6 +217,15 @@ impl Form for AbuseForm {
                     &mut self.per_ip,
                     errors,
                     "abuse.max_connections_per_ip",
+                    true,
+                );
+                text_row(
+                    ui,
+                    "IPv6 Network Prefix",
+                    help::IPV6_PREFIX,
+                    &mut self.ipv6_prefix,
+                    errors,
+                    "abuse.ipv6_prefix",
                     true,
                 );
 

@@ -270,3 +270,26 @@ fn hops_and_dnsbl_verdicts() {
         ])
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn password_checks_are_capped_engine_wide() {
+    let gate = Gate::new(EventBus::new());
+    let cur = Current::new(strict(), None);
+    let c = client("198.51.100.7:1".parse().unwrap(), Role::Both);
+    let all = gate.auth_slots.available_permits() as u32;
+    let busy = gate
+        .auth_slots
+        .clone()
+        .acquire_many_owned(all)
+        .await
+        .unwrap();
+    let out = gate
+        .authenticate(&cur, &c, "alice@example.test".into(), "x".into())
+        .await;
+    assert_eq!(out, AuthOutcome::Busy, "every check busy: come back later");
+    drop(busy);
+    let out = gate
+        .authenticate(&cur, &c, "alice@example.test".into(), "x".into())
+        .await;
+    assert!(matches!(out, AuthOutcome::Failure(_)), "{out:?}");
+}

@@ -45,6 +45,7 @@ impl Session {
                 self.auth = Some((login, hash));
                 self.reply(reply::AUTH_OK);
             }
+            AuthOutcome::Busy => self.reply(reply::AUTH_BUSY),
             AuthOutcome::Failure(lockout) => {
                 self.reply(reply::AUTH_INVALID);
                 if let Some(r) = lockout {
