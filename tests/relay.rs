@@ -76,7 +76,12 @@ fn relay_from(port: u16, src: &'static str, login: bool) -> u16 {
 /// Tries to relay one message to far.test; returns the RCPT reply code, or the connect reply
 /// when the session was refused at once.
 fn try_relay(port: u16, c: Client) -> u16 {
-    let mut m = SourceClient::from(c.src, port);
+    try_relay_at("127.0.0.1", port, c)
+}
+
+/// [`try_relay`] to the listener on `dst`.
+fn try_relay_at(dst: &str, port: u16, c: Client) -> u16 {
+    let mut m = SourceClient::between(c.src, dst, port);
     let (greet, _) = m.reply();
     if greet != 220 {
         return greet;
@@ -138,6 +143,44 @@ fn the_whole_matrix_of_auth_ranges_and_ports() {
             }
         }
     }
+}
+
+/// Incoming and outgoing SMTP on one port but two addresses: each address keeps its own role.
+/// (Merging them into one incoming+outgoing listener on the incoming address made an open
+/// relay of the public address when no access control was on.)
+#[test]
+fn one_port_two_addresses_never_relays_on_the_incoming_address() {
+    const LAN: &str = "127.0.0.5";
+    let (s, incoming, outgoing) = server(
+        Access {
+            auth: false,
+            ranges: false,
+            same_port: true,
+        },
+        &[format!("smtp.outgoing.listen_ip={LAN}")],
+    );
+    assert_eq!(incoming, outgoing);
+    let c = Client {
+        src: IN_RANGE,
+        login: false,
+    };
+    assert_eq!(
+        try_relay_at("127.0.0.1", incoming, c),
+        550,
+        "the incoming address never relays"
+    );
+    assert_eq!(
+        try_relay_at(LAN, outgoing, c),
+        250,
+        "the outgoing address does"
+    );
+    assert_eq!(queue_len(&s), 1);
+    let out = s.cli(&["config", "check"]);
+    assert!(
+        out.stderr.contains(&format!("port {outgoing} on {LAN}")),
+        "the warning names the open address: {}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -800,11 +800,16 @@ pub struct SourceClient {
 impl SourceClient {
     /// Connects from `src` (an IPv4 loopback address) to 127.0.0.1:`port`.
     pub fn from(src: &str, port: u16) -> SourceClient {
+        Self::between(src, "127.0.0.1", port)
+    }
+
+    /// Connects from `src` to `dst`:`port` (IPv4 loopback addresses).
+    pub fn between(src: &str, dst: &str, port: u16) -> SourceClient {
         use socket2::{Domain, SockAddr, Socket, Type};
         let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
         let src: SocketAddr = format!("{src}:0").parse().unwrap();
         s.bind(&SockAddr::from(src)).unwrap();
-        let dst: SocketAddr = ([127, 0, 0, 1], port).into();
+        let dst: SocketAddr = format!("{dst}:{port}").parse().unwrap();
         s.connect_timeout(&SockAddr::from(dst), IO_TIMEOUT).unwrap();
         let w: TcpStream = s.into();
         w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();

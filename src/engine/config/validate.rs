@@ -290,10 +290,22 @@ pub fn parse_dns_host(s: &str) -> Option<std::net::SocketAddr> {
 /// Why the settings make the outgoing SMTP an open relay, when they do.
 pub fn open_relay_warning(cfg: &Config) -> Option<String> {
     let a = &cfg.access;
-    (cfg.smtp.outgoing.enabled && !a.smtp_auth.enabled && !a.ip_range.enabled).then(|| {
-        "OPEN RELAY: outgoing SMTP is enabled with neither SMTP Authentication nor IP Range \
-         Control, so anyone who can reach it can send mail anywhere through this server"
-            .to_string()
+    let o = &cfg.smtp.outgoing;
+    (o.enabled && !a.smtp_auth.enabled && !a.ip_range.enabled).then(|| {
+        let ip = if o.listen_ip.trim().is_empty() {
+            "every address"
+        } else {
+            o.listen_ip.trim()
+        };
+        let mut on = vec![format!("port {} on {ip}", o.port)];
+        if let Some(p) = cfg.smtp.tls.implicit_port {
+            on.push(format!("the implicit-TLS port {p} on {ip}"));
+        }
+        format!(
+            "OPEN RELAY: outgoing SMTP ({}) is enabled with neither SMTP Authentication nor IP \
+             Range Control, so anyone who can reach it can send mail anywhere through this server",
+            on.join(" and ")
+        )
     })
 }
 

@@ -49,11 +49,15 @@ impl ListenerSpec {
     }
 }
 
-/// The listeners `cfg` asks for: incoming, outgoing (merged when it shares the port), and the
+/// The listeners `cfg` asks for: incoming, outgoing (one listener with both roles only when it
+/// shares the port *and* the address; on the same port with another address each address is
+/// bound with its own role, so relaying is never offered on the incoming address), and the
 /// implicit-TLS port (serving the outgoing role when outgoing SMTP is enabled).
 pub fn wanted(cfg: &Config) -> Vec<ListenerSpec> {
     let s = &cfg.smtp;
-    let shared_port = s.outgoing.enabled && s.outgoing.port == s.incoming.port;
+    let shared_port = s.outgoing.enabled
+        && s.outgoing.port == s.incoming.port
+        && s.outgoing.listen_ip.trim() == s.incoming.listen_ip.trim();
     let mut out = vec![ListenerSpec {
         listen_ip: s.incoming.listen_ip.clone(),
         port: s.incoming.port,
@@ -281,4 +285,43 @@ async fn refuse(mut stream: TcpStream, implicit_tls: bool, reply: Reply) {
         .await;
     }
     let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roles(cfg: &Config) -> Vec<(String, u16, Role)> {
+        wanted(cfg)
+            .into_iter()
+            .map(|w| (w.listen_ip, w.port, w.role))
+            .collect()
+    }
+
+    #[test]
+    fn one_port_two_addresses_is_two_listeners_with_their_own_roles() {
+        let mut c = Config::default();
+        c.smtp.incoming.port = 2525;
+        c.smtp.incoming.listen_ip = "192.0.2.1".into();
+        c.smtp.outgoing.enabled = true;
+        c.smtp.outgoing.port = 2525;
+        c.smtp.outgoing.listen_ip = "10.0.0.1".into();
+        assert_eq!(
+            roles(&c),
+            [
+                ("192.0.2.1".into(), 2525, Role::Incoming),
+                ("10.0.0.1".into(), 2525, Role::Outgoing)
+            ]
+        );
+        c.smtp.outgoing.listen_ip = "192.0.2.1".into();
+        assert_eq!(roles(&c), [("192.0.2.1".into(), 2525, Role::Both)]);
+        c.smtp.outgoing.port = 2526;
+        assert_eq!(
+            roles(&c),
+            [
+                ("192.0.2.1".into(), 2525, Role::Incoming),
+                ("192.0.2.1".into(), 2526, Role::Outgoing)
+            ]
+        );
+    }
 }
