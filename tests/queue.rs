@@ -375,6 +375,47 @@ fn a_failed_write_answers_452_and_keeps_nothing() {
     );
 }
 
+/// Mail for a local and a remote recipient whose local copy cannot be written: the client gets
+/// 452 and nothing leaves, not even the remote copy (it is taken back before it is handed over
+/// for delivery, so the client's retry cannot deliver it twice).
+#[test]
+fn a_failed_local_copy_sends_no_remote_copy() {
+    let sink = sink(free_port(), &[]);
+    let s = relay_server(sink.port(), &[]);
+    // Alice's mailbox directory is a file: her copy cannot be written.
+    let mailbox = s.maildir(DOMAIN, "alice");
+    std::fs::create_dir_all(mailbox.parent().unwrap()).unwrap();
+    std::fs::write(&mailbox, b"in the way").unwrap();
+    let mut c = s.connect();
+    c.ehlo();
+    c.expect(
+        &format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD)),
+        235,
+        "2.7.0",
+    );
+    c.expect(&format!("MAIL FROM:<{ALICE}>"), 250, "");
+    c.expect(&format!("RCPT TO:<{ALICE}>"), 250, "2.1.5");
+    c.expect("RCPT TO:<bob@far.test>", 250, "2.1.5");
+    c.expect("DATA", 354, "");
+    let r = c.cmd("Subject: first try\r\n\r\nfirst\r\n.");
+    assert_eq!(r.code, 452, "{}", r.text());
+    c.cmd("QUIT");
+    // The client retries once the mailbox is writable again; exactly one copy arrives.
+    std::fs::remove_file(&mailbox).unwrap();
+    submit(&s, ALICE, &[ALICE, "bob@far.test"], "second");
+    let mail = poll(LONG, "mail at the sink", || sink.mails().into_iter().next());
+    assert!(mail.contains("second"), "{mail}");
+    poll(LONG, "queue empty", || {
+        queue_ids(&s).is_empty().then_some(())
+    });
+    let mails = sink.mails();
+    assert_eq!(
+        mails.len(),
+        1,
+        "the refused attempt sent nothing: {mails:#?}"
+    );
+}
+
 #[test]
 fn a_delay_warning_is_sent_once_while_retrying() {
     let sink = sink(free_port(), &["-r", "RCPT"]);

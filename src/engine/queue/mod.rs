@@ -134,8 +134,41 @@ pub(crate) enum ManagerMsg {
     List(oneshot::Sender<Vec<QueueEntry>>),
     /// One message with its content.
     Show(u64, oneshot::Sender<Option<(QueueEntry, Vec<u8>)>>),
-    /// Remove a message that was just spooled (rollback after a failed local delivery).
-    Forget(u64, oneshot::Sender<()>),
+}
+
+/// A message written to the spool but not yet given to the manager: nothing delivers it until
+/// [`Staged::release`], so a session whose local part fails can still take it back
+/// ([`Staged::abandon`]) before a single copy has left.
+#[must_use = "a staged message is delivered only once released"]
+pub struct Staged {
+    /// The queue it was written to.
+    queue: Queue,
+    /// Its state.
+    meta: Meta,
+    /// Where its record is.
+    loc: Location,
+}
+
+impl Staged {
+    /// The queue id.
+    pub fn id(&self) -> u64 {
+        self.meta.id
+    }
+
+    /// Hands the message to the manager for delivery; returns its id. If the manager has
+    /// stopped (the engine is shutting down), the message stays on disk and is delivered after
+    /// the next start.
+    pub fn release(self) -> u64 {
+        let id = self.meta.id;
+        let _ = self.queue.tx.send(ManagerMsg::Arrived(self.meta, self.loc));
+        id
+    }
+
+    /// Takes the message back: its record is removed from the spool and it is never
+    /// delivered.
+    pub async fn abandon(self) {
+        let _ = self.queue.spool.append(Record::Remove(self.meta.id)).await;
+    }
 }
 
 /// Handle to the queue. Cheap to clone.
@@ -170,7 +203,8 @@ impl Queue {
         }
     }
 
-    /// Spools a message for `rcpts` and returns its id once it is on disk.
+    /// Spools a message for `rcpts`, hands it to the manager and returns its id once it is on
+    /// disk.
     pub async fn enqueue(
         &self,
         from: &str,
@@ -178,6 +212,17 @@ impl Queue {
         data: Vec<u8>,
         client: &str,
     ) -> Result<u64, SpoolError> {
+        Ok(self.stage(from, rcpts, data, client).await?.release())
+    }
+
+    /// Spools a message for `rcpts` without handing it to the manager yet (see [`Staged`]).
+    pub async fn stage(
+        &self,
+        from: &str,
+        rcpts: &[String],
+        data: Vec<u8>,
+        client: &str,
+    ) -> Result<Staged, SpoolError> {
         let now = now_secs();
         let meta = Meta {
             id: self.next_id(),
@@ -203,19 +248,11 @@ impl Queue {
             .append(Record::Put(meta.clone(), Arc::from(data)))
             .await?
             .expect("a Put has a location");
-        let id = meta.id;
-        self.tx
-            .send(ManagerMsg::Arrived(meta, loc))
-            .map_err(|_| SpoolError::Stopped)?;
-        Ok(id)
-    }
-
-    /// Takes back a message just spooled (its local part could not be delivered).
-    pub async fn forget(&self, id: u64) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(ManagerMsg::Forget(id, tx)).is_ok() {
-            let _ = rx.await;
-        }
+        Ok(Staged {
+            queue: self.clone(),
+            meta,
+            loc,
+        })
     }
 
     /// Runs a command; returns how many messages it touched.

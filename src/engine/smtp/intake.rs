@@ -80,9 +80,10 @@ impl Intake for StoreIntake {
 }
 
 impl StoreIntake {
-    /// Remote recipients go into the queue first (synced to disk), then local recipients into
-    /// their Maildirs; `Ok` only when both are safe. If the local part fails, the queued copy
-    /// is taken back so a retry by the client cannot duplicate it.
+    /// Remote recipients go into the queue first (synced to disk, but not yet handed over for
+    /// delivery), then local recipients into their Maildirs; only when both are safe is the
+    /// queued copy released and `Ok` returned. If the local part fails, the queued copy is
+    /// taken back before anything was sent, so a retry by the client cannot duplicate it.
     async fn store(&self, env: Envelope, message: Vec<u8>) -> Result<Accepted, Reply> {
         let mut body = trace::warning_fields(&env.tags).into_bytes();
         body.extend_from_slice(&message);
@@ -110,10 +111,10 @@ impl StoreIntake {
             data.extend_from_slice(&body);
             match self
                 .queue
-                .enqueue(&env.from, &remotes, data, &env.received.ip.to_string())
+                .stage(&env.from, &remotes, data, &env.received.ip.to_string())
                 .await
             {
-                Ok(qid) => queued = Some(qid),
+                Ok(staged) => queued = Some(staged),
                 Err(e) => return refuse(format!("cannot write to the queue: {e}")),
             }
         }
@@ -141,12 +142,13 @@ impl StoreIntake {
                 Err(e) => Some(format!("delivery task failed: {e}")),
             };
             if let Some(reason) = failure {
-                if let Some(qid) = queued {
-                    self.queue.forget(qid).await;
+                if let Some(staged) = queued {
+                    staged.abandon().await;
                 }
                 return refuse(reason);
             }
         }
+        let queued = queued.map(|staged| staged.release());
         self.stats.delivered_local(locals.len());
         let mut to: Vec<String> = locals.iter().map(|r| r.address.clone()).collect();
         to.extend(remotes);

@@ -272,13 +272,6 @@ impl Manager {
                 self.entries.insert(e.meta.id, e);
                 self.dirty = true;
             }
-            ManagerMsg::Forget(id, done) => {
-                if self.entries.remove(&id).is_some() {
-                    self.spool.append_nowait(Record::Remove(id));
-                    self.dirty = true;
-                }
-                let _ = done.send(());
-            }
             ManagerMsg::Command(cmd, done) => {
                 let n = self.command(cmd);
                 self.dirty = true;
