@@ -114,6 +114,11 @@ pub const LOGIN_REVOKED: Reply = Reply::fixed(
     421,
     "4.7.0 Your login was changed or removed by the administrator, closing connection",
 );
+/// 421: too many commands that make no progress.
+pub const TOO_MANY_JUNK_COMMANDS: Reply = Reply::fixed(
+    421,
+    "4.7.0 Too many commands without a message, closing connection",
+);
 /// 421: Max Connections Per Port reached.
 pub const TOO_MANY_CONNECTIONS: Reply =
     Reply::fixed(421, "4.7.0 Too many connections, try again later");

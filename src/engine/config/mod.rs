@@ -67,6 +67,9 @@ pub struct SmtpConfig {
     pub max_message_size: u64,
     /// Failed commands after which a session is closed with `421`.
     pub max_errors_per_session: u32,
+    /// Commands that make no progress (NOOP, RSET, VRFY, HELP, a repeated HELO/EHLO) allowed
+    /// between two accepted messages; one more gets `421` (Postfix's junk command limit).
+    pub max_junk_commands: u32,
     /// Session timeouts (RFC 5321 4.5.3.2).
     pub timeouts: TimeoutConfig,
     /// Slowest message transfer accepted, in octets per second beyond `timeouts.data`
@@ -152,6 +155,7 @@ impl Default for SmtpConfig {
             max_recipients_per_mail: 100,
             max_message_size: 25 * 1024 * 1024,
             max_errors_per_session: 10,
+            max_junk_commands: 100,
             timeouts: TimeoutConfig::default(),
             min_data_rate: 1024,
             tls: TlsConfig::default(),

@@ -95,6 +95,9 @@ pub fn validate(cfg: &Config) -> Vec<FieldError> {
             "must be at least 1024 octets".into(),
         );
     }
+    if smtp.max_junk_commands == 0 {
+        err("smtp.max_junk_commands", "must be at least 1".into());
+    }
     if smtp.max_errors_per_session == 0 {
         err("smtp.max_errors_per_session", "must be at least 1".into());
     }

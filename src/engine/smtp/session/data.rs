@@ -118,7 +118,11 @@ impl Session {
         };
         let intake = self.deps.intake.clone();
         match intake.accept(env, body).await {
-            Ok(accepted) => self.reply(accepted.reply()),
+            Ok(accepted) => {
+                // Progress: the junk command allowance starts again.
+                self.junk = 0;
+                self.reply(accepted.reply());
+            }
             Err(r) => self.reply(r),
         }
         Next::Continue

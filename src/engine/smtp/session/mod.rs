@@ -166,6 +166,9 @@ struct Session {
     tx: Option<Transaction>,
     /// Error replies sent so far.
     errors: u32,
+    /// Commands that made no progress since the last accepted message (NOOP, RSET, VRFY,
+    /// HELP, a repeated HELO/EHLO).
+    junk: u32,
     /// Messages accepted in this session (for message ids).
     messages: u32,
     /// Recipients refused so far (tarpitting).
@@ -198,6 +201,7 @@ impl Session {
             auth: None,
             tx: None,
             errors: 0,
+            junk: 0,
             messages: 0,
             rcpt_failures: 0,
             tags: Vec::new(),
@@ -402,6 +406,20 @@ impl Session {
                 return Next::Continue;
             }
         };
+        let junk = match &request {
+            Request::Noop { .. } | Request::Rset | Request::Vrfy { .. } | Request::Help { .. } => {
+                true
+            }
+            Request::Ehlo { .. } | Request::Helo { .. } => self.helo.is_some(),
+            _ => false,
+        };
+        if junk {
+            self.junk += 1;
+            if self.junk > self.cur.config.smtp.max_junk_commands {
+                self.reply(reply::TOO_MANY_JUNK_COMMANDS);
+                return Next::Close("too many commands without a message".into());
+            }
+        }
         match request {
             Request::Ehlo { host } => self.ehlo(host, true),
             Request::Helo { host } => self.ehlo(host, false),

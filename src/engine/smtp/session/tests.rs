@@ -646,6 +646,33 @@ async fn command_lines_auth_and_error_limits() {
 < 220
 < 500 5.5.2 Bare CR
 
+## commands that make no progress are limited; an accepted message starts the count again
+! smtp.max_junk_commands=3
+> EHLO c
+> NOOP
+> RSET
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>> hi\r\n.\r\n
+> NOOP
+> HELP
+> EHLO again
+> VRFY alice
+< 220
+< 250
+< 250
+< 250
+< 250
+< 250
+< 354
+< 250
+< 250
+< 214
+< 250
+< 421 4.7.0 Too many commands without a message
+= closed
+
 ## the error allowance closes the session with 421
 ! smtp.max_errors_per_session=3
 > FOO
