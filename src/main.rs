@@ -60,6 +60,15 @@ enum AccessCmd {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Set Relay mode's login at the relay host (the password is prompted for, or read from
+    /// stdin, so it never appears on a command line or in the shell history).
+    RelayLogin {
+        /// The user name at the relay host.
+        user: String,
+        /// Read the password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -175,6 +184,8 @@ enum AccountCmd {
 }
 
 fn main() -> ExitCode {
+    // Everything Postern writes is private (the config can hold the relay password).
+    engine::perms::private_umask();
     let args = Cli::parse();
     match run(args) {
         Ok(code) => code,
@@ -219,7 +230,7 @@ fn run(args: Cli) -> Result<ExitCode> {
             }
             ConfigCmd::Check => {
                 let cfg = edit::read(path)?;
-                if let Some(w) = postern::engine::config::validate::open_relay_warning(&cfg) {
+                for w in postern::engine::config::validate::warnings(&cfg) {
                     eprintln!("warning: {w}");
                 }
                 if !path.exists() {
@@ -252,6 +263,14 @@ fn run(args: Cli) -> Result<ExitCode> {
         })) => {
             let p = read_password(password_stdin)?;
             edit::relay_user(path, &user, &p)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Access(AccessCmd::RelayLogin {
+            user,
+            password_stdin,
+        })) => {
+            let p = read_password(password_stdin)?;
+            edit::relay_login(path, &user, &p)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Account(a)) => {

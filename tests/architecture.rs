@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("local_ips", 0),
     ("lock", 0),
     ("stats", 0),
+    ("perms", 0),
     ("wire", 0),
     ("store", 0),
     ("config", 1),

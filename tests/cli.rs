@@ -463,3 +463,41 @@ fn hot_reload_picks_up_new_domain_and_account() {
         (r.code == 550 && r.enhanced() == "5.7.1").then_some(())
     });
 }
+
+/// The relay host's password never has to appear on a command line, and `config check` warns
+/// when Relay mode would send the login without TLS.
+#[test]
+fn relay_login_from_stdin_and_the_plaintext_warning() {
+    let s = Server::prepare(Config::default());
+    s.cli_stdin(
+        &["access", "relay-login", "isp-user", "--password-stdin"],
+        "isp-secret\n",
+    )
+    .assert_ok();
+    s.cli(&[
+        "config",
+        "set",
+        "outgoing_mails.mode=Relay",
+        "outgoing_mails.relay.host=smtp.isp.test",
+        "outgoing_mails.relay.tls=None",
+    ])
+    .assert_ok();
+    let get = s.cli(&["config", "get", "outgoing_mails.relay"]);
+    get.assert_ok();
+    assert!(
+        get.stdout.contains("isp-user") && get.stdout.contains("isp-secret"),
+        "{}",
+        get.stdout
+    );
+    let check = s.cli(&["config", "check"]);
+    check.assert_ok();
+    assert!(
+        check.stderr.contains("`isp-user` is sent without TLS"),
+        "{}",
+        check.stderr
+    );
+    s.cli(&["config", "set", "outgoing_mails.relay.tls=StartTls"])
+        .assert_ok();
+    let check = s.cli(&["config", "check"]);
+    assert!(!check.stderr.contains("without TLS"), "{}", check.stderr);
+}

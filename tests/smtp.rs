@@ -573,3 +573,45 @@ fn a_mail_loop_is_refused_554() {
         "2.0.0",
     );
 }
+
+/// Nothing Postern writes can be read by other users: the config (it can hold the relay
+/// password) and its backup, the data directory, mailboxes, the spool, logs and the control
+/// socket.
+#[test]
+fn every_file_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = Server::prepare(Config::default());
+    // A config left world-readable by an earlier version is made private by the next write.
+    fs::set_permissions(&s.config_path, fs::Permissions::from_mode(0o644)).unwrap();
+    s.cli(&["config", "set", "server.hostname=mail.test"])
+        .assert_ok();
+    s.spawn();
+    s.wait_ready(s.cfg.incoming_port);
+    let mut c = s.connect();
+    c.ehlo();
+    c.expect("MAIL FROM:<bob@remote.test>", 250, "");
+    c.expect(&format!("RCPT TO:<{ALICE}>"), 250, "2.1.5");
+    c.expect("DATA", 354, "");
+    c.expect("Subject: private\r\n\r\nfor alice only\r\n.", 250, "2.0.0");
+    c.cmd("QUIT");
+    let mut paths = vec![
+        s.config_path.clone(),
+        s.config_path.with_extension("ron.bak"),
+        s.data_dir.clone(),
+        s.data_dir.join("control.sock"),
+        s.maildir(DOMAIN, "alice"),
+    ];
+    paths.extend(s.maildir_files(DOMAIN, "alice"));
+    paths.extend(list_files(&s.data_dir.join("spool")));
+    paths.extend(poll(Duration::from_secs(30), "a log file", || {
+        let logs = list_files(&s.data_dir.join("logs"));
+        (!logs.is_empty()).then_some(logs)
+    }));
+    for p in paths {
+        let mode = fs::metadata(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{} is {:o}", p.display(), mode & 0o777);
+    }
+}

@@ -41,7 +41,7 @@ impl DataDirLock {
             dir: dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(io)?;
+        crate::engine::perms::private_dir(dir).map_err(io)?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -15,6 +15,7 @@ pub mod local_ips;
 pub mod lock;
 pub mod logfile;
 pub mod options;
+pub mod perms;
 pub mod queue;
 pub mod reply;
 pub mod role;
@@ -74,6 +75,7 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    perms::private_umask();
     let lock = DataDirLock::acquire(&opts.data_dir)?;
     let cfg = config::load_or_create(&opts.config_path)?;
     let io = |path: PathBuf| move |source| EngineError::Io { path, source };

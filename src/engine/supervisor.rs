@@ -44,6 +44,9 @@ pub fn build_current(config: Config, data_dir: &Path, events: &EventBus) -> Curr
     if let Some(w) = config::validate::open_relay_warning(&config) {
         events.emit(Level::Warn, None, EventKind::OpenRelay { warning: w });
     }
+    if let Some(w) = config::validate::relay_login_warning(&config) {
+        events.emit(Level::Warn, None, EventKind::ConfigWarning { warning: w });
+    }
     Current::new(config, tls)
 }
 

@@ -282,6 +282,21 @@ pub fn relay_user(path: &Path, user: &str, pass: &str) -> Result<(), EditError> 
     })
 }
 
+/// Relay mode's login at the relay host. The password is kept as given (it must be sent),
+/// in the private config file; it never has to appear on a command line.
+pub fn relay_login(path: &Path, user: &str, pass: &str) -> Result<(), EditError> {
+    check_password(pass)?;
+    if user.trim().is_empty() {
+        return Err(EditError::EmptyUser);
+    }
+    edit(path, |cfg| {
+        let r = &mut cfg.outgoing_mails.relay;
+        r.username = user.trim().to_string();
+        r.password = pass.to_string();
+        Ok(())
+    })
+}
+
 /// The rule for a new password: not empty.
 pub fn check_password(p: &str) -> Result<(), EditError> {
     if p.is_empty() {

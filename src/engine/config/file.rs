@@ -8,6 +8,7 @@ use super::{Config, FieldError, validate};
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Why a configuration file could not be used.
@@ -178,7 +179,13 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = with_suffix(path, &format!(".tmp{}", std::process::id()));
     let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
+        // The config can hold the relay host's password: only the owner may read it.
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;

@@ -312,6 +312,30 @@ pub fn open_relay_warning(cfg: &Config) -> Option<String> {
     })
 }
 
+/// A warning when Relay mode would send the relay host's login without TLS.
+pub fn relay_login_warning(cfg: &Config) -> Option<String> {
+    let om = &cfg.outgoing_mails;
+    let r = &om.relay;
+    (om.mode == super::DeliveryMode::Relay
+        && !r.username.is_empty()
+        && r.tls == super::RelayTls::None)
+        .then(|| {
+            format!(
+                "the relay host login `{}` is sent without TLS: anyone on the way can read the \
+                 password (set outgoing_mails.relay.tls to StartTls or Implicit)",
+                r.username
+            )
+        })
+}
+
+/// Every warning about settings that are valid but unsafe, for `config check` and the log.
+pub fn warnings(cfg: &Config) -> Vec<String> {
+    open_relay_warning(cfg)
+        .into_iter()
+        .chain(relay_login_warning(cfg))
+        .collect()
+}
+
 /// Why `d` cannot be a local domain, if it cannot: a host name with a dot, or `localhost`.
 pub fn domain_problem(d: &str) -> Option<String> {
     (!is_hostname(d) || !d.contains('.') && d != "localhost")

@@ -232,6 +232,11 @@ pub enum EventKind {
         /// The warning, naming what is open.
         warning: String,
     },
+    /// A setting that is valid but unsafe (other than an open relay).
+    ConfigWarning {
+        /// What is unsafe and what to do.
+        warning: String,
+    },
     /// No certificate: STARTTLS and the implicit-TLS port are off.
     TlsUnavailable {
         /// Why.
@@ -291,7 +296,8 @@ impl EventKind {
             | ProtocolAbuse { .. }
             | LoginRevoked { .. }
             | PlaintextDiscarded { .. }
-            | OpenRelay { .. } => Channel::Security,
+            | OpenRelay { .. }
+            | ConfigWarning { .. } => Channel::Security,
             QueueFinished { .. } | RecipientOutcome { .. } | Delivery { .. } => Channel::SmtpOut,
             Started { .. }
             | Stopping
@@ -441,6 +447,7 @@ impl fmt::Display for Raw<'_> {
                 "discarded {octets} octets the client sent after STARTTLS before the TLS handshake"
             ),
             OpenRelay { warning } => write!(f, "{warning}"),
+            ConfigWarning { warning } => write!(f, "warning: {warning}"),
             TlsUnavailable { error } => write!(
                 f,
                 "TLS disabled (no STARTTLS, no implicit-TLS port): {error}"
