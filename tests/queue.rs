@@ -416,6 +416,45 @@ fn a_failed_local_copy_sends_no_remote_copy() {
     );
 }
 
+/// A route that points back at this server's own listener is a loop: the recipient fails at
+/// once with 5.4.6 (as Postfix says it), instead of the mail going round until its hop count
+/// runs out.
+#[test]
+fn mail_routed_back_to_myself_fails_at_once() {
+    let mut s = Server::prepare(common::Config::default());
+    let port = s.cfg.incoming_port;
+    let route = format!(
+        "outgoing_mails.domain_maps=[(domain: \"far.test\", host: \"127.0.0.1\", port: {port})]"
+    );
+    s.cli(&[
+        "config",
+        "set",
+        "smtp.outgoing.enabled=true",
+        &format!("smtp.outgoing.port={port}"),
+        "smtp.tls.auth_requires_tls=false",
+        "outgoing_mails.outbound_tls=None",
+        &route,
+    ])
+    .assert_ok();
+    s.spawn();
+    s.wait_ready(port);
+    submit(&s, ALICE, &["bob@far.test"], "round and round");
+    let notice = alice_mail_containing(&s, "loops back to myself");
+    assert!(notice.contains("5.4.6"), "{notice}");
+    poll(LONG, "queue empty", || {
+        queue_ids(&s).is_empty().then_some(())
+    });
+    let looped = s
+        .alice_mails()
+        .iter()
+        .filter(|m| m.contains("Subject: queue test") && !m.contains("loops back"))
+        .count();
+    assert_eq!(
+        looped, 0,
+        "the mail never came back in through our own port"
+    );
+}
+
 #[test]
 fn a_delay_warning_is_sent_once_while_retrying() {
     let sink = sink(free_port(), &["-r", "RCPT"]);

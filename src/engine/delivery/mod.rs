@@ -275,6 +275,16 @@ async fn route_and_send(
     send_via(ctx, log, &route, from, rcpts, message).await
 }
 
+/// Whether `ip:port` is one of this server's own SMTP listeners: an MX, domain map or relay
+/// host pointing back at us would make a relayed mail go round until its hop count runs out.
+fn loops_back(cfg: &Config, ip: IpAddr, port: u16) -> bool {
+    let s = &cfg.smtp;
+    let ours = port == s.incoming.port
+        || (s.outgoing.enabled && port == s.outgoing.port)
+        || s.tls.implicit_port == Some(port);
+    ours && crate::engine::local_ips::is_local_ip(ip, &crate::engine::local_ips::cached())
+}
+
 /// `[192.0.2.1]` or `[IPv6:2001:db8::1]` (RFC 5321 4.1.3).
 fn address_literal(domain: &str) -> Option<IpAddr> {
     let inner = domain.strip_prefix('[')?.strip_suffix(']')?;
@@ -323,6 +333,18 @@ async fn send_via(
             ));
         }
         for ip in addrs.into_iter().take(MAX_ADDRESSES_PER_HOST) {
+            if loops_back(&ctx.config, ip, route.port) {
+                let domain = rcpts
+                    .first()
+                    .and_then(|r| r.rsplit_once('@'))
+                    .map_or("", |(_, d)| d);
+                let why = format!(
+                    "5.4.6 mail for {domain} loops back to myself ({host}[{ip}]:{})",
+                    route.port
+                );
+                log.warn(&why);
+                return vec![RcptStatus::Permanent(why); rcpts.len()];
+            }
             let p = Params {
                 helo,
                 host,
