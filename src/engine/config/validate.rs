@@ -95,6 +95,14 @@ pub fn validate(cfg: &Config) -> Vec<FieldError> {
             "must be at least 1024 octets".into(),
         );
     }
+    if smtp.max_message_size > MAX_MESSAGE_SIZE {
+        err(
+            "smtp.max_message_size",
+            format!(
+                "must be at most {MAX_MESSAGE_SIZE} octets (1 GiB, what the queue's records hold)"
+            ),
+        );
+    }
     if smtp.max_junk_commands == 0 {
         err("smtp.max_junk_commands", "must be at least 1".into());
     }
@@ -335,6 +343,9 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
         .chain(relay_login_warning(cfg))
         .collect()
 }
+
+/// The largest `smtp.max_message_size`: what a spool record holds (see `queue::spool`).
+pub const MAX_MESSAGE_SIZE: u64 = 1024 * 1024 * 1024;
 
 /// Why `d` cannot be a local domain, if it cannot: a host name with a dot, or `localhost`.
 pub fn domain_problem(d: &str) -> Option<String> {

@@ -76,26 +76,7 @@ impl QueueEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::queue::{Rcpt, RcptState};
-
-    fn meta(id: u64) -> Meta {
-        Meta {
-            id,
-            created: 10,
-            from: "a@b.test".into(),
-            rcpts: vec![Rcpt {
-                addr: "c@d.test".into(),
-                state: RcptState::Pending,
-                last_error: "451 later".into(),
-            }],
-            attempts: 2,
-            next_try: 500,
-            held: false,
-            warned: false,
-            size: 3,
-            client: "127.0.0.1".into(),
-        }
-    }
+    use crate::engine::queue::test_meta as meta;
 
     #[test]
     fn targets_select_one_or_all() {

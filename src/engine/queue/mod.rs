@@ -296,3 +296,24 @@ impl Queue {
         self.spool.flush().await;
     }
 }
+
+/// A message's state for tests.
+#[cfg(test)]
+pub(crate) fn test_meta(id: u64) -> Meta {
+    Meta {
+        id,
+        created: 10,
+        from: "a@b.test".into(),
+        rcpts: vec![Rcpt {
+            addr: "c@d.test".into(),
+            state: RcptState::Pending,
+            last_error: "451 later".into(),
+        }],
+        attempts: 2,
+        next_try: 500,
+        held: false,
+        warned: false,
+        size: 3,
+        client: "127.0.0.1".into(),
+    }
+}

@@ -14,7 +14,7 @@
 
 use super::Meta;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -111,8 +111,8 @@ fn segments(dir: &Path) -> io::Result<Vec<u64>> {
 pub struct Replayed {
     /// Live messages, in arrival order.
     pub messages: Vec<(Meta, Location)>,
-    /// Records that were torn or corrupt (and ignored).
-    pub damaged: usize,
+    /// Stretches that held no valid record (skipped, their bytes kept aside).
+    pub damaged: Vec<Damage>,
 }
 
 impl Spool {
@@ -122,9 +122,14 @@ impl Spool {
         let segs = segments(dir)?;
         let mut live: std::collections::BTreeMap<u64, (Meta, Location)> = Default::default();
         let mut order: Vec<u64> = Vec::new();
-        let mut damaged = 0;
+        let mut damaged = Vec::new();
         for &seg in &segs {
-            damaged += replay_segment(&seg_path(dir, seg), seg, &mut live, &mut order)?;
+            damaged.extend(replay_segment(
+                &seg_path(dir, seg),
+                seg,
+                &mut live,
+                &mut order,
+            )?);
         }
         let messages = order
             .into_iter()
@@ -190,71 +195,141 @@ impl Spool {
     }
 }
 
-/// Replays one segment into `live`; returns how many damaged records ended it.
+/// The longest record replay accepts: the largest message the configuration allows (see
+/// `config::validate`, which bounds `smtp.max_message_size` by this) plus room for its state.
+pub const MAX_RECORD: u64 = crate::engine::config::validate::MAX_MESSAGE_SIZE + 1024 * 1024;
+
+/// A stretch of a segment that held no valid record: skipped at replay, its bytes kept aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// Segment number.
+    pub seg: u64,
+    /// Where the stretch starts.
+    pub offset: u64,
+    /// How long it is.
+    pub len: u64,
+    /// Whether it runs to the end of the segment (a write torn by a crash: those mails were
+    /// never acknowledged) rather than lying between valid records (damage on disk: mail
+    /// after it was acknowledged and is kept).
+    pub tail: bool,
+    /// Where its bytes were saved, if they could be.
+    pub saved: Option<PathBuf>,
+}
+
+/// One record parsed at `pos` of `buf`: its kind, meta bytes, content offset and length, and
+/// the position after it; `None` when no valid record starts there.
+fn record_at(buf: &[u8], pos: usize) -> Option<(u8, &[u8], u64, u64, usize)> {
+    let head = buf.get(pos..pos + 9)?;
+    let len = u32::from_le_bytes(head[0..4].try_into().expect("4 bytes")) as u64;
+    let crc = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
+    let kind = head[8];
+    if !matches!(kind, PUT | UPDATE | REMOVE) || !(4..=MAX_RECORD).contains(&len) {
+        return None;
+    }
+    let end = pos.checked_add(9 + len as usize)?;
+    let body = buf.get(pos + 9..end)?;
+    let meta_len = u32::from_le_bytes(body[0..4].try_into().expect("4 bytes")) as usize;
+    if 4 + meta_len > body.len() {
+        return None;
+    }
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[kind]);
+    h.update(body);
+    if h.finalize() != crc {
+        return None;
+    }
+    let content_offset = (pos + 9 + 4 + meta_len) as u64;
+    let content_len = (body.len() - 4 - meta_len) as u64;
+    Some((
+        kind,
+        &body[4..4 + meta_len],
+        content_offset,
+        content_len,
+        end,
+    ))
+}
+
+/// Replays one segment into `live`. A stretch that holds no valid record (a torn tail, or
+/// damage in the middle) is skipped: replay resynchronises on the next valid record, so mail
+/// written after the damage is kept, and the skipped bytes are saved in `damaged/` beside the
+/// segments. Returns the stretches skipped.
 fn replay_segment(
     path: &Path,
     seg: u64,
     live: &mut std::collections::BTreeMap<u64, (Meta, Location)>,
     order: &mut Vec<u64>,
-) -> Result<usize, SpoolError> {
-    let mut r = BufReader::new(File::open(path)?);
-    let mut pos = 0u64;
-    loop {
-        let mut head = [0u8; 9];
-        match r.read_exact(&mut head) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-            Err(e) => return Err(e.into()),
+) -> Result<Vec<Damage>, SpoolError> {
+    let buf = fs::read(path)?;
+    let mut damage = Vec::new();
+    let mut pos = 0usize;
+    while pos < buf.len() {
+        let parsed = record_at(&buf, pos).and_then(|(kind, meta, offset, len, end)| {
+            apply(kind, meta, seg, offset, len, live, order).then_some(end)
+        });
+        if let Some(end) = parsed {
+            pos = end;
+            continue;
         }
-        let len = u32::from_le_bytes(head[0..4].try_into().expect("4 bytes")) as u64;
-        let crc = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
-        let kind = head[8];
-        let mut body = vec![0u8; len as usize];
-        if r.read_exact(&mut body).is_err() {
-            return Ok(1); // torn tail
-        }
-        let mut h = crc32fast::Hasher::new();
-        h.update(&[kind]);
-        h.update(&body);
-        if h.finalize() != crc || body.len() < 4 {
-            return Ok(1);
-        }
-        let meta_len = u32::from_le_bytes(body[0..4].try_into().expect("4 bytes")) as usize;
-        if 4 + meta_len > body.len() {
-            return Ok(1);
-        }
-        let meta_bytes = &body[4..4 + meta_len];
-        let content_offset = pos + 9 + 4 + meta_len as u64;
-        let content_len = (body.len() - 4 - meta_len) as u64;
-        match kind {
-            PUT | UPDATE => {
-                let Ok(meta) = serde_json::from_slice::<Meta>(meta_bytes) else {
-                    return Ok(1);
-                };
-                let id = meta.id;
-                if kind == PUT {
-                    let loc = Location {
-                        seg,
-                        offset: content_offset,
-                        len: content_len,
-                    };
-                    if !live.contains_key(&id) {
-                        order.push(id);
-                    }
-                    live.insert(id, (meta, loc));
-                } else if let Some(entry) = live.get_mut(&id) {
-                    entry.0 = meta;
-                }
-            }
-            REMOVE => {
-                if let Ok(id) = serde_json::from_slice::<u64>(meta_bytes) {
-                    live.remove(&id);
-                }
-            }
-            _ => return Ok(1),
-        }
-        pos += 9 + len;
+        // Resynchronise: the next position where a whole valid record starts.
+        let next = (pos + 1..buf.len())
+            .find(|&p| record_at(&buf, p).is_some())
+            .unwrap_or(buf.len());
+        let saved = save_damage(path, seg, pos, &buf[pos..next]);
+        damage.push(Damage {
+            seg,
+            offset: pos as u64,
+            len: (next - pos) as u64,
+            tail: next == buf.len(),
+            saved,
+        });
+        pos = next;
     }
+    Ok(damage)
+}
+
+/// Applies one record to the replayed state; `false` when its meta does not decode.
+fn apply(
+    kind: u8,
+    meta: &[u8],
+    seg: u64,
+    offset: u64,
+    len: u64,
+    live: &mut std::collections::BTreeMap<u64, (Meta, Location)>,
+    order: &mut Vec<u64>,
+) -> bool {
+    match kind {
+        PUT | UPDATE => {
+            let Ok(meta) = serde_json::from_slice::<Meta>(meta) else {
+                return false;
+            };
+            let id = meta.id;
+            if kind == PUT {
+                if !live.contains_key(&id) {
+                    order.push(id);
+                }
+                live.insert(id, (meta, Location { seg, offset, len }));
+            } else if let Some(entry) = live.get_mut(&id) {
+                entry.0 = meta;
+            }
+            true
+        }
+        _ => match serde_json::from_slice::<u64>(meta) {
+            Ok(id) => {
+                live.remove(&id);
+                true
+            }
+            Err(_) => false,
+        },
+    }
+}
+
+/// Keeps the bytes of a damaged stretch in `damaged/SEG-OFFSET.bin` beside the segments.
+fn save_damage(segment: &Path, seg: u64, offset: usize, bytes: &[u8]) -> Option<PathBuf> {
+    let dir = segment.parent()?.join("damaged");
+    fs::create_dir_all(&dir).ok()?;
+    let path = dir.join(format!("{seg:010}-{offset}.bin"));
+    fs::write(&path, bytes).ok()?;
+    Some(path)
 }
 
 /// Encodes a record; returns the bytes and, for `Put`, the content offset within them.
@@ -395,5 +470,54 @@ impl Writer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::queue::test_meta as meta;
+
+    #[tokio::test]
+    async fn damage_in_the_middle_skips_only_the_damaged_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool_dir = dir.path().join("spool");
+        let (spool, _) = Spool::open(&spool_dir).unwrap();
+        let mut locs = Vec::new();
+        for id in 1..=3 {
+            let rec = Record::Put(meta(id), Arc::from(b"hello".to_vec()));
+            locs.push(spool.append(rec).await.unwrap().unwrap());
+        }
+        spool.flush().await;
+        drop(spool);
+        // Flip bytes inside the second message's content: its CRC no longer matches.
+        let seg = seg_path(&spool_dir, locs[1].seg);
+        let mut bytes = fs::read(&seg).unwrap();
+        bytes[locs[1].offset as usize] ^= 0xff;
+        // And tear the tail: half of a fourth record.
+        let (torn, _) = encode(&Record::Put(meta(4), Arc::from(b"hello".to_vec())));
+        bytes.extend_from_slice(&torn[..torn.len() / 2]);
+        fs::write(&seg, &bytes).unwrap();
+
+        let (_spool, replayed) = Spool::open(&spool_dir).unwrap();
+        let ids: Vec<u64> = replayed.messages.iter().map(|(m, _)| m.id).collect();
+        assert_eq!(
+            ids,
+            [1, 3],
+            "the acknowledged mail after the damage is kept"
+        );
+        assert_eq!(replayed.damaged.len(), 2, "{:?}", replayed.damaged);
+        let (middle, tail) = (&replayed.damaged[0], &replayed.damaged[1]);
+        assert!(!middle.tail && tail.tail);
+        let saved = fs::read(middle.saved.as_ref().expect("damaged bytes kept")).unwrap();
+        assert_eq!(saved.len() as u64, middle.len);
+        assert_eq!(
+            &saved[..],
+            &bytes[middle.offset as usize..(middle.offset + middle.len) as usize]
+        );
+        // The content of the kept mail still reads back.
+        let (m3, loc3) = &replayed.messages[1];
+        assert_eq!(m3.id, 3);
+        assert_eq!(loc3.len, 5);
     }
 }

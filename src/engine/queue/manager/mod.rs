@@ -109,10 +109,29 @@ struct Manager {
 /// Opens the spool in `dir`, replays it and starts the manager.
 pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, JoinHandle<()>), SpoolError> {
     let (spool, replayed) = Spool::open(dir)?;
-    if replayed.damaged > 0 {
-        deps.events.emit(Level::Warn, None, EventKind::Delivery {
-            text: format!("spool: ignored {} torn record(s) at the end of a segment (a crash while writing; those mails were never acknowledged)", replayed.damaged),
-        });
+    for d in &replayed.damaged {
+        let kept = d
+            .saved
+            .as_ref()
+            .map_or("they could not be saved".to_string(), |p| {
+                format!("kept in {}", p.display())
+            });
+        let what = if d.tail {
+            "at the end of the segment (a write torn by a crash: that mail was never acknowledged)"
+        } else {
+            "between valid records (damage on disk: the records after it were kept)"
+        };
+        let level = if d.tail { Level::Warn } else { Level::Error };
+        deps.events.emit(
+            level,
+            None,
+            EventKind::Delivery {
+                text: format!(
+                    "spool: skipped {} damaged octets at offset {} of segment {} {what}; {kept}",
+                    d.len, d.offset, d.seg
+                ),
+            },
+        );
     }
     let (tx, rx) = mpsc::unbounded_channel();
     let last = replayed
