@@ -11,11 +11,50 @@ use crate::engine::config::{Account, Config, FieldError, edit};
 use crate::engine::store::password;
 use eframe::egui;
 
+/// One change made in the dialog, replayed on the file as it is at Apply.
+#[derive(Debug, Clone)]
+enum Change {
+    /// Add Domain.
+    AddDomain(String),
+    /// Remove Domain.
+    RemoveDomain(String),
+    /// Add Account, with its password hash.
+    AddAccount(String, String),
+    /// Set Password, with the new hash.
+    SetPassword(String, String),
+    /// Remove Account.
+    RemoveAccount(String),
+}
+
+impl Change {
+    /// Applies the change to `cfg` (the file as it is now). A change someone else already
+    /// made (the domain exists, the account is gone) is not an error.
+    fn replay(&self, cfg: &mut Config) -> Result<(), edit::EditError> {
+        use edit::EditError::*;
+        let r = match self {
+            Change::AddDomain(d) => edit::add_domain(cfg, d).map(drop),
+            Change::RemoveDomain(d) => edit::remove_domain(cfg, d),
+            Change::AddAccount(a, h) => edit::add_account(cfg, a, h.clone()).map(drop),
+            Change::SetPassword(a, h) => edit::set_password(cfg, a, h.clone()),
+            Change::RemoveAccount(a) => edit::remove_account(cfg, a),
+        };
+        match r {
+            Err(DomainExists(_) | NoSuchDomain(_)) => Ok(()),
+            Err(NoSuchAccount(_)) if matches!(self, Change::RemoveAccount(_)) => Ok(()),
+            other => other,
+        }
+    }
+}
+
 /// The dialog's draft.
 pub struct DomainsForm {
     /// The configuration as it will be saved; only its domains and accounts change here,
     /// through the engine's rules (`config::edit`).
     draft: Config,
+    /// What was changed since the dialog opened (or last applied), in order: Apply replays
+    /// these on the file as it is then, so a change made meanwhile with `postern domain` or
+    /// `postern account` is kept, not overwritten with the lists as they were at opening.
+    changes: Vec<Change>,
     /// The domain whose accounts are listed.
     selected_domain: Option<String>,
     /// The account the password and remove buttons act on.
@@ -45,6 +84,7 @@ impl Form for DomainsForm {
     fn from_config(cfg: &Config) -> Self {
         DomainsForm {
             draft: cfg.clone(),
+            changes: Vec::new(),
             selected_domain: cfg.domains.first().cloned(),
             selected_account: None,
             new_domain: String::new(),
@@ -58,9 +98,14 @@ impl Form for DomainsForm {
     }
 
     fn write_into(&self, cfg: &mut Config) -> Vec<FieldError> {
-        cfg.domains = self.draft.domains.clone();
-        cfg.accounts = self.draft.accounts.clone();
-        Vec::new()
+        self.changes
+            .iter()
+            .filter_map(|c| c.replay(cfg).err())
+            .map(|e| FieldError {
+                path: "domains".into(),
+                message: e.to_string(),
+            })
+            .collect()
     }
 
     /// Errors are listed under the lists, named by domain or account.
@@ -96,6 +141,7 @@ impl Form for DomainsForm {
     fn reload(&mut self, cfg: &Config) {
         self.draft.domains = cfg.domains.clone();
         self.draft.accounts = cfg.accounts.clone();
+        self.changes.clear();
     }
 
     fn contents(&mut self, ui: &mut egui::Ui, _errors: &[FieldError]) {
@@ -119,6 +165,7 @@ impl DomainsForm {
         }
         match edit::add_domain(&mut self.draft, &self.new_domain) {
             Ok(d) => {
+                self.changes.push(Change::AddDomain(d.clone()));
                 self.selected_domain = Some(d);
                 self.new_domain.clear();
                 self.domain_error = None;
@@ -132,6 +179,7 @@ impl DomainsForm {
         if let Some(d) = self.selected_domain.take() {
             match edit::remove_domain(&mut self.draft, &d) {
                 Ok(()) => {
+                    self.changes.push(Change::RemoveDomain(d));
                     self.selected_domain = self.draft.domains.first().cloned();
                     self.domain_error = None;
                 }
@@ -154,12 +202,10 @@ impl DomainsForm {
             return;
         }
         let address = format!("{}@{domain}", self.new_user.trim());
-        match edit::add_account(
-            &mut self.draft,
-            &address,
-            password::hash(&self.new_password),
-        ) {
+        let hash = password::hash(&self.new_password);
+        match edit::add_account(&mut self.draft, &address, hash.clone()) {
             Ok(a) => {
+                self.changes.push(Change::AddAccount(a.clone(), hash));
                 self.selected_account = Some(a);
                 self.new_user.clear();
                 self.new_password.clear();
@@ -179,8 +225,10 @@ impl DomainsForm {
             return;
         }
         let hash = password::hash(&self.set_password);
-        match edit::set_password(&mut self.draft, &address, hash) {
+        match edit::set_password(&mut self.draft, &address, hash.clone()) {
             Ok(()) => {
+                self.changes
+                    .push(Change::SetPassword(address.clone(), hash));
                 self.set_password.clear();
                 self.account_error = None;
                 self.notice = Some(format!(
@@ -192,10 +240,11 @@ impl DomainsForm {
     }
 
     fn remove_account(&mut self) {
-        if let Some(a) = self.selected_account.take()
-            && let Err(e) = edit::remove_account(&mut self.draft, &a)
-        {
-            self.account_error = Some(e.to_string());
+        if let Some(a) = self.selected_account.take() {
+            match edit::remove_account(&mut self.draft, &a) {
+                Ok(()) => self.changes.push(Change::RemoveAccount(a)),
+                Err(e) => self.account_error = Some(e.to_string()),
+            }
         }
     }
 
@@ -394,6 +443,35 @@ mod tests {
         d.remove_account();
         d.remove_domain();
         assert!(d.draft.domains.is_empty());
+    }
+
+    #[test]
+    fn apply_replays_only_the_dialogs_own_changes_on_the_file_as_it_is() {
+        let opened = Config {
+            domains: vec!["a.test".into()],
+            ..Config::default()
+        };
+        let mut d = DomainsForm::from_config(&opened);
+        d.new_domain = "b.test".into();
+        d.add_domain();
+        // Meanwhile `postern account add bob@a.test` changed the file.
+        let mut now = opened.clone();
+        edit::add_account(&mut now, "bob@a.test", "$argon2id$bob".into()).unwrap();
+        assert!(d.write_into(&mut now).is_empty());
+        assert_eq!(now.domains, ["a.test", "b.test"]);
+        assert_eq!(now.accounts.len(), 1, "bob is kept");
+        // A change that can no longer be made is reported, not forced.
+        d.reload(&now);
+        d.selected_domain = Some("b.test".into());
+        d.remove_domain();
+        let mut later = now.clone();
+        edit::add_account(&mut later, "eve@b.test", "$argon2id$eve".into()).unwrap();
+        let errors = d.write_into(&mut later);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].message.contains("still has 1 account"),
+            "{errors:?}"
+        );
     }
 
     #[test]
