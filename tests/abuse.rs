@@ -13,7 +13,16 @@ const WAIT: Duration = Duration::from_secs(30);
 fn server(settings: &[&str]) -> (Server, u16) {
     let mut s = Server::prepare(common::Config::default());
     let port = s.cfg.incoming_port;
-    let mut args = vec!["config", "set", "smtp.tls.auth_requires_tls=false"];
+    // Outgoing SMTP on the incoming port: a login can grant something there, so AUTH is
+    // offered (the incoming SMTP alone offers none).
+    let same = format!("smtp.outgoing.port={port}");
+    let mut args = vec![
+        "config",
+        "set",
+        "smtp.tls.auth_requires_tls=false",
+        "smtp.outgoing.enabled=true",
+        &same,
+    ];
     args.extend_from_slice(settings);
     s.cli(&args).assert_ok();
     s.spawn();

@@ -413,6 +413,8 @@ async fn relay_mode_ignores_domain_maps_and_takes_any_domain() {
 fn relay_target(implicit: bool) -> common::Server {
     common::Server::start_with(|c| {
         c.hostname = "relay.test".into();
+        // The relay host takes logins: its outgoing SMTP shares the incoming port.
+        c.with_submission();
         if implicit {
             c.implicit_port = Some(common::free_port());
         }

@@ -46,7 +46,7 @@ fn assert_success(what: &str, o: &Out) {
 
 #[test]
 fn self_signed_certificate_is_generated() {
-    let s = Server::start_default();
+    let s = Server::start_with(Config::with_submission);
     let tls = s.data_dir.join("tls");
     let cert = fs::read_to_string(tls.join("cert.pem")).expect("DATA/tls/cert.pem");
     let key = fs::read_to_string(tls.join("key.pem")).expect("DATA/tls/key.pem");
@@ -56,7 +56,7 @@ fn self_signed_certificate_is_generated() {
 
 #[test]
 fn swaks_starttls_auth_delivers() {
-    let s = Server::start_default();
+    let s = Server::start_with(Config::with_submission);
     for mech in ["PLAIN", "LOGIN"] {
         let o = swaks(
             s.port(),
@@ -89,7 +89,7 @@ fn swaks_starttls_auth_delivers() {
 
 #[test]
 fn swaks_wrong_password_is_refused_with_535() {
-    let s = Server::start_default();
+    let s = Server::start_with(Config::with_submission);
     let o = swaks(
         s.port(),
         &[
@@ -124,7 +124,7 @@ fn swaks_wrong_password_is_refused_with_535() {
 
 #[test]
 fn auth_before_tls_is_refused_with_538() {
-    let s = Server::start_default();
+    let s = Server::start_with(Config::with_submission);
     let mut c = s.connect();
     let ehlo = c.ehlo();
     assert!(!ehlo.has_line_starting("AUTH"), "{}", ehlo.text());
@@ -140,7 +140,10 @@ fn auth_before_tls_is_refused_with_538() {
 
 #[test]
 fn auth_without_tls_when_not_required() {
-    let s = Server::start_with(|c| c.auth_requires_tls = false);
+    let s = Server::start_with(|c| {
+        c.with_submission();
+        c.auth_requires_tls = false;
+    });
     let mut c = s.connect();
     let ehlo = c.ehlo();
     assert!(ehlo.has_line_starting("AUTH"), "{}", ehlo.text());
@@ -201,6 +204,7 @@ fn changed_password_applies_to_running_server() {
     // The poll below tries the new password until the reload lands: those failures must not
     // lock the test's own address out.
     let s = Server::start_with(|c| {
+        c.with_submission();
         c.auth_requires_tls = false;
         c.extra_ron = "abuse: (lockout: (enabled: false)),".into();
     });
@@ -223,7 +227,7 @@ fn changed_password_applies_to_running_server() {
 
 #[test]
 fn python_smtplib_starttls_login_delivers() {
-    let s = Server::start_default();
+    let s = Server::start_with(Config::with_submission);
     let port = s.port().to_string();
     for (mech, subject) in [
         (None, "python default"),
@@ -263,7 +267,7 @@ fn python_smtplib_starttls_login_delivers() {
 
 #[test]
 fn python_wrong_password_fails() {
-    let s = Server::start_default();
+    let s = Server::start_with(Config::with_submission);
     let port = s.port().to_string();
     let o = python_peer(&["starttls-login", &port, ALICE, "wrong", ALICE, "nope"]);
     assert!(
@@ -279,7 +283,7 @@ fn python_wrong_password_fails() {
 /// Plaintext pipelined behind STARTTLS must never be executed inside TLS.
 #[test]
 fn starttls_discards_pipelined_plaintext() {
-    let s = Server::start_default();
+    let s = Server::start_with(Config::with_submission);
     let o = python_peer(&["starttls-injection", &s.port().to_string(), ALICE]);
     assert_success("starttls-injection peer", &o);
     let line = |step: &str| {
@@ -306,7 +310,10 @@ fn starttls_discards_pipelined_plaintext() {
 
 #[test]
 fn implicit_tls_port_delivers_with_smtp_ssl() {
-    let s = Server::start_with(|c| c.implicit_port = Some(free_port()));
+    let s = Server::start_with(|c| {
+        c.with_submission();
+        c.implicit_port = Some(free_port());
+    });
     let port = s.cfg.implicit_port.unwrap().to_string();
     let o = python_peer(&["implicit-tls", &port, ALICE, PASSWORD, ALICE, "over 465"]);
     assert_success("python SMTP_SSL", &o);
@@ -318,7 +325,10 @@ fn implicit_tls_port_delivers_with_smtp_ssl() {
 
 #[test]
 fn implicit_tls_port_works_with_swaks() {
-    let s = Server::start_with(|c| c.implicit_port = Some(free_port()));
+    let s = Server::start_with(|c| {
+        c.with_submission();
+        c.implicit_port = Some(free_port());
+    });
     let port = s.cfg.implicit_port.unwrap();
     let o = swaks(
         port,
@@ -344,7 +354,7 @@ fn implicit_tls_port_works_with_swaks() {
 /// deliver local mail (swaks -tls, no -a).
 #[test]
 fn swaks_starttls_without_auth_delivers_locally() {
-    let s = Server::start_default();
+    let s = Server::start_with(Config::with_submission);
     let o = swaks(s.port(), &["-tls", "--header", "Subject: tls no auth"]);
     assert_success("swaks -tls", &o);
     let mails = s.alice_mails();

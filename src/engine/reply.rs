@@ -347,6 +347,8 @@ pub const AUTH_BUSY: Reply = Reply::fixed(
 );
 /// 535: wrong user or password.
 pub const AUTH_INVALID: Reply = Reply::fixed(535, "5.7.8 Authentication credentials invalid");
+/// 503: AUTH on a listener where a login grants nothing (the incoming SMTP).
+pub const AUTH_NOT_ENABLED: Reply = Reply::fixed(503, "5.5.1 Authentication not enabled");
 /// 503: a second AUTH.
 pub const ALREADY_AUTHENTICATED: Reply = Reply::fixed(503, "5.5.1 Already authenticated");
 /// 503: AUTH inside a transaction.

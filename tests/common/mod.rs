@@ -215,6 +215,13 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Outgoing SMTP on the incoming port (one incoming+outgoing listener): where a login can
+    /// grant something, so where AUTH is offered.
+    pub fn with_submission(&mut self) {
+        self.outgoing_enabled = true;
+        self.outgoing_port = self.incoming_port;
+    }
+
     pub fn to_ron(&self) -> String {
         let implicit = match self.implicit_port {
             Some(p) => format!("Some({p})"),

@@ -78,6 +78,12 @@ pub fn may_relay(role: Role, ip: IpAddr, login: Option<&Login>, cur: &Current) -
     Verdict::Allow("access control satisfied")
 }
 
+/// Whether a login can grant anything on a listener of `role`: the incoming SMTP never relays,
+/// so AUTH is not offered there (it would only be a password-guessing endpoint).
+pub fn login_can_grant(role: Role) -> bool {
+    role != Role::Incoming
+}
+
 /// Whether `login`, checked against the password `hash`, still stands under `cfg`: its
 /// account exists with that hash (or, for the Allow Only The Following user, the setting is
 /// still on, for that name, with that hash).

@@ -3,6 +3,7 @@
 
 use super::Session;
 use crate::engine::access::gate::{AuthOutcome, Decision};
+use crate::engine::access::relay;
 use crate::engine::reply::{self, Reply};
 use crate::engine::smtp::conn::MAX_AUTH_LINE;
 use base64::Engine as _;
@@ -11,6 +12,9 @@ use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN};
 impl Session {
     /// AUTH: sequence checks, the gate's block check, the exchange, the gate's verdict.
     pub(super) async fn auth(&mut self, mechanism: u64, initial: String) {
+        if !relay::login_can_grant(self.role) {
+            return self.reply(reply::AUTH_NOT_ENABLED);
+        }
         if self.helo.is_none() {
             return self.reply(reply::EHLO_FIRST);
         }

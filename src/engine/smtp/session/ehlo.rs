@@ -1,6 +1,7 @@
 //! HELO and EHLO: the greeting reply and the extensions offered.
 
 use super::Session;
+use crate::engine::access::relay;
 use crate::engine::reply;
 
 impl Session {
@@ -27,7 +28,7 @@ impl Session {
         if self.tls.is_none() && self.cur.tls.is_some() {
             extensions.push("STARTTLS".into());
         }
-        if self.auth_allowed() {
+        if self.auth_allowed() && relay::login_can_grant(self.role) {
             extensions.push("AUTH PLAIN LOGIN".into());
         }
         extensions.push("HELP".into());

@@ -709,6 +709,14 @@ async fn command_lines_auth_and_error_limits() {
 < 235
 < 503 5.5.1 Already authenticated
 
+## no AUTH on the incoming SMTP, where a login grants nothing
+@ 192.0.2.10 incoming
+> EHLO c
+> AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzM2NyZXQ=
+< 220
+< 250
+< 503 5.5.1 Authentication not enabled
+
 ## AUTH without TLS when TLS is required
 ! smtp.tls.auth_requires_tls=true
 > EHLO c
