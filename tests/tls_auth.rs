@@ -361,3 +361,45 @@ fn swaks_starttls_without_auth_delivers_locally() {
     assert_eq!(mails.len(), 1);
     assert!(mails[0].contains("Subject: tls no auth"));
 }
+
+/// A client cannot forge log lines: a CR/LF in an AUTH identity, an ESC or a bidi override in
+/// an EHLO name are escaped in the log file, never written raw.
+#[test]
+fn control_characters_from_clients_are_escaped_in_the_log() {
+    let s = Server::start_with(|c| {
+        c.with_submission();
+        c.auth_requires_tls = false;
+        c.extra_ron = "abuse: (lockout: (enabled: false)),".into();
+    });
+    let forged = "9999-01-01 00:00:00.000 INFO  System   forged line";
+    let mut c = s.connect();
+    c.expect("EHLO evil\u{1b}[2J\u{202e}gnp.test", 250, "");
+    let identity = format!("x\r\n{forged}");
+    c.expect(
+        &format!("AUTH PLAIN {}", sasl_plain(&identity, "wrong")),
+        535,
+        "5.7.8",
+    );
+    c.expect("QUIT", 221, "2.0.0");
+    let logs = poll(
+        Duration::from_secs(30),
+        "the failed login in the log file",
+        || {
+            let text: String = list_files(&s.data_dir.join("logs"))
+                .iter()
+                .map(|p| fs::read_to_string(p).unwrap_or_default())
+                .collect();
+            text.contains("authentication failed").then_some(text)
+        },
+    );
+    assert!(
+        !logs.lines().any(|l| l.starts_with("9999-01-01")),
+        "a forged line reached the log:\n{logs}"
+    );
+    assert!(logs.contains("x\\x0d\\x0a9999-01-01"), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}') && !logs.contains('\u{202e}'),
+        "{logs}"
+    );
+    assert!(logs.contains("evil\\x1b[2J\\u{202e}gnp.test"), "{logs}");
+}
