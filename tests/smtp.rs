@@ -615,3 +615,32 @@ fn every_file_is_private_to_its_owner() {
         assert_eq!(mode & 0o077, 0, "{} is {:o}", p.display(), mode & 0o777);
     }
 }
+
+/// Below the free-space reserve the server turns mail away at MAIL with 452 (here the reserve
+/// is set beyond any real disk, so the real file system check answers), and takes it again
+/// once there is room.
+#[test]
+fn a_disk_without_room_answers_452_at_mail() {
+    let mut s = Server::prepare(Config::default());
+    s.cli(&["config", "set", "smtp.min_free_space=1000000000000000000"])
+        .assert_ok();
+    s.spawn();
+    s.wait_ready(s.cfg.incoming_port);
+    let mut c = s.connect();
+    c.ehlo();
+    c.expect("MAIL FROM:<bob@remote.test>", 452, "4.3.1");
+    c.cmd("QUIT");
+    s.cli(&["config", "set", "smtp.min_free_space=1024"])
+        .assert_ok();
+    poll(
+        Duration::from_secs(30),
+        "MAIL accepted after the reload",
+        || {
+            let mut c = s.connect();
+            c.ehlo();
+            let ok = c.cmd("MAIL FROM:<bob@remote.test>").code == 250;
+            c.cmd("QUIT");
+            ok.then_some(())
+        },
+    );
+}

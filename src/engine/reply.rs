@@ -318,6 +318,8 @@ pub const TEXT_LINE_TOO_LONG: Reply =
 pub const MAIL_LOOP: Reply = Reply::fixed(554, "5.4.6 Too many hops (mail loop?)");
 /// 452: the message could not be made safe on disk.
 pub const STORAGE: Reply = Reply::fixed(452, "4.3.1 Insufficient system storage, try again later");
+/// 452: the disk is nearly full (checked at MAIL).
+pub const NO_ROOM: Reply = Reply::fixed(452, "4.3.1 Insufficient system storage, try again later");
 /// 250: the message is in the queue.
 pub fn queued_as(id: &str) -> Reply {
     Reply::new(250, format!("2.0.0 Ok: queued as {id}"))

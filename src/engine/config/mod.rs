@@ -67,6 +67,10 @@ pub struct SmtpConfig {
     pub max_message_size: u64,
     /// Failed commands after which a session is closed with `421`.
     pub max_errors_per_session: u32,
+    /// Free space (octets) the data directory keeps in reserve: below
+    /// `max(1.5 × max_message_size, min_free_space)` free, MAIL is answered `452 4.3.1`, so a
+    /// full disk turns mail away before it is sent rather than failing it after DATA.
+    pub min_free_space: u64,
     /// Commands that make no progress (NOOP, RSET, VRFY, HELP, a repeated HELO/EHLO) allowed
     /// between two accepted messages; one more gets `421` (Postfix's junk command limit).
     pub max_junk_commands: u32,
@@ -156,6 +160,7 @@ impl Default for SmtpConfig {
             max_message_size: 25 * 1024 * 1024,
             max_errors_per_session: 10,
             max_junk_commands: 100,
+            min_free_space: 100 * 1024 * 1024,
             timeouts: TimeoutConfig::default(),
             min_data_rate: 1024,
             tls: TlsConfig::default(),

@@ -56,6 +56,9 @@ pub type IntakeFuture<'a> = Pin<Box<dyn Future<Output = Result<Accepted, Reply>>
 
 /// Takes whole messages from sessions.
 pub trait Intake: Send + Sync {
+    /// Whether the storage has `octets` free (checked at MAIL, before a message is sent).
+    fn has_room(&self, octets: u64) -> bool;
+
     /// Makes `message` (dot-unstuffed, CRLF lines, without trace fields) safe on disk for
     /// every recipient of `env`, or refuses it, leaving nothing behind.
     fn accept(&self, env: Envelope, message: Vec<u8>) -> IntakeFuture<'_>;
@@ -74,6 +77,10 @@ pub struct StoreIntake {
 }
 
 impl Intake for StoreIntake {
+    fn has_room(&self, octets: u64) -> bool {
+        free_space(&self.mailroot).is_none_or(|free| free >= octets)
+    }
+
     fn accept(&self, env: Envelope, message: Vec<u8>) -> IntakeFuture<'_> {
         Box::pin(self.store(env, message))
     }
@@ -166,5 +173,29 @@ impl StoreIntake {
             Some(qid) => Accepted::Queued(queue::id_text(qid)),
             None => Accepted::Delivered(env.id),
         })
+    }
+}
+
+/// Free octets for an unprivileged user on the file system holding `path` (`None` when
+/// `statvfs` fails: the check is then skipped rather than refusing all mail).
+fn free_space(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn free_space_is_read_from_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = super::free_space(dir.path()).expect("statvfs works here");
+        assert!(free > 0);
+        assert!(super::free_space(&dir.path().join("missing")).is_none());
     }
 }

@@ -1,6 +1,7 @@
 //! MAIL FROM: the protocol checks (sequence, parameters, SIZE), then the gate.
 
 use super::{Session, Transaction};
+use crate::engine::events::{EventKind, Level};
 use crate::engine::reply;
 use smtp_proto::{MAIL_BODY_7BIT, MAIL_BODY_8BITMIME, MailFrom};
 
@@ -28,9 +29,26 @@ impl Session {
         if !self.esmtp && from.flags != 0 {
             return self.reply(reply::MAIL_PARAMETER_NEEDS_EHLO);
         }
-        let max = self.cur.config.smtp.max_message_size;
+        let smtp = &self.cur.config.smtp;
+        let max = smtp.max_message_size;
         if from.size as u64 > max {
             return self.reply(reply::too_big(max));
+        }
+        // Keep a reserve: room for the biggest message and a half, or the floor, whichever is
+        // more, beyond what this one says it needs.
+        let reserve = (max + max / 2).max(smtp.min_free_space);
+        if !self
+            .deps
+            .intake
+            .has_room(reserve.saturating_add(from.size as u64))
+        {
+            self.log(
+                Level::Warn,
+                EventKind::MessageRejected {
+                    reason: format!("less than {reserve} octets free in the data directory"),
+                },
+            );
+            return self.reply(reply::NO_ROOM);
         }
         let (deps, cur) = (self.deps.clone(), self.cur.clone());
         let mut checks = std::mem::take(&mut self.checks);

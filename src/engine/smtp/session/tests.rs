@@ -15,6 +15,8 @@
 //! < 250                           the next reply: its code, or a prefix of its last line
 //! = accepted 1                    after the session: messages the intake took
 //! = closed                        the session closed before the client did
+//! = free 1000                     the intake reports this many octets free on its disk
+//! = intake fails                  the intake answers 452 (a write failed)
 //! ```
 //!
 //! The client writes everything at once (which pipelines every command) and closes its side;
@@ -42,9 +44,15 @@ struct TestIntake {
     got: Mutex<Vec<(Envelope, Vec<u8>)>>,
     /// Answer 452 instead (a full disk).
     fail: bool,
+    /// Free octets to report (`None`: plenty).
+    free: Option<u64>,
 }
 
 impl Intake for TestIntake {
+    fn has_room(&self, octets: u64) -> bool {
+        self.free.is_none_or(|free| free >= octets)
+    }
+
     fn accept(&self, env: Envelope, message: Vec<u8>) -> IntakeFuture<'_> {
         Box::pin(async move {
             if self.fail {
@@ -96,6 +104,8 @@ struct Case {
     accepted: Option<usize>,
     closed: bool,
     fail_intake: bool,
+    /// Free octets the intake reports.
+    free: Option<u64>,
 }
 
 fn unescape(s: &str) -> Vec<u8> {
@@ -132,6 +142,7 @@ fn parse_cases(text: &str) -> Vec<Case> {
                 accepted: None,
                 closed: false,
                 fail_intake: false,
+                free: None,
             });
             continue;
         }
@@ -175,6 +186,8 @@ fn parse_cases(text: &str) -> Vec<Case> {
             c.closed = true;
         } else if line == "= intake fails" {
             c.fail_intake = true;
+        } else if let Some(n) = line.strip_prefix("= free ") {
+            c.free = Some(n.parse().unwrap());
         } else {
             panic!("{}: cannot read line {line:?}", c.name);
         }
@@ -191,6 +204,7 @@ async fn run(case: &Case) -> (Vec<String>, bool, Vec<(Envelope, Vec<u8>)>) {
     let events = EventBus::new();
     let intake = Arc::new(TestIntake {
         fail: case.fail_intake,
+        free: case.free,
         ..TestIntake::default()
     });
     let deps = Arc::new(Deps {
@@ -557,6 +571,20 @@ async fn data_endings_and_limits() {
 >>> 1001
 > .
 < 500 5.5.2 Message has a line longer
+= accepted 0
+
+## a nearly full disk answers 452 at MAIL, before the message is sent
+! smtp.max_message_size=104857600
+= free 167772160
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> RSET
+> MAIL FROM:<a@remote.test> SIZE=20971520
+< 220
+< 250
+< 250
+< 250
+< 452 4.3.1
 = accepted 0
 
 ## a full disk answers 452, never 250
