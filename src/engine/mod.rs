@@ -82,7 +82,8 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
     let mailroot = opts.data_dir.join("mailboxes");
     std::fs::create_dir_all(&mailroot).map_err(io(mailroot.clone()))?;
     let logs = opts.data_dir.join("logs");
-    let log_writer = logfile::start(&events, &logs).map_err(io(logs.clone()))?;
+    let (log_policy_tx, log_policy) = watch::channel(cfg.logs.clone());
+    let log_writer = logfile::start(&events, &logs, log_policy).map_err(io(logs.clone()))?;
 
     events.emit(
         Level::Info,
@@ -94,6 +95,14 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
     );
     let current = supervisor::build_current(cfg, &opts.data_dir, &events);
     let (current_tx, current_rx) = watch::channel(Arc::new(current));
+    // The log writer follows the `logs` section of every configuration applied.
+    let mut applied = current_rx.clone();
+    tokio::spawn(async move {
+        while applied.changed().await.is_ok() {
+            let logs = applied.borrow_and_update().config.logs.clone();
+            log_policy_tx.send_replace(logs);
+        }
+    });
     let shutdown = CancellationToken::new();
     let stats = Arc::new(stats::Stats::default());
     let spool_dir = opts.data_dir.join("spool");

@@ -37,10 +37,49 @@ pub struct Config {
     pub abuse: AbuseConfig,
     /// The Outgoing Mails dialog: the queue and how it delivers.
     pub outgoing_mails: OutgoingMailsConfig,
+    /// The daily log files.
+    pub logs: LogsConfig,
     /// Local domains: mail for these is delivered to local mailboxes, never relayed.
     pub domains: Vec<String>,
     /// Local accounts (`user@domain`, domain must be in `domains`) with argon2 password hashes.
     pub accounts: Vec<Account>,
+}
+
+/// `logs.*`: the daily files in `DATA/logs` (the live log panes always get every event).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// The lowest severity written to the files.
+    pub level: LogLevel,
+    /// Days of files kept; older ones are deleted (0 = no limit).
+    pub retention_days: u32,
+    /// The files together at most this many octets: the oldest are deleted first, and when
+    /// today's file alone reaches it, its further lines are dropped until tomorrow (0 = no
+    /// limit).
+    pub max_total_size: u64,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig {
+            level: LogLevel::Debug,
+            retention_days: 14,
+            max_total_size: 200 * 1024 * 1024,
+        }
+    }
+}
+
+/// A severity, for `logs.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LogLevel {
+    /// Everything, protocol detail included (every command and reply).
+    Debug,
+    /// Normal operation and up.
+    Info,
+    /// Refusals and degradations and up.
+    Warn,
+    /// Failures only.
+    Error,
 }
 
 /// `server.*`

@@ -196,6 +196,13 @@ fn check_sections(cfg: &Config, err: &mut impl FnMut(&str, String)) {
             }
         }
     }
+    let lg = &cfg.logs;
+    if lg.max_total_size != 0 && lg.max_total_size < 1024 * 1024 {
+        err(
+            "logs.max_total_size",
+            "must be 0 (no limit) or at least 1048576 octets (1 MiB)".into(),
+        );
+    }
     let ab = &cfg.abuse;
     if !(32..=128).contains(&ab.ipv6_prefix) {
         err(
