@@ -13,7 +13,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("options", 0),
     ("command", 0),
     ("local_ips", 0),
-    ("lock", 0),
+    ("lock", 1),
     ("stats", 0),
     ("perms", 0),
     ("wire", 0),

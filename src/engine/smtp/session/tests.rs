@@ -937,27 +937,12 @@ impl Live {
     }
 }
 
-/// A TLS acceptor with a throwaway self-signed certificate.
-fn acceptor() -> tokio_rustls::TlsAcceptor {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["mx.example.test".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.der().clone()], key)
-        .unwrap();
-    tokio_rustls::TlsAcceptor::from(Arc::new(config))
-}
-
 #[tokio::test]
 async fn starttls_discards_pipelined_plaintext_and_forgets_the_session() {
-    let mut s = Live::start(base_config(), Some(acceptor()));
+    let mut s = Live::start(
+        base_config(),
+        Some(crate::engine::tls::test_acceptor("mx.example.test")),
+    );
     assert!(s.reply().await.starts_with("220 "));
     // A man in the middle appends a command after STARTTLS in the same packet.
     s.io.get_mut()
@@ -1039,8 +1024,9 @@ async fn shutdown_closes_an_idle_session_with_421() {
     );
 }
 
-#[tokio::test]
-async fn a_reload_applies_to_the_next_command_of_an_open_session() {
+/// A session on a server with no access control (an open relay) that has just had a
+/// recipient in another domain accepted.
+async fn open_relay_session() -> Live {
     let mut open = base_config();
     open.access.smtp_auth.enabled = false;
     let mut s = Live::start(open, None);
@@ -1050,8 +1036,13 @@ async fn a_reload_applies_to_the_next_command_of_an_open_session() {
     s.send("RCPT TO:<x@elsewhere.test>").await;
     assert!(s.reply().await.starts_with("250 "));
     assert!(s.reply().await.starts_with("250 "));
-    // No access control yet: an open relay.
-    assert!(s.reply().await.starts_with("250 2.1.5"));
+    assert!(s.reply().await.starts_with("250 2.1.5"), "an open relay");
+    s
+}
+
+#[tokio::test]
+async fn a_reload_applies_to_the_next_command_of_an_open_session() {
+    let mut s = open_relay_session().await;
     let mut cfg = base_config();
     cfg.access.smtp_auth.enabled = true;
     s.config.send_replace(Arc::new(Current::new(cfg, None)));
@@ -1129,16 +1120,7 @@ async fn a_removed_or_changed_account_loses_its_login_at_once() {
 
 #[tokio::test]
 async fn the_listeners_role_and_its_closing_reach_open_sessions() {
-    let mut open = base_config();
-    open.access.smtp_auth.enabled = false;
-    let mut s = Live::start(open, None);
-    assert!(s.reply().await.starts_with("220 "));
-    s.send("EHLO c").await;
-    s.send("MAIL FROM:<a@remote.test>").await;
-    s.send("RCPT TO:<x@elsewhere.test>").await;
-    assert!(s.reply().await.starts_with("250 "));
-    assert!(s.reply().await.starts_with("250 "));
-    assert!(s.reply().await.starts_with("250 2.1.5"));
+    let mut s = open_relay_session().await;
     // Outgoing SMTP turned off on the shared port: the listener now serves incoming only.
     s.role.send_replace(Role::Incoming);
     s.send("RCPT TO:<y@elsewhere.test>").await;
