@@ -242,10 +242,14 @@ fn invalid_values_are_shown_beside_their_field_and_not_saved() {
     // Fixing them and pressing OK saves and closes.
     set_field(&mut h, "Max Recipients Per Mail", "250");
     set_field(&mut h, "Data Timeout", "2m");
+    set_field(&mut h, "Max Junk Commands", "50");
+    set_field(&mut h, "Min Free Disk Space", "1G");
     click(&mut h, "OK");
     assert!(!h.state().is_open(Dialog::Smtp));
     let cfg = env.load();
     assert_eq!(cfg.smtp.max_recipients_per_mail, 250);
+    assert_eq!(cfg.smtp.max_junk_commands, 50);
+    assert_eq!(cfg.smtp.min_free_space, 1024 * 1024 * 1024);
     assert_eq!(
         cfg.smtp.timeouts.data,
         config::HumanDuration::from_secs(120)
@@ -743,6 +747,7 @@ fn abuse_settings_are_saved_and_reloaded() {
     let mut h = env.app();
     click(&mut h, "Abuse & Spam");
     set_field(&mut h, "Max Connections Per IP", "1");
+    set_field(&mut h, "IPv6 Network Prefix", "56");
     // A zone is added but the lists are turned off again: the tests make no DNS queries.
     click(&mut h, "Enable RBL Lists");
     set_field(&mut h, "New RBL Zone", "bl.example.test");
@@ -751,6 +756,7 @@ fn abuse_settings_are_saved_and_reloaded() {
     click(&mut h, "OK");
     let a = env.load().abuse;
     assert_eq!(a.max_connections_per_ip, 1);
+    assert_eq!(a.ipv6_prefix, 56);
     assert!(!a.rbl.enabled);
     assert_eq!(a.rbl.zones, ["bl.example.test"]);
 

@@ -65,6 +65,14 @@ certificate and the key empty to use a self-signed certificate kept in the data 
     /// Implicit TLS Port.
     pub const IMPLICIT_PORT: &str = "A port where TLS starts at once, before any SMTP (port 465 style). Leave it \
 empty to turn it off.";
+    /// Max Junk Commands.
+    pub const MAX_JUNK: &str = "Commands that make no progress (NOOP, RSET, VRFY, HELP, a repeated \
+EHLO) a client may send between two messages before it is disconnected: no client can fill the log \
+with them.";
+    /// Min Free Disk Space.
+    pub const MIN_FREE: &str = "Free space kept in reserve on the data directory's disk (e.g. 100M). \
+Below it, or below one and a half times the Max Message Size, new mail is turned away with a \
+temporary error before it is sent, never accepted and then lost.";
     /// AUTH Requires TLS.
     pub const AUTH_TLS: &str = "Refuse SMTP AUTH (and do not advertise it) on a connection that is not \
 encrypted, so passwords never cross the network in clear.";
@@ -81,6 +89,8 @@ pub struct SmtpForm {
     max_recipients: String,
     max_size: String,
     max_errors: String,
+    max_junk: String,
+    min_free: String,
     hostname: String,
     command_timeout: String,
     data_timeout: String,
@@ -124,7 +134,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// Errors shown beside a field of the dialog; others are listed at the bottom.
-const SHOWN: [&str; 16] = [
+const SHOWN: [&str; 18] = [
     "smtp.incoming.port",
     "smtp.incoming.listen_ip",
     "smtp.outgoing.enabled",
@@ -134,6 +144,8 @@ const SHOWN: [&str; 16] = [
     "smtp.max_recipients_per_mail",
     "smtp.max_message_size",
     "smtp.max_errors_per_session",
+    "smtp.max_junk_commands",
+    "smtp.min_free_space",
     "smtp.timeouts.command",
     "smtp.timeouts.data",
     "server.hostname",
@@ -162,6 +174,8 @@ impl Form for SmtpForm {
             max_recipients: s.max_recipients_per_mail.to_string(),
             max_size: format_size(s.max_message_size),
             max_errors: s.max_errors_per_session.to_string(),
+            max_junk: s.max_junk_commands.to_string(),
+            min_free: format_size(s.min_free_space),
             hostname: cfg.server.hostname.clone(),
             command_timeout: s.timeouts.command.to_string(),
             data_timeout: s.timeouts.data.to_string(),
@@ -220,6 +234,16 @@ impl Form for SmtpForm {
             &mut e,
         ) {
             s.max_errors_per_session = n;
+        }
+        if let Some(n) = parse_num(&self.max_junk, "smtp.max_junk_commands", count, &mut e) {
+            s.max_junk_commands = n;
+        }
+        match parse_size(&self.min_free) {
+            Ok(n) => s.min_free_space = n,
+            Err(message) => e.push(FieldError {
+                path: "smtp.min_free_space".into(),
+                message,
+            }),
         }
         if let Some(d) = parse_duration(&self.command_timeout, "smtp.timeouts.command", &mut e) {
             s.timeouts.command = d;
@@ -347,6 +371,24 @@ impl Form for SmtpForm {
                 &mut self.max_errors,
                 errs,
                 "smtp.max_errors_per_session",
+                true,
+            );
+            text_row(
+                ui,
+                "Max Junk Commands",
+                help::MAX_JUNK,
+                &mut self.max_junk,
+                errs,
+                "smtp.max_junk_commands",
+                true,
+            );
+            text_row(
+                ui,
+                "Min Free Disk Space",
+                help::MIN_FREE,
+                &mut self.min_free,
+                errs,
+                "smtp.min_free_space",
                 true,
             );
             text_row(
