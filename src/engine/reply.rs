@@ -316,10 +316,8 @@ pub const TEXT_LINE_TOO_LONG: Reply =
     Reply::fixed(500, "5.5.2 Message has a line longer than 1000 octets");
 /// 554: too many `Received:` fields.
 pub const MAIL_LOOP: Reply = Reply::fixed(554, "5.4.6 Too many hops (mail loop?)");
-/// 452: the message could not be made safe on disk.
+/// 452: the message could not be made safe on disk, or (at MAIL) the disk is nearly full.
 pub const STORAGE: Reply = Reply::fixed(452, "4.3.1 Insufficient system storage, try again later");
-/// 452: the disk is nearly full (checked at MAIL).
-pub const NO_ROOM: Reply = Reply::fixed(452, "4.3.1 Insufficient system storage, try again later");
 /// 250: the message is in the queue.
 pub fn queued_as(id: &str) -> Reply {
     Reply::new(250, format!("2.0.0 Ok: queued as {id}"))

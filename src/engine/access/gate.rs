@@ -155,11 +155,6 @@ impl Gate {
         }
     }
 
-    /// The abuse tables (for status displays and tests).
-    pub fn abuse(&self) -> &Abuse {
-        &self.abuse
-    }
-
     fn log(&self, level: Level, session: Option<&str>, kind: EventKind) {
         self.events.emit(level, session, kind);
     }

@@ -314,28 +314,34 @@ impl EventKind {
     }
 }
 
-/// `text` with every control character (C0, DEL, C1) and every bidirectional formatting
-/// character escaped, so that no logged value (a client's HELO, an address, a reply from a
-/// remote server) can forge a log line, move the cursor or reorder what a reader sees.
-pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
-    let bad = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-    };
-    if !text.chars().any(bad) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if !bad(c) {
-            out.push(c);
-        } else if (c as u32) < 0x100 {
-            out.push_str(&format!("\\x{:02x}", c as u32));
-        } else {
-            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+/// Whether `c` must not reach a log line as it is: a control character (C0, DEL, C1) or a
+/// bidirectional formatting character.
+fn must_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Writes through to a formatter with every character of [`must_escape`] escaped (`\x0d`,
+/// `\u{202e}`), so that no logged value (a client's HELO, an address, a reply from a remote
+/// server) can forge a log line, move the cursor or reorder what a reader sees. Escapes as it
+/// goes: no copy of the line is made.
+struct Escaping<'a, 'b>(&'a mut fmt::Formatter<'b>);
+
+impl fmt::Write for Escaping<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(i) = rest.find(must_escape) {
+            self.0.write_str(&rest[..i])?;
+            let c = rest[i..].chars().next().expect("found at i");
+            if (c as u32) < 0x100 {
+                write!(self.0, "\\x{:02x}", c as u32)?;
+            } else {
+                write!(self.0, "\\u{{{:04x}}}", c as u32)?;
+            }
+            rest = &rest[i + c.len_utf8()..];
         }
+        self.0.write_str(rest)
     }
-    std::borrow::Cow::Owned(out)
 }
 
 /// How a delivery attempt ended for one recipient.
@@ -369,10 +375,10 @@ pub struct Event {
 }
 
 impl fmt::Display for EventKind {
-    /// The event as one log line, control characters escaped (see [`escape_controls`]).
+    /// The event as one log line, control characters escaped (see [`Escaping`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let raw = Raw(self).to_string();
-        f.write_str(&escape_controls(&raw))
+        use fmt::Write as _;
+        write!(Escaping(f), "{}", Raw(self))
     }
 }
 

@@ -150,11 +150,6 @@ pub struct Staged {
 }
 
 impl Staged {
-    /// The queue id.
-    pub fn id(&self) -> u64 {
-        self.meta.id
-    }
-
     /// Hands the message to the manager for delivery; returns its id. If the manager has
     /// stopped (the engine is shutting down), the message stays on disk and is delivered after
     /// the next start.

@@ -181,6 +181,7 @@ impl StoreIntake {
 fn free_space(path: &std::path::Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs is plain old data; all zeros is a valid value for it.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {

@@ -48,7 +48,7 @@ impl Session {
                     reason: format!("less than {reserve} octets free in the data directory"),
                 },
             );
-            return self.reply(reply::NO_ROOM);
+            return self.reply(reply::STORAGE);
         }
         let (deps, cur) = (self.deps.clone(), self.cur.clone());
         let mut checks = std::mem::take(&mut self.checks);

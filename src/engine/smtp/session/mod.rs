@@ -74,6 +74,7 @@ pub struct Seat {
 
 impl Seat {
     /// A seat whose role never changes and which is never closed (tests).
+    #[cfg(test)]
     pub fn fixed(role: Role, implicit_tls: bool) -> Seat {
         Seat {
             role: watch::channel(role).1,
