@@ -239,6 +239,43 @@ mod tests {
     }
 
     #[test]
+    fn a_login_stands_only_while_its_account_or_relay_user_does() {
+        let mut c = Config::default();
+        c.accounts = vec![crate::engine::config::Account {
+            address: "a@x.test".into(),
+            password: "$argon2id$one".into(),
+        }];
+        let acct = Login::Account("a@x.test".into());
+        assert!(login_in_force(&acct, "$argon2id$one", &c));
+        assert!(
+            !login_in_force(&acct, "$argon2id$old", &c),
+            "password changed"
+        );
+        c.access.smtp_auth.allow_any_account = false;
+        c.access.smtp_auth.only_user = "relay".into();
+        c.access.smtp_auth.only_password = "$argon2id$r".into();
+        let user = Login::RelayUser("relay".into());
+        assert!(login_in_force(&user, "$argon2id$r", &c));
+        assert!(
+            !login_in_force(&user, "$argon2id$old", &c),
+            "password changed"
+        );
+        c.access.smtp_auth.only_user = "other".into();
+        assert!(!login_in_force(&user, "$argon2id$r", &c), "user renamed");
+        c.access.smtp_auth.only_user = "relay".into();
+        c.access.smtp_auth.allow_any_account = true;
+        assert!(
+            !login_in_force(&user, "$argon2id$r", &c),
+            "any account again"
+        );
+        c.accounts.clear();
+        assert!(
+            !login_in_force(&acct, "$argon2id$one", &c),
+            "account removed"
+        );
+    }
+
+    #[test]
     fn forward_paths_requote_local_parts() {
         assert_eq!(forward_path("a.b@x.test"), "a.b@x.test");
         assert_eq!(forward_path("a b@x.test"), "\"a b\"@x.test");
