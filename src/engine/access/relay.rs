@@ -240,11 +240,13 @@ mod tests {
 
     #[test]
     fn a_login_stands_only_while_its_account_or_relay_user_does() {
-        let mut c = Config::default();
-        c.accounts = vec![crate::engine::config::Account {
-            address: "a@x.test".into(),
-            password: "$argon2id$one".into(),
-        }];
+        let mut c = Config {
+            accounts: vec![crate::engine::config::Account {
+                address: "a@x.test".into(),
+                password: "$argon2id$one".into(),
+            }],
+            ..Config::default()
+        };
         let acct = Login::Account("a@x.test".into());
         assert!(login_in_force(&acct, "$argon2id$one", &c));
         assert!(
