@@ -15,6 +15,7 @@ use postern::engine::config::{Config, DeliveryMode, DomainMap, OutboundTls, Rela
 use postern::engine::delivery::{self, DeliveryCtx, RcptStatus};
 use postern::engine::dns::{DnsError, MxAnswer, Resolver};
 use postern::engine::events::{Channel, EventBus};
+use postern::engine::store::body::Body;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,6 +129,12 @@ fn sink_mails(sink: &Sink, n: usize) -> Vec<String> {
 const MESSAGE: &[u8] =
     b"From: a@sender.test\r\nTo: b@pref.test\r\nSubject: hello\r\n\r\nHello.\r\n";
 
+/// [`MESSAGE`] as the body delivery reads.
+fn message() -> &'static Body {
+    static M: std::sync::OnceLock<Body> = std::sync::OnceLock::new();
+    M.get_or_init(|| Body::from_bytes(MESSAGE.to_vec()))
+}
+
 fn rcpts(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
@@ -205,7 +212,7 @@ async fn unreachable_dns_server_is_a_temporary_failure() {
         "example.test",
         "a@sender.test",
         &rcpts(&["b@example.test"]),
-        MESSAGE,
+        message(),
     )
     .await;
     assert!(
@@ -234,7 +241,7 @@ async fn mx_hosts_are_tried_in_preference_order() {
         "pref.test",
         "a@sender.test",
         &rcpts(&["b@pref.test"]),
-        MESSAGE,
+        message(),
     )
     .await;
     assert_delivered(&st);
@@ -277,7 +284,7 @@ async fn a_dead_mx_host_falls_back_to_the_next() {
         "failover.test",
         "",
         &rcpts(&["x@failover.test", "y@failover.test"]),
-        MESSAGE,
+        message(),
     )
     .await;
     assert_delivered(&st);
@@ -319,7 +326,7 @@ async fn no_mx_means_the_domain_itself() {
         "implicit.test",
         "a@sender.test",
         &rcpts(&["u@implicit.test"]),
-        MESSAGE,
+        message(),
     )
     .await;
     assert_delivered(&st);
@@ -334,7 +341,7 @@ async fn null_mx_and_missing_domains_fail_permanently_and_dns_trouble_temporaril
     let sink = Sink::start(A, 0, &[]);
     let ctx = ctx(config(|_| {}), &dns.addr, sink.port());
     let two = rcpts(&["a@x", "b@x"]);
-    let st = delivery::deliver(&ctx, "Q5", "nullmx.test", "s@sender.test", &two, MESSAGE).await;
+    let st = delivery::deliver(&ctx, "Q5", "nullmx.test", "s@sender.test", &two, message()).await;
     assert_eq!(st.len(), 2);
     for s in &st {
         assert!(
@@ -343,7 +350,7 @@ async fn null_mx_and_missing_domains_fail_permanently_and_dns_trouble_temporaril
         );
     }
     for domain in ["nx.test", "noaddr.test", "no..such.test"] {
-        let st = delivery::deliver(&ctx, "Q5", domain, "s@sender.test", &two, MESSAGE).await;
+        let st = delivery::deliver(&ctx, "Q5", domain, "s@sender.test", &two, message()).await;
         for s in &st {
             assert!(
                 matches!(s, RcptStatus::Permanent(t) if t.contains("5.1.2")),
@@ -351,7 +358,7 @@ async fn null_mx_and_missing_domains_fail_permanently_and_dns_trouble_temporaril
             );
         }
     }
-    let st = delivery::deliver(&ctx, "Q5", "fail.test", "s@sender.test", &two, MESSAGE).await;
+    let st = delivery::deliver(&ctx, "Q5", "fail.test", "s@sender.test", &two, message()).await;
     assert!(
         st.iter().all(|s| matches!(s, RcptStatus::Temporary(_))),
         "{st:?}"
@@ -376,7 +383,7 @@ async fn domain_map_wins_over_mx_in_independent_mode() {
         "mapped.test",
         "s@sender.test",
         &rcpts(&["u@mapped.test"]),
-        MESSAGE,
+        message(),
     )
     .await;
     assert_delivered(&st);
@@ -399,7 +406,7 @@ async fn relay_mode_ignores_domain_maps_and_takes_any_domain() {
     });
     let ctx = ctx(cfg, &no_dns(), 25);
     let to = rcpts(&["u@mapped.test", "v@elsewhere.test"]);
-    let st = delivery::deliver(&ctx, "Q7", "mapped.test", "s@sender.test", &to, MESSAGE).await;
+    let st = delivery::deliver(&ctx, "Q7", "mapped.test", "s@sender.test", &to, message()).await;
     assert_delivered(&st);
     let mails = sink_mails(&relay, 1);
     assert!(
@@ -461,7 +468,7 @@ async fn relay_with_starttls_and_auth_into_a_second_postern() {
         &no_dns(),
         25,
     );
-    let st = delivery::deliver(&bad, "Q8", "example.test", "s@sender.test", &to, MESSAGE).await;
+    let st = delivery::deliver(&bad, "Q8", "example.test", "s@sender.test", &to, message()).await;
     assert!(
         matches!(&st[..], [RcptStatus::Temporary(t)] if t.contains("AUTH")),
         "{st:?}"
@@ -487,7 +494,7 @@ async fn relay_with_starttls_and_auth_into_a_second_postern() {
         "example.test",
         "s@sender.test",
         &to,
-        MESSAGE,
+        message(),
     )
     .await;
     assert!(
@@ -511,7 +518,7 @@ async fn relay_with_starttls_and_auth_into_a_second_postern() {
         &no_dns(),
         25,
     );
-    let st = delivery::deliver(&good, "Q9", "example.test", "s@sender.test", &to, MESSAGE).await;
+    let st = delivery::deliver(&good, "Q9", "example.test", "s@sender.test", &to, message()).await;
     assert_delivered(&st);
     let mails = common::poll(Duration::from_secs(10), "alice's mail", || {
         let m = target.alice_mails();
@@ -558,7 +565,7 @@ async fn relay_over_implicit_tls_into_a_second_postern() {
         "example.test",
         "s@sender.test",
         &rcpts(&[common::ALICE]),
-        MESSAGE,
+        message(),
     )
     .await;
     assert_delivered(&st);
@@ -593,7 +600,7 @@ async fn required_tls_without_starttls_is_a_temporary_failure() {
         "plain.test",
         "s@sender.test",
         &rcpts(&["u@plain.test"]),
-        MESSAGE,
+        message(),
     )
     .await;
     assert!(
@@ -613,7 +620,7 @@ async fn opportunistic_tls_and_per_recipient_results_at_a_second_postern() {
     });
     let ctx = ctx(cfg, &no_dns(), 25);
     let to = rcpts(&["nobody@example.test", common::ALICE]);
-    let st = delivery::deliver(&ctx, "Q12", "example.test", "s@sender.test", &to, MESSAGE).await;
+    let st = delivery::deliver(&ctx, "Q12", "example.test", "s@sender.test", &to, message()).await;
     assert!(
         matches!(&st[0], RcptStatus::Permanent(t) if t.contains("550")),
         "{st:?}"
@@ -649,7 +656,7 @@ async fn rejections_and_disconnects_injected_by_smtp_sink() {
     });
     let ctx = ctx(cfg, &no_dns(), 25);
     let to = rcpts(&["u@x.test"]);
-    let send = |d: &'static str| delivery::deliver(&ctx, "Q13", d, "s@sender.test", &to, MESSAGE);
+    let send = |d: &'static str| delivery::deliver(&ctx, "Q13", d, "s@sender.test", &to, message());
 
     let st = send("hard.test").await;
     assert!(
@@ -695,7 +702,7 @@ async fn bare_line_endings_arrive_as_crlf_and_nothing_is_smuggled() {
         "example.test",
         "s@sender.test",
         &rcpts(&[common::ALICE]),
-        message,
+        &Body::from_bytes(message.to_vec()),
     )
     .await;
     assert_delivered(&st);
@@ -733,7 +740,7 @@ async fn leading_dots_survive_the_round_trip() {
         "dots.test",
         "s@sender.test",
         &rcpts(&["u@dots.test"]),
-        message,
+        &Body::from_bytes(message.to_vec()),
     )
     .await;
     assert_delivered(&st);
@@ -760,7 +767,7 @@ async fn detailed_logging_shows_the_conversation_and_basic_logging_does_not() {
             "implicit.test",
             "s@sender.test",
             &rcpts(&["u@implicit.test"]),
-            MESSAGE,
+            message(),
         )
         .await;
         assert_delivered(&st);

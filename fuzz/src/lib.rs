@@ -16,6 +16,7 @@ use postern::engine::config::{Config, normalize_domain};
 use postern::engine::smtp::conn::{
     Conn, DataEnd, DataError, MAX_COMMAND_LINE, MAX_TEXT_LINE, ReadError,
 };
+use postern::engine::store::body::Body;
 use smtp_proto::Request;
 use std::path::Path;
 use std::time::Duration;
@@ -358,8 +359,8 @@ pub fn check_address(data: &[u8]) {
 /// What `read_data` must do with `input`, computed the simple way (the whole input at once).
 #[derive(Debug, PartialEq)]
 enum DataWant {
-    /// Ended at `<CRLF>.<CRLF>` after `consumed` octets.
-    End(DataEnd, usize),
+    /// Ended at `<CRLF>.<CRLF>` after `consumed` octets, with this message if complete.
+    End(DataEnd, Vec<u8>, usize),
     /// A bare CR or LF before the end.
     Bare,
     /// The stream ended first. `bare_possible`: the unfinished last line holds a CR that is not
@@ -390,9 +391,9 @@ fn expected_data(input: &[u8], max_size: usize) -> DataWant {
             } else if line_too_long {
                 DataEnd::LineTooLong
             } else {
-                DataEnd::Complete(msg)
+                return DataWant::End(DataEnd::Complete, msg, pos);
             };
-            return DataWant::End(end, pos);
+            return DataWant::End(end, Vec::new(), pos);
         }
         let content = content.strip_prefix(b".").unwrap_or(content);
         if !too_big && !line_too_long {
@@ -420,7 +421,11 @@ pub fn check_data_reader(data: &[u8]) {
     };
     let want = expected_data(input, max_size);
     let (got, next) = over_duplex(cap, input, async |conn| {
-        let got = conn.read_data(max_size, TIMEOUT, 0).await;
+        let mut body = Body::from_bytes(Vec::new());
+        let got = conn
+            .read_data(&mut body, max_size, TIMEOUT, 0)
+            .await
+            .map(|end| (end, body.to_vec().expect("in memory")));
         // After the end, the session reads the next command: the reader must stop exactly
         // after `.<CRLF>`, with the rest left for it.
         let next = match got {
@@ -430,14 +435,18 @@ pub fn check_data_reader(data: &[u8]) {
         (got, next)
     });
     match (&want, got) {
-        (DataWant::End(end, consumed), Ok(got)) => {
+        (DataWant::End(end, want_msg, consumed), Ok((got, msg))) => {
             assert_eq!(&got, end, "read_data ended with another result");
             let used = &input[..*consumed];
             assert!(
                 used == b".\r\n" || used.ends_with(b"\r\n.\r\n"),
                 "ended at something other than <CRLF>.<CRLF>"
             );
-            if let DataEnd::Complete(msg) = &got {
+            if got == DataEnd::Complete {
+                assert_eq!(
+                    &msg, want_msg,
+                    "the message differs from the simple reading"
+                );
                 assert!(msg.len() <= max_size, "message over max_size");
                 assert!(
                     msg.is_empty() || msg.ends_with(b"\r\n"),

@@ -125,6 +125,7 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
         intake: Arc::new(smtp::intake::StoreIntake {
             queue: queue.clone(),
             mailroot,
+            spill: store::body::Spill::new(&spool_dir.join("incoming")),
             stats: stats.clone(),
             events: events.clone(),
         }),

@@ -25,6 +25,9 @@ use std::time::Duration;
 
 /// RFC 5321 6.3: a message that has passed this many MTAs is looping.
 pub const MAX_HOPS: usize = 50;
+/// The end-of-data checks read the first this many octets of a message (its header section;
+/// like Postfix's `header_size_limit`, what lies beyond is not looked at).
+pub const HEAD_SCANNED: usize = 64 * 1024;
 
 /// The gate's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -527,9 +530,10 @@ impl Gate {
     }
 
     /// At the end of DATA, before the message is stored: a mail loop, then the per-IP
-    /// hourly transfer limits (which count the message when it passes).
-    pub fn end_of_data(&self, cur: &Current, c: &Client<'_>, message: &[u8]) -> Decision {
-        if hop_count(message) >= MAX_HOPS {
+    /// hourly transfer limits (which count the message when it passes). `head` is the
+    /// message's first [`HEAD_SCANNED`] octets, `size` its length.
+    pub fn end_of_data(&self, cur: &Current, c: &Client<'_>, head: &[u8], size: u64) -> Decision {
+        if hop_count(head) >= MAX_HOPS {
             self.log(
                 Level::Warn,
                 Some(c.session),
@@ -542,10 +546,7 @@ impl Gate {
         if cur.is_safe_ip(c.ip()) {
             return Decision::Pass;
         }
-        match self
-            .abuse
-            .transfer(c.ip(), message.len() as u64, &cur.config)
-        {
+        match self.abuse.transfer(c.ip(), size, &cur.config) {
             Ok(()) => Decision::Pass,
             Err(r) => {
                 self.log(

@@ -98,9 +98,8 @@ fn offline(data_dir: &Path, req: Request) -> Result<Response, OfflineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::queue::spool::Record;
+    use crate::engine::queue::spool::{Content, Record};
     use crate::engine::queue::{Meta, QueueCommand, Rcpt, RcptState, Target};
-    use std::sync::Arc;
 
     fn spool_two(data: &Path) {
         let (spool, _) = Spool::open(&data.join("spool")).unwrap();
@@ -124,7 +123,7 @@ mod tests {
                 size: 5,
                 client: "local".into(),
             };
-            rt.block_on(spool.append(Record::Put(meta, Arc::from(&b"hello"[..]))))
+            rt.block_on(spool.append(Record::Put(meta, Content::bytes(&b"hello"[..]))))
                 .unwrap();
         }
         rt.block_on(spool.flush());

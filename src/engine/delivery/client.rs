@@ -8,8 +8,10 @@
 //! [`reply`], EHLO capabilities parsed by smtp-proto. The session works over any
 //! `AsyncRead + AsyncWrite` stream, so unit tests drive it over an in-memory pipe.
 
+use super::data::Encoder;
 use super::reply::{self, Reply};
 use super::{Log, RcptStatus};
+use crate::engine::store::body::Body;
 use crate::engine::wire::Wire;
 use base64::Engine as _;
 use smtp_proto::{
@@ -280,11 +282,11 @@ impl<'a> Session<'a> {
         &mut self,
         from: &str,
         rcpts: &[String],
-        data: &[u8],
-        size: usize,
+        message: &Body,
         eight_bit: bool,
     ) -> Result<Vec<RcptStatus>, (HostFailure, bool)> {
         let broken = |e: HostFailure| (e, false);
+        let size = message.len() as usize;
         let mut params = String::new();
         if self.caps.has_capability(EXT_SIZE) {
             // 0: SIZE announced without a limit.
@@ -344,7 +346,7 @@ impl<'a> Session<'a> {
                 self.reset().await;
                 return Ok(vec![self.status(&mail, "MAIL FROM"); rcpts.len()]);
             }
-            return self.finish(statuses, data_reply, data).await;
+            return self.finish(statuses, data_reply, message).await;
         }
         for rcpt in rcpts {
             self.send(&format!("RCPT TO:<{rcpt}>"));
@@ -357,7 +359,7 @@ impl<'a> Session<'a> {
         }
         self.send("DATA");
         let data_reply = self.read_reply(DATA_INIT_TIMEOUT).await.map_err(broken)?;
-        self.finish(statuses, data_reply, data).await
+        self.finish(statuses, data_reply, message).await
     }
 
     /// After the reply to DATA: sends the message when the server is ready for it and a
@@ -366,7 +368,7 @@ impl<'a> Session<'a> {
         &mut self,
         mut statuses: Vec<Option<RcptStatus>>,
         data_reply: Reply,
-        data: &[u8],
+        message: &Body,
     ) -> Result<Vec<RcptStatus>, (HostFailure, bool)> {
         let anyone = statuses.iter().any(Option::is_none);
         if data_reply.code != 354 {
@@ -384,12 +386,28 @@ impl<'a> Session<'a> {
             return Ok(statuses.into_iter().flatten().collect());
         }
         self.log
-            .detail(&format!(">>> ({} octets of message data)", data.len()));
-        for block in data.chunks(DATA_BLOCK) {
-            self.write(block, DATA_BLOCK_TIMEOUT)
+            .detail(&format!(">>> ({} octets of message data)", message.len()));
+        // Read, encoded and sent a block at a time: a big message is never in memory whole.
+        let (mut chunk, mut out) = (Vec::new(), Vec::new());
+        let mut encoder = Encoder::default();
+        let mut at = 0;
+        while at < message.len() {
+            message.read_at(at, DATA_BLOCK, &mut chunk).map_err(|e| {
+                let e = HostFailure(format!("cannot read the message from the spool: {e}"));
+                (e, false)
+            })?;
+            at += chunk.len() as u64;
+            out.clear();
+            encoder.feed(&chunk, &mut out);
+            self.write(&out, DATA_BLOCK_TIMEOUT)
                 .await
                 .map_err(|e| (e, true))?;
         }
+        out.clear();
+        encoder.end(&mut out);
+        self.write(&out, DATA_BLOCK_TIMEOUT)
+            .await
+            .map_err(|e| (e, true))?;
         let end = self
             .read_reply(DATA_END_TIMEOUT)
             .await
@@ -611,7 +629,12 @@ mod tests {
             .await
             .unwrap();
         let st = s
-            .transaction("a@x", &["b@y".into()], b"0123456789ab\r\n.\r\n", 14, false)
+            .transaction(
+                "a@x",
+                &["b@y".into()],
+                &Body::from_bytes(b"0123456789ab\r\n".to_vec()),
+                false,
+            )
             .await
             .unwrap();
         assert!(
@@ -641,7 +664,7 @@ mod tests {
             .unwrap();
         let rcpts: Vec<String> = ["ok@y", "gone@y", "busy@y"].map(String::from).into();
         let st = s
-            .transaction("a@x", &rcpts, b"hi\r\n.\r\n", 4, true)
+            .transaction("a@x", &rcpts, &Body::from_bytes(b"hi\r\n".to_vec()), true)
             .await
             .unwrap();
         assert!(

@@ -5,40 +5,66 @@
 //! us (RFC 5321 2.3.8, CVE-2023-51764). Lines starting with `.` get a second one (RFC 5321
 //! 4.5.2), and the transfer ends with `<CRLF>.<CRLF>`.
 
-/// Encodes `message` for the DATA phase, terminating `.` line included.
-pub fn encode(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 8);
-    let mut at_line_start = true;
-    let mut i = 0;
-    while i < message.len() {
-        let b = message[i];
-        match b {
-            b'\r' => {
-                out.extend_from_slice(b"\r\n");
+/// Encodes a message for the DATA phase chunk by chunk, so a big message is sent without being
+/// held in memory whole. Its state is whether the next octet starts a line and whether the
+/// last octet was a CR (whose LF, if it comes, belongs to the same line ending).
+#[derive(Debug, Clone, Copy)]
+pub struct Encoder {
+    /// The next octet starts a line.
+    at_line_start: bool,
+    /// The last octet was a CR, already sent as CRLF.
+    after_cr: bool,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Encoder {
+            at_line_start: true,
+            after_cr: false,
+        }
+    }
+}
+
+impl Encoder {
+    /// Appends the encoding of `chunk` (the next octets of the message) to `out`.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        out.reserve(chunk.len() + chunk.len() / 64 + 2);
+        for &b in chunk {
+            let after_cr = std::mem::take(&mut self.after_cr);
+            match b {
                 // CRLF is one line ending; a CR alone is one too.
-                if message.get(i + 1) == Some(&b'\n') {
-                    i += 1;
+                b'\n' if after_cr => {}
+                b'\r' | b'\n' => {
+                    out.extend_from_slice(b"\r\n");
+                    self.at_line_start = true;
+                    self.after_cr = b == b'\r';
                 }
-                at_line_start = true;
-            }
-            b'\n' => {
-                out.extend_from_slice(b"\r\n");
-                at_line_start = true;
-            }
-            _ => {
-                if at_line_start && b == b'.' {
-                    out.push(b'.');
+                _ => {
+                    if self.at_line_start && b == b'.' {
+                        out.push(b'.');
+                    }
+                    out.push(b);
+                    self.at_line_start = false;
                 }
-                out.push(b);
-                at_line_start = false;
             }
         }
-        i += 1;
     }
-    if !at_line_start {
-        out.extend_from_slice(b"\r\n");
+
+    /// Appends the end of the transfer: a line ending if the message lacks one, then `.`.
+    pub fn end(self, out: &mut Vec<u8>) {
+        if !self.at_line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
     }
-    out.extend_from_slice(b".\r\n");
+}
+
+/// Encodes `message` for the DATA phase, terminating `.` line included.
+pub fn encode(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut e = Encoder::default();
+    e.feed(message, &mut out);
+    e.end(&mut out);
     out
 }
 
@@ -86,6 +112,23 @@ mod tests {
             b"..\r\n...x\r\ny.z\r\n.\r\n"
         );
         assert_eq!(encode(b".start"), b"..start\r\n.\r\n");
+    }
+
+    #[test]
+    fn chunks_encode_as_the_whole() {
+        let msg: &[u8] = b"a\r\n.b\r\r\nc\n\r.d\r\n..\r\ne";
+        let whole = encode(msg);
+        for cut in 0..=msg.len() {
+            for cut2 in cut..=msg.len() {
+                let mut out = Vec::new();
+                let mut e = Encoder::default();
+                e.feed(&msg[..cut], &mut out);
+                e.feed(&msg[cut..cut2], &mut out);
+                e.feed(&msg[cut2..], &mut out);
+                e.end(&mut out);
+                assert_eq!(out, whole, "cut at {cut} and {cut2}");
+            }
+        }
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub use client::{HostFailure, Login, TlsPolicy};
 use crate::engine::config::{Config, DeliveryMode, OutboundTls, RelayTls};
 use crate::engine::dns::{DnsError, MxAnswer, Resolver};
 use crate::engine::events::{EventBus, EventKind, Level};
+use crate::engine::store::body::Body;
 use client::{BoxStream, CONNECT_TIMEOUT, MAX_RCPTS_PER_TRANSACTION, Params, Session};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -83,7 +84,7 @@ pub async fn deliver(
     domain: &str,
     from: &str,
     rcpts: &[String],
-    message: &[u8],
+    message: &Body,
 ) -> Vec<RcptStatus> {
     let log = Log {
         events: &ctx.events,
@@ -161,7 +162,7 @@ async fn route_and_send(
     domain: &str,
     from: &str,
     rcpts: &[String],
-    message: &[u8],
+    message: &Body,
 ) -> Vec<RcptStatus> {
     let om = &ctx.config.outgoing_mails;
     let all = |s: RcptStatus| vec![s; rcpts.len()];
@@ -295,6 +296,17 @@ fn address_literal(domain: &str) -> Option<IpAddr> {
     ip.parse().ok()
 }
 
+/// Whether the message has octets above 127 (read in chunks; `false` if it cannot be read,
+/// which the transfer itself then reports).
+fn body_has_8bit(message: &Body) -> bool {
+    let mut found = false;
+    let _ = message.for_each_chunk(|c| {
+        found = found || data::has_8bit(c);
+        Ok(())
+    });
+    found
+}
+
 /// Tries the route's hosts and their addresses until one settles the recipients.
 async fn send_via(
     ctx: &DeliveryCtx,
@@ -302,10 +314,9 @@ async fn send_via(
     route: &Route,
     from: &str,
     rcpts: &[String],
-    message: &[u8],
+    message: &Body,
 ) -> Vec<RcptStatus> {
-    let data = data::encode(message);
-    let eight_bit = data::has_8bit(message);
+    let eight_bit = body_has_8bit(message);
     let helo = ctx.config.server.hostname.as_str();
     let mut last_error = String::from("no mail host to try");
     for host in &route.hosts {
@@ -353,18 +364,7 @@ async fn send_via(
                 login: route.login.as_ref(),
                 verify: route.verify.as_ref(),
             };
-            match attempt(
-                log,
-                &p,
-                route.port,
-                from,
-                rcpts,
-                &data,
-                message.len(),
-                eight_bit,
-            )
-            .await
-            {
+            match attempt(log, &p, route.port, from, rcpts, message, eight_bit).await {
                 Ok(statuses) => {
                     for (rcpt, s) in rcpts.iter().zip(&statuses) {
                         if let RcptStatus::Delivered(reply) = s {
@@ -392,8 +392,7 @@ async fn attempt(
     port: u16,
     from: &str,
     rcpts: &[String],
-    data: &[u8],
-    size: usize,
+    message: &Body,
     eight_bit: bool,
 ) -> Result<Vec<RcptStatus>, HostFailure> {
     let addr = SocketAddr::new(p.ip, port);
@@ -430,10 +429,7 @@ async fn attempt(
     let mut session = Session::open(io, p, log).await?;
     let mut statuses = Vec::with_capacity(rcpts.len());
     for (n, chunk) in rcpts.chunks(MAX_RCPTS_PER_TRANSACTION).enumerate() {
-        match session
-            .transaction(from, chunk, data, size, eight_bit)
-            .await
-        {
+        match session.transaction(from, chunk, message, eight_bit).await {
             Ok(s) => statuses.extend(s),
             // Nothing settled yet on this connection: another host may do better.
             Err((e, false)) if n == 0 => return Err(e),

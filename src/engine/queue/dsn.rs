@@ -34,6 +34,9 @@ fn status_of(err: &str, delayed: bool) -> String {
         })
 }
 
+/// The most of the original's header section a notice returns.
+pub const ORIGINAL_HEAD: usize = 64 * 1024;
+
 /// Builds the complete notice (headers and body, CRLF line ends).
 pub fn notice(host: &str, meta: &Meta, rcpts: &[Rcpt], original: &[u8], delayed: bool) -> Vec<u8> {
     let date = time::OffsetDateTime::now_utc()
@@ -114,7 +117,7 @@ pub fn notice(host: &str, meta: &Meta, rcpts: &[Rcpt], original: &[u8], delayed:
         "\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n"
     ));
     let mut out = m.into_bytes();
-    out.extend_from_slice(headers_of(original, 64 * 1024));
+    out.extend_from_slice(headers_of(original, ORIGINAL_HEAD));
     out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     out
 }

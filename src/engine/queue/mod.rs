@@ -13,7 +13,7 @@ pub mod manager;
 pub mod spool;
 
 use serde::{Deserialize, Serialize};
-use spool::{Location, Record, Spool, SpoolError};
+use spool::{Content, Location, Record, Spool, SpoolError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -207,7 +207,8 @@ impl Queue {
         data: Vec<u8>,
         client: &str,
     ) -> Result<u64, SpoolError> {
-        Ok(self.stage(from, rcpts, data, client).await?.release())
+        let content = Content::bytes(data);
+        Ok(self.stage(from, rcpts, content, client).await?.release())
     }
 
     /// Spools a message for `rcpts` without handing it to the manager yet (see [`Staged`]).
@@ -215,10 +216,15 @@ impl Queue {
         &self,
         from: &str,
         rcpts: &[String],
-        data: Vec<u8>,
+        content: Content,
         client: &str,
     ) -> Result<Staged, SpoolError> {
         let now = now_secs();
+        let size = match &content {
+            Content::Bytes(b) => b.len() as u64,
+            Content::Message { prefix, body } => prefix.len() as u64 + body.len(),
+            Content::Moved(loc) => loc.len,
+        };
         let meta = Meta {
             id: self.next_id(),
             created: now,
@@ -235,12 +241,12 @@ impl Queue {
             next_try: now,
             held: false,
             warned: false,
-            size: data.len() as u64,
+            size,
             client: client.to_string(),
         };
         let loc = self
             .spool
-            .append(Record::Put(meta.clone(), Arc::from(data)))
+            .append(Record::Put(meta.clone(), content))
             .await?
             .expect("a Put has a location");
         Ok(Staged {

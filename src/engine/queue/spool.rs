@@ -13,9 +13,9 @@
 //! that pin an old segment.
 
 use super::Meta;
+use crate::engine::store::body::Body;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -57,11 +57,35 @@ pub struct Location {
     pub len: u64,
 }
 
+/// What a `Put` record holds.
+#[derive(Debug)]
+pub enum Content {
+    /// Octets in memory (notices, tests).
+    Bytes(Arc<[u8]>),
+    /// Trace fields, then a session's message body (in memory or spilled to a file); the body
+    /// is copied into the segment in chunks, never loaded whole.
+    Message {
+        /// Put in front of the body.
+        prefix: Vec<u8>,
+        /// The message.
+        body: Arc<Body>,
+    },
+    /// A message already in the spool, copied from where it is (relocation).
+    Moved(Location),
+}
+
+impl Content {
+    /// Octets in memory.
+    pub fn bytes(data: impl Into<Vec<u8>>) -> Content {
+        Content::Bytes(Arc::from(data.into()))
+    }
+}
+
 /// One journal entry.
 #[derive(Debug)]
 pub enum Record {
     /// A new message, or a relocated one: full state and content.
-    Put(Meta, Arc<[u8]>),
+    Put(Meta, Content),
     /// New state of a message already in the spool.
     Update(Meta),
     /// The message is finished or deleted.
@@ -188,10 +212,13 @@ impl Spool {
 
     /// Reads a message's content (blocking; call from a blocking thread).
     pub fn read(&self, loc: Location) -> Result<Vec<u8>, SpoolError> {
-        let f = File::open(seg_path(&self.dir, loc.seg))?;
-        let mut buf = vec![0u8; loc.len as usize];
-        f.read_exact_at(&mut buf, loc.offset)?;
-        Ok(buf)
+        Ok(self.body(loc)?.to_vec()?)
+    }
+
+    /// A message's content as a body read from its segment in chunks (the file is opened
+    /// here, so a segment trimmed later stays readable through it).
+    pub fn body(&self, loc: Location) -> Result<Body, SpoolError> {
+        body_at(&self.dir, loc).map_err(SpoolError::from)
     }
 }
 
@@ -323,6 +350,12 @@ fn apply(
     }
 }
 
+/// The content at `loc` of a segment in `dir`.
+fn body_at(dir: &Path, loc: Location) -> io::Result<Body> {
+    let f = File::open(seg_path(dir, loc.seg))?;
+    Ok(Body::in_file(f, loc.offset, loc.len))
+}
+
 /// Keeps the bytes of a damaged stretch in `damaged/SEG-OFFSET.bin` beside the segments.
 fn save_damage(segment: &Path, seg: u64, offset: usize, bytes: &[u8]) -> Option<PathBuf> {
     let dir = segment.parent()?.join("damaged");
@@ -332,29 +365,62 @@ fn save_damage(segment: &Path, seg: u64, offset: usize, bytes: &[u8]) -> Option<
     Some(path)
 }
 
-/// Encodes a record; returns the bytes and, for `Put`, the content offset within them.
-fn encode(rec: &Record) -> (Vec<u8>, Option<(u64, u64)>) {
-    let (kind, meta, data): (u8, Vec<u8>, &[u8]) = match rec {
-        Record::Put(m, d) => (PUT, serde_json::to_vec(m).expect("meta serialises"), d),
-        Record::Update(m) => (UPDATE, serde_json::to_vec(m).expect("meta serialises"), &[]),
-        Record::Remove(id) => (REMOVE, serde_json::to_vec(id).expect("id serialises"), &[]),
-    };
-    let body_len = 4 + meta.len() + data.len();
-    let mut out = Vec::with_capacity(9 + body_len);
+/// A record's octets up to its content, given the content's length and CRC: length, CRC,
+/// kind, meta length, meta.
+fn record_head(kind: u8, meta: &[u8], content_len: u64, content: &crc32fast::Hasher) -> Vec<u8> {
+    let body_len = 4 + meta.len() as u64 + content_len;
     let mut h = crc32fast::Hasher::new();
     h.update(&[kind]);
     h.update(&(meta.len() as u32).to_le_bytes());
-    h.update(&meta);
-    h.update(data);
+    h.update(meta);
+    h.combine(content);
+    let mut out = Vec::with_capacity(13 + meta.len());
     out.extend_from_slice(&(body_len as u32).to_le_bytes());
     out.extend_from_slice(&h.finalize().to_le_bytes());
     out.push(kind);
     out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
-    out.extend_from_slice(&meta);
-    let content_at = out.len() as u64;
+    out.extend_from_slice(meta);
+    out
+}
+
+/// A record with content in memory, whole (tests).
+#[cfg(test)]
+fn encode(rec: &Record) -> Vec<u8> {
+    let (kind, meta, data): (u8, Vec<u8>, &[u8]) = match rec {
+        Record::Put(m, Content::Bytes(d)) => (PUT, serde_json::to_vec(m).unwrap(), d),
+        Record::Update(m) => (UPDATE, serde_json::to_vec(m).unwrap(), &[]),
+        Record::Remove(id) => (REMOVE, serde_json::to_vec(id).unwrap(), &[]),
+        Record::Put(..) => unimplemented!("tests encode bytes"),
+    };
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(data);
+    let mut out = record_head(kind, &meta, data.len() as u64, &crc);
     out.extend_from_slice(data);
-    let put = (kind == PUT).then_some((content_at, data.len() as u64));
-    (out, put)
+    out
+}
+
+/// Octets buffered before they are written out in the middle of a batch.
+const BATCH_BUFFER: usize = 1024 * 1024;
+
+/// A batch being written: records are encoded into `buf`, which is written out when it grows
+/// large or a body has to be copied from its file.
+struct BatchOut {
+    /// Encoded and not yet written.
+    buf: Vec<u8>,
+    /// Written to the segment so far in this batch.
+    written: u64,
+}
+
+impl BatchOut {
+    /// Writes the buffer to `file`.
+    fn drain(&mut self, file: &mut File) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            file.write_all(&self.buf)?;
+            self.written += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
 }
 
 struct Writer {
@@ -405,39 +471,118 @@ impl Writer {
         }
     }
 
+    /// Encodes one record into the batch (copying a body from its file in chunks); for `Put`,
+    /// returns where its content will be.
+    fn append(
+        &mut self,
+        rec: &Record,
+        start: u64,
+        out: &mut BatchOut,
+    ) -> io::Result<Option<Location>> {
+        let json = |r: serde_json::Result<Vec<u8>>| r.map_err(io::Error::other);
+        let (meta, content) = match rec {
+            Record::Put(m, c) => (json(serde_json::to_vec(m))?, c),
+            Record::Update(m) => {
+                let head = record_head(
+                    UPDATE,
+                    &json(serde_json::to_vec(m))?,
+                    0,
+                    &crc32fast::Hasher::new(),
+                );
+                out.buf.extend_from_slice(&head);
+                return Ok(None);
+            }
+            Record::Remove(id) => {
+                let head = record_head(
+                    REMOVE,
+                    &json(serde_json::to_vec(id))?,
+                    0,
+                    &crc32fast::Hasher::new(),
+                );
+                out.buf.extend_from_slice(&head);
+                return Ok(None);
+            }
+        };
+        let moved;
+        let (prefix, body): (&[u8], Option<&Body>) = match content {
+            Content::Bytes(b) => (b, None),
+            Content::Message { prefix, body } => (prefix, Some(body)),
+            Content::Moved(loc) => {
+                moved = body_at(&self.dir, *loc)?;
+                (&[], Some(&moved))
+            }
+        };
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(prefix);
+        let mut len = prefix.len() as u64;
+        if let Some(b) = body {
+            crc.combine(&b.crc()?);
+            len += b.len();
+        }
+        out.buf
+            .extend_from_slice(&record_head(PUT, &meta, len, &crc));
+        let offset = start + out.written + out.buf.len() as u64;
+        out.buf.extend_from_slice(prefix);
+        match body.map(|b| (b, b.as_bytes())) {
+            None => {}
+            Some((_, Some(bytes))) => out.buf.extend_from_slice(bytes),
+            Some((b, None)) => {
+                out.drain(&mut self.file)?;
+                b.copy_to(&mut self.file)?;
+                out.written += b.len();
+            }
+        }
+        if out.buf.len() >= BATCH_BUFFER {
+            out.drain(&mut self.file)?;
+        }
+        Ok(Some(Location {
+            seg: self.seg,
+            offset,
+            len,
+        }))
+    }
+
     fn write_batch(&mut self, batch: Vec<Request>) {
-        let mut buf = Vec::new();
+        let mut out = BatchOut {
+            buf: Vec::new(),
+            written: 0,
+        };
         let mut waiters = Vec::new();
         let mut flushes = Vec::new();
         let mut trims = Vec::new();
         let start = self.size;
+        let mut result = Ok(());
         for req in batch {
             match req {
                 Request::Append(rec, done) => {
-                    let (bytes, put) = encode(&rec);
-                    let base = start + buf.len() as u64;
-                    let loc = put.map(|(off, len)| Location {
-                        seg: self.seg,
-                        offset: base + off,
-                        len,
-                    });
-                    buf.extend_from_slice(&bytes);
-                    waiters.push((done, loc));
+                    let loc = match &result {
+                        Ok(()) => self.append(&rec, start, &mut out),
+                        Err(_) => Ok(None),
+                    };
+                    match loc {
+                        Ok(loc) => waiters.push((done, loc)),
+                        Err(e) => {
+                            result = Err(e);
+                            waiters.push((done, None));
+                        }
+                    }
                 }
                 Request::Flush(tx) => flushes.push(tx),
                 Request::Trim(below) => trims.push(below),
             }
         }
-        let result = if buf.is_empty() {
-            Ok(())
-        } else {
-            self.file
-                .write_all(&buf)
-                .and_then(|_| self.file.sync_data())
-        };
+        let result = result
+            .and_then(|()| out.drain(&mut self.file))
+            .and_then(|()| {
+                if out.written > 0 {
+                    self.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            });
         let outcome = match result {
             Ok(()) => {
-                self.size += buf.len() as u64;
+                self.size += out.written;
                 Ok(())
             }
             Err(e) => {
@@ -485,7 +630,7 @@ mod tests {
         let (spool, _) = Spool::open(&spool_dir).unwrap();
         let mut locs = Vec::new();
         for id in 1..=3 {
-            let rec = Record::Put(meta(id), Arc::from(b"hello".to_vec()));
+            let rec = Record::Put(meta(id), Content::bytes(b"hello".to_vec()));
             locs.push(spool.append(rec).await.unwrap().unwrap());
         }
         spool.flush().await;
@@ -495,7 +640,7 @@ mod tests {
         let mut bytes = fs::read(&seg).unwrap();
         bytes[locs[1].offset as usize] ^= 0xff;
         // And tear the tail: half of a fourth record.
-        let (torn, _) = encode(&Record::Put(meta(4), Arc::from(b"hello".to_vec())));
+        let torn = encode(&Record::Put(meta(4), Content::bytes(b"hello".to_vec())));
         bytes.extend_from_slice(&torn[..torn.len() / 2]);
         fs::write(&seg, &bytes).unwrap();
 

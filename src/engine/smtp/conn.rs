@@ -8,6 +8,7 @@
 //! bare CR or LF anywhere (SMTP smuggling, RFC 5321 2.3.8); a message with a NUL octet is read
 //! to its end and refused.
 
+use crate::engine::store::body::Body;
 pub use crate::engine::wire::ReadError;
 use crate::engine::wire::Wire;
 use std::time::Duration;
@@ -30,8 +31,8 @@ pub type Conn<S> = Wire<S>;
 /// How a DATA transfer ended, when it ended at `<CRLF>.<CRLF>`.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DataEnd {
-    /// The message, dot-unstuffed, every line ending in CRLF.
-    Complete(Vec<u8>),
+    /// The message is in the body, dot-unstuffed, every line ending in CRLF.
+    Complete,
     /// It grew past the size limit (and was discarded).
     TooBig,
     /// A line was longer than 1000 octets (and the message was discarded).
@@ -53,23 +54,27 @@ pub enum DataError {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
-    /// Reads message data up to `<CRLF>.<CRLF>`, dot-unstuffing it. `max_size` bounds what is
-    /// kept; the transfer is always read to its end so the session stays in step.
+    /// Reads message data up to `<CRLF>.<CRLF>` into `body`, dot-unstuffing it. `max_size`
+    /// bounds what is kept (past it, or on any other refusal, the body is discarded); the
+    /// transfer is always read to its end so the session stays in step. The body is not
+    /// finished: the caller calls [`Body::finish`] to learn whether it reached the disk.
     /// Each read may wait `timeout`; in all, the transfer may take `timeout` plus one second
     /// per `min_rate` octets received (0 = no minimum rate), which cuts off a client that
     /// trickles data to hold a connection open.
     pub async fn read_data(
         &mut self,
+        body: &mut Body,
         max_size: usize,
         timeout: Duration,
         min_rate: u64,
     ) -> Result<DataEnd, DataError> {
         let started = Instant::now();
         let mut received = self.pending().len() as u64;
-        let mut msg: Vec<u8> = Vec::with_capacity(8192);
         let mut too_big = false;
         let mut line_too_long = false;
         let mut nul = false;
+        // Whether the body was let go of after a refusal.
+        let mut dropped = false;
         // True while inside a line whose beginning was already dropped for being too long.
         let mut in_long_line = false;
         loop {
@@ -117,7 +122,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 } else if line_too_long {
                     DataEnd::LineTooLong
                 } else {
-                    DataEnd::Complete(msg)
+                    DataEnd::Complete
                 });
             }
             if line.len() > MAX_TEXT_LINE {
@@ -128,13 +133,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             }
             let content = content.strip_prefix(b".").unwrap_or(content);
             if !too_big && !line_too_long && !nul {
-                if msg.len() + content.len() + 2 > max_size {
+                if body.len() as usize + content.len() + 2 > max_size {
                     too_big = true;
-                    msg = Vec::new();
+                    body.discard();
                 } else {
-                    msg.extend_from_slice(content);
-                    msg.extend_from_slice(b"\r\n");
+                    body.push(&line[line.len() - 2 - content.len()..]);
                 }
+            } else if !dropped {
+                body.discard();
+                dropped = true;
             }
             self.consume(i + 1);
         }
@@ -146,19 +153,26 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncWriteExt, duplex};
 
-    async fn data_of(input: &[u8]) -> Result<DataEnd, DataError> {
+    /// A body that stays in memory.
+    fn body() -> Body {
+        Body::from_bytes(Vec::new())
+    }
+
+    async fn data_of(input: &[u8]) -> Result<(DataEnd, Vec<u8>), DataError> {
         let (mut client, server) = duplex(1 << 20);
         client.write_all(input).await.unwrap();
         drop(client);
-        Conn::new(server)
-            .read_data(1 << 20, Duration::from_secs(5), 0)
-            .await
+        let mut b = body();
+        let end = Conn::new(server)
+            .read_data(&mut b, 1 << 20, Duration::from_secs(5), 0)
+            .await?;
+        Ok((end, b.to_vec().unwrap()))
     }
 
     #[tokio::test]
     async fn unstuffs_and_ends_at_crlf_dot_crlf() {
         let r = data_of(b"a\r\n..b\r\n.\r\nNOOP\r\n").await.unwrap();
-        assert_eq!(r, DataEnd::Complete(b"a\r\n.b\r\n".to_vec()));
+        assert_eq!(r, (DataEnd::Complete, b"a\r\n.b\r\n".to_vec()));
     }
 
     #[tokio::test]
@@ -184,18 +198,20 @@ mod tests {
     async fn long_lines_and_big_messages_are_read_to_the_end() {
         let mut long = vec![b'x'; 5000];
         long.extend_from_slice(b"\r\n.\r\n");
-        assert_eq!(data_of(&long).await.unwrap(), DataEnd::LineTooLong);
+        assert_eq!(data_of(&long).await.unwrap().0, DataEnd::LineTooLong);
         let (mut client, server) = duplex(1 << 20);
         client
             .write_all(&[b"y".repeat(900), b"\r\n".to_vec()].concat().repeat(4))
             .await
             .unwrap();
         client.write_all(b".\r\n").await.unwrap();
+        let mut b = body();
         let r = Conn::new(server)
-            .read_data(2000, Duration::from_secs(5), 0)
+            .read_data(&mut b, 2000, Duration::from_secs(5), 0)
             .await
             .unwrap();
         assert_eq!(r, DataEnd::TooBig);
+        assert!(b.to_vec().unwrap().is_empty(), "what was kept is let go");
     }
 
     #[tokio::test(start_paused = true)]
@@ -212,7 +228,7 @@ mod tests {
             }
         });
         let r = Conn::new(server)
-            .read_data(1 << 20, Duration::from_secs(5), 100)
+            .read_data(&mut body(), 1 << 20, Duration::from_secs(5), 100)
             .await;
         assert!(
             matches!(r, Err(DataError::Read(ReadError::Timeout))),
@@ -227,8 +243,10 @@ mod tests {
         client.write_all(b"a\r\n.\r\nQUIT\r\n").await.unwrap();
         let mut c = Conn::new(server);
         let t = Duration::from_secs(5);
-        let r = c.read_data(1 << 20, t, 0).await.unwrap();
-        assert_eq!(r, DataEnd::Complete(b"a\r\n".to_vec()));
+        let mut b = body();
+        let r = c.read_data(&mut b, 1 << 20, t, 0).await.unwrap();
+        assert_eq!(r, DataEnd::Complete);
+        assert_eq!(b.to_vec().unwrap(), b"a\r\n");
         assert_eq!(c.read_line(MAX_COMMAND_LINE, t).await.unwrap(), b"QUIT");
     }
 }

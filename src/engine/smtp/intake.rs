@@ -1,14 +1,18 @@
-//! The one intake: where a session hands a whole message once the gate has let it through.
-//! [`Intake::accept`] either makes the message safe on disk everywhere it goes (queue for other
-//! domains, Maildirs for local accounts, all or nothing) or refuses it with a reply; the
-//! session answers `250` only on `Ok`. [`StoreIntake`] is the engine's; tests give the session
-//! their own.
+//! The one intake: where a session gets the body it reads DATA into ([`Intake::body`]: small
+//! messages in memory, big ones spilled to disk as they arrive) and hands the whole message
+//! once the gate has let it through. [`Intake::accept`] either makes the message safe on disk
+//! everywhere it goes (queue for other domains, Maildirs for local accounts, all or nothing)
+//! or refuses it with a reply; the session answers `250` only on `Ok`. The body is copied into
+//! the spool and the Maildirs in chunks, never loaded whole. [`StoreIntake`] is the engine's;
+//! tests give the session their own.
 
 use crate::engine::access::recipient::Recipient;
 use crate::engine::events::{EventBus, EventKind, Level};
+use crate::engine::queue::spool::Content;
 use crate::engine::queue::{self, Queue};
 use crate::engine::reply::{self, Reply};
 use crate::engine::stats::Stats;
+use crate::engine::store::body::{Body, Spill};
 use crate::engine::store::{maildir, trace};
 use std::future::Future;
 use std::path::PathBuf;
@@ -59,9 +63,12 @@ pub trait Intake: Send + Sync {
     /// Whether the storage has `octets` free (checked at MAIL, before a message is sent).
     fn has_room(&self, octets: u64) -> bool;
 
-    /// Makes `message` (dot-unstuffed, CRLF lines, without trace fields) safe on disk for
-    /// every recipient of `env`, or refuses it, leaving nothing behind.
-    fn accept(&self, env: Envelope, message: Vec<u8>) -> IntakeFuture<'_>;
+    /// An empty body for the next message's DATA.
+    fn body(&self) -> Body;
+
+    /// Makes `message` (dot-unstuffed, CRLF lines, without trace fields, finished) safe on
+    /// disk for every recipient of `env`, or refuses it, leaving nothing behind.
+    fn accept(&self, env: Envelope, message: Body) -> IntakeFuture<'_>;
 }
 
 /// The engine's intake: the queue and the local Maildirs.
@@ -70,6 +77,8 @@ pub struct StoreIntake {
     pub queue: Queue,
     /// `DATA/mailboxes`.
     pub mailroot: PathBuf,
+    /// Where big bodies go while they are received (`DATA/spool/incoming`).
+    pub spill: Spill,
     /// Counters for the status display.
     pub stats: Arc<Stats>,
     /// Where accepted and refused messages are logged.
@@ -81,7 +90,11 @@ impl Intake for StoreIntake {
         free_space(&self.mailroot).is_none_or(|free| free >= octets)
     }
 
-    fn accept(&self, env: Envelope, message: Vec<u8>) -> IntakeFuture<'_> {
+    fn body(&self) -> Body {
+        self.spill.body()
+    }
+
+    fn accept(&self, env: Envelope, message: Body) -> IntakeFuture<'_> {
         Box::pin(self.store(env, message))
     }
 }
@@ -91,11 +104,10 @@ impl StoreIntake {
     /// delivery), then local recipients into their Maildirs; only when both are safe is the
     /// queued copy released and `Ok` returned. If the local part fails, the queued copy is
     /// taken back before anything was sent, so a retry by the client cannot duplicate it.
-    async fn store(&self, env: Envelope, message: Vec<u8>) -> Result<Accepted, Reply> {
-        let mut body = trace::warning_fields(&env.tags).into_bytes();
-        body.extend_from_slice(&message);
-        drop(message);
-        let size = body.len();
+    async fn store(&self, env: Envelope, message: Body) -> Result<Accepted, Reply> {
+        let warnings = trace::warning_fields(&env.tags);
+        let size = warnings.len() + message.len() as usize;
+        let body = Arc::new(message);
         let (mut locals, mut remotes) = (Vec::new(), Vec::new());
         for r in &env.rcpts {
             match r {
@@ -114,11 +126,15 @@ impl StoreIntake {
         let mut queued = None;
         if !remotes.is_empty() {
             let one = (remotes.len() == 1).then(|| remotes[0].as_str());
-            let mut data = env.received.field(one).into_bytes();
-            data.extend_from_slice(&body);
+            let mut prefix = env.received.field(one).into_bytes();
+            prefix.extend_from_slice(warnings.as_bytes());
+            let content = Content::Message {
+                prefix,
+                body: body.clone(),
+            };
             match self
                 .queue
-                .stage(&env.from, &remotes, data, &env.received.ip.to_string())
+                .stage(&env.from, &remotes, content, &env.received.ip.to_string())
                 .await
             {
                 Ok(staged) => queued = Some(staged),
@@ -131,6 +147,7 @@ impl StoreIntake {
                 .map(|r| {
                     let mut headers = trace::delivery_fields(&env.from, &r.address);
                     headers.push_str(&env.received.field(Some(&r.address)));
+                    headers.push_str(&warnings);
                     maildir::Recipient {
                         domain: r.domain.clone(),
                         user: r.user.clone(),
@@ -140,6 +157,7 @@ impl StoreIntake {
                 .collect();
             let root = self.mailroot.clone();
             let host = env.received.host.clone();
+            let body = body.clone();
             let result =
                 tokio::task::spawn_blocking(move || maildir::deliver(&root, &host, &boxes, &body))
                     .await;

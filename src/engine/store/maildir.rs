@@ -5,6 +5,7 @@
 //! If any write fails (a full disk), every copy is removed and the caller answers 4xx: the
 //! client retries and nobody gets the message twice.
 
+use super::body::Body;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -46,12 +47,13 @@ fn unique_name(host: &str) -> String {
 }
 
 /// Writes `body` (with each recipient's headers in front) to every recipient's Maildir and
-/// returns the paths in `new/`. Blocking: call it from a blocking thread.
+/// returns the paths in `new/`. The body is copied in chunks. Blocking: call it from a
+/// blocking thread.
 pub fn deliver(
     root: &Path,
     host: &str,
     rcpts: &[Recipient],
-    body: &[u8],
+    body: &Body,
 ) -> io::Result<Vec<PathBuf>> {
     let mut staged: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(rcpts.len());
     let result = (|| {
@@ -66,7 +68,7 @@ pub fn deliver(
             staged.push((tmp.clone(), new));
             let mut f = File::create_new(&tmp)?;
             f.write_all(&r.headers)?;
-            f.write_all(body)?;
+            body.copy_to(&mut f)?;
             f.sync_all()?;
         }
         let mut delivered = Vec::with_capacity(staged.len());
@@ -102,7 +104,13 @@ mod tests {
             user: u.into(),
             headers: format!("Delivered-To: {u}@{d}\r\n").into_bytes(),
         });
-        let paths = deliver(dir.path(), "h", &rcpts, b"Subject: t\r\n\r\nhi\r\n").unwrap();
+        let paths = deliver(
+            dir.path(),
+            "h",
+            &rcpts,
+            &Body::from_bytes(b"Subject: t\r\n\r\nhi\r\n".to_vec()),
+        )
+        .unwrap();
         assert_eq!(paths.len(), 2);
         let a = fs::read_to_string(&paths[0]).unwrap();
         assert_eq!(a, "Delivered-To: a@x.test\r\nSubject: t\r\n\r\nhi\r\n");
@@ -126,7 +134,15 @@ mod tests {
             user: u.into(),
             headers: Vec::new(),
         });
-        assert!(deliver(dir.path(), "h", &rcpts, b"x\r\n").is_err());
+        assert!(
+            deliver(
+                dir.path(),
+                "h",
+                &rcpts,
+                &Body::from_bytes(b"x\r\n".to_vec())
+            )
+            .is_err()
+        );
         assert_eq!(
             fs::read_dir(dir.path().join("x.test/a/tmp"))
                 .unwrap()

@@ -185,7 +185,7 @@ async fn safe_ips_overrule_every_abuse_defence() {
         assert_eq!(gate.auth_start(&cur, &c), Decision::Pass);
         assert_eq!(gate.rcpt_failed(&cur, &c, 50), (Duration::ZERO, None));
         for _ in 0..5 {
-            assert_eq!(gate.end_of_data(&cur, &c, b"x\r\n"), Decision::Pass);
+            assert_eq!(gate.end_of_data(&cur, &c, b"x\r\n", 3), Decision::Pass);
         }
         assert_eq!(
             gate.mail(&cur, &c, "a@remote.test", &mut CheckCache::default())
@@ -240,9 +240,9 @@ fn tarpit_and_transfer_limits_for_strangers() {
     let (_, block) = gate.rcpt_failed(&cur, &c, 1);
     assert!(block.is_some_and(|r| r.close.is_some() && r.reply.code == 421));
     let other = client("198.51.100.9:1".parse().unwrap(), Role::Both);
-    assert_eq!(gate.end_of_data(&cur, &other, b"x\r\n"), Decision::Pass);
+    assert_eq!(gate.end_of_data(&cur, &other, b"x\r\n", 3), Decision::Pass);
     assert!(matches!(
-        gate.end_of_data(&cur, &other, b"x\r\n"),
+        gate.end_of_data(&cur, &other, b"x\r\n", 3),
         Decision::Refuse(r) if r.reply.code == 452 && r.close.is_none()
     ));
 }

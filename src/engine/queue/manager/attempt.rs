@@ -6,6 +6,7 @@ use crate::engine::config::{Config, DeliveryMode, normalize_domain};
 use crate::engine::delivery::{self, DeliveryCtx, RcptStatus};
 use crate::engine::queue::spool::{Location, Spool};
 use crate::engine::queue::{Meta, RcptState, id_text};
+use crate::engine::store::body::Body;
 use crate::engine::store::{maildir, trace};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -36,7 +37,7 @@ impl Attempt {
             .collect();
         let spool = self.spool.clone();
         let loc = self.loc;
-        let data = match tokio::task::spawn_blocking(move || spool.read(loc)).await {
+        let data = match tokio::task::spawn_blocking(move || spool.body(loc)).await {
             Ok(Ok(d)) => Arc::new(d),
             other => {
                 let why = match other {
@@ -128,7 +129,7 @@ impl Attempt {
     }
 
     /// Writes the local recipients' copies to their mailboxes, all or nothing.
-    async fn deliver_local(&self, rcpts: &[String], data: Arc<Vec<u8>>) -> Vec<RcptStatus> {
+    async fn deliver_local(&self, rcpts: &[String], data: Arc<Body>) -> Vec<RcptStatus> {
         let cfg = &self.ctx.config;
         let mut statuses =
             vec![RcptStatus::Permanent("5.1.1 no such local account".into()); rcpts.len()];

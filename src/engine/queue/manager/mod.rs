@@ -9,7 +9,7 @@
 mod attempt;
 mod notices;
 
-use super::spool::{Location, Record, Spool, SpoolError};
+use super::spool::{Content, Location, Record, Spool, SpoolError};
 use super::{ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, id_text, now_secs};
 use crate::engine::config::Config;
 use crate::engine::current::Current;
@@ -512,12 +512,10 @@ impl Manager {
                     let e = &self.entries[&id];
                     (e.meta.clone(), e.loc)
                 };
-                let spool = self.spool.clone();
-                let Ok(Ok(data)) = tokio::task::spawn_blocking(move || spool.read(loc)).await
-                else {
-                    continue;
-                };
-                if let Ok(Some(new)) = self.spool.append(Record::Put(meta, Arc::from(data))).await
+                if let Ok(Some(new)) = self
+                    .spool
+                    .append(Record::Put(meta, Content::Moved(loc)))
+                    .await
                     && let Some(e) = self.entries.get_mut(&id)
                 {
                     e.loc = new;

@@ -4,7 +4,7 @@
 
 use super::Manager;
 use crate::engine::events::{EventKind, Level};
-use crate::engine::queue::spool::{Location, Record};
+use crate::engine::queue::spool::{Location, Record, SpoolError};
 use crate::engine::queue::{Meta, Rcpt, RcptState, dsn, id_text, now_secs};
 
 impl Manager {
@@ -23,7 +23,11 @@ impl Manager {
         let spool = self.spool.clone();
         let events = self.deps.events.clone();
         tokio::spawn(async move {
-            let original = tokio::task::spawn_blocking(move || spool.read(loc))
+            // Only the original's header section goes into the notice: read no more.
+            let head = move || -> Result<Vec<u8>, SpoolError> {
+                Ok(spool.body(loc)?.head(dsn::ORIGINAL_HEAD)?.into_owned())
+            };
+            let original = tokio::task::spawn_blocking(head)
                 .await
                 .ok()
                 .and_then(Result::ok)

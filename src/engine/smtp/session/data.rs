@@ -1,9 +1,10 @@
 //! DATA: reads the message strictly (only `<CRLF>.<CRLF>` ends it; a bare CR or LF closes the
-//! session), asks the gate at the end of data, and hands the message to the intake. `250`
-//! only when the intake says the message is safe on disk.
+//! session) into a body from the intake (in memory while small, on disk past that), asks the
+//! gate at the end of data, and hands the body to the intake. `250` only when the intake says
+//! the message is safe on disk; `452` when the body could not be written.
 
 use super::{Next, Session};
-use crate::engine::access::gate::Decision;
+use crate::engine::access::gate::{Decision, HEAD_SCANNED};
 use crate::engine::events::{EventKind, Level};
 use crate::engine::reply;
 use crate::engine::smtp::conn::{DataEnd, DataError, ReadError};
@@ -35,9 +36,11 @@ impl Session {
             }
         }
         self.reply(reply::START_DATA);
+        let mut body = self.deps.intake.body();
         let end = self
             .conn
             .read_data(
+                &mut body,
                 limits.max_message_size as usize,
                 limits.timeouts.data.0,
                 limits.min_data_rate,
@@ -52,7 +55,7 @@ impl Session {
                 },
             )
         };
-        let body = match end {
+        match end {
             Err(DataError::BareLineEnding) => {
                 rejected(
                     self,
@@ -82,18 +85,32 @@ impl Session {
                 self.reply(reply::TEXT_LINE_TOO_LONG);
                 return Next::Continue;
             }
-            Ok(DataEnd::Complete(body)) => body,
+            Ok(DataEnd::Complete) => {}
+        }
+        let head = body.finish().and_then(|()| body.head(HEAD_SCANNED));
+        let head = match head {
+            Ok(head) => head,
+            Err(e) => {
+                let why = format!("cannot write the message to disk: {e}");
+                rejected(self, Level::Error, &why);
+                self.reply(reply::STORAGE);
+                return Next::Continue;
+            }
         };
         // The warning fields count towards the size limit like the rest of the message.
         let mut tags = self.tags.clone();
         tags.extend(tx.tags);
-        let warnings = trace::warning_fields(&tags).len();
-        if body.len() + warnings > limits.max_message_size as usize {
+        let warnings = trace::warning_fields(&tags).len() as u64;
+        if body.len() + warnings > limits.max_message_size {
             rejected(self, Level::Info, "too big with its warning header fields");
             self.reply(reply::too_big(limits.max_message_size));
             return Next::Continue;
         }
-        let decision = self.deps.gate.end_of_data(&cur, &self.client(), &body);
+        let decision = self
+            .deps
+            .gate
+            .end_of_data(&cur, &self.client(), &head, body.len());
+        drop(head);
         if let Decision::Refuse(r) = decision {
             self.refuse(r);
             return Next::Continue;

@@ -31,6 +31,7 @@ use crate::engine::events::{EventBus, EventKind};
 use crate::engine::reply;
 use crate::engine::role::Role;
 use crate::engine::smtp::intake::{Accepted, Envelope, Intake, IntakeFuture};
+use crate::engine::store::body::Body;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,7 +54,12 @@ impl Intake for TestIntake {
         self.free.is_none_or(|free| free >= octets)
     }
 
-    fn accept(&self, env: Envelope, message: Vec<u8>) -> IntakeFuture<'_> {
+    fn body(&self) -> Body {
+        Body::from_bytes(Vec::new())
+    }
+
+    fn accept(&self, env: Envelope, message: Body) -> IntakeFuture<'_> {
+        let message = message.to_vec().expect("in memory");
         Box::pin(async move {
             if self.fail {
                 return Err(reply::STORAGE);
