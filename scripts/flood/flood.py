@@ -312,6 +312,40 @@ async def fast_client(src, port, seconds):
     return sent, replies
 
 
+async def big_client(src, port, rcpt, size, ready, go):
+    """Sends one message of `size` octets as fast as it can, after every big client is at DATA
+    (`ready` counts them, `go` starts them). Returns the reply to the end of data."""
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection("127.0.0.1", port, local_addr=(src, 0)), 30)
+    try:
+        steps = [(None, 220), ("EHLO big.test", 250), ("MAIL FROM:<big@big.test>", 250),
+                 (f"RCPT TO:<{rcpt}>", 250), ("DATA", 354)]
+        for cmd, want in steps:
+            if cmd is not None:
+                writer.write(cmd.encode() + b"\r\n")
+                await writer.drain()
+            code, text = await read_reply(reader, 30)
+            if code != want:
+                return f"{cmd or 'greeting'}: {text}"
+        ready.append(src)
+        await go.wait()
+        line = b"x" * 76 + b"\r\n"
+        block = b"Subject: big\r\n\r\n" + line * (65536 // len(line))
+        sent = 0
+        while sent < size:
+            writer.write(block)
+            sent += len(block)
+            await writer.drain()
+        writer.write(b".\r\n")
+        await writer.drain()
+        code, text = await read_reply(reader, 120)
+        writer.write(b"QUIT\r\n")
+        await writer.drain()
+        return text
+    finally:
+        writer.close()
+
+
 def dir_bytes(path):
     total = 0
     for dirpath, _, files in os.walk(path):
@@ -350,6 +384,8 @@ async def main():
     ap.add_argument("--slow-cap", type=float, default=40, help="longest a slow client is watched")
     ap.add_argument("--deaf", type=int, default=5)
     ap.add_argument("--deaf-hold", type=float, default=30)
+    ap.add_argument("--big", type=int, default=20, help="big messages sent at once")
+    ap.add_argument("--big-mib", type=int, default=10, help="size of each big message")
     ap.add_argument("--strict", action="store_true", help="FINDINGs fail the run too")
     a = ap.parse_args()
 
@@ -488,6 +524,33 @@ async def main():
             f"while the deaf clients sent {sent_total / 1e6:.1f} MB of NOOPs")
     grew = peak_rss is not None and rss_before is not None and peak_rss - rss_before > 50 * 1024
     say("FINDING" if grew else "INFO", text)
+
+    # E: big messages in flight at once; the server's memory must not grow with them.
+    await asyncio.sleep(2)
+    rss_before = stats.rss()
+    stats.phase = "E big messages"
+    ready, go = [], asyncio.Event()
+    tasks = [asyncio.create_task(big_client(f"127.5.0.{i + 1}", a.port, a.rcpt, a.big_mib << 20, ready, go))
+             for i in range(a.big)]
+    t0 = now()
+    while len(ready) < a.big and now() - t0 < 30 and not all(t.done() for t in tasks):
+        await asyncio.sleep(0.05)
+    go.set()
+    replies = await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.sleep(1)
+    took = now() - t0
+    ok = sum(1 for r in replies if isinstance(r, str) and r.startswith("250"))
+    peak_rss = stats.peak(stats.phase, 3)
+    growth = (peak_rss or 0) - (rss_before or 0)
+    in_flight = a.big * a.big_mib * 1024
+    text = (f"{a.big} messages of {a.big_mib} MiB sent at once ({in_flight // 1024} MiB in flight): "
+            f"{ok} answered 250 in {took:.1f} s; server RSS {rss_before} KiB before, peak {peak_rss} KiB, "
+            f"growth {growth} KiB ({growth / max(1, a.big):.0f} KiB per message in flight, "
+            f"{100 * growth / max(1, in_flight):.1f}% of the data)")
+    others = [r for r in replies if not (isinstance(r, str) and r.startswith("250"))]
+    if others:
+        text += f"; other outcomes: {others[:3]!r}"
+    say("PASS" if ok == a.big and growth < in_flight // 4 else "FAIL", text)
 
     stats.phase = "end"
     await asyncio.sleep(3)
