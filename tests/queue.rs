@@ -472,3 +472,294 @@ fn a_delay_warning_is_sent_once_while_retrying() {
         .count();
     assert_eq!(warnings, 1);
 }
+
+/// The queue's line for `id` in `postern queue list`: (attempts, the whole entry).
+fn queue_entry(s: &Server, id: &str) -> Option<(u32, String)> {
+    let list = queue_list(s);
+    let at = list.find(id)?;
+    let entry: String = list[at..]
+        .lines()
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || l.starts_with(' '))
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    let attempts = entry.split_whitespace().nth(3)?.parse().ok()?;
+    Some((attempts, entry))
+}
+
+/// The queue id in a `250 2.0.0 Ok: queued as ID` reply.
+fn queued_id(reply: &str) -> String {
+    reply
+        .rsplit("queued as ")
+        .next()
+        .expect("a queue id")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_refused_recipient_is_returned_while_another_still_waits() {
+    // One recipient refused with 550, the other deferred: the sender hears of the refusal
+    // after this pass, not when the deferred one is finally settled days later.
+    let rejecting = sink(free_port(), &["-f", "RCPT"]);
+    let closed = free_port();
+    let maps = format!(
+        "outgoing_mails.domain_maps=[(domain: \"far.test\", host: \"127.0.0.1\", port: {closed}), \
+         (domain: \"rej.test\", host: \"127.0.0.1\", port: {})]",
+        rejecting.port()
+    );
+    let s = relay_server(closed, &[&maps, "outgoing_mails.resend_delay=\"1h\""]);
+    let id = queued_id(&submit(
+        &s,
+        ALICE,
+        &["bob@rej.test", "carol@far.test"],
+        "two destinations",
+    ));
+    let notice = alice_mail_containing(&s, "Final-Recipient: rfc822; bob@rej.test");
+    assert!(
+        !notice.contains("Final-Recipient: rfc822; carol@far.test"),
+        "{notice}"
+    );
+    let (_, entry) = queue_entry(&s, &id).expect("the message waits for carol");
+    assert!(entry.contains("<bob@rej.test> (failed)"), "{entry}");
+    assert!(entry.contains("<carol@far.test>\n"), "{entry}");
+}
+
+#[test]
+fn a_failure_notice_owed_at_a_crash_is_sent_at_the_next_start() {
+    // The state a crash leaves between a give-up and its notice: a recipient failed, its
+    // notice not yet queued. The next start sends the notice, then lets the message go.
+    use postern::engine::queue::spool::{Content, Record, Spool};
+    use postern::engine::queue::{Meta, Rcpt, RcptState};
+    let mut s = Server::prepare(common::Config::default());
+    let meta = Meta {
+        id: 0x42,
+        created: 1,
+        from: ALICE.into(),
+        rcpts: vec![Rcpt {
+            addr: "bob@far.test".into(),
+            state: RcptState::Failed,
+            last_error: "550 5.1.1 no such user".into(),
+            notified: false,
+        }],
+        attempts: 1,
+        next_try: 1,
+        held: false,
+        warned: false,
+        size: 28,
+        client: "127.0.0.1".into(),
+    };
+    let spool_dir = s.data_dir.join("spool");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (spool, _) = Spool::open(&spool_dir).unwrap();
+        let body = Content::bytes(&b"Subject: owed notice\r\n\r\nhi\r\n"[..]);
+        spool.append(Record::Put(meta, body)).await.unwrap();
+    });
+    s.spawn();
+    s.wait_ready(s.cfg.incoming_port);
+    let notice = alice_mail_containing(&s, "Final-Recipient: rfc822; bob@far.test");
+    assert!(notice.contains("Subject: owed notice"), "{notice}");
+    poll(LONG, "the original to leave the queue", || {
+        queue_entry(&s, "0000000000000042").is_none().then_some(())
+    });
+}
+
+/// A tmpfs mounted on a path, unmounted (lazily) on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        let st = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(path)
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mount a tmpfs (the tests run as root)");
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_failure_notice_that_cannot_be_written_is_tried_again() {
+    // The disk is full when a mail is given up on: the notice cannot be queued. The original
+    // stays queued (nothing is lost), and once there is room the notice goes out.
+    let closed = free_port();
+    let mut s = Server::prepare(common::Config::default());
+    let disk = Tmpfs::mount(&s.data_dir, "24m");
+    let port = s.cfg.incoming_port;
+    let route = format!(
+        "outgoing_mails.domain_maps=[(domain: \"far.test\", host: \"127.0.0.1\", port: {closed})]"
+    );
+    s.cli(&[
+        "config",
+        "set",
+        "smtp.outgoing.enabled=true",
+        &format!("smtp.outgoing.port={port}"),
+        "smtp.tls.auth_requires_tls=false",
+        "outgoing_mails.resend_attempts=2",
+        "outgoing_mails.resend_delay=\"3s\"",
+        "smtp.max_message_size=1048576",
+        "smtp.min_free_space=1024",
+        &route,
+    ])
+    .assert_ok();
+    s.spawn();
+    s.wait_ready(port);
+    // A header section big enough that the notice, which returns it, needs new room on disk.
+    let mut c = s.connect();
+    c.ehlo();
+    c.expect(
+        &format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD)),
+        235,
+        "2.7.0",
+    );
+    c.expect(&format!("MAIL FROM:<{ALICE}>"), 250, "");
+    c.expect("RCPT TO:<carol@far.test>", 250, "");
+    c.expect("DATA", 354, "");
+    let filler_fields: String = (0..40)
+        .map(|i| format!("X-Filler-{i}: {}\r\n", "f".repeat(400)))
+        .collect();
+    let r = c.cmd(&format!(
+        "Subject: to be returned\r\n{filler_fields}\r\nbody\r\n."
+    ));
+    assert_eq!(r.code, 250, "{}", r.text());
+    let id = queued_id(&r.text());
+    c.cmd("QUIT");
+    // Fill the disk before the second (last) attempt gives up.
+    let filler = s.data_dir.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0u8; 64 * 1024]).is_ok() {}
+        let _ = f.sync_all();
+    }
+    poll(LONG, "the notice to fail for lack of room", || {
+        s.stderr()
+            .contains("cannot queue the failure notice")
+            .then_some(())
+    });
+    let (_, entry) = queue_entry(&s, &id).expect("the original stays queued");
+    assert!(entry.contains("<carol@far.test> (failed)"), "{entry}");
+    assert!(s.alice_mails().is_empty());
+    std::fs::remove_file(&filler).unwrap();
+    alice_mail_containing(&s, "Final-Recipient: rfc822; carol@far.test");
+    poll(LONG, "the original to leave the queue", || {
+        queue_entry(&s, &id).is_none().then_some(())
+    });
+    drop(s);
+    drop(disk);
+}
+
+#[test]
+fn retry_now_does_not_use_up_an_attempt() {
+    // Two attempts an hour apart. The administrator presses Retry Now twice during the
+    // outage: the mail is not returned early, and it keeps its schedule.
+    let closed = free_port();
+    let s = relay_server(
+        closed,
+        &[
+            "outgoing_mails.resend_attempts=2",
+            "outgoing_mails.resend_delay=\"1h\"",
+        ],
+    );
+    let id = queued_id(&submit(&s, ALICE, &["carol@far.test"], "retry me"));
+    poll(LONG, "the first attempt", || {
+        queue_entry(&s, &id).filter(|(n, _)| *n == 1).map(|_| ())
+    });
+    for n in 1..=2 {
+        s.cli(&["queue", "retry", &id]).assert_ok();
+        poll(LONG, "the retried attempt to end", || {
+            (s.stderr().matches("did not count as an attempt").count() == n).then_some(())
+        });
+    }
+    let (attempts, entry) = queue_entry(&s, &id).expect("still queued");
+    assert_eq!(attempts, 1, "{entry}");
+    assert!(
+        entry.contains(" in 1h") || entry.contains(" in 59m"),
+        "the hour's wait is kept: {entry}"
+    );
+    assert!(s.alice_mails().is_empty(), "no failure notice");
+}
+
+#[test]
+fn a_retry_asked_for_during_an_attempt_is_kept() {
+    // The next hop accepts the connection and says nothing; a retry is asked for meanwhile.
+    // When that attempt ends (the hop hangs up), the mail is tried again at once instead of
+    // waiting the hour.
+    let hop = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let s = relay_server(
+        hop.local_addr().unwrap().port(),
+        &["outgoing_mails.resend_delay=\"1h\""],
+    );
+    let id = queued_id(&submit(&s, ALICE, &["carol@far.test"], "hold on"));
+    let (first, _) = hop.accept().expect("the first attempt connects");
+    s.cli(&["queue", "retry", &id]).assert_ok();
+    drop(first);
+    hop.set_nonblocking(true).unwrap();
+    poll(LONG, "a second attempt at once", || {
+        hop.accept().ok().map(|_| ())
+    });
+}
+
+#[test]
+fn a_mail_accepted_while_the_server_stops_is_queued() {
+    // SIGTERM while a client is in the middle of DATA: the session finishes, the mail gets
+    // its 250 and is handed to the queue before the queue stops; after a restart it goes.
+    let sink = sink(free_port(), &[]);
+    let mut s = relay_server(sink.port(), &[]);
+    let mut c = s.connect();
+    c.ehlo();
+    c.expect(
+        &format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD)),
+        235,
+        "2.7.0",
+    );
+    c.expect(&format!("MAIL FROM:<{ALICE}>"), 250, "");
+    c.expect("RCPT TO:<carol@far.test>", 250, "");
+    c.expect("DATA", 354, "");
+    c.send(b"Subject: late\r\n\r\nfirst half\r\n").unwrap();
+    s.signal("TERM");
+    poll(LONG, "the server to start stopping", || {
+        s.stderr()
+            .contains("stopping: no new connections")
+            .then_some(())
+    });
+    let r = c.cmd("second half\r\n.");
+    assert_eq!(r.code, 250, "{}", r.text());
+    let id = queued_id(&r.text());
+    let _ = c.cmd("QUIT");
+    s.wait_exit(LONG);
+    assert!(
+        s.stderr()
+            .contains(&format!("[{id}] queued from <{ALICE}>")),
+        "the queue took the mail before it stopped:\n{}",
+        s.stderr()
+    );
+    s.spawn();
+    s.wait_ready(s.cfg.incoming_port);
+    poll(LONG, "the mail at the next hop", || {
+        sink.mails()
+            .iter()
+            .any(|m| m.contains("second half"))
+            .then_some(())
+    });
+}

@@ -112,7 +112,6 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
             current: current_rx.clone(),
             events: events.clone(),
             mailroot: mailroot.clone(),
-            shutdown: shutdown.clone(),
         },
     )
     .map_err(|e| EngineError::Spool {

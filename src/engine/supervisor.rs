@@ -10,6 +10,7 @@ use super::events::{EventBus, EventKind, Level};
 use super::handle::{ListenerStatus, ListenerTable};
 use super::lock::DataDirLock;
 use super::options::EngineOptions;
+use super::queue::manager::ManagerTask;
 use super::smtp::Deps;
 use super::smtp::listener::{self, ListenerSpec, Running};
 use super::tls;
@@ -79,8 +80,8 @@ pub struct Supervisor {
     _lock: DataDirLock,
     /// The log writer, awaited at the end so the last lines reach the file.
     log_writer: JoinHandle<()>,
-    /// The queue manager, awaited at the end so its last state updates are synced.
-    queue_task: JoinHandle<()>,
+    /// The queue manager, stopped after the sessions have drained.
+    queue_task: ManagerTask,
 }
 
 impl Supervisor {
@@ -93,7 +94,7 @@ impl Supervisor {
         table: ListenerTable,
         lock: DataDirLock,
         log_writer: JoinHandle<()>,
-        queue_task: JoinHandle<()>,
+        queue_task: ManagerTask,
     ) -> Self {
         let stamp = stamp(&opts.config_path);
         Supervisor {
@@ -287,7 +288,8 @@ impl Supervisor {
                 },
             );
         }
-        let _ = (&mut self.queue_task).await;
+        // Only now: a message accepted during the drain is still handed to the manager.
+        self.queue_task.stop().await;
         self.events().emit(
             Level::Info,
             None,

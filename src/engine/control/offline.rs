@@ -115,6 +115,7 @@ mod tests {
                     addr: "c@d.test".into(),
                     state: RcptState::Pending,
                     last_error: String::new(),
+                    notified: false,
                 }],
                 attempts: 0,
                 next_try: u64::MAX,

@@ -145,6 +145,7 @@ mod tests {
             addr: "bob@far.test".into(),
             state: RcptState::Failed,
             last_error: "550 5.1.1 User unknown".into(),
+            notified: false,
         };
         let n = String::from_utf8(notice(
             "mx.test",

@@ -47,6 +47,11 @@ pub struct Rcpt {
     pub state: RcptState,
     /// The last error for it (reply or reason), empty if none.
     pub last_error: String,
+    /// For a failed recipient: its failure notice is safely queued (or none is due, the
+    /// sender being `<>`). A message leaves the queue only when every failed recipient's
+    /// notice is; after a crash, replay sends the notices still owed.
+    #[serde(default)]
+    pub notified: bool,
 }
 
 /// The state of a queued message, as kept in the spool.
@@ -235,6 +240,7 @@ impl Queue {
                     addr: a.clone(),
                     state: RcptState::Pending,
                     last_error: String::new(),
+                    notified: false,
                 })
                 .collect(),
             attempts: 0,
@@ -309,6 +315,7 @@ pub(crate) fn test_meta(id: u64) -> Meta {
             addr: "c@d.test".into(),
             state: RcptState::Pending,
             last_error: "451 later".into(),
+            notified: false,
         }],
         attempts: 2,
         next_try: 500,

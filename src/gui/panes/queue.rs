@@ -357,6 +357,7 @@ mod tests {
                     addr: format!("r{id}@x.test"),
                     state: RcptState::Pending,
                     last_error: String::new(),
+                    notified: false,
                 }],
                 attempts: 0,
                 next_try: 0,

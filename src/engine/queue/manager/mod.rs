@@ -1,7 +1,12 @@
 //! The queue manager: the one task that owns the queue's state. It schedules delivery
 //! attempts within the connection limits, applies the re-send policy (attempts, delay), marks
-//! recipients delivered or failed, sends failure notices and delay warnings, answers queue
-//! commands, publishes the list for the GUI, and trims the spool.
+//! recipients delivered or failed, sends failure notices (durably, before the original may
+//! go) and delay warnings, answers queue commands, publishes the list for the GUI, and trims
+//! the spool.
+//!
+//! An administrator's Retry Now does not use up an attempt: an attempt it starts ahead of
+//! schedule is not counted, and the message keeps the schedule it had. A retry asked for while
+//! an attempt runs is kept and honoured when that attempt ends.
 //!
 //! [`attempt`] is one delivery attempt of one message, run as its own task; [`notices`] are the
 //! failure notices and delay warnings the manager sends.
@@ -17,7 +22,7 @@ use crate::engine::delivery::{DeliveryCtx, RcptStatus};
 use crate::engine::dns::Resolver;
 use crate::engine::events::{EventBus, EventKind, Level, Outcome};
 use attempt::{Attempt, Limits};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -39,8 +44,32 @@ pub struct Deps {
     pub events: EventBus,
     /// `DATA/mailboxes`, for local recipients (failure notices to local senders).
     pub mailroot: PathBuf,
-    /// Stops the manager.
-    pub shutdown: CancellationToken,
+}
+
+/// The running manager. The engine stops it only after the sessions have drained, so a
+/// message accepted during the drain is still handed over (and logged as queued).
+pub struct ManagerTask {
+    /// The task.
+    handle: JoinHandle<()>,
+    /// Stops it.
+    stop: CancellationToken,
+}
+
+impl ManagerTask {
+    /// Stops the manager and waits until its last state updates are synced.
+    pub async fn stop(&mut self) {
+        self.stop.cancel();
+        let _ = (&mut self.handle).await;
+    }
+}
+
+/// What finished in the background.
+enum Done {
+    /// A delivery attempt of a message: (recipient index, status) pairs.
+    Attempt(u64, Vec<(usize, RcptStatus)>),
+    /// A failure notice about these recipients of a message: its queue id, or why it could
+    /// not be queued.
+    Notice(u64, Vec<usize>, Result<u64, String>),
 }
 
 /// One queued message as the manager keeps it.
@@ -53,9 +82,49 @@ struct Entry {
     in_flight: bool,
     /// What happened to it, newest last, at most [`HISTORY`] lines.
     history: Vec<String>,
+    /// The running attempt was started ahead of schedule by an administrator's retry: it does
+    /// not count as an attempt, and the message then keeps `scheduled`.
+    forced: bool,
+    /// When the message was due before an administrator's retry made it due at once.
+    scheduled: u64,
+    /// A retry was asked for while an attempt was running.
+    retry_requested: bool,
+    /// A failure notice for it is being queued.
+    notice_in_flight: bool,
+    /// A failure notice that could not be queued is not tried again before this time.
+    notice_after: u64,
 }
 
 impl Entry {
+    /// A message as it enters the manager.
+    fn new(meta: Meta, loc: Location, first: &str) -> Entry {
+        let mut e = Entry {
+            meta,
+            loc,
+            in_flight: false,
+            history: Vec::new(),
+            forced: false,
+            scheduled: 0,
+            retry_requested: false,
+            notice_in_flight: false,
+            notice_after: 0,
+        };
+        e.note(first.into());
+        e
+    }
+
+    /// Every recipient is settled and every failure notice owed is queued: the message may
+    /// leave the queue.
+    fn finished(&self) -> bool {
+        !self.meta.has_pending()
+            && !self.notice_in_flight
+            && self
+                .meta
+                .rcpts
+                .iter()
+                .all(|r| r.state != RcptState::Failed || r.notified)
+    }
+
     fn note(&mut self, text: String) {
         let t = time::OffsetDateTime::now_utc();
         if self.history.len() == HISTORY {
@@ -88,8 +157,12 @@ struct Manager {
     deps: Deps,
     /// Queued messages by id; ids increase, so this is arrival order too.
     entries: BTreeMap<u64, Entry>,
-    /// Where finished attempts send their results: queue id, (recipient index, status).
-    results_tx: mpsc::UnboundedSender<(u64, Vec<(usize, RcptStatus)>)>,
+    /// Where attempts and failure notices report when they end.
+    done_tx: mpsc::UnboundedSender<Done>,
+    /// Failure notices being queued (awaited at stop).
+    notices: tokio::task::JoinSet<()>,
+    /// Messages that owe a failure notice.
+    owed: BTreeSet<u64>,
     /// The configuration the cached parts below were made for.
     cfg_seen: Option<Arc<Current>>,
     /// The configuration in force.
@@ -107,7 +180,7 @@ struct Manager {
 }
 
 /// Opens the spool in `dir`, replays it and starts the manager.
-pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, JoinHandle<()>), SpoolError> {
+pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, ManagerTask), SpoolError> {
     let (spool, replayed) = Spool::open(dir)?;
     for d in &replayed.damaged {
         let kept = d
@@ -148,7 +221,7 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, JoinHandle<()>), SpoolErr
         snapshot: snap_rx,
     };
     let cfg = Arc::new(deps.current.borrow().config.clone());
-    let (results_tx, results_rx) = mpsc::unbounded_channel();
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
     let mut m = Manager {
         spool,
         queue: queue.clone(),
@@ -158,7 +231,9 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, JoinHandle<()>), SpoolErr
         resolver: None,
         deps,
         entries: BTreeMap::new(),
-        results_tx,
+        done_tx,
+        notices: tokio::task::JoinSet::new(),
+        owed: BTreeSet::new(),
         snapshot: snap_tx,
         dirty: true,
         in_flight: 0,
@@ -176,30 +251,30 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, JoinHandle<()>), SpoolErr
         );
     }
     for (meta, loc) in replayed.messages {
+        let id = meta.id;
         m.entries.insert(
-            meta.id,
-            Entry {
-                meta,
-                loc,
-                in_flight: false,
-                history: vec!["recovered from the spool at start".into()],
-            },
+            id,
+            Entry::new(meta, loc, "recovered from the spool at start"),
         );
+        // A crash may have come between a give-up and its notice, or after the notice and
+        // before the original's removal.
+        m.settle(id, false);
     }
-    let handle = tokio::spawn(m.run(rx, results_rx));
-    Ok((queue, handle))
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(m.run(rx, done_rx, stop.clone()));
+    Ok((queue, ManagerTask { handle, stop }))
 }
 
 impl Manager {
     async fn run(
         mut self,
         mut rx: mpsc::UnboundedReceiver<ManagerMsg>,
-        mut results: mpsc::UnboundedReceiver<(u64, Vec<(usize, RcptStatus)>)>,
+        mut done: mpsc::UnboundedReceiver<Done>,
+        shutdown: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks: u64 = 0;
-        let shutdown = self.deps.shutdown.clone();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -207,11 +282,20 @@ impl Manager {
                     Some(m) => { self.handle(m).await; self.dispatch(); }
                     None => break,
                 },
-                Some((id, res)) = results.recv() => { self.finish(id, res); self.dispatch(); }
+                Some(d) = done.recv() => {
+                    match d {
+                        Done::Attempt(id, res) => self.finish(id, res),
+                        Done::Notice(id, owed, res) => self.notice_done(id, owed, res),
+                    }
+                    self.dispatch();
+                }
                 _ = tick.tick() => {
                     ticks += 1;
                     self.refresh_config();
                     self.warn_delayed();
+                    for id in self.owed.iter().copied().collect::<Vec<_>>() {
+                        self.settle(id, false);
+                    }
                     self.dispatch();
                     if ticks.is_multiple_of(20) {
                         self.trim().await;
@@ -220,6 +304,14 @@ impl Manager {
                         self.publish();
                     }
                 }
+            }
+        }
+        // Notices being queued finish (each is one spool write); their outcome is found
+        // again from the spool at the next start if it was not recorded.
+        while self.notices.join_next().await.is_some() {}
+        while let Ok(d) = done.try_recv() {
+            if let Done::Notice(id, owed, res) = d {
+                self.notice_done(id, owed, res);
             }
         }
         self.spool.flush().await;
@@ -281,13 +373,7 @@ impl Manager {
                         meta.size
                     ),
                 );
-                let mut e = Entry {
-                    meta,
-                    loc,
-                    in_flight: false,
-                    history: Vec::new(),
-                };
-                e.note("queued".into());
+                let e = Entry::new(meta, loc, "queued");
                 self.entries.insert(e.meta.id, e);
                 self.dirty = true;
             }
@@ -323,6 +409,16 @@ impl Manager {
         let what = cmd.done_text();
         for &id in &ids {
             let e = self.entries.get_mut(&id).expect("selected");
+            if let QueueCommand::Retry(_) = cmd {
+                if e.in_flight {
+                    // Honoured when the running attempt ends.
+                    e.retry_requested = true;
+                } else if e.meta.next_try > now && !e.meta.held {
+                    // Ahead of schedule: this attempt does not count.
+                    e.forced = true;
+                    e.scheduled = e.meta.next_try;
+                }
+            }
             let record = cmd.apply(&mut e.meta, now);
             if matches!(record, Record::Remove(_)) {
                 self.entries.remove(&id);
@@ -373,10 +469,10 @@ impl Manager {
                 limits: self.limits.clone(),
                 mailroot: self.deps.mailroot.clone(),
             };
-            let tx = self.results_tx.clone();
+            let tx = self.done_tx.clone();
             tokio::spawn(async move {
                 let res = job.run().await;
-                let _ = tx.send((id, res));
+                let _ = tx.send(Done::Attempt(id, res));
             });
         }
     }
@@ -386,12 +482,17 @@ impl Manager {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.dirty = true;
         let cfg = self.cfg.clone();
+        let now = now_secs();
         let Some(e) = self.entries.get_mut(&id) else {
             return;
         };
         e.in_flight = false;
-        e.meta.attempts += 1;
-        let attempt = e.meta.attempts;
+        // An attempt an administrator's retry started ahead of schedule is not counted.
+        let counted = !std::mem::take(&mut e.forced);
+        if counted {
+            e.meta.attempts += 1;
+        }
+        let attempt = e.meta.attempts.max(1);
         let mut notes = Vec::new();
         for (i, st) in results {
             let r = &mut e.meta.rcpts[i];
@@ -424,7 +525,7 @@ impl Manager {
         }
         let max = cfg.outgoing_mails.resend_attempts;
         if e.meta.has_pending() {
-            if attempt >= max {
+            if counted && attempt >= max {
                 for r in e
                     .meta
                     .rcpts
@@ -442,56 +543,79 @@ impl Manager {
                     ));
                 }
             } else {
-                e.meta.next_try = now_secs() + cfg.outgoing_mails.resend_delay.0.as_secs();
-                let next = cfg.outgoing_mails.resend_delay;
-                notes.push((
-                    Level::Info,
-                    EventKind::Delivery {
-                        text: format!("next attempt ({} of {max}) in {next}", attempt + 1),
-                    },
-                ));
+                let text = if counted {
+                    let next = cfg.outgoing_mails.resend_delay;
+                    e.meta.next_try = now + next.0.as_secs();
+                    format!("next attempt ({} of {max}) in {next}", attempt + 1)
+                } else {
+                    e.meta.next_try = e.scheduled;
+                    format!(
+                        "the retry asked for did not count as an attempt; attempt {} of {max} \
+                         stays as scheduled",
+                        e.meta.attempts + 1
+                    )
+                };
+                notes.push((Level::Info, EventKind::Delivery { text }));
             }
+        }
+        if std::mem::take(&mut e.retry_requested) && e.meta.has_pending() {
+            if e.meta.next_try > now {
+                e.forced = true;
+                e.scheduled = e.meta.next_try;
+            }
+            e.meta.next_try = now;
+            let text = "a retry was asked for during the attempt: trying again now".into();
+            notes.push((Level::Info, EventKind::Delivery { text }));
         }
         for (_, n) in &notes {
             e.note(n.to_string());
         }
-        let done = !e.meta.has_pending();
-        let meta = e.meta.clone();
-        let loc = e.loc;
         for (level, n) in notes {
             if level > Level::Debug {
                 self.deps.events.emit(level, Some(&id_text(id)), n);
             }
         }
-        if done {
-            self.entries.remove(&id);
-            self.spool.append_nowait(Record::Remove(id));
-            let failed: Vec<_> = meta
-                .rcpts
-                .iter()
-                .filter(|r| r.state == RcptState::Failed)
-                .cloned()
-                .collect();
-            let level = if failed.is_empty() {
-                Level::Info
-            } else {
-                Level::Warn
-            };
-            self.deps.events.emit(
-                level,
-                Some(&id_text(id)),
-                EventKind::QueueFinished {
-                    id: id_text(id),
-                    delivered: meta.rcpts.len() - failed.len(),
-                    failed: failed.len(),
-                },
-            );
-            if !failed.is_empty() {
-                self.notify(meta, loc, failed, false);
+        self.settle(id, true);
+    }
+
+    /// After a change to message `id`: queues the failure notice it owes (after every pass,
+    /// not only when the whole message is done), then removes the message if it is finished,
+    /// or else records its state when `changed`.
+    fn settle(&mut self, id: u64, changed: bool) {
+        let changed = self.send_owed_notice(id) || changed;
+        let Some(e) = self.entries.get(&id) else {
+            return;
+        };
+        self.dirty = true;
+        if !e.finished() || e.in_flight {
+            if changed {
+                self.spool.append_nowait(Record::Update(e.meta.clone()));
             }
-        } else {
-            self.spool.append_nowait(Record::Update(meta));
+            return;
         }
+        let meta = e.meta.clone();
+        self.entries.remove(&id);
+        self.owed.remove(&id);
+        self.spool.append_nowait(Record::Remove(id));
+        let failed = meta
+            .rcpts
+            .iter()
+            .filter(|r| r.state == RcptState::Failed)
+            .count();
+        let level = if failed == 0 {
+            Level::Info
+        } else {
+            Level::Warn
+        };
+        self.deps.events.emit(
+            level,
+            Some(&id_text(id)),
+            EventKind::QueueFinished {
+                id: id_text(id),
+                delivered: meta.rcpts.len() - failed,
+                failed,
+            },
+        );
     }
 
     /// Deletes spool segments no live message needs; moves the few that pin an old segment.
