@@ -185,6 +185,34 @@ fn config_set_validation_names_field_and_leaves_file_untouched() {
 }
 
 #[test]
+fn config_check_says_when_undeliverable_mail_is_returned() {
+    let s = Server::prepare(Config::default());
+    let check = s.cli(&["config", "check"]);
+    check.assert_ok();
+    assert!(
+        check
+            .stderr
+            .contains("returned to its sender after about 20 minutes (5 attempts, 5m apart)"),
+        "{}",
+        check.stderr
+    );
+    s.cli(&[
+        "config",
+        "set",
+        "outgoing_mails.backoff=true",
+        "outgoing_mails.give_up_after=\"5d\"",
+        "outgoing_mails.resend_attempts=0",
+    ])
+    .assert_ok();
+    let check = s.cli(&["config", "check"]);
+    check.assert_ok();
+    assert!(!check.stderr.contains("returned"), "{}", check.stderr);
+    // No limit at all is refused: a mail could wait forever.
+    s.cli(&["config", "set", "outgoing_mails.give_up_after=None"])
+        .assert_failed();
+}
+
+#[test]
 fn config_check_ok() {
     let s = Server::prepare(Config::default());
     let o = s.cli(&["config", "check"]);

@@ -270,6 +270,29 @@ fn cancel_leaves_the_file_alone() {
 }
 
 #[test]
+fn the_resend_schedule_is_shown_in_time_and_can_be_made_postfix_like() {
+    let env = Env::new(free_port(), |_| {});
+    let mut h = env.app();
+    click(&mut h, "Outgoing Mails");
+    // The manual's defaults, in words: returned after 20 minutes.
+    h.get_by_label_contains("returned to its sender after about 20 minutes");
+    set_field(&mut h, "Re-send Delay", "1h");
+    h.run();
+    h.get_by_label_contains("after about 4 hours (5 attempts, 1h apart)");
+    click(&mut h, "Like Postfix (5 days)");
+    h.run();
+    h.get_by_label_contains("after about 5 days");
+    click(&mut h, "OK");
+    let o = env.load().outgoing_mails;
+    assert!(o.backoff);
+    assert_eq!(o.resend_attempts, 0);
+    assert_eq!(
+        o.give_up_after,
+        Some(config::HumanDuration::from_secs(5 * 86400))
+    );
+}
+
+#[test]
 fn outgoing_smtp_can_be_enabled_on_its_own_port() {
     let (port, out) = (free_port(), free_port());
     let env = Env::new(port, |_| {});

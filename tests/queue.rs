@@ -763,3 +763,27 @@ fn a_mail_accepted_while_the_server_stops_is_queued() {
             .then_some(())
     });
 }
+
+#[test]
+fn with_backoff_each_wait_is_twice_the_one_before() {
+    let closed = free_port();
+    let s = relay_server(
+        closed,
+        &[
+            "outgoing_mails.resend_attempts=3",
+            "outgoing_mails.resend_delay=\"1s\"",
+            "outgoing_mails.backoff=true",
+        ],
+    );
+    submit(&s, ALICE, &["carol@far.test"], "backing off");
+    let dsn = alice_mail_containing(&s, "Final-Recipient: rfc822; carol@far.test");
+    assert!(dsn.contains("gave up after 3 attempts"), "{dsn}");
+    let log = s.stderr();
+    let first = log
+        .find("next attempt (2 of 3) in 1s")
+        .expect("first wait 1s");
+    let second = log
+        .find("next attempt (3 of 3) in 2s")
+        .expect("second wait 2s");
+    assert!(first < second, "{log}");
+}

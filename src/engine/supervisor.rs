@@ -48,6 +48,9 @@ pub fn build_current(config: Config, data_dir: &Path, events: &EventBus) -> Curr
     if let Some(w) = config::validate::relay_login_warning(&config) {
         events.emit(Level::Warn, None, EventKind::ConfigWarning { warning: w });
     }
+    if let Some(w) = config::schedule::short_horizon_warning(&config.outgoing_mails) {
+        events.emit(Level::Info, None, EventKind::ConfigWarning { warning: w });
+    }
     Current::new(config, tls)
 }
 

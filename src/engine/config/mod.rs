@@ -11,6 +11,7 @@ pub mod edit;
 pub mod file;
 pub mod keys;
 pub mod ranges;
+pub mod schedule;
 mod sections;
 pub mod validate;
 

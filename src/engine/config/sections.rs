@@ -180,10 +180,16 @@ pub enum OutboundTls {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutgoingMailsConfig {
-    /// Re-send attempts before the mail is dropped and a failure notice sent.
+    /// Attempts before the mail is returned to its sender with a failure notice (0: no limit
+    /// by attempts; then `give_up_after` must be set).
     pub resend_attempts: u32,
-    /// Delay between attempts.
+    /// Delay between attempts (the first wait, with `backoff`).
     pub resend_delay: HumanDuration,
+    /// Each wait twice the one before, up to four hours (as Postfix backs off).
+    pub backoff: bool,
+    /// Return a mail that has waited this long, whatever attempts are left (None: by
+    /// attempts only).
+    pub give_up_after: Option<HumanDuration>,
     /// Send the sender a delay warning once a mail has waited this long (None = never).
     pub delay_warning: Option<HumanDuration>,
     /// Independent or Relay.
@@ -313,6 +319,8 @@ impl Default for OutgoingMailsConfig {
         OutgoingMailsConfig {
             resend_attempts: 5,
             resend_delay: HumanDuration::from_secs(300),
+            backoff: false,
+            give_up_after: None,
             delay_warning: None,
             mode: DeliveryMode::Independent,
             dns_hosts: Vec::new(),

@@ -225,11 +225,14 @@ fn check_sections(cfg: &Config, err: &mut impl FnMut(&str, String)) {
         }
     }
     let o = &cfg.outgoing_mails;
-    if o.resend_attempts == 0 {
+    if o.resend_attempts == 0 && o.give_up_after.is_none() {
         err(
             "outgoing_mails.resend_attempts",
-            "must be at least 1".into(),
+            "must be at least 1 (0, no limit, only with outgoing_mails.give_up_after)".into(),
         );
+    }
+    if o.give_up_after.is_some_and(|g| g.0.as_secs() < 60) {
+        err("outgoing_mails.give_up_after", "must be at least 1m".into());
     }
     if o.resend_delay.0.as_secs() < 1 {
         err("outgoing_mails.resend_delay", "must be at least 1s".into());
@@ -348,6 +351,7 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
     open_relay_warning(cfg)
         .into_iter()
         .chain(relay_login_warning(cfg))
+        .chain(super::schedule::short_horizon_warning(&cfg.outgoing_mails))
         .collect()
 }
 

@@ -5,6 +5,7 @@
 
 use super::form::{Form, LABEL_WIDTH, ListEdit, PORT, parse_duration, parse_num};
 use super::{check_row, error_for, error_label, text_row};
+use crate::engine::config::schedule;
 use crate::engine::config::{Config, DeliveryMode, DomainMap, FieldError, OutboundTls, RelayTls};
 use crate::engine::dns::{MxAnswer, Resolver};
 use eframe::egui;
@@ -15,7 +16,17 @@ pub mod help {
     /// Re-send attempts.
     pub const ATTEMPTS: &str = "When an outbound mail fails to be delivered, it is placed back into the mail \
 queue where it waits before another attempt is made. This is the number of re-send attempts an outbound mail is \
-given; when they are used up the mail is dropped and a failure notice goes to the sender. Default: 5.";
+given; when they are used up the mail is dropped and a failure notice goes to the sender. Default: 5. \
+0: no limit by attempts (then Give Up After must be set).";
+    /// Back-off.
+    pub const BACKOFF: &str = "Wait twice as long after each failed attempt as after the one before (from the \
+re-send delay, up to 4 hours), as Postfix does: quick retries for a short outage, few for a long one.";
+    /// Give up after.
+    pub const GIVE_UP: &str = "Return a mail to its sender once it has waited this long (e.g. 5d), whatever \
+attempts are left. Empty: by attempts only. RFC 5321 suggests trying for 4-5 days.";
+    /// Like Postfix.
+    pub const POSTFIX_LIKE: &str = "Try for 5 days, waiting 5 minutes at first and twice as long after each \
+attempt, up to 4 hours: what Postfix and most mail servers do.";
     /// Re-send delay.
     pub const DELAY: &str =
         "The period of time to wait between re-send attempts (e.g. 5m). Default: 5 minutes.";
@@ -62,6 +73,8 @@ not verified) or Required (refuse to deliver without it).";
 pub struct OutgoingForm {
     attempts: String,
     delay: String,
+    backoff: bool,
+    give_up: String,
     warning: String,
     mode: DeliveryMode,
     dns_hosts: ListEdit,
@@ -90,6 +103,41 @@ pub struct OutgoingForm {
     test_result: Option<String>,
     /// Lookup results arrive here.
     test_rx: Option<mpsc::Receiver<String>>,
+}
+
+impl OutgoingForm {
+    /// What the re-send settings as typed mean in time, with a warning when mail would be
+    /// returned within hours, and the one-click Postfix-like schedule.
+    fn schedule_line(&mut self, ui: &mut egui::Ui) {
+        let mut draft = Config::default();
+        let typed = self.write_into(&mut draft).is_empty();
+        let o = &draft.outgoing_mails;
+        ui.horizontal_wrapped(|ui| {
+            if !typed {
+                ui.weak("(the re-send settings as typed are not valid yet)");
+            } else if let Some(w) = schedule::short_horizon_warning(o) {
+                let warn = ui.visuals().warn_fg_color;
+                ui.colored_label(warn, schedule::describe(o))
+                    .on_hover_text(&w);
+                ui.colored_label(warn, "- too soon if a receiving server is down for hours")
+                    .on_hover_text(w);
+            } else {
+                ui.label(schedule::describe(o));
+            }
+            if ui
+                .button("Like Postfix (5 days)")
+                .on_hover_text(help::POSTFIX_LIKE)
+                .clicked()
+            {
+                let mut o = draft.outgoing_mails.clone();
+                schedule::postfix_like(&mut o);
+                self.attempts = o.resend_attempts.to_string();
+                self.delay = o.resend_delay.to_string();
+                self.backoff = o.backoff;
+                self.give_up = o.give_up_after.map(|d| d.to_string()).unwrap_or_default();
+            }
+        });
+    }
 }
 
 /// Asks the DNS hosts (or the system's) for the MX of `domain`, as delivery would.
@@ -122,6 +170,8 @@ impl Form for OutgoingForm {
         OutgoingForm {
             attempts: o.resend_attempts.to_string(),
             delay: o.resend_delay.to_string(),
+            backoff: o.backoff,
+            give_up: o.give_up_after.map(|d| d.to_string()).unwrap_or_default(),
             warning: o.delay_warning.map(|d| d.to_string()).unwrap_or_default(),
             mode: o.mode,
             dns_hosts: ListEdit::new(&o.dns_hosts),
@@ -164,6 +214,13 @@ impl Form for OutgoingForm {
         if let Some(d) = parse_duration(&self.delay, "outgoing_mails.resend_delay", &mut e) {
             o.resend_delay = d;
         }
+        o.backoff = self.backoff;
+        o.give_up_after = if self.give_up.trim().is_empty() {
+            None
+        } else {
+            parse_duration(&self.give_up, "outgoing_mails.give_up_after", &mut e)
+                .or(o.give_up_after)
+        };
         o.delay_warning = if self.warning.trim().is_empty() {
             None
         } else {
@@ -245,6 +302,23 @@ impl Form for OutgoingForm {
                     "outgoing_mails.resend_delay",
                     true,
                 );
+                check_row(
+                    ui,
+                    "Wait longer after each attempt (back-off)",
+                    help::BACKOFF,
+                    &mut self.backoff,
+                    errors,
+                    "outgoing_mails.backoff",
+                );
+                text_row(
+                    ui,
+                    "Give Up After",
+                    help::GIVE_UP,
+                    &mut self.give_up,
+                    errors,
+                    "outgoing_mails.give_up_after",
+                    true,
+                );
                 text_row(
                     ui,
                     "Delay Warning After",
@@ -255,6 +329,7 @@ impl Form for OutgoingForm {
                     true,
                 );
             });
+        self.schedule_line(ui);
         ui.add_space(6.0);
         ui.heading("Delivery Mode");
         ui.radio_value(

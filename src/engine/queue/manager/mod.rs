@@ -17,6 +17,8 @@ mod notices;
 use super::spool::{Content, Location, Record, Spool, SpoolError};
 use super::{ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, id_text, now_secs};
 use crate::engine::config::Config;
+use crate::engine::config::duration::HumanDuration;
+use crate::engine::config::schedule;
 use crate::engine::current::Current;
 use crate::engine::delivery::{DeliveryCtx, RcptStatus};
 use crate::engine::dns::Resolver;
@@ -523,9 +525,14 @@ impl Manager {
                 }
             }
         }
-        let max = cfg.outgoing_mails.resend_attempts;
+        let o = &cfg.outgoing_mails;
+        let max = match o.resend_attempts {
+            0 => String::new(),
+            n => format!(" of {n}"),
+        };
+        let age = Duration::from_secs(now.saturating_sub(e.meta.created));
         if e.meta.has_pending() {
-            if counted && attempt >= max {
+            if counted && schedule::gives_up(o, attempt, age) {
                 for r in e
                     .meta
                     .rcpts
@@ -534,7 +541,8 @@ impl Manager {
                 {
                     r.state = RcptState::Failed;
                     r.last_error = format!(
-                        "gave up after {attempt} attempts; last error: {}",
+                        "gave up after {attempt} attempts in {}; last error: {}",
+                        schedule::in_words(age).trim_start_matches("about "),
                         r.last_error
                     );
                     notes.push((
@@ -544,13 +552,17 @@ impl Manager {
                 }
             } else {
                 let text = if counted {
-                    let next = cfg.outgoing_mails.resend_delay;
-                    e.meta.next_try = now + next.0.as_secs();
-                    format!("next attempt ({} of {max}) in {next}", attempt + 1)
+                    let next = schedule::wait_after(o, attempt);
+                    e.meta.next_try = now + next.as_secs();
+                    format!(
+                        "next attempt ({}{max}) in {}",
+                        attempt + 1,
+                        HumanDuration(next)
+                    )
                 } else {
                     e.meta.next_try = e.scheduled;
                     format!(
-                        "the retry asked for did not count as an attempt; attempt {} of {max} \
+                        "the retry asked for did not count as an attempt; attempt {}{max} \
                          stays as scheduled",
                         e.meta.attempts + 1
                     )
