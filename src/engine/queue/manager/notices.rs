@@ -18,7 +18,7 @@ impl Manager {
             );
             return;
         }
-        let host = self.cfg.server.hostname.clone();
+        let cfg = self.cfg.clone();
         let queue = self.queue.clone();
         let spool = self.spool.clone();
         let events = self.deps.events.clone();
@@ -32,7 +32,7 @@ impl Manager {
                 .ok()
                 .and_then(Result::ok)
                 .unwrap_or_default();
-            let notice = dsn::notice(&host, &meta, &rcpts, &original, delayed);
+            let notice = dsn::notice(&cfg, &meta, &rcpts, &original, delayed);
             let kind = if delayed {
                 "delay warning"
             } else {
