@@ -533,3 +533,38 @@ fn relay_login_from_stdin_and_the_plaintext_warning() {
     let check = s.cli(&["config", "check"]);
     assert!(!check.stderr.contains("without TLS"), "{}", check.stderr);
 }
+
+/// A `server.hostname` that is not a fully qualified domain name (as gethostname() often
+/// gives) is a warning, not an error: `config check` says so and succeeds, and the server
+/// starts and logs it. A fully qualified name gets no warning.
+#[test]
+fn a_hostname_that_is_not_fully_qualified_is_warned_about() {
+    const WARNING: &str = "server.hostname `box` is not a fully qualified domain name; other \
+                           servers may refuse mail whose HELO is not one (e.g. mail.example.com)";
+    let mut s = Server::prepare(Config::default());
+    let check = s.cli(&["config", "check"]);
+    check.assert_ok();
+    assert!(
+        !check.stderr.contains("fully qualified"),
+        "{HOSTNAME} is: {}",
+        check.stderr
+    );
+    s.cli(&["config", "set", "server.hostname=box"]).assert_ok();
+    let check = s.cli(&["config", "check"]);
+    check.assert_ok();
+    assert!(
+        check.stdout.trim_start().starts_with("ok"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stderr.contains(&format!("warning: {WARNING}")),
+        "{}",
+        check.stderr
+    );
+    s.spawn();
+    s.wait_ready(s.port());
+    poll(DEADLINE, "the warning in the log", || {
+        s.stderr().contains(WARNING).then_some(())
+    });
+}

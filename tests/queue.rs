@@ -1,13 +1,17 @@
 //! The outgoing queue end to end, with real peers: Postfix's smtp-sink as the next hop (it
 //! injects 4xx, 5xx and disconnects), a second Postern as a relay host with AUTH and TLS, and
-//! `postern queue ...` against a running and a stopped server.
+//! `postern queue ...` against a running and a stopped server. Failure notices are also read
+//! by a third-party parser, Python's `email` package (tests/peers/dsn_check.py).
 
 mod common;
 mod dns_common;
 
-use common::{ALICE, DOMAIN, PASSWORD, Server, free_port, poll, sasl_plain};
+use common::{ALICE, DOMAIN, PASSWORD, Server, free_port, peer_script, poll, sasl_plain};
 use dns_common::Sink;
+use serde_json::Value;
 use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -786,4 +790,168 @@ fn with_backoff_each_wait_is_twice_the_one_before() {
         .find("next attempt (3 of 3) in 2s")
         .expect("second wait 2s");
     assert!(first < second, "{log}");
+}
+
+/// What Python's `email` package reads in the message in `file` (tests/peers/dsn_check.py).
+fn python_reading(file: &Path) -> Value {
+    let out = Command::new("python3")
+        .arg(peer_script("dsn_check.py"))
+        .arg(file)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "dsn_check.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("dsn_check.py prints JSON")
+}
+
+/// The per-recipient fields Python found for `addr`.
+fn recipient<'a>(v: &'a Value, addr: &str) -> &'a Value {
+    let want = format!("rfc822; {addr}");
+    v["recipients"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["Final-Recipient"] == want.as_str()))
+        .unwrap_or_else(|| panic!("no recipient {addr} in {v:#}"))
+}
+
+/// A real server's failure notice, read by a third-party parser: a multipart/report of
+/// report-type delivery-status whose per-recipient fields tell a remote server's refusal
+/// (`smtp`, with its Remote-MTA) from Postern's own words about a destination nobody listens
+/// on (`X-Postern`).
+#[test]
+fn a_failure_notice_reads_as_a_delivery_status_report_in_python() {
+    let sink = sink(free_port(), &["-f", "RCPT"]);
+    let maps = format!(
+        "outgoing_mails.domain_maps=[\
+         (domain: \"far.test\", host: \"127.0.0.1\", port: {}), \
+         (domain: \"dead.test\", host: \"127.0.0.1\", port: {})]",
+        sink.port(),
+        free_port()
+    );
+    let s = relay_server(
+        sink.port(),
+        &["outgoing_mails.resend_attempts=1", maps.as_str()],
+    );
+    submit(
+        &s,
+        ALICE,
+        &["bob@far.test", "carol@dead.test"],
+        "two ways to fail",
+    );
+    alice_mail_containing(&s, "multipart/report");
+    let file = s
+        .maildir_files(DOMAIN, "alice")
+        .into_iter()
+        .find(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).contains("multipart/report"))
+        .unwrap();
+    let v = python_reading(&file);
+    assert_eq!(v["content_type"], "multipart/report", "{v:#}");
+    assert_eq!(v["report_type"], "delivery-status", "{v:#}");
+    assert_eq!(
+        v["parts"],
+        serde_json::json!([
+            "text/plain",
+            "message/delivery-status",
+            "text/rfc822-headers"
+        ])
+    );
+    assert_eq!(v["defects"], serde_json::json!([]), "{v:#}");
+    assert_eq!(v["long_lines"], serde_json::json!([]), "{v:#}");
+    assert_eq!(v["charset"], "us-ascii", "{v:#}");
+    assert_eq!(v["per_message"]["Reporting-MTA"], "dns; mail.test", "{v:#}");
+
+    let bob = recipient(&v, "bob@far.test");
+    assert_eq!(bob["Action"], "failed", "{bob:#}");
+    assert!(bob["Status"].as_str().unwrap().starts_with("5."), "{bob:#}");
+    let code = bob["Diagnostic-Code"].as_str().unwrap();
+    assert!(code.starts_with("smtp; 5"), "the sink's own reply: {bob:#}");
+    assert_eq!(bob["Remote-MTA"], "dns; 127.0.0.1", "{bob:#}");
+    assert!(bob["Last-Attempt-Date (parsed)"].is_string(), "{bob:#}");
+
+    let carol = recipient(&v, "carol@dead.test");
+    assert_eq!(carol["Action"], "failed", "{carol:#}");
+    assert_eq!(carol["Status"], "4.4.1", "{carol:#}");
+    let code = carol["Diagnostic-Code"].as_str().unwrap();
+    assert!(
+        code.starts_with("X-Postern; gave up after 1 attempts; last error: 4.4.1 127.0.0.1"),
+        "no server answered, so no smtp diagnostic: {carol:#}"
+    );
+    assert!(code.contains("cannot connect"), "{carol:#}");
+    assert!(carol.get("Remote-MTA").is_none(), "{carol:#}");
+    assert!(carol["Last-Attempt-Date (parsed)"].is_string(), "{carol:#}");
+
+    let text = v["text"].as_str().unwrap();
+    assert!(
+        text.contains("<bob@far.test>: 127.0.0.1[127.0.0.1] said: 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<carol@dead.test>: gave up after 1 attempts"),
+        "{text}"
+    );
+}
+
+/// The notice the real code builds for a reply of 100 lines of 512 octets, and for one in
+/// UTF-8, reads right in Python: no line over 998 octets, the Diagnostic-Code folded and
+/// whole again once unfolded, the text's declared charset the one it has.
+#[test]
+fn long_and_non_ascii_notices_read_right_in_python() {
+    use postern::engine::queue::{Meta, Rcpt, RcptState, dsn};
+    let mut cfg = postern::engine::config::Config::default();
+    cfg.server.hostname = "mx.test".into();
+    let line = "lorem ipsum dolor ".repeat(28);
+    let reply = format!("550 5.7.1 {}", vec![line.trim_end(); 100].join(" / "));
+    let rcpt = |addr: &str, last_error: String| Rcpt {
+        addr: addr.into(),
+        state: RcptState::Failed,
+        last_error,
+        notified: false,
+    };
+    let rcpts = [
+        rcpt(
+            "bob@far.test",
+            format!("mx.far.test[192.0.2.7] said: {reply} (in reply to end of DATA)"),
+        ),
+        rcpt(
+            "carol@far.test",
+            "mx.far.test[192.0.2.7] said: 550 5.1.1 Postfach gelöscht (in reply to RCPT TO)".into(),
+        ),
+    ];
+    let meta = Meta {
+        id: 7,
+        created: 1_700_000_000,
+        from: ALICE.into(),
+        rcpts: rcpts.to_vec(),
+        attempts: 1,
+        next_try: 0,
+        held: false,
+        warned: false,
+        size: 100,
+        client: "127.0.0.1".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notice.eml");
+    let original = b"Subject: long\r\nFrom: <alice@example.test>\r\n\r\nbody\r\n";
+    std::fs::write(&file, dsn::notice(&cfg, &meta, &rcpts, original, false)).unwrap();
+    let v = python_reading(&file);
+    assert_eq!(v["report_type"], "delivery-status", "{v:#}");
+    assert_eq!(
+        v["long_lines"],
+        serde_json::json!([]),
+        "lines over 998 octets"
+    );
+    assert_eq!(v["defects"], serde_json::json!([]), "{v:#}");
+    assert_eq!(v["charset"], "utf-8", "{v:#}");
+    let text = v["text"].as_str().unwrap();
+    assert!(text.contains("Postfach gelöscht"), "{text}");
+    let bob = recipient(&v, "bob@far.test");
+    assert_eq!(bob["Diagnostic-Code"], format!("smtp; {reply}").as_str());
+    assert_eq!(bob["Remote-MTA"], "dns; mx.far.test");
+    let carol = recipient(&v, "carol@far.test");
+    assert_eq!(
+        carol["Diagnostic-Code"], "smtp; 550 5.1.1 Postfach gel?scht",
+        "delivery-status fields stay US-ASCII"
+    );
 }

@@ -27,7 +27,8 @@ const POLL: Duration = Duration::from_secs(1);
 /// How long shutdown waits for sessions that are still receiving or writing a message.
 const DRAIN: Duration = Duration::from_secs(60);
 
-/// Configuration plus TLS, reporting a certificate problem instead of failing.
+/// Configuration plus TLS, reporting a certificate problem instead of failing; logs the
+/// warnings about valid but unsafe or doubtful settings.
 pub fn build_current(config: Config, data_dir: &Path, events: &EventBus) -> Current {
     let tls = match tls::acceptor(&config, data_dir) {
         Ok(a) => Some(a),
@@ -45,7 +46,11 @@ pub fn build_current(config: Config, data_dir: &Path, events: &EventBus) -> Curr
     if let Some(w) = config::validate::open_relay_warning(&config) {
         events.emit(Level::Warn, None, EventKind::OpenRelay { warning: w });
     }
-    if let Some(w) = config::validate::relay_login_warning(&config) {
+    let others = [
+        config::validate::relay_login_warning(&config),
+        config::validate::hostname_warning(&config),
+    ];
+    for w in others.into_iter().flatten() {
         events.emit(Level::Warn, None, EventKind::ConfigWarning { warning: w });
     }
     if let Some(w) = config::schedule::short_horizon_warning(&config.outgoing_mails) {

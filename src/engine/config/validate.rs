@@ -346,11 +346,39 @@ pub fn relay_login_warning(cfg: &Config) -> Option<String> {
         })
 }
 
-/// Every warning about settings that are valid but unsafe, for `config check` and the log.
+/// A warning when `server.hostname` (our EHLO/HELO name) is not a fully qualified domain
+/// name, as the default from gethostname() often is: many receivers refuse such a HELO
+/// (`504 5.5.2`, Postfix's `reject_non_fqdn_helo_hostname`). A name that is not a host name
+/// at all is an error of [`validate`] instead.
+pub fn hostname_warning(cfg: &Config) -> Option<String> {
+    let name = &cfg.server.hostname;
+    (is_hostname(name) && !is_fqdn(name)).then(|| {
+        format!(
+            "server.hostname `{name}` is not a fully qualified domain name; other servers may \
+             refuse mail whose HELO is not one (e.g. mail.example.com)"
+        )
+    })
+}
+
+/// Whether the host name `name` is fully qualified: two labels at least, not an IP address,
+/// a top label not all digits, not `localhost` nor under `.local` or `.localdomain`.
+fn is_fqdn(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    let Some((_, top)) = name.rsplit_once('.') else {
+        return false;
+    };
+    name.parse::<IpAddr>().is_err()
+        && !top.bytes().all(|b| b.is_ascii_digit())
+        && !matches!(top, "local" | "localdomain")
+}
+
+/// Every warning about settings that are valid but unsafe or likely to fail, for
+/// `config check` and the log.
 pub fn warnings(cfg: &Config) -> Vec<String> {
     open_relay_warning(cfg)
         .into_iter()
         .chain(relay_login_warning(cfg))
+        .chain(hostname_warning(cfg))
         .chain(super::schedule::short_horizon_warning(&cfg.outgoing_mails))
         .collect()
 }
@@ -398,6 +426,48 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert_eq!(validate(&Config::default()), vec![]);
+    }
+
+    #[test]
+    fn a_hostname_that_is_not_fully_qualified_is_a_warning_not_an_error() {
+        let mut c = Config::default();
+        for name in [
+            "box",
+            "localhost",
+            "localhost.localdomain",
+            "box.local",
+            "Box.LOCAL.",
+            "192.0.2.1",
+            "10.0.0",
+        ] {
+            c.server.hostname = name.into();
+            assert_eq!(validate(&c), vec![], "{name}: still valid");
+            let w = hostname_warning(&c).unwrap_or_else(|| panic!("{name}: no warning"));
+            assert_eq!(
+                w,
+                format!(
+                    "server.hostname `{name}` is not a fully qualified domain name; other \
+                     servers may refuse mail whose HELO is not one (e.g. mail.example.com)"
+                )
+            );
+            assert!(warnings(&c).contains(&w));
+        }
+        for name in [
+            "mail.test",
+            "mail.example.com",
+            "mx1.example.com.",
+            "a.b.c.d",
+        ] {
+            c.server.hostname = name.into();
+            assert_eq!(hostname_warning(&c), None, "{name}");
+        }
+        c.server.hostname = "bad name".into();
+        assert_eq!(
+            hostname_warning(&c),
+            None,
+            "an invalid name is an error only"
+        );
+        assert_eq!(validate(&c).len(), 1);
     }
 
     #[test]

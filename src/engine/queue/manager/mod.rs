@@ -308,6 +308,11 @@ impl Manager {
                 }
             }
         }
+        // Messages handed over just before the stop (by sessions that finished during the
+        // drain) are taken in, so they are logged and their state is known.
+        while let Ok(m) = rx.try_recv() {
+            self.handle(m).await;
+        }
         // Notices being queued finish (each is one spool write); their outcome is found
         // again from the spool at the next start if it was not recorded.
         while self.notices.join_next().await.is_some() {}
@@ -540,11 +545,13 @@ impl Manager {
                     .filter(|r| r.state == RcptState::Pending)
                 {
                     r.state = RcptState::Failed;
-                    r.last_error = format!(
-                        "gave up after {attempt} attempts in {}; last error: {}",
-                        schedule::in_words(age).trim_start_matches("about "),
-                        r.last_error
-                    );
+                    let after = if o.resend_attempts > 0 && attempt >= o.resend_attempts {
+                        format!("{attempt} attempts")
+                    } else {
+                        let waited = schedule::in_words(age);
+                        format!("{attempt} attempts, having waited {waited}")
+                    };
+                    r.last_error = format!("gave up after {after}; last error: {}", r.last_error);
                     notes.push((
                         Level::Warn,
                         outcome(&r.addr, attempt, Outcome::GivenUp, String::new()),

@@ -9,9 +9,11 @@
 //! after [`NOTICE_RETRY`]; after a crash, replay finds the notices still owed and sends them.
 
 use super::{Done, Manager};
+use crate::engine::config::Config;
 use crate::engine::events::{EventKind, Level};
 use crate::engine::queue::spool::{Location, Record, Spool, SpoolError};
 use crate::engine::queue::{Meta, Queue, Rcpt, RcptState, dsn, id_text, now_secs};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a failure notice that could not be queued waits before it is tried again.
@@ -22,7 +24,7 @@ pub(super) const NOTICE_RETRY: Duration = Duration::from_secs(15);
 async fn queue_notice(
     queue: Queue,
     spool: Spool,
-    host: String,
+    cfg: Arc<Config>,
     meta: Meta,
     loc: Location,
     rcpts: Vec<Rcpt>,
@@ -37,7 +39,7 @@ async fn queue_notice(
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    let notice = dsn::notice(&host, &meta, &rcpts, &original, delayed);
+    let notice = dsn::notice(&cfg, &meta, &rcpts, &original, delayed);
     queue
         .enqueue("", std::slice::from_ref(&meta.from), notice, "local")
         .await
@@ -86,7 +88,7 @@ impl Manager {
         let job = queue_notice(
             self.queue.clone(),
             self.spool.clone(),
-            self.cfg.server.hostname.clone(),
+            self.cfg.clone(),
             e.meta.clone(),
             e.loc,
             rcpts,
@@ -147,7 +149,7 @@ impl Manager {
         let job = queue_notice(
             self.queue.clone(),
             self.spool.clone(),
-            self.cfg.server.hostname.clone(),
+            self.cfg.clone(),
             meta.clone(),
             loc,
             rcpts,
