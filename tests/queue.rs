@@ -955,3 +955,42 @@ fn long_and_non_ascii_notices_read_right_in_python() {
         "delivery-status fields stay US-ASCII"
     );
 }
+
+#[test]
+fn a_destination_that_hangs_does_not_hold_up_the_others() {
+    // The next hop for slow.test takes connections and never greets: each attempt there waits
+    // out the greeting timeout. With two outbound connections overall, ten mails queued for
+    // it must not keep a mail for a live destination waiting.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang_port = hang.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in hang.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let live = sink(free_port(), &[]);
+    let maps = format!(
+        "outgoing_mails.domain_maps=[(domain: \"slow.test\", host: \"127.0.0.1\", port: {hang_port}), \
+         (domain: \"far.test\", host: \"127.0.0.1\", port: {})]",
+        live.port()
+    );
+    let s = relay_server(
+        live.port(),
+        &[
+            &maps,
+            "outgoing_mails.max_connections=2",
+            "outgoing_mails.max_connections_per_domain=1",
+        ],
+    );
+    for i in 0..10 {
+        submit(&s, ALICE, &[&format!("r{i}@slow.test")], "stuck");
+    }
+    submit(&s, ALICE, &["carol@far.test"], "the live one");
+    poll(LONG, "the live destination's mail at its next hop", || {
+        live.mails()
+            .iter()
+            .any(|m| m.contains("the live one"))
+            .then_some(())
+    });
+}

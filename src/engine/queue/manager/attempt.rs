@@ -90,13 +90,15 @@ impl Attempt {
                 let statuses = if local {
                     this.deliver_local(&rcpts, data).await
                 } else {
-                    let _all = this.limits.overall.clone().acquire_owned().await;
                     let dest = if domain.is_empty() {
                         "relay".to_string()
                     } else {
                         domain.clone()
                     };
+                    // The destination's permit first: waiting for a busy (or dead)
+                    // destination must not hold a permit other destinations need.
                     let _one = this.limits.domain(&dest).acquire_owned().await;
+                    let _all = this.limits.overall.clone().acquire_owned().await;
                     let d = if domain.is_empty() {
                         rcpts
                             .first()

@@ -24,7 +24,7 @@ use crate::engine::delivery::{DeliveryCtx, RcptStatus};
 use crate::engine::dns::Resolver;
 use crate::engine::events::{EventBus, EventKind, Level, Outcome};
 use attempt::{Attempt, Limits};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -179,6 +179,10 @@ struct Manager {
     dirty: bool,
     /// Attempts running.
     in_flight: usize,
+    /// Attempts running per destination (see [`destination`]).
+    busy: HashMap<String, usize>,
+    /// The destination each running attempt counts against, by queue id.
+    running: HashMap<u64, String>,
 }
 
 /// Opens the spool in `dir`, replays it and starts the manager.
@@ -239,6 +243,8 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, ManagerTask), SpoolError>
         snapshot: snap_tx,
         dirty: true,
         in_flight: 0,
+        busy: HashMap::new(),
+        running: HashMap::new(),
     };
     if !replayed.messages.is_empty() {
         m.deps.events.emit(
@@ -449,18 +455,34 @@ impl Manager {
             return;
         }
         let now = now_secs();
-        let due: Vec<u64> = self
-            .entries
-            .values()
-            .filter(|e| {
-                !e.in_flight && !e.meta.held && e.meta.next_try <= now && e.meta.has_pending()
-            })
-            .map(|e| e.meta.id)
-            .take(max_in_flight - self.in_flight)
-            .collect();
-        for id in due {
+        // Oldest first, but no destination gets more attempts at once than its connection
+        // limit: mail for a slow or dead destination cannot take every slot from the others.
+        let per_dest = self.cfg.outgoing_mails.max_connections_per_domain.max(1) as usize;
+        let mut room = max_in_flight - self.in_flight;
+        let mut due: Vec<(u64, String)> = Vec::new();
+        let mut taken: HashMap<String, usize> = HashMap::new();
+        for e in self.entries.values() {
+            if room == 0 {
+                break;
+            }
+            if e.in_flight || e.meta.held || e.meta.next_try > now || !e.meta.has_pending() {
+                continue;
+            }
+            let dest = destination(&self.cfg, &e.meta);
+            let n =
+                self.busy.get(&dest).copied().unwrap_or(0) + taken.get(&dest).copied().unwrap_or(0);
+            if n >= per_dest && !dest.is_empty() {
+                continue;
+            }
+            *taken.entry(dest.clone()).or_default() += 1;
+            due.push((e.meta.id, dest));
+            room -= 1;
+        }
+        for (id, dest) in due {
             let e = self.entries.get_mut(&id).expect("due");
             e.in_flight = true;
+            *self.busy.entry(dest.clone()).or_default() += 1;
+            self.running.insert(id, dest);
             self.in_flight += 1;
             self.dirty = true;
             let job = Attempt {
@@ -487,6 +509,14 @@ impl Manager {
     /// Applies the results of an attempt.
     fn finish(&mut self, id: u64, results: Vec<(usize, RcptStatus)>) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(dest) = self.running.remove(&id)
+            && let Some(n) = self.busy.get_mut(&dest)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.busy.remove(&dest);
+            }
+        }
         self.dirty = true;
         let cfg = self.cfg.clone();
         let now = now_secs();
@@ -673,6 +703,25 @@ impl Manager {
             .unwrap_or(active)
             .min(active.saturating_sub(1));
         self.spool.trim_below(keep_from);
+    }
+}
+
+/// The destination a message's next attempt goes to, for the per-destination limit: the
+/// relay host in Relay mode, else the domain of its first pending recipient ("" for local
+/// recipients only).
+fn destination(cfg: &Config, meta: &Meta) -> String {
+    let domain = meta
+        .rcpts
+        .iter()
+        .filter(|r| r.state == RcptState::Pending)
+        .filter_map(|r| r.addr.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()))
+        .find(|d| !cfg.is_local_domain(d));
+    match domain {
+        None => String::new(),
+        Some(_) if cfg.outgoing_mails.mode == crate::engine::config::DeliveryMode::Relay => {
+            "relay".into()
+        }
+        Some(d) => d,
     }
 }
 
