@@ -205,6 +205,11 @@ impl Spool {
         let _ = self.tx.send(Request::Trim(seg));
     }
 
+    /// The size of segment `seg` on disk (`None` if it is gone).
+    pub fn segment_len(&self, seg: u64) -> Option<u64> {
+        fs::metadata(seg_path(&self.dir, seg)).ok().map(|m| m.len())
+    }
+
     /// The segment being written now.
     pub fn active_segment(&self) -> u64 {
         self.active.load(std::sync::atomic::Ordering::Acquire)
