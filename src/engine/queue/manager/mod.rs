@@ -33,6 +33,21 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// The system's resolver configuration, followed when no DNS hosts are configured.
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+/// How often a resolver that could not be made is tried again.
+const RESOLVER_RETRY: Duration = Duration::from_secs(5);
+
+/// What identifies a version of a file: modification time, size, inode (`None`: missing).
+type FileStamp = Option<(std::time::SystemTime, u64, u64)>;
+
+/// The stamp of the file at `path` now.
+fn file_stamp(path: &str) -> FileStamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
 /// How often due messages are looked for and the list republished.
 const TICK: Duration = Duration::from_millis(250);
 /// Lines of history kept per message.
@@ -171,6 +186,10 @@ struct Manager {
     cfg: Arc<Config>,
     /// The resolver for `outgoing_mails.dns_hosts`; `None` while it cannot be made.
     resolver: Option<Resolver>,
+    /// `/etc/resolv.conf` as it was when the resolver was made from it.
+    resolver_stamp: Option<FileStamp>,
+    /// When to try making the resolver again after a failure.
+    resolver_retry: Option<std::time::Instant>,
     /// Connection limits for `outgoing_mails.max_connections*`.
     limits: Limits,
     /// The list published for the GUI and `postern queue`.
@@ -235,6 +254,8 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, ManagerTask), SpoolError>
         cfg,
         cfg_seen: None,
         resolver: None,
+        resolver_stamp: None,
+        resolver_retry: None,
         deps,
         entries: BTreeMap::new(),
         done_tx,
@@ -300,6 +321,9 @@ impl Manager {
                 _ = tick.tick() => {
                     ticks += 1;
                     self.refresh_config();
+                    if ticks.is_multiple_of(4) {
+                        self.refresh_resolver();
+                    }
                     self.warn_delayed();
                     for id in self.owed.iter().copied().collect::<Vec<_>>() {
                         self.settle(id, false);
@@ -349,26 +373,68 @@ impl Manager {
         }
         let new = Arc::new(cur.config.clone());
         let o = &new.outgoing_mails;
-        if self.resolver.is_none() || o.dns_hosts != self.cfg.outgoing_mails.dns_hosts {
-            self.resolver = match Resolver::new(&o.dns_hosts) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    self.deps.events.emit(
-                        Level::Error,
-                        None,
-                        EventKind::Delivery {
-                            text: format!("DNS resolver unavailable, deliveries wait: {e}"),
-                        },
-                    );
-                    None
-                }
-            };
+        if o.dns_hosts != self.cfg.outgoing_mails.dns_hosts {
+            self.resolver = None;
         }
         if self.limits.sizes != (o.max_connections, o.max_connections_per_domain) {
             self.limits = Limits::new(&new);
         }
         self.cfg = new;
         self.cfg_seen = Some(cur);
+        self.refresh_resolver();
+    }
+
+    /// Makes the resolver when there is none (at start, after a change of DNS hosts, or after
+    /// a failure: tried again every [`RESOLVER_RETRY`], not only when the configuration
+    /// changes), and when no DNS hosts are configured, makes it again when the system's
+    /// `/etc/resolv.conf` changes (a laptop moving between networks).
+    fn refresh_resolver(&mut self) {
+        let hosts = &self.cfg.outgoing_mails.dns_hosts;
+        let system = hosts.is_empty().then(|| file_stamp(RESOLV_CONF));
+        let now = std::time::Instant::now();
+        let changed = self.resolver.is_some() && system.is_some() && system != self.resolver_stamp;
+        if self.resolver.is_some() && !changed {
+            return;
+        }
+        if self.resolver.is_none() && self.resolver_retry.is_some_and(|at| now < at) {
+            return;
+        }
+        match Resolver::new(hosts) {
+            Ok(r) => {
+                if changed {
+                    self.deps.events.emit(
+                        Level::Info,
+                        None,
+                        EventKind::Delivery {
+                            text: format!(
+                                "DNS: {RESOLV_CONF} changed; asking its name servers now"
+                            ),
+                        },
+                    );
+                }
+                self.resolver = Some(r);
+                self.resolver_stamp = system;
+                self.resolver_retry = None;
+            }
+            Err(e) => {
+                if self.resolver_retry.is_none() || changed {
+                    self.deps.events.emit(
+                        Level::Error,
+                        None,
+                        EventKind::Delivery {
+                            text: format!(
+                                "DNS resolver unavailable, deliveries wait (tried again every {} s): {e}",
+                                RESOLVER_RETRY.as_secs()
+                            ),
+                        },
+                    );
+                }
+                if !changed {
+                    self.resolver = None;
+                }
+                self.resolver_retry = Some(now + RESOLVER_RETRY);
+            }
+        }
     }
 
     async fn handle(&mut self, msg: ManagerMsg) {
