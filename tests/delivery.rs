@@ -1,18 +1,21 @@
 //! Outbound delivery against real peers on loopback: dnsmasq serving MX, A, AAAA, null MX,
 //! NXDOMAIN and a failing zone; Postfix's smtp-sink as MX hosts and relay (its options inject
-//! 4xx, 5xx and disconnects; it writes each mail it takes to a file); and a second Postern
-//! (`postern serve`) as a relay with STARTTLS, AUTH and implicit TLS, whose Maildir shows the
-//! exact bytes that arrived. Every test has its own DNS server, sinks, ports and directories.
+//! 4xx, 5xx and disconnects; it writes each mail it takes to a file); a scripted Python server
+//! (`tests/peers/mx_peer.py`) for replies smtp-sink cannot give and for a legacy STARTTLS that
+//! speaks TLS 1.0 only; and a second Postern (`postern serve`) as a relay with STARTTLS, AUTH
+//! and implicit TLS, whose Maildir shows the exact bytes that arrived. Every test has its own
+//! DNS server, sinks, ports and directories.
 //!
-//! MX hosts live on different loopback addresses (127.0.0.2 has nothing listening, sinks listen
-//! on 127.0.0.3 and 127.0.0.4), all on one port per test: `DeliveryCtx::mx_port`.
+//! MX hosts live on different loopback addresses (127.0.0.2 and 127.0.0.5 to 127.0.0.9 have
+//! nothing listening unless a test says so, sinks listen on 127.0.0.3 and 127.0.0.4), all on
+//! one port per test: `DeliveryCtx::mx_port`.
 
 mod common;
 mod dns_common;
 
-use dns_common::{DnsServer, Sink, free_port_on};
+use dns_common::{DnsServer, MxPeer, Sink, free_port_on};
 use postern::engine::config::{Config, DeliveryMode, DomainMap, OutboundTls, RelayTls};
-use postern::engine::delivery::{self, DeliveryCtx, RcptStatus};
+use postern::engine::delivery::{self, DeliveryCtx, Limits, RcptStatus};
 use postern::engine::dns::{DnsError, MxAnswer, Resolver};
 use postern::engine::events::{Channel, EventBus};
 use postern::engine::store::body::Body;
@@ -23,6 +26,10 @@ use std::time::Duration;
 const DOWN: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 const B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
+/// A third MX host, for the session limit; also the first of the dead ones below.
+const C: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
+/// An MX host that accepts connections but never greets.
+const SILENT: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
 
 /// The records every test's dnsmasq serves. `test` and the reverse zone are answered from
 /// these alone, so any other name under them is NXDOMAIN.
@@ -59,6 +66,38 @@ host-record=mx.mapped.test,127.0.0.4
 
 host-record=dual.test,127.0.0.5,::1
 txt-record=txt.test,"first half ","second half"
+
+# Five MX hosts with nothing listening, then one that takes mail: past the address limit.
+mx-host=many.test,d1.many.test,10
+mx-host=many.test,d2.many.test,20
+mx-host=many.test,d3.many.test,30
+mx-host=many.test,d4.many.test,40
+mx-host=many.test,d5.many.test,50
+mx-host=many.test,up.many.test,60
+host-record=d1.many.test,127.0.0.5
+host-record=d2.many.test,127.0.0.6
+host-record=d3.many.test,127.0.0.7
+host-record=d4.many.test,127.0.0.8
+host-record=d5.many.test,127.0.0.9
+host-record=up.many.test,127.0.0.3
+# Four of them, then the one that takes mail: the fifth address is still tried.
+mx-host=four.test,d1.many.test,10
+mx-host=four.test,d2.many.test,20
+mx-host=four.test,d3.many.test,30
+mx-host=four.test,d4.many.test,40
+mx-host=four.test,up.many.test,50
+
+# Three MX hosts, for the session limit.
+mx-host=three.test,mx-a.pref.test,10
+mx-host=three.test,mx-b.pref.test,20
+mx-host=three.test,mx-c.three.test,30
+host-record=mx-c.three.test,127.0.0.5
+
+# The preferred MX never greets; the next one takes mail.
+mx-host=silent.test,silent.silent.test,10
+mx-host=silent.test,up.silent.test,20
+host-record=silent.silent.test,127.0.0.6
+host-record=up.silent.test,127.0.0.3
 
 # Forwarded to a server that does not exist: SERVFAIL / no answer.
 server=/fail.test/127.0.0.1#1
@@ -680,6 +719,328 @@ async fn rejections_and_disconnects_injected_by_smtp_sink() {
     assert_delivered(&st);
     assert!(sink_mails(&no_ehlo, 1)[0].contains("X-Client-Proto: SMTP\n"));
     assert!(hard.mails().is_empty() && soft.mails().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A STARTTLS handshake that fails
+// ---------------------------------------------------------------------------------------------
+
+/// Independent mode with `legacy.test` mapped to `peer`.
+fn legacy_config(peer: &MxPeer, tls: OutboundTls) -> Arc<Config> {
+    config(|c| {
+        c.outgoing_mails.detailed_logging = true;
+        c.outgoing_mails.outbound_tls = tls;
+        c.outgoing_mails.domain_maps = vec![map("legacy.test", Ipv4Addr::LOCALHOST, peer.port())];
+    })
+}
+
+/// How many lines of `log` are exactly `line`.
+fn count_lines(log: &str, line: &str) -> usize {
+    log.lines().filter(|l| *l == line).count()
+}
+
+#[tokio::test]
+async fn a_failed_starttls_handshake_is_retried_without_tls() {
+    // The peer offers STARTTLS, then speaks TLS 1.0 only, which rustls refuses.
+    let peer = MxPeer::start(Ipv4Addr::LOCALHOST, 0, &[], true);
+    let ctx = ctx(
+        legacy_config(&peer, OutboundTls::Opportunistic),
+        &no_dns(),
+        25,
+    );
+    let st = delivery::deliver(
+        &ctx,
+        "Q20",
+        "legacy.test",
+        "s@sender.test",
+        &rcpts(&["u@legacy.test"]),
+        message(),
+    )
+    .await;
+    assert_delivered(&st);
+    let plog = peer.log();
+    let mails = peer.mails();
+    assert_eq!(mails.len(), 1, "{plog}");
+    assert!(mails[0].starts_with("X-Peer-TLS: none\n"), "{}", mails[0]);
+    assert!(
+        mails[0].ends_with(
+            "\n\nFrom: a@sender.test\r\nTo: b@pref.test\r\nSubject: hello\r\n\r\nHello.\r\n"
+        ),
+        "{:?}",
+        mails[0]
+    );
+    // The handshake failed at the peer too; the second session did not ask for TLS.
+    assert!(plog.contains("TLS-FAILED"), "{plog}");
+    assert_eq!(count_lines(&plog, "CONNECT"), 2, "{plog}");
+    assert_eq!(count_lines(&plog, "STARTTLS"), 1, "{plog}");
+    let log = log_lines(&ctx, "Q20");
+    assert!(
+        has_line(&log, "TLS handshake with 127.0.0.1[127.0.0.1] failed (")
+            && has_line(&log, "); retrying without TLS"),
+        "{log:#?}"
+    );
+}
+
+#[tokio::test]
+async fn required_tls_and_a_relay_login_never_fall_back_to_plaintext() {
+    let peer = MxPeer::start(Ipv4Addr::LOCALHOST, 0, &[], true);
+    let to = rcpts(&["u@legacy.test"]);
+    let required = ctx(legacy_config(&peer, OutboundTls::Required), &no_dns(), 25);
+    let st = delivery::deliver(
+        &required,
+        "Q21",
+        "legacy.test",
+        "s@sender.test",
+        &to,
+        message(),
+    )
+    .await;
+    assert!(
+        matches!(&st[..], [RcptStatus::Temporary(t)] if t.contains("TLS handshake failed")),
+        "{st:?}"
+    );
+    assert!(!has_line(
+        &log_lines(&required, "Q21"),
+        "retrying without TLS"
+    ));
+
+    // The relay host with STARTTLS and a login, even with its certificate left unchecked.
+    let relay = ctx(
+        config(|c| {
+            let o = &mut c.outgoing_mails;
+            o.mode = DeliveryMode::Relay;
+            o.relay.host = "127.0.0.1".into();
+            o.relay.port = peer.port();
+            o.relay.tls = RelayTls::StartTls;
+            o.relay.verify_certificate = false;
+            o.relay.username = "user".into();
+            o.relay.password = "secret".into();
+            o.detailed_logging = true;
+        }),
+        &no_dns(),
+        25,
+    );
+    let st = delivery::deliver(
+        &relay,
+        "Q22",
+        "legacy.test",
+        "s@sender.test",
+        &to,
+        message(),
+    )
+    .await;
+    assert!(
+        matches!(&st[..], [RcptStatus::Temporary(t)] if t.contains("TLS handshake failed")),
+        "{st:?}"
+    );
+    let log = log_lines(&relay, "Q22");
+    assert!(
+        !has_line(&log, ">>> AUTH") && !has_line(&log, "retrying"),
+        "{log:#?}"
+    );
+    // One session per delivery, each ending in the failed handshake.
+    let plog = peer.log();
+    assert_eq!(count_lines(&plog, "CONNECT"), 2, "{plog}");
+    assert!(!plog.contains("AUTH") && !plog.contains("MAIL"), "{plog}");
+    assert!(peer.mails().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Temporary refusals and the next MX host
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_temporary_refusal_of_the_whole_transaction_moves_on_to_the_next_mx() {
+    let dns = DnsServer::start(ZONE);
+    let to = rcpts(&["x@pref.test", "y@pref.test"]);
+    // smtp-sink answering 450 to MAIL, then to every RCPT.
+    for flag in ["MAIL", "RCPT"] {
+        let a = Sink::start(A, 0, &["-r", flag]);
+        let b = Sink::start(B, a.port(), &[]);
+        let ctx = ctx(config(|_| {}), &dns.addr, a.port());
+        let st = delivery::deliver(&ctx, "Q30", "pref.test", "s@sender.test", &to, message()).await;
+        assert_delivered(&st);
+        let mails = sink_mails(&b, 1);
+        assert!(
+            mails[0].contains("X-Rcpt-Args: <x@pref.test>")
+                && mails[0].contains("X-Rcpt-Args: <y@pref.test>"),
+            "{}",
+            mails[0]
+        );
+        assert!(a.mails().is_empty());
+        let log = log_lines(&ctx, "Q30");
+        assert!(
+            has_line(&log, "mx-a.pref.test[127.0.0.3] deferred <x@pref.test>: ")
+                && has_line(&log, &format!("(in reply to {flag}"))
+                && has_line(&log, "trying the next host"),
+            "{flag}: {log:#?}"
+        );
+        assert!(
+            has_line(
+                &log,
+                "delivered to <y@pref.test> via mx-b.pref.test[127.0.0.4]"
+            ),
+            "{flag}: {log:#?}"
+        );
+    }
+    // A 552 to every RCPT is a 452 to every RCPT.
+    let a = MxPeer::start(A, 0, &["RCPT=552 5.2.2 mailbox full"], false);
+    let b = Sink::start(B, a.port(), &[]);
+    let ctx = ctx(config(|_| {}), &dns.addr, a.port());
+    let st = delivery::deliver(&ctx, "Q31", "pref.test", "s@sender.test", &to, message()).await;
+    assert_delivered(&st);
+    assert_eq!(sink_mails(&b, 1).len(), 1);
+    assert!(a.mails().is_empty());
+}
+
+#[tokio::test]
+async fn a_partly_accepted_transaction_stays_and_552_to_rcpt_is_temporary() {
+    let dns = DnsServer::start(ZONE);
+    let a = MxPeer::start(
+        A,
+        0,
+        &[
+            "RCPT TO:<busy@=452 4.2.2 try again later",
+            "RCPT TO:<full@=552 5.2.2 mailbox full",
+        ],
+        false,
+    );
+    let b = Sink::start(B, a.port(), &[]);
+    let ctx = ctx(config(|_| {}), &dns.addr, a.port());
+    let to = rcpts(&["ok@pref.test", "busy@pref.test", "full@pref.test"]);
+    let st = delivery::deliver(&ctx, "Q32", "pref.test", "s@sender.test", &to, message()).await;
+    assert!(
+        matches!(&st[0], RcptStatus::Delivered(r) if r.starts_with("250")),
+        "{st:?}"
+    );
+    assert!(
+        matches!(&st[1], RcptStatus::Temporary(t) if t.contains("452 4.2.2")),
+        "{st:?}"
+    );
+    assert!(
+        matches!(&st[2], RcptStatus::Temporary(t) if t.contains("552 5.2.2") && t.contains("taken as 452")),
+        "{st:?}"
+    );
+    let mails = a.mails();
+    assert_eq!(mails.len(), 1, "{}", a.log());
+    assert!(
+        mails[0].contains("X-Rcpt-To: <ok@pref.test>\n\n"),
+        "{}",
+        mails[0]
+    );
+    // The host that took the mail settled the rest: no session with the backup.
+    assert!(b.mails().is_empty());
+    assert!(!has_line(&log_lines(&ctx, "Q32"), "trying the next host"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The limits of one delivery
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn at_most_five_addresses_are_tried() {
+    let dns = DnsServer::start(ZONE);
+    let up = Sink::start(A, 0, &[]);
+    let ctx = ctx(
+        config(|c| c.outgoing_mails.detailed_logging = true),
+        &dns.addr,
+        up.port(),
+    );
+    let to = rcpts(&["u@many.test"]);
+    // Four hosts refuse the connection; the fifth address takes the mail.
+    let st = delivery::deliver(&ctx, "Q40", "four.test", "s@sender.test", &to, message()).await;
+    assert_delivered(&st);
+    assert_eq!(sink_mails(&up, 1).len(), 1);
+    // Five refuse: the sixth is not tried.
+    let st = delivery::deliver(&ctx, "Q41", "many.test", "s@sender.test", &to, message()).await;
+    assert!(
+        matches!(&st[..], [RcptStatus::Temporary(t)]
+            if t.contains("cannot connect") && t.contains("5 addresses tried, the most for one delivery")),
+        "{st:?}"
+    );
+    let log = log_lines(&ctx, "Q41");
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("connecting to"))
+            .count(),
+        5,
+        "{log:#?}"
+    );
+    assert!(!has_line(&log, "connecting to up.many.test"), "{log:#?}");
+    assert_eq!(up.mails().len(), 1);
+}
+
+#[tokio::test]
+async fn at_most_two_sessions_are_held() {
+    let dns = DnsServer::start(ZONE);
+    // The first two hosts take the session but refuse the mail for now; the third would take it.
+    let a = Sink::start(A, 0, &["-r", "MAIL"]);
+    let b = Sink::start(B, a.port(), &["-r", "MAIL"]);
+    let c = Sink::start(C, a.port(), &[]);
+    let ctx = ctx(
+        config(|c| c.outgoing_mails.detailed_logging = true),
+        &dns.addr,
+        a.port(),
+    );
+    let st = delivery::deliver(
+        &ctx,
+        "Q50",
+        "three.test",
+        "s@sender.test",
+        &rcpts(&["u@three.test"]),
+        message(),
+    )
+    .await;
+    assert!(
+        matches!(&st[..], [RcptStatus::Temporary(t)]
+            if t.contains("mx-b.pref.test[127.0.0.4] said: 450")
+                && t.contains("2 SMTP sessions held, the most for one delivery")),
+        "{st:?}"
+    );
+    let log = log_lines(&ctx, "Q50");
+    assert!(!has_line(&log, "connecting to mx-c.three.test"), "{log:#?}");
+    assert!(a.mails().is_empty() && b.mails().is_empty() && c.mails().is_empty());
+}
+
+#[tokio::test]
+async fn one_delivery_gives_up_at_its_time_limit() {
+    let dns = DnsServer::start(ZONE);
+    // The preferred MX accepts connections (the kernel completes them) but never greets.
+    let port = free_port_on(SILENT);
+    let _silent = std::net::TcpListener::bind((SILENT, port)).expect("bind the silent MX");
+    let up = Sink::start(A, port, &[]);
+    let ctx = ctx(
+        config(|c| c.outgoing_mails.detailed_logging = true),
+        &dns.addr,
+        port,
+    );
+    // A short limit for the test; the queue uses ten minutes (the greeting alone may take five).
+    let limits = Limits {
+        time: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let st = delivery::deliver_with(
+        &ctx,
+        &limits,
+        "Q60",
+        "silent.test",
+        "s@sender.test",
+        &rcpts(&["u@silent.test"]),
+        message(),
+    )
+    .await;
+    assert!(
+        matches!(&st[..], [RcptStatus::Temporary(t)]
+            if t.contains("silent.silent.test[127.0.0.6]: no reply within")
+                && t.contains("(the delivery's time limit was reached)")
+                && t.contains("not trying further hosts: the time limit of one delivery (2 s) ran out")),
+        "{st:?}"
+    );
+    assert!(!has_line(
+        &log_lines(&ctx, "Q60"),
+        "connecting to up.silent.test"
+    ));
+    assert!(up.mails().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-//! Real peers for the delivery tests: a DNS server (dnsmasq, Debian package `dnsmasq-base`) and
-//! SMTP sinks (Postfix's `smtp-sink`, package `postfix`), each started on free loopback ports in
-//! a per-test temporary directory and killed when dropped.
+//! Real peers for the delivery tests: a DNS server (dnsmasq, Debian package `dnsmasq-base`),
+//! SMTP sinks (Postfix's `smtp-sink`, package `postfix`) and a scripted SMTP server in Python
+//! (`tests/peers/mx_peer.py`: chosen replies, STARTTLS speaking TLS 1.0 only), each started on
+//! free loopback ports in a per-test temporary directory and killed when dropped.
 #![allow(dead_code)]
 
 use std::fs;
@@ -232,4 +233,106 @@ impl Drop for Sink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `tests/peers/mx_peer.py` on one address: answers chosen commands as told, can offer a
+/// STARTTLS whose handshake speaks TLS 1.0 only, and writes each mail it accepts to a file.
+pub struct MxPeer {
+    /// The Python process.
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its log, mails and certificate.
+    dir: TempDir,
+}
+
+impl MxPeer {
+    /// Starts the peer on `ip:port` (0: a free port) with `rules` (`PREFIX=REPLY`, see the
+    /// script) and, if `legacy_tls`, a STARTTLS limited to TLS 1.0 with a fresh self-signed
+    /// certificate. Waits until it listens.
+    pub fn start(ip: Ipv4Addr, port: u16, rules: &[&str], legacy_tls: bool) -> MxPeer {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/mx_peer.py");
+        let mut last = String::new();
+        for _ in 0..5 {
+            let p = if port == 0 { free_port_on(ip) } else { port };
+            let dir = tempfile::Builder::new()
+                .prefix("postern-mxpeer-")
+                .tempdir()
+                .unwrap();
+            let mut cmd = Command::new("python3");
+            cmd.arg(&script)
+                .arg(ip.to_string())
+                .arg(p.to_string())
+                .arg(dir.path());
+            if legacy_tls {
+                let (cert, key) = write_certificate(dir.path());
+                cmd.arg("--legacy-tls").arg(cert).arg(key);
+            }
+            for r in rules {
+                cmd.arg("--reply").arg(r);
+            }
+            let stderr = fs::File::create(dir.path().join("stderr")).unwrap();
+            let mut child = cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::from(stderr))
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start python3: {e}"));
+            let mut line = String::new();
+            let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+            if line.trim() == "LISTENING" {
+                return MxPeer {
+                    child,
+                    addr: SocketAddr::from((ip, p)),
+                    dir,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            last = fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
+            if port != 0 {
+                break;
+            }
+        }
+        panic!("cannot start mx_peer.py: {last}");
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// What it logged: `CONNECT`, each command line, `TLS v`, `TLS-FAILED why`.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// The mails it accepted, in order: `X-Peer-TLS:`, `X-Mail-From:`, `X-Rcpt-To:` lines,
+    /// an empty line, the message.
+    pub fn mails(&self) -> Vec<String> {
+        (1..)
+            .map(|n| self.dir.path().join(format!("mail-{n}.eml")))
+            .map_while(|p| fs::read_to_string(p).ok())
+            .collect()
+    }
+}
+
+impl Drop for MxPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A self-signed certificate and its key, as PEM files in `dir`.
+fn write_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["legacy.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    fs::write(&cert_path, cert.pem()).unwrap();
+    fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert_path, key_path)
 }

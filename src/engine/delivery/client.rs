@@ -1,12 +1,17 @@
 //! The outbound SMTP client: one session with one server, from greeting to QUIT.
 //!
-//! It is as strict as our server. Every read has a timeout (RFC 5321 4.5.3.2), every write too;
-//! a reply line is at most 512 octets, a reply at most 100 lines and 4096 octets of text;
-//! multi-line replies must keep one code; whatever the server sent after its `220` to our
-//! STARTTLS is dropped unread before the handshake (CVE-2011-0411). PIPELINING (RFC 2920) is
-//! used when offered. Lines are read by the shared [`Wire`]; replies are read and checked by
-//! [`reply`], EHLO capabilities parsed by smtp-proto. The session works over any
-//! `AsyncRead + AsyncWrite` stream, so unit tests drive it over an in-memory pipe.
+//! It is as strict as our server. Every read has a timeout (RFC 5321 4.5.3.2), every write too,
+//! and every wait up to the message data also ends at the delivery's deadline
+//! ([`Params::deadline`]); a reply line is at most 512 octets, a reply at most 100 lines and
+//! 4096 octets of text; multi-line replies must keep one code; whatever the server sent after
+//! its `220` to our STARTTLS is dropped unread before the handshake (CVE-2011-0411). A failed
+//! TLS handshake under opportunistic TLS without a login is reported apart
+//! ([`OpenError::TlsHandshake`]) so the caller can retry the address in plaintext; a login is
+//! never sent over such a retry. A `552` to RCPT is taken as `452` (RFC 5321 4.5.3.1.10).
+//! PIPELINING (RFC 2920) is used when offered. Lines are read by the shared [`Wire`]; replies
+//! are read and checked by [`reply`], EHLO capabilities parsed by smtp-proto. The session
+//! works over any `AsyncRead + AsyncWrite` stream, so unit tests drive it over an in-memory
+//! pipe.
 
 use super::data::Encoder;
 use super::reply::{self, Reply};
@@ -22,6 +27,7 @@ use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 
 /// Recipients per transaction: RFC 5321 4.5.3.1.8 makes every server take at least 100.
 pub const MAX_RCPTS_PER_TRANSACTION: usize = 100;
@@ -65,6 +71,33 @@ impl HostFailure {
     }
 }
 
+/// Why a session could not be opened (greeting, EHLO, STARTTLS, AUTH).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// Nothing to be done with this host now: try the next one.
+    #[error("{0}")]
+    Host(#[from] HostFailure),
+    /// The server said `220` to STARTTLS but the TLS handshake failed, and the policy is
+    /// opportunistic without a login: the same address may be tried again without STARTTLS
+    /// (Postfix's `smtp_tls_security_level = may`).
+    #[error("{peer}: TLS handshake failed: {why}")]
+    TlsHandshake {
+        /// `host[ip]`.
+        peer: String,
+        /// What the TLS library said.
+        why: String,
+    },
+}
+
+impl From<OpenError> for HostFailure {
+    fn from(e: OpenError) -> HostFailure {
+        match e {
+            OpenError::Host(h) => h,
+            e => HostFailure(e.to_string()),
+        }
+    }
+}
+
 /// STARTTLS policy for one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsPolicy {
@@ -88,6 +121,7 @@ pub struct Login {
 }
 
 /// What a session needs to know besides the stream.
+#[derive(Clone, Copy)]
 pub struct Params<'a> {
     /// Our name for EHLO/HELO.
     pub helo: &'a str,
@@ -101,6 +135,23 @@ pub struct Params<'a> {
     pub login: Option<&'a Login>,
     /// A certificate-verifying connector (relay host); `None` = any certificate (MX hosts).
     pub verify: Option<&'a tokio_rustls::TlsConnector>,
+    /// When the delivery's time is up: every wait before the message data ends here at the
+    /// latest (the data itself and the reply to its final dot keep their own timeouts, so a
+    /// big message on a slow link is not cut off, nor a delivered one sent twice).
+    pub deadline: Instant,
+}
+
+impl Params<'_> {
+    /// Whether a failed STARTTLS handshake may be followed by a plaintext session with the same
+    /// address: only under opportunistic TLS, and never when a login would be sent.
+    pub fn may_retry_without_tls(&self) -> bool {
+        self.tls == TlsPolicy::Opportunistic && self.login.is_none() && self.verify.is_none()
+    }
+
+    /// The waiting time `t`, cut short by the deadline.
+    pub fn within(&self, t: Duration) -> Duration {
+        t.min(self.deadline.saturating_duration_since(Instant::now()))
+    }
 }
 
 /// A session after the greeting, EHLO, STARTTLS and AUTH: ready for transactions.
@@ -114,6 +165,8 @@ pub struct Session<'a> {
     /// The server's EHLO reply as smtp-proto parsed it (after STARTTLS: the one sent over
     /// TLS; after HELO: empty, no extensions).
     caps: EhloResponse<String>,
+    /// The delivery's deadline ([`Params::deadline`]).
+    deadline: Instant,
 }
 
 impl<'a> Session<'a> {
@@ -124,17 +177,18 @@ impl<'a> Session<'a> {
         io: BoxStream,
         p: &Params<'_>,
         log: &'a Log<'a>,
-    ) -> Result<Session<'a>, HostFailure> {
+    ) -> Result<Session<'a>, OpenError> {
         let peer = format!("{}[{}]", p.host, p.ip);
         let mut s = Session {
             conn: Wire::new(io),
             log,
             peer,
             caps: EhloResponse::default(),
+            deadline: p.deadline,
         };
         let greeting = s.read_reply(GREETING_TIMEOUT).await?;
         if !greeting.positive() {
-            return Err(s.refused("greeting", &greeting));
+            return Err(s.refused("greeting", &greeting).into());
         }
         s.hello(p.helo).await?;
         match p.tls {
@@ -144,10 +198,10 @@ impl<'a> Session<'a> {
                     s = s.starttls(p).await?;
                 } else if p.tls == TlsPolicy::Required {
                     s.quit().await;
-                    return Err(HostFailure(format!(
+                    return Err(OpenError::Host(HostFailure(format!(
                         "{} does not offer STARTTLS, and TLS is required",
                         s.peer
-                    )));
+                    ))));
                 }
             }
         }
@@ -178,12 +232,12 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    async fn starttls(mut self, p: &Params<'_>) -> Result<Session<'a>, HostFailure> {
+    async fn starttls(mut self, p: &Params<'_>) -> Result<Session<'a>, OpenError> {
         self.send("STARTTLS");
         let reply = self.read_reply(COMMAND_TIMEOUT).await?;
         if reply.code != 220 {
             if p.tls == TlsPolicy::Required {
-                return Err(self.refused("STARTTLS", &reply));
+                return Err(self.refused("STARTTLS", &reply).into());
             }
             // Opportunistic: the server took it back before any handshake; go on in plaintext.
             self.log.detail(&format!(
@@ -203,16 +257,30 @@ impl<'a> Session<'a> {
             conn, log, peer, ..
         } = self;
         let io = conn.into_inner();
-        let tls = tokio::time::timeout(
-            TLS_TIMEOUT,
+        let handshake = tokio::time::timeout(
+            p.within(TLS_TIMEOUT),
             p.verify
                 .cloned()
                 .unwrap_or_else(super::tls::connector)
                 .connect(super::tls::server_name(p.host, p.ip), io),
         )
-        .await
-        .map_err(|_| HostFailure(format!("{peer}: TLS handshake timed out")))?
-        .map_err(|e| HostFailure(format!("{peer}: TLS handshake failed: {e}")))?;
+        .await;
+        let failed = |why: String| {
+            let e = OpenError::TlsHandshake {
+                peer: peer.clone(),
+                why,
+            };
+            if p.may_retry_without_tls() {
+                e
+            } else {
+                OpenError::Host(e.into())
+            }
+        };
+        let tls = match handshake {
+            Err(_) => return Err(failed("timed out".into())),
+            Ok(Err(e)) => return Err(failed(e.to_string())),
+            Ok(Ok(tls)) => tls,
+        };
         let (_, state) = tls.get_ref();
         log.detail(&format!(
             "{peer}: TLS established ({}, {})",
@@ -230,6 +298,7 @@ impl<'a> Session<'a> {
             log,
             peer,
             caps: EhloResponse::default(),
+            deadline: p.deadline,
         };
         s.hello(p.helo).await?;
         Ok(s)
@@ -336,7 +405,7 @@ impl<'a> Session<'a> {
             let mail = self.read_reply(COMMAND_TIMEOUT).await.map_err(broken)?;
             for _ in rcpts {
                 let r = self.read_reply(COMMAND_TIMEOUT).await.map_err(broken)?;
-                statuses.push((!r.positive()).then(|| self.status(&r, "RCPT TO")));
+                statuses.push((!r.positive()).then(|| self.rcpt_status(&r)));
             }
             let data_reply = self.read_reply(DATA_INIT_TIMEOUT).await.map_err(broken)?;
             if !mail.positive() {
@@ -351,7 +420,7 @@ impl<'a> Session<'a> {
         for rcpt in rcpts {
             self.send(&format!("RCPT TO:<{rcpt}>"));
             let r = self.read_reply(COMMAND_TIMEOUT).await.map_err(broken)?;
-            statuses.push((!r.positive()).then(|| self.status(&r, "RCPT TO")));
+            statuses.push((!r.positive()).then(|| self.rcpt_status(&r)));
         }
         if statuses.iter().all(Option::is_some) {
             self.reset().await;
@@ -408,10 +477,7 @@ impl<'a> Session<'a> {
         self.write(&out, DATA_BLOCK_TIMEOUT)
             .await
             .map_err(|e| (e, true))?;
-        let end = self
-            .read_reply(DATA_END_TIMEOUT)
-            .await
-            .map_err(|e| (e, true))?;
+        let end = self.read_end_of_data_reply().await.map_err(|e| (e, true))?;
         let status = if end.positive() {
             RcptStatus::Delivered(end.text())
         } else {
@@ -440,6 +506,20 @@ impl<'a> Session<'a> {
     pub async fn quit(&mut self) {
         self.send("QUIT");
         let _ = self.read_reply(QUIT_TIMEOUT).await;
+    }
+
+    /// A recipient status from a negative reply to RCPT: as [`Self::status`], except that
+    /// `552` is temporary. RFC 5321 4.5.3.1.10: clients must treat a `552` (too many
+    /// recipients, or storage exceeded, sent by old servers) at RCPT as `452`.
+    fn rcpt_status(&self, reply: &Reply) -> RcptStatus {
+        if reply.code == 552 {
+            return RcptStatus::Temporary(format!(
+                "{} said: {} (in reply to RCPT TO; taken as 452, RFC 5321 4.5.3.1.10)",
+                self.peer,
+                reply.text()
+            ));
+        }
+        self.status(reply, "RCPT TO")
     }
 
     /// A recipient status from a negative reply.
@@ -476,6 +556,11 @@ impl<'a> Session<'a> {
         self.flush(timeout).await
     }
 
+    /// The waiting time `t`, cut short by the delivery's deadline.
+    fn within(&self, t: Duration) -> Duration {
+        t.min(self.deadline.saturating_duration_since(Instant::now()))
+    }
+
     async fn flush(&mut self, timeout: Duration) -> Result<(), HostFailure> {
         self.conn.set_write_timeout(timeout);
         match self.conn.flush().await {
@@ -494,10 +579,34 @@ impl<'a> Session<'a> {
     }
 
     /// Reads one reply (see [`reply::read`]), sending queued commands first; also returns it
-    /// as received, for the EHLO parser.
+    /// as received, for the EHLO parser. Both waits end at the deadline at the latest.
     async fn read_reply_raw(&mut self, timeout: Duration) -> Result<(Reply, Vec<u8>), HostFailure> {
-        self.flush(COMMAND_TIMEOUT).await?;
-        reply::read(&mut self.conn, &self.peer, self.log, timeout).await
+        let wait = self.within(COMMAND_TIMEOUT);
+        self.flush(wait)
+            .await
+            .map_err(|e| self.out_of_time(e, wait < COMMAND_TIMEOUT))?;
+        let wait = self.within(timeout);
+        reply::read(&mut self.conn, &self.peer, self.log, wait)
+            .await
+            .map_err(|e| self.out_of_time(e, wait < timeout))
+    }
+
+    /// A failure of a wait the deadline `cut` short, once the deadline has come, says so.
+    fn out_of_time(&self, e: HostFailure, cut: bool) -> HostFailure {
+        if cut && Instant::now() >= self.deadline {
+            HostFailure(format!("{e} (the delivery's time limit was reached)"))
+        } else {
+            e
+        }
+    }
+
+    /// Reads the reply to the final dot, waiting RFC 5321's full ten minutes whatever the
+    /// deadline: giving up on a server that is still taking the message would make us send
+    /// it again.
+    async fn read_end_of_data_reply(&mut self) -> Result<Reply, HostFailure> {
+        reply::read(&mut self.conn, &self.peer, self.log, DATA_END_TIMEOUT)
+            .await
+            .map(|(reply, _)| reply)
     }
 }
 
@@ -507,7 +616,9 @@ mod tests {
     //! pipe (with real TLS where STARTTLS is involved).
     use super::*;
     use crate::engine::events::EventBus;
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, duplex};
+    use tokio::io::{
+        AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, duplex,
+    };
 
     fn params(tls: TlsPolicy) -> Params<'static> {
         Params {
@@ -517,6 +628,7 @@ mod tests {
             tls,
             login: None,
             verify: None,
+            deadline: Instant::now() + Duration::from_secs(600),
         }
     }
 
@@ -581,7 +693,8 @@ mod tests {
         let log = log(events);
         let r = Session::open(Box::new(client), &params(TlsPolicy::Never), &log)
             .await
-            .map(drop);
+            .map(drop)
+            .map_err(HostFailure::from);
         drop(srv);
         r
     }
@@ -655,6 +768,7 @@ mod tests {
             c if c.starts_with("EHLO") => ehlo("250-PIPELINING\r\n250-SIZE 1000\r\n"),
             "RCPT TO:<gone@y>" => "550 5.1.1 no such user\r\n".into(),
             "RCPT TO:<busy@y>" => "452 4.2.2 mailbox full\r\n".into(),
+            "RCPT TO:<over@y>" => "552 5.2.2 over quota\r\n".into(),
             "DATA" => "354 go\r\n".into(),
             _ => "250 ok\r\n".into(),
         }));
@@ -662,7 +776,9 @@ mod tests {
         let mut s = Session::open(Box::new(client), &params(TlsPolicy::Never), &log)
             .await
             .unwrap();
-        let rcpts: Vec<String> = ["ok@y", "gone@y", "busy@y"].map(String::from).into();
+        let rcpts: Vec<String> = ["ok@y", "gone@y", "busy@y", "over@y"]
+            .map(String::from)
+            .into();
         let st = s
             .transaction("a@x", &rcpts, &Body::from_bytes(b"hi\r\n".to_vec()), true)
             .await
@@ -677,6 +793,11 @@ mod tests {
         );
         assert!(
             matches!(&st[2], RcptStatus::Temporary(t) if t.contains("452 4.2.2")),
+            "{st:?}"
+        );
+        // RFC 5321 4.5.3.1.10: a 552 to RCPT is a 452.
+        assert!(
+            matches!(&st[3], RcptStatus::Temporary(t) if t.contains("552 5.2.2") && t.contains("taken as 452")),
             "{st:?}"
         );
         s.quit().await;
@@ -742,6 +863,66 @@ mod tests {
             "{l:#?}"
         );
         assert!(l.iter().any(|l| l.contains("TLS established")), "{l:#?}");
+    }
+
+    /// A server that offers STARTTLS, says 220 to it, then answers the ClientHello with
+    /// plaintext: a handshake that fails.
+    async fn open_with_broken_tls(p: &Params<'_>) -> OpenError {
+        let events = EventBus::new();
+        let (client, server) = duplex(1 << 16);
+        let srv = tokio::spawn(async move {
+            let (r, mut w) = tokio::io::split(server);
+            let mut r = BufReader::new(r);
+            let mut line = String::new();
+            w.write_all(b"220 hi\r\n").await.unwrap();
+            r.read_line(&mut line).await.unwrap();
+            w.write_all(ehlo("250-STARTTLS\r\n").as_bytes())
+                .await
+                .unwrap();
+            line.clear();
+            r.read_line(&mut line).await.unwrap();
+            w.write_all(b"220 go ahead\r\n").await.unwrap();
+            let mut hello = [0u8; 5];
+            r.read_exact(&mut hello).await.unwrap();
+            let _ = w.write_all(b"500 this is not TLS\r\n").await;
+            // Keep the pipe open until the client gives up.
+            let mut rest = Vec::new();
+            let _ = r.read_to_end(&mut rest).await;
+        });
+        let log = log(&events);
+        let e = match Session::open(Box::new(client), p, &log).await {
+            Ok(_) => panic!("the handshake cannot succeed"),
+            Err(e) => e,
+        };
+        srv.abort();
+        e
+    }
+
+    #[tokio::test]
+    async fn a_failed_handshake_is_retried_in_plaintext_only_when_opportunistic_without_login() {
+        let e = open_with_broken_tls(&params(TlsPolicy::Opportunistic)).await;
+        assert!(
+            matches!(&e, OpenError::TlsHandshake { peer, .. } if peer == "peer.test[192.0.2.1]"),
+            "{e:?}"
+        );
+        // TLS required: the failure stands, and names the handshake.
+        let e = open_with_broken_tls(&params(TlsPolicy::Required)).await;
+        assert!(
+            matches!(&e, OpenError::Host(h) if h.0.contains("TLS handshake failed")),
+            "{e:?}"
+        );
+        // A login would follow: never in plaintext because TLS failed.
+        let login = Login {
+            user: "u".into(),
+            password: "p".into(),
+        };
+        let with_login = Params {
+            login: Some(&login),
+            ..params(TlsPolicy::Opportunistic)
+        };
+        assert!(!with_login.may_retry_without_tls());
+        let e = open_with_broken_tls(&with_login).await;
+        assert!(matches!(&e, OpenError::Host(_)), "{e:?}");
     }
 
     #[tokio::test]

@@ -11,9 +11,16 @@
 //!   permanently; DNS trouble fails them temporarily. STARTTLS follows `outbound_tls`.
 //!
 //! A host that cannot be reached, greets with an error, breaks off or times out before the
-//! transaction is settled makes us try the next one; when none is left every recipient gets a
-//! temporary failure with the last error. Once a server has answered for a recipient, that
-//! answer is final for this attempt.
+//! transaction is settled makes us try the next one; so does a temporary refusal of the whole
+//! transaction (a 4xx to MAIL, to every RCPT, to DATA or to the final dot: RFC 5321 5.1, as
+//! Postfix does), for the recipients it refused; when none is left every open recipient gets
+//! a temporary failure with its last error. A server that took the message for some
+//! recipients settles the others too: its 4xx stands, and no other host is asked. Its
+//! permanent answers are always final, and so is a session that broke after the final dot
+//! (the message may have arrived). When the STARTTLS handshake with a host fails under
+//! opportunistic TLS, the same address is tried again at once without STARTTLS (Postfix's
+//! `may` level); never when a login would be sent. Every delivery is bounded by [`Limits`]:
+//! 5 addresses, 2 sessions, 10 minutes.
 //!
 //! Only this module opens outbound sockets. Logs go to the SMTP Out view (`EventKind::Delivery`) with the queue id
 //! as the session: MX lookups, deliveries and failures always; with "More Detailed Logging"
@@ -21,23 +28,28 @@
 
 mod client;
 pub mod data;
+mod limits;
 mod reply;
 pub(crate) mod tls;
 
-pub use client::{HostFailure, Login, TlsPolicy};
+pub use client::{HostFailure, Login, OpenError, TlsPolicy};
+pub use limits::{Limits, MAX_ADDRESSES, MAX_SESSIONS, TIME_LIMIT};
 
 use crate::engine::config::{Config, DeliveryMode, OutboundTls, RelayTls};
 use crate::engine::dns::{DnsError, MxAnswer, Resolver};
 use crate::engine::events::{EventBus, EventKind, Level};
 use crate::engine::store::body::Body;
 use client::{BoxStream, CONNECT_TIMEOUT, MAX_RCPTS_PER_TRANSACTION, Params, Session};
+use limits::{Budget, Exhausted};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// MX hosts tried for one domain at most (the lowest preferences).
 const MAX_MX_HOSTS: usize = 10;
-/// Addresses tried per host at most.
+/// Addresses tried per host at most, so that a host with many addresses leaves some of the
+/// [`MAX_ADDRESSES`] for the next MX host.
 const MAX_ADDRESSES_PER_HOST: usize = 4;
 
 /// What delivery needs from the engine.
@@ -77,9 +89,24 @@ pub enum RcptStatus {
 
 /// Delivers one message to `rcpts`, which all share `domain` (in Relay mode any domains).
 /// `from` is the envelope sender ("" for the null sender); `log_id` is the queue id for log
-/// lines. Returns one status per recipient, in the order of `rcpts`.
+/// lines. Returns one status per recipient, in the order of `rcpts`. Bounded by
+/// [`Limits::default`].
 pub async fn deliver(
     ctx: &DeliveryCtx,
+    log_id: &str,
+    domain: &str,
+    from: &str,
+    rcpts: &[String],
+    message: &Body,
+) -> Vec<RcptStatus> {
+    let limits = Limits::default();
+    deliver_with(ctx, &limits, log_id, domain, from, rcpts, message).await
+}
+
+/// [`deliver`] within other [`Limits`] (tests use a short time limit).
+pub async fn deliver_with(
+    ctx: &DeliveryCtx,
+    limits: &Limits,
     log_id: &str,
     domain: &str,
     from: &str,
@@ -121,7 +148,7 @@ pub async fn deliver(
     let open: Vec<usize> = (0..rcpts.len()).filter(|&i| result[i].is_none()).collect();
     if !open.is_empty() {
         let wanted: Vec<String> = open.iter().map(|&i| rcpts[i].clone()).collect();
-        let statuses = route_and_send(ctx, &log, domain, from, &wanted, message).await;
+        let statuses = route_and_send(ctx, &log, limits, domain, from, &wanted, message).await;
         for (&i, s) in open.iter().zip(statuses) {
             result[i] = Some(s);
         }
@@ -159,6 +186,7 @@ struct Route {
 async fn route_and_send(
     ctx: &DeliveryCtx,
     log: &Log<'_>,
+    limits: &Limits,
     domain: &str,
     from: &str,
     rcpts: &[String],
@@ -273,7 +301,13 @@ async fn route_and_send(
             }
         }
     };
-    send_via(ctx, log, &route, from, rcpts, message).await
+    let env = Envelope {
+        from,
+        rcpts,
+        message,
+        eight_bit: body_has_8bit(message),
+    };
+    send_via(ctx, log, &route, limits, &env).await
 }
 
 /// Whether `ip:port` is one of this server's own SMTP listeners: an MX, domain map or relay
@@ -307,71 +341,177 @@ fn body_has_8bit(message: &Body) -> bool {
     found
 }
 
-/// Tries the route's hosts and their addresses until one settles the recipients.
+/// What is sent: the envelope and the message.
+struct Envelope<'a> {
+    /// The envelope sender ("" for the null sender).
+    from: &'a str,
+    /// The recipients, all of them; a session is given the ones still open.
+    rcpts: &'a [String],
+    /// The message.
+    message: &'a Body,
+    /// Whether the message has octets above 127.
+    eight_bit: bool,
+}
+
+/// What one session made of one recipient.
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    /// Settled for this delivery: delivered, refused for good, or deferred where asking
+    /// another host would be pointless or could send the message twice.
+    Settled(RcptStatus),
+    /// Refused temporarily by a server that took nothing in this session: the next host may
+    /// take it (RFC 5321 5.1). Why, for the deferral if no host does.
+    TryNext(String),
+}
+
+/// The verdicts of one session, from its statuses, each with whether it is the server's
+/// answer (not our conclusion from a broken connection). A server that took the message for
+/// nobody is working badly or not at all for now: its temporary refusals go to the next host.
+/// One that took it for some recipients is working: its refusals of the others stand.
+fn verdicts(statuses: Vec<(RcptStatus, bool)>) -> Vec<Verdict> {
+    let took_some = statuses
+        .iter()
+        .any(|(s, _)| matches!(s, RcptStatus::Delivered(_)));
+    statuses
+        .into_iter()
+        .map(|(s, answered)| match s {
+            RcptStatus::Temporary(why) if answered && !took_some => Verdict::TryNext(why),
+            s => Verdict::Settled(s),
+        })
+        .collect()
+}
+
+/// Where the recipients of one delivery stand between sessions.
+struct Progress {
+    /// Each recipient's final status, once it has one.
+    settled: Vec<Option<RcptStatus>>,
+    /// A server's temporary refusal of a recipient still open, kept for its deferral.
+    refused: Vec<Option<String>>,
+}
+
+impl Progress {
+    fn new(n: usize) -> Progress {
+        Progress {
+            settled: vec![None; n],
+            refused: vec![None; n],
+        }
+    }
+
+    /// The indices of the recipients still open.
+    fn open(&self) -> Vec<usize> {
+        (0..self.settled.len())
+            .filter(|&i| self.settled[i].is_none())
+            .collect()
+    }
+
+    /// Records what the session with `at` (`host[ip]`) made of the recipients `open`; returns
+    /// whether some are left for the next host.
+    fn record(
+        &mut self,
+        log: &Log<'_>,
+        rcpts: &[String],
+        open: &[usize],
+        at: &str,
+        v: Vec<Verdict>,
+    ) -> bool {
+        let mut again = false;
+        for (&i, v) in open.iter().zip(v) {
+            match v {
+                Verdict::Settled(s) => {
+                    if let RcptStatus::Delivered(reply) = &s {
+                        log.info(&format!("delivered to <{}> via {at}: {reply}", rcpts[i]));
+                    }
+                    self.settled[i] = Some(s);
+                }
+                Verdict::TryNext(why) => {
+                    log.warn(&format!(
+                        "{at} deferred <{}>: {why}; trying the next host, if any",
+                        rcpts[i]
+                    ));
+                    self.refused[i] = Some(why);
+                    again = true;
+                }
+            }
+        }
+        again
+    }
+
+    /// The final statuses: the recipients still open are deferred with their last server's
+    /// refusal, else with `last_error`, and why no further host was tried.
+    fn finish(self, last_error: &str, stopped: Option<Exhausted>) -> Vec<RcptStatus> {
+        self.settled
+            .into_iter()
+            .zip(self.refused)
+            .map(|(s, why)| {
+                s.unwrap_or_else(|| {
+                    let why = why.unwrap_or_else(|| format!("4.4.1 {last_error}"));
+                    RcptStatus::Temporary(match stopped {
+                        Some(x) => format!("{why}; not trying further hosts: {x}"),
+                        None => why,
+                    })
+                })
+            })
+            .collect()
+    }
+}
+
+/// Tries the route's hosts and their addresses, within the limits, until every recipient is
+/// settled or none is left to try.
 async fn send_via(
     ctx: &DeliveryCtx,
     log: &Log<'_>,
     route: &Route,
-    from: &str,
-    rcpts: &[String],
-    message: &Body,
+    limits: &Limits,
+    env: &Envelope<'_>,
 ) -> Vec<RcptStatus> {
-    let eight_bit = body_has_8bit(message);
-    let helo = ctx.config.server.hostname.as_str();
+    let rcpts = env.rcpts;
+    let mut budget = Budget::start(*limits, Instant::now());
+    let mut progress = Progress::new(rcpts.len());
     let mut last_error = String::from("no mail host to try");
-    for host in &route.hosts {
-        let addrs = match ctx.resolver.ip_addrs(host).await {
-            Ok(a) if a.is_empty() => {
-                last_error = format!("{host}: host has no address");
-                log.warn(&last_error);
-                continue;
-            }
-            Ok(a) => a,
-            Err(e) => {
-                last_error = format!("{host}: address lookup failed: {e}");
-                log.warn(&last_error);
-                continue;
-            }
-        };
-        if host.parse::<IpAddr>().is_err() {
-            log.detail(&format!(
-                "DNS: {host} has address {}",
-                addrs
-                    .iter()
-                    .map(IpAddr::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+    let mut stopped = None;
+    'hosts: for host in &route.hosts {
+        if let Some(x) = budget.exhausted(Instant::now()) {
+            stopped = Some(x);
+            break;
         }
+        let Some(addrs) = host_addresses(ctx, log, host, &mut last_error).await else {
+            continue;
+        };
         for ip in addrs.into_iter().take(MAX_ADDRESSES_PER_HOST) {
-            if loops_back(&ctx.config, ip, route.port) {
-                let domain = rcpts
-                    .first()
-                    .and_then(|r| r.rsplit_once('@'))
-                    .map_or("", |(_, d)| d);
-                let why = format!(
-                    "5.4.6 mail for {domain} loops back to myself ({host}[{ip}]:{})",
-                    route.port
-                );
-                log.warn(&why);
-                return vec![RcptStatus::Permanent(why); rcpts.len()];
+            if let Some(x) = budget.exhausted(Instant::now()) {
+                stopped = Some(x);
+                break 'hosts;
             }
+            let open = progress.open();
+            if loops_back(&ctx.config, ip, route.port) {
+                let why = loop_error(rcpts, host, ip, route.port);
+                log.warn(&why);
+                for &i in &open {
+                    progress.settled[i] = Some(RcptStatus::Permanent(why.clone()));
+                }
+                break 'hosts;
+            }
+            budget.address_tried();
             let p = Params {
-                helo,
+                helo: ctx.config.server.hostname.as_str(),
                 host,
                 ip,
                 tls: route.tls,
                 login: route.login.as_ref(),
                 verify: route.verify.as_ref(),
+                deadline: budget.deadline(),
             };
-            match attempt(log, &p, route.port, from, rcpts, message, eight_bit).await {
-                Ok(statuses) => {
-                    for (rcpt, s) in rcpts.iter().zip(&statuses) {
-                        if let RcptStatus::Delivered(reply) = s {
-                            log.info(&format!("delivered to <{rcpt}> via {host}[{ip}]: {reply}"));
-                        }
+            let wanted: Vec<String> = open.iter().map(|&i| rcpts[i].clone()).collect();
+            let env = Envelope {
+                rcpts: &wanted,
+                ..*env
+            };
+            match try_address(log, &p, route.port, &env, &mut budget).await {
+                Ok(verdicts) => {
+                    let at = format!("{host}[{ip}]");
+                    if !progress.record(log, rcpts, &open, &at, verdicts) {
+                        break 'hosts;
                     }
-                    return statuses;
                 }
                 Err(HostFailure(e)) => {
                     log.warn(&e);
@@ -380,29 +520,130 @@ async fn send_via(
             }
         }
     }
-    vec![RcptStatus::Temporary(format!("4.4.1 {last_error}")); rcpts.len()]
+    if let Some(x) = stopped {
+        log.warn(&format!("not trying further hosts: {x}"));
+    }
+    progress.finish(&last_error, stopped)
+}
+
+/// The addresses of `host` (`None`, with `last_error` set and logged, when it has none).
+async fn host_addresses(
+    ctx: &DeliveryCtx,
+    log: &Log<'_>,
+    host: &str,
+    last_error: &mut String,
+) -> Option<Vec<IpAddr>> {
+    let addrs = match ctx.resolver.ip_addrs(host).await {
+        Ok(a) if a.is_empty() => {
+            *last_error = format!("{host}: host has no address");
+            log.warn(last_error);
+            return None;
+        }
+        Ok(a) => a,
+        Err(e) => {
+            *last_error = format!("{host}: address lookup failed: {e}");
+            log.warn(last_error);
+            return None;
+        }
+    };
+    if host.parse::<IpAddr>().is_err() {
+        log.detail(&format!(
+            "DNS: {host} has address {}",
+            addrs
+                .iter()
+                .map(IpAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Some(addrs)
+}
+
+/// The permanent failure for a route that leads back to this server.
+fn loop_error(rcpts: &[String], host: &str, ip: IpAddr, port: u16) -> String {
+    let domain = rcpts
+        .first()
+        .and_then(|r| r.rsplit_once('@'))
+        .map_or("", |(_, d)| d);
+    format!("5.4.6 mail for {domain} loops back to myself ({host}[{ip}]:{port})")
+}
+
+/// One address: a session as the route asks; when its STARTTLS handshake fails and the policy
+/// allows it (opportunistic, no login), a second session at once without STARTTLS, as
+/// Postfix's `smtp_tls_security_level = may` does. `Err`: try the next address.
+async fn try_address(
+    log: &Log<'_>,
+    p: &Params<'_>,
+    port: u16,
+    env: &Envelope<'_>,
+    budget: &mut Budget,
+) -> Result<Vec<Verdict>, HostFailure> {
+    match attempt(log, p, port, env, budget).await {
+        Err(OpenError::TlsHandshake { peer, why }) if p.may_retry_without_tls() => {
+            log.warn(&format!(
+                "TLS handshake with {peer} failed ({why}); retrying without TLS"
+            ));
+            let plain = Params {
+                tls: TlsPolicy::Never,
+                ..*p
+            };
+            Ok(attempt(log, &plain, port, env, budget).await?)
+        }
+        r => Ok(r?),
+    }
 }
 
 /// One connection: connect, introduce ourselves, run transactions of at most 100 recipients,
-/// QUIT. `Err` means nothing was settled and the next address may be tried.
-#[allow(clippy::too_many_arguments)]
+/// QUIT. `Err` means nothing was settled and the next address may be tried (or this one
+/// again without TLS, for [`OpenError::TlsHandshake`]). A session that gets through the
+/// greeting and EHLO counts against the budget.
 async fn attempt(
     log: &Log<'_>,
     p: &Params<'_>,
     port: u16,
-    from: &str,
-    rcpts: &[String],
-    message: &Body,
-    eight_bit: bool,
-) -> Result<Vec<RcptStatus>, HostFailure> {
+    env: &Envelope<'_>,
+    budget: &mut Budget,
+) -> Result<Vec<Verdict>, OpenError> {
+    let io = connect(log, p, port).await?;
+    let mut session = Session::open(io, p, log).await?;
+    budget.session_held();
+    let rcpts = env.rcpts;
+    let mut statuses = Vec::with_capacity(rcpts.len());
+    for (n, chunk) in rcpts.chunks(MAX_RCPTS_PER_TRANSACTION).enumerate() {
+        let sent = session
+            .transaction(env.from, chunk, env.message, env.eight_bit)
+            .await;
+        match sent {
+            Ok(s) => statuses.extend(s.into_iter().map(|s| (s, true))),
+            // Nothing settled yet on this connection: another host may do better.
+            Err((e, false)) if n == 0 => return Err(e.into()),
+            Err((HostFailure(e), dot_sent)) => {
+                let why = if dot_sent {
+                    format!("4.4.2 {e} after the message was sent; it may have been delivered")
+                } else {
+                    format!("4.4.2 {e}")
+                };
+                statuses.resize(rcpts.len(), (RcptStatus::Temporary(why), false));
+                return Ok(verdicts(statuses));
+            }
+        }
+    }
+    session.quit().await;
+    Ok(verdicts(statuses))
+}
+
+/// The TCP connection (and with implicit TLS the handshake), within the timeouts and the
+/// deadline.
+async fn connect(log: &Log<'_>, p: &Params<'_>, port: u16) -> Result<BoxStream, HostFailure> {
     let addr = SocketAddr::new(p.ip, port);
     let at = format!("{}[{}]:{port}", p.host, p.ip);
     log.detail(&format!("connecting to {at}"));
-    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+    let wait = p.within(CONNECT_TIMEOUT);
+    let tcp = match tokio::time::timeout(wait, TcpStream::connect(addr)).await {
         Err(_) => {
             return Err(HostFailure(format!(
                 "{at}: connection timed out after {} s",
-                CONNECT_TIMEOUT.as_secs()
+                wait.as_secs()
             )));
         }
         Ok(Err(e)) => return Err(HostFailure(format!("{at}: cannot connect: {e}"))),
@@ -410,42 +651,21 @@ async fn attempt(
     };
     let _ = tcp.set_nodelay(true);
     log.detail(&format!("connected to {at}"));
-    let io: BoxStream = if p.tls == TlsPolicy::Implicit {
-        let tls = tokio::time::timeout(
-            client::TLS_TIMEOUT,
-            p.verify
-                .cloned()
-                .unwrap_or_else(tls::connector)
-                .connect(tls::server_name(p.host, p.ip), tcp),
-        )
-        .await
-        .map_err(|_| HostFailure(format!("{at}: TLS handshake timed out")))?
-        .map_err(|e| HostFailure(format!("{at}: TLS handshake failed: {e}")))?;
-        log.detail(&format!("{at}: TLS established (implicit)"));
-        Box::new(tls)
-    } else {
-        Box::new(tcp)
-    };
-    let mut session = Session::open(io, p, log).await?;
-    let mut statuses = Vec::with_capacity(rcpts.len());
-    for (n, chunk) in rcpts.chunks(MAX_RCPTS_PER_TRANSACTION).enumerate() {
-        match session.transaction(from, chunk, message, eight_bit).await {
-            Ok(s) => statuses.extend(s),
-            // Nothing settled yet on this connection: another host may do better.
-            Err((e, false)) if n == 0 => return Err(e),
-            Err((HostFailure(e), dot_sent)) => {
-                let why = if dot_sent {
-                    format!("4.4.2 {e} after the message was sent; it may have been delivered")
-                } else {
-                    format!("4.4.2 {e}")
-                };
-                statuses.resize(rcpts.len(), RcptStatus::Temporary(why));
-                return Ok(statuses);
-            }
-        }
+    if p.tls != TlsPolicy::Implicit {
+        return Ok(Box::new(tcp));
     }
-    session.quit().await;
-    Ok(statuses)
+    let tls = tokio::time::timeout(
+        p.within(client::TLS_TIMEOUT),
+        p.verify
+            .cloned()
+            .unwrap_or_else(tls::connector)
+            .connect(tls::server_name(p.host, p.ip), tcp),
+    )
+    .await
+    .map_err(|_| HostFailure(format!("{at}: TLS handshake timed out")))?
+    .map_err(|e| HostFailure(format!("{at}: TLS handshake failed: {e}")))?;
+    log.detail(&format!("{at}: TLS established (implicit)"));
+    Ok(Box::new(tls))
 }
 
 /// The outgoing log of one delivery.
@@ -500,5 +720,42 @@ mod tests {
         assert_eq!(address_literal("[IPv6:::1]"), Some("::1".parse().unwrap()));
         assert_eq!(address_literal("example.com"), None);
         assert_eq!(address_literal("[example.com]"), None);
+    }
+
+    fn temp(t: &str) -> RcptStatus {
+        RcptStatus::Temporary(t.into())
+    }
+
+    #[test]
+    fn a_server_that_took_nothing_sends_its_soft_refusals_on() {
+        // 4xx to MAIL or to every RCPT: all to the next host.
+        assert_eq!(
+            verdicts(vec![(temp("451 mail"), true), (temp("451 mail"), true)]),
+            vec![
+                Verdict::TryNext("451 mail".into()),
+                Verdict::TryNext("451 mail".into())
+            ]
+        );
+        // Hard refusals are final; the soft ones still go on.
+        let gone = RcptStatus::Permanent("550 gone".into());
+        assert_eq!(
+            verdicts(vec![(gone.clone(), true), (temp("452 full"), true)]),
+            vec![Verdict::Settled(gone), Verdict::TryNext("452 full".into())]
+        );
+    }
+
+    #[test]
+    fn a_server_that_took_some_settles_the_rest_and_a_broken_session_is_final() {
+        let ok = RcptStatus::Delivered("250 ok".into());
+        assert_eq!(
+            verdicts(vec![(ok.clone(), true), (temp("452 full"), true)]),
+            vec![Verdict::Settled(ok), Verdict::Settled(temp("452 full"))]
+        );
+        // Our own conclusion from a connection lost after the dot: never sent again elsewhere.
+        let lost = temp("4.4.2 lost after the message was sent; it may have been delivered");
+        assert_eq!(
+            verdicts(vec![(temp("451 mail"), true), (lost.clone(), false)]),
+            vec![Verdict::TryNext("451 mail".into()), Verdict::Settled(lost)]
+        );
     }
 }

@@ -10,6 +10,7 @@ use smtp_proto::Response;
 use smtp_proto::response::parser::{MAX_RESPONSE_LENGTH, ResponseReceiver};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 
 /// RFC 5321 4.5.3.1.5: a reply line is at most 512 octets including CRLF.
 pub const MAX_REPLY_LINE: usize = 512;
@@ -62,8 +63,8 @@ impl Reply {
     }
 }
 
-/// Reads one (possibly multi-line) reply from `conn`, waiting at most `timeout` for each
-/// line; also returns it as received (every line ending in CRLF), for the EHLO parser. Every
+/// Reads one (possibly multi-line) reply from `conn`, waiting at most `timeout` for the whole
+/// of it (a server trickling lines does not get `timeout` per line); also returns it as received (every line ending in CRLF), for the EHLO parser. Every
 /// line is logged (detailed log); `peer` (`host[ip]`) starts every error.
 pub(super) async fn read<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Wire<S>,
@@ -71,6 +72,7 @@ pub(super) async fn read<S: AsyncRead + AsyncWrite + Unpin>(
     log: &Log<'_>,
     timeout: Duration,
 ) -> Result<(Reply, Vec<u8>), HostFailure> {
+    let until = Instant::now() + timeout;
     let mut code = None;
     let mut raw = Vec::new();
     for n in 1.. {
@@ -80,7 +82,10 @@ pub(super) async fn read<S: AsyncRead + AsyncWrite + Unpin>(
             )));
         }
         let line = conn
-            .read_line(MAX_REPLY_LINE, timeout)
+            .read_line(
+                MAX_REPLY_LINE,
+                until.saturating_duration_since(Instant::now()),
+            )
             .await
             .map_err(|e| match e {
                 ReadError::TooLong => HostFailure(format!(
