@@ -50,6 +50,9 @@ mx-host=failover.test,up.failover.test,20
 host-record=down.failover.test,127.0.0.2
 host-record=up.failover.test,127.0.0.3
 
+# An MX that names an IP address instead of a host (a common mistake).
+mx-host=mxip.test,127.0.0.3,10
+
 # No MX: the domain's own address (RFC 5321 5.1).
 host-record=implicit.test,127.0.0.3
 
@@ -267,6 +270,31 @@ async fn unreachable_dns_server_is_a_temporary_failure() {
 // ---------------------------------------------------------------------------------------------
 // Independent mode: MX routing
 // ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_mx_naming_an_ip_address_is_used_and_logged() {
+    let dns = DnsServer::start(ZONE);
+    let a = Sink::start(A, 0, &[]);
+    let ctx = ctx(config(|_| {}), &dns.addr, a.port());
+    let st = delivery::deliver(
+        &ctx,
+        "Q1",
+        "mxip.test",
+        "a@sender.test",
+        &rcpts(&["b@mxip.test"]),
+        message(),
+    )
+    .await;
+    assert_delivered(&st);
+    assert!(
+        has_line(
+            &log_lines(&ctx, "Q1"),
+            "the MX of mxip.test names an IP address (127.0.0.3)"
+        ),
+        "{:?}",
+        log_lines(&ctx, "Q1")
+    );
+}
 
 #[tokio::test]
 async fn mx_hosts_are_tried_in_preference_order() {

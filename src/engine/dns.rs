@@ -278,6 +278,34 @@ fn host_string(name: &Name) -> String {
 }
 
 /// Sorts by preference and shuffles each run of equal preferences (RFC 5321 5.1).
+/// A host's addresses in the order they are tried: shuffled within each family, then the
+/// families interleaved, starting with a family chosen at random, so that when the first
+/// address fails (a host whose IPv6 or IPv4 is broken) the next one is of the other family,
+/// whatever cap on addresses applies.
+pub fn address_order(addrs: Vec<IpAddr>) -> Vec<IpAddr> {
+    use rand::RngExt;
+    use rand::seq::SliceRandom;
+    let mut rng = rand::rng();
+    let six_first = rng.random_bool(0.5);
+    let (mut v6, mut v4): (Vec<IpAddr>, Vec<IpAddr>) = addrs.into_iter().partition(IpAddr::is_ipv6);
+    v6.shuffle(&mut rng);
+    v4.shuffle(&mut rng);
+    interleave(v6, v4, six_first)
+}
+
+/// `a` and `b` taken in turn, starting with `a` when `a_first`, the rest of the longer after.
+fn interleave(a: Vec<IpAddr>, b: Vec<IpAddr>, a_first: bool) -> Vec<IpAddr> {
+    let (first, second) = if a_first { (a, b) } else { (b, a) };
+    let mut out = Vec::with_capacity(first.len() + second.len());
+    let (mut i, mut j) = (first.into_iter(), second.into_iter());
+    loop {
+        match (i.next(), j.next()) {
+            (None, None) => return out,
+            (x, y) => out.extend(x.into_iter().chain(y)),
+        }
+    }
+}
+
 fn shuffle_equal_preferences(mx: &mut [(u16, String)]) {
     use rand::seq::SliceRandom;
     mx.sort_by_key(|(p, _)| *p);
@@ -297,6 +325,29 @@ fn shuffle_equal_preferences(mx: &mut [(u16, String)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn families_take_turns_whoever_starts() {
+        let v6: Vec<IpAddr> = ["2001:db8::1", "2001:db8::2", "2001:db8::3"]
+            .map(|a| a.parse().unwrap())
+            .into();
+        let v4: Vec<IpAddr> = ["192.0.2.1"].map(|a| a.parse().unwrap()).into();
+        let order = interleave(v6.clone(), v4.clone(), false);
+        assert_eq!(order, [v4[0], v6[0], v6[1], v6[2]]);
+        let order = interleave(v6.clone(), v4.clone(), true);
+        assert_eq!(order, [v6[0], v4[0], v6[1], v6[2]]);
+        // Whatever the shuffle, the first two are of different families, and nothing is lost.
+        for _ in 0..20 {
+            let all: Vec<IpAddr> = v6.iter().chain(&v4).copied().collect();
+            let order = address_order(all.clone());
+            assert_ne!(order[0].is_ipv6(), order[1].is_ipv6(), "{order:?}");
+            let mut sorted = order.clone();
+            sorted.sort();
+            let mut want = all;
+            want.sort();
+            assert_eq!(sorted, want);
+        }
+    }
 
     #[test]
     fn equal_preferences_stay_in_their_band() {

@@ -261,6 +261,12 @@ async fn route_and_send(
                             .collect::<Vec<_>>()
                             .join(", ")
                     ));
+                    for (_, h) in mx.iter().filter(|(_, h)| h.parse::<IpAddr>().is_ok()) {
+                        log.warn(&format!(
+                            "the MX of {bare} names an IP address ({h}), not a host name \
+                             (RFC 5321 5.1); delivering to that address as its owner meant"
+                        ));
+                    }
                     mx.into_iter().take(MAX_MX_HOSTS).map(|(_, h)| h).collect()
                 }
                 Ok(MxAnswer::Implicit) => {
@@ -539,7 +545,7 @@ async fn host_addresses(
             log.warn(last_error);
             return None;
         }
-        Ok(a) => a,
+        Ok(a) => crate::engine::dns::address_order(a),
         Err(e) => {
             *last_error = format!("{host}: address lookup failed: {e}");
             log.warn(last_error);
