@@ -994,3 +994,41 @@ fn a_destination_that_hangs_does_not_hold_up_the_others() {
             .then_some(())
     });
 }
+
+#[test]
+fn a_destination_where_no_host_answered_is_left_alone_for_a_while() {
+    // far.test's host hangs up before greeting. After the first mail's attempt, four more
+    // mails for it are deferred without a connection each (RFC 5321 4.5.4.1); an
+    // administrator's retry does connect again.
+    let hop = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hop.local_addr().unwrap().port();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = connections.clone();
+    std::thread::spawn(move || {
+        for conn in hop.incoming() {
+            drop(conn);
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let count = || connections.load(std::sync::atomic::Ordering::SeqCst);
+    let s = relay_server(port, &["outgoing_mails.resend_delay=\"1h\""]);
+    submit(&s, ALICE, &["first@far.test"], "first");
+    poll(LONG, "the first attempt to end", || {
+        s.stderr().contains("next attempt (2 of 5)").then_some(())
+    });
+    for i in 0..4 {
+        submit(&s, ALICE, &[&format!("r{i}@far.test")], "later");
+    }
+    poll(LONG, "four deferrals without a connection", || {
+        (s.stderr()
+            .matches("delivery to far.test suspended for")
+            .count()
+            >= 4)
+            .then_some(())
+    });
+    assert_eq!(count(), 1, "one connection for five mails");
+    s.cli(&["queue", "retry", "--all"]).assert_ok();
+    poll(LONG, "a retry to connect again", || {
+        (count() > 1).then_some(())
+    });
+}

@@ -202,6 +202,9 @@ struct Manager {
     busy: HashMap<String, usize>,
     /// The destination each running attempt counts against, by queue id.
     running: HashMap<u64, String>,
+    /// Destinations where no host answered, until when their mail is not tried (RFC 5321
+    /// 4.5.4.1), with the last error.
+    dead: HashMap<String, (u64, String)>,
 }
 
 /// Opens the spool in `dir`, replays it and starts the manager.
@@ -266,6 +269,7 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, ManagerTask), SpoolError>
         in_flight: 0,
         busy: HashMap::new(),
         running: HashMap::new(),
+        dead: HashMap::new(),
     };
     if !replayed.messages.is_empty() {
         m.deps.events.emit(
@@ -488,6 +492,14 @@ impl Manager {
         let what = cmd.done_text();
         for &id in &ids {
             let e = self.entries.get_mut(&id).expect("selected");
+            if let QueueCommand::Retry(_) | QueueCommand::Release(_) = cmd {
+                // The administrator wants a real try, even where no host answered lately.
+                for r in &e.meta.rcpts {
+                    if let Some(dest) = rcpt_destination(&self.cfg, &r.addr) {
+                        self.dead.remove(&dest);
+                    }
+                }
+            }
             if let QueueCommand::Retry(_) = cmd {
                 if e.in_flight {
                     // Honoured when the running attempt ends.
@@ -527,6 +539,8 @@ impl Manager {
         let mut room = max_in_flight - self.in_flight;
         let mut due: Vec<(u64, String)> = Vec::new();
         let mut taken: HashMap<String, usize> = HashMap::new();
+        let mut suspended: Vec<(u64, String)> = Vec::new();
+        self.dead.retain(|_, (until, _)| *until > now);
         for e in self.entries.values() {
             if room == 0 {
                 break;
@@ -535,6 +549,10 @@ impl Manager {
                 continue;
             }
             let dest = destination(&self.cfg, &e.meta);
+            if let Some(why) = self.suspended(&e.meta, now) {
+                suspended.push((e.meta.id, why));
+                continue;
+            }
             let n =
                 self.busy.get(&dest).copied().unwrap_or(0) + taken.get(&dest).copied().unwrap_or(0);
             if n >= per_dest && !dest.is_empty() {
@@ -570,18 +588,49 @@ impl Manager {
                 let _ = tx.send(Done::Attempt(id, res));
             });
         }
+        // Mail for a destination that did not answer a moment ago is not sent there again
+        // now: the attempt ends at once as that one did, and counts like it.
+        for (id, why) in suspended {
+            let Some(e) = self.entries.get_mut(&id) else {
+                continue;
+            };
+            let results = (0..e.meta.rcpts.len())
+                .filter(|&i| e.meta.rcpts[i].state == RcptState::Pending)
+                .map(|i| (i, RcptStatus::Temporary(why.clone())))
+                .collect();
+            e.in_flight = true;
+            self.in_flight += 1;
+            self.finish(id, results);
+        }
+    }
+
+    /// Why a message is not tried now: every destination of its pending recipients is one
+    /// where no host answered a moment ago.
+    fn suspended(&self, meta: &Meta, now: u64) -> Option<String> {
+        let mut why = None;
+        for r in meta.rcpts.iter().filter(|r| r.state == RcptState::Pending) {
+            let dest = rcpt_destination(&self.cfg, &r.addr)?;
+            let (until, error) = self.dead.get(&dest).filter(|(u, _)| *u > now)?;
+            why = Some(format!(
+                "4.4.1 delivery to {dest} suspended for {} s: {}",
+                until - now,
+                error.trim_start_matches("4.4.1 ")
+            ));
+        }
+        why
     }
 
     /// Applies the results of an attempt.
     fn finish(&mut self, id: u64, results: Vec<(usize, RcptStatus)>) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        if let Some(dest) = self.running.remove(&id)
-            && let Some(n) = self.busy.get_mut(&dest)
-        {
-            *n -= 1;
-            if *n == 0 {
-                self.busy.remove(&dest);
+        if let Some(dest) = self.running.remove(&id) {
+            if let Some(n) = self.busy.get_mut(&dest) {
+                *n -= 1;
+                if *n == 0 {
+                    self.busy.remove(&dest);
+                }
             }
+            self.remember(dest, &results);
         }
         self.dirty = true;
         let cfg = self.cfg.clone();
@@ -673,7 +722,12 @@ impl Manager {
                 notes.push((Level::Info, EventKind::Delivery { text }));
             }
         }
+        let mut retry_dests = Vec::new();
         if std::mem::take(&mut e.retry_requested) && e.meta.has_pending() {
+            // A real try, even where no host answered just now.
+            retry_dests = (e.meta.rcpts.iter())
+                .filter_map(|r| rcpt_destination(&cfg, &r.addr))
+                .collect();
             if e.meta.next_try > now {
                 e.forced = true;
                 e.scheduled = e.meta.next_try;
@@ -690,7 +744,34 @@ impl Manager {
                 self.deps.events.emit(level, Some(&id_text(id)), n);
             }
         }
+        for dest in retry_dests {
+            self.dead.remove(&dest);
+        }
         self.settle(id, true);
+    }
+
+    /// Remembers a destination where no host answered (every recipient got `4.4.1`, RFC
+    /// 3463's "no answer from host") for [`DEAD_FOR`] at most, and forgets it once one does.
+    fn remember(&mut self, dest: String, results: &[(usize, RcptStatus)]) {
+        if dest.is_empty() || results.is_empty() {
+            return;
+        }
+        let unanswered = results
+            .iter()
+            .all(|(_, s)| matches!(s, RcptStatus::Temporary(t) if t.starts_with("4.4.1 ")));
+        if !unanswered {
+            self.dead.remove(&dest);
+            return;
+        }
+        let error = match &results[0].1 {
+            RcptStatus::Temporary(t) => t.clone(),
+            _ => String::new(),
+        };
+        let hold = DEAD_FOR
+            .min(self.cfg.outgoing_mails.resend_delay.0)
+            .as_secs()
+            .max(1);
+        self.dead.insert(dest, (now_secs() + hold, error));
     }
 
     /// After a change to message `id`: queues the failure notice it owes (after every pass,
@@ -797,23 +878,31 @@ fn worth_relocating(freed: u64, live: u64) -> bool {
 /// The least garbage a relocation must free.
 const MIN_RECLAIM: u64 = 8 * 1024 * 1024;
 
+/// How long a destination where no host answered is left alone (at most the re-send delay).
+const DEAD_FOR: Duration = Duration::from_secs(300);
+
+/// The destination of one recipient: "relay" in Relay mode, else its domain; `None` for a
+/// local recipient.
+fn rcpt_destination(cfg: &Config, addr: &str) -> Option<String> {
+    let domain = addr.rsplit_once('@')?.1.to_ascii_lowercase();
+    if cfg.is_local_domain(&domain) {
+        None
+    } else if cfg.outgoing_mails.mode == crate::engine::config::DeliveryMode::Relay {
+        Some("relay".into())
+    } else {
+        Some(domain)
+    }
+}
+
 /// The destination a message's next attempt goes to, for the per-destination limit: the
 /// relay host in Relay mode, else the domain of its first pending recipient ("" for local
 /// recipients only).
 fn destination(cfg: &Config, meta: &Meta) -> String {
-    let domain = meta
-        .rcpts
+    meta.rcpts
         .iter()
         .filter(|r| r.state == RcptState::Pending)
-        .filter_map(|r| r.addr.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()))
-        .find(|d| !cfg.is_local_domain(d));
-    match domain {
-        None => String::new(),
-        Some(_) if cfg.outgoing_mails.mode == crate::engine::config::DeliveryMode::Relay => {
-            "relay".into()
-        }
-        Some(d) => d,
-    }
+        .find_map(|r| rcpt_destination(cfg, &r.addr))
+        .unwrap_or_default()
 }
 
 /// The event for how an attempt ended for one recipient.
