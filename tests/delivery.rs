@@ -1,8 +1,8 @@
 //! Outbound delivery against real peers on loopback: dnsmasq serving MX, A, AAAA, null MX,
 //! NXDOMAIN and a failing zone; Postfix's smtp-sink as MX hosts and relay (its options inject
 //! 4xx, 5xx and disconnects; it writes each mail it takes to a file); a scripted Python server
-//! (`tests/peers/mx_peer.py`) for replies smtp-sink cannot give and for a legacy STARTTLS that
-//! speaks TLS 1.0 only; and a second Postern (`postern serve`) as a relay with STARTTLS, AUTH
+//! (`tests/peers/mx_peer.py`) for replies smtp-sink cannot give, for a legacy STARTTLS that
+//! speaks TLS 1.0 only and for a server without 8BITMIME (its log has the exact MAIL line); and a second Postern (`postern serve`) as a relay with STARTTLS, AUTH
 //! and implicit TLS, whose Maildir shows the exact bytes that arrived. Every test has its own
 //! DNS server, sinks, ports and directories.
 //!
@@ -1188,4 +1188,128 @@ async fn detailed_logging_shows_the_conversation_and_basic_logging_does_not() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8-bit mail to a server without 8BITMIME (RFC 6152)
+// ---------------------------------------------------------------------------------------------
+
+/// A multipart message with one 8-bit part and one 7-bit part.
+const EIGHT_BIT: &str = "From: a@sender.test\r\nTo: u@seven.test\r\nSubject: 8bit\r\n\
+    MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"=_b\"\r\n\r\n\
+    Preamble.\r\n--=_b\r\nContent-Type: text/plain; charset=utf-8\r\n\
+    Content-Transfer-Encoding: 8bit\r\n\r\nGrüße aus Köln, = und Leerzeichen am Ende \r\n\
+    .eine Zeile mit Punkt\r\n--=_b\r\nContent-Type: text/html; charset=us-ascii\r\n\r\n\
+    <p>seven bit</p>\r\n--=_b--\r\nEpilogue.\r\n";
+
+/// The text of each leaf part of `mail` (a received mail, peer headers first), decoded by
+/// Python's `email` package.
+fn decoded_parts(mail: &str) -> Vec<String> {
+    let message = &mail[mail.find("\n\n").expect("peer headers") + 2..];
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), message).unwrap();
+    let script = "import email, sys\n\
+                  m = email.message_from_binary_file(open(sys.argv[1], 'rb'))\n\
+                  for p in m.walk():\n    \
+                      if not p.is_multipart():\n        \
+                          sys.stdout.write(p.get_payload(decode=True).decode(p.get_content_charset() or 'ascii') + '\\0')\n";
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(file.path())
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_terminator('\0').map(String::from).collect()
+}
+
+#[tokio::test]
+async fn eight_bit_parts_are_converted_for_a_server_without_8bitmime() {
+    let peer = MxPeer::start_with(Ipv4Addr::LOCALHOST, 0, &[], false, &["--no-8bitmime"]);
+    let cfg = config(|c| {
+        c.outgoing_mails.domain_maps = vec![map("seven.test", Ipv4Addr::LOCALHOST, peer.port())]
+    });
+    let ctx = ctx(cfg, &no_dns(), peer.port());
+    let to = rcpts(&["u@seven.test"]);
+    let body = Body::from_bytes(EIGHT_BIT.as_bytes().to_vec());
+    let st = delivery::deliver(&ctx, "Q80", "seven.test", "s@sender.test", &to, &body).await;
+    assert_delivered(&st);
+    // A 7-bit message arrives unchanged.
+    let st = delivery::deliver(&ctx, "Q81", "seven.test", "s@sender.test", &to, message()).await;
+    assert_delivered(&st);
+    let mails = peer.mails();
+    assert_eq!(mails.len(), 2, "{}", peer.log());
+    let log = peer.log();
+    assert!(
+        log.contains("MAIL FROM:<s@sender.test> SIZE=") && !log.contains("BODY="),
+        "{log}"
+    );
+    let converted = &mails[0];
+    assert!(converted.is_ascii(), "8-bit octets were sent: {converted}");
+    assert!(
+        converted.contains("Content-Transfer-Encoding: quoted-printable\r\n")
+            && !converted.contains("Content-Transfer-Encoding: 8bit")
+            && converted.contains("\r\nPreamble.\r\n--=_b\r\n")
+            && converted.contains("\r\n--=_b--\r\nEpilogue.\r\n"),
+        "{converted}"
+    );
+    assert_eq!(
+        decoded_parts(converted),
+        [
+            // Python's view: `\n` line ends, the last one belongs to the boundary.
+            "Grüße aus Köln, = und Leerzeichen am Ende \n.eine Zeile mit Punkt",
+            "<p>seven bit</p>"
+        ]
+    );
+    assert!(
+        mails[1].ends_with(&format!("\n\n{}", std::str::from_utf8(MESSAGE).unwrap())),
+        "{}",
+        mails[1]
+    );
+}
+
+#[tokio::test]
+async fn an_unconvertible_8bit_message_fails_with_5_6_3_and_8bitmime_servers_get_it_as_is() {
+    let binary = "From: a@sender.test\r\nMIME-Version: 1.0\r\nContent-Type: application/x-raw\r\n\
+                  Content-Transfer-Encoding: binary\r\n\r\n\u{e9}t\u{e9}\r\n";
+    let body = Body::from_bytes(binary.as_bytes().to_vec());
+    let to = rcpts(&["u@seven.test"]);
+    let seven = MxPeer::start_with(Ipv4Addr::LOCALHOST, 0, &[], false, &["--no-8bitmime"]);
+    let cfg = config(|c| {
+        c.outgoing_mails.domain_maps = vec![map("seven.test", Ipv4Addr::LOCALHOST, seven.port())]
+    });
+    let seven_ctx = ctx(cfg, &no_dns(), seven.port());
+    let st = delivery::deliver(&seven_ctx, "Q82", "seven.test", "s@sender.test", &to, &body).await;
+    assert!(
+        matches!(&st[..], [RcptStatus::Permanent(t)]
+            if t.contains("5.6.3 conversion required but not supported") && t.contains("binary")),
+        "{st:?}"
+    );
+    assert!(seven.mails().is_empty());
+    assert!(!seven.log().contains("MAIL FROM"), "{}", seven.log());
+    // A server with 8BITMIME takes both messages unconverted, declared BODY=8BITMIME.
+    let eight = MxPeer::start(Ipv4Addr::LOCALHOST, 0, &[], false);
+    let cfg = config(|c| {
+        c.outgoing_mails.domain_maps = vec![map("seven.test", Ipv4Addr::LOCALHOST, eight.port())]
+    });
+    let ctx = ctx(cfg, &no_dns(), eight.port());
+    let st = delivery::deliver(&ctx, "Q83", "seven.test", "s@sender.test", &to, &body).await;
+    assert_delivered(&st);
+    let multi = Body::from_bytes(EIGHT_BIT.as_bytes().to_vec());
+    let st = delivery::deliver(&ctx, "Q84", "seven.test", "s@sender.test", &to, &multi).await;
+    assert_delivered(&st);
+    let mails = eight.mails();
+    assert_eq!(mails.len(), 2, "{}", eight.log());
+    assert!(mails[0].ends_with(&format!("\n\n{binary}")), "{}", mails[0]);
+    assert!(
+        mails[1].ends_with(&format!("\n\n{EIGHT_BIT}")),
+        "{}",
+        mails[1]
+    );
+    assert_eq!(eight.log().matches("BODY=8BITMIME").count(), 2);
 }

@@ -251,6 +251,17 @@ impl MxPeer {
     /// script) and, if `legacy_tls`, a STARTTLS limited to TLS 1.0 with a fresh self-signed
     /// certificate. Waits until it listens.
     pub fn start(ip: Ipv4Addr, port: u16, rules: &[&str], legacy_tls: bool) -> MxPeer {
+        MxPeer::start_with(ip, port, rules, legacy_tls, &[])
+    }
+
+    /// As [`MxPeer::start`], with more options for the script (e.g. `--no-8bitmime`).
+    pub fn start_with(
+        ip: Ipv4Addr,
+        port: u16,
+        rules: &[&str],
+        legacy_tls: bool,
+        options: &[&str],
+    ) -> MxPeer {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/mx_peer.py");
         let mut last = String::new();
         for _ in 0..5 {
@@ -271,6 +282,7 @@ impl MxPeer {
             for r in rules {
                 cmd.arg("--reply").arg(r);
             }
+            cmd.args(options);
             let stderr = fs::File::create(dir.path().join("stderr")).unwrap();
             let mut child = cmd
                 .stdin(Stdio::null())

@@ -2,7 +2,7 @@
 """A small scripted SMTP server (an MX host) for Postern's delivery tests.
 
 Usage:
-  mx_peer.py IP PORT DIR [--legacy-tls CERT KEY] [--reply PREFIX=REPLY]...
+  mx_peer.py IP PORT DIR [--legacy-tls CERT KEY] [--no-8bitmime] [--reply PREFIX=REPLY]...
 
 Listens on IP:PORT (one thread per session) and prints `LISTENING` once it does.
 `--reply PREFIX=REPLY`: a command line starting with PREFIX (case-insensitive)
@@ -10,6 +10,7 @@ is answered with REPLY (e.g. `RCPT TO:<busy@=452 4.2.2 mailbox full`); the
 first matching rule wins, other commands get the usual answers.
 `--legacy-tls CERT KEY`: STARTTLS is offered, and the handshake after its 220
 speaks TLS 1.0 only (OpenSSL at security level 0), which rustls refuses.
+`--no-8bitmime`: EHLO does not offer 8BITMIME (an RFC 6152 7-bit server).
 
 Writes what happened to DIR/log (one line per event: `CONNECT`, `TLS v`,
 `TLS-FAILED why`, each command) and each mail it accepts to DIR/mail-N.eml:
@@ -35,6 +36,7 @@ class Config:
     dir = "."
     rules = []
     tls = None  # ssl.SSLContext when STARTTLS is offered
+    eight_bit_mime = True
 
 
 def log(line):
@@ -81,7 +83,9 @@ class Session(socketserver.BaseRequestHandler):
             log(f"CLOSED {e!r}")
 
     def ehlo_lines(self):
-        lines = ["legacy.test", "8BITMIME", "SIZE 10000000"]
+        lines = ["legacy.test", "SIZE 10000000"]
+        if Config.eight_bit_mime:
+            lines.insert(1, "8BITMIME")
         if Config.tls is not None and self.tls_version is None:
             lines.append("STARTTLS")
         return lines
@@ -178,6 +182,8 @@ def main(argv):
         if opt == "--legacy-tls":
             cert, key = args.pop(0), args.pop(0)
             Config.tls = legacy_context(cert, key)
+        elif opt == "--no-8bitmime":
+            Config.eight_bit_mime = False
         elif opt == "--reply":
             prefix, _, reply = args.pop(0).partition("=")
             Config.rules.append((prefix, reply))

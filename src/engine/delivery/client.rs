@@ -14,6 +14,7 @@
 //! pipe.
 
 use super::data::Encoder;
+use super::downgrade::{self, Downgrader, PlanError};
 use super::reply::{self, Reply};
 use super::{Log, RcptStatus};
 use crate::engine::store::body::Body;
@@ -369,8 +370,26 @@ impl<'a> Session<'a> {
             }
             params.push_str(&format!(" SIZE={size}"));
         }
+        // RFC 6152 3: no 8-bit octets to a server without 8BITMIME. The 8-bit parts go out in
+        // quoted-printable (SIZE above still announces the original size, as Postfix does:
+        // an estimate, RFC 1870), or the message fails for this host when it cannot be
+        // converted faithfully.
+        let mut plan = None;
         if eight_bit && self.caps.has_capability(EXT_8BIT_MIME) {
             params.push_str(" BODY=8BITMIME");
+        } else if eight_bit {
+            match downgrade::plan(message) {
+                Ok(p) => plan = Some(p),
+                Err(PlanError::Unconvertible(why)) => {
+                    let text = format!(
+                        "5.6.3 conversion required but not supported: {} does not offer \
+                         8BITMIME and {why}",
+                        self.peer
+                    );
+                    return Ok(vec![RcptStatus::Permanent(text); rcpts.len()]);
+                }
+                Err(e @ PlanError::Read(_)) => return Err(broken(HostFailure(e.to_string()))),
+            }
         }
         let utf8 = !from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii());
         if utf8 {
@@ -415,7 +434,7 @@ impl<'a> Session<'a> {
                 self.reset().await;
                 return Ok(vec![self.status(&mail, "MAIL FROM"); rcpts.len()]);
             }
-            return self.finish(statuses, data_reply, message).await;
+            return self.finish(statuses, data_reply, message, plan).await;
         }
         for rcpt in rcpts {
             self.send(&format!("RCPT TO:<{rcpt}>"));
@@ -428,16 +447,18 @@ impl<'a> Session<'a> {
         }
         self.send("DATA");
         let data_reply = self.read_reply(DATA_INIT_TIMEOUT).await.map_err(broken)?;
-        self.finish(statuses, data_reply, message).await
+        self.finish(statuses, data_reply, message, plan).await
     }
 
     /// After the reply to DATA: sends the message when the server is ready for it and a
-    /// recipient was accepted, and settles every recipient still open.
+    /// recipient was accepted, and settles every recipient still open. With a `plan` the
+    /// message is converted to 7 bits on the way ([`downgrade`]).
     async fn finish(
         &mut self,
         mut statuses: Vec<Option<RcptStatus>>,
         data_reply: Reply,
         message: &Body,
+        plan: Option<downgrade::Plan>,
     ) -> Result<Vec<RcptStatus>, (HostFailure, bool)> {
         let anyone = statuses.iter().any(Option::is_none);
         if data_reply.code != 354 {
@@ -456,8 +477,16 @@ impl<'a> Session<'a> {
         }
         self.log
             .detail(&format!(">>> ({} octets of message data)", message.len()));
-        // Read, encoded and sent a block at a time: a big message is never in memory whole.
-        let (mut chunk, mut out) = (Vec::new(), Vec::new());
+        if plan.is_some() {
+            self.log.detail(&format!(
+                "8-bit parts converted to quoted-printable: {} does not offer 8BITMIME",
+                self.peer
+            ));
+        }
+        let mut downgrader = plan.map(Downgrader::new);
+        // Read, (converted,) encoded and sent a block at a time: a big message is never in
+        // memory whole.
+        let (mut chunk, mut out, mut converted) = (Vec::new(), Vec::new(), Vec::new());
         let mut encoder = Encoder::default();
         let mut at = 0;
         while at < message.len() {
@@ -467,12 +496,24 @@ impl<'a> Session<'a> {
             })?;
             at += chunk.len() as u64;
             out.clear();
-            encoder.feed(&chunk, &mut out);
+            match downgrader.as_mut() {
+                Some(d) => {
+                    converted.clear();
+                    d.feed(&chunk, &mut converted);
+                    encoder.feed(&converted, &mut out);
+                }
+                None => encoder.feed(&chunk, &mut out),
+            }
             self.write(&out, DATA_BLOCK_TIMEOUT)
                 .await
                 .map_err(|e| (e, true))?;
         }
         out.clear();
+        if let Some(d) = downgrader {
+            converted.clear();
+            d.finish(&mut converted);
+            encoder.feed(&converted, &mut out);
+        }
         encoder.end(&mut out);
         self.write(&out, DATA_BLOCK_TIMEOUT)
             .await

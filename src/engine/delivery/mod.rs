@@ -28,6 +28,7 @@
 
 mod client;
 pub mod data;
+pub mod downgrade;
 mod limits;
 mod reply;
 pub(crate) mod tls;
