@@ -275,13 +275,13 @@ fn the_resend_schedule_is_shown_in_time_and_can_be_made_postfix_like() {
     let mut h = env.app();
     click(&mut h, "Outgoing Mails");
     // The manual's defaults, in words: returned after 20 minutes.
-    h.get_all_by_label_contains("returned to its sender after about 20 minutes");
+    let _ = h.get_all_by_label_contains("returned to its sender after about 20 minutes");
     set_field(&mut h, "Re-send Delay", "1h");
     h.run();
-    h.get_all_by_label_contains("after about 4 hours (5 attempts, 1h apart)");
+    let _ = h.get_all_by_label_contains("after about 4 hours (5 attempts, 1h apart)");
     click(&mut h, "Like Postfix (5 days)");
     h.run();
-    h.get_all_by_label_contains("after about 5 days");
+    let _ = h.get_all_by_label_contains("after about 5 days");
     click(&mut h, "OK");
     let o = env.load().outgoing_mails;
     assert!(o.backoff);
