@@ -8,22 +8,29 @@
 //! schedule is not counted, and the message keeps the schedule it had. A retry asked for while
 //! an attempt runs is kept and honoured when that attempt ends.
 //!
-//! [`attempt`] is one delivery attempt of one message, run as its own task; [`notices`] are the
-//! failure notices and delay warnings the manager sends.
+//! [`attempt`] is one delivery attempt of one message, run as its own task; [`dispatch`]
+//! decides which due messages get one now; [`notices`] are the failure notices and delay
+//! warnings the manager sends; [`resolver`] keeps the resolver current; [`trim`] deletes and
+//! compacts spool segments.
 
 mod attempt;
+mod dispatch;
 mod notices;
+mod resolver;
+mod trim;
 
-use super::spool::{Content, Location, Record, Spool, SpoolError};
+use super::spool::{Location, Record, Spool, SpoolError};
 use super::{ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, id_text, now_secs};
 use crate::engine::config::Config;
 use crate::engine::config::duration::HumanDuration;
 use crate::engine::config::schedule;
 use crate::engine::current::Current;
-use crate::engine::delivery::{DeliveryCtx, RcptStatus};
+use crate::engine::delivery::RcptStatus;
 use crate::engine::dns::Resolver;
 use crate::engine::events::{EventBus, EventKind, Level, Outcome};
-use attempt::{Attempt, Limits};
+use attempt::Limits;
+use dispatch::rcpt_destination;
+use resolver::FileStamp;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,21 +39,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// The system's resolver configuration, followed when no DNS hosts are configured.
-const RESOLV_CONF: &str = "/etc/resolv.conf";
-/// How often a resolver that could not be made is tried again.
-const RESOLVER_RETRY: Duration = Duration::from_secs(5);
-
-/// What identifies a version of a file: modification time, size, inode (`None`: missing).
-type FileStamp = Option<(std::time::SystemTime, u64, u64)>;
-
-/// The stamp of the file at `path` now.
-fn file_stamp(path: &str) -> FileStamp {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len(), m.ino()))
-}
 
 /// How often due messages are looked for and the list republished.
 const TICK: Duration = Duration::from_millis(250);
@@ -388,59 +380,6 @@ impl Manager {
         self.refresh_resolver();
     }
 
-    /// Makes the resolver when there is none (at start, after a change of DNS hosts, or after
-    /// a failure: tried again every [`RESOLVER_RETRY`], not only when the configuration
-    /// changes), and when no DNS hosts are configured, makes it again when the system's
-    /// `/etc/resolv.conf` changes (a laptop moving between networks).
-    fn refresh_resolver(&mut self) {
-        let hosts = &self.cfg.outgoing_mails.dns_hosts;
-        let system = hosts.is_empty().then(|| file_stamp(RESOLV_CONF));
-        let now = std::time::Instant::now();
-        let changed = self.resolver.is_some() && system.is_some() && system != self.resolver_stamp;
-        if self.resolver.is_some() && !changed {
-            return;
-        }
-        if self.resolver.is_none() && self.resolver_retry.is_some_and(|at| now < at) {
-            return;
-        }
-        match Resolver::new(hosts) {
-            Ok(r) => {
-                if changed {
-                    self.deps.events.emit(
-                        Level::Info,
-                        None,
-                        EventKind::Delivery {
-                            text: format!(
-                                "DNS: {RESOLV_CONF} changed; asking its name servers now"
-                            ),
-                        },
-                    );
-                }
-                self.resolver = Some(r);
-                self.resolver_stamp = system;
-                self.resolver_retry = None;
-            }
-            Err(e) => {
-                if self.resolver_retry.is_none() || changed {
-                    self.deps.events.emit(
-                        Level::Error,
-                        None,
-                        EventKind::Delivery {
-                            text: format!(
-                                "DNS resolver unavailable, deliveries wait (tried again every {} s): {e}",
-                                RESOLVER_RETRY.as_secs()
-                            ),
-                        },
-                    );
-                }
-                if !changed {
-                    self.resolver = None;
-                }
-                self.resolver_retry = Some(now + RESOLVER_RETRY);
-            }
-        }
-    }
-
     async fn handle(&mut self, msg: ManagerMsg) {
         match msg {
             ManagerMsg::Arrived(meta, loc) => {
@@ -520,104 +459,6 @@ impl Manager {
             self.log(Level::Info, id, what.into());
         }
         ids.len()
-    }
-
-    /// Starts attempts for every due message, within the limits.
-    fn dispatch(&mut self) {
-        self.refresh_config();
-        let Some(resolver) = self.resolver.clone() else {
-            return;
-        };
-        let max_in_flight = (self.cfg.outgoing_mails.max_connections as usize) * 4;
-        if self.in_flight >= max_in_flight {
-            return;
-        }
-        let now = now_secs();
-        // Oldest first, but no destination gets more attempts at once than its connection
-        // limit: mail for a slow or dead destination cannot take every slot from the others.
-        let per_dest = self.cfg.outgoing_mails.max_connections_per_domain.max(1) as usize;
-        let mut room = max_in_flight - self.in_flight;
-        let mut due: Vec<(u64, String)> = Vec::new();
-        let mut taken: HashMap<String, usize> = HashMap::new();
-        let mut suspended: Vec<(u64, String)> = Vec::new();
-        self.dead.retain(|_, (until, _)| *until > now);
-        for e in self.entries.values() {
-            if room == 0 {
-                break;
-            }
-            if e.in_flight || e.meta.held || e.meta.next_try > now || !e.meta.has_pending() {
-                continue;
-            }
-            let dest = destination(&self.cfg, &e.meta);
-            if let Some(why) = self.suspended(&e.meta, now) {
-                suspended.push((e.meta.id, why));
-                continue;
-            }
-            let n =
-                self.busy.get(&dest).copied().unwrap_or(0) + taken.get(&dest).copied().unwrap_or(0);
-            if n >= per_dest && !dest.is_empty() {
-                continue;
-            }
-            *taken.entry(dest.clone()).or_default() += 1;
-            due.push((e.meta.id, dest));
-            room -= 1;
-        }
-        for (id, dest) in due {
-            let e = self.entries.get_mut(&id).expect("due");
-            e.in_flight = true;
-            *self.busy.entry(dest.clone()).or_default() += 1;
-            self.running.insert(id, dest);
-            self.in_flight += 1;
-            self.dirty = true;
-            let job = Attempt {
-                ctx: DeliveryCtx {
-                    config: self.cfg.clone(),
-                    resolver: resolver.clone(),
-                    events: self.deps.events.clone(),
-                    mx_port: self.cfg.outgoing_mails.mx_port,
-                },
-                meta: e.meta.clone(),
-                loc: e.loc,
-                spool: self.spool.clone(),
-                limits: self.limits.clone(),
-                mailroot: self.deps.mailroot.clone(),
-            };
-            let tx = self.done_tx.clone();
-            tokio::spawn(async move {
-                let res = job.run().await;
-                let _ = tx.send(Done::Attempt(id, res));
-            });
-        }
-        // Mail for a destination that did not answer a moment ago is not sent there again
-        // now: the attempt ends at once as that one did, and counts like it.
-        for (id, why) in suspended {
-            let Some(e) = self.entries.get_mut(&id) else {
-                continue;
-            };
-            let results = (0..e.meta.rcpts.len())
-                .filter(|&i| e.meta.rcpts[i].state == RcptState::Pending)
-                .map(|i| (i, RcptStatus::Temporary(why.clone())))
-                .collect();
-            e.in_flight = true;
-            self.in_flight += 1;
-            self.finish(id, results);
-        }
-    }
-
-    /// Why a message is not tried now: every destination of its pending recipients is one
-    /// where no host answered a moment ago.
-    fn suspended(&self, meta: &Meta, now: u64) -> Option<String> {
-        let mut why = None;
-        for r in meta.rcpts.iter().filter(|r| r.state == RcptState::Pending) {
-            let dest = rcpt_destination(&self.cfg, &r.addr)?;
-            let (until, error) = self.dead.get(&dest).filter(|(u, _)| *u > now)?;
-            why = Some(format!(
-                "4.4.1 delivery to {dest} suspended for {} s: {}",
-                until - now,
-                error.trim_start_matches("4.4.1 ")
-            ));
-        }
-        why
     }
 
     /// Applies the results of an attempt.
@@ -750,30 +591,6 @@ impl Manager {
         self.settle(id, true);
     }
 
-    /// Remembers a destination where no host answered (every recipient got `4.4.1`, RFC
-    /// 3463's "no answer from host") for [`DEAD_FOR`] at most, and forgets it once one does.
-    fn remember(&mut self, dest: String, results: &[(usize, RcptStatus)]) {
-        if dest.is_empty() || results.is_empty() {
-            return;
-        }
-        let unanswered = results
-            .iter()
-            .all(|(_, s)| matches!(s, RcptStatus::Temporary(t) if t.starts_with("4.4.1 ")));
-        if !unanswered {
-            self.dead.remove(&dest);
-            return;
-        }
-        let error = match &results[0].1 {
-            RcptStatus::Temporary(t) => t.clone(),
-            _ => String::new(),
-        };
-        let hold = DEAD_FOR
-            .min(self.cfg.outgoing_mails.resend_delay.0)
-            .as_secs()
-            .max(1);
-        self.dead.insert(dest, (now_secs() + hold, error));
-    }
-
     /// After a change to message `id`: queues the failure notice it owes (after every pass,
     /// not only when the whole message is done), then removes the message if it is finished,
     /// or else records its state when `changed`.
@@ -813,96 +630,6 @@ impl Manager {
             },
         );
     }
-
-    /// Deletes spool segments no live message needs. The oldest segment with live messages
-    /// pins every segment after it; its messages are moved to the active segment (all in one
-    /// write and one sync) only when that frees at least as much garbage as it rewrites, so a
-    /// queue of long-lived mail is never rewritten over and over.
-    async fn trim(&mut self) {
-        let active = self.spool.active_segment();
-        let mut live: BTreeMap<u64, u64> = BTreeMap::new();
-        for e in self.entries.values() {
-            *live.entry(e.loc.seg).or_default() += e.loc.len;
-        }
-        let mut segs = live.iter();
-        if let Some((&old, &old_live)) = segs.next()
-            && old + 1 < active
-        {
-            let next = segs.next().map_or(active, |(&s, _)| s.min(active));
-            let freed: u64 = (old..next).filter_map(|s| self.spool.segment_len(s)).sum();
-            let busy = self
-                .entries
-                .values()
-                .any(|e| e.loc.seg == old && e.in_flight);
-            if !busy && worth_relocating(freed, old_live) {
-                self.relocate(old).await;
-            }
-        }
-        let keep_from = self
-            .entries
-            .values()
-            .map(|e| e.loc.seg)
-            .min()
-            .unwrap_or(active)
-            .min(active.saturating_sub(1));
-        self.spool.trim_below(keep_from);
-    }
-
-    /// Moves every message of segment `seg` to the active segment: the appends are sent
-    /// together, so the spool writer writes them in one batch with one sync.
-    async fn relocate(&mut self, seg: u64) {
-        let mut moves = tokio::task::JoinSet::new();
-        for e in self.entries.values().filter(|e| e.loc.seg == seg) {
-            let (spool, id) = (self.spool.clone(), e.meta.id);
-            let rec = Record::Put(e.meta.clone(), Content::Moved(e.loc));
-            moves.spawn(async move { (id, spool.append(rec).await) });
-        }
-        while let Some(done) = moves.join_next().await {
-            if let Ok((id, Ok(Some(new)))) = done
-                && let Some(e) = self.entries.get_mut(&id)
-            {
-                e.loc = new;
-            }
-        }
-    }
-}
-
-/// Whether moving the live messages of the oldest segment is worth it: moving `live` octets
-/// lets `freed` octets of segments go. Worth it when the garbage freed is at least what is
-/// rewritten, and at least [`MIN_RECLAIM`].
-fn worth_relocating(freed: u64, live: u64) -> bool {
-    let garbage = freed.saturating_sub(live);
-    garbage >= live && garbage >= MIN_RECLAIM
-}
-
-/// The least garbage a relocation must free.
-const MIN_RECLAIM: u64 = 8 * 1024 * 1024;
-
-/// How long a destination where no host answered is left alone (at most the re-send delay).
-const DEAD_FOR: Duration = Duration::from_secs(300);
-
-/// The destination of one recipient: "relay" in Relay mode, else its domain; `None` for a
-/// local recipient.
-fn rcpt_destination(cfg: &Config, addr: &str) -> Option<String> {
-    let domain = addr.rsplit_once('@')?.1.to_ascii_lowercase();
-    if cfg.is_local_domain(&domain) {
-        None
-    } else if cfg.outgoing_mails.mode == crate::engine::config::DeliveryMode::Relay {
-        Some("relay".into())
-    } else {
-        Some(domain)
-    }
-}
-
-/// The destination a message's next attempt goes to, for the per-destination limit: the
-/// relay host in Relay mode, else the domain of its first pending recipient ("" for local
-/// recipients only).
-fn destination(cfg: &Config, meta: &Meta) -> String {
-    meta.rcpts
-        .iter()
-        .filter(|r| r.state == RcptState::Pending)
-        .find_map(|r| rcpt_destination(cfg, &r.addr))
-        .unwrap_or_default()
 }
 
 /// The event for how an attempt ended for one recipient.
@@ -912,24 +639,5 @@ fn outcome(rcpt: &str, attempt: u32, outcome: Outcome, detail: String) -> EventK
         attempt,
         outcome,
         detail,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relocation_only_when_it_frees_more_than_it_rewrites() {
-        const MIB: u64 = 1024 * 1024;
-        // A segment full of long-lived mail: moving it frees nothing.
-        assert!(!worth_relocating(32 * MIB, 32 * MIB));
-        // Two segments of garbage behind a few live messages: worth it.
-        assert!(worth_relocating(64 * MIB, MIB));
-        // Half garbage: as much freed as rewritten.
-        assert!(worth_relocating(64 * MIB, 16 * MIB));
-        assert!(!worth_relocating(64 * MIB, 33 * MIB));
-        // Too little to bother.
-        assert!(!worth_relocating(4 * MIB, 0));
     }
 }

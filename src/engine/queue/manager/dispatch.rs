@@ -1,0 +1,164 @@
+//! Dispatch: which due messages get an attempt now. Oldest first, but no destination gets
+//! more attempts at once than its connection limit (mail for a slow or dead destination
+//! cannot take every slot from the others), and a destination where no host answered is
+//! left alone for a few minutes (RFC 5321 4.5.4.1): its mail is deferred without a
+//! connection, counted as an attempt so the give-up still comes on time.
+
+use super::attempt::Attempt;
+use super::{Done, Manager};
+use crate::engine::config::Config;
+use crate::engine::delivery::{DeliveryCtx, RcptStatus};
+use crate::engine::queue::{Meta, RcptState, now_secs};
+use std::collections::HashMap;
+use std::time::Duration;
+
+impl Manager {
+    /// Starts attempts for every due message, within the limits.
+    pub(super) fn dispatch(&mut self) {
+        self.refresh_config();
+        let Some(resolver) = self.resolver.clone() else {
+            return;
+        };
+        let max_in_flight = (self.cfg.outgoing_mails.max_connections as usize) * 4;
+        if self.in_flight >= max_in_flight {
+            return;
+        }
+        let now = now_secs();
+        // Oldest first, but no destination gets more attempts at once than its connection
+        // limit: mail for a slow or dead destination cannot take every slot from the others.
+        let per_dest = self.cfg.outgoing_mails.max_connections_per_domain.max(1) as usize;
+        let mut room = max_in_flight - self.in_flight;
+        let mut due: Vec<(u64, String)> = Vec::new();
+        let mut taken: HashMap<String, usize> = HashMap::new();
+        let mut suspended: Vec<(u64, String)> = Vec::new();
+        self.dead.retain(|_, (until, _)| *until > now);
+        for e in self.entries.values() {
+            if room == 0 {
+                break;
+            }
+            if e.in_flight || e.meta.held || e.meta.next_try > now || !e.meta.has_pending() {
+                continue;
+            }
+            let dest = destination(&self.cfg, &e.meta);
+            if let Some(why) = self.suspended(&e.meta, now) {
+                suspended.push((e.meta.id, why));
+                continue;
+            }
+            let n =
+                self.busy.get(&dest).copied().unwrap_or(0) + taken.get(&dest).copied().unwrap_or(0);
+            if n >= per_dest && !dest.is_empty() {
+                continue;
+            }
+            *taken.entry(dest.clone()).or_default() += 1;
+            due.push((e.meta.id, dest));
+            room -= 1;
+        }
+        for (id, dest) in due {
+            let e = self.entries.get_mut(&id).expect("due");
+            e.in_flight = true;
+            *self.busy.entry(dest.clone()).or_default() += 1;
+            self.running.insert(id, dest);
+            self.in_flight += 1;
+            self.dirty = true;
+            let job = Attempt {
+                ctx: DeliveryCtx {
+                    config: self.cfg.clone(),
+                    resolver: resolver.clone(),
+                    events: self.deps.events.clone(),
+                    mx_port: self.cfg.outgoing_mails.mx_port,
+                },
+                meta: e.meta.clone(),
+                loc: e.loc,
+                spool: self.spool.clone(),
+                limits: self.limits.clone(),
+                mailroot: self.deps.mailroot.clone(),
+            };
+            let tx = self.done_tx.clone();
+            tokio::spawn(async move {
+                let res = job.run().await;
+                let _ = tx.send(Done::Attempt(id, res));
+            });
+        }
+        // Mail for a destination that did not answer a moment ago is not sent there again
+        // now: the attempt ends at once as that one did, and counts like it.
+        for (id, why) in suspended {
+            let Some(e) = self.entries.get_mut(&id) else {
+                continue;
+            };
+            let results = (0..e.meta.rcpts.len())
+                .filter(|&i| e.meta.rcpts[i].state == RcptState::Pending)
+                .map(|i| (i, RcptStatus::Temporary(why.clone())))
+                .collect();
+            e.in_flight = true;
+            self.in_flight += 1;
+            self.finish(id, results);
+        }
+    }
+
+    /// Why a message is not tried now: every destination of its pending recipients is one
+    /// where no host answered a moment ago.
+    pub(super) fn suspended(&self, meta: &Meta, now: u64) -> Option<String> {
+        let mut why = None;
+        for r in meta.rcpts.iter().filter(|r| r.state == RcptState::Pending) {
+            let dest = rcpt_destination(&self.cfg, &r.addr)?;
+            let (until, error) = self.dead.get(&dest).filter(|(u, _)| *u > now)?;
+            why = Some(format!(
+                "4.4.1 delivery to {dest} suspended for {} s: {}",
+                until - now,
+                error.trim_start_matches("4.4.1 ")
+            ));
+        }
+        why
+    }
+
+    /// Remembers a destination where no host answered (every recipient got `4.4.1`, RFC
+    /// 3463's "no answer from host") for [`DEAD_FOR`] at most, and forgets it once one does.
+    pub(super) fn remember(&mut self, dest: String, results: &[(usize, RcptStatus)]) {
+        if dest.is_empty() || results.is_empty() {
+            return;
+        }
+        let unanswered = results
+            .iter()
+            .all(|(_, s)| matches!(s, RcptStatus::Temporary(t) if t.starts_with("4.4.1 ")));
+        if !unanswered {
+            self.dead.remove(&dest);
+            return;
+        }
+        let error = match &results[0].1 {
+            RcptStatus::Temporary(t) => t.clone(),
+            _ => String::new(),
+        };
+        let hold = DEAD_FOR
+            .min(self.cfg.outgoing_mails.resend_delay.0)
+            .as_secs()
+            .max(1);
+        self.dead.insert(dest, (now_secs() + hold, error));
+    }
+}
+
+/// How long a destination where no host answered is left alone (at most the re-send delay).
+const DEAD_FOR: Duration = Duration::from_secs(300);
+
+/// The destination of one recipient: "relay" in Relay mode, else its domain; `None` for a
+/// local recipient.
+pub(super) fn rcpt_destination(cfg: &Config, addr: &str) -> Option<String> {
+    let domain = addr.rsplit_once('@')?.1.to_ascii_lowercase();
+    if cfg.is_local_domain(&domain) {
+        None
+    } else if cfg.outgoing_mails.mode == crate::engine::config::DeliveryMode::Relay {
+        Some("relay".into())
+    } else {
+        Some(domain)
+    }
+}
+
+/// The destination a message's next attempt goes to, for the per-destination limit: the
+/// relay host in Relay mode, else the domain of its first pending recipient ("" for local
+/// recipients only).
+fn destination(cfg: &Config, meta: &Meta) -> String {
+    meta.rcpts
+        .iter()
+        .filter(|r| r.state == RcptState::Pending)
+        .find_map(|r| rcpt_destination(cfg, &r.addr))
+        .unwrap_or_default()
+}
