@@ -7,7 +7,7 @@ mod common;
 mod dns_common;
 
 use common::{ALICE, DOMAIN, PASSWORD, Server, free_port, peer_script, poll, sasl_plain};
-use dns_common::Sink;
+use dns_common::{DnsServer, Sink};
 use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -1033,4 +1033,103 @@ fn a_destination_where_no_host_answered_is_left_alone_for_a_while() {
     poll(LONG, "a retry to connect again", || {
         (count() > 1).then_some(())
     });
+}
+
+#[test]
+fn a_change_of_resolv_conf_is_followed_without_a_restart() {
+    // No DNS hosts configured: the system's /etc/resolv.conf is used (here a file bind-mounted
+    // over it in the server's own mount namespace). A laptop moves to another network, the
+    // file now names another name server, and the next mail is routed by its answers.
+    let zone = |ip: &str| {
+        format!(
+            "local=/test/\nmx-host=moved.test,mx.moved.test,10\nhost-record=mx.moved.test,{ip}\n"
+        )
+    };
+    let first_dns = DnsServer::start_at(Ipv4Addr::new(127, 0, 0, 71), Some(53), &zone("127.0.0.3"));
+    let second_dns =
+        DnsServer::start_at(Ipv4Addr::new(127, 0, 0, 72), Some(53), &zone("127.0.0.4"));
+    let first = Sink::start(Ipv4Addr::new(127, 0, 0, 3), 0, &[]);
+    let second = Sink::start(Ipv4Addr::new(127, 0, 0, 4), first.port(), &[]);
+    let mut s = Server::prepare(common::Config::default());
+    let port = s.cfg.incoming_port;
+    s.cli(&[
+        "config",
+        "set",
+        "smtp.outgoing.enabled=true",
+        &format!("smtp.outgoing.port={port}"),
+        "smtp.tls.auth_requires_tls=false",
+        "outgoing_mails.outbound_tls=None",
+        &format!("outgoing_mails.mx_port={}", first.port()),
+    ])
+    .assert_ok();
+    let resolv = s.dir.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.71\n").unwrap();
+    s.spawn_with_resolv_conf(&resolv);
+    s.wait_ready(port);
+    submit(&s, ALICE, &["a@moved.test"], "before the move");
+    poll(LONG, "the first mail at the first network's host", || {
+        first
+            .mails()
+            .iter()
+            .any(|m| m.contains("before the move"))
+            .then_some(())
+    });
+    // Rewritten in place: the bind mount shows the same file.
+    std::fs::write(&resolv, "nameserver 127.0.0.72\n").unwrap();
+    poll(LONG, "the resolver to follow the change", || {
+        s.stderr()
+            .contains("/etc/resolv.conf changed")
+            .then_some(())
+    });
+    submit(&s, ALICE, &["b@moved.test"], "after the move");
+    poll(LONG, "the second mail at the second network's host", || {
+        second
+            .mails()
+            .iter()
+            .any(|m| m.contains("after the move"))
+            .then_some(())
+    });
+    drop((first_dns, second_dns));
+}
+
+#[test]
+fn a_resolver_that_could_not_be_made_is_tried_again() {
+    // The system's DNS configuration is broken at start: deliveries wait, and once it is
+    // mended the resolver is made (without a configuration change or a restart).
+    let dns = DnsServer::start_at(
+        Ipv4Addr::new(127, 0, 0, 73),
+        Some(53),
+        "local=/test/\nmx-host=mended.test,mx.mended.test,10\nhost-record=mx.mended.test,127.0.0.3\n",
+    );
+    let hop = Sink::start(Ipv4Addr::new(127, 0, 0, 3), 0, &[]);
+    let mut s = Server::prepare(common::Config::default());
+    let port = s.cfg.incoming_port;
+    s.cli(&[
+        "config",
+        "set",
+        "smtp.outgoing.enabled=true",
+        &format!("smtp.outgoing.port={port}"),
+        "smtp.tls.auth_requires_tls=false",
+        "outgoing_mails.outbound_tls=None",
+        &format!("outgoing_mails.mx_port={}", hop.port()),
+    ])
+    .assert_ok();
+    let resolv = s.dir.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver not-an-address\n").unwrap();
+    s.spawn_with_resolv_conf(&resolv);
+    s.wait_ready(port);
+    poll(LONG, "the resolver to fail", || {
+        s.stderr()
+            .contains("DNS resolver unavailable")
+            .then_some(())
+    });
+    submit(&s, ALICE, &["a@mended.test"], "waiting for DNS");
+    std::fs::write(&resolv, "nameserver 127.0.0.73\n").unwrap();
+    poll(LONG, "the mail once DNS works", || {
+        hop.mails()
+            .iter()
+            .any(|m| m.contains("waiting for DNS"))
+            .then_some(())
+    });
+    drop(dns);
 }

@@ -343,10 +343,22 @@ impl Server {
 
     /// Spawn `postern serve` with `ulimit -f KIB` (files it writes may not grow past that):
     /// a write past the limit fails with EFBIG, as a full disk fails with ENOSPC.
+    /// Spawn `postern serve` in a mount namespace of its own, with `resolv_conf` bind-mounted
+    /// over `/etc/resolv.conf` (needs root): a test changes the system DNS configuration the
+    /// server sees without touching the machine's.
+    pub fn spawn_with_resolv_conf(&mut self, resolv_conf: &Path) {
+        let mut c = Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount --bind '{}' /etc/resolv.conf && exec \"$0\" \"$@\"",
+                resolv_conf.display()
+            ))
+            .arg(bin());
+        self.spawn_cmd(c);
+    }
+
     pub fn spawn_with_file_limit(&mut self, kib: Option<u64>) {
-        assert!(self.child.is_none(), "server already spawned");
-        let err = fs::File::create(&self.stderr_path).expect("create stderr file");
-        let mut cmd = match kib {
+        let cmd = match kib {
             None => Command::new(bin()),
             Some(k) => {
                 let mut c = Command::new("sh");
@@ -357,6 +369,13 @@ impl Server {
                 c
             }
         };
+        self.spawn_cmd(cmd);
+    }
+
+    /// Spawn `cmd` (the binary, or a wrapper that execs it) with the server's arguments.
+    fn spawn_cmd(&mut self, mut cmd: Command) {
+        assert!(self.child.is_none(), "server already spawned");
+        let err = fs::File::create(&self.stderr_path).expect("create stderr file");
         let child = cmd
             .arg("--config")
             .arg(&self.config_path)

@@ -52,7 +52,7 @@ pub fn free_port_on(ip: Ipv4Addr) -> u16 {
 pub struct DnsServer {
     /// The dnsmasq process.
     child: Child,
-    /// `127.0.0.1:port`, as `outgoing_mails.dns_hosts` takes it.
+    /// `IP:port`, as `outgoing_mails.dns_hosts` takes it.
     pub addr: String,
     /// Its configuration file and log.
     dir: TempDir,
@@ -61,6 +61,12 @@ pub struct DnsServer {
 impl DnsServer {
     /// Starts dnsmasq with `zone` (dnsmasq configuration lines) and waits until it listens.
     pub fn start(zone: &str) -> DnsServer {
+        Self::start_at(Ipv4Addr::LOCALHOST, None, zone)
+    }
+
+    /// [`DnsServer::start`] on `ip`, on `port` (e.g. 53, for a resolv.conf; needs root) or a
+    /// free one.
+    pub fn start_at(ip: Ipv4Addr, port: Option<u16>, zone: &str) -> DnsServer {
         let bin = find_binary(&["dnsmasq"], "dnsmasq-base");
         let mut last = String::new();
         for _ in 0..5 {
@@ -70,12 +76,12 @@ impl DnsServer {
                 .unwrap();
             let conf = dir.path().join("zone.conf");
             fs::write(&conf, zone).unwrap();
-            let port = free_port_on(Ipv4Addr::LOCALHOST);
+            let port = port.unwrap_or_else(|| free_port_on(ip));
             let stderr = fs::File::create(dir.path().join("stderr")).unwrap();
             let mut child = Command::new(&bin)
                 .arg("--keep-in-foreground")
                 .arg(format!("--port={port}"))
-                .arg("--listen-address=127.0.0.1")
+                .arg(format!("--listen-address={ip}"))
                 .arg("--bind-interfaces")
                 .arg("--no-resolv")
                 .arg("--no-hosts")
@@ -103,10 +109,10 @@ impl DnsServer {
                     break;
                 }
                 // dnsmasq opens its TCP socket together with the UDP one.
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                if TcpStream::connect((ip, port)).is_ok() {
                     return DnsServer {
                         child,
-                        addr: format!("127.0.0.1:{port}"),
+                        addr: format!("{ip}:{port}"),
                         dir,
                     };
                 }
