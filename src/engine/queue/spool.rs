@@ -629,6 +629,52 @@ mod tests {
     use crate::engine::queue::test_meta as meta;
 
     #[tokio::test]
+    async fn a_moved_message_and_a_spilled_body_read_back_whole_after_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool_dir = dir.path().join("spool");
+        let (spool, _) = Spool::open(&spool_dir).unwrap();
+        // A body big enough to be on disk, behind a prefix of trace fields.
+        let spill = crate::engine::store::body::Spill::with_budget(&dir.path().join("in"), 0);
+        let mut body = spill.body();
+        let text: Vec<u8> = (0..300_000u32)
+            .map(|i| b"abcdefgh\r\n"[i as usize % 10])
+            .collect();
+        body.push(&text);
+        body.finish().unwrap();
+        assert!(body.is_spilled());
+        let content = Content::Message {
+            prefix: b"Received: x\r\n".to_vec(),
+            body: Arc::new(body),
+        };
+        let first = spool
+            .append(Record::Put(meta(1), content))
+            .await
+            .unwrap()
+            .unwrap();
+        let whole = [&b"Received: x\r\n"[..], &text].concat();
+        assert_eq!(spool.read(first).unwrap(), whole);
+        // Relocated: copied segment to segment, under a newer state.
+        let mut newer = meta(1);
+        newer.attempts = 3;
+        let moved = spool
+            .append(Record::Put(newer.clone(), Content::Moved(first)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(moved.offset, first.offset);
+        spool.flush().await;
+        drop(spool);
+        let (spool, replayed) = Spool::open(&spool_dir).unwrap();
+        assert!(replayed.damaged.is_empty(), "{:?}", replayed.damaged);
+        let [(m, loc)] = &replayed.messages[..] else {
+            panic!("one message: {:?}", replayed.messages.len());
+        };
+        assert_eq!(m, &newer, "the relocated record is the one in force");
+        assert_eq!(*loc, moved);
+        assert_eq!(spool.read(*loc).unwrap(), whole);
+    }
+
+    #[tokio::test]
     async fn damage_in_the_middle_skips_only_the_damaged_record() {
         let dir = tempfile::tempdir().unwrap();
         let spool_dir = dir.path().join("spool");
