@@ -123,10 +123,15 @@ fn twenty_big_messages_at_once_stay_out_of_memory() {
         assert_eq!(code, 250, "message {i}: {text}");
     }
     // The relayed copies go out meanwhile; sample until the next hop has them all.
-    let dumps = common::poll(Duration::from_secs(240), "20 mails at the sink", || {
-        let m = sink.mails();
-        (m.len() >= SESSIONS).then_some(m)
-    });
+    // (smtp-sink writes each file as it reads the mail, and ends it with an empty line.)
+    let dumps = common::poll(
+        Duration::from_secs(240),
+        "20 whole mails at the sink",
+        || {
+            let m = sink.mails();
+            (m.len() >= SESSIONS && m.iter().all(|d| d.ends_with("\n\n"))).then_some(m)
+        },
+    );
     done.store(true, Ordering::Relaxed);
     let peak = sampler.join().unwrap().max(status_kib(pid, "VmRSS"));
     let growth = peak.saturating_sub(before);
