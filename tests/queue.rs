@@ -1035,6 +1035,29 @@ fn a_destination_where_no_host_answered_is_left_alone_for_a_while() {
     });
 }
 
+/// A server relaying for logged-in users by MX lookups on `mx_port`, with no DNS hosts
+/// configured: it reads the system's `/etc/resolv.conf`, which is (in its own mount namespace)
+/// the returned file, written with `resolv_conf` at first.
+fn system_dns_server(mx_port: u16, resolv_conf: &str) -> (Server, std::path::PathBuf) {
+    let mut s = Server::prepare(common::Config::default());
+    let port = s.cfg.incoming_port;
+    s.cli(&[
+        "config",
+        "set",
+        "smtp.outgoing.enabled=true",
+        &format!("smtp.outgoing.port={port}"),
+        "smtp.tls.auth_requires_tls=false",
+        "outgoing_mails.outbound_tls=None",
+        &format!("outgoing_mails.mx_port={mx_port}"),
+    ])
+    .assert_ok();
+    let resolv = s.dir.path().join("resolv.conf");
+    std::fs::write(&resolv, resolv_conf).unwrap();
+    s.spawn_with_resolv_conf(&resolv);
+    s.wait_ready(port);
+    (s, resolv)
+}
+
 #[test]
 fn a_change_of_resolv_conf_is_followed_without_a_restart() {
     // No DNS hosts configured: the system's /etc/resolv.conf is used (here a file bind-mounted
@@ -1050,22 +1073,7 @@ fn a_change_of_resolv_conf_is_followed_without_a_restart() {
         DnsServer::start_at(Ipv4Addr::new(127, 0, 0, 72), Some(53), &zone("127.0.0.4"));
     let first = Sink::start(Ipv4Addr::new(127, 0, 0, 3), 0, &[]);
     let second = Sink::start(Ipv4Addr::new(127, 0, 0, 4), first.port(), &[]);
-    let mut s = Server::prepare(common::Config::default());
-    let port = s.cfg.incoming_port;
-    s.cli(&[
-        "config",
-        "set",
-        "smtp.outgoing.enabled=true",
-        &format!("smtp.outgoing.port={port}"),
-        "smtp.tls.auth_requires_tls=false",
-        "outgoing_mails.outbound_tls=None",
-        &format!("outgoing_mails.mx_port={}", first.port()),
-    ])
-    .assert_ok();
-    let resolv = s.dir.path().join("resolv.conf");
-    std::fs::write(&resolv, "nameserver 127.0.0.71\n").unwrap();
-    s.spawn_with_resolv_conf(&resolv);
-    s.wait_ready(port);
+    let (s, resolv) = system_dns_server(first.port(), "nameserver 127.0.0.71\n");
     submit(&s, ALICE, &["a@moved.test"], "before the move");
     poll(LONG, "the first mail at the first network's host", || {
         first
@@ -1102,22 +1110,7 @@ fn a_resolver_that_could_not_be_made_is_tried_again() {
         "local=/test/\nmx-host=mended.test,mx.mended.test,10\nhost-record=mx.mended.test,127.0.0.3\n",
     );
     let hop = Sink::start(Ipv4Addr::new(127, 0, 0, 3), 0, &[]);
-    let mut s = Server::prepare(common::Config::default());
-    let port = s.cfg.incoming_port;
-    s.cli(&[
-        "config",
-        "set",
-        "smtp.outgoing.enabled=true",
-        &format!("smtp.outgoing.port={port}"),
-        "smtp.tls.auth_requires_tls=false",
-        "outgoing_mails.outbound_tls=None",
-        &format!("outgoing_mails.mx_port={}", hop.port()),
-    ])
-    .assert_ok();
-    let resolv = s.dir.path().join("resolv.conf");
-    std::fs::write(&resolv, "nameserver not-an-address\n").unwrap();
-    s.spawn_with_resolv_conf(&resolv);
-    s.wait_ready(port);
+    let (s, resolv) = system_dns_server(hop.port(), "nameserver not-an-address\n");
     poll(LONG, "the resolver to fail", || {
         s.stderr()
             .contains("DNS resolver unavailable")
