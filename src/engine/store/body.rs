@@ -340,6 +340,10 @@ impl Body {
                 Data::Memory(m) => m.capacity(),
                 Data::File { .. } => 0,
             };
+        if now == self.counted {
+            // Nothing to tell the shared count (most pushes): no atomic write per line.
+            return;
+        }
         if now > self.counted {
             spill
                 .in_memory
