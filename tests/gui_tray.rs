@@ -15,6 +15,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 use x11rb::connection::Connection;
@@ -33,7 +34,7 @@ impl Drop for Proc {
     }
 }
 
-/// Starts a program that prints one line (display number, bus address) on stdout when ready.
+/// Starts a program that prints one line (the bus address) on stdout when ready.
 fn start_printing(cmd: &mut Command, what: &str) -> (Proc, String) {
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -48,13 +49,22 @@ fn start_printing(cmd: &mut Command, what: &str) -> (Proc, String) {
     (Proc(child), line.trim().to_string())
 }
 
-fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+fn until<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    until_or(what, f, String::new)
+}
+
+/// `until`, with `why` describing the state when it gives up.
+fn until_or<T>(what: &str, mut f: impl FnMut() -> Option<T>, why: impl Fn() -> String) -> T {
     let deadline = Instant::now() + PATIENCE;
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting for {what}\n{}",
+            why()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -67,19 +77,32 @@ struct Desktop {
     bus: String,
 }
 
+/// Starts an X server on a display number of this test's own (moving on if it is taken), so
+/// that two tests starting at once never probe the same numbers. `-noreset`: by default an X
+/// server resets when its last client leaves, and an app connecting during that reset fails
+/// ("Failed to open connection to X server"); the test's own short connections to look for
+/// the window would cause exactly that while the app starts.
 fn desktop() -> Desktop {
-    let (x, n) = start_printing(
-        Command::new("Xvfb").args([
-            "-displayfd",
-            "1",
-            "-screen",
-            "0",
-            "1024x768x24",
-            "-nolisten",
-            "tcp",
-        ]),
-        "Xvfb",
-    );
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 100 + (std::process::id() % 200) * 16;
+    let (x, display) = (0..64)
+        .find_map(|_| {
+            let n = base + NEXT.fetch_add(1, Ordering::Relaxed);
+            let mut child = Command::new("Xvfb")
+                .arg(format!(":{n}"))
+                .args(["-displayfd", "1", "-screen", "0", "1024x768x24"])
+                .args(["-nolisten", "tcp", "-noreset"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run Xvfb ({e}); install it (Debian: xvfb)"));
+            let mut line = String::new();
+            let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+            let x = Proc(child);
+            (line.trim() == n.to_string()).then(|| (x, format!(":{n}")))
+        })
+        .expect("no free X display number");
+    until("the X server", || x11rb::connect(Some(&display)).ok());
     let (bus_proc, bus) = start_printing(
         Command::new("dbus-daemon").args(["--session", "--nofork", "--print-address=1"]),
         "dbus-daemon",
@@ -87,7 +110,7 @@ fn desktop() -> Desktop {
     Desktop {
         _x: x,
         _bus: bus_proc,
-        display: format!(":{n}"),
+        display,
         bus,
     }
 }
@@ -279,6 +302,9 @@ struct XWindow {
 }
 
 impl XWindow {
+    /// The app's window once it is mapped. Every top-level window named "Postern" is a
+    /// candidate: without a tray host, appindicator's fallback (a GtkStatusIcon) makes an
+    /// unmapped plug window with the same title, which may come first in the stacking order.
     fn find(display: &str) -> Option<XWindow> {
         let (conn, screen) = x11rb::connect(Some(display)).ok()?;
         let root = conn.setup().roots[screen].root;
@@ -289,17 +315,32 @@ impl XWindow {
             .ok()?
             .atom;
         let tree = conn.query_tree(root).ok()?.reply().ok()?;
-        let win = tree.children.into_iter().find(|&w| {
-            [xproto::AtomEnum::WM_NAME.into(), net_wm_name]
-                .into_iter()
-                .any(|prop| {
-                    conn.get_property(false, w, prop, xproto::AtomEnum::ANY, 0, 64)
-                        .ok()
-                        .and_then(|c| c.reply().ok())
-                        .is_some_and(|r| r.value == b"Postern")
-                })
-        })?;
-        Some(XWindow { conn, win })
+        let named: Vec<xproto::Window> = tree
+            .children
+            .into_iter()
+            .filter(|&w| {
+                [xproto::AtomEnum::WM_NAME.into(), net_wm_name]
+                    .into_iter()
+                    .any(|prop| {
+                        conn.get_property(false, w, prop, xproto::AtomEnum::ANY, 0, 64)
+                            .ok()
+                            .and_then(|c| c.reply().ok())
+                            .is_some_and(|r| r.value == b"Postern")
+                    })
+            })
+            .collect();
+        let mut conn = Some(conn);
+        for win in named {
+            let w = XWindow {
+                conn: conn.take()?,
+                win,
+            };
+            if w.viewable() {
+                return Some(w);
+            }
+            conn = Some(w.conn);
+        }
+        None
     }
 
     fn viewable(&self) -> bool {
@@ -332,6 +373,32 @@ impl XWindow {
             .unwrap();
         self.conn.flush().unwrap();
     }
+}
+
+/// Waits for the app's window to be mapped; if it is not, says what the X server and the app
+/// show.
+fn window_of(d: &Desktop, app: &mut Proc, dir: &Path) -> XWindow {
+    until_or(
+        "the window",
+        || {
+            if let Some(status) = app.0.try_wait().unwrap() {
+                panic!("the app ended ({status:?})\n{}", log_of(dir));
+            }
+            XWindow::find(&d.display)
+        },
+        || {
+            let tree = Command::new("xwininfo")
+                .args(["-root", "-tree", "-display", &d.display])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            format!(
+                "windows on {}:\n{tree}\napp log:\n{}",
+                d.display,
+                log_of(dir)
+            )
+        },
+    )
 }
 
 fn free_port() -> u16 {
@@ -402,9 +469,7 @@ fn closing_hides_to_the_tray_and_the_tray_menu_drives_the_app() {
     let port = free_port();
     let mut app = start_app(&d, dir.path(), port);
 
-    let win = until("the window", || {
-        XWindow::find(&d.display).filter(XWindow::viewable)
-    });
+    let win = window_of(&d, &mut app, dir.path());
     let item = until("the tray icon to register", || {
         items.lock().unwrap().first().cloned()
     });
@@ -454,9 +519,7 @@ fn without_a_tray_host_closing_the_window_quits() {
     let port = free_port();
     let mut app = start_app(&d, dir.path(), port);
 
-    let win = until("the window", || {
-        XWindow::find(&d.display).filter(XWindow::viewable)
-    });
+    let win = window_of(&d, &mut app, dir.path());
     until("the server", || answers(port).then_some(()));
     win.close();
     let status = until("the app to quit", || app.0.try_wait().unwrap());
