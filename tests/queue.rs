@@ -608,6 +608,18 @@ impl Drop for Tmpfs {
 fn a_failure_notice_that_cannot_be_written_is_tried_again() {
     // The disk is full when a mail is given up on: the notice cannot be queued. The original
     // stays queued (nothing is lost), and once there is room the notice goes out.
+    notice_on_a_full_disk(false);
+}
+
+#[test]
+fn a_failure_notice_owed_at_a_kill_9_is_sent_after_the_restart() {
+    // The same, with the server killed between the give-up and the notice.
+    notice_on_a_full_disk(true);
+}
+
+/// A mail given up on while the disk is full; with `kill`, the server is killed (-9) while
+/// the notice is owed and started again once there is room.
+fn notice_on_a_full_disk(kill: bool) {
     let closed = free_port();
     let mut s = Server::prepare(common::Config::default());
     let disk = Tmpfs::mount(&s.data_dir, "24m");
@@ -666,7 +678,15 @@ fn a_failure_notice_that_cannot_be_written_is_tried_again() {
     let (_, entry) = queue_entry(&s, &id).expect("the original stays queued");
     assert!(entry.contains("<carol@far.test> (failed)"), "{entry}");
     assert!(s.alice_mails().is_empty());
+    if kill {
+        s.signal("KILL");
+        s.wait_exit(Duration::from_secs(10));
+    }
     std::fs::remove_file(&filler).unwrap();
+    if kill {
+        s.spawn();
+        s.wait_ready(port);
+    }
     alice_mail_containing(&s, "Final-Recipient: rfc822; carol@far.test");
     poll(LONG, "the original to leave the queue", || {
         queue_entry(&s, &id).is_none().then_some(())
@@ -1125,4 +1145,56 @@ fn a_resolver_that_could_not_be_made_is_tried_again() {
             .then_some(())
     });
     drop(dns);
+}
+
+/// The spool's segment files, by number.
+fn spool_segments(s: &Server) -> Vec<u64> {
+    let mut v: Vec<u64> = std::fs::read_dir(s.data_dir.join("spool"))
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.ok()?.file_name().into_string().ok()?;
+            n.strip_suffix(".seg")?.parse().ok()
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn a_long_lived_mail_is_moved_out_of_old_segments_and_survives_a_restart() {
+    let port = free_port(); // nothing listens: the mail waits
+    let mut s = relay_server(port, &["outgoing_mails.resend_delay=\"1h\""]);
+    let kept = queued_id(&submit(&s, ALICE, &["bob@far.test"], "the long-lived mail"));
+    // Four 16 MiB mails fill two 32 MiB segments; deleted, they leave them garbage behind
+    // the long-lived mail, which pins the first.
+    let line = format!("{}\r\n", "x".repeat(76));
+    let big = line.repeat(16 * 1024 * 1024 / line.len());
+    let fillers: Vec<String> = (0..4)
+        .map(|_| queued_id(&submit(&s, ALICE, &["carol@far.test"], &big)))
+        .collect();
+    drop(big);
+    assert!(spool_segments(&s).len() >= 3, "{:?}", spool_segments(&s));
+    for id in &fillers {
+        s.cli(&["queue", "delete", id]).assert_ok();
+    }
+    // The long-lived mail is moved to the active segment, and the segment it pinned goes.
+    assert_eq!(spool_segments(&s).first(), Some(&1));
+    poll(LONG, "the first segment to be deleted", || {
+        (!spool_segments(&s).contains(&1)).then_some(())
+    });
+    assert_eq!(queue_ids(&s), vec![kept.clone()]);
+
+    // Read back from its new place after a restart, whole.
+    s.signal("KILL");
+    s.wait_exit(Duration::from_secs(10));
+    let sink = sink(port, &[]);
+    s.spawn();
+    s.wait_ready(s.cfg.incoming_port);
+    assert_eq!(queue_ids(&s), vec![kept]);
+    s.cli(&["queue", "retry", "--all"]).assert_ok();
+    let mail = poll(LONG, "the mail at the sink", || sink.mails().pop());
+    assert!(mail.contains("the long-lived mail"), "{mail}");
+    poll(LONG, "queue empty", || {
+        queue_ids(&s).is_empty().then_some(())
+    });
 }

@@ -179,11 +179,23 @@ impl Spool {
 
     /// Appends a record and waits until it is on disk. For `Put`, returns the content location.
     pub async fn append(&self, rec: Record) -> Result<Option<Location>, SpoolError> {
+        self.send(rec).await
+    }
+
+    /// Hands a record to the writer now, so that it is written before anything sent after
+    /// this call, and returns what waits for it to be on disk (for `Put`, its location).
+    pub fn send(
+        &self,
+        rec: Record,
+    ) -> impl Future<Output = Result<Option<Location>, SpoolError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Append(rec, Some(tx)))
-            .map_err(|_| SpoolError::Stopped)?;
-        rx.await.map_err(|_| SpoolError::Stopped)?
+        let sent = self.tx.send(Request::Append(rec, Some(tx))).is_ok();
+        async move {
+            if !sent {
+                return Err(SpoolError::Stopped);
+            }
+            rx.await.map_err(|_| SpoolError::Stopped)?
+        }
     }
 
     /// Appends a record without waiting for the sync (state updates: losing one in a crash
@@ -672,6 +684,24 @@ mod tests {
         assert_eq!(m, &newer, "the relocated record is the one in force");
         assert_eq!(*loc, moved);
         assert_eq!(spool.read(*loc).unwrap(), whole);
+    }
+
+    #[tokio::test]
+    async fn a_record_sent_is_ordered_before_anything_sent_after_it() {
+        // What relocation relies on: the move is handed over before a later removal is, so a
+        // message removed while its move is being written stays removed after replay.
+        let dir = tempfile::tempdir().unwrap();
+        let spool_dir = dir.path().join("spool");
+        let (spool, _) = Spool::open(&spool_dir).unwrap();
+        let rec = Record::Put(meta(1), Content::bytes(b"hello".to_vec()));
+        let first = spool.append(rec).await.unwrap().unwrap();
+        let moving = spool.send(Record::Put(meta(1), Content::Moved(first)));
+        spool.append_nowait(Record::Remove(1));
+        assert!(moving.await.unwrap().is_some());
+        spool.flush().await;
+        drop(spool);
+        let (_spool, replayed) = Spool::open(&spool_dir).unwrap();
+        assert!(replayed.messages.is_empty(), "{:?}", replayed.messages);
     }
 
     #[tokio::test]

@@ -79,6 +79,9 @@ enum Done {
     /// A failure notice about these recipients of a message: its queue id, or why it could
     /// not be queued.
     Notice(u64, Vec<usize>, Result<u64, String>),
+    /// A relocation is on disk: (message id, old location, new location) of each message
+    /// moved.
+    Relocated(Vec<(u64, Location, Location)>),
 }
 
 /// One queued message as the manager keeps it.
@@ -188,6 +191,8 @@ struct Manager {
     snapshot: watch::Sender<Arc<Vec<QueueEntry>>>,
     /// Something changed since the list was last published.
     dirty: bool,
+    /// A relocation is being written (see [`trim`]); no other starts until it is done.
+    relocating: bool,
     /// Attempts running.
     in_flight: usize,
     /// Attempts running per destination (see [`destination`]).
@@ -258,6 +263,7 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, ManagerTask), SpoolError>
         owed: BTreeSet::new(),
         snapshot: snap_tx,
         dirty: true,
+        relocating: false,
         in_flight: 0,
         busy: HashMap::new(),
         running: HashMap::new(),
@@ -311,6 +317,7 @@ impl Manager {
                     match d {
                         Done::Attempt(id, res) => self.finish(id, res),
                         Done::Notice(id, owed, res) => self.notice_done(id, owed, res),
+                        Done::Relocated(moved) => self.relocated(moved),
                     }
                     self.dispatch();
                 }
@@ -326,7 +333,7 @@ impl Manager {
                     }
                     self.dispatch();
                     if ticks.is_multiple_of(20) {
-                        self.trim().await;
+                        self.trim();
                     }
                     if self.dirty {
                         self.publish();

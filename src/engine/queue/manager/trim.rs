@@ -1,10 +1,12 @@
 //! Spool trimming: deletes the segments no live message needs, and moves the messages of the
 //! oldest segment to the active one only when that frees at least as much garbage as it
 //! rewrites (all in one batch, one sync), so a queue of long-lived mail is never rewritten
-//! over and over.
+//! over and over. The manager only hands the moves to the spool writer; a task waits for the
+//! sync and reports the new locations back ([`Done::Relocated`]), so dispatch goes on
+//! meanwhile.
 
-use super::Manager;
-use crate::engine::queue::spool::{Content, Record};
+use super::{Done, Manager};
+use crate::engine::queue::spool::{Content, Location, Record};
 use std::collections::BTreeMap;
 
 impl Manager {
@@ -12,7 +14,7 @@ impl Manager {
     /// pins every segment after it; its messages are moved to the active segment (all in one
     /// write and one sync) only when that frees at least as much garbage as it rewrites, so a
     /// queue of long-lived mail is never rewritten over and over.
-    pub(super) async fn trim(&mut self) {
+    pub(super) fn trim(&mut self) {
         let active = self.spool.active_segment();
         let mut live: BTreeMap<u64, u64> = BTreeMap::new();
         for e in self.entries.values() {
@@ -28,8 +30,8 @@ impl Manager {
                 .entries
                 .values()
                 .any(|e| e.loc.seg == old && e.in_flight);
-            if !busy && worth_relocating(freed, old_live) {
-                self.relocate(old).await;
+            if !busy && !self.relocating && worth_relocating(freed, old_live) {
+                self.relocate(old);
             }
         }
         let keep_from = self
@@ -42,18 +44,41 @@ impl Manager {
         self.spool.trim_below(keep_from);
     }
 
-    /// Moves every message of segment `seg` to the active segment: the appends are sent
-    /// together, so the spool writer writes them in one batch with one sync.
-    pub(super) async fn relocate(&mut self, seg: u64) {
-        let mut moves = tokio::task::JoinSet::new();
-        for e in self.entries.values().filter(|e| e.loc.seg == seg) {
-            let (spool, id) = (self.spool.clone(), e.meta.id);
-            let rec = Record::Put(e.meta.clone(), Content::Moved(e.loc));
-            moves.spawn(async move { (id, spool.append(rec).await) });
-        }
-        while let Some(done) = moves.join_next().await {
-            if let Ok((id, Ok(Some(new)))) = done
-                && let Some(e) = self.entries.get_mut(&id)
+    /// Moves every message of segment `seg` to the active segment. The records are handed
+    /// to the spool writer here, together (one batch, one sync), and ordered before any
+    /// update or removal the manager writes after this call, so replay always finds the
+    /// last word on each message. A task waits for the sync and reports back; until then the
+    /// messages are read where they were, which stays on disk.
+    fn relocate(&mut self, seg: u64) {
+        let pending: Vec<_> = self
+            .entries
+            .values()
+            .filter(|e| e.loc.seg == seg)
+            .map(|e| {
+                let rec = Record::Put(e.meta.clone(), Content::Moved(e.loc));
+                (e.meta.id, e.loc, self.spool.send(rec))
+            })
+            .collect();
+        self.relocating = true;
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let mut moved = Vec::with_capacity(pending.len());
+            for (id, old, written) in pending {
+                if let Ok(Some(new)) = written.await {
+                    moved.push((id, old, new));
+                }
+            }
+            let _ = done.send(Done::Relocated(moved));
+        });
+    }
+
+    /// A relocation is on disk: messages still where they were are read from their new
+    /// place. (A message finished meanwhile is gone: its removal was written after its move.)
+    pub(super) fn relocated(&mut self, moved: Vec<(u64, Location, Location)>) {
+        self.relocating = false;
+        for (id, old, new) in moved {
+            if let Some(e) = self.entries.get_mut(&id)
+                && e.loc == old
             {
                 e.loc = new;
             }
