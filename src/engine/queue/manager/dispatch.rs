@@ -1,5 +1,6 @@
-//! Dispatch: which due messages get an attempt now. Oldest first, but no destination gets
-//! more attempts at once than its connection limit (mail for a slow or dead destination
+//! Dispatch: which due messages get an attempt now, read from the due index ([`super::due`]).
+//! Destinations take turns, earliest due first within each; no destination gets more
+//! attempts at once than its connection limit (mail for a slow or dead destination
 //! cannot take every slot from the others), and a destination where no host answered is
 //! left alone for a few minutes (RFC 5321 4.5.4.1): its mail is deferred without a
 //! connection, counted as an attempt so the give-up still comes on time.
@@ -13,7 +14,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 impl Manager {
-    /// Starts attempts for every due message, within the limits.
+    /// Starts attempts for the due messages, within the limits. Reads the due index (see
+    /// [`super::due`]), never the whole queue.
     pub(super) fn dispatch(&mut self) {
         self.refresh_config();
         let Some(resolver) = self.resolver.clone() else {
@@ -24,35 +26,33 @@ impl Manager {
             return;
         }
         let now = now_secs();
-        // Oldest first, but no destination gets more attempts at once than its connection
+        // Destinations take turns, and none gets more attempts at once than its connection
         // limit: mail for a slow or dead destination cannot take every slot from the others.
         let per_dest = self.cfg.outgoing_mails.max_connections_per_domain.max(1) as usize;
-        let mut room = max_in_flight - self.in_flight;
-        let mut due: Vec<(u64, String)> = Vec::new();
-        let mut taken: HashMap<String, usize> = HashMap::new();
+        let room = max_in_flight - self.in_flight;
         let mut suspended: Vec<(u64, String)> = Vec::new();
         self.dead.retain(|_, (until, _)| *until > now);
-        for e in self.entries.values() {
-            if room == 0 {
-                break;
-            }
-            if e.in_flight || e.meta.held || e.meta.next_try > now || !e.meta.has_pending() {
-                continue;
-            }
-            let dest = destination(&self.cfg, &e.meta);
-            if let Some(why) = self.suspended(&e.meta, now) {
-                suspended.push((e.meta.id, why));
-                continue;
-            }
-            let n =
-                self.busy.get(&dest).copied().unwrap_or(0) + taken.get(&dest).copied().unwrap_or(0);
-            if n >= per_dest && !dest.is_empty() {
-                continue;
-            }
-            *taken.entry(dest.clone()).or_default() += 1;
-            due.push((e.meta.id, dest));
-            room -= 1;
-        }
+        let (busy, dead, entries, cfg) = (&self.busy, &self.dead, &self.entries, &self.cfg);
+        let due = self.due.take(
+            now,
+            room,
+            |dest| {
+                if dest.is_empty() {
+                    usize::MAX
+                } else {
+                    per_dest.saturating_sub(busy.get(dest).copied().unwrap_or(0))
+                }
+            },
+            |id, dest| {
+                if !dead.contains_key(dest) {
+                    return false;
+                }
+                let why = entries
+                    .get(&id)
+                    .and_then(|e| suspended_because(cfg, dead, &e.meta, now));
+                why.map(|why| suspended.push((id, why))).is_some()
+            },
+        );
         for (id, dest) in due {
             let e = self.entries.get_mut(&id).expect("due");
             e.in_flight = true;
@@ -73,6 +73,7 @@ impl Manager {
                 limits: self.limits.clone(),
                 mailroot: self.deps.mailroot.clone(),
             };
+            self.reindex(id);
             let tx = self.done_tx.clone();
             tokio::spawn(async move {
                 let res = job.run().await;
@@ -95,20 +96,39 @@ impl Manager {
         }
     }
 
-    /// Why a message is not tried now: every destination of its pending recipients is one
-    /// where no host answered a moment ago.
-    pub(super) fn suspended(&self, meta: &Meta, now: u64) -> Option<String> {
-        let mut why = None;
-        for r in meta.rcpts.iter().filter(|r| r.state == RcptState::Pending) {
-            let dest = rcpt_destination(&self.cfg, &r.addr)?;
-            let (until, error) = self.dead.get(&dest).filter(|(u, _)| *u > now)?;
-            why = Some(format!(
-                "4.4.1 delivery to {dest} suspended for {} s: {}",
-                until - now,
-                error.trim_start_matches("4.4.1 ")
-            ));
+    /// Puts message `id` in the due index as its state now says (or takes it out: running,
+    /// held, nothing pending, gone).
+    pub(super) fn reindex(&mut self, id: u64) {
+        let key = self.entries.get(&id).and_then(|e| {
+            (!e.in_flight && !e.meta.held && e.meta.has_pending())
+                .then(|| (destination(&self.cfg, &e.meta), e.meta.next_try))
+        });
+        self.due.set(id, key);
+    }
+
+    /// Debug builds (the tests) check at each tick that the due index says what the
+    /// messages say: a change of state that forgot [`Manager::reindex`] would leave a message
+    /// never tried again.
+    #[cfg(debug_assertions)]
+    pub(super) fn check_due_index(&self) {
+        let mut expected = 0;
+        for (id, e) in &self.entries {
+            let key = (!e.in_flight && !e.meta.held && e.meta.has_pending())
+                .then(|| (destination(&self.cfg, &e.meta), e.meta.next_try));
+            expected += usize::from(key.is_some());
+            assert_eq!(self.due.key(*id), key.as_ref(), "due index of {id:x}");
         }
-        why
+        assert_eq!(self.due.indexed(), expected, "due index size");
+    }
+
+    /// Builds the due index again from every message (at start and after a configuration
+    /// change, which can change destinations).
+    pub(super) fn reindex_all(&mut self) {
+        self.due.clear();
+        let ids: Vec<u64> = self.entries.keys().copied().collect();
+        for id in ids {
+            self.reindex(id);
+        }
     }
 
     /// Remembers a destination where no host answered (every recipient got `4.4.1`, RFC
@@ -134,6 +154,27 @@ impl Manager {
             .max(1);
         self.dead.insert(dest, (now_secs() + hold, error));
     }
+}
+
+/// Why a message is not tried now: every destination of its pending recipients is one where
+/// no host answered a moment ago (`dead`: destination → until when, the error).
+fn suspended_because(
+    cfg: &Config,
+    dead: &HashMap<String, (u64, String)>,
+    meta: &Meta,
+    now: u64,
+) -> Option<String> {
+    let mut why = None;
+    for r in meta.rcpts.iter().filter(|r| r.state == RcptState::Pending) {
+        let dest = rcpt_destination(cfg, &r.addr)?;
+        let (until, error) = dead.get(&dest).filter(|(u, _)| *u > now)?;
+        why = Some(format!(
+            "4.4.1 delivery to {dest} suspended for {} s: {}",
+            until - now,
+            error.trim_start_matches("4.4.1 ")
+        ));
+    }
+    why
 }
 
 /// How long a destination where no host answered is left alone (at most the re-send delay).

@@ -15,6 +15,7 @@
 
 mod attempt;
 mod dispatch;
+mod due;
 mod notices;
 mod resolver;
 mod trim;
@@ -193,6 +194,8 @@ struct Manager {
     dirty: bool,
     /// A relocation is being written (see [`trim`]); no other starts until it is done.
     relocating: bool,
+    /// The messages that may get an attempt, by destination and due time.
+    due: due::DueIndex,
     /// Attempts running.
     in_flight: usize,
     /// Attempts running per destination (see [`destination`]).
@@ -264,6 +267,7 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, ManagerTask), SpoolError>
         snapshot: snap_tx,
         dirty: true,
         relocating: false,
+        due: due::DueIndex::default(),
         in_flight: 0,
         busy: HashMap::new(),
         running: HashMap::new(),
@@ -324,6 +328,8 @@ impl Manager {
                 _ = tick.tick() => {
                     ticks += 1;
                     self.refresh_config();
+                    #[cfg(debug_assertions)]
+                    self.check_due_index();
                     if ticks.is_multiple_of(4) {
                         self.refresh_resolver();
                     }
@@ -384,6 +390,8 @@ impl Manager {
         }
         self.cfg = new;
         self.cfg_seen = Some(cur);
+        // Destinations depend on the mode, the local domains and the domain maps.
+        self.reindex_all();
         self.refresh_resolver();
     }
 
@@ -403,7 +411,9 @@ impl Manager {
                     ),
                 );
                 let e = Entry::new(meta, loc, "queued");
-                self.entries.insert(e.meta.id, e);
+                let id = e.meta.id;
+                self.entries.insert(id, e);
+                self.reindex(id);
                 self.dirty = true;
             }
             ManagerMsg::Command(cmd, done) => {
@@ -463,6 +473,7 @@ impl Manager {
                 e.note(what.into());
             }
             self.spool.append_nowait(record);
+            self.reindex(id);
             self.log(Level::Info, id, what.into());
         }
         ids.len()
@@ -603,6 +614,7 @@ impl Manager {
     /// or else records its state when `changed`.
     fn settle(&mut self, id: u64, changed: bool) {
         let changed = self.send_owed_notice(id) || changed;
+        self.reindex(id);
         let Some(e) = self.entries.get(&id) else {
             return;
         };
@@ -615,6 +627,7 @@ impl Manager {
         }
         let meta = e.meta.clone();
         self.entries.remove(&id);
+        self.due.set(id, None);
         self.owed.remove(&id);
         self.spool.append_nowait(Record::Remove(id));
         let failed = meta
