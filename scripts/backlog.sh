@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# How Postern copes with a backlog: the cost of a queue of N waiting mails.
+#
+#   scripts/backlog.sh [N]
+#
+# Relay mode to Postfix's smtp-sink, as scripts/bench.sh. Measures:
+#   1. the delivery rate with an empty queue (M mails through, M = N/4, at least 1000);
+#   2. N mails accepted while the relay host is down (they wait: resend delay 1 h);
+#   3. a restart with those N queued: time from start to listening (a 220), and the RSS;
+#   4. the relay host back, `postern queue retry --all`: the rate at which the backlog drains,
+#      and the CPU the idle server used with the backlog before the retry (30 s).
+# Prints the figures and the ratio of the backlog's drain rate to the empty queue's.
+#
+# Environment (all optional): BACKLOG_N=20000 (or the first argument), SESSIONS=20, SIZE=1024,
+# POSTERN_OUT_CONN=20, SKIP_BUILD=1, KEEP=1, PERF=1 (perf record -g of the drain, report in
+# the work dir: perf.txt).
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+trap cleanup_all EXIT
+
+N="${1:-${BACKLOG_N:-20000}}"
+M=$((N / 4 < 1000 ? 1000 : N / 4))
+SESSIONS="${SESSIONS:-20}"
+SIZE="${SIZE:-1024}"
+
+need_tools cargo awk "$PY"
+[[ -x /usr/sbin/smtp-source && -x /usr/sbin/smtp-sink ]] || die "smtp-source/smtp-sink missing (apt-get install postfix)"
+
+if [[ "${SKIP_BUILD:-0}" == 1 ]]; then
+    POSTERN_BIN="${CARGO_TARGET_DIR:-$ROOT_DIR/target}/release/postern"
+    [[ -x "$POSTERN_BIN" ]] || die "SKIP_BUILD=1 but no $POSTERN_BIN"
+else
+    build_postern
+fi
+
+make_workdir postern-backlog
+W="$WORKDIR"
+IN=$(free_port); OUT=$(free_port); SINK=$(free_port)
+CFG="$W/postern.ron"; DATA="$W/data"; LOG="$W/postern.log"
+POSTERN_RESEND_DELAY=1h postern_config "$CFG" "$IN" "$OUT" "$SINK"
+say "work dir $W (N=$N, empty-queue run M=$M, sessions=$SESSIONS, size=$SIZE)"
+
+# sink_until COUNT TAG: an smtp-sink on $SINK that exits after COUNT mails, then writes the time
+# (ns) to $W/TAG.done.
+sink_until() {
+    local count="$1" tag="$2" user=()
+    [[ "$(id -u)" == 0 ]] && user=(-u root)
+    (
+        /usr/sbin/smtp-sink "${user[@]}" -M "$count" "127.0.0.1:$SINK" 1024 >"$W/$tag.sink.log" 2>&1 &
+        echo $! >"$W/$tag.sinkpid"
+        wait $! || true
+        date +%s%N >"$W/$tag.done"
+    ) &
+    track_pid $!
+    wait_port "$SINK" 10 $! >/dev/null || die "smtp-sink did not start on $SINK"
+    track_pid "$(cat "$W/$tag.sinkpid")"
+}
+
+wait_file() {
+    local deadline=$((SECONDS + $2))
+    while [[ ! -s "$1" ]]; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+    cat "$1"
+}
+
+send() {
+    /usr/sbin/smtp-source -s "$SESSIONS" -l "$SIZE" -m "$1" -f bench@client.test -t rcpt@far.test \
+        -M client.test "127.0.0.1:$OUT" >"$W/source.log" 2>&1 || { cat "$W/source.log" >&2; die "smtp-source failed"; }
+}
+
+queued() { "$POSTERN_BIN" --config "$CFG" --data-dir "$DATA" queue list 2>/dev/null | grep -c '^[0-9A-F]\{16\} ' || true; }
+ticks() { awk '{print $14 + $15}' "/proc/$POSTERN_PID/stat"; }
+CLK_TCK="$(getconf CLK_TCK)"
+
+start_postern "$CFG" "$DATA" "$LOG" "$OUT"
+
+say "1. empty queue: $M mails through"
+sink_until "$M" empty
+t0=$(now_ns); send "$M"
+t1="$(wait_file "$W/empty.done" 600)" || die "the sink did not get $M mails"
+EMPTY_RATE="$(awk -v n="$M" -v d=$((t1 - t0)) 'BEGIN {printf "%.0f", n / (d / 1e9)}')"
+say "   delivered $EMPTY_RATE mails/s"
+
+say "2. the relay host is down: $N mails accepted and left waiting"
+t0=$(now_ns); send "$N"; t1=$(now_ns)
+ACCEPT_RATE="$(awk -v n="$N" -v d=$((t1 - t0)) 'BEGIN {printf "%.0f", n / (d / 1e9)}')"
+deadline=$((SECONDS + 120))
+while (( $(queued) < N )) && ((SECONDS < deadline)); do sleep 1; done
+Q="$(queued)"
+say "   accepted $ACCEPT_RATE mails/s; $Q in the queue"
+
+say "3. restart with $Q queued"
+kill "$POSTERN_PID"; wait "$POSTERN_PID" 2>/dev/null || true; untrack_pid "$POSTERN_PID"
+t="$("$PY" "$LIB_DIR/startup.py" "$OUT" "$LOG" "$POSTERN_BIN" --config "$CFG" --data-dir "$DATA" serve)" \
+    || die "postern did not start (log: $LOG)"
+START_MS="$(awk '{print $2}' <<<"$t")"
+start_postern "$CFG" "$DATA" "$LOG" "$OUT"
+sleep 2
+c0="$(ticks)"; sleep 30; c1="$(ticks)"
+IDLE_CPU="$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN {printf "%.1f", c * 100 / hz / 30}')"
+RSS_MIB="$(awk '{printf "%.0f", $1 / 1024}' <<<"$(rss_kib "$POSTERN_PID")")"
+say "   listening after $START_MS ms; RSS $RSS_MIB MiB; idle with the backlog: $IDLE_CPU % of a core"
+
+say "4. the relay host is back: queue retry --all"
+sink_until "$Q" drain
+if [[ "${PERF:-0}" == 1 ]]; then
+    perf record -g -o "$W/perf.data" -p "$POSTERN_PID" >/dev/null 2>&1 &
+    PERF_PID=$!
+fi
+c0="$(ticks)"; t0=$(now_ns)
+"$POSTERN_BIN" --config "$CFG" --data-dir "$DATA" queue retry --all >/dev/null
+t1="$(wait_file "$W/drain.done" 1800)" || die "the backlog did not drain within 30 min"
+c1="$(ticks)"
+if [[ -n "${PERF_PID:-}" ]]; then
+    kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true
+    perf report -i "$W/perf.data" --no-children --percent-limit 1 --stdio 2>/dev/null >"$W/perf.txt" || true
+    say "   profile: $W/perf.txt"
+fi
+DRAIN_RATE="$(awk -v n="$Q" -v d=$((t1 - t0)) 'BEGIN {printf "%.0f", n / (d / 1e9)}')"
+DRAIN_CPU="$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$Q" 'BEGIN {printf "%.3f", c * 1000 / hz / n}')"
+say "   drained $DRAIN_RATE mails/s ($DRAIN_CPU ms of CPU per mail)"
+
+echo
+printf '%-52s %s\n' "empty queue, delivered mails/s" "$EMPTY_RATE"
+printf '%-52s %s\n' "accepted with the relay host down, mails/s" "$ACCEPT_RATE"
+printf '%-52s %s\n' "queued" "$Q"
+printf '%-52s %s\n' "restart with the backlog: listening after, ms" "$START_MS"
+printf '%-52s %s\n' "RSS with the backlog, MiB" "$RSS_MIB"
+printf '%-52s %s\n' "idle with the backlog, % of a core" "$IDLE_CPU"
+printf '%-52s %s\n' "backlog drained, mails/s" "$DRAIN_RATE"
+printf '%-52s %s\n' "drain rate / empty-queue rate" "$(awk -v a="$DRAIN_RATE" -v b="$EMPTY_RATE" 'BEGIN {printf "%.2f", a / b}')"
