@@ -212,11 +212,14 @@ pub fn ui(ui: &mut egui::Ui, steps: &[Step]) -> Option<Clicked> {
                         clicked = Some(Clicked::Open(s.dialog));
                     }
                     let text = egui::RichText::new(&s.detail);
-                    ui.label(if s.done {
+                    let text = if s.done {
                         text.weak()
                     } else {
                         text.color(ui.visuals().warn_fg_color)
-                    });
+                    };
+                    // One line each; the whole text (a bind error with its hint) on hover.
+                    ui.add(egui::Label::new(text).truncate())
+                        .on_hover_text(&s.detail);
                     ui.end_row();
                 }
             });
