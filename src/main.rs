@@ -88,13 +88,17 @@ enum QueueCmd {
         #[arg(long)]
         all: bool,
     },
-    /// Remove a mail without a failure notice.
+    /// Remove a mail (without a failure notice unless --notify).
     Delete {
         /// Queue id.
         id: Option<String>,
         /// Every queued mail.
         #[arg(long)]
         all: bool,
+        /// Send the sender a failure notice for the recipients not yet delivered (the mail
+        /// leaves the queue once the notice is queued; offline, after the next start).
+        #[arg(long)]
+        notify: bool,
     },
     /// Keep a mail in the queue without trying it.
     Hold {
@@ -322,10 +326,17 @@ fn queue(data_dir: &std::path::Path, q: QueueCmd) -> Result<ExitCode> {
             Request::Queue(QueueCommand::Retry(target(id.as_deref(), all)?)),
             "scheduled for retry",
         ),
-        QueueCmd::Delete { id, all } => (
-            Request::Queue(QueueCommand::Delete(target(id.as_deref(), all)?)),
-            "deleted",
-        ),
+        QueueCmd::Delete { id, all, notify } => {
+            let t = target(id.as_deref(), all)?;
+            if notify {
+                (
+                    Request::Queue(QueueCommand::DeleteNotify(t)),
+                    "deleted, with a failure notice to the sender",
+                )
+            } else {
+                (Request::Queue(QueueCommand::Delete(t)), "deleted")
+            }
+        }
         QueueCmd::Hold { id } => (Request::Queue(QueueCommand::Hold(one(&id)?)), "put on hold"),
         QueueCmd::Release { id } => (Request::Queue(QueueCommand::Release(one(&id)?)), "released"),
     };

@@ -756,11 +756,137 @@ fn a_queued_mail_shows_in_the_queue_pane_and_can_be_held_released_and_deleted() 
             .is_some_and(|v| v.contains("Subject: waiting here"))
     });
 
+    // Delete asks first: Cancel keeps the mail.
     click(&mut h, "Delete");
+    h.get_by_label("Send a failure notice to the sender");
+    click(&mut h, "Cancel");
+    assert!(
+        h.query_by_label("Delete Mail").is_none(),
+        "the question is gone"
+    );
+    for _ in 0..10 {
+        h.step();
+    }
+    assert_eq!(h.state().services().queue().unwrap().snapshot().len(), 1);
+    h.get_by_label("stuck@remote.test");
+
+    click(&mut h, "Delete");
+    click(&mut h, "Delete Mail");
     wait_for(&mut h, "the queue to be empty", |h| {
         h.state().services().queue().unwrap().snapshot().is_empty()
     });
     assert!(h.query_by_label("stuck@remote.test").is_none());
+    h.get_by_label(postern::gui::panes::queue::EMPTY);
+}
+
+#[test]
+fn the_queue_pane_shows_subjects_holds_and_reads_the_spool_when_stopped() {
+    let nowhere = free_port();
+    let (env, _, out) = relay_env(nowhere, |c| {
+        c.access.smtp_auth.enabled = false;
+        c.access.ip_range.enabled = true;
+        c.access.ip_range.ranges = vec!["127.0.0.1".into()];
+    });
+    let mut h = env.app();
+    click(&mut h, "Queued Mails");
+    h.get_by_label(postern::gui::panes::queue::EMPTY);
+    send_mail(
+        out,
+        "me@local.test",
+        "far@remote.test",
+        "From: me@local.test\r\nSubject: =?UTF-8?Q?caf=C3=A9_for_two?=\r\n\r\nhi",
+    )
+    .unwrap();
+    wait_for(&mut h, "the decoded subject in the Subject column", |h| {
+        h.query_by_label("café for two").is_some()
+    });
+    assert!(
+        h.query_by_label(postern::gui::panes::queue::EMPTY)
+            .is_none()
+    );
+    let id = {
+        let q = h.state().services().queue().unwrap().snapshot();
+        postern::engine::queue::id_text(q[0].meta.id)
+    };
+    click(&mut h, &id);
+    assert!(!h.get_by_label("Retry Now").accesskit_node().is_disabled());
+    click(&mut h, "Hold");
+    wait_for(&mut h, "the mail to be on hold", |h| {
+        h.query_by_label("on hold").is_some()
+    });
+    assert!(
+        h.get_by_label("Retry Now").accesskit_node().is_disabled(),
+        "a held mail is not retried: Release is the way"
+    );
+    assert!(!h.get_by_label("Release").accesskit_node().is_disabled());
+
+    // Stopped, the pane reads the spool as `postern queue list` does.
+    click(&mut h, "Stop Services");
+    wait_for(&mut h, "the services to stop", |h| {
+        *h.state().services().state() == ServiceState::Stopped
+    });
+    wait_for(&mut h, "the mail read from the spool", |h| {
+        h.query_by_label("café for two").is_some() && h.query_by_label("on hold").is_some()
+    });
+    h.get_by_label_contains("this is the queue as kept on disk");
+
+    // Delete with a failure notice: the sender's notice takes the mail's place in the queue.
+    click(&mut h, "Start Services");
+    wait_for(&mut h, "the services to run again", |h| {
+        *h.state().services().state() == ServiceState::Running
+    });
+    wait_for(&mut h, "the mail in the live queue", |h| {
+        h.query_by_label(&id).is_some()
+    });
+    click(&mut h, &id);
+    click(&mut h, "Delete");
+    click(&mut h, "Send a failure notice to the sender");
+    click(&mut h, "Delete Mail");
+    wait_for(&mut h, "the failure notice in place of the mail", |h| {
+        let q = h.state().services().queue().unwrap().snapshot();
+        q.len() == 1 && q[0].meta.from.is_empty() && q[0].meta.rcpts[0].addr == "me@local.test"
+    });
+}
+
+#[test]
+fn the_getting_started_checklist_ticks_itself() {
+    let env = Env::new(free_port(), |c| {
+        c.domains.clear();
+        c.accounts.clear();
+    });
+    let mut h = env.app();
+    let ticked = |h: &Harness<'_, PosternApp>, step: &str| {
+        h.get_by_label(step).accesskit_node().toggled() == Some(egui::accesskit::Toggled::True)
+    };
+    assert!(
+        ticked(&h, "Server host name"),
+        "postern.test is fully qualified"
+    );
+    assert!(ticked(&h, "Incoming port"), "the listener is up");
+    assert!(!ticked(&h, "Local domain"));
+    assert!(!ticked(&h, "Account"));
+
+    config::edit::domain_add(&env.cfg, "example.test").unwrap();
+    wait_for(&mut h, "the domain to be ticked", |h| {
+        ticked(h, "Local domain")
+    });
+    assert!(!ticked(&h, "Account"));
+    config::edit::account_add(&env.cfg, "alice@example.test", "correct horse").unwrap();
+    wait_for(&mut h, "the account to be ticked", |h| ticked(h, "Account"));
+
+    // Each step's button opens its dialog.
+    click(&mut h, "Add a Domain...");
+    assert!(h.state().is_open(Dialog::Domains));
+    click_in(&mut h, "Domains & Accounts", "Cancel");
+
+    // Hidden, and back from the Help menu; the choice is a persisted preference.
+    click(&mut h, "Hide Checklist");
+    assert!(h.query_by_label("Local domain").is_none());
+    assert!(!h.state().current_prefs().getting_started);
+    click(&mut h, "Help");
+    click(&mut h, "Getting Started");
+    assert!(h.state().current_prefs().getting_started);
+    h.get_by_label("Local domain");
 }
 
 #[test]

@@ -292,6 +292,46 @@ fn queue_commands_against_a_running_server() {
 }
 
 #[test]
+fn delete_with_notify_returns_the_mail_to_its_sender_live_and_offline() {
+    let port = free_port(); // nothing listens: the mails stay queued
+    let mut s = relay_server(port, &["outgoing_mails.resend_delay=\"1h\""]);
+    submit(&s, ALICE, &["bob@far.test"], "first");
+    submit(&s, ALICE, &["carol@far.test"], "second");
+    let ids = poll(LONG, "two queued", || {
+        let ids = queue_ids(&s);
+        (ids.len() == 2 && !queue_list(&s).contains(" now ")).then_some(ids)
+    });
+
+    // Live: the notice is queued (and delivered to alice's mailbox), then the mail leaves.
+    s.cli(&["queue", "delete", "--notify", &ids[0]]).assert_ok();
+    let notice = alice_mail_containing(&s, "bob@far.test");
+    assert!(
+        notice.contains("deleted from the queue by the administrator"),
+        "{notice}"
+    );
+    poll(LONG, "the first mail gone", || {
+        (queue_ids(&s) == [ids[1].clone()]).then_some(())
+    });
+
+    // Offline: the notice is owed in the spool and sent after the next start.
+    s.signal("TERM");
+    s.wait_exit(Duration::from_secs(20));
+    s.cli(&["queue", "delete", "--notify", &ids[1]]).assert_ok();
+    let listed = queue_list(&s);
+    assert!(listed.contains("(failed)"), "{listed}");
+    s.spawn();
+    s.wait_ready(s.cfg.incoming_port);
+    let notice = alice_mail_containing(&s, "carol@far.test");
+    assert!(
+        notice.contains("deleted from the queue by the administrator"),
+        "{notice}"
+    );
+    poll(LONG, "queue empty", || {
+        queue_ids(&s).is_empty().then_some(())
+    });
+}
+
+#[test]
 fn relay_mode_goes_through_a_second_postern_with_auth_and_starttls() {
     // The relay host: a second Postern with its own domain and account, taking logins on its
     // outgoing SMTP (which shares the incoming port).
@@ -554,6 +594,7 @@ fn a_failure_notice_owed_at_a_crash_is_sent_at_the_next_start() {
         warned: false,
         size: 28,
         client: "127.0.0.1".into(),
+        subject: String::new(),
     };
     let spool_dir = s.data_dir.join("spool");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -952,6 +993,7 @@ fn long_and_non_ascii_notices_read_right_in_python() {
         warned: false,
         size: 100,
         client: "127.0.0.1".into(),
+        subject: String::new(),
     };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("notice.eml");

@@ -1,10 +1,12 @@
 //! [`PosternApp`]: the main window's contents and state, independent of eframe so the tests
 //! can drive it with egui_kittest. Menu bar and toolbar (dialogs, start/stop), the status strip
 //! (services, each listener up/down with its address and open sessions, mail counters, queue
-//! length, an open-relay warning), the mails-per-minute chart, and the Live Logs and Queued
-//! Mails panes, plus the dialogs as windows above them.
+//! length, an open-relay warning), the "Getting started" checklist ([`super::checklist`]), the
+//! mails-per-minute chart, and the Live Logs and Queued Mails panes, plus the dialogs as
+//! windows above them.
 //! Each frame it takes in the engine's new events and finished starts/stops; it never blocks.
 
+use super::checklist;
 use super::dialogs::abuse::AbuseForm;
 use super::dialogs::access::AccessForm;
 use super::dialogs::domains::DomainsForm;
@@ -14,9 +16,10 @@ use super::dialogs::smtp::SmtpForm;
 use super::icon::Badge;
 use super::panes::chart::MailChart;
 use super::panes::logs::{Filters, LogPane};
-use super::panes::queue::QueuePane;
+use super::panes::queue::{QueuePane, Source};
 use super::services::{ServiceState, Services};
 use super::tray::{Tray, TrayAction, TrayState};
+use crate::engine::config::Config;
 use crate::engine::events::{Event, EventKind, Level};
 use eframe::egui;
 use tokio::sync::broadcast;
@@ -49,6 +52,18 @@ impl Dialog {
         ("about", Dialog::About),
     ];
 
+    /// The dialog's window title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Dialog::Smtp => "SMTP Settings",
+            Dialog::Domains => "Domains & Accounts",
+            Dialog::Access => "Access Control",
+            Dialog::Outgoing => "Outgoing Mails",
+            Dialog::Abuse => "Abuse & Spam",
+            Dialog::About => "About Postern",
+        }
+    }
+
     /// The dialog named by `POSTERN_GUI_OPEN_DIALOG` (smtp, access, outgoing, abuse, domains,
     /// about).
     pub fn from_name(name: &str) -> Option<Dialog> {
@@ -74,6 +89,8 @@ pub struct Prefs {
     pub follow: bool,
     /// The pane in the central area.
     pub pane: Pane,
+    /// Show the "Getting started" checklist (until the admin hides it; Help brings it back).
+    pub getting_started: bool,
 }
 
 impl Default for Prefs {
@@ -84,6 +101,7 @@ impl Default for Prefs {
             filters: Filters::default(),
             follow: true,
             pane: Pane::Logs,
+            getting_started: true,
         }
     }
 }
@@ -119,6 +137,8 @@ pub struct PosternApp {
     outgoing: Option<FormDialog<OutgoingForm>>,
     /// Open Abuse & Spam dialog.
     abuse: Option<FormDialog<AbuseForm>>,
+    /// The configuration file as last read (None: it cannot be read).
+    config: Option<Config>,
     /// The open-relay warning for the configuration file as last read.
     relay_warning: Option<String>,
     /// Whether About is open.
@@ -154,6 +174,7 @@ impl PosternApp {
             access: None,
             outgoing: None,
             abuse: None,
+            config: None,
             relay_warning: None,
             about: false,
             prefs: Prefs::default(),
@@ -161,16 +182,23 @@ impl PosternApp {
             visible: true,
             quitting: false,
         };
-        app.refresh_relay_warning();
+        app.refresh_config();
         app
     }
 
-    /// Re-reads the configuration file for the open-relay warning.
-    fn refresh_relay_warning(&mut self) {
-        self.relay_warning =
-            crate::engine::config::edit::read(&self.services.options().config_path)
-                .ok()
-                .and_then(|c| crate::engine::config::validate::open_relay_warning(&c));
+    /// Re-reads the configuration file, for the open-relay warning and the checklist (at
+    /// start, at each reload, and when a dialog closes: the services may be stopped).
+    fn refresh_config(&mut self) {
+        self.config = crate::engine::config::edit::read(&self.services.options().config_path).ok();
+        self.relay_warning = self
+            .config
+            .as_ref()
+            .and_then(crate::engine::config::validate::open_relay_warning);
+    }
+
+    /// The "Getting started" steps as the live state has them now.
+    pub fn checklist(&self) -> Vec<checklist::Step> {
+        checklist::steps(self.config.as_ref(), self.services.status().as_ref())
     }
 
     /// The engine.
@@ -223,6 +251,17 @@ impl PosternApp {
             Dialog::Abuse => self.abuse = Some(FormDialog::open(&self.services)),
             Dialog::About => self.about = true,
         }
+    }
+
+    /// Which dialogs are open (the settings dialogs, in [`Dialog::NAMES`] order).
+    fn open_dialogs(&self) -> [bool; 5] {
+        [
+            self.smtp.is_some(),
+            self.access.is_some(),
+            self.outgoing.is_some(),
+            self.abuse.is_some(),
+            self.domains.is_some(),
+        ]
     }
 
     /// Whether a dialog is open.
@@ -321,7 +360,7 @@ impl PosternApp {
                         ev.kind,
                         EventKind::ConfigReloaded | EventKind::Started { .. }
                     ) {
-                        self.refresh_relay_warning();
+                        self.refresh_config();
                     }
                     self.logs.push(&ev);
                     self.chart.push(&ev);
@@ -362,6 +401,14 @@ impl PosternApp {
                 });
         }
         egui::CentralPanel::default().show(ui, |ui| {
+            if self.prefs.getting_started {
+                match checklist::ui(ui, &self.checklist()) {
+                    Some(checklist::Clicked::Open(d)) => self.open(d),
+                    Some(checklist::Clicked::Hide) => self.prefs.getting_started = false,
+                    None => {}
+                }
+                ui.add_space(4.0);
+            }
             ui.horizontal(|ui| {
                 ui.selectable_value(
                     &mut self.prefs.pane,
@@ -384,11 +431,19 @@ impl PosternApp {
                 Pane::Logs => self.logs.ui(ui),
                 Pane::Queue => {
                     let rt = self.services.runtime().clone();
-                    self.queue.ui(ui, self.services.queue(), &rt);
+                    let source = match (self.services.queue(), self.services.state()) {
+                        (Some(q), _) => Source::Live(q),
+                        (None, ServiceState::Stopped | ServiceState::Failed(_)) => {
+                            Source::Offline(&self.services.options().data_dir)
+                        }
+                        (None, _) => Source::Busy,
+                    };
+                    self.queue.ui(ui, source, &rt);
                 }
             }
         });
 
+        let open_before = self.open_dialogs();
         if let Some(d) = self.smtp.as_mut() {
             let open = d.show(&ctx, &self.services);
             if std::mem::take(&mut d.form.wants_access_control) && self.access.is_none() {
@@ -420,6 +475,11 @@ impl PosternApp {
         }
         if self.about {
             self.about_window(&ctx);
+        }
+        if open_before != self.open_dialogs() {
+            // A dialog closed (or opened): its Apply may have changed the file while no
+            // server runs to report a reload.
+            self.refresh_config();
         }
         // Session counts and the chart's time axis move without events.
         ctx.request_repaint_after(std::time::Duration::from_secs(1));
@@ -480,6 +540,13 @@ impl PosternApp {
                     .on_hover_text("Only when a system tray is available; otherwise closing quits");
             });
             ui.menu_button("Help", |ui| {
+                if ui
+                    .button("Getting Started")
+                    .on_hover_text("Show the checklist of the steps to a working mail server")
+                    .clicked()
+                {
+                    self.prefs.getting_started = true;
+                }
                 if ui.button("About Postern").clicked() {
                     self.open(Dialog::About);
                 }

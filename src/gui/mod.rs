@@ -14,6 +14,7 @@
 //! engine's lifecycle, [`tray`] the tray icon, [`icon`] the drawn icon.
 
 pub mod app;
+pub mod checklist;
 pub mod dialogs;
 pub mod icon;
 pub mod panes;

@@ -6,10 +6,35 @@
 
 use crate::engine::events::{EventBus, EventKind, Level};
 use crate::engine::handle::Command;
+use crate::engine::lock::LockError;
 use crate::engine::{self, EngineError, EngineHandle, EngineOptions, Status};
 use std::sync::Arc;
 use std::sync::mpsc;
 use tokio::runtime::Handle as RtHandle;
+
+/// [`engine::start`], waiting up to [`LOCK_WAIT`] while this process itself holds the data
+/// directory's lock: the Queued Mails pane reads the spool offline for a moment while the
+/// services are stopped (`control::offline` takes the lock as `postern queue` does).
+async fn start_when_free(
+    opts: EngineOptions,
+    events: EventBus,
+) -> Result<EngineHandle, EngineError> {
+    let me = std::process::id().to_string();
+    let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match engine::start(opts.clone(), events.clone()).await {
+            Err(EngineError::Lock(LockError::InUse { pid, .. }))
+                if pid == me && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// How long a start waits for this process's own offline spool read to finish.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Where the services are in their life.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +168,7 @@ impl Services {
             self.wake.clone(),
         );
         self.rt.spawn(async move {
-            let result = engine::start(opts, events).await;
+            let result = start_when_free(opts, events).await;
             let _ = tx.send(Done::Started(result));
             if let Some(w) = wake {
                 w();

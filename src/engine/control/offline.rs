@@ -123,6 +123,7 @@ mod tests {
                 warned: false,
                 size: 5,
                 client: "local".into(),
+                subject: String::new(),
             };
             rt.block_on(spool.append(Record::Put(meta, Content::bytes(&b"hello"[..]))))
                 .unwrap();

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod dsn;
 pub mod manager;
 pub mod spool;
+pub mod subject;
 
 use serde::{Deserialize, Serialize};
 use spool::{Content, Location, Record, Spool, SpoolError};
@@ -77,6 +78,10 @@ pub struct Meta {
     pub size: u64,
     /// Who handed it to us (client IP, or "local" for notices).
     pub client: String,
+    /// Its Subject, decoded, for the queue list ([`subject::subject_of`]); empty when it has
+    /// none (and for messages queued before the field existed).
+    #[serde(default)]
+    pub subject: String,
 }
 
 impl Meta {
@@ -123,6 +128,8 @@ pub enum QueueCommand {
     Retry(Target),
     /// Remove without a failure notice.
     Delete(Target),
+    /// Remove, with a failure notice to the sender for every recipient not yet delivered.
+    DeleteNotify(Target),
     /// Do not try until released.
     Hold(Target),
     /// Undo hold.
@@ -230,6 +237,15 @@ impl Queue {
             Content::Message { prefix, body } => prefix.len() as u64 + body.len(),
             Content::Moved(loc) => loc.len,
         };
+        // The header section only, bounded (a spilled body is read from its file).
+        let subject = match &content {
+            Content::Bytes(b) => subject::subject_of(b),
+            Content::Message { body, .. } => body
+                .head(subject::HEAD)
+                .map(|h| subject::subject_of(&h))
+                .unwrap_or_default(),
+            Content::Moved(_) => String::new(),
+        };
         let meta = Meta {
             id: self.next_id(),
             created: now,
@@ -249,6 +265,7 @@ impl Queue {
             warned: false,
             size,
             client: client.to_string(),
+            subject,
         };
         let loc = self
             .spool
@@ -323,5 +340,6 @@ pub(crate) fn test_meta(id: u64) -> Meta {
         warned: false,
         size: 3,
         client: "127.0.0.1".into(),
+        subject: "Test".into(),
     }
 }

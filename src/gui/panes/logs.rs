@@ -11,6 +11,11 @@ use std::collections::{BTreeSet, VecDeque};
 /// Lines kept in memory.
 pub const MAX_LINES: usize = 100_000;
 
+/// What the pane says while it has no line at all.
+pub const EMPTY: &str = "No log lines yet. The engine's lines appear here as they happen: \
+    services started, each SMTP session and its commands, deliveries from the queue, \
+    configuration reloads. Start the services or send a mail to see some.";
+
 /// Which lines a view shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum View {
@@ -425,6 +430,13 @@ impl LogPane {
         }
         ui.separator();
         self.refilter();
+        if self.shown.is_empty() {
+            ui.weak(if self.rows.is_empty() {
+                EMPTY
+            } else {
+                "No line matches this view and its filters."
+            });
+        }
 
         let row_h = ui.text_style_height(&egui::TextStyle::Monospace) + 2.0;
         let mut area = egui::ScrollArea::both()

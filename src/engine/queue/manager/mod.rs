@@ -467,6 +467,7 @@ impl Manager {
                 }
             }
             let record = cmd.apply(&mut e.meta, now);
+            let in_flight = e.in_flight;
             if matches!(record, Record::Remove(_)) {
                 self.entries.remove(&id);
             } else {
@@ -475,6 +476,13 @@ impl Manager {
             self.spool.append_nowait(record);
             self.reindex(id);
             self.log(Level::Info, id, what.into());
+            if let QueueCommand::DeleteNotify(_) = cmd
+                && !in_flight
+            {
+                // The notice now owed is queued; the message leaves once it is synced (a
+                // running attempt settles the message itself when it ends).
+                self.settle(id, false);
+            }
         }
         ids.len()
     }

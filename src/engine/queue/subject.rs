@@ -1,0 +1,71 @@
+//! A queued message's Subject, for the queue list: read once when the message is queued, from
+//! the first [`HEAD`] octets of its header section only (never the body), decoded by
+//! mail-parser (RFC 2047 encoded words, folded lines), cut to [`MAX_CHARS`] and stripped of
+//! control characters so a list or a log line shows it as one plain line.
+
+use mail_parser::MessageParser;
+
+/// How much of the message is read for its header section.
+pub const HEAD: usize = 16 * 1024;
+
+/// Longest subject kept, in characters.
+pub const MAX_CHARS: usize = 200;
+
+/// The decoded Subject of a message whose first octets are `head`; empty when it has none.
+pub fn subject_of(head: &[u8]) -> String {
+    let head = &head[..head.len().min(HEAD)];
+    // Only the header section: the blank line ends it (a cut-off head is parsed as it is).
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .or_else(|| head.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
+        .unwrap_or(head.len());
+    let Some(msg) = MessageParser::new().parse_headers(&head[..end]) else {
+        return String::new();
+    };
+    let Some(s) = msg.subject() else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for (n, c) in s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .enumerate()
+    {
+        if n == MAX_CHARS {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+    }
+    out.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_encoded_folded_and_missing() {
+        assert_eq!(
+            subject_of(b"From: a@b\r\nSubject: Hello there\r\n\r\nbody"),
+            "Hello there"
+        );
+        assert_eq!(
+            subject_of(b"Subject: =?UTF-8?B?w6lsw6h2ZQ==?= =?ISO-8859-1?Q?caf=E9?=\r\n\r\n"),
+            "élèvecafé"
+        );
+        assert_eq!(subject_of(b"Subject: one\r\n two\r\n\r\n"), "one two");
+        assert_eq!(subject_of(b"From: a@b\r\n\r\nSubject: in the body\r\n"), "");
+        assert_eq!(subject_of(b""), "");
+    }
+
+    #[test]
+    fn bounded_and_one_line() {
+        let long = format!("Subject: {}\r\n\r\n", "x".repeat(1000));
+        let s = subject_of(long.as_bytes());
+        assert_eq!(s.chars().count(), MAX_CHARS + 1);
+        assert_eq!(subject_of(b"Subject: a\x1bb\tc\r\n\r\n"), "a b c");
+    }
+}
