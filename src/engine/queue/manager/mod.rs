@@ -538,7 +538,11 @@ impl Manager {
                         Level::Warn,
                         outcome(&r.addr, attempt, Outcome::Deferred, err.clone()),
                     ));
-                    r.last_error = err;
+                    // A recipient given up during the attempt (Delete with notice) keeps
+                    // the reason it was given up for.
+                    if r.state == RcptState::Pending {
+                        r.last_error = err;
+                    }
                 }
             }
         }
