@@ -112,6 +112,10 @@ pub struct QueueEntry {
     pub history: Vec<String>,
 }
 
+/// The queue as last published: every message, each shared with the manager until it
+/// changes (publishing copies only what changed).
+pub type Snapshot = Arc<Vec<Arc<QueueEntry>>>;
+
 /// Which messages a command is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Target {
@@ -188,7 +192,7 @@ pub struct Queue {
     /// Last id handed out.
     last_id: Arc<AtomicU64>,
     /// The list as last published (for the GUI; refreshed on change).
-    snapshot: watch::Receiver<Arc<Vec<QueueEntry>>>,
+    snapshot: watch::Receiver<Snapshot>,
 }
 
 impl Queue {
@@ -311,7 +315,7 @@ impl Queue {
     }
 
     /// The list as last published; never blocks.
-    pub fn snapshot(&self) -> Arc<Vec<QueueEntry>> {
+    pub fn snapshot(&self) -> Snapshot {
         self.snapshot.borrow().clone()
     }
 

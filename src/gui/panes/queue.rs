@@ -9,7 +9,9 @@
 use super::queue_detail::Details;
 use crate::engine::control::offline::{self, OfflineError};
 use crate::engine::control::{Request, Response};
-use crate::engine::queue::{Queue, QueueCommand, QueueEntry, RcptState, Target, id_text, now_secs};
+use crate::engine::queue::{
+    Queue, QueueCommand, QueueEntry, RcptState, Snapshot, Target, id_text, now_secs,
+};
 use eframe::egui;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
@@ -71,7 +73,7 @@ pub struct QueuePane {
     /// The selected mail's details (content fetches, the delete confirmation).
     details: Details,
     /// The list last read from the spool while the services are stopped.
-    offline: Option<Arc<Vec<QueueEntry>>>,
+    offline: Option<Snapshot>,
     /// The spool must be read again (stopped since, or a command ran on it).
     offline_stale: bool,
     /// A spool task is running.
@@ -210,7 +212,7 @@ impl QueuePane {
             self.offline_busy = false;
             match m {
                 Offline::List(Ok(l)) => {
-                    self.offline = Some(Arc::new(l));
+                    self.offline = Some(Arc::new(l.into_iter().map(Arc::new).collect()));
                     self.offline_error = None;
                 }
                 Offline::List(Err(e)) | Offline::Done(Err(e)) => self.offline_error = Some(e),
@@ -225,7 +227,7 @@ impl QueuePane {
     /// Shows the pane. `rt` runs content fetches and spool tasks.
     pub fn ui(&mut self, ui: &mut egui::Ui, source: Source<'_>, rt: &tokio::runtime::Handle) {
         self.drain_offline();
-        let list: Arc<Vec<QueueEntry>> = match source {
+        let list: Snapshot = match source {
             Source::Live(q) => {
                 self.offline = None;
                 self.offline_stale = true;
@@ -245,7 +247,7 @@ impl QueuePane {
                 return;
             }
         };
-        let mut entries: Vec<&QueueEntry> = list.iter().collect();
+        let mut entries: Vec<&QueueEntry> = list.iter().map(|e| &**e).collect();
         sort_entries(&mut entries, self.sort.0, self.sort.1);
         if self
             .selected

@@ -21,7 +21,9 @@ mod resolver;
 mod trim;
 
 use super::spool::{Location, Record, Spool, SpoolError};
-use super::{ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, id_text, now_secs};
+use super::{
+    ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, Snapshot, id_text, now_secs,
+};
 use crate::engine::config::Config;
 use crate::engine::config::duration::HumanDuration;
 use crate::engine::config::schedule;
@@ -106,6 +108,10 @@ struct Entry {
     notice_in_flight: bool,
     /// A failure notice that could not be queued is not tried again before this time.
     notice_after: u64,
+    /// How many lines were ever added to `history`.
+    notes: u64,
+    /// The view last published and the `notes` count it was made at.
+    published: Option<(Arc<QueueEntry>, u64)>,
 }
 
 impl Entry {
@@ -121,6 +127,8 @@ impl Entry {
             retry_requested: false,
             notice_in_flight: false,
             notice_after: 0,
+            notes: 0,
+            published: None,
         };
         e.note(first.into());
         e
@@ -139,6 +147,7 @@ impl Entry {
     }
 
     fn note(&mut self, text: String) {
+        self.notes += 1;
         let t = time::OffsetDateTime::now_utc();
         if self.history.len() == HISTORY {
             self.history.remove(0);
@@ -157,6 +166,22 @@ impl Entry {
             in_flight: self.in_flight,
             history: self.history.clone(),
         }
+    }
+
+    /// The entry as published: the view made last time when nothing it shows has changed
+    /// since (a comparison, no copy), else a new one. Publishing a long queue then costs a
+    /// pointer per unchanged message, not a copy of each.
+    fn shared_view(&mut self) -> Arc<QueueEntry> {
+        if let Some((v, notes)) = &self.published
+            && *notes == self.notes
+            && v.in_flight == self.in_flight
+            && v.meta == self.meta
+        {
+            return v.clone();
+        }
+        let v = Arc::new(self.view());
+        self.published = Some((v.clone(), self.notes));
+        v
     }
 }
 
@@ -189,7 +214,7 @@ struct Manager {
     /// Connection limits for `outgoing_mails.max_connections*`.
     limits: Limits,
     /// The list published for the GUI and `postern queue`.
-    snapshot: watch::Sender<Arc<Vec<QueueEntry>>>,
+    snapshot: watch::Sender<Snapshot>,
     /// Something changed since the list was last published.
     dirty: bool,
     /// A relocation is being written (see [`trim`]); no other starts until it is done.
@@ -364,7 +389,8 @@ impl Manager {
     }
 
     fn publish(&mut self) {
-        let list: Vec<QueueEntry> = self.entries.values().map(Entry::view).collect();
+        let list: Vec<Arc<QueueEntry>> =
+            self.entries.values_mut().map(Entry::shared_view).collect();
         self.snapshot.send_replace(Arc::new(list));
         self.dirty = false;
     }
