@@ -4,7 +4,8 @@
 //! keys `postern dkim show` prints, published as TXT records in a dnsmasq. RSA and Ed25519;
 //! dot-leading lines, trailing white space and blank lines; an empty body; long folded
 //! headers; 8-bit content to a sink without 8BITMIME (converted, then signed); a `From:` that
-//! is not ours is not signed; `dkim rotate` on a running server signs with the new key.
+//! is not ours is not signed; `dkim rotate` on a running server signs with the new key; a
+//! submission without `Date:` or `Message-ID:` gets them (RFC 6409 8), before it is signed.
 
 mod common;
 mod dns_common;
@@ -320,4 +321,69 @@ fn signing_can_be_switched_off() {
     assert!(!mail.contains("DKIM-Signature"), "{mail}");
     // The keys are made all the same, ready for when it is switched on.
     assert_eq!(records(&s).len(), 1);
+    // A domain added from the command line has its key at once, private.
+    s.cli(&["domain", "add", "Other.Test"]).assert_ok();
+    let dir = s.data_dir.join("dkim/other.test");
+    let keys: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&keys[0]).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+    let show = s.cli(&["dkim", "show", "other.test"]);
+    show.assert_ok();
+    assert!(
+        show.stdout.contains("._domainkey.other.test"),
+        "{}",
+        show.stdout
+    );
+    // Not for a domain that is not ours.
+    s.cli(&["dkim", "show", "elsewhere.test"]).assert_failed();
+}
+
+#[test]
+fn a_submission_without_date_or_message_id_gets_them_and_they_are_signed() {
+    let sink = Sink::start(Ipv4Addr::LOCALHOST, 0, &[]);
+    let mut s = server(&sink, &[]);
+    let dns = dns(&records(&s));
+    s.spawn();
+    s.wait_ready(s.cfg.incoming_port);
+    submit(
+        &s,
+        "From: alice@example.test\r\nTo: bob@far.test\r\nSubject: bare\r\n\r\nhi\r\n",
+    );
+    let mail = received(&sink, 0);
+    let count = |name: &str| mail.lines().filter(|l| l.starts_with(name)).count();
+    assert_eq!(count("Date: "), 1, "{mail}");
+    assert_eq!(count("Message-ID: <"), 1, "{mail}");
+    assert!(mail.contains("@mail.test>"), "{mail}");
+    // Both were there when it was signed: h= names them among the fields present (before
+    // the oversigned From), and the signature verifies.
+    let unfolded = mail.replace("\n\t", "");
+    let h = unfolded
+        .split("h=")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .unwrap()
+        .to_string();
+    let present = h.split("From:From").next().unwrap();
+    assert!(
+        present.contains("Date") && present.contains("Message-ID"),
+        "{h}"
+    );
+    assert_verifies(&dns, &mail, 1);
+    // A message that has both keeps its own, once.
+    submit(&s, PLAIN);
+    let mail = received(&sink, 1);
+    assert_eq!(
+        mail.lines()
+            .filter(|l| l.starts_with("Message-ID:"))
+            .count(),
+        1,
+        "{mail}"
+    );
+    assert!(mail.contains("Message-ID: <plain@example.test>"), "{mail}");
+    assert_eq!(mail.lines().filter(|l| l.starts_with("Date:")).count(), 1);
 }

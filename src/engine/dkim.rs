@@ -226,6 +226,7 @@ impl KeyStore {
     /// Makes the keys `domain` lacks: an RSA key, and an Ed25519 key when `ed25519`.
     /// Returns the selectors made.
     pub fn ensure(&self, domain: &str, ed25519: bool) -> Result<Vec<String>, DkimError> {
+        let _lock = self.lock()?;
         let have = self.list(domain)?;
         let mut made = Vec::new();
         for (algo, wanted) in [(Algo::Rsa, true), (Algo::Ed25519, ed25519)] {
@@ -239,6 +240,7 @@ impl KeyStore {
     /// Makes a new RSA key (and Ed25519 key when `ed25519`) that signs from now on; the old
     /// ones stay, listed as old. Returns the new selectors.
     pub fn rotate(&self, domain: &str, ed25519: bool) -> Result<Vec<String>, DkimError> {
+        let _lock = self.lock()?;
         let mut made = vec![self.generate(domain, Algo::Rsa, &today())?];
         if ed25519 {
             made.push(self.generate(domain, Algo::Ed25519, &today())?);
@@ -265,6 +267,25 @@ impl KeyStore {
         }
         let path = dir.join(format!("{}.{}.pem", sel.name, sel.algo.ext()));
         std::fs::remove_file(&path).map_err(io_err(&path))
+    }
+
+    /// `DATA/dkim/.lock`, held while keys are made: the server (at a reload) and the command
+    /// line (`domain add`) check and make a domain's missing key one after the other, so it
+    /// is made once.
+    fn lock(&self) -> Result<std::fs::File, DkimError> {
+        std::fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
+        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io_err(&self.dir))?;
+        let path = self.dir.join(".lock");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        f.lock().map_err(io_err(&path))?;
+        Ok(f)
     }
 
     /// Generates a key of `algo` under the first free selector of `date` (`YYYYMMDD`).
