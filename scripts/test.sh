@@ -31,9 +31,11 @@ packages=(
     libgtk-3-dev libxdo-dev libayatana-appindicator3-dev
     # GUI tests: a real window and tray under Xvfb with a private D-Bus
     xvfb xauth dbus-daemon libayatana-appindicator3-1 libgl1-mesa-dri
-    # test peers: swaks (with TLS), Python 3, Postfix's smtp-source/smtp-sink, dnsmasq
+    # test peers: swaks (with TLS), Python 3, Postfix's smtp-source/smtp-sink, dnsmasq,
+    # dkimpy (the third-party DKIM verifier of tests/dkim.rs; its Ed25519 needs python3-nacl)
     swaks libnet-ssleay-perl libio-socket-ssl-perl
     python3
+    python3-dkim python3-dnspython python3-nacl
     postfix
     dnsmasq-base
     ca-certificates

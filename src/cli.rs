@@ -95,3 +95,38 @@ pub mod queue {
         }
     }
 }
+
+/// `postern dkim ...`: the output of `dkim show`. The keys are
+/// [`crate::engine::dkim::KeyStore`]'s.
+pub mod dkim {
+    use crate::engine::dkim::{Algo, Selector};
+
+    /// What `postern dkim show DOMAIN` prints: per selector its state, the DNS name and the
+    /// TXT value to publish.
+    pub fn format_show(domain: &str, selectors: &[Selector]) -> String {
+        let mut out = String::new();
+        if selectors.is_empty() {
+            out.push_str(&format!("{domain} has no DKIM key\n"));
+            return out;
+        }
+        for s in selectors {
+            let algo = match s.algo {
+                Algo::Rsa => "rsa",
+                Algo::Ed25519 => "ed25519",
+            };
+            let state = if s.active {
+                "active: signs".to_string()
+            } else {
+                format!(
+                    "old: keep it published until mail it signed has arrived, then \
+                     `postern dkim remove {domain} {}`",
+                    s.name
+                )
+            };
+            out.push_str(&format!("selector {} ({algo}, {state})\n", s.name));
+            out.push_str(&format!("  name:  {}\n", s.dns_name(domain)));
+            out.push_str(&format!("  type:  TXT\n  value: {}\n", s.txt()));
+        }
+        out
+    }
+}

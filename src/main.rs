@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use postern::cli;
 use postern::engine::config::{edit, keys};
+use postern::engine::dkim::KeyStore;
 use postern::engine::events::EventBus;
 use postern::engine::{self, EngineOptions};
 use std::io::BufRead;
@@ -47,6 +48,32 @@ enum Command {
     /// Look at and act on the outgoing queue (works with or without a running server).
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// DKIM keys of the local domains: the records to publish, rotation.
+    #[command(subcommand)]
+    Dkim(DkimCmd),
+}
+
+#[derive(Subcommand)]
+enum DkimCmd {
+    /// Print each selector of a local domain with the DNS TXT record to publish (the keys
+    /// are made first if the domain has none).
+    Show {
+        /// The local domain.
+        domain: String,
+    },
+    /// Make a new key that signs from now on; the old one stays listed, to be published
+    /// until it is removed.
+    Rotate {
+        /// The local domain.
+        domain: String,
+    },
+    /// Remove an old key (never the active one).
+    Remove {
+        /// The domain.
+        domain: String,
+        /// The old selector, as `dkim show` lists it.
+        selector: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -250,7 +277,12 @@ fn run(args: Cli) -> Result<ExitCode> {
         },
         Some(Command::Domain(d)) => {
             match d {
-                DomainCmd::Add { domain } => edit::domain_add(path, &domain)?,
+                DomainCmd::Add { domain } => {
+                    edit::domain_add(path, &domain)?;
+                    // Its DKIM key now, so `dkim show` has the record to publish at once.
+                    let cfg = edit::read(path)?;
+                    KeyStore::new(&opts.data_dir).ensure(&domain, cfg.auth.dkim.ed25519)?;
+                }
                 DomainCmd::Remove { domain } => edit::domain_remove(path, &domain)?,
                 DomainCmd::List => {
                     for d in edit::read(path)?.domains {
@@ -261,6 +293,7 @@ fn run(args: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Queue(q)) => queue(&opts.data_dir, q),
+        Some(Command::Dkim(d)) => dkim(path, &opts.data_dir, d),
         Some(Command::Access(AccessCmd::RelayUser {
             user,
             password_stdin,
@@ -308,6 +341,44 @@ fn run(args: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn dkim(config: &std::path::Path, data_dir: &std::path::Path, d: DkimCmd) -> Result<ExitCode> {
+    let cfg = edit::read(config)?;
+    let store = KeyStore::new(data_dir);
+    let local = |domain: &str| -> Result<String> {
+        let d = postern::engine::config::normalize_domain(domain);
+        if !cfg.is_local_domain(&d) {
+            anyhow::bail!("{domain} is not a local domain (see `postern domain list`)");
+        }
+        Ok(d)
+    };
+    match d {
+        DkimCmd::Show { domain } => {
+            let domain = local(&domain)?;
+            store.ensure(&domain, cfg.auth.dkim.ed25519)?;
+            print!("{}", cli::dkim::format_show(&domain, &store.list(&domain)?));
+        }
+        DkimCmd::Rotate { domain } => {
+            let domain = local(&domain)?;
+            for s in store.rotate(&domain, cfg.auth.dkim.ed25519)? {
+                println!(
+                    "new selector {s}: publish it before mail is signed with it (see `postern dkim show {domain}`)"
+                );
+            }
+        }
+        DkimCmd::Remove { domain, selector } => {
+            let domain = postern::engine::config::normalize_domain(&domain);
+            store.remove(&domain, &selector)?;
+        }
+    }
+    // A running server signs with the new keys at once.
+    use postern::engine::control::{self, ControlError, Request};
+    match control::request(data_dir, &Request::Reload) {
+        Ok(_) | Err(ControlError::NotRunning(_)) => {}
+        Err(e) => eprintln!("postern: the running server was not told to reload: {e}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn queue(data_dir: &std::path::Path, q: QueueCmd) -> Result<ExitCode> {

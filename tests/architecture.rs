@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("wire", 0),
     ("store", 0),
     ("config", 1),
+    ("dkim", 1),
     ("logfile", 2),
     ("dns", 2),
     ("tls", 2),

@@ -120,6 +120,7 @@ fn ctx(cfg: Arc<Config>, dns: &str, mx_port: u16) -> DeliveryCtx {
         resolver,
         events: EventBus::new(),
         mx_port,
+        dkim: Default::default(),
     }
 }
 

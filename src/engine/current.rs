@@ -4,6 +4,7 @@
 
 use crate::engine::config::Config;
 use crate::engine::config::ranges::IpRangeList;
+use crate::engine::dkim::Signers;
 use crate::engine::local_ips;
 use std::net::IpAddr;
 use tokio_rustls::TlsAcceptor;
@@ -18,6 +19,8 @@ pub struct Current {
     pub safe_ips: IpRangeList,
     /// `access.ip_range.ranges`, parsed.
     pub relay_ranges: IpRangeList,
+    /// The DKIM keys that sign, per local domain (empty when `auth.dkim.enabled` is off).
+    pub dkim: Signers,
 }
 
 impl Current {
@@ -29,7 +32,13 @@ impl Current {
             relay_ranges: IpRangeList::parse_lossy(&config.access.ip_range.ranges),
             config,
             tls,
+            dkim: Signers::default(),
         }
+    }
+
+    /// The same with the DKIM signers of `dkim`.
+    pub fn with_dkim(self, dkim: Signers) -> Current {
+        Current { dkim, ..self }
     }
 
     /// Whether `ip` is one of this computer's addresses (read from the interfaces, at most

@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod current;
 pub mod delivery;
+pub mod dkim;
 pub mod dns;
 pub mod events;
 pub mod handle;

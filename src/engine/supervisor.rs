@@ -6,6 +6,7 @@
 use super::command::Command;
 use super::config::{self, Config};
 use super::current::Current;
+use super::dkim::{KeyStore, Signers};
 use super::events::{EventBus, EventKind, Level};
 use super::handle::{ListenerStatus, ListenerTable};
 use super::lock::DataDirLock;
@@ -56,7 +57,45 @@ pub fn build_current(config: Config, data_dir: &Path, events: &EventBus) -> Curr
     if let Some(w) = config::schedule::short_horizon_warning(&config.outgoing_mails) {
         events.emit(Level::Info, None, EventKind::ConfigWarning { warning: w });
     }
-    Current::new(config, tls)
+    let dkim = dkim_signers(&config, data_dir, events);
+    Current::new(config, tls).with_dkim(dkim)
+}
+
+/// Makes the DKIM keys a local domain lacks (logging each new selector and the record to
+/// publish) and loads the active ones; none when `auth.dkim.enabled` is off.
+fn dkim_signers(config: &Config, data_dir: &Path, events: &EventBus) -> Signers {
+    let d = &config.auth.dkim;
+    let store = KeyStore::new(data_dir);
+    let p = store.prepare(&config.domains, d.ed25519);
+    for (domain, selector) in &p.made {
+        let txt = store
+            .list(domain)
+            .ok()
+            .and_then(|l| l.into_iter().find(|s| &s.name == selector))
+            .map(|s| format!(": publish TXT {} \"{}\"", s.dns_name(domain), s.txt()))
+            .unwrap_or_default();
+        events.emit(
+            Level::Info,
+            None,
+            EventKind::Delivery {
+                text: format!("DKIM key {selector} made for {domain}{txt}"),
+            },
+        );
+    }
+    for problem in &p.problems {
+        events.emit(
+            Level::Error,
+            None,
+            EventKind::ConfigWarning {
+                warning: format!("DKIM: {problem}; mail of that domain is sent unsigned"),
+            },
+        );
+    }
+    if d.enabled {
+        p.signers
+    } else {
+        Signers::default()
+    }
 }
 
 /// Identity of the file on disk, to notice edits and atomic replacements.
@@ -151,6 +190,13 @@ impl Supervisor {
         match config::load(&self.opts.config_path) {
             Ok(cfg) => {
                 if cfg == self.current.borrow().config {
+                    if force {
+                        // Asked for (`postern dkim rotate` does): the keys may have changed.
+                        let tls = self.current.borrow().tls.clone();
+                        let dkim = dkim_signers(&cfg, &self.opts.data_dir, self.events());
+                        let current = Current::new(cfg, tls).with_dkim(dkim);
+                        self.current.send_replace(Arc::new(current));
+                    }
                     return;
                 }
                 let current = build_current(cfg, &self.opts.data_dir, self.events());

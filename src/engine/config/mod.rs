@@ -38,12 +38,42 @@ pub struct Config {
     pub abuse: AbuseConfig,
     /// The Outgoing Mails dialog: the queue and how it delivers.
     pub outgoing_mails: OutgoingMailsConfig,
+    /// Message authentication: DKIM signing of the mail our domains send.
+    pub auth: AuthConfig,
     /// The daily log files.
     pub logs: LogsConfig,
     /// Local domains: mail for these is delivered to local mailboxes, never relayed.
     pub domains: Vec<String>,
     /// Local accounts (`user@domain`, domain must be in `domains`) with argon2 password hashes.
     pub accounts: Vec<Account>,
+}
+
+/// `auth.*`: message authentication.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// DKIM signing of mail leaving through the queue (`engine::dkim`).
+    pub dkim: DkimConfig,
+}
+
+/// `auth.dkim.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DkimConfig {
+    /// Sign mail whose `From:` is in a local domain when it leaves through the queue (keys
+    /// are made for every local domain either way).
+    pub enabled: bool,
+    /// Also sign with an Ed25519 key (RFC 8463), a second signature beside the RSA one.
+    pub ed25519: bool,
+}
+
+impl Default for DkimConfig {
+    fn default() -> Self {
+        DkimConfig {
+            enabled: true,
+            ed25519: false,
+        }
+    }
 }
 
 /// `logs.*`: the daily files in `DATA/logs` (the live log panes always get every event).

@@ -16,7 +16,9 @@
 use super::data::Encoder;
 use super::downgrade::{self, Downgrader, PlanError};
 use super::reply::{self, Reply};
+use super::sign;
 use super::{Log, RcptStatus};
+use crate::engine::dkim::DomainKey;
 use crate::engine::store::body::Body;
 use crate::engine::wire::Wire;
 use base64::Engine as _;
@@ -354,6 +356,7 @@ impl<'a> Session<'a> {
         rcpts: &[String],
         message: &Body,
         eight_bit: bool,
+        dkim: Option<&[DomainKey]>,
     ) -> Result<Vec<RcptStatus>, (HostFailure, bool)> {
         let broken = |e: HostFailure| (e, false);
         let size = message.len() as usize;
@@ -402,6 +405,24 @@ impl<'a> Session<'a> {
             }
             params.push_str(" SMTPUTF8");
         }
+        // Signed after the choice above: the signature covers the octets this host gets
+        // (downgraded or not), and goes first.
+        let signature = match dkim {
+            Some(keys) => match sign::signature_fields(message, plan.as_ref(), keys) {
+                Ok(fields) => {
+                    let selectors: Vec<&str> = keys.iter().map(|k| k.selector.as_str()).collect();
+                    self.log
+                        .detail(&format!("DKIM-signed with {}", selectors.join(", ")));
+                    Some(fields)
+                }
+                Err(e) => {
+                    self.log
+                        .warn(&format!("sent without a DKIM signature: {e}"));
+                    None
+                }
+            },
+            None => None,
+        };
         let pipelining = self.caps.has_capability(EXT_PIPELINING);
         self.send(&format!("MAIL FROM:<{from}>{params}"));
         if !pipelining {
@@ -434,7 +455,9 @@ impl<'a> Session<'a> {
                 self.reset().await;
                 return Ok(vec![self.status(&mail, "MAIL FROM"); rcpts.len()]);
             }
-            return self.finish(statuses, data_reply, message, plan).await;
+            return self
+                .finish(statuses, data_reply, message, plan, signature)
+                .await;
         }
         for rcpt in rcpts {
             self.send(&format!("RCPT TO:<{rcpt}>"));
@@ -447,7 +470,8 @@ impl<'a> Session<'a> {
         }
         self.send("DATA");
         let data_reply = self.read_reply(DATA_INIT_TIMEOUT).await.map_err(broken)?;
-        self.finish(statuses, data_reply, message, plan).await
+        self.finish(statuses, data_reply, message, plan, signature)
+            .await
     }
 
     /// After the reply to DATA: sends the message when the server is ready for it and a
@@ -459,6 +483,7 @@ impl<'a> Session<'a> {
         data_reply: Reply,
         message: &Body,
         plan: Option<downgrade::Plan>,
+        signature: Option<Vec<u8>>,
     ) -> Result<Vec<RcptStatus>, (HostFailure, bool)> {
         let anyone = statuses.iter().any(Option::is_none);
         if data_reply.code != 354 {
@@ -488,6 +513,12 @@ impl<'a> Session<'a> {
         // memory whole.
         let (mut chunk, mut out, mut converted) = (Vec::new(), Vec::new(), Vec::new());
         let mut encoder = Encoder::default();
+        if let Some(fields) = signature {
+            encoder.feed(&fields, &mut out);
+            self.write(&out, DATA_BLOCK_TIMEOUT)
+                .await
+                .map_err(|e| (e, true))?;
+        }
         let mut at = 0;
         while at < message.len() {
             message.read_at(at, DATA_BLOCK, &mut chunk).map_err(|e| {
@@ -788,6 +819,7 @@ mod tests {
                 &["b@y".into()],
                 &Body::from_bytes(b"0123456789ab\r\n".to_vec()),
                 false,
+                None,
             )
             .await
             .unwrap();
@@ -821,7 +853,13 @@ mod tests {
             .map(String::from)
             .into();
         let st = s
-            .transaction("a@x", &rcpts, &Body::from_bytes(b"hi\r\n".to_vec()), true)
+            .transaction(
+                "a@x",
+                &rcpts,
+                &Body::from_bytes(b"hi\r\n".to_vec()),
+                true,
+                None,
+            )
             .await
             .unwrap();
         assert!(

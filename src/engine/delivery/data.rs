@@ -14,6 +14,9 @@ pub struct Encoder {
     at_line_start: bool,
     /// The last octet was a CR, already sent as CRLF.
     after_cr: bool,
+    /// Lines starting with `.` get a second one (off for the copy a DKIM signature is
+    /// computed over: the receiver removes the stuffing before it verifies).
+    stuff_dots: bool,
 }
 
 impl Default for Encoder {
@@ -21,11 +24,28 @@ impl Default for Encoder {
         Encoder {
             at_line_start: true,
             after_cr: false,
+            stuff_dots: true,
         }
     }
 }
 
 impl Encoder {
+    /// An encoder that only normalises line ends: the message as the receiver will read it
+    /// once the transfer is undone, which is what a DKIM signature covers.
+    pub fn line_ends_only() -> Encoder {
+        Encoder {
+            stuff_dots: false,
+            ..Encoder::default()
+        }
+    }
+
+    /// Appends the line ending the transfer adds when the message lacks a final one.
+    pub fn end_lines(self, out: &mut Vec<u8>) {
+        if !self.at_line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
     /// Appends the encoding of `chunk` (the next octets of the message) to `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
         out.reserve(chunk.len() + chunk.len() / 64 + 2);
@@ -40,7 +60,7 @@ impl Encoder {
                     self.after_cr = b == b'\r';
                 }
                 _ => {
-                    if self.at_line_start && b == b'.' {
+                    if self.at_line_start && self.stuff_dots && b == b'.' {
                         out.push(b'.');
                     }
                     out.push(b);

@@ -31,12 +31,14 @@ pub mod data;
 pub mod downgrade;
 mod limits;
 mod reply;
+pub mod sign;
 pub(crate) mod tls;
 
 pub use client::{HostFailure, Login, OpenError, TlsPolicy};
 pub use limits::{Limits, MAX_ADDRESSES, MAX_SESSIONS, TIME_LIMIT};
 
 use crate::engine::config::{Config, DeliveryMode, OutboundTls, RelayTls};
+use crate::engine::dkim::{DomainKey, Signers};
 use crate::engine::dns::{DnsError, MxAnswer, Resolver};
 use crate::engine::events::{EventBus, EventKind, Level};
 use crate::engine::store::body::Body;
@@ -63,6 +65,8 @@ pub struct DeliveryCtx {
     pub events: EventBus,
     /// The port MX hosts (and implicit-MX domains) are contacted on: 25 except in tests.
     pub mx_port: u16,
+    /// The DKIM keys of the local domains: a message whose `From:` is in one is signed.
+    pub dkim: Signers,
 }
 
 impl DeliveryCtx {
@@ -73,6 +77,7 @@ impl DeliveryCtx {
             resolver,
             events,
             mx_port: 25,
+            dkim: Signers::default(),
         }
     }
 }
@@ -308,11 +313,13 @@ async fn route_and_send(
             }
         }
     };
+    let keys = dkim_keys(ctx, log, message);
     let env = Envelope {
         from,
         rcpts,
         message,
         eight_bit: body_has_8bit(message),
+        dkim: keys.as_deref().map(Vec::as_slice),
     };
     send_via(ctx, log, &route, limits, &env).await
 }
@@ -348,6 +355,22 @@ fn body_has_8bit(message: &Body) -> bool {
     found
 }
 
+/// The DKIM keys for `message`: those of the domain of its `From:` when that is a local
+/// domain with keys (read from the header section; blocking when the body is in a file).
+fn dkim_keys(ctx: &DeliveryCtx, log: &Log<'_>, message: &Body) -> Option<Arc<Vec<DomainKey>>> {
+    if ctx.dkim.is_empty() {
+        return None;
+    }
+    let domain = crate::engine::dkim::from_domain(message)?;
+    let keys = ctx.dkim.for_domain(&domain);
+    if keys.is_none() {
+        log.detail(&format!(
+            "not DKIM-signed: From: domain {domain} is not a local domain with a key"
+        ));
+    }
+    keys
+}
+
 /// What is sent: the envelope and the message.
 struct Envelope<'a> {
     /// The envelope sender ("" for the null sender).
@@ -358,6 +381,8 @@ struct Envelope<'a> {
     message: &'a Body,
     /// Whether the message has octets above 127.
     eight_bit: bool,
+    /// The keys that sign it: its `From:` is in a local domain with keys.
+    dkim: Option<&'a [DomainKey]>,
 }
 
 /// What one session made of one recipient.
@@ -618,7 +643,7 @@ async fn attempt(
     let mut statuses = Vec::with_capacity(rcpts.len());
     for (n, chunk) in rcpts.chunks(MAX_RCPTS_PER_TRANSACTION).enumerate() {
         let sent = session
-            .transaction(env.from, chunk, env.message, env.eight_bit)
+            .transaction(env.from, chunk, env.message, env.eight_bit, env.dkim)
             .await;
         match sent {
             Ok(s) => statuses.extend(s.into_iter().map(|s| (s, true))),

@@ -1,6 +1,7 @@
 //! Trace header fields (RFC 5321 4.4), built here once: `Received:` for a message taken in
 //! by a session, and `Return-Path:`/`Delivered-To:` for the copy written to a local mailbox,
-//! whether it comes straight from a session or out of the queue.
+//! whether it comes straight from a session or out of the queue; and the `Date:` and
+//! `Message-ID:` a submitted message lacks (RFC 6409 8.2, 8.3).
 
 use std::net::IpAddr;
 
@@ -58,6 +59,47 @@ pub fn delivery_fields(from: &str, address: &str) -> String {
     format!("Return-Path: <{from}>\r\nDelivered-To: {address}\r\n")
 }
 
+/// The `Date:` and `Message-ID:` fields a message submitted by a logged-in client lacks
+/// (RFC 6409 8.2, 8.3: mail without them is refused or junked by the big receivers), CRLF
+/// terminated; `head` is the start of the message, `host` names our server in the id.
+/// Nothing is added when the header section does not end within `head` (then it cannot be
+/// told whether the fields are there).
+pub fn submission_fields(head: &[u8], host: &str) -> String {
+    let end = if head.starts_with(b"\r\n") {
+        Some(0)
+    } else {
+        head.windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|p| p + 2)
+    };
+    let Some(end) = end else {
+        return String::new();
+    };
+    let has = |name: &str| {
+        head[..end].split(|&b| b == b'\n').any(|line| {
+            line.len() > name.len()
+                && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+                && line[name.len()..].trim_ascii_start().starts_with(b":")
+        })
+    };
+    let mut out = String::new();
+    if !has("Date") {
+        let date = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap_or_default();
+        out.push_str(&format!("Date: {date}\r\n"));
+    }
+    if !has("Message-ID") {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let id: u64 = rand::random();
+        out.push_str(&format!(
+            "Message-ID: <{now:x}.{id:016x}@{}>\r\n",
+            header_safe(host).replace(['<', '>', ' '], "")
+        ));
+    }
+    out
+}
+
 /// `X-Postern-Warning:` fields for the warnings the access checks tagged a message with.
 pub fn warning_fields(tags: &[String]) -> String {
     tags.iter()
@@ -102,5 +144,40 @@ mod tests {
             delivery_fields("", "b@x.test"),
             "Return-Path: <>\r\nDelivered-To: b@x.test\r\n"
         );
+    }
+}
+
+#[cfg(test)]
+mod submission_tests {
+    use super::submission_fields;
+
+    #[test]
+    fn date_and_message_id_are_added_only_when_missing() {
+        let both = submission_fields(
+            b"From: a@b.c\r\nSubject: x\r\n\r\nDate: in the body\r\n",
+            "mail.test",
+        );
+        let lines: Vec<&str> = both.split("\r\n").collect();
+        assert!(lines[0].starts_with("Date: "), "{both}");
+        assert!(
+            lines[1].starts_with("Message-ID: <") && lines[1].ends_with("@mail.test>"),
+            "{both}"
+        );
+        assert_eq!(lines.len(), 3, "{both}");
+        let none = submission_fields(
+            b"date: Wed, 02 Dec 2026 10:00:00 +0000\r\nMESSAGE-ID : <x@y>\r\n\r\n",
+            "mail.test",
+        );
+        assert_eq!(none, "");
+        let id_only = submission_fields(b"Date: Wed, 02 Dec 2026 10:00:00 +0000\r\n\r\n", "h");
+        assert!(id_only.starts_with("Message-ID: <"), "{id_only}");
+        // A folded line mentioning Date is not a Date field.
+        let folded =
+            submission_fields(b"Subject: a\r\n Date: no\r\nMessage-ID: <x@y>\r\n\r\n", "h");
+        assert!(folded.starts_with("Date: "), "{folded}");
+        // Header section not within what was read: nothing is added.
+        assert_eq!(submission_fields(b"Subject: a very long header", "h"), "");
+        // No header fields at all.
+        assert!(submission_fields(b"\r\nbody\r\n", "h").starts_with("Date: "));
     }
 }

@@ -66,6 +66,11 @@ impl Manager {
                     resolver: resolver.clone(),
                     events: self.deps.events.clone(),
                     mx_port: self.cfg.outgoing_mails.mx_port,
+                    dkim: self
+                        .cfg_seen
+                        .as_ref()
+                        .map(|c| c.dkim.clone())
+                        .unwrap_or_default(),
                 },
                 meta: e.meta.clone(),
                 loc: e.loc,

@@ -101,7 +101,14 @@ impl Session {
         let mut tags = self.tags.clone();
         tags.extend(tx.tags);
         let warnings = trace::warning_fields(&tags).len() as u64;
-        if body.len() + warnings > limits.max_message_size {
+        // A logged-in client submits (RFC 6409 8): the Date and Message-ID it left out are
+        // added, as an MSA does.
+        let added = if self.auth.is_some() {
+            trace::submission_fields(&head, &cur.config.server.hostname)
+        } else {
+            String::new()
+        };
+        if body.len() + warnings + added.len() as u64 > limits.max_message_size {
             rejected(self, Level::Info, "too big with its warning header fields");
             self.reply(reply::too_big(limits.max_message_size));
             return Next::Continue;
@@ -132,6 +139,7 @@ impl Session {
                 id,
             },
             tags,
+            added,
         };
         let intake = self.deps.intake.clone();
         match intake.accept(env, body).await {
