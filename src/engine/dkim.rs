@@ -428,13 +428,8 @@ impl std::fmt::Debug for Signers {
 /// (read from at most the first 64 KiB), lower case.
 pub fn from_domain(message: &Body) -> Option<String> {
     let head = message.head(64 * 1024).ok()?;
-    let end = head
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 4)
-        .or_else(|| head.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
-        .unwrap_or(head.len());
-    let parsed = mail_parser::MessageParser::new().parse_headers(&head[..end])?;
+    let parsed = mail_parser::MessageParser::new()
+        .parse_headers(crate::engine::store::body::header_section(&head))?;
     let addr = parsed.from()?.first()?.address()?.to_string();
     let (_, domain) = addr.rsplit_once('@')?;
     Some(domain.trim_end_matches('.').to_ascii_lowercase())

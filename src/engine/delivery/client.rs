@@ -13,8 +13,8 @@
 //! works over any `AsyncRead + AsyncWrite` stream, so unit tests drive it over an in-memory
 //! pipe.
 
-use super::data::Encoder;
-use super::downgrade::{self, Downgrader, PlanError};
+use super::data::{Blocks, Encoder};
+use super::downgrade::{self, PlanError};
 use super::reply::{self, Reply};
 use super::sign;
 use super::{Log, RcptStatus};
@@ -51,9 +51,6 @@ pub const DATA_END_TIMEOUT: Duration = Duration::from_secs(600);
 pub const TLS_TIMEOUT: Duration = Duration::from_secs(60);
 /// Waiting for the reply to QUIT; the mail is already settled then.
 pub const QUIT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Size of the blocks the message is written in, each with its own timeout.
-const DATA_BLOCK: usize = 64 * 1024;
 
 /// A byte stream a session can run over: TCP, TLS over TCP, or a test pipe.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -508,43 +505,26 @@ impl<'a> Session<'a> {
                 self.peer
             ));
         }
-        let mut downgrader = plan.map(Downgrader::new);
         // Read, (converted,) encoded and sent a block at a time: a big message is never in
         // memory whole.
-        let (mut chunk, mut out, mut converted) = (Vec::new(), Vec::new(), Vec::new());
-        let mut encoder = Encoder::default();
+        let mut blocks = Blocks::new(message, plan, Encoder::default());
+        let mut out = Vec::new();
         if let Some(fields) = signature {
-            encoder.feed(&fields, &mut out);
+            blocks.prepend(&fields, &mut out);
             self.write(&out, DATA_BLOCK_TIMEOUT)
                 .await
                 .map_err(|e| (e, true))?;
         }
-        let mut at = 0;
-        while at < message.len() {
-            message.read_at(at, DATA_BLOCK, &mut chunk).map_err(|e| {
-                let e = HostFailure(format!("cannot read the message from the spool: {e}"));
-                (e, false)
-            })?;
-            at += chunk.len() as u64;
-            out.clear();
-            match downgrader.as_mut() {
-                Some(d) => {
-                    converted.clear();
-                    d.feed(&chunk, &mut converted);
-                    encoder.feed(&converted, &mut out);
-                }
-                None => encoder.feed(&chunk, &mut out),
-            }
+        let unreadable = |e: io::Error| {
+            let e = HostFailure(format!("cannot read the message from the spool: {e}"));
+            (e, false)
+        };
+        while blocks.next_block(&mut out).map_err(unreadable)? {
             self.write(&out, DATA_BLOCK_TIMEOUT)
                 .await
                 .map_err(|e| (e, true))?;
         }
-        out.clear();
-        if let Some(d) = downgrader {
-            converted.clear();
-            d.finish(&mut converted);
-            encoder.feed(&converted, &mut out);
-        }
+        let encoder = blocks.finish(&mut out);
         encoder.end(&mut out);
         self.write(&out, DATA_BLOCK_TIMEOUT)
             .await

@@ -1,9 +1,84 @@
-//! The bytes sent after DATA: line endings normalised and dots stuffed.
+//! The bytes sent after DATA: line endings normalised and dots stuffed, and [`Blocks`], the
+//! one reading of a queued message into them (spool, downgrade, encoder) that the client and
+//! the DKIM signer share.
 //!
 //! Every bare CR and every bare LF becomes CRLF, so whatever sits in the spool, the next hop sees
 //! exactly the line structure we see and no `<LF>.<LF>`-style end of data can be smuggled through
 //! us (RFC 5321 2.3.8, CVE-2023-51764). Lines starting with `.` get a second one (RFC 5321
 //! 4.5.2), and the transfer ends with `<CRLF>.<CRLF>`.
+
+use super::downgrade::{Downgrader, Plan};
+use crate::engine::store::body::Body;
+use std::io;
+
+/// Octets read from the spool at a time.
+const BLOCK: usize = 64 * 1024;
+
+/// A message turned, a block at a time, into the octets a transaction sends: read from the
+/// spool, converted to quoted-printable when the transaction downgrades it
+/// ([`super::downgrade`]), then encoded. The signer and the client both read a message through
+/// it, so the octets signed are the octets sent.
+pub struct Blocks<'a> {
+    message: &'a Body,
+    /// Octets of `message` read so far.
+    at: u64,
+    downgrader: Option<Downgrader>,
+    encoder: Encoder,
+    chunk: Vec<u8>,
+    converted: Vec<u8>,
+}
+
+impl<'a> Blocks<'a> {
+    /// `message` as sent with `plan` (a downgrade) or unchanged, through `encoder`.
+    pub fn new(message: &'a Body, plan: Option<Plan>, encoder: Encoder) -> Blocks<'a> {
+        Blocks {
+            message,
+            at: 0,
+            downgrader: plan.map(Downgrader::new),
+            encoder,
+            chunk: Vec::new(),
+            converted: Vec::new(),
+        }
+    }
+
+    /// Encodes octets that go before the message (the signature fields) into `out`.
+    pub fn prepend(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        self.encoder.feed(bytes, out);
+    }
+
+    /// The next block into `out` (emptied first); `false` once the message is read whole.
+    pub fn next_block(&mut self, out: &mut Vec<u8>) -> io::Result<bool> {
+        out.clear();
+        if self.at >= self.message.len() {
+            return Ok(false);
+        }
+        self.message.read_at(self.at, BLOCK, &mut self.chunk)?;
+        self.at += self.chunk.len() as u64;
+        match self.downgrader.as_mut() {
+            Some(d) => {
+                self.converted.clear();
+                d.feed(&self.chunk, &mut self.converted);
+                self.encoder.feed(&self.converted, out);
+            }
+            None => self.encoder.feed(&self.chunk, out),
+        }
+        Ok(true)
+    }
+
+    /// What the conversion still holds into `out` (emptied first); returns the encoder, for
+    /// the caller to end as it needs (`end` for DATA, `end_lines` for the signer).
+    pub fn finish(self, out: &mut Vec<u8>) -> Encoder {
+        out.clear();
+        let mut encoder = self.encoder;
+        if let Some(d) = self.downgrader {
+            let mut converted = self.converted;
+            converted.clear();
+            d.finish(&mut converted);
+            encoder.feed(&converted, out);
+        }
+        encoder
+    }
+}
 
 /// Encodes a message for the DATA phase chunk by chunk, so a big message is sent without being
 /// held in memory whole. Its state is whether the next octet starts a line and whether the

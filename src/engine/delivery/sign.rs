@@ -10,17 +10,14 @@
 //! section (at most [`MAX_HEADER`]; past that the message is sent unsigned) and hashes the
 //! body as it comes.
 
-use super::data::Encoder;
-use super::downgrade::{Downgrader, Plan};
+use super::data::{Blocks, Encoder};
+use super::downgrade::Plan;
 use crate::engine::dkim::DomainKey;
 use crate::engine::store::body::Body;
 use mail_auth::common::headers::HeaderWriter;
 
 /// The largest header section signed.
 pub const MAX_HEADER: usize = 1024 * 1024;
-
-/// Block read from the spool at a time.
-const BLOCK: usize = 64 * 1024;
 
 /// Why a message is sent unsigned.
 #[derive(Debug, thiserror::Error)]
@@ -44,9 +41,8 @@ pub fn signature_fields(
     keys: &[DomainKey],
 ) -> Result<Vec<u8>, SignError> {
     let mut streams: Vec<_> = keys.iter().map(|k| k.signer.sign_streaming()).collect();
-    let mut downgrader = plan.cloned().map(Downgrader::new);
-    let mut encoder = Encoder::line_ends_only();
-    let (mut chunk, mut converted, mut out) = (Vec::new(), Vec::new(), Vec::new());
+    let mut blocks = Blocks::new(message, plan.cloned(), Encoder::line_ends_only());
+    let mut out = Vec::new();
     // Header section: octets seen before the blank line, and the last three octets.
     let mut head = HeadEnd::default();
     let mut feed = |bytes: &[u8], head: &mut HeadEnd| -> Result<(), SignError> {
@@ -56,27 +52,10 @@ pub fn signature_fields(
         }
         Ok(())
     };
-    let mut at = 0;
-    while at < message.len() {
-        message.read_at(at, BLOCK, &mut chunk)?;
-        at += chunk.len() as u64;
-        out.clear();
-        match downgrader.as_mut() {
-            Some(d) => {
-                converted.clear();
-                d.feed(&chunk, &mut converted);
-                encoder.feed(&converted, &mut out);
-            }
-            None => encoder.feed(&chunk, &mut out),
-        }
+    while blocks.next_block(&mut out)? {
         feed(&out, &mut head)?;
     }
-    out.clear();
-    if let Some(d) = downgrader {
-        converted.clear();
-        d.finish(&mut converted);
-        encoder.feed(&converted, &mut out);
-    }
+    let encoder = blocks.finish(&mut out);
     encoder.end_lines(&mut out);
     feed(&out, &mut head)?;
     let mut fields = Vec::new();

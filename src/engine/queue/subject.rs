@@ -3,6 +3,7 @@
 //! mail-parser (RFC 2047 encoded words, folded lines), cut to [`MAX_CHARS`] and stripped of
 //! control characters so a list or a log line shows it as one plain line.
 
+use crate::engine::store::body::header_section;
 use mail_parser::MessageParser;
 
 /// How much of the message is read for its header section.
@@ -14,14 +15,8 @@ pub const MAX_CHARS: usize = 200;
 /// The decoded Subject of a message whose first octets are `head`; empty when it has none.
 pub fn subject_of(head: &[u8]) -> String {
     let head = &head[..head.len().min(HEAD)];
-    // Only the header section: the blank line ends it (a cut-off head is parsed as it is).
-    let end = head
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 4)
-        .or_else(|| head.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
-        .unwrap_or(head.len());
-    let Some(msg) = MessageParser::new().parse_headers(&head[..end]) else {
+    // Only the header section (a cut-off head is parsed as it is).
+    let Some(msg) = MessageParser::new().parse_headers(header_section(head)) else {
         return String::new();
     };
     let Some(s) = msg.subject() else {

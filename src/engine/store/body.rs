@@ -365,6 +365,18 @@ impl Drop for Body {
     }
 }
 
+/// The header section at the start of `head`: through its blank line (CRLF CRLF, or LF LF in
+/// a message with bare line ends), or all of `head` when the blank line is not within it.
+pub fn header_section(head: &[u8]) -> &[u8] {
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .or_else(|| head.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
+        .unwrap_or(head.len());
+    &head[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
