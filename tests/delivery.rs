@@ -14,7 +14,9 @@ mod common;
 mod dns_common;
 
 use dns_common::{DnsServer, MxPeer, Sink, free_port_on};
-use postern::engine::config::{Config, DeliveryMode, DomainMap, OutboundTls, RelayTls};
+use postern::engine::config::{
+    Config, DeliveryMode, DomainMap, HumanDuration, OutboundTls, RelayTls,
+};
 use postern::engine::delivery::{self, DeliveryCtx, Limits, RcptStatus};
 use postern::engine::dns::{DnsError, MxAnswer, Resolver};
 use postern::engine::events::{Channel, EventBus};
@@ -121,6 +123,7 @@ fn ctx(cfg: Arc<Config>, dns: &str, mx_port: u16) -> DeliveryCtx {
         events: EventBus::new(),
         mx_port,
         dkim: Default::default(),
+        cache: delivery::ConnCache::new(),
     }
 }
 
@@ -1146,8 +1149,12 @@ async fn detailed_logging_shows_the_conversation_and_basic_logging_does_not() {
     let dns = DnsServer::start(ZONE);
     let sink = Sink::start(A, 0, &[]);
     for detailed in [true, false] {
+        // Connections closed after each delivery, so that the QUIT is in this delivery's log.
         let ctx = ctx(
-            config(|c| c.outgoing_mails.detailed_logging = detailed),
+            config(|c| {
+                c.outgoing_mails.detailed_logging = detailed;
+                c.outgoing_mails.connection_cache_time = HumanDuration::from_secs(0);
+            }),
             &dns.addr,
             sink.port(),
         );
@@ -1313,4 +1320,113 @@ async fn an_unconvertible_8bit_message_fails_with_5_6_3_and_8bitmime_servers_get
         mails[1]
     );
     assert_eq!(eight.log().matches("BODY=8BITMIME").count(), 2);
+}
+
+/// Five deliveries to one server, one after the other, through a relay that counts
+/// connections: with connections kept open they share one; with `connection_cache_time` 0
+/// each opens its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn deliveries_to_one_server_share_a_kept_connection() {
+    let sink = Sink::start(A, 0, &[]);
+    for keep in [30, 0] {
+        let proxy = dns_common::proxy::CountingProxy::start(A, sink.addr);
+        let ctx = ctx(
+            config(|c| {
+                c.outgoing_mails.detailed_logging = true;
+                c.outgoing_mails.connection_cache_time = HumanDuration::from_secs(keep);
+                c.outgoing_mails.domain_maps = vec![map("kept.test", A, proxy.addr.port())];
+            }),
+            &no_dns(),
+            25,
+        );
+        for n in 0..5 {
+            let id = format!("R{keep}-{n}");
+            let st = delivery::deliver(
+                &ctx,
+                &id,
+                "kept.test",
+                "s@sender.test",
+                &rcpts(&[&format!("u{n}@kept.test")]),
+                message(),
+            )
+            .await;
+            assert_delivered(&st);
+            let log = log_lines(&ctx, &id);
+            assert_eq!(
+                has_line(&log, "reusing the kept connection"),
+                keep > 0 && n > 0,
+                "keep {keep}, delivery {n}: {log:#?}"
+            );
+        }
+        let expected = if keep > 0 { 1 } else { 5 };
+        assert_eq!(proxy.opened(), expected, "connections with keep {keep}");
+        if keep == 0 {
+            proxy.wait_closed(5);
+        } else {
+            assert_eq!(ctx.cache.idle(), 1);
+            ctx.cache.close_all();
+            proxy.wait_closed(1);
+        }
+    }
+}
+
+/// A kept connection the server closed while it was idle (smtp-sink's 1-second command
+/// timeout) is noticed by the RSET before reuse; the next mail goes over a new connection in
+/// the same delivery and is delivered, not deferred.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_connection_the_server_closed_is_replaced_at_once() {
+    let sink = Sink::start(A, 0, &["-t", "1"]);
+    let proxy = dns_common::proxy::CountingProxy::start(A, sink.addr);
+    let ctx = ctx(
+        config(|c| {
+            c.outgoing_mails.detailed_logging = true;
+            c.outgoing_mails.connection_cache_time = HumanDuration::from_secs(60);
+            c.outgoing_mails.domain_maps = vec![map("kept.test", A, proxy.addr.port())];
+        }),
+        &no_dns(),
+        25,
+    );
+    let first = delivery::deliver(
+        &ctx,
+        "K1",
+        "kept.test",
+        "s@sender.test",
+        &rcpts(&["a@kept.test"]),
+        message(),
+    )
+    .await;
+    assert_delivered(&first);
+    assert_eq!(ctx.cache.idle(), 1);
+    // The sink gives up on the idle connection.
+    proxy.wait_closed(1);
+    let second = delivery::deliver(
+        &ctx,
+        "K2",
+        "kept.test",
+        "s@sender.test",
+        &rcpts(&["b@kept.test"]),
+        message(),
+    )
+    .await;
+    assert_delivered(&second);
+    let log = log_lines(&ctx, "K2");
+    assert!(
+        has_line(&log, "the kept connection no longer answers"),
+        "{log:#?}"
+    );
+    assert!(!has_line(&log, "deferred"), "{log:#?}");
+    assert_eq!(proxy.opened(), 2);
+    assert_eq!(sink_count(&sink, 2), 2);
+}
+
+/// Waits until the sink has written `n` mails (or a minute passed); their number.
+fn sink_count(sink: &Sink, n: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let got = sink.mails().len();
+        if got >= n || std::time::Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

@@ -1240,3 +1240,38 @@ fn a_long_lived_mail_is_moved_out_of_old_segments_and_survives_a_restart() {
         queue_ids(&s).is_empty().then_some(())
     });
 }
+
+/// Ten mails for one next hop, queued one after the other: the connection of each delivery is
+/// kept for the next, so no more connections are opened than the destination's limit allows
+/// at once (2 here), however many mails go through.
+#[test]
+fn queued_mail_for_one_next_hop_goes_over_kept_connections() {
+    let sink = sink(free_port(), &[]);
+    let proxy = dns_common::proxy::CountingProxy::start(Ipv4Addr::LOCALHOST, sink.addr);
+    let s = relay_server(
+        proxy.addr.port(),
+        &[
+            "outgoing_mails.connection_cache_time=\"30s\"",
+            "outgoing_mails.max_connections_per_domain=2",
+        ],
+    );
+    for n in 0..10 {
+        submit(
+            &s,
+            ALICE,
+            &[&format!("r{n}@far.test")],
+            &format!("mail {n}"),
+        );
+    }
+    poll(LONG, "ten mails at the sink", || {
+        (sink.mails().len() == 10).then_some(())
+    });
+    poll(LONG, "queue empty", || {
+        queue_ids(&s).is_empty().then_some(())
+    });
+    let opened = proxy.opened();
+    assert!(
+        (1..=2).contains(&opened),
+        "{opened} connections for 10 mails"
+    );
+}

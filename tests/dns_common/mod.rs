@@ -4,6 +4,8 @@
 //! free loopback ports in a per-test temporary directory and killed when dropped.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};

@@ -210,6 +210,9 @@ pub struct OutgoingMailsConfig {
     pub max_connections: u32,
     /// Outbound connections at once to one destination.
     pub max_connections_per_domain: u32,
+    /// How long a connection stays open after a delivery, waiting for the next mail to the
+    /// same server (0 s: close at once). Postfix's `smtp_connection_cache_time_limit`.
+    pub connection_cache_time: HumanDuration,
 }
 
 /// `outgoing_mails.relay.*`
@@ -331,6 +334,7 @@ impl Default for OutgoingMailsConfig {
             mx_port: 25,
             max_connections: 20,
             max_connections_per_domain: 5,
+            connection_cache_time: HumanDuration::from_secs(2),
         }
     }
 }

@@ -4,6 +4,7 @@
 use super::{Config, normalize_domain};
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
 /// One invalid field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +248,12 @@ fn check_sections(cfg: &Config, err: &mut impl FnMut(&str, String)) {
         err(
             "outgoing_mails.max_connections_per_domain",
             "must be at least 1".into(),
+        );
+    }
+    if o.connection_cache_time.0 > Duration::from_secs(60) {
+        err(
+            "outgoing_mails.connection_cache_time",
+            "must be at most 60s (an idle connection holds a place at the other server)".into(),
         );
     }
     for (i, h) in o.dns_hosts.iter().enumerate() {

@@ -41,6 +41,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const GREETING_TIMEOUT: Duration = Duration::from_secs(300);
 /// Waiting for the reply to EHLO, MAIL, RCPT, RSET, AUTH, STARTTLS (RFC 5321: 5 minutes).
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+/// The wait for the reply to the RSET that checks a kept connection before reuse: a live
+/// server answers at once; a slow answer costs less than a fresh connection would.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Waiting for the 354 after DATA (RFC 5321 4.5.3.2.4: 2 minutes).
 pub const DATA_INIT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Writing one block of message data (RFC 5321 4.5.3.2.5: 3 minutes).
@@ -99,7 +102,7 @@ impl From<OpenError> for HostFailure {
 }
 
 /// STARTTLS policy for one session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TlsPolicy {
     /// Never send STARTTLS.
     Never,
@@ -155,11 +158,11 @@ impl Params<'_> {
 }
 
 /// A session after the greeting, EHLO, STARTTLS and AUTH: ready for transactions.
-pub struct Session<'a> {
+pub struct Session {
     /// The connection with its read buffer.
     conn: Wire<BoxStream>,
     /// Where log lines go.
-    log: &'a Log<'a>,
+    log: Log,
     /// `host[ip]`, for messages.
     peer: String,
     /// The server's EHLO reply as smtp-proto parsed it (after STARTTLS: the one sent over
@@ -167,24 +170,23 @@ pub struct Session<'a> {
     caps: EhloResponse<String>,
     /// The delivery's deadline ([`Params::deadline`]).
     deadline: Instant,
+    /// When the connection was made (a kept session is reused only while young).
+    opened: Instant,
 }
 
-impl<'a> Session<'a> {
+impl Session {
     /// Reads the greeting and introduces us: EHLO (HELO if EHLO is refused), STARTTLS as the
     /// policy asks, EHLO again, AUTH when a login is given. With `TlsPolicy::Implicit` the
     /// stream must already be TLS.
-    pub async fn open(
-        io: BoxStream,
-        p: &Params<'_>,
-        log: &'a Log<'a>,
-    ) -> Result<Session<'a>, OpenError> {
+    pub async fn open(io: BoxStream, p: &Params<'_>, log: &Log) -> Result<Session, OpenError> {
         let peer = format!("{}[{}]", p.host, p.ip);
         let mut s = Session {
             conn: Wire::new(io),
-            log,
+            log: log.clone(),
             peer,
             caps: EhloResponse::default(),
             deadline: p.deadline,
+            opened: Instant::now(),
         };
         let greeting = s.read_reply(GREETING_TIMEOUT).await?;
         if !greeting.positive() {
@@ -232,7 +234,7 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    async fn starttls(mut self, p: &Params<'_>) -> Result<Session<'a>, OpenError> {
+    async fn starttls(mut self, p: &Params<'_>) -> Result<Session, OpenError> {
         self.send("STARTTLS");
         let reply = self.read_reply(COMMAND_TIMEOUT).await?;
         if reply.code != 220 {
@@ -254,7 +256,11 @@ impl<'a> Session<'a> {
             ));
         }
         let Session {
-            conn, log, peer, ..
+            conn,
+            log,
+            peer,
+            opened,
+            ..
         } = self;
         let io = conn.into_inner();
         let handshake = tokio::time::timeout(
@@ -299,6 +305,7 @@ impl<'a> Session<'a> {
             peer,
             caps: EhloResponse::default(),
             deadline: p.deadline,
+            opened,
         };
         s.hello(p.helo).await?;
         Ok(s)
@@ -554,6 +561,43 @@ impl<'a> Session<'a> {
         let _ = self.read_reply(COMMAND_TIMEOUT).await;
     }
 
+    /// Takes up a session kept open by an earlier delivery: its log lines go to delivery
+    /// `log` from now on, within that delivery's `deadline`.
+    pub fn adopt(&mut self, log: &Log, deadline: Instant) {
+        self.log = log.clone();
+        self.deadline = deadline;
+    }
+
+    /// Whether a session that sat idle is still usable: RSET answered with 250 within
+    /// [`PROBE_TIMEOUT`] (RFC 5321 4.1.1.5; Postfix checks a cached connection the same
+    /// way). A server that closed it meanwhile answers nothing, or 421.
+    pub async fn probe(&mut self) -> bool {
+        self.send("RSET");
+        match self.read_reply(PROBE_TIMEOUT).await {
+            Ok(r) => r.code == 250,
+            Err(e) => {
+                self.log
+                    .detail(&format!("{}: kept connection unusable: {}", self.peer, e.0));
+                false
+            }
+        }
+    }
+
+    /// `host[ip]` of the server.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// When the connection was made.
+    pub fn opened(&self) -> Instant {
+        self.opened
+    }
+
+    /// A new deadline for what the session does next (closing a kept session).
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+    }
+
     /// QUIT and close; the reply hardly matters.
     pub async fn quit(&mut self) {
         self.send("QUIT");
@@ -638,7 +682,7 @@ impl<'a> Session<'a> {
             .await
             .map_err(|e| self.out_of_time(e, wait < COMMAND_TIMEOUT))?;
         let wait = self.within(timeout);
-        reply::read(&mut self.conn, &self.peer, self.log, wait)
+        reply::read(&mut self.conn, &self.peer, &self.log, wait)
             .await
             .map_err(|e| self.out_of_time(e, wait < timeout))
     }
@@ -656,7 +700,7 @@ impl<'a> Session<'a> {
     /// deadline: giving up on a server that is still taking the message would make us send
     /// it again.
     async fn read_end_of_data_reply(&mut self) -> Result<Reply, HostFailure> {
-        reply::read(&mut self.conn, &self.peer, self.log, DATA_END_TIMEOUT)
+        reply::read(&mut self.conn, &self.peer, &self.log, DATA_END_TIMEOUT)
             .await
             .map(|(reply, _)| reply)
     }
@@ -684,12 +728,8 @@ mod tests {
         }
     }
 
-    fn log(events: &EventBus) -> Log<'_> {
-        Log {
-            events,
-            id: "T",
-            detailed: true,
-        }
+    fn log(events: &EventBus) -> Log {
+        Log::new(events, "T", true)
     }
 
     fn lines(events: &EventBus) -> Vec<String> {

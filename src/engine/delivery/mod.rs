@@ -26,6 +26,7 @@
 //! as the session: MX lookups, deliveries and failures always; with "More Detailed Logging"
 //! also every connection attempt, DNS answer, command sent and reply received.
 
+mod cache;
 mod client;
 pub mod data;
 pub mod downgrade;
@@ -34,6 +35,7 @@ mod reply;
 pub mod sign;
 pub(crate) mod tls;
 
+pub use cache::ConnCache;
 pub use client::{HostFailure, Login, OpenError, TlsPolicy};
 pub use limits::{Limits, MAX_ADDRESSES, MAX_SESSIONS, TIME_LIMIT};
 
@@ -67,6 +69,8 @@ pub struct DeliveryCtx {
     pub mx_port: u16,
     /// The DKIM keys of the local domains: a message whose `From:` is in one is signed.
     pub dkim: Signers,
+    /// Sessions kept open for the next delivery to the same server.
+    pub cache: Arc<ConnCache>,
 }
 
 impl DeliveryCtx {
@@ -78,6 +82,7 @@ impl DeliveryCtx {
             events,
             mx_port: 25,
             dkim: Signers::default(),
+            cache: ConnCache::new(),
         }
     }
 }
@@ -119,11 +124,11 @@ pub async fn deliver_with(
     rcpts: &[String],
     message: &Body,
 ) -> Vec<RcptStatus> {
-    let log = Log {
-        events: &ctx.events,
-        id: log_id,
-        detailed: ctx.config.outgoing_mails.detailed_logging,
-    };
+    let log = Log::new(
+        &ctx.events,
+        log_id,
+        ctx.config.outgoing_mails.detailed_logging,
+    );
     if rcpts.is_empty() {
         return Vec::new();
     }
@@ -191,7 +196,7 @@ struct Route {
 
 async fn route_and_send(
     ctx: &DeliveryCtx,
-    log: &Log<'_>,
+    log: &Log,
     limits: &Limits,
     domain: &str,
     from: &str,
@@ -357,7 +362,7 @@ fn body_has_8bit(message: &Body) -> bool {
 
 /// The DKIM keys for `message`: those of the domain of its `From:` when that is a local
 /// domain with keys (read from the header section; blocking when the body is in a file).
-fn dkim_keys(ctx: &DeliveryCtx, log: &Log<'_>, message: &Body) -> Option<Arc<Vec<DomainKey>>> {
+fn dkim_keys(ctx: &DeliveryCtx, log: &Log, message: &Body) -> Option<Arc<Vec<DomainKey>>> {
     if ctx.dkim.is_empty() {
         return None;
     }
@@ -440,7 +445,7 @@ impl Progress {
     /// whether some are left for the next host.
     fn record(
         &mut self,
-        log: &Log<'_>,
+        log: &Log,
         rcpts: &[String],
         open: &[usize],
         at: &str,
@@ -491,7 +496,7 @@ impl Progress {
 /// settled or none is left to try.
 async fn send_via(
     ctx: &DeliveryCtx,
-    log: &Log<'_>,
+    log: &Log,
     route: &Route,
     limits: &Limits,
     env: &Envelope<'_>,
@@ -538,7 +543,7 @@ async fn send_via(
                 rcpts: &wanted,
                 ..*env
             };
-            match try_address(log, &p, route.port, &env, &mut budget).await {
+            match try_address(ctx, log, &p, route.port, &env, &mut budget).await {
                 Ok(verdicts) => {
                     let at = format!("{host}[{ip}]");
                     if !progress.record(log, rcpts, &open, &at, verdicts) {
@@ -561,7 +566,7 @@ async fn send_via(
 /// The addresses of `host` (`None`, with `last_error` set and logged, when it has none).
 async fn host_addresses(
     ctx: &DeliveryCtx,
-    log: &Log<'_>,
+    log: &Log,
     host: &str,
     last_error: &mut String,
 ) -> Option<Vec<IpAddr>> {
@@ -604,13 +609,14 @@ fn loop_error(rcpts: &[String], host: &str, ip: IpAddr, port: u16) -> String {
 /// allows it (opportunistic, no login), a second session at once without STARTTLS, as
 /// Postfix's `smtp_tls_security_level = may` does. `Err`: try the next address.
 async fn try_address(
-    log: &Log<'_>,
+    ctx: &DeliveryCtx,
+    log: &Log,
     p: &Params<'_>,
     port: u16,
     env: &Envelope<'_>,
     budget: &mut Budget,
 ) -> Result<Vec<Verdict>, HostFailure> {
-    match attempt(log, p, port, env, budget).await {
+    match attempt(ctx, log, p, port, env, budget).await {
         Err(OpenError::TlsHandshake { peer, why }) if p.may_retry_without_tls() => {
             log.warn(&format!(
                 "TLS handshake with {peer} failed ({why}); retrying without TLS"
@@ -619,26 +625,70 @@ async fn try_address(
                 tls: TlsPolicy::Never,
                 ..*p
             };
-            Ok(attempt(log, &plain, port, env, budget).await?)
+            Ok(attempt(ctx, log, &plain, port, env, budget).await?)
         }
         r => Ok(r?),
     }
 }
 
-/// One connection: connect, introduce ourselves, run transactions of at most 100 recipients,
-/// QUIT. `Err` means nothing was settled and the next address may be tried (or this one
-/// again without TLS, for [`OpenError::TlsHandshake`]). A session that gets through the
-/// greeting and EHLO counts against the budget.
+/// One connection: a kept one to the same address when the cache has one that still answers
+/// ([`cache`]), else a new one (connect, introduce ourselves); then transactions of at most
+/// 100 recipients, and the session is kept for the next delivery or closed with QUIT. `Err`
+/// means nothing was settled and the next address may be tried (or this one again without
+/// TLS, for [`OpenError::TlsHandshake`]). A session that settles something counts against
+/// the budget; a kept one that breaks before that is replaced by a new one at once.
 async fn attempt(
-    log: &Log<'_>,
+    ctx: &DeliveryCtx,
+    log: &Log,
     p: &Params<'_>,
     port: u16,
     env: &Envelope<'_>,
     budget: &mut Budget,
 ) -> Result<Vec<Verdict>, OpenError> {
+    let key = cache::Key {
+        helo: p.helo.to_string(),
+        host: p.host.to_string(),
+        ip: p.ip,
+        port,
+        tls: p.tls,
+        login: p.login.map(|l| l.user.clone()),
+        verified: p.verify.is_some(),
+    };
+    while let Some(mut session) = ctx.cache.take(&key) {
+        session.adopt(log, p.deadline);
+        if !session.probe().await {
+            log.detail(&format!(
+                "{}: the kept connection no longer answers; not using it",
+                session.peer()
+            ));
+            continue;
+        }
+        log.detail(&format!("{}: reusing the kept connection", session.peer()));
+        match transactions(ctx, key.clone(), session, env).await {
+            Ok(v) => {
+                budget.session_held();
+                return Ok(v);
+            }
+            Err(e) => log.detail(&format!(
+                "the kept connection broke before anything was settled ({e}); opening a new one"
+            )),
+        }
+    }
     let io = connect(log, p, port).await?;
-    let mut session = Session::open(io, p, log).await?;
+    let session = Session::open(io, p, log).await?;
     budget.session_held();
+    transactions(ctx, key, session, env).await
+}
+
+/// The transactions of one delivery on an open session (at most 100 recipients each); then
+/// the session is kept in the cache for the next delivery. `Err`: the session broke before
+/// the first transaction settled anything.
+async fn transactions(
+    ctx: &DeliveryCtx,
+    key: cache::Key,
+    mut session: Session,
+    env: &Envelope<'_>,
+) -> Result<Vec<Verdict>, OpenError> {
     let rcpts = env.rcpts;
     let mut statuses = Vec::with_capacity(rcpts.len());
     for (n, chunk) in rcpts.chunks(MAX_RCPTS_PER_TRANSACTION).enumerate() {
@@ -660,13 +710,23 @@ async fn attempt(
             }
         }
     }
-    session.quit().await;
+    let om = &ctx.config.outgoing_mails;
+    if om.connection_cache_time.0.is_zero() {
+        session.quit().await;
+    } else {
+        ctx.cache.put(
+            key,
+            session,
+            om.connection_cache_time.0,
+            om.max_connections_per_domain as usize,
+        );
+    }
     Ok(verdicts(statuses))
 }
 
 /// The TCP connection (and with implicit TLS the handshake), within the timeouts and the
 /// deadline.
-async fn connect(log: &Log<'_>, p: &Params<'_>, port: u16) -> Result<BoxStream, HostFailure> {
+async fn connect(log: &Log, p: &Params<'_>, port: u16) -> Result<BoxStream, HostFailure> {
     let addr = SocketAddr::new(p.ip, port);
     let at = format!("{}[{}]:{port}", p.host, p.ip);
     log.detail(&format!("connecting to {at}"));
@@ -700,21 +760,32 @@ async fn connect(log: &Log<'_>, p: &Params<'_>, port: u16) -> Result<BoxStream, 
     Ok(Box::new(tls))
 }
 
-/// The outgoing log of one delivery.
-pub(crate) struct Log<'a> {
+/// The outgoing log of one delivery (owned, so that a connection kept for reuse carries
+/// it from one delivery to the next: [`cache`]).
+#[derive(Clone)]
+pub(crate) struct Log {
     /// The bus.
-    events: &'a EventBus,
+    events: EventBus,
     /// Queue id, shown as the session.
-    id: &'a str,
+    id: Arc<str>,
     /// More Detailed Logging.
     detailed: bool,
 }
 
-impl Log<'_> {
+impl Log {
+    /// The log of delivery `id` (`detailed`: More Detailed Logging).
+    pub(crate) fn new(events: &EventBus, id: &str, detailed: bool) -> Log {
+        Log {
+            events: events.clone(),
+            id: Arc::from(id),
+            detailed,
+        }
+    }
+
     fn emit(&self, level: Level, text: &str) {
         self.events.session(
             level,
-            self.id,
+            &self.id,
             EventKind::Delivery {
                 text: text.to_string(),
             },

@@ -69,7 +69,7 @@ impl Reply {
 pub(super) async fn read<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Wire<S>,
     peer: &str,
-    log: &Log<'_>,
+    log: &Log,
     timeout: Duration,
 ) -> Result<(Reply, Vec<u8>), HostFailure> {
     let until = Instant::now() + timeout;
@@ -180,12 +180,8 @@ mod tests {
         (Wire::new(client), server)
     }
 
-    fn log(events: &EventBus) -> Log<'_> {
-        Log {
-            events,
-            id: "T",
-            detailed: true,
-        }
+    fn log(events: &EventBus) -> Log {
+        Log::new(events, "T", true)
     }
 
     #[test]

@@ -65,6 +65,10 @@ not verified) or Required (refuse to deliver without it).";
     /// Connections.
     pub const CONNECTIONS: &str =
         "Outbound SMTP connections at once, overall and towards one destination.";
+    /// Connection cache time.
+    pub const KEEP_OPEN: &str = "After a delivery the connection stays open this long for the next mail \
+to the same server (0s: close at once). Saves a new connection, TLS handshake and login per mail when much \
+mail goes to one place.";
     /// MX port.
     pub const MX_PORT: &str = "The port MX hosts are contacted on: 25, except in test labs.";
 }
@@ -95,6 +99,7 @@ pub struct OutgoingForm {
     detailed: bool,
     max_connections: String,
     max_per_domain: String,
+    keep_open: String,
     /// Runs "Test DNS" lookups (set by the app; without it the button is off).
     pub rt: Option<tokio::runtime::Handle>,
     /// The domain "Test DNS" asks about.
@@ -192,6 +197,7 @@ impl Form for OutgoingForm {
             detailed: o.detailed_logging,
             max_connections: o.max_connections.to_string(),
             max_per_domain: o.max_connections_per_domain.to_string(),
+            keep_open: o.connection_cache_time.to_string(),
             rt: None,
             test_domain: String::new(),
             test_result: None,
@@ -259,6 +265,13 @@ impl Form for OutgoingForm {
             &mut e,
         ) {
             o.max_connections_per_domain = n;
+        }
+        if let Some(d) = parse_duration(
+            &self.keep_open,
+            "outgoing_mails.connection_cache_time",
+            &mut e,
+        ) {
+            o.connection_cache_time = d;
         }
         e
     }
@@ -506,6 +519,15 @@ impl Form for OutgoingForm {
                     &mut self.max_per_domain,
                     errors,
                     "outgoing_mails.max_connections_per_domain",
+                    true,
+                );
+                text_row(
+                    ui,
+                    "Keep Connections Open",
+                    help::KEEP_OPEN,
+                    &mut self.keep_open,
+                    errors,
+                    "outgoing_mails.connection_cache_time",
                     true,
                 );
             });

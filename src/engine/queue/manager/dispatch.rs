@@ -71,6 +71,7 @@ impl Manager {
                         .as_ref()
                         .map(|c| c.dkim.clone())
                         .unwrap_or_default(),
+                    cache: self.conn_cache.clone(),
                 },
                 meta: e.meta.clone(),
                 loc: e.loc,

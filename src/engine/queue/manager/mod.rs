@@ -28,7 +28,7 @@ use crate::engine::config::Config;
 use crate::engine::config::duration::HumanDuration;
 use crate::engine::config::schedule;
 use crate::engine::current::Current;
-use crate::engine::delivery::RcptStatus;
+use crate::engine::delivery::{ConnCache, RcptStatus};
 use crate::engine::dns::Resolver;
 use crate::engine::events::{EventBus, EventKind, Level, Outcome};
 use attempt::Limits;
@@ -213,6 +213,9 @@ struct Manager {
     resolver_retry: Option<std::time::Instant>,
     /// Connection limits for `outgoing_mails.max_connections*`.
     limits: Limits,
+    /// Outbound sessions kept open between deliveries; emptied when the outgoing settings
+    /// change.
+    conn_cache: Arc<ConnCache>,
     /// The list published for the GUI and `postern queue`.
     snapshot: watch::Sender<Snapshot>,
     /// Something changed since the list was last published.
@@ -279,6 +282,7 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, ManagerTask), SpoolError>
         spool,
         queue: queue.clone(),
         limits: Limits::new(&cfg),
+        conn_cache: ConnCache::new(),
         cfg,
         cfg_seen: None,
         resolver: None,
@@ -386,6 +390,7 @@ impl Manager {
             }
         }
         self.spool.flush().await;
+        self.conn_cache.close_all();
     }
 
     fn publish(&mut self) {
@@ -413,6 +418,9 @@ impl Manager {
         }
         if self.limits.sizes != (o.max_connections, o.max_connections_per_domain) {
             self.limits = Limits::new(&new);
+        }
+        if *o != self.cfg.outgoing_mails || new.server.hostname != self.cfg.server.hostname {
+            self.conn_cache.close_all();
         }
         self.cfg = new;
         self.cfg_seen = Some(cur);
