@@ -460,52 +460,64 @@ fn incoming_and_outgoing_can_share_a_port() {
     assert_eq!(s.alice_mails().len(), 1);
 }
 
-/// Daily log files live in DATA/logs, named with the date, and record
-/// sessions.
+/// Daily log files live in DATA/logs, named with the date, and record sessions: at the
+/// default level (Info) each session's connection, accepted mail and end, every line with
+/// the session id, but not every command and reply; at Debug the commands too.
 #[test]
 fn log_file_records_sessions() {
-    let s = Server::start_default();
-    let mut c = s.connect();
-    c.ehlo();
-    c.expect("MAIL FROM:<logcheck@remote.test>", 250, "");
-    c.expect("QUIT", 221, "2.0.0");
-    c.assert_closed();
-    let logs = s.data_dir.join("logs");
-    let dates = [utc_date(-1), utc_date(0), utc_date(1)];
-    let log = poll(DEADLINE, "a dated log file mentioning the session", || {
-        list_files(&logs).into_iter().find_map(|p| {
-            let name = p.file_name()?.to_string_lossy().into_owned();
-            if !dates.iter().any(|d| name.contains(d.as_str())) {
-                return None;
-            }
-            let text = fs::read_to_string(&p).ok()?;
-            // Log writes may lag the session a little: wait for our MAIL.
-            (text.contains("127.0.0.1") && text.contains("logcheck@remote.test")).then_some(text)
-        })
-    });
-    // Every line of a session carries the same session id: the id on the
-    // connect line (the token in brackets) also tags our MAIL FROM.
-    let connect = log
-        .lines()
-        .filter(|l| l.contains("127.0.0.1") && l.contains("connect"))
-        .map(|l| l.to_string())
-        .collect::<Vec<_>>();
-    let id_of = |l: &str| {
-        let a = l.find('[')?;
-        let b = a + l[a..].find(']')?;
-        Some(l[a..=b].to_string())
-    };
-    let mail_line = log
-        .lines()
-        .find(|l| l.contains("logcheck@remote.test"))
-        .unwrap_or_else(|| panic!("MAIL FROM not logged:\n{log}"));
-    let id = id_of(mail_line).unwrap_or_else(|| panic!("no session id on {mail_line:?}"));
-    assert!(
-        connect
-            .iter()
-            .any(|l| id_of(l).as_deref() == Some(id.as_str())),
-        "no connect line with session id {id}:\n{log}"
-    );
+    for debug in [false, true] {
+        let mut s = Server::prepare(common::Config::default());
+        if debug {
+            s.cli(&["config", "set", "logs.level=Debug"]).assert_ok();
+        }
+        s.spawn();
+        s.wait_ready(s.cfg.incoming_port);
+        let mut c = s.connect();
+        c.ehlo();
+        c.expect("MAIL FROM:<logcheck@remote.test>", 250, "");
+        c.expect(&format!("RCPT TO:<{ALICE}>"), 250, "");
+        c.expect("DATA", 354, "");
+        c.expect("Subject: log\r\n\r\nhello\r\n.", 250, "");
+        c.expect("QUIT", 221, "2.0.0");
+        c.assert_closed();
+        let logs = s.data_dir.join("logs");
+        let dates = [utc_date(-1), utc_date(0), utc_date(1)];
+        let log = poll(DEADLINE, "a dated log file with the session's end", || {
+            list_files(&logs).into_iter().find_map(|p| {
+                let name = p.file_name()?.to_string_lossy().into_owned();
+                if !dates.iter().any(|d| name.contains(d.as_str())) {
+                    return None;
+                }
+                let text = fs::read_to_string(&p).ok()?;
+                // Log writes may lag the session a little: wait for its last line.
+                let after = text.find("from <logcheck@remote.test>")?;
+                text[after..].contains("disconnect").then_some(text)
+            })
+        });
+        let id_of = |l: &str| {
+            let a = l.find('[')?;
+            let b = a + l[a..].find(']')?;
+            Some(l[a..=b].to_string())
+        };
+        // The accepted mail's line names the sender and carries the id of the connect line.
+        let accepted = log
+            .lines()
+            .find(|l| l.contains("logcheck@remote.test") && !l.contains("MAIL FROM"))
+            .unwrap_or_else(|| panic!("the accepted mail is not logged:\n{log}"));
+        let id = id_of(accepted).unwrap_or_else(|| panic!("no session id on {accepted:?}"));
+        assert!(
+            log.lines().any(|l| l.contains("127.0.0.1")
+                && l.contains("connect")
+                && id_of(l) == Some(id.clone())),
+            "no connect line with session id {id}:\n{log}"
+        );
+        assert_eq!(
+            log.contains("MAIL FROM:<logcheck@remote.test>"),
+            debug,
+            "commands in the file at level {}:\n{log}",
+            if debug { "Debug" } else { "Info" }
+        );
+    }
 }
 
 /// Postfix's smtp-source, a real third-party client, delivers several

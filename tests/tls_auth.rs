@@ -140,9 +140,11 @@ fn auth_before_tls_is_refused_with_538() {
 
 #[test]
 fn auth_without_tls_when_not_required() {
+    // Every command and reply in the log file (Debug): still no credentials.
     let s = Server::start_with(|c| {
         c.with_submission();
         c.auth_requires_tls = false;
+        c.extra_ron = "logs: (level: Debug),".into();
     });
     let mut c = s.connect();
     let ehlo = c.ehlo();
@@ -369,7 +371,7 @@ fn control_characters_from_clients_are_escaped_in_the_log() {
     let s = Server::start_with(|c| {
         c.with_submission();
         c.auth_requires_tls = false;
-        c.extra_ron = "abuse: (lockout: (enabled: false)),".into();
+        c.extra_ron = "abuse: (lockout: (enabled: false)), logs: (level: Debug),".into();
     });
     let forged = "9999-01-01 00:00:00.000 INFO  System   forged line";
     let mut c = s.connect();

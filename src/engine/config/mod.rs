@@ -93,7 +93,7 @@ pub struct LogsConfig {
 impl Default for LogsConfig {
     fn default() -> Self {
         LogsConfig {
-            level: LogLevel::Debug,
+            level: LogLevel::Info,
             retention_days: 14,
             max_total_size: 200 * 1024 * 1024,
         }

@@ -802,10 +802,11 @@ impl Log {
         self.emit(Level::Warn, text);
     }
 
-    /// Detailed log only: connections, commands, replies, DNS answers.
+    /// Detailed log only: connections, commands, replies, DNS answers. Asked for by More
+    /// Detailed Logging, so written at Info: they reach the log file at its default level.
     pub(crate) fn detail(&self, text: &str) {
         if self.detailed {
-            self.emit(Level::Debug, text);
+            self.emit(Level::Info, text);
         }
     }
 }
