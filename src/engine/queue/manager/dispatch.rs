@@ -49,7 +49,7 @@ impl Manager {
                 }
                 let why = entries
                     .get(&id)
-                    .and_then(|e| suspended_because(cfg, dead, &e.meta, now));
+                    .and_then(|e| suspended_because(cfg, dead, &e.meta(), now));
                 why.map(|why| suspended.push((id, why))).is_some()
             },
         );
@@ -73,7 +73,7 @@ impl Manager {
                         .unwrap_or_default(),
                     cache: self.conn_cache.clone(),
                 },
-                meta: e.meta.clone(),
+                meta: e.meta().clone(),
                 loc: e.loc,
                 spool: self.spool.clone(),
                 limits: self.limits.clone(),
@@ -92,8 +92,8 @@ impl Manager {
             let Some(e) = self.entries.get_mut(&id) else {
                 continue;
             };
-            let results = (0..e.meta.rcpts.len())
-                .filter(|&i| e.meta.rcpts[i].state == RcptState::Pending)
+            let results = (0..e.meta().rcpts.len())
+                .filter(|&i| e.meta().rcpts[i].state == RcptState::Pending)
                 .map(|i| (i, RcptStatus::Temporary(why.clone())))
                 .collect();
             e.in_flight = true;
@@ -106,8 +106,8 @@ impl Manager {
     /// held, nothing pending, gone).
     pub(super) fn reindex(&mut self, id: u64) {
         let key = self.entries.get(&id).and_then(|e| {
-            (!e.in_flight && !e.meta.held && e.meta.has_pending())
-                .then(|| (destination(&self.cfg, &e.meta), e.meta.next_try))
+            (!e.in_flight && !e.meta().held && e.meta().has_pending())
+                .then(|| (destination(&self.cfg, &e.meta()), e.meta().next_try))
         });
         self.due.set(id, key);
     }
@@ -119,8 +119,8 @@ impl Manager {
     pub(super) fn check_due_index(&self) {
         let mut expected = 0;
         for (id, e) in &self.entries {
-            let key = (!e.in_flight && !e.meta.held && e.meta.has_pending())
-                .then(|| (destination(&self.cfg, &e.meta), e.meta.next_try));
+            let key = (!e.in_flight && !e.meta().held && e.meta().has_pending())
+                .then(|| (destination(&self.cfg, &e.meta()), e.meta().next_try));
             expected += usize::from(key.is_some());
             assert_eq!(self.due.key(*id), key.as_ref(), "due index of {id:x}");
         }

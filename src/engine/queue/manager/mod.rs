@@ -89,14 +89,14 @@ enum Done {
 
 /// One queued message as the manager keeps it.
 struct Entry {
-    /// Its state, as written to the spool.
-    meta: Meta,
+    /// Its state as written to the spool, its history (at most [`HISTORY`] lines, newest
+    /// last) and whether an attempt ran when it was last published: the one copy, shared
+    /// with the published list and copied only when it changes while the list holds it.
+    shown: Arc<QueueEntry>,
     /// Where its data is in the spool.
     loc: Location,
     /// An attempt is running for it.
     in_flight: bool,
-    /// What happened to it, newest last, at most [`HISTORY`] lines.
-    history: Vec<String>,
     /// The running attempt was started ahead of schedule by an administrator's retry: it does
     /// not count as an attempt, and the message then keeps `scheduled`.
     forced: bool,
@@ -108,51 +108,58 @@ struct Entry {
     notice_in_flight: bool,
     /// A failure notice that could not be queued is not tried again before this time.
     notice_after: u64,
-    /// How many lines were ever added to `history`.
-    notes: u64,
-    /// The view last published and the `notes` count it was made at.
-    published: Option<(Arc<QueueEntry>, u64)>,
 }
 
 impl Entry {
     /// A message as it enters the manager.
     fn new(meta: Meta, loc: Location, first: &str) -> Entry {
         let mut e = Entry {
-            meta,
+            shown: Arc::new(QueueEntry {
+                meta,
+                in_flight: false,
+                history: Vec::new(),
+            }),
             loc,
             in_flight: false,
-            history: Vec::new(),
             forced: false,
             scheduled: 0,
             retry_requested: false,
             notice_in_flight: false,
             notice_after: 0,
-            notes: 0,
-            published: None,
         };
         e.note(first.into());
         e
     }
 
+    /// Its state.
+    fn meta(&self) -> &Meta {
+        &self.shown.meta
+    }
+
+    /// Its state, to change (copied first if the published list still holds it).
+    fn meta_mut(&mut self) -> &mut Meta {
+        &mut Arc::make_mut(&mut self.shown).meta
+    }
+
     /// Every recipient is settled and every failure notice owed is queued: the message may
     /// leave the queue.
     fn finished(&self) -> bool {
-        !self.meta.has_pending()
+        !self.meta().has_pending()
             && !self.notice_in_flight
             && self
-                .meta
+                .meta()
                 .rcpts
                 .iter()
                 .all(|r| r.state != RcptState::Failed || r.notified)
     }
 
     fn note(&mut self, text: String) {
-        self.notes += 1;
         let t = time::OffsetDateTime::now_utc();
-        if self.history.len() == HISTORY {
-            self.history.remove(0);
+        let history = &mut Arc::make_mut(&mut self.shown).history;
+        if history.len() == HISTORY {
+            history.remove(0);
         }
-        self.history.push(format!(
+        history.push(format!(
             "{:02}:{:02}:{:02} {text}",
             t.hour(),
             t.minute(),
@@ -160,28 +167,20 @@ impl Entry {
         ));
     }
 
+    /// A copy of the entry as shown (for `postern queue list|show`).
     fn view(&self) -> QueueEntry {
-        QueueEntry {
-            meta: self.meta.clone(),
-            in_flight: self.in_flight,
-            history: self.history.clone(),
-        }
+        let mut v = (*self.shown).clone();
+        v.in_flight = self.in_flight;
+        v
     }
 
-    /// The entry as published: the view made last time when nothing it shows has changed
-    /// since (a comparison, no copy), else a new one. Publishing a long queue then costs a
-    /// pointer per unchanged message, not a copy of each.
+    /// The entry as published: the one copy itself (a pointer, no copy), with the attempt
+    /// flag brought up to date. Publishing a long queue then costs a pointer per message.
     fn shared_view(&mut self) -> Arc<QueueEntry> {
-        if let Some((v, notes)) = &self.published
-            && *notes == self.notes
-            && v.in_flight == self.in_flight
-            && v.meta == self.meta
-        {
-            return v.clone();
+        if self.shown.in_flight != self.in_flight {
+            Arc::make_mut(&mut self.shown).in_flight = self.in_flight;
         }
-        let v = Arc::new(self.view());
-        self.published = Some((v.clone(), self.notes));
-        v
+        self.shown.clone()
     }
 }
 
@@ -445,7 +444,7 @@ impl Manager {
                     ),
                 );
                 let e = Entry::new(meta, loc, "queued");
-                let id = e.meta.id;
+                let id = e.meta().id;
                 self.entries.insert(id, e);
                 self.reindex(id);
                 self.dirty = true;
@@ -484,7 +483,7 @@ impl Manager {
             let e = self.entries.get_mut(&id).expect("selected");
             if let QueueCommand::Retry(_) | QueueCommand::Release(_) = cmd {
                 // The administrator wants a real try, even where no host answered lately.
-                for r in &e.meta.rcpts {
+                for r in &e.meta().rcpts {
                     if let Some(dest) = rcpt_destination(&self.cfg, &r.addr) {
                         self.dead.remove(&dest);
                     }
@@ -494,13 +493,13 @@ impl Manager {
                 if e.in_flight {
                     // Honoured when the running attempt ends.
                     e.retry_requested = true;
-                } else if e.meta.next_try > now && !e.meta.held {
+                } else if e.meta().next_try > now && !e.meta().held {
                     // Ahead of schedule: this attempt does not count.
                     e.forced = true;
-                    e.scheduled = e.meta.next_try;
+                    e.scheduled = e.meta().next_try;
                 }
             }
-            let record = cmd.apply(&mut e.meta, now);
+            let record = cmd.apply(e.meta_mut(), now);
             let in_flight = e.in_flight;
             if matches!(record, Record::Remove(_)) {
                 self.entries.remove(&id);
@@ -543,12 +542,12 @@ impl Manager {
         // An attempt an administrator's retry started ahead of schedule is not counted.
         let counted = !std::mem::take(&mut e.forced);
         if counted {
-            e.meta.attempts += 1;
+            e.meta_mut().attempts += 1;
         }
-        let attempt = e.meta.attempts.max(1);
+        let attempt = e.meta().attempts.max(1);
         let mut notes = Vec::new();
         for (i, st) in results {
-            let r = &mut e.meta.rcpts[i];
+            let r = &mut e.meta_mut().rcpts[i];
             match st {
                 RcptStatus::Delivered(reply) => {
                     r.state = RcptState::Delivered;
@@ -585,11 +584,11 @@ impl Manager {
             0 => String::new(),
             n => format!(" of {n}"),
         };
-        let age = Duration::from_secs(now.saturating_sub(e.meta.created));
-        if e.meta.has_pending() {
+        let age = Duration::from_secs(now.saturating_sub(e.meta().created));
+        if e.meta().has_pending() {
             if counted && schedule::gives_up(o, attempt, age) {
                 for r in e
-                    .meta
+                    .meta_mut()
                     .rcpts
                     .iter_mut()
                     .filter(|r| r.state == RcptState::Pending)
@@ -610,34 +609,34 @@ impl Manager {
             } else {
                 let text = if counted {
                     let next = schedule::wait_after(o, attempt);
-                    e.meta.next_try = now + next.as_secs();
+                    e.meta_mut().next_try = now + next.as_secs();
                     format!(
                         "next attempt ({}{max}) in {}",
                         attempt + 1,
                         HumanDuration(next)
                     )
                 } else {
-                    e.meta.next_try = e.scheduled;
+                    e.meta_mut().next_try = e.scheduled;
                     format!(
                         "the retry asked for did not count as an attempt; attempt {}{max} \
                          stays as scheduled",
-                        e.meta.attempts + 1
+                        e.meta().attempts + 1
                     )
                 };
                 notes.push((Level::Info, EventKind::Delivery { text }));
             }
         }
         let mut retry_dests = Vec::new();
-        if std::mem::take(&mut e.retry_requested) && e.meta.has_pending() {
+        if std::mem::take(&mut e.retry_requested) && e.meta().has_pending() {
             // A real try, even where no host answered just now.
-            retry_dests = (e.meta.rcpts.iter())
+            retry_dests = (e.meta().rcpts.iter())
                 .filter_map(|r| rcpt_destination(&cfg, &r.addr))
                 .collect();
-            if e.meta.next_try > now {
+            if e.meta().next_try > now {
                 e.forced = true;
-                e.scheduled = e.meta.next_try;
+                e.scheduled = e.meta().next_try;
             }
-            e.meta.next_try = now;
+            e.meta_mut().next_try = now;
             let text = "a retry was asked for during the attempt: trying again now".into();
             notes.push((Level::Info, EventKind::Delivery { text }));
         }
@@ -667,11 +666,11 @@ impl Manager {
         self.dirty = true;
         if !e.finished() || e.in_flight {
             if changed {
-                self.spool.append_nowait(Record::Update(e.meta.clone()));
+                self.spool.append_nowait(Record::Update(e.meta().clone()));
             }
             return;
         }
-        let meta = e.meta.clone();
+        let meta = e.meta().clone();
         self.entries.remove(&id);
         self.due.set(id, None);
         self.owed.remove(&id);
@@ -705,5 +704,64 @@ fn outcome(rcpt: &str, attempt: u32, outcome: Outcome, detail: String) -> EventK
         attempt,
         outcome,
         detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry {
+        let meta = Meta {
+            id: 7,
+            created: 1,
+            from: "a@b.test".into(),
+            rcpts: vec![super::super::Rcpt {
+                addr: "c@d.test".into(),
+                state: RcptState::Pending,
+                last_error: String::new(),
+                notified: false,
+            }],
+            attempts: 0,
+            next_try: 0,
+            held: false,
+            warned: false,
+            size: 10,
+            client: "127.0.0.1".into(),
+            subject: String::new(),
+        };
+        let loc = Location {
+            seg: 1,
+            offset: 0,
+            len: 10,
+        };
+        Entry::new(meta, loc, "queued")
+    }
+
+    #[test]
+    fn an_entry_is_one_copy_shared_with_the_published_list_until_it_changes() {
+        let mut e = entry();
+        let first = e.shared_view();
+        // Published again unchanged: the same copy, nothing made.
+        assert!(Arc::ptr_eq(&first, &e.shared_view()));
+        // A change while the list holds it: the entry gets its own copy, the list keeps what
+        // it showed.
+        e.meta_mut().attempts = 1;
+        e.note("deferred".into());
+        let second = e.shared_view();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(first.meta.attempts, 0);
+        assert_eq!(first.history.len(), 1);
+        assert_eq!(second.meta.attempts, 1);
+        assert_eq!(second.history.len(), 2);
+        // Once the old list is gone, a change is made in place: still one copy.
+        drop(first);
+        drop(second);
+        let before = Arc::as_ptr(&e.shown);
+        e.meta_mut().attempts = 2;
+        assert_eq!(Arc::as_ptr(&e.shown), before);
+        // The attempt flag is brought up to date when published.
+        e.in_flight = true;
+        assert!(e.shared_view().in_flight);
     }
 }

@@ -56,9 +56,9 @@ impl Manager {
             self.owed.remove(&id);
             return false;
         };
-        let owed: Vec<usize> = (0..e.meta.rcpts.len())
+        let owed: Vec<usize> = (0..e.meta().rcpts.len())
             .filter(|&i| {
-                let r = &e.meta.rcpts[i];
+                let r = &e.meta().rcpts[i];
                 r.state == RcptState::Failed && !r.notified
             })
             .collect();
@@ -70,9 +70,9 @@ impl Manager {
         if e.notice_in_flight || e.notice_after > now {
             return false;
         }
-        if e.meta.from.is_empty() {
+        if e.meta().from.is_empty() {
             for &i in &owed {
-                e.meta.rcpts[i].notified = true;
+                e.meta_mut().rcpts[i].notified = true;
             }
             e.note("no failure notice: the sender is the null sender <>".into());
             self.owed.remove(&id);
@@ -84,12 +84,12 @@ impl Manager {
             return true;
         }
         e.notice_in_flight = true;
-        let rcpts = owed.iter().map(|&i| e.meta.rcpts[i].clone()).collect();
+        let rcpts = owed.iter().map(|&i| e.meta().rcpts[i].clone()).collect();
         let job = queue_notice(
             self.queue.clone(),
             self.spool.clone(),
             self.cfg.clone(),
-            e.meta.clone(),
+            e.meta().clone(),
             e.loc,
             rcpts,
             false,
@@ -109,11 +109,11 @@ impl Manager {
             return;
         };
         e.notice_in_flight = false;
-        let from = e.meta.from.clone();
+        let from = e.meta().from.clone();
         let text = match result {
             Ok(nid) => {
                 for i in owed {
-                    if let Some(r) = e.meta.rcpts.get_mut(i) {
+                    if let Some(r) = e.meta_mut().rcpts.get_mut(i) {
                         r.notified = true;
                     }
                 }
@@ -183,25 +183,25 @@ impl Manager {
             .entries
             .values()
             .filter(|e| {
-                !e.meta.warned
-                    && e.meta.has_pending()
-                    && now.saturating_sub(e.meta.created) >= after.0.as_secs()
+                !e.meta().warned
+                    && e.meta().has_pending()
+                    && now.saturating_sub(e.meta().created) >= after.0.as_secs()
             })
-            .map(|e| e.meta.id)
+            .map(|e| e.meta().id)
             .collect();
         for id in due {
             let e = self.entries.get_mut(&id).expect("listed");
-            e.meta.warned = true;
+            e.meta_mut().warned = true;
             e.note("delay warning sent".into());
-            self.spool.append_nowait(Record::Update(e.meta.clone()));
+            self.spool.append_nowait(Record::Update(e.meta().clone()));
             let pending: Vec<_> = e
-                .meta
+                .meta()
                 .rcpts
                 .iter()
                 .filter(|r| r.state == RcptState::Pending)
                 .cloned()
                 .collect();
-            let (meta, loc) = (e.meta.clone(), e.loc);
+            let (meta, loc) = (e.meta().clone(), e.loc);
             self.warn(meta, loc, pending);
         }
     }

@@ -55,8 +55,8 @@ impl Manager {
             .values()
             .filter(|e| e.loc.seg == seg)
             .map(|e| {
-                let rec = Record::Put(e.meta.clone(), Content::Moved(e.loc));
-                (e.meta.id, e.loc, self.spool.send(rec))
+                let rec = Record::Put(e.meta().clone(), Content::Moved(e.loc));
+                (e.meta().id, e.loc, self.spool.send(rec))
             })
             .collect();
         self.relocating = true;
