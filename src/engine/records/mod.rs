@@ -19,7 +19,7 @@ pub mod check;
 pub mod judge;
 
 use crate::engine::config::{Config, DeliveryMode, normalize_domain};
-use crate::engine::dkim::Selector;
+use crate::engine::dkim::{DkimError, KeyStore, Selector};
 use std::fmt;
 
 pub use check::check;
@@ -182,6 +182,18 @@ pub fn spf_value(cfg: &Config) -> String {
 /// The host name as the records use it: lower case, no trailing dot.
 pub fn hostname(cfg: &Config) -> String {
     normalize_domain(&cfg.server.hostname)
+}
+
+/// The DKIM selectors of every local domain, as the key directory holds them now.
+pub fn selectors(cfg: &Config, keys: &KeyStore) -> Result<Selectors, DkimError> {
+    cfg.domains
+        .iter()
+        .map(|d| {
+            let d = normalize_domain(d);
+            let s = keys.list(&d)?;
+            Ok((d, s))
+        })
+        .collect()
 }
 
 /// The records to publish: per local domain (or only `only`) its MX, SPF, each DKIM selector
