@@ -248,22 +248,25 @@ fn relay_mode_wants_the_relay_host_in_spf_and_no_reverse_name() {
         "outgoing_mails.mode=Relay",
         "outgoing_mails.relay.host=\"smtp.isp.test\"",
     ];
+    // Everything right but SPF, given as `spf` TXT records.
+    let zone = |recs: &[(String, String)], spf: &[&str]| {
+        let mut z = format!(
+            "mx-host={DOMAIN},{HOSTNAME},10\n\
+             address=/{HOSTNAME}/192.0.2.26\n\
+             address=/smtp.isp.test/198.51.100.7\n"
+        );
+        for v in spf {
+            z += &txt(DOMAIN, v);
+        }
+        z += &txt(&format!("_dmarc.{DOMAIN}"), "v=DMARC1; p=none");
+        for (n, v) in recs {
+            z += &txt(n, v);
+        }
+        z
+    };
+    // Two SPF records: an error whatever they say.
     let (s, _dns) = with_keys(
-        |recs| {
-            let mut z = format!(
-                "mx-host={DOMAIN},{HOSTNAME},10\n\
-                 address=/{HOSTNAME}/192.0.2.26\n\
-                 address=/smtp.isp.test/198.51.100.7\n"
-            );
-            // Two SPF records: an error whatever they say.
-            z += &txt(DOMAIN, "v=spf1 mx ~all");
-            z += &txt(DOMAIN, "v=spf1 a:smtp.isp.test ~all");
-            z += &txt(&format!("_dmarc.{DOMAIN}"), "v=DMARC1; p=none");
-            for (n, v) in recs {
-                z += &txt(n, v);
-            }
-            z
-        },
+        |recs| zone(recs, &["v=spf1 mx ~all", "v=spf1 a:smtp.isp.test ~all"]),
         &relay,
     );
     let out = s.cli(&["dns", "records"]);
@@ -280,8 +283,42 @@ fn relay_mode_wants_the_relay_host_in_spf_and_no_reverse_name() {
         spf.contains("has 2 SPF records: there must be exactly one"),
         "{spf}"
     );
-    // No reverse row: the relay host sends.
+    // No reverse row: the relay host sends. Nothing else is wrong.
     assert!(!out.stdout.contains(" PTR "), "{}", out.stdout);
-    let others: Vec<&str> = out.stdout.lines().filter(|l| l.contains('✗')).collect();
-    assert_eq!(others.len(), 1, "{}", out.stdout);
+    assert_eq!(
+        out.stdout.lines().filter(|l| l.contains('✗')).count(),
+        1,
+        "{}",
+        out.stdout
+    );
+
+    // `mx` alone does not authorise the relay host; its name does.
+    let recs = dkim_records(&s);
+    let set_dns = |d: &DnsServer| {
+        let hosts = format!("outgoing_mails.dns_hosts=[\"{}\"]", d.addr);
+        s.cli(&["config", "set", &hosts]).assert_ok();
+    };
+    let local = "local=/test/\nlocal=/in-addr.arpa/\n";
+    let mx_only = DnsServer::start(&format!("{local}{}", zone(&recs, &["v=spf1 mx -all"])));
+    set_dns(&mx_only);
+    let out = s.cli(&["dns", "check"]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", out.stdout, out.stderr);
+    assert!(
+        line(&out, "TXT", DOMAIN)
+            .contains("does not authorise the relay host (smtp.isp.test): 198.51.100.7 (fail)"),
+        "{}",
+        out.stdout
+    );
+    let right = DnsServer::start(&format!(
+        "{local}{}",
+        zone(&recs, &["v=spf1 a:smtp.isp.test ~all"])
+    ));
+    set_dns(&right);
+    let out = s.cli(&["dns", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", out.stdout, out.stderr);
+    assert!(
+        line(&out, "TXT", DOMAIN).contains("authorises the relay host (smtp.isp.test)"),
+        "{}",
+        out.stdout
+    );
 }

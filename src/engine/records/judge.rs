@@ -90,11 +90,44 @@ pub fn forward(host: &str, addrs: &[IpAddr]) -> Verdict {
                  refuse mail from a name that does not resolve."
             ),
         )
+    } else if addrs.iter().all(|ip| !is_public(*ip)) {
+        let list: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
+        (
+            State::Wrong,
+            format!(
+                "{host} resolves only to {}, an address other servers on the Internet cannot \
+                 reach: publish this server's public address.",
+                list.join(", ")
+            ),
+        )
     } else {
         (
             State::Ok,
             format!("{host} resolves to this server's addresses."),
         )
+    }
+}
+
+/// Whether another server on the Internet could reach `ip`: not loopback, private (RFC
+/// 1918, unique local), link-local, shared (RFC 6598) or unspecified.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || (o[0] == 100 && (o[1] & 0xc0) == 64))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
     }
 }
 
@@ -482,5 +515,13 @@ mod tests {
         assert!(!why.contains("Relay mode"), "{why}");
         assert_eq!(forward(h, &[]).0, State::Missing);
         assert_eq!(forward(h, &[ip]).0, State::Ok);
+        // A desktop's name in /etc/hosts, or a LAN address: not reachable from outside.
+        let lan: Vec<IpAddr> = ["127.0.1.1", "192.168.1.5", "fd00::5", "100.64.0.1"]
+            .map(|a| a.parse().unwrap())
+            .into();
+        let (st, why) = forward(h, &lan);
+        assert_eq!(st, State::Wrong);
+        assert!(why.contains("cannot reach"), "{why}");
+        assert_eq!(forward(h, &[lan[1], ip]).0, State::Ok);
     }
 }
