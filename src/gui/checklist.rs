@@ -1,7 +1,7 @@
 //! The "Getting started" checklist a new data directory opens with: the steps that make a
 //! working mail server, each with a button to the dialog that does it, ticked from the live
-//! state (the configuration file as last read and the listeners' status), never from stored
-//! flags. The host name rule is the engine's ([`validate::hostname_warning`]), the open-relay
+//! state (the configuration file as last read, the listeners' status and the DNS Records
+//! dialog's last check in this window), never from stored flags. The host name rule is the engine's ([`validate::hostname_warning`]), the open-relay
 //! rule too ([`validate::open_relay_warning`]); a listener's bind error is shown as the engine
 //! words it (with the setcap hint for a privileged port).
 
