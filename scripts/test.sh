@@ -32,10 +32,13 @@ packages=(
     # GUI tests: a real window and tray under Xvfb with a private D-Bus
     xvfb xauth dbus-daemon libayatana-appindicator3-1 libgl1-mesa-dri
     # test peers: swaks (with TLS), Python 3, Postfix's smtp-source/smtp-sink, dnsmasq,
-    # dkimpy (the third-party DKIM verifier of tests/dkim.rs; its Ed25519 needs python3-nacl)
+    # dkimpy and Mail::DKIM (the third-party DKIM verifiers of tests/dkim.rs; dkimpy's
+    # Ed25519 needs python3-nacl; libcryptx-perl is Crypt::PK::Ed25519, for a Mail::DKIM
+    # that verifies Ed25519, which Debian 12's 1.20230212 does not yet)
     swaks libnet-ssleay-perl libio-socket-ssl-perl
     python3
     python3-dkim python3-dnspython python3-nacl
+    libmail-dkim-perl libcryptx-perl
     postfix
     dnsmasq-base
     ca-certificates

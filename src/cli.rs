@@ -130,3 +130,61 @@ pub mod dkim {
         out
     }
 }
+
+/// `postern dns ...`: the output of `dns check`. The records and their checks are
+/// [`crate::engine::records`]'s.
+pub mod dns {
+    use crate::engine::records::{Row, State};
+
+    /// The mark of a state: ✓ ok, ✗ missing or wrong, ? could not check.
+    pub fn mark(state: State) -> &'static str {
+        match state {
+            State::Ok => "✓",
+            State::Missing | State::Wrong => "✗",
+            State::Unchecked => "?",
+        }
+    }
+
+    /// What `postern dns check` prints: per row its mark, type, name and sentence; for a row
+    /// that is not ok, what to publish and what DNS has now.
+    pub fn format_check(rows: &[Row]) -> String {
+        let mut out = String::new();
+        let mut last = None;
+        for r in rows {
+            if last != Some(&r.wanted.domain) {
+                out.push_str(&format!("{}\n", r.wanted.domain));
+                last = Some(&r.wanted.domain);
+            }
+            out.push_str(&format!(
+                "  {} {:<6} {}: {} ({})\n",
+                mark(r.state),
+                r.wanted.rtype.to_string(),
+                r.wanted.name,
+                r.sentence,
+                r.state.as_str()
+            ));
+            if r.state != State::Ok {
+                out.push_str(&format!("      publish: {}\n", r.wanted.value));
+                if r.found.is_empty() {
+                    out.push_str("      now:     (nothing)\n");
+                }
+                for f in &r.found {
+                    out.push_str(&format!("      now:     {f}\n"));
+                }
+            }
+        }
+        out
+    }
+
+    /// The exit status of `dns check`: 0 all ok, 1 something missing or wrong, 2 nothing
+    /// missing or wrong but something could not be checked.
+    pub fn exit_code(rows: &[Row]) -> u8 {
+        if rows.iter().any(|r| r.state.is_problem()) {
+            1
+        } else if rows.iter().any(|r| r.state == State::Unchecked) {
+            2
+        } else {
+            0
+        }
+    }
+}

@@ -51,6 +51,26 @@ enum Command {
     /// DKIM keys of the local domains: the records to publish, rotation.
     #[command(subcommand)]
     Dkim(DkimCmd),
+    /// The DNS records the local domains need for their mail to arrive, and a live check.
+    #[command(subcommand)]
+    Dns(DnsCmd),
+}
+
+#[derive(Subcommand)]
+enum DnsCmd {
+    /// Print the records to publish (MX, SPF, DKIM, DMARC, the server's address), as
+    /// zone-file lines.
+    Records {
+        /// Only this local domain.
+        domain: Option<String>,
+    },
+    /// Look each record up in DNS now (through `outgoing_mails.dns_hosts` when set) and say
+    /// what differs. Exit 0 when all are right, 1 when one is missing or wrong, 2 when none
+    /// is but a lookup failed.
+    Check {
+        /// Only this local domain.
+        domain: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -294,6 +314,7 @@ fn run(args: Cli) -> Result<ExitCode> {
         }
         Some(Command::Queue(q)) => queue(&opts.data_dir, q),
         Some(Command::Dkim(d)) => dkim(path, &opts.data_dir, d),
+        Some(Command::Dns(d)) => dns(path, &opts.data_dir, d),
         Some(Command::Access(AccessCmd::RelayUser {
             user,
             password_stdin,
@@ -379,6 +400,47 @@ fn dkim(config: &std::path::Path, data_dir: &std::path::Path, d: DkimCmd) -> Res
         Err(e) => eprintln!("postern: the running server was not told to reload: {e}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn dns(config: &std::path::Path, data_dir: &std::path::Path, d: DnsCmd) -> Result<ExitCode> {
+    use postern::engine::records;
+    let cfg = edit::read(config)?;
+    let store = KeyStore::new(data_dir);
+    let only = match &d {
+        DnsCmd::Records { domain } | DnsCmd::Check { domain } => domain.clone(),
+    };
+    if let Some(domain) = &only
+        && !cfg.is_local_domain(&postern::engine::config::normalize_domain(domain))
+    {
+        anyhow::bail!("{domain} is not a local domain (see `postern domain list`)");
+    }
+    if cfg.domains.is_empty() {
+        anyhow::bail!("there is no local domain yet (`postern domain add DOMAIN`)");
+    }
+    // Like `dkim show`: a domain without a key gets one, so its record can be published.
+    for domain in &cfg.domains {
+        store.ensure(domain, cfg.auth.dkim.ed25519)?;
+    }
+    let selectors = records::selectors(&cfg, &store)?;
+    let wanted = records::plan(&cfg, &selectors, only.as_deref());
+    match d {
+        DnsCmd::Records { .. } => {
+            print!("{}", records::zone_text(&cfg, &wanted));
+            Ok(ExitCode::SUCCESS)
+        }
+        DnsCmd::Check { .. } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let rows = rt.block_on(async {
+                let resolver = postern::engine::dns::Resolver::new(&cfg.outgoing_mails.dns_hosts)?;
+                anyhow::Ok(records::check(&resolver, &cfg, wanted).await)
+            })?;
+            print!("{}", cli::dns::format_check(&rows));
+            Ok(ExitCode::from(cli::dns::exit_code(&rows)))
+        }
+    }
 }
 
 fn queue(data_dir: &std::path::Path, q: QueueCmd) -> Result<ExitCode> {

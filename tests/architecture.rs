@@ -26,6 +26,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("current", 2),
     ("access", 3),
     ("delivery", 3),
+    ("records", 3),
     ("queue", 4),
     ("smtp", 5),
     ("control", 5),

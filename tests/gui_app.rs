@@ -5,6 +5,8 @@
 
 #![cfg(feature = "gui")]
 
+mod dns_common;
+
 use eframe::egui;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::{Harness, HarnessBuilder};
@@ -996,4 +998,85 @@ fn test_dns_asks_the_listed_dns_host() {
         h.query_by_label("other.test: MX 10 mx.example.test")
             .is_some()
     });
+}
+
+/// A dnsmasq with the records `example.test` needs for the server `postern.test`
+/// (192.0.2.25), its DKIM key `selector` = `txt`; the SPF record only when `spf`.
+fn records_dns(selector: &str, txt: &str, spf: bool) -> dns_common::DnsServer {
+    let parts: Vec<String> = txt
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", std::str::from_utf8(c).unwrap()))
+        .collect();
+    let mut zone = format!(
+        "local=/test/\nlocal=/in-addr.arpa/\n\
+         mx-host=example.test,postern.test,10\n\
+         host-record=postern.test,192.0.2.25\n\
+         txt-record={selector},{}\n\
+         txt-record=_dmarc.example.test,\"v=DMARC1; p=none\"\n",
+        parts.join(",")
+    );
+    if spf {
+        zone += "txt-record=example.test,\"v=spf1 mx ~all\"\n";
+    }
+    dns_common::DnsServer::start(&zone)
+}
+
+#[test]
+fn the_dns_records_dialog_checks_the_records_and_ticks_its_step() {
+    use postern::engine::dkim::KeyStore;
+    let env = Env::new(free_port(), |c| {
+        c.domains = vec!["example.test".into()];
+    });
+    // The domain's key, made as the server would, and published beside the other records;
+    // the SPF record is missing at first.
+    let keys = KeyStore::new(&env.data);
+    keys.ensure("example.test", false).unwrap();
+    let sel = keys.list("example.test").unwrap().remove(0);
+    let name = sel.dns_name("example.test");
+    let dns = records_dns(&name, &sel.txt(), false);
+    let hosts =
+        |d: &dns_common::DnsServer| vec![format!("outgoing_mails.dns_hosts=[\"{}\"]", d.addr)];
+    config::edit::config_set(&env.cfg, &hosts(&dns)).unwrap();
+    let mut h = env.app();
+    let ticked = |h: &Harness<'_, PosternApp>| {
+        h.get_by_label("DNS records").accesskit_node().toggled()
+            == Some(egui::accesskit::Toggled::True)
+    };
+    assert!(!ticked(&h), "not checked yet");
+
+    click(&mut h, "DNS Records");
+    assert!(h.state().is_open(Dialog::Dns));
+    wait_for(&mut h, "the rows of the check", |h| {
+        h.query_by_label("Mail for example.test comes to this server.")
+            .is_some()
+    });
+    // MX, SPF, DKIM, DMARC, the host name and its reverse name: one Copy each.
+    assert_eq!(h.get_all_by_label("Copy").count(), 6);
+    h.get_by_label(
+        "example.test has no SPF record: receivers cannot tell which servers may send its mail.",
+    );
+    h.get_by_label(&format!(
+        "The published key of selector {} matches this server's.",
+        sel.name
+    ));
+    h.get_by_label(
+        "192.0.2.25 names postern.test back: forward and reverse DNS match the HELO name.",
+    );
+    h.get_by_label("1 of 6 records need your attention.");
+    assert_eq!(h.get_all_by_label("ok").count(), 5);
+    assert_eq!(h.get_all_by_label("missing").count(), 1);
+    assert!(!ticked(&h), "a record is missing");
+
+    // The SPF record published, checked again: every row right, and the step ticked.
+    let dns2 = records_dns(&name, &sel.txt(), true);
+    config::edit::config_set(&env.cfg, &hosts(&dns2)).unwrap();
+    drop(dns);
+    click(&mut h, "Check Again");
+    wait_for(&mut h, "the second check", |h| {
+        h.query_by_label("Every record is right.").is_some()
+    });
+    assert_eq!(h.get_all_by_label("ok").count(), 6);
+    h.get_by_label("The SPF record of example.test authorises this server (postern.test).");
+    assert!(ticked(&h));
 }

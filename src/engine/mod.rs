@@ -18,6 +18,7 @@ pub mod logfile;
 pub mod options;
 pub mod perms;
 pub mod queue;
+pub mod records;
 pub mod reply;
 pub mod role;
 pub mod smtp;

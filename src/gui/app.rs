@@ -9,6 +9,7 @@
 use super::checklist;
 use super::dialogs::abuse::AbuseForm;
 use super::dialogs::access::AccessForm;
+use super::dialogs::dns::DnsDialog;
 use super::dialogs::domains::DomainsForm;
 use super::dialogs::form::FormDialog;
 use super::dialogs::outgoing::OutgoingForm;
@@ -37,18 +38,21 @@ pub enum Dialog {
     Outgoing,
     /// Abuse & Spam.
     Abuse,
+    /// DNS Records (reads only: not a settings form).
+    Dns,
     /// About Postern.
     About,
 }
 
 impl Dialog {
     /// Every dialog with its `POSTERN_GUI_OPEN_DIALOG` name.
-    pub const NAMES: [(&'static str, Dialog); 6] = [
+    pub const NAMES: [(&'static str, Dialog); 7] = [
         ("smtp", Dialog::Smtp),
         ("access", Dialog::Access),
         ("outgoing", Dialog::Outgoing),
         ("abuse", Dialog::Abuse),
         ("domains", Dialog::Domains),
+        ("dns", Dialog::Dns),
         ("about", Dialog::About),
     ];
 
@@ -60,12 +64,13 @@ impl Dialog {
             Dialog::Access => "Access Control",
             Dialog::Outgoing => "Outgoing Mails",
             Dialog::Abuse => "Abuse & Spam",
+            Dialog::Dns => "DNS Records",
             Dialog::About => "About Postern",
         }
     }
 
     /// The dialog named by `POSTERN_GUI_OPEN_DIALOG` (smtp, access, outgoing, abuse, domains,
-    /// about).
+    /// dns, about).
     pub fn from_name(name: &str) -> Option<Dialog> {
         let name = name.trim().to_ascii_lowercase();
         Self::NAMES
@@ -137,6 +142,8 @@ pub struct PosternApp {
     outgoing: Option<FormDialog<OutgoingForm>>,
     /// Open Abuse & Spam dialog.
     abuse: Option<FormDialog<AbuseForm>>,
+    /// The DNS Records dialog, kept while closed: its last check ticks a checklist step.
+    dns: DnsDialog,
     /// The configuration file as last read (None: it cannot be read).
     config: Option<Config>,
     /// The open-relay warning for the configuration file as last read.
@@ -174,6 +181,7 @@ impl PosternApp {
             access: None,
             outgoing: None,
             abuse: None,
+            dns: DnsDialog::default(),
             config: None,
             relay_warning: None,
             about: false,
@@ -198,7 +206,11 @@ impl PosternApp {
 
     /// The "Getting started" steps as the live state has them now.
     pub fn checklist(&self) -> Vec<checklist::Step> {
-        checklist::steps(self.config.as_ref(), self.services.status().as_ref())
+        checklist::steps(
+            self.config.as_ref(),
+            self.services.status().as_ref(),
+            self.dns.summary(),
+        )
     }
 
     /// The engine.
@@ -249,6 +261,7 @@ impl PosternApp {
                 self.outgoing = Some(d);
             }
             Dialog::Abuse => self.abuse = Some(FormDialog::open(&self.services)),
+            Dialog::Dns => self.dns.open(),
             Dialog::About => self.about = true,
         }
     }
@@ -272,6 +285,7 @@ impl PosternApp {
             Dialog::Access => self.access.is_some(),
             Dialog::Outgoing => self.outgoing.is_some(),
             Dialog::Abuse => self.abuse.is_some(),
+            Dialog::Dns => self.dns.open,
             Dialog::About => self.about,
         }
     }
@@ -400,6 +414,7 @@ impl PosternApp {
                     self.chart.ui(ui);
                 });
         }
+        self.dns.poll(&ctx, &self.services);
         egui::CentralPanel::default().show(ui, |ui| {
             if self.prefs.getting_started {
                 match checklist::ui(ui, &self.checklist()) {
@@ -473,6 +488,7 @@ impl PosternApp {
         {
             self.domains = None;
         }
+        self.dns.show(&ctx);
         if self.about {
             self.about_window(&ctx);
         }
@@ -532,6 +548,10 @@ impl PosternApp {
                 }
                 if ui.button("Abuse & Spam...").clicked() {
                     self.open(Dialog::Abuse);
+                }
+                ui.separator();
+                if ui.button("DNS Records...").clicked() {
+                    self.open(Dialog::Dns);
                 }
             });
             ui.menu_button("View", |ui| {
@@ -608,6 +628,13 @@ impl PosternApp {
                 .clicked()
             {
                 self.open(Dialog::Abuse);
+            }
+            if ui
+                .button("DNS Records")
+                .on_hover_text("The MX, SPF, DKIM and DMARC records to publish, checked live")
+                .clicked()
+            {
+                self.open(Dialog::Dns);
             }
         });
         if let Some(w) = &self.relay_warning {

@@ -1,11 +1,12 @@
 //! The "Getting started" checklist a new data directory opens with: the steps that make a
 //! working mail server, each with a button to the dialog that does it, ticked from the live
-//! state (the configuration file as last read and the listeners' status), never from stored
-//! flags. The host name rule is the engine's ([`validate::hostname_warning`]), the open-relay
+//! state (the configuration file as last read, the listeners' status and the DNS Records
+//! dialog's last check in this window), never from stored flags. The host name rule is the engine's ([`validate::hostname_warning`]), the open-relay
 //! rule too ([`validate::open_relay_warning`]); a listener's bind error is shown as the engine
 //! words it (with the setcap hint for a privileged port).
 
 use super::app::Dialog;
+use super::dialogs::dns::Summary;
 use crate::engine::config::validate;
 use crate::engine::config::{Config, DeliveryMode};
 use crate::engine::handle::Status;
@@ -26,9 +27,10 @@ pub struct Step {
     pub dialog: Dialog,
 }
 
-/// The steps for the configuration `cfg` (None: the file cannot be read) and the engine's
-/// `status` (None: the services are not running).
-pub fn steps(cfg: Option<&Config>, status: Option<&Status>) -> Vec<Step> {
+/// The steps for the configuration `cfg` (None: the file cannot be read), the engine's
+/// `status` (None: the services are not running) and the last DNS Records check (None: none
+/// finished since the window opened).
+pub fn steps(cfg: Option<&Config>, status: Option<&Status>, dns: Option<Summary>) -> Vec<Step> {
     let Some(cfg) = cfg else {
         return vec![Step {
             title: "Configuration file",
@@ -123,6 +125,32 @@ pub fn steps(cfg: Option<&Config>, status: Option<&Status>) -> Vec<Step> {
         }
         DeliveryMode::Relay => (true, format!("Relay through {}:{}", r.host, r.port)),
     };
+    // Ticked only when the last check found every record right: one that could not be
+    // checked is not known to be right.
+    let records = match dns {
+        None => (
+            false,
+            "not checked yet: the MX, SPF, DKIM and DMARC records your domains need".to_string(),
+        ),
+        Some(s) if s.problems > 0 => (
+            false,
+            format!(
+                "{} missing or wrong at the last check",
+                plural(s.problems, "record")
+            ),
+        ),
+        Some(s) if s.unchecked > 0 => (
+            false,
+            format!(
+                "{} could not be checked: DNS did not answer",
+                plural(s.unchecked, "record")
+            ),
+        ),
+        Some(s) => (
+            true,
+            format!("all {} records right at the last check", s.rows),
+        ),
+    };
     let step = |title, (done, detail): (bool, String), action, dialog| Step {
         title,
         done,
@@ -155,6 +183,7 @@ pub fn steps(cfg: Option<&Config>, status: Option<&Status>) -> Vec<Step> {
             "Choose the Mode...",
             Dialog::Outgoing,
         ),
+        step("DNS records", records, "Check DNS Records...", Dialog::Dns),
     ]
 }
 
@@ -232,7 +261,7 @@ mod tests {
     use super::*;
 
     fn done(cfg: &Config) -> Vec<(&'static str, bool)> {
-        steps(Some(cfg), None)
+        steps(Some(cfg), None, None)
             .into_iter()
             .map(|s| (s.title, s.done))
             .collect()
@@ -257,6 +286,32 @@ mod tests {
         c.outgoing_mails.mode = DeliveryMode::Relay;
         c.outgoing_mails.relay.host.clear();
         assert!(!done(&c)[5].1);
-        assert!(!steps(None, None)[0].done);
+        assert!(!steps(None, None, None)[0].done);
+    }
+
+    #[test]
+    fn dns_records_are_ticked_when_the_last_check_found_all_right() {
+        let c = Config::default();
+        let dns = |problems, unchecked| {
+            let s = steps(
+                Some(&c),
+                None,
+                Some(Summary {
+                    rows: 6,
+                    problems,
+                    unchecked,
+                }),
+            );
+            let step = s.into_iter().find(|s| s.title == "DNS records").unwrap();
+            (step.done, step.detail)
+        };
+        assert!(dns(0, 0).0);
+        let (done, detail) = dns(2, 1);
+        assert!(!done);
+        assert!(detail.starts_with("2 records missing or wrong"), "{detail}");
+        assert!(!dns(0, 1).0);
+        let none = steps(Some(&c), None, None);
+        assert!(!none.last().unwrap().done);
+        assert_eq!(none.last().unwrap().dialog, Dialog::Dns);
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod abuse;
 pub mod access;
+pub mod dns;
 pub mod domains;
 pub mod form;
 pub mod outgoing;
