@@ -100,6 +100,12 @@ impl Resolver {
         })
     }
 
+    /// mail-auth's authenticator (SPF, DKIM, DMARC) over this resolver: the same name
+    /// servers, options and cache.
+    pub fn authenticator(&self) -> mail_auth::MessageAuthenticator {
+        mail_auth::MessageAuthenticator((*self.inner).clone())
+    }
+
     /// MX records of `domain`, sorted by preference, with RFC 5321 5.1 (no MX: the domain's
     /// own addresses) and RFC 7505 (null MX) already applied.
     pub async fn mx(&self, domain: &str) -> Result<MxAnswer, DnsError> {
