@@ -186,6 +186,14 @@ pub enum EventKind {
         /// Its result.
         detail: String,
     },
+    /// The message authentication results of one inbound message (SPF, DKIM, DMARC), as in
+    /// its `Authentication-Results:` field.
+    MailAuth {
+        /// The message id.
+        id: String,
+        /// `spf=pass dkim=pass dmarc=pass`, with the domains checked.
+        results: String,
+    },
     /// A check could not run (no resolver); the client was let through.
     CheckSkipped {
         /// Which check(s).
@@ -285,7 +293,8 @@ impl EventKind {
             | RelayAllowed { .. }
             | Delivered { .. }
             | MessageRejected { .. }
-            | CheckPassed { .. } => Channel::SmtpIn,
+            | CheckPassed { .. }
+            | MailAuth { .. } => Channel::SmtpIn,
             ConnectionRefused { .. }
             | AuthFailed { .. }
             | RelayDenied { .. }
@@ -437,6 +446,7 @@ impl fmt::Display for Raw<'_> {
             }
             CheckFailed { check, detail } => write!(f, "{check} check failed: {detail}"),
             CheckPassed { check, detail } => write!(f, "{check}: {detail}"),
+            MailAuth { id, results } => write!(f, "message {id}: {results}"),
             CheckSkipped { check, error } => write!(f, "{check} skipped: {error}"),
             ClientBlocked { at, reason } => write!(f, "{at}: {reason}"),
             TransferLimit { reason } => write!(f, "message refused: {reason}"),
