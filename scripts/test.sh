@@ -36,6 +36,8 @@ packages=(
     swaks libnet-ssleay-perl libio-socket-ssl-perl
     python3
     python3-dkim python3-dnspython python3-nacl
+    # tests/mail_auth.rs: an RSA key for the messages dkimpy signs
+    openssl
     postfix
     dnsmasq-base
     ca-certificates

@@ -16,10 +16,11 @@ use crate::engine::dns::Resolver;
 use crate::engine::store::body::Body;
 use mail_auth::common::crypto::{HashAlgorithm, HashContext, HashImpl, Sha1, Sha256};
 use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dkim::DkimError;
 use mail_auth::dkim::canonicalize::BodyHasher;
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
-use mail_auth::{AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult};
+use mail_auth::{AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcResult};
 use std::net::IpAddr;
 use std::ops::Range;
 use std::time::Duration;
@@ -138,25 +139,41 @@ pub async fn check(resolver: &Resolver, i: &Inputs<'_>) -> Results {
     }
     let auth = resolver.authenticator();
     let from = msg.from().to_string();
-    let run = async {
-        let dkim = auth.verify_dkim(&msg).await;
-        let dmarc = if i.dmarc {
-            Some(
-                auth.verify_dmarc(DmarcParameters::new(&msg, &dkim, &i.spf.domain, &spf_out))
-                    .await,
-            )
-        } else {
-            None
-        };
-        (dkim, dmarc)
-    };
-    let Ok((dkim, dmarc)) = tokio::time::timeout(CHECK_DEADLINE, run).await else {
+    let deadline = tokio::time::Instant::now() + CHECK_DEADLINE;
+    let timed_out = |mut summary: String, ar: AuthenticationResults<'_>| {
         summary.push_str(" dkim=temperror dmarc=temperror (no answer in time)");
-        return Results {
+        Results {
             field: with_extra(ar.to_header(), "dkim=temperror;\r\n\tdmarc=temperror"),
             summary,
             dmarc_failed: None,
-        };
+        }
+    };
+    let Ok(verified) = tokio::time::timeout_at(deadline, auth.verify_dkim(&msg)).await else {
+        return timed_out(summary, ar);
+    };
+    // A body that does not match its signature's hash failed verification (RFC 6376 6.3,
+    // RFC 8601 2.7.1 "fail"); mail-auth calls it neutral.
+    let dkim: Vec<DkimOutput<'_>> = verified
+        .iter()
+        .map(|d| match d.result() {
+            DkimResult::Neutral(e @ mail_auth::Error::Dkim(DkimError::FailedBodyHashMatch)) => {
+                let out = DkimOutput::fail(e.clone());
+                match d.signature() {
+                    Some(sig) => out.with_signature(sig),
+                    None => out,
+                }
+            }
+            _ => d.clone(),
+        })
+        .collect();
+    let dmarc = if i.dmarc {
+        let params = DmarcParameters::new(&msg, &dkim, &i.spf.domain, &spf_out);
+        match tokio::time::timeout_at(deadline, auth.verify_dmarc(params)).await {
+            Ok(out) => Some(out),
+            Err(_) => return timed_out(summary, ar),
+        }
+    } else {
+        None
     };
     let mut ar = ar.with_dkim_results(&dkim, &from);
     let mut extra = String::new();
