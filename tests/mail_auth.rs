@@ -269,6 +269,18 @@ fn spf_dkim_and_dmarc_results_are_in_authentication_results() {
     ok(send(port, "127.0.0.2", "bob@good.test", &m));
     assert_results(&s, "big", "pass", "pass", "pass");
 
+    // Seven signatures: the first five (the last five made, all without a key) are checked.
+    let mut m = sign(&key, &message("bob@good.test", "many"), "good.test", "sel");
+    for _ in 0..6 {
+        m = sign(&key, &m, "good.test", "gone");
+    }
+    ok(send(port, "127.0.0.2", "bob@good.test", &m));
+    let mail = assert_results(&s, "many", "pass", "permerror", "pass");
+    let ar =
+        &mail[mail.find("Authentication-Results:").unwrap()..mail.find("DKIM-Signature:").unwrap()];
+    assert_eq!(ar.matches("dkim=permerror").count(), 5, "{ar}");
+    assert!(!ar.contains("dkim=pass"), "{ar}");
+
     // The body altered after signing: DKIM fails; SPF still aligns, so DMARC passes.
     let m = sign(
         &key,
@@ -377,7 +389,7 @@ fn spf_dkim_and_dmarc_results_are_in_authentication_results() {
     // Live Logs: one line per message with each result and the session id.
     let text = poll(WAIT, "the results in the log", || {
         let t = log_text(&s);
-        t.contains("dkim=permerror").then_some(t)
+        t.contains("the first 5 checked").then_some(t)
     });
     let line = text
         .lines()
@@ -435,6 +447,14 @@ fn dmarc_reject_action_refuses_at_end_of_data() {
         s.alice_mails()
             .iter()
             .all(|m| !m.contains("Subject: refused"))
+    );
+    // DKIM verification cannot be turned off under DMARC: the field path says why.
+    let out = s.cli(&["config", "set", "auth.dkim.verify=false"]);
+    out.assert_failed();
+    assert!(
+        out.stderr.contains("auth.dmarc.enabled") && out.stderr.contains("auth.dkim.verify"),
+        "{}",
+        out.stderr
     );
     // DMARC turned off: the same message is delivered and its DMARC not checked.
     s.cli(&["config", "set", "auth.dmarc.enabled=false"])

@@ -622,12 +622,10 @@ impl Gate {
                 self.log(
                     Level::Warn,
                     Some(c.session),
-                    EventKind::Note {
-                        text: format!(
-                            "message {}: {} Authentication-Results field(s) claiming {host} removed",
-                            m.id,
-                            content.forged.len()
-                        ),
+                    EventKind::ForgedResults {
+                        id: m.id.to_string(),
+                        count: content.forged.len(),
+                        host: host.clone(),
                     },
                 );
             }
@@ -667,6 +665,12 @@ impl Gate {
         );
         content.results = results.field;
         if let Some((domain, policy)) = results.dmarc_failed {
+            // The domain comes from the message: only printable ASCII reaches the reply.
+            let domain: String = domain
+                .chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(253)
+                .collect();
             self.check_failed(
                 c,
                 "DMARC",

@@ -194,6 +194,16 @@ pub enum EventKind {
         /// `spf=pass dkim=pass dmarc=pass`, with the domains checked.
         results: String,
     },
+    /// `Authentication-Results:` fields claiming our host name were cut from an incoming
+    /// message (RFC 8601 §5).
+    ForgedResults {
+        /// The message id.
+        id: String,
+        /// How many fields.
+        count: usize,
+        /// Our host name (the authserv-id they claimed).
+        host: String,
+    },
     /// A check could not run (no resolver); the client was let through.
     CheckSkipped {
         /// Which check(s).
@@ -302,6 +312,7 @@ impl EventKind {
             | ClientBlocked { .. }
             | TransferLimit { .. }
             | SenderRefused { .. }
+            | ForgedResults { .. }
             | ProtocolAbuse { .. }
             | LoginRevoked { .. }
             | PlaintextDiscarded { .. }
@@ -447,6 +458,10 @@ impl fmt::Display for Raw<'_> {
             CheckFailed { check, detail } => write!(f, "{check} check failed: {detail}"),
             CheckPassed { check, detail } => write!(f, "{check}: {detail}"),
             MailAuth { id, results } => write!(f, "message {id}: {results}"),
+            ForgedResults { id, count, host } => write!(
+                f,
+                "message {id}: {count} Authentication-Results field(s) claiming {host} removed"
+            ),
             CheckSkipped { check, error } => write!(f, "{check} skipped: {error}"),
             ClientBlocked { at, reason } => write!(f, "{at}: {reason}"),
             TransferLimit { reason } => write!(f, "message refused: {reason}"),
