@@ -137,6 +137,9 @@ pub struct Content {
     /// `Authentication-Results:` fields claiming our authserv-id: octet ranges of the
     /// message to cut before it is stored.
     pub forged: Vec<Range<u64>>,
+    /// The client submits rather than delivers to us (logged in, relaying, or a client the
+    /// IP ranges let relay without a login): an MSA's additions apply (RFC 6409 8).
+    pub submitted: bool,
 }
 
 /// SPF outcomes a session remembers.
@@ -577,7 +580,7 @@ impl Gate {
     /// At the end of DATA, before [`Gate::end_of_data`]: the message's content. A `From:`
     /// the login may not use (`access.sender_must_match_login`, the rule of [`Gate::mail`]
     /// applied to the header); forged `Authentication-Results:` fields; and for inbound mail
-    /// (neither logged in nor a Safe IP, nothing relayed) SPF, DKIM and DMARC, the
+    /// (not submitted, see [`Content::submitted`], and not from a Safe IP) SPF, DKIM and DMARC, the
     /// `Authentication-Results:` field, and DMARC's `p=quarantine`/`p=reject` honoured by
     /// `auth.dmarc.action`.
     pub async fn content(
@@ -589,10 +592,19 @@ impl Gate {
     ) -> Content {
         let cfg = &cur.config;
         let section = mailauth::header_section(m.head, m.body.len());
+        // A client the IP ranges let relay without a login is one of ours (a LAN machine, a
+        // printer), whether or not this message is relayed.
+        let range_client = cfg.access.ip_range.enabled
+            && !cfg.access.smtp_auth.enabled
+            && matches!(
+                relay::may_relay(c.role, c.ip(), None, cur),
+                relay::Verdict::Allow(_)
+            );
         let mut content = Content {
             decision: Decision::Pass,
             results: String::new(),
             forged: Vec::new(),
+            submitted: c.login.is_some() || m.relayed || range_client,
         };
         if cfg.access.sender_must_match_login
             && let Some(Login::Account(user)) = c.login
@@ -630,7 +642,7 @@ impl Gate {
                 );
             }
         }
-        if c.login.is_some() || m.relayed || cur.is_safe_ip(c.ip()) {
+        if content.submitted || cur.is_safe_ip(c.ip()) {
             return content;
         }
         let Some(resolver) = self.resolver(cur, c, "SPF/DKIM/DMARC checks") else {

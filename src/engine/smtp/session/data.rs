@@ -128,9 +128,10 @@ impl Session {
             Decision::Tag(t) => tags.extend(t),
             Decision::Pass => {}
         }
-        // A logged-in client submits (RFC 6409 8), and so does one relaying through us by its
-        // IP range: the Date and Message-ID it left out are added, as an MSA does.
-        let added = if self.auth.is_some() || relayed {
+        // A logged-in client submits (RFC 6409 8), and so does one relaying through us or
+        // let relay by its IP range: the Date and Message-ID it left out are added, as an MSA
+        // does.
+        let added = if content.submitted {
             trace::submission_fields(&head, &cur.config.server.hostname)
         } else {
             String::new()

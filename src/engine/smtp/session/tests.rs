@@ -1157,6 +1157,16 @@ async fn submitted_mail_gets_date_and_message_id_and_inbound_mail_its_results() 
 > RCPT TO:<x@elsewhere.test>
 > DATA
 >> Subject: x\r\n\r\nhi\r\n.\r\n
+## a client of the IP ranges writing to a local account: still a submission
+! access.smtp_auth.enabled=false
+! access.ip_range.enabled=true
+! access.ip_range.ranges=["192.0.2.0/24"]
+@ 192.0.2.5 outgoing
+> EHLO c
+> MAIL FROM:<bob@example.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>> Subject: z\r\n\r\nhi\r\n.\r\n
 ## inbound from a stranger: nothing added, Authentication-Results; a forged one is cut
 @ 198.51.100.7 incoming
 > EHLO c
@@ -1176,6 +1186,10 @@ async fn submitted_mail_gets_date_and_message_id_and_inbound_mail_its_results() 
     assert!(env.results.is_empty(), "{:?}", env.results);
     assert_eq!(msg, b"Subject: x\r\n\r\nhi\r\n");
     let (_, _, got) = run(&cases[1]).await;
+    let (env, _) = &got[0];
+    assert!(env.added.contains("Message-ID: <"), "{:?}", env.added);
+    assert!(env.results.is_empty(), "{:?}", env.results);
+    let (_, _, got) = run(&cases[2]).await;
     let (env, msg) = &got[0];
     assert_eq!(env.added, "");
     assert!(
