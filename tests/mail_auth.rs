@@ -540,6 +540,11 @@ fn from_header_must_match_the_login_when_required() {
     let (code, text) = submit(port, "mallory@good.test", "not-mine");
     assert_eq!(code, 550, "{text}");
     assert!(text.contains("5.7.1") && text.contains("From:"), "{text}");
+    let log = poll(WAIT, "the refusal in the log", || {
+        let t = log_text(&s);
+        t.contains("From: mallory@good.test refused").then_some(t)
+    });
+    assert!(log.contains(&format!("logged in as {ALICE}")), "{log}");
     let (code, text) = submit(port, &ALICE.to_uppercase(), "mine");
     assert_eq!(code, 250, "{text}");
     // A logged-in client's mail gets no Authentication-Results (it is not inbound mail).

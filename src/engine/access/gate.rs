@@ -618,8 +618,8 @@ impl Gate {
                 self.log(
                     Level::Warn,
                     Some(c.session),
-                    EventKind::SenderRefused {
-                        sender: format!("From: {from}"),
+                    EventKind::FromRefused {
+                        from,
                         login: user.clone(),
                     },
                 );

@@ -194,6 +194,13 @@ pub enum EventKind {
         /// `spf=pass dkim=pass dmarc=pass`, with the domains checked.
         results: String,
     },
+    /// A logged-in user's message named another address in its `From:` header.
+    FromRefused {
+        /// The address of the `From:` header.
+        from: String,
+        /// The login.
+        login: String,
+    },
     /// `Authentication-Results:` fields claiming our host name were cut from an incoming
     /// message (RFC 8601 §5).
     ForgedResults {
@@ -313,6 +320,7 @@ impl EventKind {
             | TransferLimit { .. }
             | SenderRefused { .. }
             | ForgedResults { .. }
+            | FromRefused { .. }
             | ProtocolAbuse { .. }
             | LoginRevoked { .. }
             | PlaintextDiscarded { .. }
@@ -458,6 +466,9 @@ impl fmt::Display for Raw<'_> {
             CheckFailed { check, detail } => write!(f, "{check} check failed: {detail}"),
             CheckPassed { check, detail } => write!(f, "{check}: {detail}"),
             MailAuth { id, results } => write!(f, "message {id}: {results}"),
+            FromRefused { from, login } => {
+                write!(f, "From: {from} refused: logged in as {login}")
+            }
             ForgedResults { id, count, host } => write!(
                 f,
                 "message {id}: {count} Authentication-Results field(s) claiming {host} removed"
