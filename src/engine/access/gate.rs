@@ -646,10 +646,7 @@ impl Gate {
             return content;
         }
         let Some(resolver) = self.resolver(cur, c, "SPF/DKIM/DMARC checks") else {
-            content.results = format!(
-                "Authentication-Results: {host}; none
-"
-            );
+            content.results = format!("Authentication-Results: {host}; none (no resolver)\r\n");
             return content;
         };
         let helo = c.helo.unwrap_or_default();
