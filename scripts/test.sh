@@ -39,6 +39,8 @@ packages=(
     python3
     python3-dkim python3-dnspython python3-nacl
     libmail-dkim-perl libcryptx-perl
+    # tests/mail_auth.rs: an RSA key for the messages dkimpy signs
+    openssl
     postfix
     dnsmasq-base
     ca-certificates

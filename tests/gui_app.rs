@@ -907,7 +907,12 @@ fn abuse_settings_are_saved_and_reloaded() {
     set_field(&mut h, "New RBL Zone", "bl.example.test");
     click(&mut h, "Add RBL Zone");
     click(&mut h, "Enable RBL Lists");
+    // DMARC off, then DKIM verification off (DMARC needs it).
+    click(&mut h, "Enable DMARC Check");
+    click(&mut h, "Verify DKIM Signatures");
     click(&mut h, "OK");
+    let auth = env.load().auth;
+    assert!(!auth.dmarc.enabled && !auth.dkim.verify, "{auth:?}");
     let a = env.load().abuse;
     assert_eq!(a.max_connections_per_ip, 1);
     assert_eq!(a.ipv6_prefix, 56);

@@ -100,8 +100,8 @@ impl Resolver {
         })
     }
 
-    /// mail-auth's authenticator over this resolver (same servers, options and cache), for
-    /// the checks mail-auth evaluates itself (SPF).
+    /// mail-auth's authenticator (SPF, DKIM, DMARC) over this resolver: the same name
+    /// servers, options and cache.
     pub fn authenticator(&self) -> mail_auth::MessageAuthenticator {
         mail_auth::MessageAuthenticator((*self.inner).clone())
     }

@@ -217,6 +217,20 @@ pub const SENDER_NOT_OWNED: Reply = Reply::fixed(
     553,
     "5.7.1 Sender address does not belong to the logged-in user",
 );
+/// 550: the `From:` header names an address the logged-in user may not use
+/// (`access.sender_must_match_login`).
+pub const FROM_NOT_OWNED: Reply = Reply::fixed(
+    550,
+    "5.7.1 From: header address does not belong to the logged-in user",
+);
+/// 550: DMARC failed and the From: domain asks for rejection or quarantine
+/// (`auth.dmarc.action` = Refuse).
+pub fn dmarc_failed(domain: &str, policy: &str) -> Reply {
+    Reply::new(
+        550,
+        format!("5.7.1 Message refused: it fails the DMARC check of {domain} (policy {policy})"),
+    )
+}
 /// 452: more recipients than `smtp.max_recipients_per_mail` (RFC 5321 4.5.3.1.10).
 pub const TOO_MANY_RECIPIENTS: Reply = Reply::fixed(452, "4.5.3 Too many recipients");
 /// 550: `<postmaster>` with no postmaster account.

@@ -11,15 +11,17 @@
 use super::abuse::{Abuse, ConnectionGuard};
 use super::recipient::{self, RcptVerdict, Recipient};
 use super::relay::{self, Login};
-use super::{dnsbl, rdns, spf};
+use super::{dnsbl, mailauth, rdns, spf};
 use crate::engine::config::{Action, normalize_address};
 use crate::engine::current::Current;
 use crate::engine::dns::{DnsError, Resolver};
 use crate::engine::events::{EventBus, EventKind, Level};
 use crate::engine::reply::{self, Reply};
 use crate::engine::role::Role;
+use crate::engine::store::body::Body;
 use crate::engine::store::password;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -108,6 +110,36 @@ pub struct CheckCache {
     rdns: Option<(String, Result<(), String>)>,
     /// Recent (domain, sender) pairs and their SPF outcome, newest last.
     spf: Vec<((String, String), spf::SpfOutcome)>,
+}
+
+/// A whole message at the end of DATA, as the gate sees it.
+pub struct Message<'a> {
+    /// The message id (`SESSION.N`), for the log.
+    pub id: &'a str,
+    /// The envelope sender (empty for `<>`).
+    pub from: &'a str,
+    /// Some recipient is relayed (the client submits rather than delivers to us).
+    pub relayed: bool,
+    /// The first [`HEAD_SCANNED`] octets.
+    pub head: &'a [u8],
+    /// The whole message.
+    pub body: &'a Body,
+}
+
+/// What the gate found in a message's content.
+#[derive(Debug)]
+pub struct Content {
+    /// Go on (with warnings to add), or refuse.
+    pub decision: Decision,
+    /// The `Authentication-Results:` field to add (CRLF-terminated), empty for mail that is
+    /// not inbound (a logged-in client, a Safe IP, relayed mail).
+    pub results: String,
+    /// `Authentication-Results:` fields claiming our authserv-id: octet ranges of the
+    /// message to cut before it is stored.
+    pub forged: Vec<Range<u64>>,
+    /// The client submits rather than delivers to us (logged in, relaying, or a client the
+    /// IP ranges let relay without a login): an MSA's additions apply (RFC 6409 8).
+    pub submitted: bool,
 }
 
 /// SPF outcomes a session remembers.
@@ -399,22 +431,8 @@ impl Gate {
             }
         }
         if cfg.abuse.spf.enabled {
-            let domain = from
-                .rsplit_once('@')
-                .map(|(_, d)| d.to_string())
-                .unwrap_or_else(|| helo.to_string());
-            let key = (domain.clone(), from.to_string());
-            let out = match cache.spf.iter().find(|(k, _)| *k == key) {
-                Some((_, out)) => out.clone(),
-                None => {
-                    let out = spf::check(&resolver, c.ip(), &domain, from, helo).await;
-                    if cache.spf.len() == SPF_CACHE {
-                        cache.spf.remove(0);
-                    }
-                    cache.spf.push((key, out.clone()));
-                    out
-                }
-            };
+            let out = self.spf(&resolver, c, from, cache).await;
+            let domain = out.domain.clone();
             if out.result == spf::SpfResult::Fail {
                 self.check_failed(c, "SPF", out.reason.clone());
                 match cfg.abuse.spf.action {
@@ -557,6 +575,152 @@ impl Gate {
                 Decision::Refuse(Refusal::reply(r.reply))
             }
         }
+    }
+
+    /// At the end of DATA, before [`Gate::end_of_data`]: the message's content. A `From:`
+    /// the login may not use (`access.sender_must_match_login`, the rule of [`Gate::mail`]
+    /// applied to the header); forged `Authentication-Results:` fields; and for inbound mail
+    /// (not submitted, see [`Content::submitted`], and not from a Safe IP) SPF, DKIM and DMARC, the
+    /// `Authentication-Results:` field, and DMARC's `p=quarantine`/`p=reject` honoured by
+    /// `auth.dmarc.action`.
+    pub async fn content(
+        &self,
+        cur: &Current,
+        c: &Client<'_>,
+        m: &Message<'_>,
+        cache: &mut CheckCache,
+    ) -> Content {
+        let cfg = &cur.config;
+        let section = mailauth::header_section(m.head, m.body.len());
+        // A client the IP ranges let relay without a login is one of ours (a LAN machine, a
+        // printer), whether or not this message is relayed.
+        let range_client = cfg.access.ip_range.enabled
+            && !cfg.access.smtp_auth.enabled
+            && matches!(
+                relay::may_relay(c.role, c.ip(), None, cur),
+                relay::Verdict::Allow(_)
+            );
+        let mut content = Content {
+            decision: Decision::Pass,
+            results: String::new(),
+            forged: Vec::new(),
+            submitted: c.login.is_some() || m.relayed || range_client,
+        };
+        if cfg.access.sender_must_match_login
+            && let Some(Login::Account(user)) = c.login
+        {
+            let froms = section.and_then(mailauth::from_addresses);
+            let bad = match &froms {
+                None => Some("(no address that can be read)".to_string()),
+                Some(list) => list.iter().find(|f| normalize_address(f) != *user).cloned(),
+            };
+            if let Some(from) = bad {
+                self.log(
+                    Level::Warn,
+                    Some(c.session),
+                    EventKind::FromRefused {
+                        from,
+                        login: user.clone(),
+                    },
+                );
+                content.decision = Decision::Refuse(Refusal::reply(reply::FROM_NOT_OWNED));
+                return content;
+            }
+        }
+        let host = &cfg.server.hostname;
+        if let Some(section) = section {
+            content.forged = mailauth::forged_results(section, host);
+            if !content.forged.is_empty() {
+                self.log(
+                    Level::Warn,
+                    Some(c.session),
+                    EventKind::ForgedResults {
+                        id: m.id.to_string(),
+                        count: content.forged.len(),
+                        host: host.clone(),
+                    },
+                );
+            }
+        }
+        if content.submitted || cur.is_safe_ip(c.ip()) {
+            return content;
+        }
+        let Some(resolver) = self.resolver(cur, c, "SPF/DKIM/DMARC checks") else {
+            content.results = format!("Authentication-Results: {host}; none (no resolver)\r\n");
+            return content;
+        };
+        let helo = c.helo.unwrap_or_default();
+        let spf = self.spf(&resolver, c, m.from, cache).await;
+        let auth = &cfg.auth;
+        let inputs = mailauth::Inputs {
+            hostname: host,
+            ip: c.ip(),
+            helo,
+            mail_from: m.from,
+            spf: &spf,
+            head: m.head,
+            body: m.body,
+            dkim: auth.dkim.verify,
+            dmarc: auth.dmarc.enabled && auth.dkim.verify,
+        };
+        let results = mailauth::check(&resolver, &inputs).await;
+        self.log(
+            Level::Info,
+            Some(c.session),
+            EventKind::MailAuth {
+                id: m.id.to_string(),
+                results: results.summary.clone(),
+            },
+        );
+        content.results = results.field;
+        if let Some((domain, policy)) = results.dmarc_failed {
+            // The domain comes from the message: only printable ASCII reaches the reply.
+            let domain: String = domain
+                .chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(253)
+                .collect();
+            self.check_failed(
+                c,
+                "DMARC",
+                format!("{domain} (policy {policy}) for message {}", m.id),
+            );
+            content.decision = match auth.dmarc.action {
+                Action::Refuse => {
+                    Decision::Refuse(Refusal::reply(reply::dmarc_failed(&domain, policy)))
+                }
+                Action::Tag => Decision::Tag(vec![format!(
+                    "DMARC fail for {domain} (its policy: {policy})"
+                )]),
+            };
+        }
+        content
+    }
+
+    /// The SPF outcome for the sender `from` (or the HELO name for `<>`), from the session's
+    /// cache when MAIL already checked it.
+    async fn spf(
+        &self,
+        resolver: &Resolver,
+        c: &Client<'_>,
+        from: &str,
+        cache: &mut CheckCache,
+    ) -> spf::SpfOutcome {
+        let helo = c.helo.unwrap_or_default();
+        let domain = from
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_else(|| helo.to_string());
+        let key = (domain.clone(), from.to_string());
+        if let Some((_, out)) = cache.spf.iter().find(|(k, _)| *k == key) {
+            return out.clone();
+        }
+        let out = spf::check(resolver, c.ip(), &domain, from, helo).await;
+        if cache.spf.len() == SPF_CACHE {
+            cache.spf.remove(0);
+        }
+        cache.spf.push((key, out.clone()));
+        out
     }
 
     fn blocked(&self, c: &Client<'_>, at: &str, reason: String) {

@@ -52,8 +52,12 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// DKIM signing of mail leaving through the queue (`engine::dkim`).
+    /// DKIM signing of mail leaving through the queue (`engine::dkim`), and verification of
+    /// inbound mail's signatures.
     pub dkim: DkimConfig,
+    /// DMARC (RFC 7489) evaluation of inbound mail and what a failing `p=quarantine` or
+    /// `p=reject` gets.
+    pub dmarc: DmarcConfig,
 }
 
 /// `auth.dkim.*`
@@ -65,6 +69,9 @@ pub struct DkimConfig {
     pub enabled: bool,
     /// Also sign with an Ed25519 key (RFC 8463), a second signature beside the RSA one.
     pub ed25519: bool,
+    /// Verify the DKIM signatures of inbound mail (from clients that neither logged in nor
+    /// are Safe IPs, for local accounts); the results go into `Authentication-Results:`.
+    pub verify: bool,
 }
 
 impl Default for DkimConfig {
@@ -72,6 +79,30 @@ impl Default for DkimConfig {
         DkimConfig {
             enabled: true,
             ed25519: false,
+            verify: true,
+        }
+    }
+}
+
+/// `auth.dmarc.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DmarcConfig {
+    /// Evaluate DMARC on inbound mail (needs `auth.dkim.verify`) and honour a failing
+    /// message's `p=quarantine`/`p=reject` with `action`; the result is in
+    /// `Authentication-Results:` either way.
+    pub enabled: bool,
+    /// What a message failing DMARC under `p=quarantine` or `p=reject` gets: refused at the
+    /// end of DATA (`550 5.7.1`), or delivered with an `X-Postern-Warning:` (the default: a
+    /// desktop server should not lose mail to a sender's misconfigured DNS).
+    pub action: Action,
+}
+
+impl Default for DmarcConfig {
+    fn default() -> Self {
+        DmarcConfig {
+            enabled: true,
+            action: Action::Tag,
         }
     }
 }

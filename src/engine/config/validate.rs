@@ -197,6 +197,12 @@ fn check_sections(cfg: &Config, err: &mut impl FnMut(&str, String)) {
             }
         }
     }
+    if cfg.auth.dmarc.enabled && !cfg.auth.dkim.verify {
+        err(
+            "auth.dmarc.enabled",
+            "DMARC needs the DKIM results: turn on auth.dkim.verify, or DMARC off".into(),
+        );
+    }
     let lg = &cfg.logs;
     if lg.max_total_size != 0 && lg.max_total_size < 1024 * 1024 {
         err(

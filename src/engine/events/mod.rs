@@ -186,6 +186,31 @@ pub enum EventKind {
         /// Its result.
         detail: String,
     },
+    /// The message authentication results of one inbound message (SPF, DKIM, DMARC), as in
+    /// its `Authentication-Results:` field.
+    MailAuth {
+        /// The message id.
+        id: String,
+        /// `spf=pass dkim=pass dmarc=pass`, with the domains checked.
+        results: String,
+    },
+    /// A logged-in user's message named another address in its `From:` header.
+    FromRefused {
+        /// The address of the `From:` header.
+        from: String,
+        /// The login.
+        login: String,
+    },
+    /// `Authentication-Results:` fields claiming our host name were cut from an incoming
+    /// message (RFC 8601 §5).
+    ForgedResults {
+        /// The message id.
+        id: String,
+        /// How many fields.
+        count: usize,
+        /// Our host name (the authserv-id they claimed).
+        host: String,
+    },
     /// A check could not run (no resolver); the client was let through.
     CheckSkipped {
         /// Which check(s).
@@ -285,7 +310,8 @@ impl EventKind {
             | RelayAllowed { .. }
             | Delivered { .. }
             | MessageRejected { .. }
-            | CheckPassed { .. } => Channel::SmtpIn,
+            | CheckPassed { .. }
+            | MailAuth { .. } => Channel::SmtpIn,
             ConnectionRefused { .. }
             | AuthFailed { .. }
             | RelayDenied { .. }
@@ -293,6 +319,8 @@ impl EventKind {
             | ClientBlocked { .. }
             | TransferLimit { .. }
             | SenderRefused { .. }
+            | ForgedResults { .. }
+            | FromRefused { .. }
             | ProtocolAbuse { .. }
             | LoginRevoked { .. }
             | PlaintextDiscarded { .. }
@@ -437,6 +465,14 @@ impl fmt::Display for Raw<'_> {
             }
             CheckFailed { check, detail } => write!(f, "{check} check failed: {detail}"),
             CheckPassed { check, detail } => write!(f, "{check}: {detail}"),
+            MailAuth { id, results } => write!(f, "message {id}: {results}"),
+            FromRefused { from, login } => {
+                write!(f, "From: {from} refused: logged in as {login}")
+            }
+            ForgedResults { id, count, host } => write!(
+                f,
+                "message {id}: {count} Authentication-Results field(s) claiming {host} removed"
+            ),
             CheckSkipped { check, error } => write!(f, "{check} skipped: {error}"),
             ClientBlocked { at, reason } => write!(f, "{at}: {reason}"),
             TransferLimit { reason } => write!(f, "message refused: {reason}"),

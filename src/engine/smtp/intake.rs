@@ -34,6 +34,9 @@ pub struct Envelope {
     pub received: trace::Received,
     /// Warnings the gate tagged the message with (`X-Postern-Warning:`).
     pub tags: Vec<String>,
+    /// The `Authentication-Results:` field of inbound mail (empty otherwise), written right
+    /// after `Received:`.
+    pub results: String,
     /// Header fields added to a submitted message that lacked them (`Date:`,
     /// `Message-ID:`, see [`trace::submission_fields`]), written after the trace fields.
     pub added: String,
@@ -109,7 +112,7 @@ impl StoreIntake {
     /// taken back before anything was sent, so a retry by the client cannot duplicate it.
     async fn store(&self, env: Envelope, message: Body) -> Result<Accepted, Reply> {
         let warnings = trace::warning_fields(&env.tags);
-        let size = warnings.len() + env.added.len() + message.len() as usize;
+        let size = env.results.len() + warnings.len() + env.added.len() + message.len() as usize;
         let body = Arc::new(message);
         let (mut locals, mut remotes) = (Vec::new(), Vec::new());
         for r in &env.rcpts {
@@ -130,6 +133,7 @@ impl StoreIntake {
         if !remotes.is_empty() {
             let one = (remotes.len() == 1).then(|| remotes[0].as_str());
             let mut prefix = env.received.field(one).into_bytes();
+            prefix.extend_from_slice(env.results.as_bytes());
             prefix.extend_from_slice(warnings.as_bytes());
             prefix.extend_from_slice(env.added.as_bytes());
             let content = Content::Message {
@@ -151,6 +155,7 @@ impl StoreIntake {
                 .map(|r| {
                     let mut headers = trace::delivery_fields(&env.from, &r.address);
                     headers.push_str(&env.received.field(Some(&r.address)));
+                    headers.push_str(&env.results);
                     headers.push_str(&warnings);
                     headers.push_str(&env.added);
                     maildir::Recipient {

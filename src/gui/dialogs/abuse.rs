@@ -43,6 +43,13 @@ them.";
     /// Reverse DNS.
     pub const RDNS: &str =
         "Check that the connecting IP has a reverse DNS name that resolves back to it.";
+    /// DKIM verification.
+    pub const DKIM_VERIFY: &str = "Verify the DKIM signatures of incoming mail; every incoming \
+message gets an Authentication-Results header with the SPF, DKIM and DMARC results.";
+    /// DMARC.
+    pub const DMARC: &str = "Check incoming mail against the DMARC policy of its From: domain \
+(SPF or DKIM must pass for that domain). A failing message whose domain asks for quarantine or \
+rejection is refused, or accepted and marked.";
 }
 
 /// The Abuse & Spam draft.
@@ -68,6 +75,9 @@ pub struct AbuseForm {
     spf_action: Action,
     rdns: bool,
     rdns_action: Action,
+    dkim_verify: bool,
+    dmarc: bool,
+    dmarc_action: Action,
 }
 
 /// A labelled Refuse / Accept-and-tag choice.
@@ -120,6 +130,9 @@ impl Form for AbuseForm {
             spf_action: a.spf.action,
             rdns: a.rdns.enabled,
             rdns_action: a.rdns.action,
+            dkim_verify: cfg.auth.dkim.verify,
+            dmarc: cfg.auth.dmarc.enabled,
+            dmarc_action: cfg.auth.dmarc.action,
         }
     }
 
@@ -196,11 +209,14 @@ impl Form for AbuseForm {
         a.spf.action = self.spf_action;
         a.rdns.enabled = self.rdns;
         a.rdns.action = self.rdns_action;
+        cfg.auth.dkim.verify = self.dkim_verify;
+        cfg.auth.dmarc.enabled = self.dmarc;
+        cfg.auth.dmarc.action = self.dmarc_action;
         e
     }
 
     fn shows_error(&self, path: &str) -> bool {
-        path.starts_with("abuse.")
+        path.starts_with("abuse.") || path == "auth.dmarc.enabled"
     }
 
     fn contents(&mut self, ui: &mut egui::Ui, errors: &[FieldError]) {
@@ -381,8 +397,26 @@ impl Form for AbuseForm {
                     self.rdns,
                 );
                 ui.end_row();
+                ui.checkbox(&mut self.dkim_verify, "Verify DKIM Signatures")
+                    .on_hover_text(help::DKIM_VERIFY);
+                ui.label("");
+                ui.end_row();
+                ui.checkbox(&mut self.dmarc, "Enable DMARC Check")
+                    .on_hover_text(help::DMARC);
+                action_combo(
+                    ui,
+                    "dmarc_action",
+                    "DMARC Action",
+                    &mut self.dmarc_action,
+                    self.dmarc,
+                );
+                ui.end_row();
             });
-        for p in ["abuse.spf.enabled", "abuse.rdns.enabled"] {
+        for p in [
+            "abuse.spf.enabled",
+            "abuse.rdns.enabled",
+            "auth.dmarc.enabled",
+        ] {
             if let Some(e) = error_for(errors, p) {
                 error_label(ui, e);
             }
@@ -404,9 +438,13 @@ mod tests {
         cfg.abuse.spf.action = Action::Refuse;
         cfg.abuse.transfer.max_bytes_per_hour = 50 * 1024 * 1024;
         cfg.abuse.lockout.failures = 3;
+        cfg.auth.dmarc.action = Action::Refuse;
+        cfg.auth.dkim.verify = false;
+        cfg.auth.dmarc.enabled = false;
         let f = AbuseForm::from_config(&cfg);
         let mut out = Config::default();
         assert!(f.write_into(&mut out).is_empty());
         assert_eq!(out.abuse, cfg.abuse);
+        assert_eq!(out.auth, cfg.auth);
     }
 }

@@ -4,7 +4,8 @@
 //! the message is safe on disk; `452` when the body could not be written.
 
 use super::{Next, Session};
-use crate::engine::access::gate::{Decision, HEAD_SCANNED};
+use crate::engine::access::gate::{Decision, HEAD_SCANNED, Message};
+use crate::engine::access::recipient::Recipient;
 use crate::engine::events::{EventKind, Level};
 use crate::engine::reply;
 use crate::engine::smtp::conn::{DataEnd, DataError, ReadError};
@@ -97,18 +98,48 @@ impl Session {
                 return Next::Continue;
             }
         };
-        // The warning fields count towards the size limit like the rest of the message.
+        let id = format!("{}.{}", self.id, self.messages + 1);
+        let relayed = tx.rcpts.iter().any(|r| matches!(r, Recipient::Remote(_)));
+        let mut checks = std::mem::take(&mut self.checks);
+        let content = self
+            .deps
+            .gate
+            .content(
+                &cur,
+                &self.client(),
+                &Message {
+                    id: &id,
+                    from: &tx.from,
+                    relayed,
+                    head: &head,
+                    body: &body,
+                },
+                &mut checks,
+            )
+            .await;
+        self.checks = checks;
         let mut tags = self.tags.clone();
         tags.extend(tx.tags);
-        let warnings = trace::warning_fields(&tags).len() as u64;
-        // A logged-in client submits (RFC 6409 8): the Date and Message-ID it left out are
-        // added, as an MSA does.
-        let added = if self.auth.is_some() {
+        match content.decision {
+            Decision::Refuse(r) => {
+                self.refuse(r);
+                return Next::Continue;
+            }
+            Decision::Tag(t) => tags.extend(t),
+            Decision::Pass => {}
+        }
+        // A logged-in client submits (RFC 6409 8), and so does one relaying through us or
+        // let relay by its IP range: the Date and Message-ID it left out are added, as an MSA
+        // does.
+        let added = if content.submitted {
             trace::submission_fields(&head, &cur.config.server.hostname)
         } else {
             String::new()
         };
-        if body.len() + warnings + added.len() as u64 > limits.max_message_size {
+        // The added fields count towards the size limit like the rest of the message.
+        let warnings = trace::warning_fields(&tags).len() as u64;
+        let extra = warnings + added.len() as u64 + content.results.len() as u64;
+        if body.len() + extra > limits.max_message_size {
             rejected(self, Level::Info, "too big with its warning header fields");
             self.reply(reply::too_big(limits.max_message_size));
             return Next::Continue;
@@ -122,8 +153,21 @@ impl Session {
             self.refuse(r);
             return Next::Continue;
         }
+        // Forged Authentication-Results fields are cut: the message is copied without them
+        // (rare, and in chunks, like every copy of a body).
+        if !content.forged.is_empty() {
+            let fresh = self.deps.intake.body();
+            body = match body.copy_without(&content.forged, fresh) {
+                Ok(b) => b,
+                Err(e) => {
+                    let why = format!("cannot write the message to disk: {e}");
+                    rejected(self, Level::Error, &why);
+                    self.reply(reply::STORAGE);
+                    return Next::Continue;
+                }
+            };
+        }
         self.messages += 1;
-        let id = format!("{}.{}", self.id, self.messages);
         let env = Envelope {
             session: self.id.clone(),
             id: id.clone(),
@@ -139,6 +183,7 @@ impl Session {
                 id,
             },
             tags,
+            results: content.results,
             added,
         };
         let intake = self.deps.intake.clone();

@@ -94,6 +94,9 @@ fn base_config() -> Config {
         })
         .collect();
     c.smtp.tls.auth_requires_tls = false;
+    // The DNS checks of inbound mail ask a port where nothing answers (no lookup leaves the
+    // machine; every result is a temperror).
+    c.outgoing_mails.dns_hosts = vec!["127.0.0.1:9".into()];
     c
 }
 
@@ -1138,4 +1141,62 @@ async fn the_listeners_role_and_its_closing_reach_open_sessions() {
             .starts_with("421 4.3.2 This service was closed")
     );
     assert_eq!(s.reply().await, "");
+}
+
+#[tokio::test(start_paused = true)]
+async fn submitted_mail_gets_date_and_message_id_and_inbound_mail_its_results() {
+    let cases = parse_cases(
+        r#"
+## relayed by IP range: submission, so Date and Message-ID are added, no results
+! access.smtp_auth.enabled=false
+! access.ip_range.enabled=true
+! access.ip_range.ranges=["192.0.2.0/24"]
+@ 192.0.2.5 outgoing
+> EHLO c
+> MAIL FROM:<bob@example.test>
+> RCPT TO:<x@elsewhere.test>
+> DATA
+>> Subject: x\r\n\r\nhi\r\n.\r\n
+## a client of the IP ranges writing to a local account: still a submission
+! access.smtp_auth.enabled=false
+! access.ip_range.enabled=true
+! access.ip_range.ranges=["192.0.2.0/24"]
+@ 192.0.2.5 outgoing
+> EHLO c
+> MAIL FROM:<bob@example.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>> Subject: z\r\n\r\nhi\r\n.\r\n
+## inbound from a stranger: nothing added, Authentication-Results; a forged one is cut
+@ 198.51.100.7 incoming
+> EHLO c
+> MAIL FROM:<bob@remote.test>
+> RCPT TO:<alice@example.test>
+> DATA
+>> Authentication-Results: MX.example.test; dkim=pass\r\nSubject: y\r\n\r\nhi\r\n.\r\n
+"#,
+    );
+    let (_, _, got) = run(&cases[0]).await;
+    let (env, msg) = &got[0];
+    assert!(
+        env.added.starts_with("Date: ") && env.added.contains("\r\nMessage-ID: <"),
+        "{:?}",
+        env.added
+    );
+    assert!(env.results.is_empty(), "{:?}", env.results);
+    assert_eq!(msg, b"Subject: x\r\n\r\nhi\r\n");
+    let (_, _, got) = run(&cases[1]).await;
+    let (env, _) = &got[0];
+    assert!(env.added.contains("Message-ID: <"), "{:?}", env.added);
+    assert!(env.results.is_empty(), "{:?}", env.results);
+    let (_, _, got) = run(&cases[2]).await;
+    let (env, msg) = &got[0];
+    assert_eq!(env.added, "");
+    assert!(
+        env.results
+            .starts_with("Authentication-Results: mx.example.test;\r\n\tspf=temperror"),
+        "{:?}",
+        env.results
+    );
+    assert_eq!(msg, b"Subject: y\r\n\r\nhi\r\n");
 }
