@@ -125,6 +125,14 @@ fn config_set_writes_values_and_keeps_backup() {
         "{}",
         show.stdout
     );
+    // Enum values as the README writes them and `config set` takes them: bare.
+    assert!(
+        show.stdout
+            .lines()
+            .any(|l| l.trim() == "outgoing_mails.mode = Independent"),
+        "{}",
+        show.stdout
+    );
     s.cli(&["config", "check"]).assert_ok();
 }
 

@@ -67,8 +67,41 @@ fn option_paths() -> Vec<String> {
         .collect()
 }
 
+/// The dotted paths of enum fields (`outgoing_mails.mode`, the actions, ...): the string
+/// leaves of the default tree that refuse a name as an unknown variant. Their values print bare, as
+/// RON writes them and `config set` takes them (`mode=Relay`), not as quoted strings.
+fn enum_paths() -> &'static [String] {
+    static PATHS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    PATHS.get_or_init(|| {
+        let t = tree(&Config::default());
+        let mut leaves = Vec::new();
+        walk("", &t, &mut leaves);
+        leaves
+            .into_iter()
+            .filter(|(_, v)| v.is_string())
+            .filter(|(k, _)| {
+                let mut probe = t.clone();
+                let mut at = &mut probe;
+                for seg in k.split('.') {
+                    at = &mut at[seg];
+                }
+                *at = Value::String("\u{1}no such variant".into());
+                // Not a duration or the like: those refuse it too, but not as a variant.
+                serde_json::from_value::<Config>(probe)
+                    .is_err_and(|e| e.to_string().contains("unknown variant"))
+            })
+            .map(|(k, _)| k)
+            .collect()
+    })
+}
+
 /// RON text of the value at `path`.
 fn render(path: &str, v: &Value, options: &[String]) -> String {
+    if let Value::String(s) = v
+        && enum_paths().iter().any(|p| p == path)
+    {
+        return s.clone();
+    }
     match v {
         Value::Object(m) => format!(
             "({})",
@@ -201,6 +234,11 @@ mod tests {
         assert!(l.contains(&("smtp.outgoing.enabled".into(), "false".into())));
         assert!(l.contains(&("smtp.timeouts.command".into(), "\"5m\"".into())));
         assert!(l.contains(&("smtp.tls.implicit_port".into(), "None".into())));
+        // Enums bare, as RON and the README write them; strings quoted.
+        assert!(l.contains(&("outgoing_mails.mode".into(), "Independent".into())));
+        assert!(l.contains(&("abuse.spf.action".into(), "Tag".into())));
+        assert!(l.contains(&("logs.level".into(), "Info".into())));
+        assert!(l.contains(&("smtp.tls.certificate".into(), "\"\"".into())));
     }
 
     #[test]
