@@ -1085,3 +1085,36 @@ fn the_dns_records_dialog_checks_the_records_and_ticks_its_step() {
     h.get_by_label("The SPF record of example.test authorises this server (postern.test).");
     assert!(ticked(&h));
 }
+
+/// Without a tray to hide in, closing the window would stop the mail server: the app asks
+/// first. Cancel keeps it running; Stop and Quit ends the app. A stale session filter from an
+/// earlier run is not restored.
+#[test]
+fn closing_the_window_without_a_tray_asks_before_stopping_the_server() {
+    let env = Env::new(free_port(), |_| {});
+    let mut h = env.app();
+    let ctx = h.ctx.clone();
+    h.state_mut().on_close_requested(&ctx);
+    h.run();
+    h.get_by_label("Stop the mail server and quit?");
+    click(&mut h, "Cancel");
+    assert!(
+        h.query_by_label("Stop and Quit").is_none(),
+        "the question is gone"
+    );
+    assert!(!h.state().is_quitting());
+    assert_eq!(*h.state().services().state(), ServiceState::Running);
+
+    h.state_mut().on_close_requested(&ctx);
+    h.run();
+    click(&mut h, "Stop and Quit");
+    assert!(h.state().is_quitting());
+
+    let mut prefs = postern::gui::Prefs::default();
+    prefs.filters.session = "6B106E7100001".into();
+    prefs.filters.text = "kept".into();
+    h.state_mut().set_prefs(prefs);
+    let now = h.state().current_prefs();
+    assert_eq!(now.filters.session, "", "a session of an earlier run");
+    assert_eq!(now.filters.text, "kept");
+}

@@ -158,6 +158,9 @@ pub struct PosternApp {
     visible: bool,
     /// Quit was chosen: the next close request is let through.
     quitting: bool,
+    /// The window was closed without a tray to hide in while the mail server runs: asking
+    /// whether to stop it.
+    confirm_quit: bool,
 }
 
 impl PosternApp {
@@ -189,6 +192,7 @@ impl PosternApp {
             tray: None,
             visible: true,
             quitting: false,
+            confirm_quit: false,
         };
         app.refresh_config();
         app
@@ -223,8 +227,10 @@ impl PosternApp {
         &mut self.services
     }
 
-    /// Uses these persisted settings.
-    pub fn set_prefs(&mut self, prefs: Prefs) {
+    /// Uses these persisted settings. A session filter is not taken over: its session
+    /// belonged to an earlier run.
+    pub fn set_prefs(&mut self, mut prefs: Prefs) {
+        prefs.filters.session.clear();
         self.logs.filters = prefs.filters.clone();
         self.logs.follow = prefs.follow;
         self.prefs = prefs;
@@ -332,11 +338,59 @@ impl PosternApp {
     }
 
     /// Answers the window's close button: hide to the tray when a tray host exists and the
-    /// preference says so, otherwise let the app end.
+    /// preference says so; otherwise, while the mail server runs, ask before stopping it (the
+    /// app ends when its window does); with the server stopped, let the app end.
     pub fn on_close_requested(&mut self, ctx: &egui::Context) {
-        if !self.quitting && self.prefs.close_to_tray && self.has_tray() {
+        if self.quitting {
+            return;
+        }
+        if self.prefs.close_to_tray && self.has_tray() {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
             self.set_visible(ctx, false);
+        } else if self.services.can_stop() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.confirm_quit = true;
+        }
+    }
+
+    /// Whether the app is ending (Quit chosen, or the close confirmed).
+    pub fn is_quitting(&self) -> bool {
+        self.quitting
+    }
+
+    /// The question asked when the window is closed with the mail server running and no tray.
+    fn quit_confirmation(&mut self, ctx: &egui::Context) {
+        if !self.confirm_quit {
+            return;
+        }
+        let mut answer = None;
+        let modal = egui::Modal::new(egui::Id::unique("quit_confirm")).show(ctx, |ui| {
+            ui.set_max_width(420.0);
+            ui.heading("Stop the mail server and quit?");
+            ui.label(
+                "Closing the window stops Postern: no mail is received or sent until it runs \
+                 again. Mail already queued waits safely on disk.",
+            );
+            ui.separator();
+            ui.horizontal(|ui| {
+                if ui.button("Stop and Quit").clicked() {
+                    answer = Some(true);
+                }
+                if ui.button("Cancel").clicked() {
+                    answer = Some(false);
+                }
+            });
+        });
+        if modal.should_close() && answer.is_none() {
+            answer = Some(false);
+        }
+        match answer {
+            Some(true) => {
+                self.confirm_quit = false;
+                self.quit(ctx);
+            }
+            Some(false) => self.confirm_quit = false,
+            None => {}
         }
     }
 
@@ -415,6 +469,7 @@ impl PosternApp {
                 });
         }
         self.dns.poll(&ctx, &self.services);
+        self.quit_confirmation(&ctx);
         egui::CentralPanel::default().show(ui, |ui| {
             if self.prefs.getting_started {
                 match checklist::ui(ui, &self.checklist()) {

@@ -51,6 +51,9 @@ pub enum GuiError {
 pub fn run(opts: EngineOptions, no_tray: bool, minimized: bool) -> Result<(), GuiError> {
     let rt = tokio::runtime::Runtime::new().map_err(GuiError::Runtime)?;
     let events = EventBus::new();
+    // The window's state (filters, pane, chart) is kept in the data directory it shows: two
+    // Posterns with different data directories do not share it.
+    let persistence_path = Some(opts.data_dir.join("window.ron"));
     let mut services = Services::new(rt.handle().clone(), opts, events.clone());
     services.start();
     let open_at_start = std::env::var("POSTERN_GUI_OPEN_DIALOG").unwrap_or_default();
@@ -66,6 +69,7 @@ pub fn run(opts: EngineOptions, no_tray: bool, minimized: bool) -> Result<(), Gu
     let options = eframe::NativeOptions {
         viewport,
         renderer: eframe::Renderer::Glow,
+        persistence_path,
         ..Default::default()
     };
     let mut services = Some(services);
