@@ -49,7 +49,7 @@ impl Manager {
                 }
                 let why = entries
                     .get(&id)
-                    .and_then(|e| suspended_because(cfg, dead, &e.meta(), now));
+                    .and_then(|e| suspended_because(cfg, dead, e.meta(), now));
                 why.map(|why| suspended.push((id, why))).is_some()
             },
         );
@@ -107,7 +107,7 @@ impl Manager {
     pub(super) fn reindex(&mut self, id: u64) {
         let key = self.entries.get(&id).and_then(|e| {
             (!e.in_flight && !e.meta().held && e.meta().has_pending())
-                .then(|| (destination(&self.cfg, &e.meta()), e.meta().next_try))
+                .then(|| (destination(&self.cfg, e.meta()), e.meta().next_try))
         });
         self.due.set(id, key);
     }
@@ -120,7 +120,7 @@ impl Manager {
         let mut expected = 0;
         for (id, e) in &self.entries {
             let key = (!e.in_flight && !e.meta().held && e.meta().has_pending())
-                .then(|| (destination(&self.cfg, &e.meta()), e.meta().next_try));
+                .then(|| (destination(&self.cfg, e.meta()), e.meta().next_try));
             expected += usize::from(key.is_some());
             assert_eq!(self.due.key(*id), key.as_ref(), "due index of {id:x}");
         }
