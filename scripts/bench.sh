@@ -25,6 +25,8 @@
 #   STARTS=5          Postern starts timed (the median is reported; the first is cold)
 #   POSTERN_OUT_CONN=20  Postern's outbound connections (overall and per destination; Postfix's
 #                     default destination concurrency is 20)
+#   MATRIX=1          also the cost curve: MATRIX_SIZES (1024 102400 10000000 octets) x
+#                     MATRIX_SESSIONS (1 20 100), one run each, fewer mails as they grow
 #   SKIP_BUILD=1      use the binary already built;  KEEP=1  keep the temp dir
 #   TMPDIR            where the spools live (both servers use the same file system)
 set -euo pipefail
@@ -197,6 +199,38 @@ done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # ---------------------------------------------------------------------------------------------
+# The cost curve (MATRIX=1): message sizes x sessions, one run each per server, with the memory
+# each server holds at the end of the run.
+
+MATRIX_ROWS=()
+if [[ "${MATRIX:-0}" == 1 ]]; then
+    saved_sessions="$SESSIONS"; saved_size="$SIZE"
+    for size in ${MATRIX_SIZES:-1024 102400 10000000}; do
+        # Fewer mails as they grow, so each run moves a similar amount of data.
+        count=$((N * 1024 / size)); ((count > N)) && count=$N; ((count < 50)) && count=50
+        for sessions in ${MATRIX_SESSIONS:-1 20 100}; do
+            SESSIONS=$sessions; SIZE=$size
+            throughput postern "$PT_OUT" "$PT_SINK" "$count"
+            pa="$(awk -v n="$count" -v s="$TP_A" 'BEGIN {printf "%.0f", n/s}')"
+            pd="$(awk -v n="$count" -v s="$TP_D" 'BEGIN {printf "%.0f", n/s}')"
+            pm="$(awk '{printf "%.0f", $1 / 1024}' <<<"$(rss_kib "$POSTERN_PID")")"
+            throughput postfix "$PF_PORT" "$PF_SINK" "$count"
+            fa="$(awk -v n="$count" -v s="$TP_A" 'BEGIN {printf "%.0f", n/s}')"
+            fd="$(awk -v n="$count" -v s="$TP_D" 'BEGIN {printf "%.0f", n/s}')"
+            fm=0
+            for p in $PF_MASTER $(pgrep -P "$PF_MASTER" | tr '\n' ' '); do
+                fm=$((fm + $(pss_kib "$p")))
+            done
+            fm=$((fm / 1024))
+            MATRIX_ROWS+=("$(printf '%-9s %8s %6s %10s %10s %10s %10s %8s %8s' \
+                "$size" "$sessions" "$count" "$pa" "$fa" "$pd" "$fd" "$pm" "$fm")")
+            say "matrix: size $size, $sessions sessions, $count mails: postern $pa/$pd/s (RSS $pm MiB), postfix $fa/$fd/s (PSS $fm MiB)"
+        done
+    done
+    SESSIONS="$saved_sessions"; SIZE="$saved_size"
+fi
+
+# ---------------------------------------------------------------------------------------------
 # Latency: end of DATA -> 250 on one session.
 
 start_sink "$PT_SINK" "$W/pt-lat.sink.log"
@@ -308,6 +342,14 @@ printf '%-44s %12s %12s %10s  %s\n' "memory per idle session, KiB" "$PT_PER" "$P
 printf '%-44s %12s %12s %10s  %s\n' "start to listening, ms" "$PT_START_MS" "$PF_START_MS" "$(ratio "$PT_START_MS" "$PF_START_MS")" \
     "< 200 ms: $(verdict "$PT_START_MS < 200")"
 echo
+if ((${#MATRIX_ROWS[@]} > 0)); then
+    echo "The cost curve (accepted and delivered mails/s; memory at the end of each run, MiB:"
+    echo "Postern's RSS, Postfix's PSS over all its processes):"
+    printf '%-9s %8s %6s %10s %10s %10s %10s %8s %8s\n' size sessions mails "acc PT" "acc PF" \
+        "del PT" "del PF" "mem PT" "mem PF"
+    printf '%s\n' "${MATRIX_ROWS[@]}"
+    echo
+fi
 echo "raw: postern accepted/s ${PT_ACC[*]}; delivered/s ${PT_DEL[*]}; CPU ms/mail ${PT_CPU[*]}; starts ms ${PT_STARTS[*]}"
 echo "raw: postfix accepted/s ${PF_ACC[*]}; delivered/s ${PF_DEL[*]}; CPU ms/mail ${PF_CPU[*]}; start ms $PF_START_MS"
 echo "raw: smtp-source -> smtp-sink alone, mails/s ${CEIL[*]}"
