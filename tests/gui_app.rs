@@ -1118,3 +1118,25 @@ fn closing_the_window_without_a_tray_asks_before_stopping_the_server() {
     assert_eq!(now.filters.session, "", "a session of an earlier run");
     assert_eq!(now.filters.text, "kept");
 }
+
+/// Escape cancels the dialog in front, and only that one.
+#[test]
+fn escape_closes_the_dialog_in_front() {
+    let env = Env::new(free_port(), |_| {});
+    let mut h = env.app();
+    h.state_mut().open(Dialog::Smtp);
+    h.run();
+    h.state_mut().open(Dialog::Abuse);
+    h.run();
+    assert!(h.state().is_open(Dialog::Smtp) && h.state().is_open(Dialog::Abuse));
+    h.key_press(egui::Key::Escape);
+    h.run();
+    assert!(
+        !h.state().is_open(Dialog::Abuse),
+        "the dialog in front closes"
+    );
+    assert!(h.state().is_open(Dialog::Smtp), "the one behind stays");
+    h.key_press(egui::Key::Escape);
+    h.run();
+    assert!(!h.state().is_open(Dialog::Smtp));
+}

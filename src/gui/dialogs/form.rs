@@ -190,7 +190,7 @@ impl<F: Form> FormDialog<F> {
             .collapsible(false)
             .resizable(false)
             .default_pos([80.0, 70.0]);
-        F::window(window).show(ctx, |ui| {
+        let shown = F::window(window).show(ctx, |ui| {
             if let Some(e) = &self.load_error {
                 error_label(
                     ui,
@@ -227,6 +227,16 @@ impl<F: Form> FormDialog<F> {
             }
             action = button_row(ui, true);
         });
+        // Escape is Cancel for the dialog in front (a menu or list open in it takes the
+        // Escape first: egui closes it).
+        if let Some(shown) = shown
+            && action.is_none()
+            && front_window(ctx) == Some(shown.response.layer_id)
+            && !egui::Popup::is_any_open(ctx)
+            && ctx.input(|i| i.key_pressed(egui::Key::Escape))
+        {
+            action = Some(Action::Cancel);
+        }
         match action {
             Some(Action::Ok) => open &= !self.apply(services),
             Some(Action::Apply) => {
@@ -327,4 +337,18 @@ impl ListEdit {
         path.strip_prefix(prefix)
             .is_some_and(|rest| rest.starts_with('['))
     }
+}
+
+/// The window in front: the topmost window layer shown now or in the last frame (egui keeps
+/// closed windows in its layer order, so its own `top_layer_id` may name one of those).
+fn front_window(ctx: &egui::Context) -> Option<egui::LayerId> {
+    ctx.memory(|m| {
+        let mut front = None;
+        for l in m.layer_ids() {
+            if l.order == egui::Order::Middle && m.areas().is_visible(&l) {
+                front = Some(l);
+            }
+        }
+        front
+    })
 }
