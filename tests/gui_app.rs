@@ -335,6 +335,7 @@ fn a_domain_and_account_added_in_the_dialog_receive_mail() {
     click(&mut h, "Add Domain");
     set_field(&mut h, "User Name", "alice");
     set_field(&mut h, "Password", "correct horse");
+    set_field(&mut h, "Confirm Password", "correct horse");
     click(&mut h, "Add Account");
     h.get_by_label("alice@example.test");
     click(&mut h, "OK");
@@ -395,6 +396,7 @@ fn set_password_and_remove_account() {
     click(&mut h, "Domains & Accounts");
     click(&mut h, "carol@example.test");
     set_field(&mut h, "New Password", "new one");
+    set_field(&mut h, "Confirm New Password", "new one");
     click(&mut h, "Set Password");
     click(&mut h, "Apply");
     assert!(password::verify(

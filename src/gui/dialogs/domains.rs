@@ -62,7 +62,11 @@ pub struct DomainsForm {
     new_domain: String,
     new_user: String,
     new_password: String,
+    /// The new account's password typed a second time.
+    new_password2: String,
     set_password: String,
+    /// The new password typed a second time.
+    set_password2: String,
     /// Problem with the last Add Domain.
     domain_error: Option<String>,
     /// Problem with the last Add Account / Set Password.
@@ -90,7 +94,9 @@ impl Form for DomainsForm {
             new_domain: String::new(),
             new_user: String::new(),
             new_password: String::new(),
+            new_password2: String::new(),
             set_password: String::new(),
+            set_password2: String::new(),
             domain_error: None,
             account_error: None,
             notice: None,
@@ -201,6 +207,10 @@ impl DomainsForm {
             self.account_error = Some(e.to_string());
             return;
         }
+        if self.new_password != self.new_password2 {
+            self.account_error = Some("the two passwords differ: type them again".into());
+            return;
+        }
         let address = format!("{}@{domain}", self.new_user.trim());
         let hash = password::hash(&self.new_password);
         match edit::add_account(&mut self.draft, &address, hash.clone()) {
@@ -209,6 +219,7 @@ impl DomainsForm {
                 self.selected_account = Some(a);
                 self.new_user.clear();
                 self.new_password.clear();
+                self.new_password2.clear();
                 self.account_error = None;
             }
             Err(e) => self.account_error = Some(e.to_string()),
@@ -224,12 +235,17 @@ impl DomainsForm {
             self.account_error = Some("type the new password first".into());
             return;
         }
+        if self.set_password != self.set_password2 {
+            self.account_error = Some("the two passwords differ: type them again".into());
+            return;
+        }
         let hash = password::hash(&self.set_password);
         match edit::set_password(&mut self.draft, &address, hash.clone()) {
             Ok(()) => {
                 self.changes
                     .push(Change::SetPassword(address.clone(), hash));
                 self.set_password.clear();
+                self.set_password2.clear();
                 self.account_error = None;
                 self.notice = Some(format!(
                     "New password for {address} (saved with OK or Apply)."
@@ -251,6 +267,30 @@ impl DomainsForm {
     fn domains_column(&mut self, ui: &mut egui::Ui) {
         ui.heading("Domains");
         ui.label("Mail for these domains is delivered to local accounts, never relayed.");
+        ui.horizontal(|ui| {
+            let l = ui.label("New Domain");
+            let r = ui
+                .add(
+                    egui::TextEdit::singleline(&mut self.new_domain)
+                        .desired_width(150.0)
+                        .hint_text("example.com"),
+                )
+                .labelled_by(l.id)
+                .on_hover_text("A domain this server receives mail for");
+            let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if ui
+                .button("Add Domain")
+                .on_hover_text("Add the domain typed beside")
+                .clicked()
+                || enter
+            {
+                self.add_domain();
+            }
+        });
+        if let Some(e) = &self.domain_error {
+            error_label(ui, e);
+        }
+        ui.separator();
         egui::ScrollArea::vertical()
             .id_salt("domain_list")
             .max_height(180.0)
@@ -286,30 +326,6 @@ impl DomainsForm {
         {
             self.remove_domain();
         }
-        ui.separator();
-        ui.horizontal(|ui| {
-            let l = ui.label("New Domain");
-            let r = ui
-                .add(
-                    egui::TextEdit::singleline(&mut self.new_domain)
-                        .desired_width(150.0)
-                        .hint_text("example.com"),
-                )
-                .labelled_by(l.id)
-                .on_hover_text("A domain this server receives mail for");
-            let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-            if ui
-                .button("Add Domain")
-                .on_hover_text("Add the domain typed beside")
-                .clicked()
-                || enter
-            {
-                self.add_domain();
-            }
-        });
-        if let Some(e) = &self.domain_error {
-            error_label(ui, e);
-        }
     }
 
     fn accounts_column(&mut self, ui: &mut egui::Ui) {
@@ -318,6 +334,56 @@ impl DomainsForm {
             Some(d) => format!("Accounts of {d}"),
             None => "Accounts".to_string(),
         });
+        let has_domain = domain.is_some();
+        egui::Grid::new("new_account")
+            .num_columns(2)
+            .show(ui, |ui| {
+                let l = ui.label("User Name");
+                ui.add_enabled(
+                    has_domain,
+                    egui::TextEdit::singleline(&mut self.new_user)
+                        .desired_width(150.0)
+                        .hint_text("alice"),
+                )
+                .labelled_by(l.id)
+                .on_hover_text("The part before the @ of the new account's address")
+                .on_disabled_hover_text("Add or select a domain first");
+                ui.end_row();
+                let l = ui.label("Password");
+                ui.add_enabled(
+                    has_domain,
+                    egui::TextEdit::singleline(&mut self.new_password)
+                        .password(true)
+                        .desired_width(150.0),
+                )
+                .labelled_by(l.id)
+                .on_hover_text("The new account's password (stored only as an argon2 hash)")
+                .on_disabled_hover_text("Add or select a domain first");
+                ui.end_row();
+                let l = ui.label("Confirm Password");
+                ui.add_enabled(
+                    has_domain,
+                    egui::TextEdit::singleline(&mut self.new_password2)
+                        .password(true)
+                        .desired_width(150.0),
+                )
+                .labelled_by(l.id)
+                .on_hover_text("The same password again, to catch a typing mistake")
+                .on_disabled_hover_text("Add or select a domain first");
+                ui.end_row();
+            });
+        if ui
+            .add_enabled(has_domain, egui::Button::new("Add Account"))
+            .on_hover_text("Add the account to the selected domain")
+            .on_disabled_hover_text("Add or select a domain first")
+            .clicked()
+        {
+            self.add_account();
+        }
+        if let Some(e) = &self.account_error {
+            error_label(ui, e);
+        }
+        ui.separator();
         egui::ScrollArea::vertical()
             .id_salt("account_list")
             .max_height(150.0)
@@ -342,70 +408,50 @@ impl DomainsForm {
                 }
             });
         let has_sel = self.selected_account.is_some();
+        egui::Grid::new("set_password")
+            .num_columns(2)
+            .show(ui, |ui| {
+                let l = ui.label("New Password");
+                ui.add_enabled(
+                    has_sel,
+                    egui::TextEdit::singleline(&mut self.set_password)
+                        .password(true)
+                        .desired_width(150.0),
+                )
+                .labelled_by(l.id)
+                .on_hover_text("The selected account's new password")
+                .on_disabled_hover_text("Select an account first");
+                ui.end_row();
+                let l = ui.label("Confirm New Password");
+                ui.add_enabled(
+                    has_sel,
+                    egui::TextEdit::singleline(&mut self.set_password2)
+                        .password(true)
+                        .desired_width(150.0),
+                )
+                .labelled_by(l.id)
+                .on_hover_text("The same password again, to catch a typing mistake")
+                .on_disabled_hover_text("Select an account first");
+                ui.end_row();
+            });
         ui.horizontal(|ui| {
-            let l = ui.label("New Password");
-            ui.add_enabled(
-                has_sel,
-                egui::TextEdit::singleline(&mut self.set_password)
-                    .password(true)
-                    .desired_width(110.0),
-            )
-            .labelled_by(l.id)
-            .on_hover_text("The selected account's new password");
             if ui
                 .add_enabled(has_sel, egui::Button::new("Set Password"))
-                .on_hover_text("Give the selected account the password typed beside")
+                .on_hover_text("Give the selected account the password typed above")
                 .on_disabled_hover_text("Select an account first")
                 .clicked()
             {
                 self.set_account_password();
             }
+            if ui
+                .add_enabled(has_sel, egui::Button::new("Remove Account"))
+                .on_hover_text("Remove the selected account (its mailbox files are kept)")
+                .on_disabled_hover_text("Select an account first")
+                .clicked()
+            {
+                self.remove_account();
+            }
         });
-        if ui
-            .add_enabled(has_sel, egui::Button::new("Remove Account"))
-            .on_hover_text("Remove the selected account (its mailbox files are kept)")
-            .on_disabled_hover_text("Select an account first")
-            .clicked()
-        {
-            self.remove_account();
-        }
-        ui.separator();
-        let has_domain = domain.is_some();
-        egui::Grid::new("new_account")
-            .num_columns(2)
-            .show(ui, |ui| {
-                let l = ui.label("User Name");
-                ui.add_enabled(
-                    has_domain,
-                    egui::TextEdit::singleline(&mut self.new_user)
-                        .desired_width(150.0)
-                        .hint_text("alice"),
-                )
-                .labelled_by(l.id)
-                .on_hover_text("The part before the @ of the new account's address");
-                ui.end_row();
-                let l = ui.label("Password");
-                ui.add_enabled(
-                    has_domain,
-                    egui::TextEdit::singleline(&mut self.new_password)
-                        .password(true)
-                        .desired_width(150.0),
-                )
-                .labelled_by(l.id)
-                .on_hover_text("The new account's password (stored only as an argon2 hash)");
-                ui.end_row();
-            });
-        if ui
-            .add_enabled(has_domain, egui::Button::new("Add Account"))
-            .on_hover_text("Add the account to the selected domain")
-            .on_disabled_hover_text("Add or select a domain first")
-            .clicked()
-        {
-            self.add_account();
-        }
-        if let Some(e) = &self.account_error {
-            error_label(ui, e);
-        }
     }
 }
 
@@ -428,6 +474,14 @@ mod tests {
 
         d.new_user = "Alice".into();
         d.new_password = "pw".into();
+        d.new_password2 = "pW".into();
+        d.add_account();
+        assert!(
+            d.account_error.as_deref().unwrap().contains("differ"),
+            "a mistyped confirmation adds nothing"
+        );
+        assert!(d.draft.accounts.is_empty());
+        d.new_password2 = "pw".into();
         d.add_account();
         assert_eq!(d.account_error, None);
         assert_eq!(d.draft.accounts[0].address, "alice@example.test");
@@ -435,6 +489,10 @@ mod tests {
         assert!(d.new_password.is_empty(), "the clear password is not kept");
 
         d.set_password = "new".into();
+        d.set_account_password();
+        assert!(d.account_error.as_deref().unwrap().contains("differ"));
+        assert!(password::verify(&d.draft.accounts[0].password, "pw"));
+        d.set_password2 = "new".into();
         d.set_account_password();
         assert!(password::verify(&d.draft.accounts[0].password, "new"));
 

@@ -273,6 +273,19 @@ impl Form for SmtpForm {
     }
 
     fn contents(&mut self, ui: &mut egui::Ui, errs: &[FieldError]) {
+        ui.heading("Server");
+        grid("smtp_server").show(ui, |ui| {
+            text_row(
+                ui,
+                "Server Host Name",
+                help::HOSTNAME,
+                &mut self.hostname,
+                errs,
+                "server.hostname",
+                true,
+            );
+        });
+        ui.add_space(6.0);
         ui.heading("Incoming SMTP");
         grid("smtp_in").show(ui, |ui| {
             text_row(
@@ -407,15 +420,6 @@ impl Form for SmtpForm {
                 &mut self.data_timeout,
                 errs,
                 "smtp.timeouts.data",
-                true,
-            );
-            text_row(
-                ui,
-                "Server Host Name",
-                help::HOSTNAME,
-                &mut self.hostname,
-                errs,
-                "server.hostname",
                 true,
             );
         });
