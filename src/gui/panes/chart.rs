@@ -122,8 +122,16 @@ impl MailChart {
         let refused = BarChart::new("refused", bars(|m| m.refused))
             .color(egui::Color32::from_rgb(224, 57, 62))
             .stack_on(&[&accepted, &sent, &failed]);
+        // Headroom above the tallest stack, where the legend sits: it never hides a bar, the
+        // newest minute's least of all.
+        let tallest = series
+            .iter()
+            .map(|(_, m)| m.accepted + m.sent + m.failed + m.refused)
+            .max()
+            .unwrap_or(0) as f64;
         Plot::new("mails_per_minute")
-            .legend(Legend::default())
+            .legend(Legend::default().position(egui_plot::Corner::LeftTop))
+            .include_y(tallest * 1.6)
             .allow_drag(false)
             .allow_zoom(false)
             .allow_scroll(false)

@@ -350,7 +350,9 @@ impl LogPane {
             )
             .labelled_by(l.id)
             .on_hover_text("Show only lines containing this text (any case)");
-            egui::ComboBox::from_label("Level")
+            // The label before its list, as every other control of the bar.
+            let l = ui.label("Level");
+            egui::ComboBox::from_id_salt("log_level")
                 .selected_text(level_name(self.filters.min_level))
                 .show_ui(ui, |ui| {
                     for l in [Level::Debug, Level::Info, Level::Warn, Level::Error] {
@@ -358,6 +360,7 @@ impl LogPane {
                     }
                 })
                 .response
+                .labelled_by(l.id)
                 .on_hover_text("Lowest level shown: Debug shows every SMTP command and reply");
             let l = ui.label("Session");
             ui.add(
@@ -459,10 +462,14 @@ impl LogPane {
                 let Some(row) = self.row(n) else { continue };
                 let colour = level_colour(ui, row.level);
                 let text = egui::RichText::new(&row.text).monospace().color(colour);
-                let r = ui.add(
+                let mut r = ui.add(
                     egui::Button::selectable(self.selected.contains(&n), text)
                         .wrap_mode(egui::TextWrapMode::Extend),
                 );
+                // A line wider than the pane is shown whole, wrapped, on hover.
+                if r.rect.width() > ui.clip_rect().width() {
+                    r = r.on_hover_text(&row.text);
+                }
                 if r.clicked() {
                     clicked = Some(n);
                 }
