@@ -38,6 +38,8 @@ packages=(
     python3-dkim python3-dnspython python3-nacl
     postfix
     dnsmasq-base
+    # POP3 clients of tests/pop3.rs: curl (pop3://, pop3s://) and fetchmail (STLS)
+    curl fetchmail
     ca-certificates
 )
 missing=()

@@ -49,6 +49,8 @@ impl Env {
         c.smtp.incoming.listen_ip = "127.0.0.1".into();
         c.smtp.outgoing.listen_ip = "127.0.0.1".into();
         c.smtp.timeouts.command = config::HumanDuration::from_secs(20);
+        // POP3 only where a test asks for it (its default ports are the machine's).
+        c.pop3.enabled = false;
         tweak(&mut c);
         config::save(&cfg, &c).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()

@@ -185,6 +185,9 @@ pub struct Config {
     pub accounts: Vec<(String, String)>,
     /// More top-level RON fields, written verbatim (e.g. `abuse: (lockout: (enabled: false)),`).
     pub extra_ron: String,
+    /// The fields of the `pop3` section (off unless a test turns it on: the default ports
+    /// 110 and 995 are the machine's).
+    pub pop3_ron: String,
 }
 
 impl Default for Config {
@@ -210,6 +213,7 @@ impl Default for Config {
             domains: vec![DOMAIN.into()],
             accounts: Vec::new(),
             extra_ron: String::new(),
+            pop3_ron: "enabled: false".into(),
         }
     }
 }
@@ -252,6 +256,7 @@ impl Config {
         tls: (certificate: "", key: "", implicit_port: {implicit}, auth_requires_tls: {art}),
     ),
     {extra}
+    pop3: ({pop3}),
     domains: [{domains}],
     accounts: [{accounts}
     ],
@@ -269,6 +274,7 @@ impl Config {
             td = self.data_timeout,
             art = self.auth_requires_tls,
             extra = self.extra_ron,
+            pop3 = self.pop3_ron,
         )
     }
 }
