@@ -12,6 +12,7 @@ use super::dialogs::access::AccessForm;
 use super::dialogs::domains::DomainsForm;
 use super::dialogs::form::FormDialog;
 use super::dialogs::outgoing::OutgoingForm;
+use super::dialogs::pop3::Pop3Form;
 use super::dialogs::smtp::SmtpForm;
 use super::icon::Badge;
 use super::panes::chart::MailChart;
@@ -37,18 +38,21 @@ pub enum Dialog {
     Outgoing,
     /// Abuse & Spam.
     Abuse,
+    /// POP3.
+    Pop3,
     /// About Postern.
     About,
 }
 
 impl Dialog {
     /// Every dialog with its `POSTERN_GUI_OPEN_DIALOG` name.
-    pub const NAMES: [(&'static str, Dialog); 6] = [
+    pub const NAMES: [(&'static str, Dialog); 7] = [
         ("smtp", Dialog::Smtp),
         ("access", Dialog::Access),
         ("outgoing", Dialog::Outgoing),
         ("abuse", Dialog::Abuse),
         ("domains", Dialog::Domains),
+        ("pop3", Dialog::Pop3),
         ("about", Dialog::About),
     ];
 
@@ -60,12 +64,13 @@ impl Dialog {
             Dialog::Access => "Access Control",
             Dialog::Outgoing => "Outgoing Mails",
             Dialog::Abuse => "Abuse & Spam",
+            Dialog::Pop3 => "POP3",
             Dialog::About => "About Postern",
         }
     }
 
     /// The dialog named by `POSTERN_GUI_OPEN_DIALOG` (smtp, access, outgoing, abuse, domains,
-    /// about).
+    /// pop3, about).
     pub fn from_name(name: &str) -> Option<Dialog> {
         let name = name.trim().to_ascii_lowercase();
         Self::NAMES
@@ -137,6 +142,8 @@ pub struct PosternApp {
     outgoing: Option<FormDialog<OutgoingForm>>,
     /// Open Abuse & Spam dialog.
     abuse: Option<FormDialog<AbuseForm>>,
+    /// Open POP3 dialog.
+    pop3: Option<FormDialog<Pop3Form>>,
     /// The configuration file as last read (None: it cannot be read).
     config: Option<Config>,
     /// The open-relay warning for the configuration file as last read.
@@ -174,6 +181,7 @@ impl PosternApp {
             access: None,
             outgoing: None,
             abuse: None,
+            pop3: None,
             config: None,
             relay_warning: None,
             about: false,
@@ -249,18 +257,20 @@ impl PosternApp {
                 self.outgoing = Some(d);
             }
             Dialog::Abuse => self.abuse = Some(FormDialog::open(&self.services)),
+            Dialog::Pop3 => self.pop3 = Some(FormDialog::open(&self.services)),
             Dialog::About => self.about = true,
         }
     }
 
     /// Which dialogs are open (the settings dialogs, in [`Dialog::NAMES`] order).
-    fn open_dialogs(&self) -> [bool; 5] {
+    fn open_dialogs(&self) -> [bool; 6] {
         [
             self.smtp.is_some(),
             self.access.is_some(),
             self.outgoing.is_some(),
             self.abuse.is_some(),
             self.domains.is_some(),
+            self.pop3.is_some(),
         ]
     }
 
@@ -272,6 +282,7 @@ impl PosternApp {
             Dialog::Access => self.access.is_some(),
             Dialog::Outgoing => self.outgoing.is_some(),
             Dialog::Abuse => self.abuse.is_some(),
+            Dialog::Pop3 => self.pop3.is_some(),
             Dialog::About => self.about,
         }
     }
@@ -473,6 +484,11 @@ impl PosternApp {
         {
             self.domains = None;
         }
+        if let Some(d) = self.pop3.as_mut()
+            && !d.show(&ctx, &self.services)
+        {
+            self.pop3 = None;
+        }
         if self.about {
             self.about_window(&ctx);
         }
@@ -532,6 +548,9 @@ impl PosternApp {
                 }
                 if ui.button("Abuse & Spam...").clicked() {
                     self.open(Dialog::Abuse);
+                }
+                if ui.button("POP3...").clicked() {
+                    self.open(Dialog::Pop3);
                 }
             });
             ui.menu_button("View", |ui| {

@@ -10,6 +10,7 @@ pub mod access;
 pub mod domains;
 pub mod form;
 pub mod outgoing;
+pub mod pop3;
 pub mod smtp;
 
 use super::services::Services;
