@@ -64,7 +64,7 @@ impl Dialog {
             Dialog::Access => "Access Control",
             Dialog::Outgoing => "Outgoing Mails",
             Dialog::Abuse => "Abuse & Spam",
-            Dialog::Pop3 => "POP3",
+            Dialog::Pop3 => "POP3 Settings",
             Dialog::About => "About Postern",
         }
     }
@@ -549,7 +549,7 @@ impl PosternApp {
                 if ui.button("Abuse & Spam...").clicked() {
                     self.open(Dialog::Abuse);
                 }
-                if ui.button("POP3...").clicked() {
+                if ui.button("POP3 Settings...").clicked() {
                     self.open(Dialog::Pop3);
                 }
             });
@@ -627,6 +627,13 @@ impl PosternApp {
                 .clicked()
             {
                 self.open(Dialog::Abuse);
+            }
+            if ui
+                .button("POP3 Settings")
+                .on_hover_text("Reading mail over POP3: ports, SSL, limits")
+                .clicked()
+            {
+                self.open(Dialog::Pop3);
             }
         });
         if let Some(w) = &self.relay_warning {

@@ -72,7 +72,7 @@ fn plaintext_name(p: PlaintextLogin) -> &'static str {
 }
 
 impl Form for Pop3Form {
-    const TITLE: &'static str = "POP3";
+    const TITLE: &'static str = "POP3 Settings";
 
     fn window(window: egui::Window<'_>) -> egui::Window<'_> {
         window.default_pos([90.0, 90.0])
