@@ -526,3 +526,24 @@ fn fetchmail_retrieves_over_stls() {
     let r = poplib(p.port, "stls", PASSWORD, &["stat"]);
     assert_eq!(ok(&r[1])[0], 0);
 }
+
+#[test]
+fn every_account_gets_the_special_use_folders() {
+    let s = Server::start_default();
+    let has = |user: &str| {
+        [".Sent", ".Drafts", ".Trash", ".Junk", ".Archive"]
+            .iter()
+            .all(|f| s.maildir(DOMAIN, user).join(f).join("new").is_dir())
+    };
+    poll(DEADLINE, "alice's folders at start", || {
+        has("alice").then_some(())
+    });
+    s.cli_stdin(
+        &["account", "add", "bob@example.test", "--password-stdin"],
+        "pw-bob\n",
+    )
+    .assert_ok();
+    poll(DEADLINE, "bob's folders once his account exists", || {
+        has("bob").then_some(())
+    });
+}

@@ -97,6 +97,31 @@ fn dkim_signers(config: &Config, data_dir: &Path, events: &EventBus) -> Signers 
     }
 }
 
+/// Makes INBOX and the SPECIAL-USE folders of every account where missing (a new account's
+/// at once, an older account's on the first start after an upgrade), on a blocking thread;
+/// a failure is logged and retried at the next login.
+fn prepare_mailboxes(config: &Config, data_dir: &Path, events: &EventBus) {
+    let root = data_dir.join("mailboxes");
+    let accounts: Vec<String> = config.accounts.iter().map(|a| a.address.clone()).collect();
+    let events = events.clone();
+    tokio::task::spawn_blocking(move || {
+        for address in accounts {
+            let Some(account) = super::store::mailbox::Account::new(&root, &address) else {
+                continue;
+            };
+            if let Err(e) = account.prepare() {
+                events.emit(
+                    Level::Error,
+                    None,
+                    EventKind::Note {
+                        text: format!("cannot make the folders of {address}: {e}"),
+                    },
+                );
+            }
+        }
+    });
+}
+
 /// Identity of the file on disk, to notice edits and atomic replacements.
 type Stamp = Option<(SystemTime, u64, u64)>;
 
@@ -189,6 +214,11 @@ impl Supervisor {
     }
 
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        prepare_mailboxes(
+            &self.current.borrow().config,
+            &self.opts.data_dir,
+            self.events(),
+        );
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let shutdown = self.shared.common.shutdown.clone();
@@ -223,6 +253,9 @@ impl Supervisor {
                         self.current.send_replace(Arc::new(current));
                     }
                     return;
+                }
+                if cfg.accounts != self.current.borrow().config.accounts {
+                    prepare_mailboxes(&cfg, &self.opts.data_dir, self.events());
                 }
                 let current = build_current(cfg, &self.opts.data_dir, self.events());
                 self.current.send_replace(Arc::new(current));

@@ -66,3 +66,55 @@ impl Default for Pop3Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::config::{Config, validate};
+
+    #[test]
+    fn loopback_means_127_slash_8_and_ipv6_loopback() {
+        let l = PlaintextLogin::Loopback;
+        for ip in [
+            "127.0.0.1",
+            "127.0.0.2",
+            "127.255.0.9",
+            "::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(l.allows(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["192.0.2.1", "10.0.0.1", "::ffff:192.0.2.1", "2001:db8::1"] {
+            assert!(!l.allows(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(!PlaintextLogin::Never.allows("127.0.0.1".parse().unwrap()));
+        assert!(PlaintextLogin::Always.allows("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn pop3_ports_must_be_free_of_smtp_and_each_other() {
+        let mut c = Config::default();
+        c.pop3.port = 25;
+        c.pop3.ssl_port = 25;
+        c.pop3.max_connections = 0;
+        c.pop3.idle_timeout = crate::engine::config::HumanDuration::from_secs(5);
+        let paths: Vec<_> = validate(&c).into_iter().map(|e| e.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "pop3.max_connections",
+                "pop3.idle_timeout",
+                "pop3.port",
+                "pop3.ssl_port",
+                "pop3.ssl_port"
+            ]
+        );
+        c.pop3.enabled = false;
+        c.pop3.max_connections = 5;
+        c.pop3.idle_timeout = crate::engine::config::HumanDuration::from_secs(600);
+        assert!(
+            validate(&c).is_empty(),
+            "a disabled service's ports are not checked"
+        );
+    }
+}
