@@ -547,3 +547,52 @@ fn every_account_gets_the_special_use_folders() {
         has("bob").then_some(())
     });
 }
+
+/// "Loopback" is the address, not the interface: a client on this computer connecting from a
+/// non-loopback address (192.0.2.55 on `lo`, in a network namespace of the server's own) may
+/// not log in without TLS, while 127.0.0.1 may.
+#[test]
+fn plaintext_login_is_refused_from_a_non_loopback_address() {
+    let port = free_port();
+    let mut s = Server::prepare({
+        let mut c = Config::default();
+        c.pop3_ron = format!("enabled: true, port: {port}, implicit_ssl: false, listen_ip: \"\"");
+        c
+    });
+    s.spawn_in_netns("192.0.2.55/32");
+    // Listening, and so in its own namespace (nsenter must not run before `unshare` has made it).
+    poll(DEADLINE, "the POP3 listener in the namespace", || {
+        s.stderr().contains("POP3 listening on").then_some(())
+    });
+    let script = r#"
+import socket, sys
+src, port, user, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+s = socket.create_connection(("127.0.0.1", port), timeout=20, source_address=(src, 0))
+f = s.makefile("rb")
+def cmd(line):
+    if line: s.sendall(line.encode() + b"\r\n")
+    return f.readline().decode().strip()
+print(cmd(""))
+print(cmd("USER " + user))
+print(cmd("PASS " + pw))
+"#;
+    let run = |src: &str| {
+        let mut c = s.in_netns("/usr/bin/python3");
+        c.arg("-c")
+            .arg(script)
+            .args([src, &port.to_string(), ALICE, PASSWORD]);
+        let o = run_with_timeout(c, None, Duration::from_secs(60));
+        assert!(o.ok(), "{}\n{}\n{}", o.stdout, o.stderr, s.stderr());
+        o.stdout.lines().map(String::from).collect::<Vec<_>>()
+    };
+    let from_loopback = run("127.0.0.1");
+    assert!(from_loopback[0].starts_with("+OK"), "{from_loopback:?}");
+    assert!(
+        from_loopback[2].starts_with("+OK Logged in"),
+        "{from_loopback:?}"
+    );
+    let from_other = run("192.0.2.55");
+    assert!(from_other[0].starts_with("+OK"), "{from_other:?}");
+    assert!(from_other[1].starts_with("-ERR [AUTH]"), "{from_other:?}");
+    assert!(from_other[2].starts_with("-ERR"), "{from_other:?}");
+}

@@ -363,6 +363,27 @@ impl Server {
         self.spawn_cmd(c);
     }
 
+    /// Spawn `postern serve` in a network namespace of its own (needs root) whose loopback
+    /// interface also has `extra_addr` (e.g. `192.0.2.55/32`): a client there can connect
+    /// from an address that is not a loopback address. Reach it with [`Server::in_netns`].
+    pub fn spawn_in_netns(&mut self, extra_addr: &str) {
+        let mut c = Command::new("unshare");
+        c.args(["--net", "sh", "-c"])
+            .arg(format!(
+                "ip link set lo up && ip addr add {extra_addr} dev lo && exec \"$0\" \"$@\""
+            ))
+            .arg(bin());
+        self.spawn_cmd(c);
+    }
+
+    /// A command run inside the server's network namespace (see [`Server::spawn_in_netns`]).
+    pub fn in_netns(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/proc/{}/ns/net", self.pid()))
+            .arg(program);
+        c
+    }
+
     pub fn spawn_with_file_limit(&mut self, kib: Option<u64>) {
         let cmd = match kib {
             None => Command::new(bin()),
