@@ -554,10 +554,9 @@ fn every_account_gets_the_special_use_folders() {
 #[test]
 fn plaintext_login_is_refused_from_a_non_loopback_address() {
     let port = free_port();
-    let mut s = Server::prepare({
-        let mut c = Config::default();
-        c.pop3_ron = format!("enabled: true, port: {port}, implicit_ssl: false, listen_ip: \"\"");
-        c
+    let mut s = Server::prepare(Config {
+        pop3_ron: format!("enabled: true, port: {port}, implicit_ssl: false, listen_ip: \"\""),
+        ..Config::default()
     });
     s.spawn_in_netns("192.0.2.55/32");
     // Listening, and so in its own namespace (nsenter must not run before `unshare` has made it).
