@@ -577,18 +577,13 @@ impl Session {
             self.reply(&e);
             return Next::Continue;
         }
-        let folder = self.mb().folder.clone();
+        // Plain file I/O on this task, a page-cache sized chunk at a time, as the SMTP side
+        // copies bodies (see ARCHITECTURE.md): a thread hop per read would cost more.
         let mut message = self.mb().entries[n - 1].message.clone();
         let size = message.size;
-        let opened =
-            tokio::task::spawn_blocking(move || folder.open(&mut message).map(|f| (f, message)))
-                .await;
-        let (file, message) = match opened {
-            Ok(Ok(x)) => x,
-            _ => {
-                self.reply(reply::MESSAGE_GONE);
-                return Next::Continue;
-            }
+        let Ok(file) = self.mb().folder.open(&mut message) else {
+            self.reply(reply::MESSAGE_GONE);
+            return Next::Continue;
         };
         self.mb_mut().entries[n - 1].message = message;
         self.reply(&match lines {
@@ -598,32 +593,27 @@ impl Session {
         let mut reader = Chunks {
             file: Some(file),
             top: lines.map(Top::new),
+            buf: vec![0; CHUNK],
         };
         let mut encoder = Encoder::default();
         let mut out = Vec::with_capacity(CHUNK + CHUNK / 32);
         loop {
-            let read = tokio::task::spawn_blocking(move || {
-                let chunk = reader.next();
-                (reader, chunk)
-            })
-            .await;
-            let chunk = match read {
-                Ok((r, Ok(Some(chunk)))) => {
-                    reader = r;
-                    chunk
+            match reader.next() {
+                Ok(Some(chunk)) => {
+                    out.clear();
+                    encoder.feed(chunk, &mut out);
+                    self.wire.queue_bytes(&out);
                 }
-                Ok((_, Ok(None))) => break,
-                // Cut short: the client sees a truncated message rather than a hang.
-                Ok((_, Err(e))) => {
+                Ok(None) => break,
+                // Never a `.` after part of a message: the client must not take it as whole.
+                Err(e) => {
                     self.log(Level::Error, format!("reading message {n}: {e}"));
-                    break;
+                    return Next::Close(format!("cannot read message {n}: {e}"));
                 }
-                Err(_) => break,
-            };
-            out.clear();
-            encoder.feed(&chunk, &mut out);
-            self.wire.queue_bytes(&out);
-            if let Err(e) = self.wire.flush().await {
+            }
+            if out.len() >= CHUNK / 2
+                && let Err(e) = self.wire.flush().await
+            {
                 return Next::Close(format!("write error: {e}"));
             }
         }
@@ -720,28 +710,28 @@ struct Chunks {
     file: Option<std::fs::File>,
     /// TOP's line counter.
     top: Option<Top>,
+    /// The chunk buffer, reused.
+    buf: Vec<u8>,
 }
 
 impl Chunks {
     /// The next chunk, or `None` at the end.
-    fn next(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+    fn next(&mut self) -> std::io::Result<Option<&[u8]>> {
         let Some(file) = self.file.as_mut() else {
             return Ok(None);
         };
-        let mut buf = vec![0; CHUNK];
-        let n = file.read(&mut buf)?;
+        let mut n = file.read(&mut self.buf)?;
         if n == 0 {
             self.file = None;
             return Ok(None);
         }
-        buf.truncate(n);
         if let Some(top) = &mut self.top
-            && let Some(cut) = top.cut(&buf)
+            && let Some(cut) = top.cut(&self.buf[..n])
         {
-            buf.truncate(cut);
+            n = cut;
             self.file = None;
         }
-        Ok(Some(buf))
+        Ok(Some(&self.buf[..n]))
     }
 }
 
