@@ -138,9 +138,11 @@ impl Folder {
                 found.push((name, in_new, meta.len()));
             }
         }
-        // A message renamed between the listings of new/ and cur/ may appear twice.
+        // A message renamed between the listings of new/ and cur/ may appear twice: the
+        // first one listed (from new/) is kept.
+        let mut seen = std::collections::HashSet::with_capacity(found.len());
+        found.retain(|(name, _, _)| seen.insert(base_of(name).to_string()));
         found.sort_by(|a, b| delivery_key(&a.0).cmp(&delivery_key(&b.0)));
-        found.dedup_by(|a, b| base_of(&a.0) == base_of(&b.0));
         let mut changed = false;
         let known = list.uids.len();
         list.uids
@@ -314,6 +316,28 @@ mod tests {
             [2, 3]
         );
         assert_eq!(s3.uidnext, 4);
+    }
+
+    #[test]
+    fn one_message_listed_in_new_and_cur_counts_once() {
+        let d = tempfile::tempdir().unwrap();
+        let f = Folder::new(d.path());
+        f.create().unwrap();
+        // As if renamed from new/ to cur/ while the folder was being listed, with another
+        // message whose name extends this one's.
+        put(d.path(), "new", "100.M1P1Q1.h", "a\r\n");
+        put(d.path(), "cur", "100.M1P1Q1.h:2,S", "a\r\n");
+        put(d.path(), "new", "100.M1P1Q1.h.x", "b\r\n");
+        let s = f.scan().unwrap();
+        let mut bases: Vec<_> = s.messages.iter().map(|m| (m.uid, m.base.clone())).collect();
+        bases.sort();
+        assert_eq!(
+            bases,
+            [
+                (1, "100.M1P1Q1.h".to_string()),
+                (2, "100.M1P1Q1.h.x".to_string())
+            ]
+        );
     }
 
     #[test]
