@@ -595,3 +595,85 @@ print(cmd("PASS " + pw))
     assert!(from_other[1].starts_with("-ERR [AUTH]"), "{from_other:?}");
     assert!(from_other[2].starts_with("-ERR"), "{from_other:?}");
 }
+
+/// A `kill -9` during the UPDATE state (QUIT after DELE of everything) leaves a mailbox the
+/// next session reads whole: each message is there or not, the UIDLs of those left are
+/// their old ones, and every one listed can be retrieved.
+#[test]
+fn a_kill_during_update_leaves_a_consistent_mailbox() {
+    let mut p = start("");
+    let dir = p.s.maildir(DOMAIN, "alice");
+    // Many messages, written as another MDA would, so the deletions take a while.
+    for i in 0..400 {
+        let name = format!("{}.M{i}P1Q{i}.other", 1_700_000_000 + i);
+        fs::write(
+            dir.join("tmp").join(&name),
+            format!("Subject: {i}\r\n\r\nx\r\n"),
+        )
+        .unwrap();
+        fs::rename(dir.join("tmp").join(&name), dir.join("new").join(&name)).unwrap();
+    }
+    let (mut c, _) = Pop3::connect("127.0.0.1", p.port);
+    assert!(c.login().starts_with("+OK"));
+    assert!(c.cmd("UIDL").starts_with("+OK"));
+    let before = c.body();
+    assert_eq!(before.len(), 400);
+    for i in 1..=400 {
+        assert!(c.cmd(&format!("DELE {i}")).starts_with("+OK"));
+    }
+    c.w.write_all(b"QUIT\r\n").unwrap();
+    p.s.signal("KILL");
+    p.s.wait_exit(Duration::from_secs(30));
+    p.s.spawn();
+    p.s.wait_ready(p.s.port());
+    wait_pop3(p.port);
+    let (mut c, _) = Pop3::connect("127.0.0.1", p.port);
+    assert!(c.login().starts_with("+OK"));
+    assert!(c.cmd("UIDL").starts_with("+OK"));
+    let after = c.body();
+    let uidl = |l: &String| l.split(' ').nth(1).unwrap().to_string();
+    let old: Vec<String> = before.iter().map(uidl).collect();
+    for l in &after {
+        assert!(old.contains(&uidl(l)), "{l} was not there before the kill");
+    }
+    for i in 1..=after.len() {
+        assert!(c.cmd(&format!("RETR {i}")).starts_with("+OK"), "RETR {i}");
+        let body = c.body();
+        assert!(body.iter().any(|l| l.starts_with("Subject: ")), "{body:?}");
+    }
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+}
+
+/// Max Connections per POP3 port, and the per-IP limit counted across SMTP and POP3.
+#[test]
+fn connection_limits_per_port_and_per_ip_across_protocols() {
+    let p = start("max_connections: 2");
+    let (_a, g1) = Pop3::connect("127.0.0.1", p.port);
+    let (_b, g2) = Pop3::connect("127.0.0.1", p.port);
+    assert!(g1.starts_with("+OK") && g2.starts_with("+OK"));
+    let (mut c, g3) = Pop3::connect("127.0.0.1", p.port);
+    assert!(g3.starts_with("-ERR [SYS/TEMP]"), "{g3}");
+    assert_eq!(c.line(), "", "closed after the refusal");
+    drop((_a, _b));
+
+    p.s.cli(&["config", "set", "abuse.max_connections_per_ip=2"])
+        .assert_ok();
+    let smtp = p.s.port();
+    poll(DEADLINE, "the per-IP limit", || {
+        let x = SourceClient::from("127.0.0.7", smtp);
+        let y = SourceClient::from("127.0.0.7", smtp);
+        let (_, g) = Pop3::connect("127.0.0.7", p.port);
+        drop((x, y));
+        g.starts_with("-ERR").then_some(())
+    });
+    // Two SMTP sessions from 127.0.0.6 use up its allowance: POP3 from it is refused, POP3
+    // from another address is not.
+    let mut x = SourceClient::from("127.0.0.6", smtp);
+    let mut y = SourceClient::from("127.0.0.6", smtp);
+    assert_eq!(x.reply().0, 220);
+    assert_eq!(y.reply().0, 220);
+    let (_, g) = Pop3::connect("127.0.0.6", p.port);
+    assert!(g.starts_with("-ERR [SYS/TEMP]"), "{g}");
+    let (_, g) = Pop3::connect("127.0.0.8", p.port);
+    assert!(g.starts_with("+OK"), "{g}");
+}
