@@ -115,6 +115,10 @@ pub fn new_session_id() -> String {
     format!("{start:X}{:05X}", SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
+/// A stream a session can run over: TCP, TLS over TCP, or an in-memory duplex (tests).
+pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
 /// A session's future, as a service hands it to the listener.
 pub type SessionFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 

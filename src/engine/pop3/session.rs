@@ -14,7 +14,7 @@ use crate::engine::access::MailboxLogin;
 use crate::engine::current::Current;
 use crate::engine::delivery::data::Encoder;
 use crate::engine::events::{EventKind, Level};
-use crate::engine::listener::{Seat, new_session_id};
+use crate::engine::listener::{Seat, Stream, new_session_id};
 use crate::engine::store::mailbox::{self, Folder, Message};
 use crate::engine::tls::{self, Detached, HandshakeError};
 use crate::engine::wire::{ReadError, Wire};
@@ -23,11 +23,6 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
-
-/// A stream a session runs over: TCP, TLS over TCP, or an in-memory duplex.
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// The session's stream, boxed so it is one type before and after STLS.
 type Io = Box<dyn Stream>;

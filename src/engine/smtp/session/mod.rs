@@ -27,20 +27,15 @@ use crate::engine::access::recipient::Recipient;
 use crate::engine::access::relay::Login;
 use crate::engine::current::Current;
 use crate::engine::events::{EventBus, EventKind, Level};
-pub use crate::engine::listener::{Seat, new_session_id};
+pub use crate::engine::listener::{Seat, Stream, new_session_id};
 use crate::engine::reply::{self, Reply};
 use crate::engine::role::Role;
 use smtp_proto::Request;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-
-/// A stream a session can run over: TCP, TLS over TCP, or an in-memory duplex.
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// The session's stream, boxed so the session is one type before and after STARTTLS.
 type Io = Box<dyn Stream>;
