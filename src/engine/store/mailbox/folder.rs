@@ -10,6 +10,7 @@
 //! its old state or its new one, never half.
 
 use super::uidlist::{Locked, UidList};
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -140,31 +141,34 @@ impl Folder {
         }
         // A message renamed between the listings of new/ and cur/ may appear twice: the
         // first one listed (from new/) is kept.
-        let mut seen = std::collections::HashSet::with_capacity(found.len());
+        let mut seen: HashSet<String> = HashSet::with_capacity(found.len());
         found.retain(|(name, _, _)| seen.insert(base_of(name).to_string()));
-        found.sort_by(|a, b| delivery_key(&a.0).cmp(&delivery_key(&b.0)));
-        let mut changed = false;
         let known = list.uids.len();
-        list.uids
-            .retain(|base, _| found.iter().any(|(n, _, _)| base_of(n) == base));
-        changed |= list.uids.len() != known;
+        list.uids.retain(|base, _| seen.contains(base));
+        let mut changed = list.uids.len() != known;
         let mut messages = Vec::with_capacity(found.len());
+        let mut fresh = Vec::new();
         for (name, in_new, size) in found {
             let base = base_of(&name).to_string();
-            let uid = match list.uids.get(&base) {
-                Some(&uid) => uid,
-                None => {
-                    changed = true;
-                    list.assign(base.clone())
-                }
-            };
-            messages.push(Message {
-                uid,
+            let m = Message {
+                uid: list.uids.get(&base).copied().unwrap_or(0),
                 base,
                 name,
                 in_new,
                 size,
-            });
+            };
+            if m.uid == 0 {
+                fresh.push(m);
+            } else {
+                messages.push(m);
+            }
+        }
+        // New mail gets the next UIDs in the order it was delivered.
+        fresh.sort_by(|a, b| delivery_key(&a.name).cmp(&delivery_key(&b.name)));
+        for mut m in fresh {
+            changed = true;
+            m.uid = list.assign(m.base.clone());
+            messages.push(m);
         }
         if changed || !self.dir.join(super::uidlist::FILE).exists() {
             locked.write(&list)?;
