@@ -677,3 +677,40 @@ fn connection_limits_per_port_and_per_ip_across_protocols() {
     let (_, g) = Pop3::connect("127.0.0.8", p.port);
     assert!(g.starts_with("+OK"), "{g}");
 }
+
+/// A POP3 port that cannot be bound is reported like an SMTP listener's and stops nothing
+/// else; and no password reaches the log.
+#[test]
+fn an_unbindable_pop3_port_stops_nothing_and_passwords_are_not_logged() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    let ssl_port = free_port();
+    let s = Server::start_with(|c| {
+        c.pop3_ron =
+            format!("enabled: true, port: {busy}, ssl_port: {ssl_port}, listen_ip: \"127.0.0.1\"");
+    });
+    poll(DEADLINE, "the POP3 bind error in the log", || {
+        s.stderr()
+            .contains(&format!("POP3 cannot listen on 127.0.0.1:{busy}"))
+            .then_some(())
+    });
+    // SMTP and the implicit-TLS POP3 port work.
+    s.connect();
+    let r = poplib(ssl_port, "implicit", PASSWORD, &["stat", "quit"]);
+    ok(&r[0]);
+    let r = poplib(ssl_port, "implicit", "not-the-password", &[]);
+    assert_eq!(r[0]["ok"], false);
+    // The daily log file has the commands (logs.level Debug, the default).
+    let log = poll(DEADLINE, "the commands in the log file", || {
+        let text: String = list_files(&s.data_dir.join("logs"))
+            .iter()
+            .map(|f| fs::read_to_string(f).unwrap_or_default())
+            .collect();
+        (text.contains("PASS ****") && text.contains("authentication failed")).then_some(text)
+    });
+    assert!(
+        !log.contains(PASSWORD) && !log.contains("not-the-password"),
+        "a password in the log:\n{log}"
+    );
+    drop(taken);
+}
