@@ -21,12 +21,16 @@ struct Pop3Server {
 }
 
 fn start(extra: &str) -> Pop3Server {
-    let port = free_port();
-    let mut ssl_port = free_port();
-    while ssl_port == port {
-        ssl_port = free_port();
-    }
+    let (mut port, mut ssl_port) = (0, 0);
     let s = Server::start_with(|c| {
+        // Four distinct ports: a port just freed can be handed out twice.
+        let taken = [c.incoming_port, c.outgoing_port];
+        while port == 0 || taken.contains(&port) {
+            port = free_port();
+        }
+        while ssl_port == 0 || ssl_port == port || taken.contains(&ssl_port) {
+            ssl_port = free_port();
+        }
         c.pop3_ron = format!(
             "enabled: true, port: {port}, ssl_port: {ssl_port}, listen_ip: \"127.0.0.1\", {extra}"
         );
@@ -553,11 +557,13 @@ fn every_account_gets_the_special_use_folders() {
 /// not log in without TLS, while 127.0.0.1 may.
 #[test]
 fn plaintext_login_is_refused_from_a_non_loopback_address() {
-    let port = free_port();
-    let mut s = Server::prepare(Config {
-        pop3_ron: format!("enabled: true, port: {port}, implicit_ssl: false, listen_ip: \"\""),
-        ..Config::default()
-    });
+    let mut cfg = Config::default();
+    let mut port = free_port();
+    while [cfg.incoming_port, cfg.outgoing_port].contains(&port) {
+        port = free_port();
+    }
+    cfg.pop3_ron = format!("enabled: true, port: {port}, implicit_ssl: false, listen_ip: \"\"");
+    let mut s = Server::prepare(cfg);
     s.spawn_in_netns("192.0.2.55/32");
     // Listening, and so in its own namespace (nsenter must not run before `unshare` has made it).
     poll(DEADLINE, "the POP3 listener in the namespace", || {
@@ -648,9 +654,12 @@ fn a_kill_during_update_leaves_a_consistent_mailbox() {
 #[test]
 fn connection_limits_per_port_and_per_ip_across_protocols() {
     let p = start("max_connections: 2");
-    let (_a, g1) = Pop3::connect("127.0.0.1", p.port);
-    let (_b, g2) = Pop3::connect("127.0.0.1", p.port);
-    assert!(g1.starts_with("+OK") && g2.starts_with("+OK"));
+    // Two sessions (once the probe of `start` has been let go).
+    let (_a, _b) = poll(DEADLINE, "two POP3 sessions", || {
+        let (a, g1) = Pop3::connect("127.0.0.1", p.port);
+        let (b, g2) = Pop3::connect("127.0.0.1", p.port);
+        (g1.starts_with("+OK") && g2.starts_with("+OK")).then_some((a, b))
+    });
     let (mut c, g3) = Pop3::connect("127.0.0.1", p.port);
     assert!(g3.starts_with("-ERR [SYS/TEMP]"), "{g3}");
     assert_eq!(c.line(), "", "closed after the refusal");
@@ -684,8 +693,11 @@ fn connection_limits_per_port_and_per_ip_across_protocols() {
 fn an_unbindable_pop3_port_stops_nothing_and_passwords_are_not_logged() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = taken.local_addr().unwrap().port();
-    let ssl_port = free_port();
+    let mut ssl_port = 0;
     let s = Server::start_with(|c| {
+        while ssl_port == 0 || [c.incoming_port, c.outgoing_port].contains(&ssl_port) {
+            ssl_port = free_port();
+        }
         c.pop3_ron =
             format!("enabled: true, port: {busy}, ssl_port: {ssl_port}, listen_ip: \"127.0.0.1\"");
     });
