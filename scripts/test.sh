@@ -43,6 +43,10 @@ packages=(
     openssl
     postfix
     dnsmasq-base
+    # POP3 clients of tests/pop3.rs: curl (pop3://, pop3s://) and fetchmail (STLS)
+    curl fetchmail
+    # a server in a network namespace of its own with a non-loopback address on lo
+    iproute2 util-linux
     ca-certificates
 )
 missing=()

@@ -51,6 +51,8 @@ impl Env {
         c.smtp.incoming.listen_ip = "127.0.0.1".into();
         c.smtp.outgoing.listen_ip = "127.0.0.1".into();
         c.smtp.timeouts.command = config::HumanDuration::from_secs(20);
+        // POP3 only where a test asks for it (its default ports are the machine's).
+        c.pop3.enabled = false;
         tweak(&mut c);
         config::save(&cfg, &c).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -219,6 +221,45 @@ fn changing_the_incoming_port_rebinds_the_running_server() {
 
     click(&mut h, "OK");
     assert!(!h.state().is_open(Dialog::Smtp), "OK closes the dialog");
+}
+
+/// The POP3 dialog: a new port applied from the dialog is where the running engine listens
+/// (and the status strip shows it).
+#[test]
+fn the_pop3_dialog_moves_the_running_pop3_listener() {
+    let (old, new) = (free_port(), free_port());
+    let env = Env::new(free_port(), |c| {
+        c.pop3.enabled = true;
+        c.pop3.port = old;
+        c.pop3.implicit_ssl = false;
+        c.pop3.listen_ip = "127.0.0.1".into();
+    });
+    let mut h = env.app();
+    wait_for(&mut h, "a +OK greeting on the POP3 port", |_| {
+        greeting(old).is_some_and(|g| g.starts_with("+OK"))
+    });
+    click(&mut h, "POP3 Settings");
+    assert!(h.state().is_open(Dialog::Pop3));
+    assert_eq!(
+        h.get_by_label("Port").value().as_deref(),
+        Some(old.to_string().as_str())
+    );
+    set_field(&mut h, "Port", &new.to_string());
+    click(&mut h, "Apply");
+    assert_eq!(env.load().pop3.port, new);
+    wait_for(&mut h, "a +OK greeting on the new port", |_| {
+        greeting(new).is_some_and(|g| g.starts_with("+OK"))
+    });
+    wait_for(&mut h, "the old port to close", |_| {
+        TcpStream::connect(("127.0.0.1", old)).is_err()
+    });
+    wait_for(&mut h, "the status strip to show the POP3 listener", |h| {
+        h.query_all_by_label_contains(&format!("POP3 127.0.0.1:{new} up"))
+            .next()
+            .is_some()
+    });
+    click(&mut h, "OK");
+    assert!(!h.state().is_open(Dialog::Pop3));
 }
 
 #[test]

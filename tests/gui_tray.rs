@@ -429,6 +429,7 @@ fn start_app(d: &Desktop, dir: &Path, port: u16) -> Proc {
         ])
         .arg(format!("smtp.incoming.port={port}"))
         .arg("smtp.incoming.listen_ip=127.0.0.1")
+        .arg("pop3.enabled=false")
         .status()
         .unwrap();
     assert!(set.success());

@@ -12,11 +12,13 @@ pub mod dkim;
 pub mod dns;
 pub mod events;
 pub mod handle;
+pub mod listener;
 pub mod local_ips;
 pub mod lock;
 pub mod logfile;
 pub mod options;
 pub mod perms;
+pub mod pop3;
 pub mod queue;
 pub mod records;
 pub mod reply;
@@ -120,9 +122,24 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
         path: spool_dir.clone(),
         message: e.to_string(),
     })?;
-    let shared = Arc::new(smtp::Deps {
+    let gate = access::Gate::new(events.clone());
+    let pop3 = Arc::new(pop3::Deps {
+        current: current_rx.clone(),
+        gate: gate.clone(),
+        events: events.clone(),
+        shutdown: shutdown.clone(),
+        mailroot: mailroot.clone(),
+        busy: Default::default(),
+    });
+    let common = listener::Common {
+        current: current_rx.clone(),
+        gate: gate.clone(),
+        events: events.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let smtp = Arc::new(smtp::Deps {
         current: current_rx,
-        gate: access::Gate::new(events.clone()),
+        gate,
         intake: Arc::new(smtp::intake::StoreIntake {
             queue: queue.clone(),
             mailroot,
@@ -144,7 +161,11 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
     let listeners = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut sup = supervisor::Supervisor::new(
         opts.clone(),
-        shared,
+        supervisor::Services {
+            common,
+            smtp: Arc::new(smtp::listener::Smtp(smtp)),
+            pop3: Arc::new(pop3::Pop3(pop3)),
+        },
         current_tx,
         TaskTracker::new(),
         listeners.clone(),

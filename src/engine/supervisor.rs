@@ -9,11 +9,10 @@ use super::current::Current;
 use super::dkim::{KeyStore, Signers};
 use super::events::{EventBus, EventKind, Level};
 use super::handle::{ListenerStatus, ListenerTable};
+use super::listener::{self, Common, ListenerSpec, Protocol, Running, Service};
 use super::lock::DataDirLock;
 use super::options::EngineOptions;
 use super::queue::manager::ManagerTask;
-use super::smtp::Deps;
-use super::smtp::listener::{self, ListenerSpec, Running};
 use super::tls;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -98,6 +97,31 @@ fn dkim_signers(config: &Config, data_dir: &Path, events: &EventBus) -> Signers 
     }
 }
 
+/// Makes INBOX and the SPECIAL-USE folders of every account where missing (a new account's
+/// at once, an older account's on the first start after an upgrade), on a blocking thread;
+/// a failure is logged and retried at the next login.
+fn prepare_mailboxes(config: &Config, data_dir: &Path, events: &EventBus) {
+    let root = data_dir.join("mailboxes");
+    let accounts: Vec<String> = config.accounts.iter().map(|a| a.address.clone()).collect();
+    let events = events.clone();
+    tokio::task::spawn_blocking(move || {
+        for address in accounts {
+            let Some(account) = super::store::mailbox::Account::new(&root, &address) else {
+                continue;
+            };
+            if let Err(e) = account.prepare() {
+                events.emit(
+                    Level::Error,
+                    None,
+                    EventKind::Note {
+                        text: format!("cannot make the folders of {address}: {e}"),
+                    },
+                );
+            }
+        }
+    });
+}
+
 /// Identity of the file on disk, to notice edits and atomic replacements.
 type Stamp = Option<(SystemTime, u64, u64)>;
 
@@ -106,11 +130,37 @@ fn stamp(path: &Path) -> Stamp {
     Some((m.modified().ok()?, m.len(), m.ino()))
 }
 
+/// The protocols the listeners serve, and what every listener shares.
+pub struct Services {
+    /// Engine-wide: the configuration in force, the gate, events, shutdown.
+    pub common: Common,
+    /// SMTP sessions.
+    pub smtp: Arc<dyn Service>,
+    /// POP3 sessions.
+    pub pop3: Arc<dyn Service>,
+}
+
+impl Services {
+    fn of(&self, p: Protocol) -> Arc<dyn Service> {
+        match p {
+            Protocol::Smtp => self.smtp.clone(),
+            Protocol::Pop3 => self.pop3.clone(),
+        }
+    }
+}
+
+/// Every listener `cfg` asks for, of every protocol.
+fn wanted(cfg: &Config) -> Vec<ListenerSpec> {
+    let mut out = super::smtp::listener::wanted(cfg);
+    out.extend(super::pop3::wanted(cfg));
+    out
+}
+
 pub struct Supervisor {
     /// Paths.
     opts: EngineOptions,
-    /// What sessions share.
-    shared: Arc<Deps>,
+    /// What listeners and sessions share.
+    shared: Services,
     /// Publishes a new configuration to sessions.
     current: watch::Sender<Arc<Current>>,
     /// Every session and refusal task, for the graceful shutdown.
@@ -135,7 +185,7 @@ impl Supervisor {
     #[expect(clippy::too_many_arguments, reason = "called once, by engine::start")]
     pub fn new(
         opts: EngineOptions,
-        shared: Arc<Deps>,
+        shared: Services,
         current: watch::Sender<Arc<Current>>,
         tracker: TaskTracker,
         table: ListenerTable,
@@ -160,13 +210,18 @@ impl Supervisor {
     }
 
     fn events(&self) -> &EventBus {
-        &self.shared.events
+        &self.shared.common.events
     }
 
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        prepare_mailboxes(
+            &self.current.borrow().config,
+            &self.opts.data_dir,
+            self.events(),
+        );
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let shutdown = self.shared.shutdown.clone();
+        let shutdown = self.shared.common.shutdown.clone();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -199,6 +254,9 @@ impl Supervisor {
                     }
                     return;
                 }
+                if cfg.accounts != self.current.borrow().config.accounts {
+                    prepare_mailboxes(&cfg, &self.opts.data_dir, self.events());
+                }
                 let current = build_current(cfg, &self.opts.data_dir, self.events());
                 self.current.send_replace(Arc::new(current));
                 self.events()
@@ -218,9 +276,12 @@ impl Supervisor {
     /// Makes the open listeners match the configuration: closes what is no longer wanted,
     /// changes roles in place, binds what is new (and retries what failed before).
     pub async fn reconcile(&mut self) {
-        let wanted = listener::wanted(&self.current.borrow().config);
+        let wanted = wanted(&self.current.borrow().config);
         let same_socket = |a: &ListenerSpec, b: &ListenerSpec| {
-            a.listen_ip == b.listen_ip && a.port == b.port && a.implicit_tls == b.implicit_tls
+            a.protocol == b.protocol
+                && a.listen_ip == b.listen_ip
+                && a.port == b.port
+                && a.implicit_tls == b.implicit_tls
         };
         let mut keep = Vec::new();
         for r in std::mem::take(&mut self.running) {
@@ -234,7 +295,7 @@ impl Supervisor {
                     keep.push(r);
                 }
                 None => {
-                    let (name, addr) = (r.spec.name(), r.addr);
+                    let (name, addr) = (r.spec.title(), r.addr);
                     r.close().await;
                     self.events()
                         .emit(Level::Info, None, EventKind::ListenerDown { name, addr });
@@ -248,8 +309,14 @@ impl Supervisor {
                 continue;
             }
             let bound = match listener::bind(&w).await {
-                Ok(l) => Running::start(w.clone(), l, self.shared.clone(), self.tracker.clone())
-                    .map_err(|e| e.to_string()),
+                Ok(l) => Running::start(
+                    w.clone(),
+                    l,
+                    self.shared.common.clone(),
+                    self.shared.of(w.protocol),
+                    self.tracker.clone(),
+                )
+                .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
             match bound {
@@ -258,7 +325,7 @@ impl Supervisor {
                         Level::Info,
                         None,
                         EventKind::ListenerUp {
-                            name: r.spec.name(),
+                            name: r.spec.title(),
                             addr: r.addr,
                         },
                     );
@@ -269,7 +336,7 @@ impl Supervisor {
                         Level::Error,
                         None,
                         EventKind::ListenerFailed {
-                            name: w.name(),
+                            name: w.title(),
                             addr: w.describe(),
                             error: error.clone(),
                         },
@@ -318,7 +385,7 @@ impl Supervisor {
     async fn stop(mut self) {
         self.events().emit(Level::Info, None, EventKind::Stopping);
         for r in std::mem::take(&mut self.running) {
-            let (name, addr) = (r.spec.name(), r.addr);
+            let (name, addr) = (r.spec.title(), r.addr);
             r.close().await;
             self.events()
                 .emit(Level::Info, None, EventKind::ListenerDown { name, addr });
@@ -351,7 +418,7 @@ impl Supervisor {
                 text: "stopped".into(),
             },
         );
-        self.shared.events.detach_file_writer();
+        self.shared.common.events.detach_file_writer();
         let _ = (&mut self.log_writer).await;
     }
 }

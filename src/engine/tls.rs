@@ -9,8 +9,51 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// How long a TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a TLS handshake did not complete (the session then ends, for this reason).
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// No certificate could be loaded.
+    #[error("TLS is not available")]
+    Unavailable,
+    /// The handshake failed.
+    #[error("TLS handshake failed: {0}")]
+    Failed(std::io::Error),
+    /// The client took too long.
+    #[error("TLS handshake timed out")]
+    TimedOut,
+}
+
+/// The server side of a TLS handshake on `io` (STARTTLS, STLS, or an implicit-TLS port),
+/// for every protocol: the encrypted stream and the protocol version, for the log.
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    acceptor: &TlsAcceptor,
+    io: S,
+) -> Result<(TlsStream<S>, String), HandshakeError> {
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+        Ok(Ok(tls)) => {
+            let version = tls
+                .get_ref()
+                .1
+                .protocol_version()
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_default();
+            Ok((tls, version))
+        }
+        Ok(Err(e)) => Err(HandshakeError::Failed(e)),
+        Err(_) => Err(HandshakeError::TimedOut),
+    }
+}
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -136,4 +179,36 @@ pub(crate) fn test_acceptor(name: &str) -> TlsAcceptor {
         .with_single_cert(vec![cert.der().clone()], key)
         .unwrap();
     TlsAcceptor::from(Arc::new(config))
+}
+
+/// Stands in for the stream while the TLS handshake has it: reads see end of file, writes
+/// fail.
+pub struct Detached;
+
+impl AsyncRead for Detached {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Detached {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(Err(std::io::ErrorKind::NotConnected.into()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
 }

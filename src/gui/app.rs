@@ -13,6 +13,7 @@ use super::dialogs::dns::DnsDialog;
 use super::dialogs::domains::DomainsForm;
 use super::dialogs::form::FormDialog;
 use super::dialogs::outgoing::OutgoingForm;
+use super::dialogs::pop3::Pop3Form;
 use super::dialogs::smtp::SmtpForm;
 use super::icon::Badge;
 use super::panes::chart::MailChart;
@@ -40,19 +41,22 @@ pub enum Dialog {
     Abuse,
     /// DNS Records (reads only: not a settings form).
     Dns,
+    /// POP3.
+    Pop3,
     /// About Postern.
     About,
 }
 
 impl Dialog {
     /// Every dialog with its `POSTERN_GUI_OPEN_DIALOG` name.
-    pub const NAMES: [(&'static str, Dialog); 7] = [
+    pub const NAMES: [(&'static str, Dialog); 8] = [
         ("smtp", Dialog::Smtp),
         ("access", Dialog::Access),
         ("outgoing", Dialog::Outgoing),
         ("abuse", Dialog::Abuse),
         ("domains", Dialog::Domains),
         ("dns", Dialog::Dns),
+        ("pop3", Dialog::Pop3),
         ("about", Dialog::About),
     ];
 
@@ -65,12 +69,13 @@ impl Dialog {
             Dialog::Outgoing => "Outgoing Mails",
             Dialog::Abuse => "Abuse & Spam",
             Dialog::Dns => "DNS Records",
+            Dialog::Pop3 => "POP3 Settings",
             Dialog::About => "About Postern",
         }
     }
 
     /// The dialog named by `POSTERN_GUI_OPEN_DIALOG` (smtp, access, outgoing, abuse, domains,
-    /// dns, about).
+    /// dns, pop3, about).
     pub fn from_name(name: &str) -> Option<Dialog> {
         let name = name.trim().to_ascii_lowercase();
         Self::NAMES
@@ -144,6 +149,8 @@ pub struct PosternApp {
     abuse: Option<FormDialog<AbuseForm>>,
     /// The DNS Records dialog, kept while closed: its last check ticks a checklist step.
     dns: DnsDialog,
+    /// Open POP3 dialog.
+    pop3: Option<FormDialog<Pop3Form>>,
     /// The configuration file as last read (None: it cannot be read).
     config: Option<Config>,
     /// The open-relay warning for the configuration file as last read.
@@ -185,6 +192,7 @@ impl PosternApp {
             outgoing: None,
             abuse: None,
             dns: DnsDialog::default(),
+            pop3: None,
             config: None,
             relay_warning: None,
             about: false,
@@ -268,18 +276,20 @@ impl PosternApp {
             }
             Dialog::Abuse => self.abuse = Some(FormDialog::open(&self.services)),
             Dialog::Dns => self.dns.open(),
+            Dialog::Pop3 => self.pop3 = Some(FormDialog::open(&self.services)),
             Dialog::About => self.about = true,
         }
     }
 
     /// Which dialogs are open (the settings dialogs, in [`Dialog::NAMES`] order).
-    fn open_dialogs(&self) -> [bool; 5] {
+    fn open_dialogs(&self) -> [bool; 6] {
         [
             self.smtp.is_some(),
             self.access.is_some(),
             self.outgoing.is_some(),
             self.abuse.is_some(),
             self.domains.is_some(),
+            self.pop3.is_some(),
         ]
     }
 
@@ -292,6 +302,7 @@ impl PosternApp {
             Dialog::Outgoing => self.outgoing.is_some(),
             Dialog::Abuse => self.abuse.is_some(),
             Dialog::Dns => self.dns.open,
+            Dialog::Pop3 => self.pop3.is_some(),
             Dialog::About => self.about,
         }
     }
@@ -544,6 +555,11 @@ impl PosternApp {
             self.domains = None;
         }
         self.dns.show(&ctx);
+        if let Some(d) = self.pop3.as_mut()
+            && !d.show(&ctx, &self.services)
+        {
+            self.pop3 = None;
+        }
         if self.about {
             self.about_window(&ctx);
         }
@@ -603,6 +619,9 @@ impl PosternApp {
                 }
                 if ui.button("Abuse & Spam...").clicked() {
                     self.open(Dialog::Abuse);
+                }
+                if ui.button("POP3 Settings...").clicked() {
+                    self.open(Dialog::Pop3);
                 }
                 ui.separator();
                 if ui.button("DNS Records...").clicked() {
@@ -683,6 +702,13 @@ impl PosternApp {
                 .clicked()
             {
                 self.open(Dialog::Abuse);
+            }
+            if ui
+                .button("POP3 Settings")
+                .on_hover_text("Reading mail over POP3: ports, SSL, limits")
+                .clicked()
+            {
+                self.open(Dialog::Pop3);
             }
             if ui
                 .button("DNS Records")

@@ -185,6 +185,9 @@ pub struct Config {
     pub accounts: Vec<(String, String)>,
     /// More top-level RON fields, written verbatim (e.g. `abuse: (lockout: (enabled: false)),`).
     pub extra_ron: String,
+    /// The fields of the `pop3` section (off unless a test turns it on: the default ports
+    /// 110 and 995 are the machine's).
+    pub pop3_ron: String,
 }
 
 impl Default for Config {
@@ -210,6 +213,7 @@ impl Default for Config {
             domains: vec![DOMAIN.into()],
             accounts: Vec::new(),
             extra_ron: String::new(),
+            pop3_ron: "enabled: false".into(),
         }
     }
 }
@@ -252,6 +256,7 @@ impl Config {
         tls: (certificate: "", key: "", implicit_port: {implicit}, auth_requires_tls: {art}),
     ),
     {extra}
+    pop3: ({pop3}),
     domains: [{domains}],
     accounts: [{accounts}
     ],
@@ -269,6 +274,7 @@ impl Config {
             td = self.data_timeout,
             art = self.auth_requires_tls,
             extra = self.extra_ron,
+            pop3 = self.pop3_ron,
         )
     }
 }
@@ -355,6 +361,27 @@ impl Server {
             ))
             .arg(bin());
         self.spawn_cmd(c);
+    }
+
+    /// Spawn `postern serve` in a network namespace of its own (needs root) whose loopback
+    /// interface also has `extra_addr` (e.g. `192.0.2.55/32`): a client there can connect
+    /// from an address that is not a loopback address. Reach it with [`Server::in_netns`].
+    pub fn spawn_in_netns(&mut self, extra_addr: &str) {
+        let mut c = Command::new("unshare");
+        c.args(["--net", "sh", "-c"])
+            .arg(format!(
+                "ip link set lo up && ip addr add {extra_addr} dev lo && exec \"$0\" \"$@\""
+            ))
+            .arg(bin());
+        self.spawn_cmd(c);
+    }
+
+    /// A command run inside the server's network namespace (see [`Server::spawn_in_netns`]).
+    pub fn in_netns(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/proc/{}/ns/net", self.pid()))
+            .arg(program);
+        c
     }
 
     pub fn spawn_with_file_limit(&mut self, kib: Option<u64>) {

@@ -99,6 +99,26 @@ pub enum AuthOutcome {
     Busy,
 }
 
+/// How a mailbox login (POP3, IMAP) ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxLogin {
+    /// Logged in to this account; with the password hash checked, so a later change of the
+    /// account can end the login.
+    Success {
+        /// The account's address.
+        address: String,
+        /// The hash the password was checked against.
+        hash: String,
+    },
+    /// Wrong user or password; `Some` (the lockout's reply) when this failure locked the
+    /// client out: the session closes.
+    Failure(Option<Reply>),
+    /// The client's IP is blocked (failed logins, tarpit): the session closes.
+    Blocked(Reply),
+    /// Too many password checks are running: try again later.
+    Busy,
+}
+
 /// How long an AUTH waits for a free password check before it is told to come back.
 const AUTH_WAIT: Duration = Duration::from_secs(10);
 
@@ -194,17 +214,18 @@ impl Gate {
         self.events.emit(level, session, kind);
     }
 
-    /// At accept, before a session exists: Max Connections Per Port (`open` sessions are
-    /// already running on the port), then the per-IP limit and running blocks. The guard
-    /// holds the client's per-IP slot for the session's life.
+    /// At accept, before a session of any protocol exists: the port's Max Connections
+    /// (`open` sessions are already running on it, `limit` may), then the per-IP limit and
+    /// running blocks, counted across every protocol. The guard holds the client's per-IP
+    /// slot for the session's life.
     pub fn accept(
         &self,
         cur: &Current,
         peer: SocketAddr,
         open: usize,
+        limit: usize,
     ) -> Result<ConnectionGuard, Reply> {
         let cfg = &cur.config;
-        let limit = cfg.smtp.max_connections_per_port as usize;
         let refused = |reason: String, reply: Reply| {
             self.log(
                 Level::Warn,
@@ -289,6 +310,86 @@ impl Gate {
         user: String,
         pass: String,
     ) -> AuthOutcome {
+        let out = self
+            .check_login(cur, c.session, c.peer, user.clone(), pass, true)
+            .await;
+        if matches!(out, AuthOutcome::Success(..)) {
+            self.log(
+                Level::Info,
+                Some(c.session),
+                EventKind::AuthSucceeded { user },
+            );
+        }
+        out
+    }
+
+    /// A login to read mail (POP3 now, IMAP next): the same accounts, password checks,
+    /// failed-login lockout and per-IP blocks as SMTP AUTH, so a password guesser gains
+    /// nothing by switching protocols. Only accounts can log in (never the relay-only user).
+    /// The caller logs a success in its own view.
+    pub async fn mailbox_login(
+        &self,
+        cur: &Current,
+        session: &str,
+        peer: SocketAddr,
+        user: String,
+        pass: String,
+    ) -> MailboxLogin {
+        if !cur.is_safe_ip(peer.ip())
+            && let Some(r) = self.abuse.blocked(peer.ip(), &cur.config)
+        {
+            self.blocked_session(session, "login refused", r.reason);
+            return MailboxLogin::Blocked(r.reply);
+        }
+        match self
+            .check_login(cur, session, peer, user, pass, false)
+            .await
+        {
+            AuthOutcome::Success(Login::Account(address), hash) => {
+                MailboxLogin::Success { address, hash }
+            }
+            AuthOutcome::Success(Login::RelayUser(_), _) | AuthOutcome::Failure(None) => {
+                MailboxLogin::Failure(None)
+            }
+            AuthOutcome::Failure(Some(r)) => MailboxLogin::Failure(Some(r.reply)),
+            AuthOutcome::Busy => MailboxLogin::Busy,
+        }
+    }
+
+    /// Whether a mailbox login still stands: its account exists with the password it was
+    /// checked against (logged when it does not).
+    pub fn mailbox_login_in_force(
+        &self,
+        cur: &Current,
+        session: &str,
+        address: &str,
+        hash: &str,
+    ) -> bool {
+        let login = Login::Account(address.to_string());
+        if relay::login_in_force(&login, hash, &cur.config) {
+            return true;
+        }
+        self.log(
+            Level::Warn,
+            Some(session),
+            EventKind::LoginRevoked {
+                user: address.to_string(),
+            },
+        );
+        false
+    }
+
+    /// The password check behind every login: `relay_user` admits the Allow Only The
+    /// Following user too. Logs a failure; counts it towards the lockout.
+    async fn check_login(
+        &self,
+        cur: &Current,
+        session: &str,
+        peer: SocketAddr,
+        user: String,
+        pass: String,
+        relay_user: bool,
+    ) -> AuthOutcome {
         let cfg = &cur.config;
         let sa = &cfg.access.smtp_auth;
         let (stored, login) = match cfg.account(&user) {
@@ -296,7 +397,8 @@ impl Gate {
                 Some(acc.password.clone()),
                 Login::Account(acc.address.clone()),
             ),
-            None if sa.enabled
+            None if relay_user
+                && sa.enabled
                 && !sa.allow_any_account
                 && !sa.only_user.is_empty()
                 && user == sa.only_user =>
@@ -313,7 +415,7 @@ impl Gate {
         else {
             self.log(
                 Level::Warn,
-                Some(c.session),
+                Some(session),
                 EventKind::ProtocolAbuse {
                     what: "AUTH while every password check was busy: told to try later".into(),
                 },
@@ -332,19 +434,14 @@ impl Gate {
         .unwrap_or(false);
         drop(slot);
         if ok && let Some(hash) = stored {
-            self.log(
-                Level::Info,
-                Some(c.session),
-                EventKind::AuthSucceeded { user },
-            );
             return AuthOutcome::Success(login, hash);
         }
-        self.log(Level::Warn, Some(c.session), EventKind::AuthFailed { user });
-        if cur.is_safe_ip(c.ip()) {
+        self.log(Level::Warn, Some(session), EventKind::AuthFailed { user });
+        if cur.is_safe_ip(peer.ip()) {
             return AuthOutcome::Failure(None);
         }
-        AuthOutcome::Failure(self.abuse.auth_failed(c.ip(), cfg).map(|r| {
-            self.blocked(c, "locked out", r.reason);
+        AuthOutcome::Failure(self.abuse.auth_failed(peer.ip(), cfg).map(|r| {
+            self.blocked_session(session, "locked out", r.reason);
             Refusal::closing(r.reply, "locked out after failed logins")
         }))
     }
@@ -724,9 +821,13 @@ impl Gate {
     }
 
     fn blocked(&self, c: &Client<'_>, at: &str, reason: String) {
+        self.blocked_session(c.session, at, reason)
+    }
+
+    fn blocked_session(&self, session: &str, at: &str, reason: String) {
         self.log(
             Level::Warn,
-            Some(c.session),
+            Some(session),
             EventKind::ClientBlocked {
                 at: at.into(),
                 reason,

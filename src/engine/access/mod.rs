@@ -13,4 +13,4 @@ pub mod recipient;
 pub mod relay;
 pub mod spf;
 
-pub use gate::{Client, Decision, Gate, Refusal};
+pub use gate::{Client, Decision, Gate, MailboxLogin, Refusal};

@@ -10,6 +10,7 @@ pub mod duration;
 pub mod edit;
 pub mod file;
 pub mod keys;
+mod mailbox;
 pub mod ranges;
 pub mod schedule;
 mod sections;
@@ -18,6 +19,7 @@ pub mod validate;
 pub use duration::HumanDuration;
 pub use edit::EditError;
 pub use file::{ConfigError, load, load_or_create, save};
+pub use mailbox::{PlaintextLogin, Pop3Config};
 pub use sections::*;
 pub use validate::{FieldError, validate};
 
@@ -40,6 +42,8 @@ pub struct Config {
     pub outgoing_mails: OutgoingMailsConfig,
     /// Message authentication: DKIM signing of the mail our domains send.
     pub auth: AuthConfig,
+    /// The POP3 dialog: reading mail over POP3.
+    pub pop3: Pop3Config,
     /// The daily log files.
     pub logs: LogsConfig,
     /// Local domains: mail for these is delivered to local mailboxes, never relayed.

@@ -169,6 +169,7 @@ pub fn validate(cfg: &Config) -> Vec<FieldError> {
 
 /// Rules of the access, abuse and outgoing-mail sections.
 fn check_sections(cfg: &Config, err: &mut impl FnMut(&str, String)) {
+    check_pop3(cfg, err);
     use super::ranges::IpRange;
     use crate::engine::config::DeliveryMode;
     let a = &cfg.access;
@@ -310,6 +311,64 @@ fn check_sections(cfg: &Config, err: &mut impl FnMut(&str, String)) {
                 "must be a port number from 1 to 65535".into(),
             );
         }
+    }
+}
+
+/// `pop3.*`: ports, the address, the limits; its ports must not be an SMTP listener's.
+fn check_pop3(cfg: &Config, err: &mut impl FnMut(&str, String)) {
+    let p = &cfg.pop3;
+    if !p.listen_ip.is_empty()
+        && p.listen_ip.parse::<IpAddr>().is_err()
+        && !is_hostname(&p.listen_ip)
+    {
+        err(
+            "pop3.listen_ip",
+            format!(
+                "`{}` is neither an IP address nor a host name (empty = all addresses)",
+                p.listen_ip
+            ),
+        );
+    }
+    if p.max_connections == 0 {
+        err("pop3.max_connections", "must be at least 1".into());
+    }
+    if p.idle_timeout.0 < std::time::Duration::from_secs(60) {
+        err(
+            "pop3.idle_timeout",
+            "must be at least 1 minute (RFC 1939 asks for 10)".into(),
+        );
+    }
+    if !p.enabled {
+        return;
+    }
+    let s = &cfg.smtp;
+    let smtp_ports: Vec<u16> = [
+        Some(s.incoming.port),
+        s.outgoing.enabled.then_some(s.outgoing.port),
+        s.tls.implicit_port,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut ports = vec![("pop3.port", p.port)];
+    if p.implicit_ssl {
+        ports.push(("pop3.ssl_port", p.ssl_port));
+    }
+    for (path, port) in &ports {
+        if *port == 0 {
+            err(path, "must be a port number from 1 to 65535".into());
+        } else if smtp_ports.contains(port) {
+            err(
+                path,
+                format!("port {port} is already used by an SMTP listener"),
+            );
+        }
+    }
+    if p.implicit_ssl && p.port == p.ssl_port {
+        err(
+            "pop3.ssl_port",
+            format!("port {} is already the plain POP3 port", p.port),
+        );
     }
 }
 

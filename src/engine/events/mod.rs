@@ -25,6 +25,8 @@ pub enum Channel {
     Security,
     /// Start, stop, listeners, configuration.
     System,
+    /// POP3 sessions.
+    Pop3,
 }
 
 /// Severity.
@@ -288,6 +290,12 @@ pub enum EventKind {
         /// The text.
         text: String,
     },
+    /// A line of a POP3 session: connect, commands and replies (passwords redacted), TLS,
+    /// login, close (the POP3 view; refusals and failed logins are Security events).
+    Pop3 {
+        /// The text.
+        text: String,
+    },
     /// Anything else worth a line (System view).
     Note {
         /// The text.
@@ -327,6 +335,7 @@ impl EventKind {
             | OpenRelay { .. }
             | ConfigWarning { .. } => Channel::Security,
             QueueFinished { .. } | RecipientOutcome { .. } | Delivery { .. } => Channel::SmtpOut,
+            Pop3 { .. } => Channel::Pop3,
             Started { .. }
             | Stopping
             | ListenerUp { .. }
@@ -421,10 +430,11 @@ impl fmt::Display for Raw<'_> {
                 write!(f, "started (config {config}, data directory {data_dir})")
             }
             Stopping => write!(f, "stopping: no new connections, closing idle sessions"),
-            ListenerUp { name, addr } => write!(f, "{name} SMTP listening on {addr}"),
-            ListenerDown { name, addr } => write!(f, "{name} SMTP on {addr} closed"),
+            Pop3 { text } => write!(f, "{text}"),
+            ListenerUp { name, addr } => write!(f, "{name} listening on {addr}"),
+            ListenerDown { name, addr } => write!(f, "{name} on {addr} closed"),
             ListenerFailed { name, addr, error } => {
-                write!(f, "{name} SMTP cannot listen on {addr}: {error}")
+                write!(f, "{name} cannot listen on {addr}: {error}")
             }
             ConfigReloaded => write!(f, "configuration reloaded"),
             ConfigRejected { error } => {

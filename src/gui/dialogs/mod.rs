@@ -11,6 +11,7 @@ pub mod dns;
 pub mod domains;
 pub mod form;
 pub mod outgoing;
+pub mod pop3;
 pub mod smtp;
 
 use super::services::Services;

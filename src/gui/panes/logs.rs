@@ -29,14 +29,17 @@ pub enum View {
     Security,
     /// Start, stop, listeners, configuration.
     System,
+    /// POP3 sessions.
+    Pop3,
 }
 
 impl View {
     /// Every view, in tab order.
-    pub const ALL: [View; 5] = [
+    pub const ALL: [View; 6] = [
         View::All,
         View::SmtpIn,
         View::SmtpOut,
+        View::Pop3,
         View::Security,
         View::System,
     ];
@@ -49,6 +52,7 @@ impl View {
             View::SmtpOut => "SMTP Out",
             View::Security => "Security",
             View::System => "System",
+            View::Pop3 => "POP3",
         }
     }
 
@@ -59,6 +63,7 @@ impl View {
             View::SmtpOut => channel == Channel::SmtpOut,
             View::Security => channel == Channel::Security,
             View::System => channel == Channel::System,
+            View::Pop3 => channel == Channel::Pop3,
         }
     }
 }

@@ -171,7 +171,7 @@ async fn safe_ips_overrule_every_abuse_defence() {
         let c = client(peer, Role::Both);
         let guards: Vec<_> = (0..5)
             .map(|_| {
-                gate.accept(&cur, peer, 0)
+                gate.accept(&cur, peer, 0, 100)
                     .expect("a Safe IP always connects")
             })
             .collect();
@@ -202,10 +202,13 @@ async fn strangers_meet_every_defence_and_a_later_safe_listing_lifts_the_block()
     let cur = Current::new(cfg.clone(), None);
     let peer: SocketAddr = "198.51.100.7:1".parse().unwrap();
     let c = client(peer, Role::Both);
-    let g = gate.accept(&cur, peer, 0).expect("first connection");
-    assert!(gate.accept(&cur, peer, 0).is_err(), "one connection per IP");
+    let g = gate.accept(&cur, peer, 0, 100).expect("first connection");
+    assert!(
+        gate.accept(&cur, peer, 0, 100).is_err(),
+        "one connection per IP"
+    );
     assert_eq!(
-        gate.accept(&cur, "198.51.100.8:1".parse().unwrap(), 100)
+        gate.accept(&cur, "198.51.100.8:1".parse().unwrap(), 100, 100)
             .err(),
         Some(reply::TOO_MANY_CONNECTIONS),
         "Max Connections Per Port"
@@ -224,11 +227,14 @@ async fn strangers_meet_every_defence_and_a_later_safe_listing_lifts_the_block()
         gate.mail(&cur, &c, "a@remote.test", &mut CheckCache::default()).await,
         Decision::Refuse(r) if r.reply.code == 421
     ));
-    assert!(gate.accept(&cur, peer, 0).is_err(), "blocked at connect");
+    assert!(
+        gate.accept(&cur, peer, 0, 100).is_err(),
+        "blocked at connect"
+    );
     // The admin lists the address as safe: the block no longer applies.
     cfg.access.safe_ips.push("198.51.100.0/24".into());
     let cur = Current::new(cfg, None);
-    assert!(gate.accept(&cur, peer, 0).is_ok());
+    assert!(gate.accept(&cur, peer, 0, 100).is_ok());
     assert_eq!(gate.auth_start(&cur, &c), Decision::Pass);
 }
 

@@ -27,20 +27,15 @@ use crate::engine::access::recipient::Recipient;
 use crate::engine::access::relay::Login;
 use crate::engine::current::Current;
 use crate::engine::events::{EventBus, EventKind, Level};
+pub use crate::engine::listener::{Seat, Stream, new_session_id};
 use crate::engine::reply::{self, Reply};
 use crate::engine::role::Role;
 use smtp_proto::Request;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-
-/// A stream a session can run over: TCP, TLS over TCP, or an in-memory duplex.
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// The session's stream, boxed so the session is one type before and after STARTTLS.
 type Io = Box<dyn Stream>;
@@ -57,44 +52,6 @@ pub struct Deps {
     pub events: EventBus,
     /// Cancelled when the engine stops: idle sessions answer 421 and close.
     pub shutdown: CancellationToken,
-}
-
-/// What a session knows of the listener it came in on, live: the listener's role can change
-/// with the configuration (outgoing SMTP turned on or off on a shared port), and when the
-/// listener is closed its idle sessions are told `421` and closed.
-#[derive(Clone)]
-pub struct Seat {
-    /// What the listener's sessions may do, as of now.
-    pub role: watch::Receiver<Role>,
-    /// Cancelled when the listener is closed.
-    pub closed: CancellationToken,
-    /// TLS from the first byte (465 style).
-    pub implicit_tls: bool,
-}
-
-impl Seat {
-    /// A seat whose role never changes and which is never closed (tests).
-    #[cfg(test)]
-    pub fn fixed(role: Role, implicit_tls: bool) -> Seat {
-        Seat {
-            role: watch::channel(role).1,
-            closed: CancellationToken::new(),
-            implicit_tls,
-        }
-    }
-}
-
-/// A new session id: time-based prefix (unique across restarts) and a counter.
-pub fn new_session_id() -> String {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let start = START.get_or_init(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    });
-    format!("{start:X}{:05X}", SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Serves one accepted connection from greeting to close, including a STARTTLS upgrade.

@@ -4,27 +4,7 @@ use super::{Next, Session};
 use crate::engine::events::{EventKind, Level};
 use crate::engine::reply;
 use crate::engine::smtp::conn::Conn;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-/// How long a TLS handshake may take.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Why a TLS handshake did not complete (the session then ends, for this reason).
-#[derive(Debug, thiserror::Error)]
-pub(super) enum HandshakeError {
-    /// No certificate could be loaded.
-    #[error("TLS is not available")]
-    Unavailable,
-    /// The handshake failed.
-    #[error("TLS handshake failed: {0}")]
-    Failed(std::io::Error),
-    /// The client took too long.
-    #[error("TLS handshake timed out")]
-    TimedOut,
-}
+use crate::engine::tls::{self, Detached, HandshakeError};
 
 impl Session {
     /// STARTTLS: `220`, then the command loop hands the stream to [`Session::handshake`].
@@ -53,60 +33,17 @@ impl Session {
             return Err(HandshakeError::Unavailable);
         };
         let plain = std::mem::replace(&mut self.conn, Conn::new(Box::new(Detached))).into_inner();
-        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(plain)).await {
-            Ok(Ok(tls)) => {
-                let version = tls
-                    .get_ref()
-                    .1
-                    .protocol_version()
-                    .map(|v| format!("{v:?}"))
-                    .unwrap_or_default();
-                self.log(
-                    Level::Info,
-                    EventKind::TlsEstablished {
-                        version: version.clone(),
-                    },
-                );
-                self.tls = Some(version);
-                self.conn = Conn::new(Box::new(tls));
-                self.conn
-                    .set_write_timeout(self.cur.config.smtp.timeouts.command.0);
-                Ok(())
-            }
-            Ok(Err(e)) => Err(HandshakeError::Failed(e)),
-            Err(_) => Err(HandshakeError::TimedOut),
-        }
-    }
-}
-
-/// Stands in for the stream while the TLS handshake has it: reads see end of file, writes
-/// fail.
-struct Detached;
-
-impl AsyncRead for Detached {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        _: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Detached {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        _: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Poll::Ready(Err(std::io::ErrorKind::NotConnected.into()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
+        let (tls, version) = tls::handshake(&acceptor, plain).await?;
+        self.log(
+            Level::Info,
+            EventKind::TlsEstablished {
+                version: version.clone(),
+            },
+        );
+        self.tls = Some(version);
+        self.conn = Conn::new(Box::new(tls));
+        self.conn
+            .set_write_timeout(self.cur.config.smtp.timeouts.command.0);
+        Ok(())
     }
 }

@@ -1,0 +1,378 @@
+//! One Maildir folder (`tmp/`, `new/`, `cur/`): its messages with their persistent UIDs, and
+//! the changes a reader makes: moving a message it has seen from `new/` to `cur/`, setting
+//! Maildir flags (`:2,FRST` in the file name, changed by rename), deleting.
+//!
+//! A scan lists `new/` and `cur/` under the folder's UID lock: a file the list does not know
+//! yet (delivered while the server was down, or while a session is open) gets the next UID,
+//! in delivery order; an entry whose file is gone is dropped. Only names and sizes are kept,
+//! never message contents, so a folder of any size costs a few dozen octets per message.
+//! Every change is one rename or one unlink, so a `kill -9` leaves each message either in
+//! its old state or its new one, never half.
+
+use super::uidlist::{Locked, UidList};
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The Maildir info separator and version: `BASE:2,FLAGS`.
+const INFO: &str = ":2,";
+
+/// One message as a scan found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Its persistent UID.
+    pub uid: u32,
+    /// The file name without the `:2,` info: what the UID is keyed by.
+    pub base: String,
+    /// The whole file name.
+    pub name: String,
+    /// In `new/` (not yet seen by any reader) rather than `cur/`.
+    pub in_new: bool,
+    /// Size in octets as stored (as received: CRLF line endings).
+    pub size: u64,
+}
+
+impl Message {
+    /// The Maildir flags (`D`, `F`, `P`, `R`, `S`, `T`), sorted.
+    pub fn flags(&self) -> &str {
+        self.name.split_once(INFO).map_or("", |(_, f)| f)
+    }
+
+    /// Whether a flag is set.
+    pub fn has_flag(&self, flag: char) -> bool {
+        self.flags().contains(flag)
+    }
+}
+
+/// A folder's messages in UID order, with its UIDVALIDITY.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    /// The folder's UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// The next UID the folder will hand out.
+    pub uidnext: u32,
+    /// The messages, lowest UID first.
+    pub messages: Vec<Message>,
+}
+
+/// A Maildir folder on disk.
+#[derive(Debug, Clone)]
+pub struct Folder {
+    /// Its directory (holding `tmp/`, `new/`, `cur/`).
+    dir: PathBuf,
+}
+
+/// The order mail was delivered in, from a name like `1700000000.M123P45Q6.host`: seconds,
+/// then microseconds, then the name itself.
+fn delivery_key(name: &str) -> (u64, u64, &str) {
+    let mut parts = name.split('.');
+    let secs = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u64::MAX);
+    let micros = parts
+        .next()
+        .and_then(|p| p.strip_prefix('M'))
+        .map(|p| {
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0);
+    (secs, micros, name)
+}
+
+/// The base of a Maildir file name (before `:2,`).
+pub fn base_of(name: &str) -> &str {
+    name.split_once(INFO).map_or(name, |(b, _)| b)
+}
+
+impl Folder {
+    /// The folder in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Folder {
+        Folder { dir: dir.into() }
+    }
+
+    /// Its directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Makes `tmp/`, `new/` and `cur/` if missing.
+    pub fn create(&self) -> io::Result<()> {
+        for sub in ["tmp", "new", "cur"] {
+            fs::create_dir_all(self.dir.join(sub))?;
+        }
+        Ok(())
+    }
+
+    /// The path of a message's file.
+    pub fn path(&self, m: &Message) -> PathBuf {
+        self.dir
+            .join(if m.in_new { "new" } else { "cur" })
+            .join(&m.name)
+    }
+
+    /// Lists the folder and brings its UID list up to date (see the module header).
+    /// Blocking: call it from a blocking thread.
+    pub fn scan(&self) -> io::Result<Scan> {
+        self.create()?;
+        let locked = Locked::acquire(&self.dir)?;
+        let mut list = locked.read()?;
+        let mut found = Vec::new();
+        for (sub, in_new) in [("new", true), ("cur", false)] {
+            for entry in fs::read_dir(self.dir.join(sub))? {
+                let entry = entry?;
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                if name.starts_with('.') {
+                    continue;
+                }
+                // A file removed since the listing is simply not there.
+                let Ok(meta) = entry.metadata() else { continue };
+                if !meta.is_file() {
+                    continue;
+                }
+                found.push((name, in_new, meta.len()));
+            }
+        }
+        // A message renamed between the listings of new/ and cur/ may appear twice: the
+        // first one listed (from new/) is kept.
+        let mut seen: HashSet<String> = HashSet::with_capacity(found.len());
+        found.retain(|(name, _, _)| seen.insert(base_of(name).to_string()));
+        let known = list.uids.len();
+        list.uids.retain(|base, _| seen.contains(base));
+        let mut changed = list.uids.len() != known;
+        let mut messages = Vec::with_capacity(found.len());
+        let mut fresh = Vec::new();
+        for (name, in_new, size) in found {
+            let base = base_of(&name).to_string();
+            let m = Message {
+                uid: list.uids.get(&base).copied().unwrap_or(0),
+                base,
+                name,
+                in_new,
+                size,
+            };
+            if m.uid == 0 {
+                fresh.push(m);
+            } else {
+                messages.push(m);
+            }
+        }
+        // New mail gets the next UIDs in the order it was delivered.
+        fresh.sort_by(|a, b| delivery_key(&a.name).cmp(&delivery_key(&b.name)));
+        for mut m in fresh {
+            changed = true;
+            m.uid = list.assign(m.base.clone());
+            messages.push(m);
+        }
+        if changed || !self.dir.join(super::uidlist::FILE).exists() {
+            locked.write(&list)?;
+        }
+        messages.sort_by_key(|m| m.uid);
+        let UidList {
+            uidvalidity,
+            uidnext,
+            ..
+        } = list;
+        Ok(Scan {
+            uidvalidity,
+            uidnext,
+            messages,
+        })
+    }
+
+    /// Finds a message's file again after someone else renamed it (its flags changed).
+    fn relocate(&self, m: &mut Message) -> io::Result<bool> {
+        if self.path(m).exists() {
+            return Ok(true);
+        }
+        for (sub, in_new) in [("cur", false), ("new", true)] {
+            for entry in fs::read_dir(self.dir.join(sub))? {
+                let name = entry?.file_name().to_string_lossy().into_owned();
+                if base_of(&name) == m.base {
+                    m.name = name;
+                    m.in_new = in_new;
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Opens a message for reading; `NotFound` when it has been deleted meanwhile.
+    pub fn open(&self, m: &mut Message) -> io::Result<File> {
+        match File::open(self.path(m)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.relocate(m)? => {
+                File::open(self.path(m))
+            }
+            r => r,
+        }
+    }
+
+    /// Moves a message to `cur/` with exactly these flags (any order, duplicates ignored):
+    /// `set_flags(m, "")` is "seen by a reader" (`new/` to `cur/`), `"S"` marks it read.
+    /// `Ok(false)` when the message is gone.
+    pub fn set_flags(&self, m: &mut Message, flags: &str) -> io::Result<bool> {
+        let mut f: Vec<char> = flags.chars().filter(char::is_ascii_alphabetic).collect();
+        f.sort_unstable();
+        f.dedup();
+        let name = format!("{}{INFO}{}", m.base, f.into_iter().collect::<String>());
+        for _ in 0..3 {
+            if !m.in_new && m.name == name {
+                return Ok(true);
+            }
+            let to = self.dir.join("cur").join(&name);
+            match fs::rename(self.path(m), &to) {
+                Ok(()) => {
+                    m.name = name;
+                    m.in_new = false;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if !self.relocate(m)? {
+                        return Ok(false);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Deletes a message (one unlink); a message already gone is not an error. Call
+    /// [`Folder::sync`] after a batch.
+    pub fn delete(&self, m: &mut Message) -> io::Result<()> {
+        for _ in 0..3 {
+            match fs::remove_file(self.path(m)) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if !self.relocate(m)? {
+                        return Ok(());
+                    }
+                }
+                r => return r,
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes renames and deletions in `new/` and `cur/` durable.
+    pub fn sync(&self) -> io::Result<()> {
+        for sub in ["new", "cur"] {
+            File::open(self.dir.join(sub))?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(dir: &Path, sub: &str, name: &str, body: &str) {
+        fs::write(dir.join(sub).join(name), body).unwrap();
+    }
+
+    #[test]
+    fn uids_follow_delivery_order_and_survive_flag_changes() {
+        let d = tempfile::tempdir().unwrap();
+        let f = Folder::new(d.path());
+        f.create().unwrap();
+        put(d.path(), "new", "100.M20P1Q1.h", "b\r\n");
+        put(d.path(), "new", "100.M3P1Q0.h", "a\r\n");
+        let s = f.scan().unwrap();
+        assert_eq!(
+            s.messages
+                .iter()
+                .map(|m| (m.uid, m.base.as_str()))
+                .collect::<Vec<_>>(),
+            [(1, "100.M3P1Q0.h"), (2, "100.M20P1Q1.h")]
+        );
+        let mut m = s.messages[0].clone();
+        assert!(f.set_flags(&mut m, "SF").unwrap());
+        assert_eq!(m.name, "100.M3P1Q0.h:2,FS");
+        assert!(d.path().join("cur/100.M3P1Q0.h:2,FS").exists());
+        put(d.path(), "new", "101.M1P1Q2.h", "c\r\n");
+        let s2 = f.scan().unwrap();
+        assert_eq!(s2.uidvalidity, s.uidvalidity);
+        assert_eq!(
+            s2.messages
+                .iter()
+                .map(|m| (m.uid, m.flags()))
+                .collect::<Vec<_>>(),
+            [(1, "FS"), (2, ""), (3, "")]
+        );
+        // A stale copy of the message finds its renamed file.
+        let mut stale = s.messages[0].clone();
+        let mut file = f.open(&mut stale).unwrap();
+        let mut text = String::new();
+        io::Read::read_to_string(&mut file, &mut text).unwrap();
+        assert_eq!(text, "a\r\n");
+        f.delete(&mut stale).unwrap();
+        f.delete(&mut stale).unwrap();
+        let s3 = f.scan().unwrap();
+        assert_eq!(
+            s3.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            [2, 3]
+        );
+        assert_eq!(s3.uidnext, 4);
+    }
+
+    #[test]
+    fn one_message_listed_in_new_and_cur_counts_once() {
+        let d = tempfile::tempdir().unwrap();
+        let f = Folder::new(d.path());
+        f.create().unwrap();
+        // As if renamed from new/ to cur/ while the folder was being listed, with another
+        // message whose name extends this one's.
+        put(d.path(), "new", "100.M1P1Q1.h", "a\r\n");
+        put(d.path(), "cur", "100.M1P1Q1.h:2,S", "a\r\n");
+        put(d.path(), "new", "100.M1P1Q1.h.x", "b\r\n");
+        let s = f.scan().unwrap();
+        let mut bases: Vec<_> = s.messages.iter().map(|m| (m.uid, m.base.clone())).collect();
+        bases.sort();
+        assert_eq!(
+            bases,
+            [
+                (1, "100.M1P1Q1.h".to_string()),
+                (2, "100.M1P1Q1.h.x".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn concurrent_scans_never_hand_out_a_uid_twice() {
+        let d = tempfile::tempdir().unwrap();
+        let f = Folder::new(d.path());
+        f.create().unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let f = f.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        put(
+                            f.dir(),
+                            "new",
+                            &format!("{}.M{i}P{t}Q0.h", 1000 + i),
+                            "x\r\n",
+                        );
+                        f.scan().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let s = f.scan().unwrap();
+        let mut uids: Vec<u32> = s.messages.iter().map(|m| m.uid).collect();
+        assert_eq!(uids.len(), 100);
+        uids.dedup();
+        assert_eq!(uids.len(), 100, "a UID was handed out twice");
+        assert_eq!(s.uidnext, 101);
+    }
+}
