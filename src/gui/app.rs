@@ -14,6 +14,7 @@ use super::dialogs::domains::DomainsForm;
 use super::dialogs::form::FormDialog;
 use super::dialogs::outgoing::OutgoingForm;
 use super::dialogs::smtp::SmtpForm;
+use super::dialogs::testmail::TestMailDialog;
 use super::icon::Badge;
 use super::panes::chart::MailChart;
 use super::panes::logs::{Filters, LogPane};
@@ -40,19 +41,22 @@ pub enum Dialog {
     Abuse,
     /// DNS Records (reads only: not a settings form).
     Dns,
+    /// Send Test Mail (sends; not a settings form).
+    TestMail,
     /// About Postern.
     About,
 }
 
 impl Dialog {
     /// Every dialog with its `POSTERN_GUI_OPEN_DIALOG` name.
-    pub const NAMES: [(&'static str, Dialog); 7] = [
+    pub const NAMES: [(&'static str, Dialog); 8] = [
         ("smtp", Dialog::Smtp),
         ("access", Dialog::Access),
         ("outgoing", Dialog::Outgoing),
         ("abuse", Dialog::Abuse),
         ("domains", Dialog::Domains),
         ("dns", Dialog::Dns),
+        ("testmail", Dialog::TestMail),
         ("about", Dialog::About),
     ];
 
@@ -65,6 +69,7 @@ impl Dialog {
             Dialog::Outgoing => "Outgoing Mails",
             Dialog::Abuse => "Abuse & Spam",
             Dialog::Dns => "DNS Records",
+            Dialog::TestMail => "Send Test Mail",
             Dialog::About => "About Postern",
         }
     }
@@ -144,6 +149,8 @@ pub struct PosternApp {
     abuse: Option<FormDialog<AbuseForm>>,
     /// The DNS Records dialog, kept while closed: its last check ticks a checklist step.
     dns: DnsDialog,
+    /// The Send Test Mail dialog, kept while closed: a delivered test mail ticks a step.
+    test_mail: TestMailDialog,
     /// The configuration file as last read (None: it cannot be read).
     config: Option<Config>,
     /// The open-relay warning for the configuration file as last read.
@@ -185,6 +192,7 @@ impl PosternApp {
             outgoing: None,
             abuse: None,
             dns: DnsDialog::default(),
+            test_mail: TestMailDialog::default(),
             config: None,
             relay_warning: None,
             about: false,
@@ -214,6 +222,7 @@ impl PosternApp {
             self.config.as_ref(),
             self.services.status().as_ref(),
             self.dns.summary(),
+            self.test_mail.delivered(),
         )
     }
 
@@ -268,6 +277,7 @@ impl PosternApp {
             }
             Dialog::Abuse => self.abuse = Some(FormDialog::open(&self.services)),
             Dialog::Dns => self.dns.open(),
+            Dialog::TestMail => self.test_mail.open(self.config.as_ref()),
             Dialog::About => self.about = true,
         }
     }
@@ -292,6 +302,7 @@ impl PosternApp {
             Dialog::Outgoing => self.outgoing.is_some(),
             Dialog::Abuse => self.abuse.is_some(),
             Dialog::Dns => self.dns.open,
+            Dialog::TestMail => self.test_mail.open,
             Dialog::About => self.about,
         }
     }
@@ -469,6 +480,7 @@ impl PosternApp {
                 });
         }
         self.dns.poll(&ctx, &self.services);
+        self.test_mail.poll();
         self.quit_confirmation(&ctx);
         egui::CentralPanel::default().show(ui, |ui| {
             if self.prefs.getting_started {
@@ -544,6 +556,8 @@ impl PosternApp {
             self.domains = None;
         }
         self.dns.show(&ctx);
+        self.test_mail
+            .show(&ctx, &self.services, self.config.as_ref());
         if self.about {
             self.about_window(&ctx);
         }
@@ -607,6 +621,11 @@ impl PosternApp {
                 ui.separator();
                 if ui.button("DNS Records...").clicked() {
                     self.open(Dialog::Dns);
+                }
+            });
+            ui.menu_button("Tools", |ui| {
+                if ui.button("Send Test Mail...").clicked() {
+                    self.open(Dialog::TestMail);
                 }
             });
             ui.menu_button("View", |ui| {
@@ -690,6 +709,13 @@ impl PosternApp {
                 .clicked()
             {
                 self.open(Dialog::Dns);
+            }
+            if ui
+                .button("Send Test Mail")
+                .on_hover_text("Send a mail through this server and follow it until delivered")
+                .clicked()
+            {
+                self.open(Dialog::TestMail);
             }
         });
         if let Some(w) = &self.relay_warning {

@@ -12,6 +12,7 @@ pub mod domains;
 pub mod form;
 pub mod outgoing;
 pub mod smtp;
+pub mod testmail;
 
 use super::services::Services;
 use crate::engine::config::{self, Config, ConfigError, EditError, FieldError, validate};
