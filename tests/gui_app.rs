@@ -1224,6 +1224,10 @@ fn a_refused_test_mail_shows_the_servers_reply() {
         shows(h, "Not sent: ")
     });
     assert!(
+        shows(&h, "550 5.7.1 Relaying denied") || shows(&h, "530 "),
+        "the server's reply is shown"
+    );
+    assert!(
         shows(&h, "enter its password"),
         "the dialog says what to change"
     );
@@ -1239,5 +1243,35 @@ fn a_refused_test_mail_shows_the_servers_reply() {
         Some(""),
         "the password is not kept"
     );
+    assert!(!ticked(&h, "Test mail"));
+}
+
+#[test]
+fn a_deferred_test_mail_shows_why_and_stays_in_the_queue() {
+    // The relay host answers every RCPT with a 4xx.
+    let sink = dns_common::Sink::start(std::net::Ipv4Addr::LOCALHOST, 0, &["-r", "RCPT"]);
+    let (env, _, _) = relay_env(sink.port(), |_| {});
+    with_alice(&env);
+    let mut h = env.app();
+    click(&mut h, "Send Test Mail");
+    set_field(&mut h, "To", "bob@remote.test");
+    set_field(&mut h, "Password", "correct horse");
+    send(&mut h);
+    wait_for(&mut h, "the dialog to say deferred", |h| {
+        shows(h, "Deferred: attempt 1: ")
+    });
+    assert!(shows(&h, "The mail stays in the queue"));
+    let line = h
+        .query_all_by_label_contains("Deferred: ")
+        .next()
+        .and_then(|n| n.value())
+        .unwrap_or_default();
+    assert!(
+        line.contains("said: 450 ") && line.contains("(in reply to RCPT TO)"),
+        "the relay host's reply: {line}"
+    );
+    assert!(!shows(&h, "Delivered"));
+    assert_eq!(h.state().services().queue().unwrap().snapshot().len(), 1);
+    assert!(sink.mails().is_empty());
     assert!(!ticked(&h, "Test mail"));
 }
