@@ -1197,7 +1197,10 @@ fn a_test_mail_to_another_domain_is_queued_then_delivered_through_the_relay() {
         shows(h, "Queued as ")
     });
     wait_for(&mut h, "the dialog to say delivered", |h| {
-        shows(h, "Delivered by the queue")
+        shows(
+            h,
+            "Delivered by the queue: delivered to <bob@remote.test> via 127.0.0.1",
+        )
     });
     assert!(shows(&h, "Accepted: 250 2.0.0 Ok: queued as"));
     let mails = sink.mails();

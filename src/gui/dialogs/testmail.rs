@@ -450,18 +450,28 @@ async fn follow(
 ) {
     let num = parse_id(id);
     let mut last_error = String::new();
+    // The delivery's own log line ("delivered to <rcpt> via host[ip]: 250 ...").
+    let mut how = String::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             ev = finished.recv() => match ev {
                 Ok(ev) => {
+                    let ours = ev.session.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(id));
+                    if let (true, EventKind::Delivery { text }) = (ours, &ev.kind)
+                        && text.starts_with("delivered to ")
+                    {
+                        how = text.clone();
+                    }
                     if let EventKind::QueueFinished { id: done, delivered, failed } = &ev.kind
                         && done.eq_ignore_ascii_case(id)
                     {
                         if *delivered > 0 && *failed == 0 {
-                            say(Progress::Delivered(format!(
-                                "by the queue: the next server took it ({id})"
-                            )));
+                            say(Progress::Delivered(if how.is_empty() {
+                                format!("by the queue: the next server took it ({id})")
+                            } else {
+                                format!("by the queue: {how}")
+                            }));
                         } else {
                             let why = if last_error.is_empty() {
                                 "the next server refused it".to_string()
