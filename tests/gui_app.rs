@@ -1227,7 +1227,7 @@ fn a_refused_test_mail_shows_the_servers_reply() {
         shows(h, "Not sent: ")
     });
     assert!(
-        shows(&h, "550 5.7.1 Relaying denied") || shows(&h, "530 "),
+        shows(&h, "550 5.7.1 Relaying denied"),
         "the server's reply is shown"
     );
     assert!(
