@@ -18,6 +18,7 @@ use crate::engine::config::Config;
 use crate::engine::delivery::Login;
 use crate::engine::delivery::testmail::{self, Accepted, Taken, TestMail, TestMailError};
 use crate::engine::events::{EventBus, EventKind};
+use crate::engine::handle::ListenerStatus;
 use crate::engine::queue::{Queue, RcptState, parse_id};
 use crate::gui::services::Services;
 use eframe::egui;
@@ -215,7 +216,8 @@ impl TestMailDialog {
                 .labelled_by(l.id);
                 ui.end_row();
             });
-        let route = cfg.map(|c| route(c, services, &self.to));
+        let status = services.status();
+        let route = cfg.map(|c| route(c, status.as_ref().map(|s| &s.listeners[..]), &self.to));
         if let Some(Ok(r)) = &route {
             ui.weak(&r.why);
         }
@@ -336,36 +338,54 @@ pub struct Route {
     why: String,
 }
 
-/// The listener a mail client of this server would hand a mail for `to` to: for a local
-/// domain the incoming SMTP (which takes mail for local accounts from anyone, as it does from
-/// the world), else the Outgoing SMTP (Access Control decides, as for any client).
-pub fn route(cfg: &Config, services: &Services, to: &str) -> Result<Route, String> {
+/// The listener a mail client of this server would hand a mail for `to` to, among the running
+/// engine's `listeners` (None: the services are not running): for a local domain the incoming
+/// SMTP (which takes mail for local accounts from anyone, as it does from the world), or the
+/// Outgoing SMTP when the incoming one is down (it delivers mail for a local account directly
+/// too); for another domain the Outgoing SMTP (Access Control decides, as for any client).
+pub fn route(
+    cfg: &Config,
+    listeners: Option<&[ListenerStatus]>,
+    to: &str,
+) -> Result<Route, String> {
     let domain = to.trim().rsplit_once('@').map(|(_, d)| d).unwrap_or("");
     if domain.is_empty() {
         return Err("To needs an address (user@domain)".into());
     }
     let local = cfg.domains.iter().any(|d| d.eq_ignore_ascii_case(domain));
-    let Some(status) = services.status() else {
+    let Some(listeners) = listeners else {
         return Err("The services are not running (Server > Start Services)".into());
     };
-    let want = if local { "incoming" } else { "outgoing" };
     if !local && !cfg.smtp.outgoing.enabled {
         return Err(format!(
             "{domain} is not a local domain, and Outgoing SMTP is off: enable it in SMTP \
              Settings (the incoming SMTP accepts mail for local domains only)"
         ));
     }
-    let l = status
-        .listeners
-        .iter()
-        .find(|l| l.name.split('+').any(|n| n == want))
-        .ok_or_else(|| format!("no {want} SMTP listener is configured"))?;
-    let Some(bound) = l.addr else {
-        return Err(format!(
-            "the {} SMTP is not listening: {}",
-            l.name,
-            l.error.clone().unwrap_or_else(|| "not bound yet".into())
-        ));
+    let named = |want: &str| {
+        listeners
+            .iter()
+            .find(|l| l.name.split('+').any(|n| n == want))
+    };
+    let first = if local { "incoming" } else { "outgoing" };
+    let Some(l) = named(first) else {
+        return Err(format!("no {first} SMTP listener is configured"));
+    };
+    let fallback = local
+        .then(|| named("outgoing"))
+        .flatten()
+        .filter(|_| cfg.smtp.outgoing.enabled)
+        .and_then(|o| o.addr.map(|a| (o, a)));
+    let (l, bound) = match (l.addr, fallback) {
+        (Some(a), _) => (l, a),
+        (None, Some(f)) => f,
+        (None, None) => {
+            return Err(format!(
+                "the {} SMTP is not listening: {}",
+                l.name,
+                l.error.clone().unwrap_or_else(|| "not bound yet".into())
+            ));
+        }
     };
     let ip = match bound.ip() {
         IpAddr::V4(a) if a.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -373,17 +393,21 @@ pub fn route(cfg: &Config, services: &Services, to: &str) -> Result<Route, Strin
         ip => ip,
     };
     let addr = SocketAddr::new(ip, bound.port());
-    let why = if local {
-        format!(
+    let incoming = l.name.split('+').any(|n| n == "incoming");
+    let why = match (local, incoming) {
+        (true, true) => format!(
             "{domain} is local: through the incoming SMTP at {addr}, as mail from anywhere \
              arrives (no login needed)"
-        )
-    } else {
-        format!(
+        ),
+        (true, false) => format!(
+            "{domain} is local: through the Outgoing SMTP at {addr} (the incoming SMTP is not \
+             listening); mail for a local account needs no login"
+        ),
+        (false, _) => format!(
             "{domain} is another domain: through the Outgoing SMTP at {addr}, as your mail \
              programs send; Access Control decides (log in with the password, or this \
              computer's address may be allowed)"
-        )
+        ),
     };
     Ok(Route { addr, why })
 }
@@ -537,4 +561,48 @@ fn advice(e: &TestMailError, mail: &TestMail) -> String {
         TestMailError::Refused(_) => "See the SMTP In log for this session.",
     };
     format!("{text}. {hint}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener(name: &str, addr: Option<&str>) -> ListenerStatus {
+        ListenerStatus {
+            name: name.into(),
+            configured: String::new(),
+            addr: addr.map(|a| a.parse().unwrap()),
+            error: addr.is_none().then(|| "port 25: permission denied".into()),
+            sessions: 0,
+        }
+    }
+
+    #[test]
+    fn the_listener_is_the_one_a_mail_client_would_use() {
+        let mut c = Config::default();
+        c.domains = vec!["example.test".into()];
+        c.smtp.outgoing.enabled = true;
+        let up = [
+            listener("incoming", Some("0.0.0.0:2526")),
+            listener("outgoing", Some("127.0.0.1:2525")),
+        ];
+        let at =
+            |l: &[ListenerStatus], to: &str| route(&c, Some(l), to).map(|r| r.addr.to_string());
+        assert_eq!(at(&up, "a@Example.TEST").unwrap(), "127.0.0.1:2526");
+        assert_eq!(at(&up, "b@remote.test").unwrap(), "127.0.0.1:2525");
+        // Port 25 could not be bound: a local account is reached through the Outgoing SMTP.
+        let down = [listener("incoming", None), up[1].clone()];
+        assert_eq!(at(&down, "a@example.test").unwrap(), "127.0.0.1:2525");
+        let e = at(&down[..1], "a@example.test").unwrap_err();
+        assert!(e.contains("permission denied"), "{e}");
+        assert!(
+            route(&c, None, "a@example.test")
+                .unwrap_err()
+                .contains("not running")
+        );
+        c.smtp.outgoing.enabled = false;
+        let e = route(&c, Some(&up), "b@remote.test").unwrap_err();
+        assert!(e.contains("Outgoing SMTP is off"), "{e}");
+        assert!(route(&c, Some(&up), "nobody").is_err());
+    }
 }
