@@ -6,7 +6,7 @@
 //! with the queue id it names, or the stage that failed and the server's reply text. What
 //! happens to the mail afterwards (local delivery, the queue) is for the caller to follow.
 
-use super::client::{CONNECT_TIMEOUT, HostFailure, Login, OpenError, Params, Session, TlsPolicy};
+use super::client::{CONNECT_TIMEOUT, HostFailure, Login, Params, Session, TlsPolicy};
 use super::{Log, RcptStatus};
 use crate::engine::events::EventBus;
 use crate::engine::store::body::Body;
@@ -61,7 +61,8 @@ pub enum TestMailError {
     /// Nothing listens there, or the connection broke; the text says which.
     #[error("{0}")]
     Connection(String),
-    /// The server refused the greeting, EHLO, STARTTLS or AUTH: its reply.
+    /// The server refused the greeting, EHLO, STARTTLS or AUTH (its reply), or offers no
+    /// login while a password was given.
     #[error("{0}")]
     Session(String),
     /// The server refused the sender, the recipient or the message: its reply.
@@ -97,14 +98,15 @@ pub async fn send(t: &TestMail, events: &EventBus) -> Result<Accepted, TestMailE
         verify: None,
         deadline,
     };
-    let mut s = Session::open(Box::new(tcp), &p, &log)
-        .await
-        .map_err(|e| match e {
-            OpenError::Host(HostFailure(text)) if text.contains(" refused ") => {
-                TestMailError::Session(text)
-            }
-            e => TestMailError::Connection(HostFailure::from(e).0),
-        })?;
+    let mut s =
+        Session::open(Box::new(tcp), &p, &log)
+            .await
+            .map_err(|e| match HostFailure::from(e) {
+                HostFailure(text) if text.contains(": connection lost: ") => {
+                    TestMailError::Connection(text)
+                }
+                HostFailure(text) => TestMailError::Session(text),
+            })?;
     let body = Body::from_bytes(t.message.clone());
     let eight_bit = t.message.iter().any(|b| *b >= 0x80);
     let r = s
@@ -157,7 +159,7 @@ pub fn message(from: &str, to: &str, subject: &str, text: &str, host: &str) -> V
         "From: <{}>\r\nTo: <{}>\r\nSubject: {}\r\n",
         safe(from),
         safe(to),
-        safe(subject)
+        encoded_word(subject)
     );
     m.push_str(&crate::engine::store::trace::submission_fields(
         b"\r\n", host,
@@ -169,6 +171,33 @@ pub fn message(from: &str, to: &str, subject: &str, text: &str, host: &str) -> V
         m.push_str("\r\n");
     }
     m.into_bytes()
+}
+
+/// `text` as a header field body: as it is when printable ASCII, else RFC 2047 encoded words
+/// (UTF-8, base64, at most 45 octets each so that a word stays under 75 characters), folded.
+fn encoded_word(text: &str) -> String {
+    use base64::Engine as _;
+    let text: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+    if text.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        return text;
+    }
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in text.chars() {
+        if chunk.len() + c.len_utf8() > 45 {
+            words.push(std::mem::take(&mut chunk));
+        }
+        chunk.push(c);
+    }
+    words.push(chunk);
+    words
+        .iter()
+        .map(|w| {
+            let b = base64::engine::general_purpose::STANDARD.encode(w.as_bytes());
+            format!("=?utf-8?B?{b}?=")
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n ")
 }
 
 #[cfg(test)]
@@ -201,5 +230,15 @@ mod tests {
             "{m}"
         );
         assert!(m.ends_with("\r\n\r\nhi\r\nthere\r\n"), "{m}");
+        assert!(m.contains("\r\nSubject: Postern test mail\r\n"), "{m}");
+    }
+
+    #[test]
+    fn a_subject_beyond_ascii_is_encoded_and_decodes_back() {
+        let subject = "Prüfung: Grüße aus Köln, ein längerer Betreff über viele Wörter";
+        let m = message("a@b.c", "d@e.f", subject, "x", "h");
+        assert!(m.is_ascii());
+        let parsed = mail_parser::MessageParser::default().parse(&m).unwrap();
+        assert_eq!(parsed.subject(), Some(subject));
     }
 }

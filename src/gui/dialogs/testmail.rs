@@ -547,6 +547,9 @@ fn advice(e: &TestMailError, mail: &TestMail) -> String {
         TestMailError::Connection(_) => {
             "Is the listener running? See Server > Start Services and the System log."
         }
+        TestMailError::Session(t) if t.contains("offers no AUTH") => {
+            "This listener offers no login here: leave Password empty."
+        }
         TestMailError::Session(t) if t.contains("AUTH") => {
             "Check the From account's password (or choose an account and enter its password)."
         }
