@@ -582,8 +582,10 @@ mod tests {
 
     #[test]
     fn the_listener_is_the_one_a_mail_client_would_use() {
-        let mut c = Config::default();
-        c.domains = vec!["example.test".into()];
+        let mut c = Config {
+            domains: vec!["example.test".into()],
+            ..Config::default()
+        };
         c.smtp.outgoing.enabled = true;
         let up = [
             listener("incoming", Some("0.0.0.0:2526")),
