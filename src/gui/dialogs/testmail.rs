@@ -44,6 +44,8 @@ pub enum Progress {
     GivenUp(String),
     /// Not sent: the server's reply or the connection's error, and what to change.
     Error(String),
+    /// Taken, but the reply names no id to follow it by.
+    Untracked,
 }
 
 impl Progress {
@@ -51,7 +53,10 @@ impl Progress {
     fn is_final(&self) -> bool {
         matches!(
             self,
-            Progress::Delivered(_) | Progress::GivenUp(_) | Progress::Error(_)
+            Progress::Delivered(_)
+                | Progress::GivenUp(_)
+                | Progress::Error(_)
+                | Progress::Untracked
         )
     }
 
@@ -71,6 +76,9 @@ impl Progress {
                 format!("Given up: {why}. A failure notice goes to the sender.")
             }
             Progress::Error(e) => format!("Not sent: {e}"),
+            Progress::Untracked => "The reply names no id to follow the mail by: see Queued \
+                                    Mails and the SMTP Out log"
+                .to_string(),
         }
     }
 }
@@ -448,9 +456,7 @@ async fn run(
             return;
         }
         Taken::Other => {
-            say(Progress::Error(
-                "the reply names no queue id to follow".into(),
-            ));
+            say(Progress::Untracked);
             return;
         }
         Taken::Queued(id) => id,
