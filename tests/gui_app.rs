@@ -1277,4 +1277,11 @@ fn a_deferred_test_mail_shows_why_and_stays_in_the_queue() {
     assert_eq!(h.state().services().queue().unwrap().snapshot().len(), 1);
     assert!(sink.mails().is_empty());
     assert!(!ticked(&h, "Test mail"));
+
+    // Stopping the services ends the following, not the mail.
+    h.get_by_label("Stop Services").click();
+    h.step();
+    wait_for(&mut h, "the dialog to stop following", |h| {
+        shows(h, "No longer followed: the services are stopping")
+    });
 }

@@ -46,6 +46,8 @@ pub enum Progress {
     Error(String),
     /// Taken, but the reply names no id to follow it by.
     Untracked,
+    /// Taken and queued, but no longer followed: why.
+    Unfollowed(String),
 }
 
 impl Progress {
@@ -57,6 +59,7 @@ impl Progress {
                 | Progress::GivenUp(_)
                 | Progress::Error(_)
                 | Progress::Untracked
+                | Progress::Unfollowed(_)
         )
     }
 
@@ -76,6 +79,7 @@ impl Progress {
                 format!("Given up: {why}. A failure notice goes to the sender.")
             }
             Progress::Error(e) => format!("Not sent: {e}"),
+            Progress::Unfollowed(why) => format!("No longer followed: {why}"),
             Progress::Untracked => "The reply names no id to follow the mail by: see Queued \
                                     Mails and the SMTP Out log"
                 .to_string(),
@@ -493,6 +497,13 @@ async fn follow(
                     {
                         how = text.clone();
                     }
+                    if matches!(ev.kind, EventKind::Stopping) {
+                        say(Progress::Unfollowed(format!(
+                            "the services are stopping: {id} stays in the queue and is \
+                             delivered after the next start"
+                        )));
+                        return;
+                    }
                     if let EventKind::QueueFinished { id: done, delivered, failed } = &ev.kind
                         && done.eq_ignore_ascii_case(id)
                     {
@@ -515,7 +526,7 @@ async fn follow(
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => {
-                    say(Progress::Error("the services stopped".into()));
+                    say(Progress::Unfollowed("the services stopped".into()));
                     return;
                 }
             },
