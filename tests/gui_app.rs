@@ -1183,3 +1183,170 @@ fn escape_closes_the_dialog_in_front() {
     h.run();
     assert!(!h.state().is_open(Dialog::Smtp));
 }
+
+/// Adds example.test and its account alice (password "correct horse") to `env`'s file.
+fn with_alice(env: &Env) {
+    config::edit::domain_add(&env.cfg, "example.test").unwrap();
+    config::edit::account_add(&env.cfg, "alice@example.test", "correct horse").unwrap();
+}
+
+/// Whether the step `step` of the checklist is ticked.
+fn ticked(h: &Harness<'_, PosternApp>, step: &str) -> bool {
+    h.get_by_label(step).accesskit_node().toggled() == Some(egui::accesskit::Toggled::True)
+}
+
+/// Clicks Send; steps without waiting for the window to settle (a spinner turns while the
+/// mail is on its way).
+fn send(h: &mut Harness<'_, PosternApp>) {
+    h.get_by_label("Send").click();
+    h.step();
+}
+
+/// Whether a label containing `text` is shown.
+fn shows(h: &Harness<'_, PosternApp>, text: &str) -> bool {
+    h.query_all_by_label_contains(text).next().is_some()
+}
+
+#[test]
+fn a_test_mail_to_a_local_account_is_delivered_and_ticks_the_checklist() {
+    let env = Env::new(free_port(), |_| {});
+    with_alice(&env);
+    let mut h = env.app();
+    assert!(!ticked(&h, "Test mail"));
+
+    // The checklist's last step opens the dialog, prefilled with the first account.
+    click(&mut h, "Send Test Mail...");
+    assert!(h.state().is_open(Dialog::TestMail));
+    assert_eq!(
+        h.get_by_label("To").value().as_deref(),
+        Some("alice@example.test")
+    );
+    assert!(
+        h.get_by_label("Subject")
+            .value()
+            .unwrap_or_default()
+            .starts_with("Postern test mail")
+    );
+    send(&mut h);
+    wait_for(&mut h, "the dialog to say delivered", |h| {
+        shows(h, "Delivered to the mailbox of alice@example.test")
+    });
+    assert!(shows(&h, "Accepted: 250 2.0.0 Ok: delivered as"));
+
+    let new = env.data.join("mailboxes/example.test/alice/new");
+    let files: Vec<_> = std::fs::read_dir(&new)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mail = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(mail.contains("Subject: Postern test mail"), "{mail}");
+    assert!(mail.contains("If you can read it"), "{mail}");
+
+    wait_for(&mut h, "the checklist to tick the test mail", |h| {
+        ticked(h, "Test mail")
+    });
+}
+
+#[test]
+fn a_test_mail_to_another_domain_is_queued_then_delivered_through_the_relay() {
+    let sink = dns_common::Sink::start(std::net::Ipv4Addr::LOCALHOST, 0, &[]);
+    let (env, _, _) = relay_env(sink.port(), |_| {});
+    with_alice(&env);
+    let mut h = env.app();
+    click(&mut h, "Send Test Mail");
+    set_field(&mut h, "To", "bob@remote.test");
+    set_field(&mut h, "Password", "correct horse");
+    send(&mut h);
+    wait_for(&mut h, "the dialog to say queued", |h| {
+        shows(h, "Queued as ")
+    });
+    wait_for(&mut h, "the dialog to say delivered", |h| {
+        shows(
+            h,
+            "Delivered by the queue: delivered to <bob@remote.test> via 127.0.0.1",
+        )
+    });
+    assert!(shows(&h, "Accepted: 250 2.0.0 Ok: queued as"));
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1, "the relay host got it once");
+    assert!(
+        mails[0].contains("Subject: Postern test mail"),
+        "{}",
+        mails[0]
+    );
+    assert!(ticked(&h, "Test mail"));
+}
+
+#[test]
+fn a_refused_test_mail_shows_the_servers_reply() {
+    let (env, _, _) = relay_env(free_port(), |_| {});
+    with_alice(&env);
+    let mut h = env.app();
+    click(&mut h, "Send Test Mail");
+    set_field(&mut h, "To", "bob@remote.test");
+
+    // Without a login, Access Control refuses to relay for 127.0.0.1.
+    send(&mut h);
+    wait_for(&mut h, "the refusal without a login", |h| {
+        shows(h, "Not sent: ")
+    });
+    assert!(
+        shows(&h, "550 5.7.1 Relaying denied"),
+        "the server's reply is shown"
+    );
+    assert!(
+        shows(&h, "enter its password"),
+        "the dialog says what to change"
+    );
+
+    set_field(&mut h, "Password", "wrong horse");
+    send(&mut h);
+    wait_for(&mut h, "the wrong password's reply", |h| {
+        shows(h, "535 5.7.8 Authentication credentials invalid")
+    });
+    assert!(shows(&h, "Check the From account's password"));
+    assert_eq!(
+        h.get_by_label("Password").value().as_deref(),
+        Some(""),
+        "the password is not kept"
+    );
+    assert!(!ticked(&h, "Test mail"));
+}
+
+#[test]
+fn a_deferred_test_mail_shows_why_and_stays_in_the_queue() {
+    // The relay host answers every RCPT with a 4xx.
+    let sink = dns_common::Sink::start(std::net::Ipv4Addr::LOCALHOST, 0, &["-r", "RCPT"]);
+    let (env, _, _) = relay_env(sink.port(), |_| {});
+    with_alice(&env);
+    let mut h = env.app();
+    click(&mut h, "Send Test Mail");
+    set_field(&mut h, "To", "bob@remote.test");
+    set_field(&mut h, "Password", "correct horse");
+    send(&mut h);
+    wait_for(&mut h, "the dialog to say deferred", |h| {
+        shows(h, "Deferred: attempt 1: ")
+    });
+    assert!(shows(&h, "The mail stays in the queue"));
+    let line = h
+        .query_all_by_label_contains("Deferred: ")
+        .next()
+        .and_then(|n| n.value())
+        .unwrap_or_default();
+    assert!(
+        line.contains("said: 450 ") && line.contains("(in reply to RCPT TO)"),
+        "the relay host's reply: {line}"
+    );
+    assert!(!shows(&h, "Delivered"));
+    assert_eq!(h.state().services().queue().unwrap().snapshot().len(), 1);
+    assert!(sink.mails().is_empty());
+    assert!(!ticked(&h, "Test mail"));
+
+    // Stopping the services ends the following, not the mail.
+    h.get_by_label("Stop Services").click();
+    h.step();
+    wait_for(&mut h, "the dialog to stop following", |h| {
+        shows(h, "No longer followed: the services are stopping")
+    });
+}

@@ -15,6 +15,7 @@ use super::dialogs::form::FormDialog;
 use super::dialogs::outgoing::OutgoingForm;
 use super::dialogs::pop3::Pop3Form;
 use super::dialogs::smtp::SmtpForm;
+use super::dialogs::testmail::TestMailDialog;
 use super::icon::Badge;
 use super::panes::chart::MailChart;
 use super::panes::logs::{Filters, LogPane};
@@ -43,13 +44,15 @@ pub enum Dialog {
     Dns,
     /// POP3.
     Pop3,
+    /// Send Test Mail (sends; not a settings form).
+    TestMail,
     /// About Postern.
     About,
 }
 
 impl Dialog {
     /// Every dialog with its `POSTERN_GUI_OPEN_DIALOG` name.
-    pub const NAMES: [(&'static str, Dialog); 8] = [
+    pub const NAMES: [(&'static str, Dialog); 9] = [
         ("smtp", Dialog::Smtp),
         ("access", Dialog::Access),
         ("outgoing", Dialog::Outgoing),
@@ -57,6 +60,7 @@ impl Dialog {
         ("domains", Dialog::Domains),
         ("dns", Dialog::Dns),
         ("pop3", Dialog::Pop3),
+        ("testmail", Dialog::TestMail),
         ("about", Dialog::About),
     ];
 
@@ -70,12 +74,13 @@ impl Dialog {
             Dialog::Abuse => "Abuse & Spam",
             Dialog::Dns => "DNS Records",
             Dialog::Pop3 => "POP3 Settings",
+            Dialog::TestMail => "Send Test Mail",
             Dialog::About => "About Postern",
         }
     }
 
     /// The dialog named by `POSTERN_GUI_OPEN_DIALOG` (smtp, access, outgoing, abuse, domains,
-    /// dns, pop3, about).
+    /// dns, pop3, testmail, about).
     pub fn from_name(name: &str) -> Option<Dialog> {
         let name = name.trim().to_ascii_lowercase();
         Self::NAMES
@@ -151,6 +156,8 @@ pub struct PosternApp {
     dns: DnsDialog,
     /// Open POP3 dialog.
     pop3: Option<FormDialog<Pop3Form>>,
+    /// The Send Test Mail dialog, kept while closed: a delivered test mail ticks a step.
+    test_mail: TestMailDialog,
     /// The configuration file as last read (None: it cannot be read).
     config: Option<Config>,
     /// The open-relay warning for the configuration file as last read.
@@ -193,6 +200,7 @@ impl PosternApp {
             abuse: None,
             dns: DnsDialog::default(),
             pop3: None,
+            test_mail: TestMailDialog::default(),
             config: None,
             relay_warning: None,
             about: false,
@@ -222,6 +230,7 @@ impl PosternApp {
             self.config.as_ref(),
             self.services.status().as_ref(),
             self.dns.summary(),
+            self.test_mail.delivered(),
         )
     }
 
@@ -277,6 +286,7 @@ impl PosternApp {
             Dialog::Abuse => self.abuse = Some(FormDialog::open(&self.services)),
             Dialog::Dns => self.dns.open(),
             Dialog::Pop3 => self.pop3 = Some(FormDialog::open(&self.services)),
+            Dialog::TestMail => self.test_mail.open(self.config.as_ref()),
             Dialog::About => self.about = true,
         }
     }
@@ -303,6 +313,7 @@ impl PosternApp {
             Dialog::Abuse => self.abuse.is_some(),
             Dialog::Dns => self.dns.open,
             Dialog::Pop3 => self.pop3.is_some(),
+            Dialog::TestMail => self.test_mail.open,
             Dialog::About => self.about,
         }
     }
@@ -480,6 +491,7 @@ impl PosternApp {
                 });
         }
         self.dns.poll(&ctx, &self.services);
+        self.test_mail.poll();
         self.quit_confirmation(&ctx);
         egui::CentralPanel::default().show(ui, |ui| {
             if self.prefs.getting_started {
@@ -560,6 +572,8 @@ impl PosternApp {
         {
             self.pop3 = None;
         }
+        self.test_mail
+            .show(&ctx, &self.services, self.config.as_ref());
         if self.about {
             self.about_window(&ctx);
         }
@@ -626,6 +640,11 @@ impl PosternApp {
                 ui.separator();
                 if ui.button("DNS Records...").clicked() {
                     self.open(Dialog::Dns);
+                }
+            });
+            ui.menu_button("Tools", |ui| {
+                if ui.button("Send Test Mail...").clicked() {
+                    self.open(Dialog::TestMail);
                 }
             });
             ui.menu_button("View", |ui| {
@@ -716,6 +735,13 @@ impl PosternApp {
                 .clicked()
             {
                 self.open(Dialog::Dns);
+            }
+            if ui
+                .button("Send Test Mail")
+                .on_hover_text("Send a mail through this server and follow it until delivered")
+                .clicked()
+            {
+                self.open(Dialog::TestMail);
             }
         });
         if let Some(w) = &self.relay_warning {

@@ -1,7 +1,8 @@
 //! The "Getting started" checklist a new data directory opens with: the steps that make a
 //! working mail server, each with a button to the dialog that does it, ticked from the live
 //! state (the configuration file as last read, the listeners' status and the DNS Records
-//! dialog's last check in this window), never from stored flags. The host name rule is the engine's ([`validate::hostname_warning`]), the open-relay
+//! dialog's last check in this window, a test mail delivered from this window), never from
+//! stored flags. The host name rule is the engine's ([`validate::hostname_warning`]), the open-relay
 //! rule too ([`validate::open_relay_warning`]); a listener's bind error is shown as the engine
 //! words it (with the setcap hint for a privileged port).
 
@@ -29,8 +30,14 @@ pub struct Step {
 
 /// The steps for the configuration `cfg` (None: the file cannot be read), the engine's
 /// `status` (None: the services are not running) and the last DNS Records check (None: none
-/// finished since the window opened).
-pub fn steps(cfg: Option<&Config>, status: Option<&Status>, dns: Option<Summary>) -> Vec<Step> {
+/// finished since the window opened) and whether a test mail was delivered (since the window
+/// opened).
+pub fn steps(
+    cfg: Option<&Config>,
+    status: Option<&Status>,
+    dns: Option<Summary>,
+    test_mail: bool,
+) -> Vec<Step> {
     let Some(cfg) = cfg else {
         return vec![Step {
             title: "Configuration file",
@@ -184,6 +191,19 @@ pub fn steps(cfg: Option<&Config>, status: Option<&Status>, dns: Option<Summary>
             Dialog::Outgoing,
         ),
         step("DNS records", records, "Check DNS Records...", Dialog::Dns),
+        step(
+            "Test mail",
+            if test_mail {
+                (true, "a test mail was delivered".to_string())
+            } else {
+                (
+                    false,
+                    "send one through your listeners and see it delivered".to_string(),
+                )
+            },
+            "Send Test Mail...",
+            Dialog::TestMail,
+        ),
     ]
 }
 
@@ -261,7 +281,7 @@ mod tests {
     use super::*;
 
     fn done(cfg: &Config) -> Vec<(&'static str, bool)> {
-        steps(Some(cfg), None, None)
+        steps(Some(cfg), None, None, false)
             .into_iter()
             .map(|s| (s.title, s.done))
             .collect()
@@ -286,7 +306,7 @@ mod tests {
         c.outgoing_mails.mode = DeliveryMode::Relay;
         c.outgoing_mails.relay.host.clear();
         assert!(!done(&c)[5].1);
-        assert!(!steps(None, None, None)[0].done);
+        assert!(!steps(None, None, None, false)[0].done);
     }
 
     #[test]
@@ -301,6 +321,7 @@ mod tests {
                     problems,
                     unchecked,
                 }),
+                false,
             );
             let step = s.into_iter().find(|s| s.title == "DNS records").unwrap();
             (step.done, step.detail)
@@ -310,8 +331,12 @@ mod tests {
         assert!(!done);
         assert!(detail.starts_with("2 records missing or wrong"), "{detail}");
         assert!(!dns(0, 1).0);
-        let none = steps(Some(&c), None, None);
-        assert!(!none.last().unwrap().done);
-        assert_eq!(none.last().unwrap().dialog, Dialog::Dns);
+        let none = steps(Some(&c), None, None, false);
+        let dns = none.iter().find(|s| s.title == "DNS records").unwrap();
+        assert!(!dns.done);
+        assert_eq!(dns.dialog, Dialog::Dns);
+        let last = steps(Some(&c), None, None, true).pop().unwrap();
+        assert_eq!((last.title, last.done), ("Test mail", true));
+        assert_eq!(last.dialog, Dialog::TestMail);
     }
 }

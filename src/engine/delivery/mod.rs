@@ -33,6 +33,7 @@ pub mod downgrade;
 mod limits;
 mod reply;
 pub mod sign;
+pub mod testmail;
 pub(crate) mod tls;
 
 pub use cache::ConnCache;

@@ -13,6 +13,7 @@ pub mod form;
 pub mod outgoing;
 pub mod pop3;
 pub mod smtp;
+pub mod testmail;
 
 use super::services::Services;
 use crate::engine::config::{self, Config, ConfigError, EditError, FieldError, validate};
