@@ -120,9 +120,10 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
         path: spool_dir.clone(),
         message: e.to_string(),
     })?;
+    let gate = access::Gate::new(events.clone());
     let shared = Arc::new(smtp::Deps {
-        current: current_rx,
-        gate: access::Gate::new(events.clone()),
+        current: current_rx.clone(),
+        gate: gate.clone(),
         intake: Arc::new(smtp::intake::StoreIntake {
             queue: queue.clone(),
             mailroot,
@@ -136,8 +137,12 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     control::serve(
         &opts.data_dir,
-        queue.clone(),
-        cmd_tx.clone(),
+        control::Served {
+            queue: queue.clone(),
+            commands: cmd_tx.clone(),
+            gate: gate.clone(),
+            current: current_rx.clone(),
+        },
         shutdown.clone(),
     )
     .map_err(io(control::socket_path(&opts.data_dir)))?;
@@ -155,6 +160,17 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
     sup.reconcile().await;
     let done = tokio::spawn(sup.run(cmd_rx));
     Ok(EngineHandle::new(
-        events, cmd_tx, shutdown, listeners, stats, queue, opts, done,
+        events,
+        cmd_tx,
+        shutdown,
+        listeners,
+        stats,
+        queue,
+        handle::Blocks {
+            gate,
+            current: current_rx,
+        },
+        opts,
+        done,
     ))
 }
