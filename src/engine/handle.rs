@@ -67,8 +67,8 @@ pub struct EngineHandle {
     stats: Arc<Stats>,
     /// The outgoing queue.
     queue: crate::engine::queue::Queue,
-    /// The blocks in force.
-    blocks: Blocks,
+    /// The blocks in force (boxed: the handle travels in the GUI's start results).
+    blocks: Box<Blocks>,
     /// Where it keeps things.
     options: EngineOptions,
     /// The supervisor; it ends once shutdown is complete.
@@ -95,7 +95,7 @@ impl EngineHandle {
             listeners,
             stats,
             queue,
-            blocks,
+            blocks: Box::new(blocks),
             options,
             done: Some(done),
         }
