@@ -1,7 +1,8 @@
 //! The command line's own logic, kept out of `main.rs` so it can be tested: default paths and
 //! the queue's arguments and output. What the commands do is the engine's:
 //! [`crate::engine::config::edit`] for the configuration file,
-//! [`crate::engine::control::offline`] for the queue.
+//! [`crate::engine::control::offline`] for the queue, [`crate::engine::control`] for the blocks
+//! in force.
 
 use std::path::PathBuf;
 
@@ -185,6 +186,92 @@ pub mod dns {
             2
         } else {
             0
+        }
+    }
+}
+
+/// `postern access blocked|unblock`: the table of blocks in force and the unblock argument.
+/// Blocks live in the running server's memory, so both go through the control socket.
+pub mod access {
+    use crate::engine::access::abuse::{BlockInfo, time_left, wall_clock};
+    use anyhow::{Context, Result};
+    use std::net::IpAddr;
+
+    /// The table `postern access blocked` prints (times in UTC, as the log files).
+    pub fn format_blocked(blocks: &[BlockInfo], now: u64) -> String {
+        if blocks.is_empty() {
+            return "no blocks in force\n".into();
+        }
+        let ipw = blocks
+            .iter()
+            .map(|b| b.client().len())
+            .max()
+            .unwrap_or(0)
+            .max(2);
+        let mut out = format!(
+            "{:ipw$}  {:19}  {:28}  REASON\n",
+            "IP", "SINCE (UTC)", "UNTIL (UTC)"
+        );
+        for b in blocks {
+            let until = format!(
+                "{} ({} left)",
+                wall_clock(b.until),
+                time_left(b.until.saturating_sub(now))
+            );
+            out.push_str(&format!(
+                "{:ipw$}  {:19}  {:28}  {}\n",
+                b.client(),
+                wall_clock(b.since),
+                until,
+                b.reason
+            ));
+        }
+        out
+    }
+
+    /// The IP given to `postern access unblock`: an address, or a network as the table
+    /// shows it (`2001:db8:1:2::/64`; the prefix is the server's own, so it is dropped).
+    pub fn parse_client(s: &str) -> Result<IpAddr> {
+        let addr = s.split_once('/').map_or(s, |(a, _)| a);
+        addr.trim()
+            .parse()
+            .with_context(|| format!("`{s}` is not an IP address"))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_table_lists_each_block_or_says_there_is_none() {
+            assert_eq!(format_blocked(&[], 0), "no blocks in force\n");
+            let b = BlockInfo {
+                ip: "192.0.2.1".parse().unwrap(),
+                prefix: None,
+                reason: "login lockout: 5 failed logins within 10m".into(),
+                since: 1_796_238_000,
+                until: 1_796_238_000 + 1800,
+            };
+            let t = format_blocked(&[b], 1_796_238_000 + 60);
+            let lines: Vec<&str> = t.lines().collect();
+            assert!(lines[0].starts_with("IP"), "{t}");
+            assert!(lines[1].starts_with("192.0.2.1"), "{t}");
+            assert!(lines[1].contains("2026-12-02 19:00:00"), "{t}");
+            assert!(lines[1].contains("2026-12-02 19:30:00 (29m left)"), "{t}");
+            assert!(
+                lines[1].ends_with("login lockout: 5 failed logins within 10m"),
+                "{t}"
+            );
+        }
+
+        #[test]
+        fn an_address_or_a_network_names_the_client() {
+            assert_eq!(parse_client("127.0.0.1").unwrap().to_string(), "127.0.0.1");
+            assert_eq!(
+                parse_client("2001:db8:1:2::/64").unwrap().to_string(),
+                "2001:db8:1:2::"
+            );
+            assert!(parse_client("example.com").is_err());
         }
     }
 }

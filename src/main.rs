@@ -42,7 +42,7 @@ enum Command {
     /// Manage local accounts.
     #[command(subcommand)]
     Account(AccountCmd),
-    /// Outgoing SMTP Access Control credentials.
+    /// Outgoing SMTP Access Control credentials; the blocks in force.
     #[command(subcommand)]
     Access(AccessCmd),
     /// Look at and act on the outgoing queue (works with or without a running server).
@@ -115,6 +115,15 @@ enum AccessCmd {
         /// Read the password from the first line of stdin instead of prompting.
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// List the blocks in force in the running server (failed-login lockouts, tarpit
+    /// blocks): IP, since, until, reason. Blocks live in the server's memory only.
+    Blocked,
+    /// Lift the block of an IP in the running server and clear its failure counts, so it
+    /// can log in again at once.
+    Unblock {
+        /// The IP address (for IPv6, any address of the blocked network).
+        ip: String,
     },
 }
 
@@ -331,6 +340,10 @@ fn run(args: Cli) -> Result<ExitCode> {
             edit::relay_login(path, &user, &p)?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Access(AccessCmd::Blocked)) => blocks(&opts.data_dir, None),
+        Some(Command::Access(AccessCmd::Unblock { ip })) => {
+            blocks(&opts.data_dir, Some(cli::access::parse_client(&ip)?))
+        }
         Some(Command::Account(a)) => {
             match a {
                 AccountCmd::Add {
@@ -490,6 +503,44 @@ fn queue(data_dir: &std::path::Path, q: QueueCmd) -> Result<ExitCode> {
         Response::Count(n) => println!("{n} message(s) {verb}"),
         Response::Ok => {}
         Response::Error(e) => anyhow::bail!("{e}"),
+        Response::Blocks(_) | Response::Unblocked(_) => {
+            anyhow::bail!("unexpected answer from the server")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `postern access blocked` (`unblock` = None) or `postern access unblock IP`, through the
+/// running server's control socket.
+fn blocks(data_dir: &std::path::Path, unblock: Option<std::net::IpAddr>) -> Result<ExitCode> {
+    use postern::engine::control::{self, ControlError, Request, Response};
+    let req = match unblock {
+        Some(ip) => Request::Unblock(ip),
+        None => Request::Blocked,
+    };
+    let resp = match control::request(data_dir, &req) {
+        Ok(r) => r,
+        Err(ControlError::NotRunning(_)) => anyhow::bail!(
+            "no Postern server is running on {}: blocks live in the running server's memory \
+             only, so there are none to list or lift",
+            data_dir.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    match resp {
+        Response::Blocks(b) => print!(
+            "{}",
+            cli::access::format_blocked(&b, postern::engine::queue::now_secs())
+        ),
+        Response::Unblocked(Some(b)) => {
+            println!("{} unblocked (was {})", b.client(), b.reason)
+        }
+        Response::Unblocked(None) => anyhow::bail!(
+            "{} is not blocked",
+            unblock.map(|ip| ip.to_string()).unwrap_or_default()
+        ),
+        Response::Error(e) => anyhow::bail!("{e}"),
+        other => anyhow::bail!("unexpected answer from the server: {other:?}"),
     }
     Ok(ExitCode::SUCCESS)
 }

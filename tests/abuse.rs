@@ -244,3 +244,91 @@ fn spf_fail_is_refused_or_tagged_at_mail() {
     });
     assert!(mail.contains("X-Postern-Warning: SPF fail"), "{mail}");
 }
+
+#[test]
+fn the_command_line_lists_a_lockout_and_lifts_it() {
+    let (s, port) = server(&[
+        "abuse.lockout.failures=3",
+        "abuse.lockout.window=\"10m\"",
+        "abuse.lockout.block_for=\"1h\"",
+        "access.allow_own_ips=false",
+    ]);
+    let none = s.cli(&["access", "blocked"]);
+    none.assert_ok();
+    assert_eq!(none.stdout, "no blocks in force\n");
+    let not = s.cli(&["access", "unblock", "127.0.0.1"]);
+    not.assert_failed();
+    assert!(not.stderr.contains("127.0.0.1 is not blocked"), "{not:?}");
+    for _ in 0..3 {
+        assert_eq!(bad_login("127.0.0.1", port)[1].0, 535);
+    }
+    assert_eq!(SourceClient::from("127.0.0.1", port).reply().0, 421);
+
+    let list = s.cli(&["access", "blocked"]);
+    list.assert_ok();
+    let row = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("127.0.0.1 "))
+        .unwrap_or_else(|| panic!("no row for 127.0.0.1: {list:?}"));
+    assert!(
+        row.ends_with("login lockout: 3 failed logins within 10m"),
+        "{row}"
+    );
+    assert!(
+        row.contains("(59m left)") || row.contains("(1h left)"),
+        "{row}"
+    );
+
+    let lifted = s.cli(&["access", "unblock", "127.0.0.1"]);
+    lifted.assert_ok();
+    assert!(
+        lifted.stdout.starts_with("127.0.0.1 unblocked"),
+        "{lifted:?}"
+    );
+    assert_eq!(s.cli(&["access", "blocked"]).stdout, "no blocks in force\n");
+    let mut m = SourceClient::from("127.0.0.1", port);
+    assert_eq!(m.reply().0, 220);
+    m.cmd("EHLO c");
+    assert_eq!(
+        m.cmd(&format!("AUTH PLAIN {}", sasl_plain(ALICE, PASSWORD)))
+            .0,
+        235,
+        "a correct login succeeds at once"
+    );
+    // The failures before the unblock are forgotten: two more do not lock out again.
+    for _ in 0..2 {
+        assert_eq!(bad_login("127.0.0.1", port)[1].0, 535);
+    }
+    assert_eq!(SourceClient::from("127.0.0.1", port).reply().0, 220);
+    // The unblock is on the Security channel of the log.
+    poll(WAIT, "the unblock in the log", || {
+        let logs = s.data_dir.join("logs");
+        let text: String = std::fs::read_dir(&logs)
+            .ok()?
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .collect();
+        text.lines()
+            .any(|l| {
+                l.contains("Security") && l.contains("127.0.0.1 unblocked from the command line")
+            })
+            .then_some(())
+    });
+}
+
+#[test]
+fn the_command_line_says_blocks_need_a_running_server() {
+    let s = Server::prepare(common::Config::default());
+    for args in [
+        &["access", "blocked"][..],
+        &["access", "unblock", "127.0.0.1"],
+    ] {
+        let out = s.cli(args);
+        out.assert_failed();
+        assert!(
+            out.stderr.contains("no Postern server is running")
+                && out.stderr.contains("running server's memory"),
+            "{out:?}"
+        );
+    }
+}

@@ -1350,3 +1350,94 @@ fn a_deferred_test_mail_shows_why_and_stays_in_the_queue() {
         shows(h, "No longer followed: the services are stopping")
     });
 }
+
+/// Logs in over SMTP AUTH PLAIN on 127.0.0.1:`port`: the reply code to AUTH, or the greeting's
+/// code when the connection is refused before it.
+fn smtp_login(port: u16, user: &str, pass: &str) -> u16 {
+    use base64::Engine as _;
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let mut reply = || -> u16 {
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) < 4 {
+                return 0;
+            }
+            if line.as_bytes()[3] != b'-' {
+                return line[..3].parse().unwrap_or(0);
+            }
+        }
+    };
+    let greeting = reply();
+    if greeting != 220 {
+        return greeting;
+    }
+    write!(w, "EHLO client.test\r\n").unwrap();
+    reply();
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"));
+    write!(w, "AUTH PLAIN {token}\r\n").unwrap();
+    let code = reply();
+    let _ = write!(w, "QUIT\r\n");
+    code
+}
+
+#[test]
+fn unblock_in_abuse_and_spam_lifts_a_lockout() {
+    let port = free_port();
+    let env = Env::new(port, |c| {
+        c.smtp.outgoing.enabled = true;
+        c.smtp.outgoing.port = port;
+        c.smtp.tls.auth_requires_tls = false;
+        c.access.allow_own_ips = false;
+        c.abuse.lockout.failures = 3;
+        c.domains = vec!["example.test".into()];
+        c.accounts = vec![config::Account {
+            address: "alice@example.test".into(),
+            password: password::hash("right"),
+        }];
+    });
+    let mut h = env.app();
+    click(&mut h, "Abuse & Spam");
+    h.get_by_label_contains("No address is blocked now");
+    // The limits 0 turns off say so beside their field.
+    assert!(h.query_all_by_label("0 = no limit").count() >= 3);
+    h.get_by_label("0 = never block");
+
+    for _ in 0..3 {
+        assert_eq!(smtp_login(port, "alice@example.test", "wrong"), 535);
+    }
+    assert_eq!(smtp_login(port, "alice@example.test", "right"), 421);
+    // The dialog refreshes itself while open: the row appears with its reason.
+    wait_for(&mut h, "the lockout in Blocked Now", |h| {
+        h.query_by_label("127.0.0.1").is_some()
+    });
+    h.get_by_label("login lockout: 3 failed logins within 10m");
+    // Blocked Now sits below the settings, in the dialog's scroll area.
+    h.get_by_label("Unblock").scroll_to_me();
+    h.run();
+    // A pointer moves onto the button, then clicks it.
+    h.get_by_label("Unblock").hover();
+    h.run();
+    click(&mut h, "Unblock");
+    wait_for(&mut h, "the row to go", |h| {
+        h.query_by_label("127.0.0.1").is_none()
+            && h.query_by_label_contains("No address is blocked now")
+                .is_some()
+    });
+    h.get_by_label_contains("127.0.0.1 unblocked: it may log in again at once");
+    assert_eq!(
+        smtp_login(port, "alice@example.test", "right"),
+        235,
+        "the client logs in again at once"
+    );
+    // The unblock is on the Security view.
+    click(&mut h, "Cancel");
+    click(&mut h, "Security");
+    wait_for(&mut h, "the unblock in the Security log", |h| {
+        h.query_all_by_label_contains("127.0.0.1 unblocked from the window")
+            .next()
+            .is_some()
+    });
+}

@@ -1,12 +1,15 @@
 //! [`EngineHandle`]: how a front end (the desktop app, `postern serve`, tests) drives a running
 //! engine: commands in, status and events out. Nothing here blocks.
 
+use super::access::Gate;
+use super::access::abuse::BlockInfo;
+use super::current::Current;
 use super::events::EventBus;
 use super::options::EngineOptions;
 use super::stats::{Stats, StatsSnapshot};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +45,14 @@ pub struct Status {
     pub running: bool,
 }
 
+/// The blocks in force: the gate's abuse tables under the configuration in force.
+pub(crate) struct Blocks {
+    /// The policy gate.
+    pub(crate) gate: Gate,
+    /// The configuration in force.
+    pub(crate) current: watch::Receiver<Arc<Current>>,
+}
+
 /// Controls one running engine.
 pub struct EngineHandle {
     /// Where the engine reports.
@@ -56,6 +67,8 @@ pub struct EngineHandle {
     stats: Arc<Stats>,
     /// The outgoing queue.
     queue: crate::engine::queue::Queue,
+    /// The blocks in force (boxed: the handle travels in the GUI's start results).
+    blocks: Box<Blocks>,
     /// Where it keeps things.
     options: EngineOptions,
     /// The supervisor; it ends once shutdown is complete.
@@ -71,6 +84,7 @@ impl EngineHandle {
         listeners: ListenerTable,
         stats: Arc<Stats>,
         queue: crate::engine::queue::Queue,
+        blocks: Blocks,
         options: EngineOptions,
         done: JoinHandle<()>,
     ) -> Self {
@@ -81,6 +95,7 @@ impl EngineHandle {
             listeners,
             stats,
             queue,
+            blocks: Box::new(blocks),
             options,
             done: Some(done),
         }
@@ -89,6 +104,19 @@ impl EngineHandle {
     /// The outgoing queue: `snapshot()` for display, `command_nowait` for Retry/Delete/Hold.
     pub fn queue(&self) -> &crate::engine::queue::Queue {
         &self.queue
+    }
+
+    /// The blocks in force now (failed-login lockouts, tarpit blocks), oldest first.
+    pub fn blocks(&self) -> Vec<BlockInfo> {
+        let cur = self.blocks.current.borrow().clone();
+        self.blocks.gate.blocks(&cur)
+    }
+
+    /// Lifts the block of `ip` (its IPv6 network) and clears its failure counts; the lift is
+    /// logged on the Security channel as done from the window. `None` when it was not blocked.
+    pub fn unblock(&self, ip: IpAddr) -> Option<BlockInfo> {
+        let cur = self.blocks.current.borrow().clone();
+        self.blocks.gate.unblock(&cur, ip, "the window")
     }
 
     /// The event bus (recent events, live subscription).

@@ -138,8 +138,8 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
         shutdown: shutdown.clone(),
     };
     let smtp = Arc::new(smtp::Deps {
-        current: current_rx,
-        gate,
+        current: current_rx.clone(),
+        gate: gate.clone(),
         intake: Arc::new(smtp::intake::StoreIntake {
             queue: queue.clone(),
             mailroot,
@@ -153,8 +153,12 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     control::serve(
         &opts.data_dir,
-        queue.clone(),
-        cmd_tx.clone(),
+        control::Served {
+            queue: queue.clone(),
+            commands: cmd_tx.clone(),
+            gate: gate.clone(),
+            current: current_rx.clone(),
+        },
         shutdown.clone(),
     )
     .map_err(io(control::socket_path(&opts.data_dir)))?;
@@ -176,6 +180,17 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
     sup.reconcile().await;
     let done = tokio::spawn(sup.run(cmd_rx));
     Ok(EngineHandle::new(
-        events, cmd_tx, shutdown, listeners, stats, queue, opts, done,
+        events,
+        cmd_tx,
+        shutdown,
+        listeners,
+        stats,
+        queue,
+        handle::Blocks {
+            gate,
+            current: current_rx,
+        },
+        opts,
+        done,
     ))
 }

@@ -140,6 +140,18 @@ impl Services {
         self.handle.as_ref().map(EngineHandle::queue)
     }
 
+    /// The blocks in force in the running engine (`None` while it is not running: blocks live
+    /// in its memory only).
+    pub fn blocks(&self) -> Option<Vec<crate::engine::access::abuse::BlockInfo>> {
+        self.handle.as_ref().map(EngineHandle::blocks)
+    }
+
+    /// Lifts the block of `ip` in the running engine and clears its failure counts; `None`
+    /// when it was not blocked or the engine is not running.
+    pub fn unblock(&self, ip: std::net::IpAddr) -> Option<crate::engine::access::abuse::BlockInfo> {
+        self.handle.as_ref()?.unblock(ip)
+    }
+
     /// The runtime the engine runs on (for the UI's own short tasks).
     pub fn runtime(&self) -> &RtHandle {
         &self.rt

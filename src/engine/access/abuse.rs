@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The longest a tarpit makes a client wait for one reply.
 pub const MAX_TARPIT_DELAY: Duration = Duration::from_secs(30);
@@ -49,6 +49,54 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// A block in force, as the Abuse & Spam dialog and `postern access blocked` show it. Times
+/// are wall-clock (seconds since the Unix epoch), converted from the table's monotonic
+/// instants when the list is made.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlockInfo {
+    /// The client as the tables count it: an IPv4 address, or an IPv6 network address (see
+    /// [`client_key`]).
+    pub ip: IpAddr,
+    /// The IPv6 prefix length the client is counted by (`None` for IPv4 and for /128).
+    pub prefix: Option<u8>,
+    /// The defence and its cause, in words ("login lockout: 5 failed logins within 10m").
+    pub reason: String,
+    /// When the block began.
+    pub since: u64,
+    /// When it ends.
+    pub until: u64,
+}
+
+impl BlockInfo {
+    /// The client as shown: `192.0.2.1`, or `2001:db8:1:2::/64`.
+    pub fn client(&self) -> String {
+        match self.prefix {
+            Some(p) => format!("{}/{p}", self.ip),
+            None => self.ip.to_string(),
+        }
+    }
+}
+
+/// Seconds since the epoch as `2026-12-02 19:50:12` (UTC, as the log files write times).
+pub fn wall_clock(secs: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// "29m", "1h", "45s": a time left, for displays.
+pub fn time_left(secs: u64) -> String {
+    human(Duration::from_secs(secs))
+}
+
 /// Which defence made a block (a defence that is turned off no longer enforces its blocks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BlockKind {
@@ -58,9 +106,21 @@ enum BlockKind {
     Tarpit,
 }
 
+impl BlockKind {
+    /// The defence, in words.
+    fn words(self) -> &'static str {
+        match self {
+            BlockKind::Lockout => "login lockout",
+            BlockKind::Tarpit => "tarpit",
+        }
+    }
+}
+
 /// A running block of one IP.
 #[derive(Debug, Clone)]
 struct Block {
+    /// When it began.
+    since: Instant,
     /// When it ends.
     until: Instant,
     /// What caused it.
@@ -242,6 +302,7 @@ impl Abuse {
         st.blocks.insert(
             ip,
             Block {
+                since: now,
                 until: now + lc.block_for.0,
                 kind: BlockKind::Lockout,
                 why: why.clone(),
@@ -306,6 +367,7 @@ impl Abuse {
         st.blocks.insert(
             ip,
             Block {
+                since: now,
                 until: now + tc.block_for.0,
                 kind: BlockKind::Tarpit,
                 why: why.clone(),
@@ -374,6 +436,47 @@ impl Abuse {
         Ok(())
     }
 
+    /// The blocks in force now (running, and their defence still on), oldest first.
+    pub fn blocks(&self, cfg: &Config) -> Vec<BlockInfo> {
+        self.blocks_at(cfg, Instant::now(), SystemTime::now())
+    }
+
+    /// [`Abuse::blocks`] at a given instant, `wall` being the wall-clock time of `now`.
+    pub fn blocks_at(&self, cfg: &Config, now: Instant, wall: SystemTime) -> Vec<BlockInfo> {
+        let st = self.tables(cfg, now);
+        let mut out: Vec<(Instant, BlockInfo)> = st
+            .blocks
+            .iter()
+            .filter(|(_, b)| now < b.until && b.in_force(cfg))
+            .map(|(ip, b)| (b.since, b.info(*ip, cfg, now, wall)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.ip.cmp(&b.1.ip)));
+        out.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// Lifts the block of `ip` (its network, for IPv6) and forgets its failed logins and
+    /// failed recipients, so the client starts afresh at once. Returns the block that was in
+    /// force, or `None` when there was none (the failures are forgotten all the same).
+    pub fn unblock(&self, ip: IpAddr, cfg: &Config) -> Option<BlockInfo> {
+        self.unblock_at(ip, cfg, Instant::now(), SystemTime::now())
+    }
+
+    /// [`Abuse::unblock`] at a given instant, `wall` being the wall-clock time of `now`.
+    pub fn unblock_at(
+        &self,
+        ip: IpAddr,
+        cfg: &Config,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Option<BlockInfo> {
+        let key = client_key(ip, cfg);
+        let mut st = self.tables(cfg, now);
+        st.auth_failures.remove(&key);
+        st.rcpt_failures.remove(&key);
+        let block = st.blocks.remove(&key)?;
+        (now < block.until && block.in_force(cfg)).then(|| block.info(key, cfg, now, wall))
+    }
+
     /// Open connections from `ip` (its network, for IPv6) right now (for status displays
     /// and tests).
     pub fn connections(&self, ip: IpAddr, cfg: &Config) -> u32 {
@@ -398,6 +501,36 @@ impl Abuse {
     }
 }
 
+impl Block {
+    /// Whether the defence that made it is still on.
+    fn in_force(&self, cfg: &Config) -> bool {
+        match self.kind {
+            BlockKind::Lockout => cfg.abuse.lockout.enabled,
+            BlockKind::Tarpit => cfg.abuse.tarpit.enabled,
+        }
+    }
+
+    /// The block for display; `wall` is the wall-clock time of `now`.
+    fn info(&self, key: IpAddr, cfg: &Config, now: Instant, wall: SystemTime) -> BlockInfo {
+        let epoch = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let since = wall
+            .checked_sub(now.saturating_duration_since(self.since))
+            .unwrap_or(UNIX_EPOCH);
+        let until = wall + self.until.saturating_duration_since(now);
+        let prefix = match key {
+            IpAddr::V6(_) if cfg.abuse.ipv6_prefix < 128 => Some(cfg.abuse.ipv6_prefix.max(1)),
+            _ => None,
+        };
+        BlockInfo {
+            ip: key,
+            prefix,
+            reason: format!("{}: {}", self.kind.words(), self.why),
+            since: epoch(since),
+            until: epoch(until),
+        }
+    }
+}
+
 impl State {
     /// The refusal for a running block of `ip`, removing the block once it has expired.
     fn block_refusal(&mut self, ip: IpAddr, cfg: &Config, now: Instant) -> Option<Refusal> {
@@ -406,11 +539,7 @@ impl State {
             self.blocks.remove(&ip);
             return None;
         }
-        let on = match block.kind {
-            BlockKind::Lockout => cfg.abuse.lockout.enabled,
-            BlockKind::Tarpit => cfg.abuse.tarpit.enabled,
-        };
-        if !on {
+        if !block.in_force(cfg) {
             return None;
         }
         let left = block.until - now;
@@ -760,6 +889,108 @@ mod tests {
             (0, 0, 0)
         );
         assert!(st.rcpt_failures.is_empty());
+    }
+
+    /// A wall clock for `t0`: 2026-12-02 19:00:00 UTC.
+    fn wall0() -> SystemTime {
+        UNIX_EPOCH + secs(1_796_238_000)
+    }
+
+    #[test]
+    fn blocks_are_listed_with_reason_and_wall_clock_times() {
+        let (a, c, t0) = (Abuse::new(), cfg(), Instant::now());
+        assert!(a.blocks_at(&c, t0, wall0()).is_empty());
+        let (x, y) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        for i in 0..3 {
+            a.auth_failed_at(x, &c, t0 + secs(10 * i));
+        }
+        for n in 1..=5 {
+            a.rcpt_failed_at(y, n, &c, t0 + secs(100));
+        }
+        // Listed 5 minutes after the first failure: times are converted to the wall clock.
+        let now = t0 + secs(300);
+        let wall = wall0() + secs(300);
+        let list = a.blocks_at(&c, now, wall);
+        let base = 1_796_238_000;
+        assert_eq!(
+            list,
+            vec![
+                BlockInfo {
+                    ip: x,
+                    prefix: None,
+                    reason: "login lockout: 3 failed logins within 10m".into(),
+                    since: base + 20,
+                    until: base + 20 + 1800,
+                },
+                BlockInfo {
+                    ip: y,
+                    prefix: None,
+                    reason: "tarpit: 5 failed recipients within 1h".into(),
+                    since: base + 100,
+                    until: base + 100 + 900,
+                },
+            ]
+        );
+        assert_eq!(wall_clock(base + 20), "2026-12-02 19:00:20");
+        // An expired block is not listed; one whose defence is off is not in force.
+        let later = a.blocks_at(&c, t0 + secs(1001), wall0() + secs(1001));
+        assert_eq!(later.len(), 1, "{later:?}");
+        let mut off = c.clone();
+        off.abuse.lockout.enabled = false;
+        assert!(a.blocks_at(&off, t0 + secs(1001), wall0()).is_empty());
+    }
+
+    #[test]
+    fn ipv6_blocks_are_listed_by_network() {
+        let (a, c, t0) = (Abuse::new(), cfg(), Instant::now());
+        for _ in 0..3 {
+            a.auth_failed_at(ip("2001:db8:1:2::1"), &c, t0);
+        }
+        let list = a.blocks_at(&c, t0, wall0());
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].client(), "2001:db8:1:2::/64");
+        // Any address of the network lifts it.
+        assert!(
+            a.unblock_at(ip("2001:db8:1:2::99"), &c, t0, wall0())
+                .is_some()
+        );
+        assert!(a.blocked_at(ip("2001:db8:1:2::1"), &c, t0).is_none());
+    }
+
+    #[test]
+    fn unblock_lifts_the_block_and_forgets_the_failures() {
+        let (a, c, t0, x) = (Abuse::new(), cfg(), Instant::now(), ip("192.0.2.1"));
+        assert_eq!(a.unblock_at(x, &c, t0, wall0()), None, "nothing to lift");
+        for _ in 0..3 {
+            a.auth_failed_at(x, &c, t0);
+        }
+        assert!(a.connect_at(x, false, &c, t0 + secs(1)).is_err());
+        let lifted = a
+            .unblock_at(ip("::ffff:192.0.2.1"), &c, t0 + secs(2), wall0())
+            .expect("a block was in force");
+        assert!(lifted.reason.contains("3 failed logins"), "{lifted:?}");
+        assert!(a.blocked_at(x, &c, t0 + secs(2)).is_none());
+        assert!(a.connect_at(x, false, &c, t0 + secs(2)).is_ok());
+        assert!(a.blocks_at(&c, t0 + secs(2), wall0()).is_empty());
+        assert_eq!(a.unblock_at(x, &c, t0 + secs(2), wall0()), None);
+        // Failures before the unblock are forgotten: two more do not lock out again, a third does.
+        for _ in 0..2 {
+            a.auth_failed_at(x, &c, t0 + secs(3));
+        }
+        a.unblock_at(x, &c, t0 + secs(4), wall0());
+        assert_eq!(a.auth_failed_at(x, &c, t0 + secs(5)), None);
+        assert_eq!(a.auth_failed_at(x, &c, t0 + secs(5)), None);
+        assert!(a.auth_failed_at(x, &c, t0 + secs(5)).is_some());
+        // Refused recipients are forgotten too.
+        let y = ip("192.0.2.2");
+        for n in 1..=4 {
+            a.rcpt_failed_at(y, n, &c, t0);
+        }
+        a.unblock_at(y, &c, t0, wall0());
+        assert!(
+            a.rcpt_failed_at(y, 5, &c, t0).1.is_none(),
+            "the count started again"
+        );
     }
 
     #[test]

@@ -893,5 +893,7 @@ pub fn dnsbl_verdict(ip: IpAddr, listed: &[String], trigger: u32, action: Action
     }
 }
 
+mod blocks;
+
 #[cfg(test)]
 mod tests;

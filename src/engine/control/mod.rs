@@ -1,18 +1,23 @@
 //! The control socket: `DATA/control.sock`, a Unix socket only the data directory's owner can
-//! open, through which `postern queue ...` reaches a running server (headless or GUI). One
-//! JSON request line, one JSON response line.
+//! open, through which `postern queue ...` and `postern access blocked|unblock` reach a running
+//! server (headless or GUI). One JSON request line, one JSON response line.
 
 pub mod offline;
 
+use super::access::Gate;
+use super::access::abuse::BlockInfo;
 use super::command::Command;
+use super::current::Current;
 use super::queue::{Queue, QueueCommand, QueueEntry};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Longest request accepted.
@@ -29,6 +34,10 @@ pub enum Request {
     Queue(QueueCommand),
     /// Re-read the configuration now.
     Reload,
+    /// The blocks in force (lockouts, tarpit blocks).
+    Blocked,
+    /// Lift the block of an IP (or of its IPv6 network) and clear its failure counts.
+    Unblock(IpAddr),
 }
 
 /// The engine's answer.
@@ -40,6 +49,10 @@ pub enum Response {
     Show(Option<(QueueEntry, String)>),
     /// How many messages a command touched.
     Count(usize),
+    /// The blocks in force.
+    Blocks(Vec<BlockInfo>),
+    /// The block lifted, or none when the IP was not blocked.
+    Unblocked(Option<BlockInfo>),
     /// Done.
     Ok,
     /// The request could not be served.
@@ -67,13 +80,26 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("control.sock")
 }
 
+/// What the socket serves from: the queue, the supervisor's commands, and the gate's blocks
+/// under the configuration in force.
+pub struct Served {
+    /// The outgoing queue.
+    pub queue: Queue,
+    /// Commands to the supervisor (reload).
+    pub commands: mpsc::UnboundedSender<Command>,
+    /// The policy gate (its abuse tables).
+    pub gate: Gate,
+    /// The configuration in force.
+    pub current: watch::Receiver<Arc<Current>>,
+}
+
 /// Serves the socket until `stop`; removes it afterwards.
 pub fn serve(
     data_dir: &Path,
-    queue: Queue,
-    commands: mpsc::UnboundedSender<Command>,
+    served: Served,
     stop: CancellationToken,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let served = Arc::new(served);
     let path = socket_path(data_dir);
     // We own the data directory (the lock is held), so a leftover socket is stale.
     let _ = std::fs::remove_file(&path);
@@ -85,9 +111,14 @@ pub fn serve(
                 _ = stop.cancelled() => break,
                 r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
             };
-            let queue = queue.clone();
-            let commands = commands.clone();
+            let served = served.clone();
             tokio::spawn(async move {
+                let Served {
+                    queue,
+                    commands,
+                    gate,
+                    current,
+                } = &*served;
                 let (r, mut w) = stream.into_split();
                 let mut line = String::new();
                 let mut r = tokio::io::BufReader::new(r).take(MAX_REQUEST as u64);
@@ -107,6 +138,14 @@ pub fn serve(
                     Ok(Request::Reload) => {
                         let _ = commands.send(Command::Reload);
                         Response::Ok
+                    }
+                    Ok(Request::Blocked) => {
+                        let cur = current.borrow().clone();
+                        Response::Blocks(gate.blocks(&cur))
+                    }
+                    Ok(Request::Unblock(ip)) => {
+                        let cur = current.borrow().clone();
+                        Response::Unblocked(gate.unblock(&cur, ip, "the command line"))
                     }
                 };
                 let mut out = serde_json::to_vec(&resp).unwrap_or_default();

@@ -32,7 +32,7 @@ pub enum OfflineError {
     /// The runtime for the spool writes could not be made.
     #[error(transparent)]
     Runtime(std::io::Error),
-    /// The request needs a running server (reload).
+    /// The request needs a running server (reload, the blocks in force).
     #[error("no server is running on {}", .0.display())]
     NotRunning(PathBuf),
 }
@@ -89,7 +89,10 @@ fn offline(data_dir: &Path, req: Request) -> Result<Response, OfflineError> {
             })?;
             Response::Count(n)
         }
-        Request::Reload => return Err(OfflineError::NotRunning(data_dir.to_path_buf())),
+        // Reloads and blocks concern the running server only (blocks live in its memory).
+        Request::Reload | Request::Blocked | Request::Unblock(_) => {
+            return Err(OfflineError::NotRunning(data_dir.to_path_buf()));
+        }
     };
     rt.block_on(spool.flush());
     Ok(resp)

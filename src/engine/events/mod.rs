@@ -227,6 +227,15 @@ pub enum EventKind {
         /// The block and its cause.
         reason: String,
     },
+    /// An administrator lifted a block (Abuse & Spam's Unblock, `postern access unblock`).
+    ClientUnblocked {
+        /// The client: an IP, or an IPv6 network.
+        client: String,
+        /// Who: "the window", "the command line".
+        by: String,
+        /// The block that was lifted.
+        reason: String,
+    },
     /// A per-IP transfer limit refused a message.
     TransferLimit {
         /// The limit and the traffic.
@@ -325,6 +334,7 @@ impl EventKind {
             | RelayDenied { .. }
             | CheckFailed { .. }
             | ClientBlocked { .. }
+            | ClientUnblocked { .. }
             | TransferLimit { .. }
             | SenderRefused { .. }
             | ForgedResults { .. }
@@ -485,6 +495,10 @@ impl fmt::Display for Raw<'_> {
             ),
             CheckSkipped { check, error } => write!(f, "{check} skipped: {error}"),
             ClientBlocked { at, reason } => write!(f, "{at}: {reason}"),
+            ClientUnblocked { client, by, reason } => write!(
+                f,
+                "{client} unblocked from {by}; its failure counts are cleared (was {reason})"
+            ),
             TransferLimit { reason } => write!(f, "message refused: {reason}"),
             SenderRefused { sender, login } => {
                 write!(f, "sender <{sender}> refused: logged in as {login}")

@@ -1,13 +1,23 @@
 //! The Abuse & Spam dialog (the security options of Ocean/Ability Mail Server's SMTP service):
 //! connections per IP, failed-login lockout (anti-hammering), tarpitting after failed
 //! recipients, transfer limits per IP, RBL lists with a trigger count, and the SPF and reverse
-//! DNS checks. Safe IPs (Access Control) are exempt from all of it.
+//! DNS checks. Safe IPs (Access Control) are exempt from all of it. Below the settings, the
+//! blocks in force in the running server (Blocked Now), each with Unblock.
 
 use super::form::{Form, LABEL_WIDTH, ListEdit, parse_duration, parse_num};
 use super::smtp::{format_size, parse_size};
-use super::{check_row, error_for, error_label, text_row};
+use super::{check_row, error_for, error_label, noted_row, text_row};
+use crate::engine::access::abuse::{BlockInfo, time_left, wall_clock};
 use crate::engine::config::{Action, Config, FieldError};
+use crate::gui::services::Services;
 use eframe::egui;
+use std::time::Duration;
+
+/// How often Blocked Now is read again while the dialog is open.
+const REFRESH: Duration = Duration::from_secs(1);
+
+/// The note beside a limit that 0 turns off.
+const NO_LIMIT: &str = "0 = no limit";
 
 /// Hover texts.
 pub mod help {
@@ -46,6 +56,13 @@ them.";
     /// DKIM verification.
     pub const DKIM_VERIFY: &str = "Verify the DKIM signatures of incoming mail; every incoming \
 message gets an Authentication-Results header with the SPF, DKIM and DMARC results.";
+    /// Blocked Now.
+    pub const BLOCKED: &str = "Addresses blocked now by the failed-login lockout or by \
+tarpitting, until their block ends. Blocks live in the running server's memory (a restart lifts \
+them). Times are UTC, as in the log files.";
+    /// The Unblock button.
+    pub const UNBLOCK: &str = "Lift this block now and forget the address's failed logins and \
+failed recipients, so it can log in again at once.";
     /// DMARC.
     pub const DMARC: &str = "Check incoming mail against the DMARC policy of its From: domain \
 (SPF or DKIM must pass for that domain). A failing message whose domain asks for quarantine or \
@@ -78,6 +95,8 @@ pub struct AbuseForm {
     dkim_verify: bool,
     dmarc: bool,
     dmarc_action: Action,
+    /// What the last Unblock did, for the result line.
+    notice: Option<String>,
 }
 
 /// A labelled Refuse / Accept-and-tag choice.
@@ -133,6 +152,7 @@ impl Form for AbuseForm {
             dkim_verify: cfg.auth.dkim.verify,
             dmarc: cfg.auth.dmarc.enabled,
             dmarc_action: cfg.auth.dmarc.action,
+            notice: None,
         }
     }
 
@@ -219,6 +239,35 @@ impl Form for AbuseForm {
         path.starts_with("abuse.") || path == "auth.dmarc.enabled"
     }
 
+    fn take_notice(&mut self) -> Option<String> {
+        self.notice.take()
+    }
+
+    fn live(&mut self, ui: &mut egui::Ui, services: &Services) {
+        ui.add_space(6.0);
+        ui.heading("Blocked Now").on_hover_text(help::BLOCKED);
+        ui.ctx().request_repaint_after(REFRESH);
+        let Some(blocks) = services.blocks() else {
+            ui.label(
+                "The mail server is not running: blocks live in its memory, so none are in force.",
+            );
+            return;
+        };
+        if blocks.is_empty() {
+            ui.label(
+                "No address is blocked now. An address locked out after failed logins, or \
+                 blocked after too many failed recipients, appears here with Unblock.",
+            );
+            return;
+        }
+        if let Some(ip) = blocked_table(ui, &blocks) {
+            self.notice = Some(match services.unblock(ip.ip) {
+                Some(b) => format!("{} unblocked: it may log in again at once.", b.client()),
+                None => format!("{} was no longer blocked.", ip.client()),
+            });
+        }
+    }
+
     fn contents(&mut self, ui: &mut egui::Ui, errors: &[FieldError]) {
         ui.label(help::INTRO);
         ui.add_space(4.0);
@@ -226,7 +275,7 @@ impl Form for AbuseForm {
             .num_columns(2)
             .min_col_width(LABEL_WIDTH + 40.0)
             .show(ui, |ui| {
-                text_row(
+                noted_row(
                     ui,
                     "Max Connections Per IP",
                     help::PER_IP,
@@ -234,6 +283,7 @@ impl Form for AbuseForm {
                     errors,
                     "abuse.max_connections_per_ip",
                     true,
+                    Some(NO_LIMIT),
                 );
                 text_row(
                     ui,
@@ -309,7 +359,7 @@ impl Form for AbuseForm {
                     "abuse.tarpit.delay",
                     on,
                 );
-                text_row(
+                noted_row(
                     ui,
                     "Block After Failed Recipients",
                     help::TARPIT,
@@ -317,6 +367,7 @@ impl Form for AbuseForm {
                     errors,
                     "abuse.tarpit.block_after",
                     on,
+                    Some("0 = never block"),
                 );
                 text_row(
                     ui,
@@ -328,7 +379,7 @@ impl Form for AbuseForm {
                     on,
                 );
 
-                text_row(
+                noted_row(
                     ui,
                     "Max Messages Per IP Per Hour",
                     help::TRANSFER,
@@ -336,8 +387,9 @@ impl Form for AbuseForm {
                     errors,
                     "abuse.transfer.max_messages_per_hour",
                     true,
+                    Some(NO_LIMIT),
                 );
-                text_row(
+                noted_row(
                     ui,
                     "Max Octets Per IP Per Hour",
                     help::TRANSFER,
@@ -345,6 +397,7 @@ impl Form for AbuseForm {
                     errors,
                     "abuse.transfer.max_bytes_per_hour",
                     true,
+                    Some(NO_LIMIT),
                 );
             });
         ui.add_space(6.0);
@@ -422,6 +475,38 @@ impl Form for AbuseForm {
             }
         }
     }
+}
+
+/// The blocks as a table, an Unblock button on each row; returns the row whose Unblock was
+/// pressed.
+fn blocked_table<'a>(ui: &mut egui::Ui, blocks: &'a [BlockInfo]) -> Option<&'a BlockInfo> {
+    let now = crate::engine::queue::now_secs();
+    let mut pressed = None;
+    egui::Grid::new("blocked_grid")
+        .num_columns(5)
+        .striped(true)
+        .spacing([12.0, 4.0])
+        .show(ui, |ui| {
+            for h in ["IP", "Reason", "Since (UTC)", "Until (UTC)", ""] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            for b in blocks {
+                ui.label(b.client());
+                ui.label(&b.reason);
+                ui.label(wall_clock(b.since));
+                ui.label(format!(
+                    "{} ({} left)",
+                    wall_clock(b.until),
+                    time_left(b.until.saturating_sub(now))
+                ));
+                if ui.button("Unblock").on_hover_text(help::UNBLOCK).clicked() {
+                    pressed = Some(b);
+                }
+                ui.end_row();
+            }
+        });
+    pressed
 }
 
 #[cfg(test)]

@@ -110,6 +110,9 @@ pub trait Form {
     fn write_into(&self, cfg: &mut Config) -> Vec<FieldError>;
     /// The fields; `errors` are the last Apply's, to show beside their fields.
     fn contents(&mut self, ui: &mut egui::Ui, errors: &[FieldError]);
+    /// What the form shows of the running engine below its fields (read each frame; nothing
+    /// by default).
+    fn live(&mut self, _ui: &mut egui::Ui, _services: &Services) {}
     /// Field paths the form shows errors for itself (others are listed at the bottom).
     fn shows_error(&self, path: &str) -> bool;
     /// How an error listed at the bottom names its field (the dotted path by default).
@@ -205,6 +208,7 @@ impl<F: Form> FormDialog<F> {
                 .max_height(ctx.content_rect().height() - 140.0)
                 .show(ui, |ui| {
                     self.form.contents(ui, &self.errors);
+                    self.form.live(ui, services);
                 });
             if let Some(m) = self.form.take_notice() {
                 self.message = Some(m);

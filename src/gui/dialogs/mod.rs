@@ -43,6 +43,21 @@ pub fn text_row(
     path: &str,
     enabled: bool,
 ) -> egui::Response {
+    noted_row(ui, label, hover, value, errors, path, enabled, None)
+}
+
+/// A [`text_row`] with a short note beside the field, e.g. "0 = no limit".
+#[expect(clippy::too_many_arguments, reason = "a text_row and its note")]
+pub fn noted_row(
+    ui: &mut egui::Ui,
+    label: &str,
+    hover: &str,
+    value: &mut String,
+    errors: &[FieldError],
+    path: &str,
+    enabled: bool,
+    note: Option<&str>,
+) -> egui::Response {
     let l = ui
         .add_enabled(enabled, egui::Label::new(label))
         .on_hover_text(hover);
@@ -55,6 +70,9 @@ pub fn text_row(
                 )
                 .labelled_by(l.id)
                 .on_hover_text(hover);
+            if let Some(n) = note {
+                ui.add_enabled(enabled, egui::Label::new(egui::RichText::new(n).weak()));
+            }
             if let Some(e) = error_for(errors, path) {
                 error_label(ui, e);
             }
