@@ -668,7 +668,8 @@ impl PosternApp {
     }
 
     fn toolbar(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
+        // Wraps rather than cutting buttons off in a narrow window.
+        ui.horizontal_wrapped(|ui| {
             if ui
                 .add_enabled(
                     self.services.can_start(),
@@ -775,12 +776,16 @@ impl PosternApp {
                     match (&l.addr, &l.error) {
                         (Some(a), _) => {
                             dot(ui, good);
-                            ui.label(egui::RichText::new(format!("{} {a} up", l.name)).color(good))
-                                .on_hover_text(format!(
-                                    "Listening as configured ({}).",
-                                    l.configured
-                                ));
-                            ui.label(format!("{} open", l.sessions));
+                            // The port only, the address and the sessions in the hover: the
+                            // strip stays on one line at the window's default size.
+                            ui.label(
+                                egui::RichText::new(format!("{} :{}", l.name, a.port()))
+                                    .color(good),
+                            )
+                            .on_hover_text(format!(
+                                "Listening on {a} as configured ({}); {} session(s) open now.",
+                                l.configured, l.sessions
+                            ));
                         }
                         (None, Some(e)) => {
                             dot(ui, bad);
@@ -799,29 +804,30 @@ impl PosternApp {
                         }
                     }
                 }
-                ui.separator();
-                ui.label(format!(
-                    "Mails accepted: {} ({} mailbox copies)",
-                    s.stats.messages_accepted, s.stats.local_deliveries
-                ))
-                .on_hover_text("Since the services started");
             }
-            ui.separator();
-            ui.label(format!("Sent: {}", self.chart.sent)).on_hover_text(
-                "Queued mails that left the queue delivered (to at least one recipient), since the window opened",
-            );
-            ui.separator();
-            ui.label(format!("Given up: {}", self.chart.failed)).on_hover_text(
-                "Queued mails given up on for at least one recipient (a failure notice went to the sender), since the window opened",
-            );
-            ui.separator();
-            ui.label(format!("Refused after DATA: {}", self.chart.refused))
-                .on_hover_text("Since the window opened");
+            // The counters in one label, so the strip stays on one line at the default size.
+            let accepted = self.services.status().map(|s| s.stats.messages_accepted);
+            let copies = self.services.status().map(|s| s.stats.local_deliveries);
+            let mut counters = Vec::new();
+            if let Some(n) = accepted {
+                counters.push(format!("Accepted {n}"));
+            }
+            counters.push(format!("Sent {}", self.chart.sent));
+            counters.push(format!("Given up {}", self.chart.failed));
+            counters.push(format!("Refused {}", self.chart.refused));
             if let Some(q) = self.services.queue() {
-                ui.separator();
-                ui.label(format!("Queue: {}", q.snapshot().len()))
-                    .on_hover_text("Mails waiting in the outgoing queue");
+                counters.push(format!("Queue {}", q.snapshot().len()));
             }
+            ui.separator();
+            ui.label(counters.join(" · ")).on_hover_text(format!(
+                "Accepted: mails accepted since the services started ({} copies written to \
+                 local mailboxes).\nSent: queued mails that left the queue delivered (to at \
+                 least one recipient), since the window opened.\nGiven up: queued mails given \
+                 up on for at least one recipient (a failure notice went to the sender), since \
+                 the window opened.\nRefused: mails refused after DATA, since the window \
+                 opened.\nQueue: mails waiting in the outgoing queue.",
+                copies.unwrap_or(0)
+            ));
         });
     }
 
