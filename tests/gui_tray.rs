@@ -351,6 +351,40 @@ impl XWindow {
             .is_some_and(|a| a.map_state == MapState::VIEWABLE)
     }
 
+    /// Presses and releases Return on the keyboard (XTest, as a real key), with the pointer
+    /// and the input focus on the window.
+    fn press_return(&self) {
+        use x11rb::protocol::xtest::ConnectionExt as _;
+        let setup = self.conn.setup();
+        let root = setup.roots[0].root;
+        let (min, max) = (setup.min_keycode, setup.max_keycode);
+        let map = self
+            .conn
+            .get_keyboard_mapping(min, max - min + 1)
+            .unwrap()
+            .reply()
+            .unwrap();
+        let per = map.keysyms_per_keycode as usize;
+        let at = map
+            .keysyms
+            .iter()
+            .position(|&k| k == 0xff0d)
+            .expect("a keycode for Return");
+        let code = min + (at / per) as u8;
+        self.conn
+            .warp_pointer(x11rb::NONE, self.win, 0, 0, 0, 0, 40, 40)
+            .unwrap();
+        self.conn
+            .set_input_focus(xproto::InputFocus::PARENT, self.win, x11rb::CURRENT_TIME)
+            .unwrap();
+        for kind in [xproto::KEY_PRESS_EVENT, xproto::KEY_RELEASE_EVENT] {
+            self.conn
+                .xtest_fake_input(kind, code, x11rb::CURRENT_TIME, root, 0, 0, 0)
+                .unwrap();
+        }
+        self.conn.flush().unwrap();
+    }
+
     /// What a window manager's close button sends.
     fn close(&self) {
         let atom = |n: &[u8]| {
@@ -513,8 +547,10 @@ fn closing_hides_to_the_tray_and_the_tray_menu_drives_the_app() {
     assert!(!answers(port), "the server stopped with the app");
 }
 
+/// Without a tray host the window's close button would stop the mail server: the app asks
+/// first, and quits when the question is answered (Return takes its default, Stop and Quit).
 #[test]
-fn without_a_tray_host_closing_the_window_quits() {
+fn without_a_tray_host_closing_the_window_asks_then_quits() {
     let d = desktop();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -523,7 +559,23 @@ fn without_a_tray_host_closing_the_window_quits() {
     let win = window_of(&d, &mut app, dir.path());
     until("the server", || answers(port).then_some(()));
     win.close();
-    let status = until("the app to quit", || app.0.try_wait().unwrap());
+    until("the question", || {
+        log_of(dir.path())
+            .contains("asking whether to stop the mail server")
+            .then_some(())
+    });
+    assert!(app.0.try_wait().unwrap().is_none(), "the app still runs");
+    assert!(answers(port), "and so does the mail server");
+    // Key presses until the app has gone (the first may reach the window before it has
+    // drawn the question and focused its button).
+    let status = until("the app to quit", || {
+        if let Some(st) = app.0.try_wait().unwrap() {
+            return Some(st);
+        }
+        win.press_return();
+        std::thread::sleep(Duration::from_millis(200));
+        None
+    });
     assert!(status.success(), "{status:?}\n{}", log_of(dir.path()));
     assert!(
         log_of(dir.path()).contains("no system tray host"),

@@ -175,6 +175,8 @@ pub struct PosternApp {
     /// The window was closed without a tray to hide in while the mail server runs: asking
     /// whether to stop it.
     confirm_quit: bool,
+    /// The question has just been asked: its default button takes the keyboard focus.
+    quit_focus: bool,
 }
 
 impl PosternApp {
@@ -209,6 +211,7 @@ impl PosternApp {
             visible: true,
             quitting: false,
             confirm_quit: false,
+            quit_focus: false,
         };
         app.refresh_config();
         app
@@ -371,7 +374,18 @@ impl PosternApp {
             self.set_visible(ctx, false);
         } else if self.services.can_stop() {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
-            self.confirm_quit = true;
+            if !self.confirm_quit {
+                self.confirm_quit = true;
+                self.quit_focus = true;
+                let text = "window closed without a system tray: asking whether to stop the \
+                            mail server";
+                eprintln!("postern: {text}");
+                self.services.events().emit(
+                    Level::Info,
+                    None,
+                    EventKind::Note { text: text.into() },
+                );
+            }
         }
     }
 
@@ -395,7 +409,12 @@ impl PosternApp {
             );
             ui.separator();
             ui.horizontal(|ui| {
-                if ui.button("Stop and Quit").clicked() {
+                let quit = ui.button("Stop and Quit");
+                // The default answer: Enter (or Space) takes it, Escape cancels.
+                if std::mem::take(&mut self.quit_focus) {
+                    quit.request_focus();
+                }
+                if quit.clicked() {
                     answer = Some(true);
                 }
                 if ui.button("Cancel").clicked() {
