@@ -700,6 +700,8 @@ fn an_unbindable_pop3_port_stops_nothing_and_passwords_are_not_logged() {
         }
         c.pop3_ron =
             format!("enabled: true, port: {busy}, ssl_port: {ssl_port}, listen_ip: \"127.0.0.1\"");
+        // Every command in the log file, so that the redaction is seen.
+        c.extra_ron = "logs: (level: Debug),".into();
     });
     poll(DEADLINE, "the POP3 bind error in the log", || {
         s.stderr()
@@ -712,7 +714,7 @@ fn an_unbindable_pop3_port_stops_nothing_and_passwords_are_not_logged() {
     ok(&r[0]);
     let r = poplib(ssl_port, "implicit", "not-the-password", &[]);
     assert_eq!(r[0]["ok"], false);
-    // The daily log file has the commands (logs.level Debug, the default).
+    // The daily log file has the commands (logs.level Debug, set above).
     let log = poll(DEADLINE, "the commands in the log file", || {
         let text: String = list_files(&s.data_dir.join("logs"))
             .iter()

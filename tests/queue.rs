@@ -441,8 +441,10 @@ fn a_failed_write_answers_452_and_keeps_nothing() {
 fn a_failed_local_copy_sends_no_remote_copy() {
     let sink = sink(free_port(), &[]);
     let s = relay_server(sink.port(), &[]);
-    // Alice's mailbox directory is a file: her copy cannot be written.
+    // Alice's mailbox directory is a file: her copy cannot be written. (The server made her
+    // Maildir and its folders at start: replaced by the file.)
     let mailbox = s.maildir(DOMAIN, "alice");
+    let _ = std::fs::remove_dir_all(&mailbox);
     std::fs::create_dir_all(mailbox.parent().unwrap()).unwrap();
     std::fs::write(&mailbox, b"in the way").unwrap();
     let (code, text) = try_submit(&s, ALICE, &[ALICE, "bob@far.test"], "first");
