@@ -444,7 +444,14 @@ fn a_failed_local_copy_sends_no_remote_copy() {
     // Alice's mailbox directory is a file: her copy cannot be written. (The server made her
     // Maildir and its folders at start: replaced by the file.)
     let mailbox = s.maildir(DOMAIN, "alice");
-    let _ = std::fs::remove_dir_all(&mailbox);
+    poll(LONG, "alice's folders made by the server", || {
+        mailbox
+            .join(".Archive")
+            .join("maildirfolder")
+            .exists()
+            .then_some(())
+    });
+    std::fs::remove_dir_all(&mailbox).unwrap();
     std::fs::create_dir_all(mailbox.parent().unwrap()).unwrap();
     std::fs::write(&mailbox, b"in the way").unwrap();
     let (code, text) = try_submit(&s, ALICE, &[ALICE, "bob@far.test"], "first");
