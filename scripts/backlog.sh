@@ -27,12 +27,7 @@ SIZE="${SIZE:-1024}"
 need_tools cargo awk "$PY"
 [[ -x /usr/sbin/smtp-source && -x /usr/sbin/smtp-sink ]] || die "smtp-source/smtp-sink missing (apt-get install postfix)"
 
-if [[ "${SKIP_BUILD:-0}" == 1 ]]; then
-    POSTERN_BIN="${CARGO_TARGET_DIR:-$ROOT_DIR/target}/release/postern"
-    [[ -x "$POSTERN_BIN" ]] || die "SKIP_BUILD=1 but no $POSTERN_BIN"
-else
-    build_postern
-fi
+postern_binary
 
 make_workdir postern-backlog
 W="$WORKDIR"

@@ -26,12 +26,7 @@ need_tools cargo "$PY"
 [[ "$(id -u)" == 0 ]] || die "run as root (a private Dovecot with its mail process as nobody)"
 command -v dovecot >/dev/null || die "dovecot missing (apt-get install dovecot-pop3d)"
 
-if [[ "${SKIP_BUILD:-0}" == 1 ]]; then
-    POSTERN_BIN="${CARGO_TARGET_DIR:-$ROOT_DIR/target}/release/postern"
-    [[ -x "$POSTERN_BIN" ]] || die "SKIP_BUILD=1 but no $POSTERN_BIN"
-else
-    build_postern
-fi
+postern_binary
 
 make_workdir postern-bench-pop3
 W="$WORKDIR"

@@ -49,12 +49,7 @@ need_tools cargo postfix postconf awk "$PY"
 [[ "$(ulimit -n)" -ge $((IDLE_N + 200)) ]] || ulimit -n $((IDLE_N + 1000)) 2>/dev/null \
     || warn "cannot raise the open-files limit to $((IDLE_N + 1000)); the idle-session run may fall short"
 
-if [[ "${SKIP_BUILD:-0}" == 1 ]]; then
-    POSTERN_BIN="${CARGO_TARGET_DIR:-$ROOT_DIR/target}/release/postern"
-    [[ -x "$POSTERN_BIN" ]] || die "SKIP_BUILD=1 but no $POSTERN_BIN"
-else
-    build_postern
-fi
+postern_binary
 
 make_workdir postern-bench
 W="$WORKDIR"

@@ -93,6 +93,17 @@ build_postern() {
     [[ -x "$POSTERN_BIN" ]] || die "no binary at $POSTERN_BIN"
 }
 
+# postern_binary: sets POSTERN_BIN, the release binary as built already (SKIP_BUILD=1) or built
+# now.
+postern_binary() {
+    if [[ "${SKIP_BUILD:-0}" == 1 ]]; then
+        POSTERN_BIN="${CARGO_TARGET_DIR:-$ROOT_DIR/target}/release/postern"
+        [[ -x "$POSTERN_BIN" ]] || die "SKIP_BUILD=1 but no $POSTERN_BIN"
+    else
+        build_postern
+    fi
+}
+
 # start_sink PORT LOGFILE [smtp-sink options...]: Postfix's smtp-sink on 127.0.0.1:PORT in the
 # background; sets SINK_PID.
 start_sink() {
