@@ -188,6 +188,8 @@ pub struct Config {
     /// The fields of the `pop3` section (off unless a test turns it on: the default ports
     /// 110 and 995 are the machine's).
     pub pop3_ron: String,
+    /// The fields of the `imap` section (off unless a test turns it on, as POP3).
+    pub imap_ron: String,
 }
 
 impl Default for Config {
@@ -214,6 +216,7 @@ impl Default for Config {
             accounts: Vec::new(),
             extra_ron: String::new(),
             pop3_ron: "enabled: false".into(),
+            imap_ron: "enabled: false".into(),
         }
     }
 }
@@ -257,6 +260,7 @@ impl Config {
     ),
     {extra}
     pop3: ({pop3}),
+    imap: ({imap}),
     domains: [{domains}],
     accounts: [{accounts}
     ],
@@ -275,6 +279,7 @@ impl Config {
             art = self.auth_requires_tls,
             extra = self.extra_ron,
             pop3 = self.pop3_ron,
+            imap = self.imap_ron,
         )
     }
 }

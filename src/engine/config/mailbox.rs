@@ -1,31 +1,104 @@
-//! `pop3.*`: the POP3 dialog (Ability Mail Server's POP3 page) and when a password may be sent
-//! without TLS. IMAP's dialog will get a section of the same shape.
+//! `pop3.*` and `imap.*`: the POP3 and IMAP4 dialogs (Ability Mail Server's POP3 and IMAP4
+//! pages, one shape for both) and when a password may be sent without TLS.
 
 use super::HumanDuration;
 use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
 
 /// `pop3.*`: the POP3 service.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Pop3Config {
+pub type Pop3Config = MailServiceConfig<Pop3>;
+/// `imap.*`: the IMAP4 service.
+pub type ImapConfig = MailServiceConfig<Imap>;
+
+/// A mailbox-access service's settings; `K` gives the protocol's defaults.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, bound = "")]
+pub struct MailServiceConfig<K: ServiceDefaults> {
     /// Enable Service.
     pub enabled: bool,
-    /// Port (110).
+    /// Port (POP3 110, IMAP4 143).
     pub port: u16,
-    /// Max Connections: simultaneous POP3 sessions per listening port.
+    /// Max Connections: simultaneous sessions per listening port.
     pub max_connections: u32,
-    /// Idle Time-out: a session silent this long is closed (RFC 1939: at least 10 minutes).
+    /// Idle Time-out: a session silent this long is closed (RFC 1939: at least 10 minutes for
+    /// POP3; RFC 9051: at least 30 minutes for IMAP).
     pub idle_timeout: HumanDuration,
     /// Listen Only on IP: empty = every address; an IP, or a host name resolved at bind time.
     pub listen_ip: String,
-    /// Use Explicit SSL: offer STLS (RFC 2595) on the plain port.
+    /// Use Explicit SSL: offer STLS (RFC 2595) or STARTTLS (RFC 9051) on the plain port.
     pub explicit_ssl: bool,
     /// Use Implicit SSL: TLS from the first byte on `ssl_port`.
     pub implicit_ssl: bool,
-    /// SSL Port (995).
+    /// SSL Port (POP3 995, IMAP4 993).
     pub ssl_port: u16,
-    /// When USER/PASS and AUTH are accepted on a connection without TLS.
+    /// When a password is accepted on a connection without TLS.
     pub plaintext_login: PlaintextLogin,
+    #[serde(skip)]
+    kind: PhantomData<K>,
+}
+
+/// The protocol behind a [`MailServiceConfig`]: its name and default ports.
+pub trait ServiceDefaults {
+    /// The config section and log name (`pop3`, `imap`).
+    const NAME: &'static str;
+    /// The plain port.
+    const PORT: u16;
+    /// The implicit-TLS port.
+    const SSL_PORT: u16;
+    /// The default (and least) idle time-out, in seconds.
+    const IDLE_SECS: u64;
+}
+
+/// POP3 (RFC 1939).
+#[derive(Debug)]
+pub struct Pop3;
+/// IMAP4 (RFC 9051).
+#[derive(Debug)]
+pub struct Imap;
+
+impl ServiceDefaults for Pop3 {
+    const NAME: &'static str = "pop3";
+    const PORT: u16 = 110;
+    const SSL_PORT: u16 = 995;
+    const IDLE_SECS: u64 = 600;
+}
+
+impl ServiceDefaults for Imap {
+    const NAME: &'static str = "imap";
+    const PORT: u16 = 143;
+    const SSL_PORT: u16 = 993;
+    const IDLE_SECS: u64 = 1800;
+}
+
+impl<K: ServiceDefaults> Clone for MailServiceConfig<K> {
+    fn clone(&self) -> Self {
+        MailServiceConfig {
+            enabled: self.enabled,
+            port: self.port,
+            max_connections: self.max_connections,
+            idle_timeout: self.idle_timeout.clone(),
+            listen_ip: self.listen_ip.clone(),
+            explicit_ssl: self.explicit_ssl,
+            implicit_ssl: self.implicit_ssl,
+            ssl_port: self.ssl_port,
+            plaintext_login: self.plaintext_login,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K: ServiceDefaults> PartialEq for MailServiceConfig<K> {
+    fn eq(&self, o: &Self) -> bool {
+        self.enabled == o.enabled
+            && self.port == o.port
+            && self.max_connections == o.max_connections
+            && self.idle_timeout == o.idle_timeout
+            && self.listen_ip == o.listen_ip
+            && self.explicit_ssl == o.explicit_ssl
+            && self.implicit_ssl == o.implicit_ssl
+            && self.ssl_port == o.ssl_port
+            && self.plaintext_login == o.plaintext_login
+    }
 }
 
 /// When a password may travel unencrypted.
@@ -51,18 +124,19 @@ impl PlaintextLogin {
     }
 }
 
-impl Default for Pop3Config {
+impl<K: ServiceDefaults> Default for MailServiceConfig<K> {
     fn default() -> Self {
-        Pop3Config {
+        MailServiceConfig {
             enabled: true,
-            port: 110,
+            port: K::PORT,
             max_connections: 100,
-            idle_timeout: HumanDuration::from_secs(600),
+            idle_timeout: HumanDuration::from_secs(K::IDLE_SECS),
             listen_ip: String::new(),
             explicit_ssl: true,
             implicit_ssl: true,
-            ssl_port: 995,
+            ssl_port: K::SSL_PORT,
             plaintext_login: PlaintextLogin::Loopback,
+            kind: PhantomData,
         }
     }
 }
@@ -116,5 +190,25 @@ mod tests {
             validate(&c).is_empty(),
             "a disabled service's ports are not checked"
         );
+    }
+
+    #[test]
+    fn imap_defaults_follow_the_manual_and_may_not_take_pop3s_ports() {
+        let mut c = Config::default();
+        assert_eq!((c.imap.port, c.imap.ssl_port), (143, 993));
+        assert_eq!(c.imap.idle_timeout.0.as_secs(), 30 * 60);
+        assert_eq!((c.pop3.port, c.pop3.ssl_port), (110, 995));
+        c.imap.port = 110;
+        c.imap.ssl_port = 995;
+        c.imap.idle_timeout = crate::engine::config::HumanDuration::from_secs(600);
+        let errs = validate(&c);
+        let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["imap.idle_timeout", "imap.port", "imap.ssl_port"]);
+        assert!(errs[1].to_string().contains("POP3"), "{}", errs[1]);
+        c.pop3.enabled = false;
+        c.imap.idle_timeout = crate::engine::config::HumanDuration::from_secs(1800);
+        assert!(validate(&c).is_empty());
+        let text = ron::to_string(&c.imap).unwrap();
+        assert!(!text.contains("kind"), "{text}");
     }
 }

@@ -19,7 +19,9 @@ pub mod validate;
 pub use duration::HumanDuration;
 pub use edit::EditError;
 pub use file::{ConfigError, load, load_or_create, save};
-pub use mailbox::{PlaintextLogin, Pop3Config};
+pub use mailbox::{
+    Imap, ImapConfig, MailServiceConfig, PlaintextLogin, Pop3, Pop3Config, ServiceDefaults,
+};
 pub use sections::*;
 pub use validate::{FieldError, validate};
 
@@ -44,6 +46,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The POP3 dialog: reading mail over POP3.
     pub pop3: Pop3Config,
+    /// The IMAP4 dialog: reading mail over IMAP.
+    pub imap: ImapConfig,
     /// The daily log files.
     pub logs: LogsConfig,
     /// Local domains: mail for these is delivered to local mailboxes, never relayed.

@@ -1,7 +1,7 @@
 //! Validation of a parsed [`Config`]: every rule that serde's types cannot express, each error
 //! keyed by the dotted path of its field. All errors are collected, not just the first.
 
-use super::{Config, normalize_domain};
+use super::{Config, MailServiceConfig, ServiceDefaults, normalize_domain};
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -169,7 +169,8 @@ pub fn validate(cfg: &Config) -> Vec<FieldError> {
 
 /// Rules of the access, abuse and outgoing-mail sections.
 fn check_sections(cfg: &Config, err: &mut impl FnMut(&str, String)) {
-    check_pop3(cfg, err);
+    check_mail_service(cfg, &cfg.pop3, err);
+    check_mail_service(cfg, &cfg.imap, err);
     use super::ranges::IpRange;
     use crate::engine::config::DeliveryMode;
     let a = &cfg.access;
@@ -314,15 +315,20 @@ fn check_sections(cfg: &Config, err: &mut impl FnMut(&str, String)) {
     }
 }
 
-/// `pop3.*`: ports, the address, the limits; its ports must not be an SMTP listener's.
-fn check_pop3(cfg: &Config, err: &mut impl FnMut(&str, String)) {
-    let p = &cfg.pop3;
+/// `pop3.*` and `imap.*`: ports, the address, the limits; a service's ports must not be an SMTP
+/// listener's nor another enabled mailbox service's.
+fn check_mail_service<K: ServiceDefaults>(
+    cfg: &Config,
+    p: &MailServiceConfig<K>,
+    err: &mut impl FnMut(&str, String),
+) {
+    let name = K::NAME;
     if !p.listen_ip.is_empty()
         && p.listen_ip.parse::<IpAddr>().is_err()
         && !is_hostname(&p.listen_ip)
     {
         err(
-            "pop3.listen_ip",
+            &format!("{name}.listen_ip"),
             format!(
                 "`{}` is neither an IP address nor a host name (empty = all addresses)",
                 p.listen_ip
@@ -330,44 +336,60 @@ fn check_pop3(cfg: &Config, err: &mut impl FnMut(&str, String)) {
         );
     }
     if p.max_connections == 0 {
-        err("pop3.max_connections", "must be at least 1".into());
-    }
-    if p.idle_timeout.0 < std::time::Duration::from_secs(60) {
         err(
-            "pop3.idle_timeout",
-            "must be at least 1 minute (RFC 1939 asks for 10)".into(),
+            &format!("{name}.max_connections"),
+            "must be at least 1".into(),
+        );
+    }
+    if p.idle_timeout.0 < std::time::Duration::from_secs(K::IDLE_SECS) {
+        err(
+            &format!("{name}.idle_timeout"),
+            format!(
+                "must be at least {} minutes (the protocol's RFC asks for it)",
+                K::IDLE_SECS / 60
+            ),
         );
     }
     if !p.enabled {
         return;
     }
     let s = &cfg.smtp;
-    let smtp_ports: Vec<u16> = [
+    let mut taken: Vec<(u16, &str)> = [
         Some(s.incoming.port),
         s.outgoing.enabled.then_some(s.outgoing.port),
         s.tls.implicit_port,
     ]
     .into_iter()
     .flatten()
+    .map(|port| (port, "an SMTP listener"))
     .collect();
-    let mut ports = vec![("pop3.port", p.port)];
+    // The other mailbox service's ports (checked from one side only, so one error per clash).
+    if name == "imap" && cfg.pop3.enabled {
+        taken.push((cfg.pop3.port, "the POP3 service"));
+        if cfg.pop3.implicit_ssl {
+            taken.push((cfg.pop3.ssl_port, "the POP3 service"));
+        }
+    }
+    let ssl_path = format!("{name}.ssl_port");
+    let mut ports = vec![(format!("{name}.port"), p.port)];
     if p.implicit_ssl {
-        ports.push(("pop3.ssl_port", p.ssl_port));
+        ports.push((ssl_path.clone(), p.ssl_port));
     }
     for (path, port) in &ports {
         if *port == 0 {
             err(path, "must be a port number from 1 to 65535".into());
-        } else if smtp_ports.contains(port) {
-            err(
-                path,
-                format!("port {port} is already used by an SMTP listener"),
-            );
+        } else if let Some((_, owner)) = taken.iter().find(|(t, _)| t == port) {
+            err(path, format!("port {port} is already used by {owner}"));
         }
     }
     if p.implicit_ssl && p.port == p.ssl_port {
         err(
-            "pop3.ssl_port",
-            format!("port {} is already the plain POP3 port", p.port),
+            &ssl_path,
+            format!(
+                "port {} is already the plain {} port",
+                p.port,
+                name.to_uppercase()
+            ),
         );
     }
 }
