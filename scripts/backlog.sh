@@ -12,8 +12,8 @@
 # Prints the figures and the ratio of the backlog's drain rate to the empty queue's.
 #
 # Environment (all optional): BACKLOG_N=20000 (or the first argument), SESSIONS=20, SIZE=1024,
-# POSTERN_OUT_CONN=20, SKIP_BUILD=1, KEEP=1, PERF=1 (perf record -g of the drain, report in
-# the work dir: perf.txt).
+# POSTERN_OUT_CONN=20, SKIP_BUILD=1, KEEP=1, PERF=1 (perf record -g of the restart and of the
+# drain, reports in the work dir: perf-restart.txt, perf.txt).
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -89,6 +89,16 @@ say "   accepted $ACCEPT_RATE mails/s; $Q in the queue"
 
 say "3. restart with $Q queued"
 kill "$POSTERN_PID"; wait "$POSTERN_PID" 2>/dev/null || true; untrack_pid "$POSTERN_PID"
+if [[ "${PERF:-0}" == 1 ]]; then
+    # The same restart under perf (slower: the timed one follows), profiled up to listening.
+    "$PY" "$LIB_DIR/startup.py" "$OUT" "$LOG" perf record -g -o "$W/perf-restart.data" -- \
+        "$POSTERN_BIN" --config "$CFG" --data-dir "$DATA" serve >/dev/null \
+        || die "postern did not start under perf (log: $LOG)"
+    sleep 1
+    perf report -i "$W/perf-restart.data" --no-children --percent-limit 1 --stdio 2>/dev/null \
+        >"$W/perf-restart.txt" || true
+    say "   restart profile: $W/perf-restart.txt"
+fi
 t="$("$PY" "$LIB_DIR/startup.py" "$OUT" "$LOG" "$POSTERN_BIN" --config "$CFG" --data-dir "$DATA" serve)" \
     || die "postern did not start (log: $LOG)"
 START_MS="$(awk '{print $2}' <<<"$t")"

@@ -239,6 +239,51 @@ fn queued_mail_survives_a_kill_and_is_delivered_after_restart() {
     });
 }
 
+/// The ids a restarted server gives go on above its reservation in `DATA/spool/ids`, whatever
+/// the clock says (it may have gone back), and mail queued before the restart (replayed while
+/// the server already listens) is still there and is delivered.
+#[test]
+fn ids_after_a_restart_go_on_above_the_reservation_and_the_old_mail_is_kept() {
+    let port = free_port();
+    let mut s = relay_server(port, &["outgoing_mails.resend_delay=\"1h\""]);
+    submit(&s, ALICE, &["bob@far.test"], "before the restart");
+    let before = poll(LONG, "one queued", || {
+        let ids = queue_ids(&s);
+        (ids.len() == 1).then_some(ids[0].clone())
+    });
+    let ids_file = s.data_dir.join("spool").join("ids");
+    let reserved: u64 = std::fs::read_to_string(&ids_file)
+        .expect("the server keeps an id reservation")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(reserved >= u64::from_str_radix(&before, 16).unwrap());
+    s.signal("KILL");
+    s.wait_exit(Duration::from_secs(10));
+    // As if the last run's clock had been ten days ahead of this one's.
+    let ahead = reserved + (10 * 86_400 << 20);
+    std::fs::write(&ids_file, format!("{ahead}\n")).unwrap();
+
+    s.spawn();
+    s.wait_ready(s.cfg.incoming_port);
+    submit(&s, ALICE, &["carol@far.test"], "after the restart");
+    let ids = poll(LONG, "two queued", || {
+        let ids = queue_ids(&s);
+        (ids.len() == 2).then_some(ids)
+    });
+    assert!(ids.contains(&before), "{ids:?}");
+    let after = ids.iter().find(|i| **i != before).unwrap();
+    assert!(
+        u64::from_str_radix(after, 16).unwrap() > ahead,
+        "{after} is not above the reservation {ahead:X}"
+    );
+    let sink = sink(port, &[]);
+    s.cli(&["queue", "retry", "--all"]).assert_ok();
+    poll(LONG, "both mails at the sink", || {
+        (sink.mails().len() == 2).then_some(())
+    });
+}
+
 #[test]
 fn queue_commands_against_a_running_server() {
     let port = free_port();

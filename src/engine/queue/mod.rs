@@ -9,6 +9,7 @@
 
 pub mod commands;
 pub mod dsn;
+pub mod ids;
 pub mod manager;
 pub mod spool;
 pub mod subject;
@@ -16,7 +17,6 @@ pub mod subject;
 use serde::{Deserialize, Serialize};
 use spool::{Content, Location, Record, Spool, SpoolError};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -189,31 +189,13 @@ pub struct Queue {
     spool: Spool,
     /// The manager task.
     tx: mpsc::UnboundedSender<ManagerMsg>,
-    /// Last id handed out.
-    last_id: Arc<AtomicU64>,
+    /// Hands out message ids.
+    ids: Arc<ids::Ids>,
     /// The list as last published (for the GUI; refreshed on change).
     snapshot: watch::Receiver<Snapshot>,
 }
 
 impl Queue {
-    /// A fresh id, increasing, unique across restarts.
-    fn next_id(&self) -> u64 {
-        let floor = now_secs() << 20;
-        let mut cur = self.last_id.load(Ordering::Relaxed);
-        loop {
-            let next = (cur + 1).max(floor);
-            match self.last_id.compare_exchange_weak(
-                cur,
-                next,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return next,
-                Err(c) => cur = c,
-            }
-        }
-    }
-
     /// Spools a message for `rcpts`, hands it to the manager and returns its id once it is on
     /// disk.
     pub async fn enqueue(
@@ -251,7 +233,7 @@ impl Queue {
             Content::Moved(_) => String::new(),
         };
         let meta = Meta {
-            id: self.next_id(),
+            id: self.ids.next().await?,
             created: now,
             from: from.to_string(),
             rcpts: rcpts

@@ -20,7 +20,8 @@ mod notices;
 mod resolver;
 mod trim;
 
-use super::spool::{Location, Record, Spool, SpoolError};
+use super::ids::Ids;
+use super::spool::{Damage, Location, PendingReplay, Record, Replayed, Spool, SpoolError};
 use super::{
     ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, Snapshot, id_text, now_secs,
 };
@@ -37,7 +38,6 @@ use resolver::FileStamp;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -221,6 +221,9 @@ struct Manager {
     dirty: bool,
     /// A relocation is being written (see [`trim`]); no other starts until it is done.
     relocating: bool,
+    /// The replay at start failed or was cut short: the spool holds messages the manager
+    /// does not know, so it is never trimmed.
+    unreplayed: bool,
     /// The messages that may get an attempt, by destination and due time.
     due: due::DueIndex,
     /// Attempts running.
@@ -234,50 +237,39 @@ struct Manager {
     dead: HashMap<String, (u64, String)>,
 }
 
-/// Opens the spool in `dir`, replays it and starts the manager.
+/// Opens the spool in `dir` and starts the manager. The manager takes in the replayed
+/// messages before anything else; the replay runs on a thread of its own when the spool has
+/// an id reservation (see [`super::ids`]), so a server with a long queue listens at once and
+/// new mail is spooled meanwhile. A spool without one (made before reservations) is replayed
+/// here first, to learn the highest id.
 pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, ManagerTask), SpoolError> {
-    let (spool, replayed) = Spool::open(dir)?;
-    for d in &replayed.damaged {
-        let kept = d
-            .saved
-            .as_ref()
-            .map_or("they could not be saved".to_string(), |p| {
-                format!("kept in {}", p.display())
-            });
-        let what = if d.tail {
-            "at the end of the segment (a write torn by a crash: that mail was never acknowledged)"
-        } else {
-            "between valid records (damage on disk: the records after it were kept)"
-        };
-        let level = if d.tail { Level::Warn } else { Level::Error };
-        deps.events.emit(
-            level,
-            None,
-            EventKind::Delivery {
-                text: format!(
-                    "spool: skipped {} damaged octets at offset {} of segment {} {what}; {kept}",
-                    d.len, d.offset, d.seg
-                ),
-            },
-        );
-    }
+    let (spool, replay, ids) = match Ids::read(dir) {
+        Some(reserved) => {
+            let (spool, pending) = Spool::open_in_background(dir)?;
+            (spool, Replay::Pending(pending), Ids::start(dir, reserved)?)
+        }
+        None => {
+            let (spool, replayed) = Spool::open(dir)?;
+            let last = replayed
+                .messages
+                .iter()
+                .map(|(m, _)| m.id)
+                .max()
+                .unwrap_or(0);
+            (spool, Replay::Done(replayed), Ids::start(dir, last)?)
+        }
+    };
     let (tx, rx) = mpsc::unbounded_channel();
-    let last = replayed
-        .messages
-        .iter()
-        .map(|(m, _)| m.id)
-        .max()
-        .unwrap_or(0);
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Vec::new()));
     let queue = Queue {
         spool: spool.clone(),
         tx,
-        last_id: Arc::new(AtomicU64::new(last)),
+        ids: Arc::new(ids),
         snapshot: snap_rx,
     };
     let cfg = Arc::new(deps.current.borrow().config.clone());
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let mut m = Manager {
+    let m = Manager {
         spool,
         queue: queue.clone(),
         limits: Limits::new(&cfg),
@@ -295,46 +287,124 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, ManagerTask), SpoolError>
         snapshot: snap_tx,
         dirty: true,
         relocating: false,
+        unreplayed: false,
         due: due::DueIndex::default(),
         in_flight: 0,
         busy: HashMap::new(),
         running: HashMap::new(),
         dead: HashMap::new(),
     };
-    if !replayed.messages.is_empty() {
-        m.deps.events.emit(
-            Level::Info,
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(m.run(replay, rx, done_rx, stop.clone()));
+    Ok((queue, ManagerTask { handle, stop }))
+}
+
+/// The spool's replay, as the manager gets it.
+enum Replay {
+    /// Still running on its thread.
+    Pending(PendingReplay),
+    /// Done before the manager started.
+    Done(Replayed),
+}
+
+impl Manager {
+    /// Takes in the messages the replay found, before any other work: damage is reported,
+    /// each message gets its entry, and those that owe a failure notice or were finished
+    /// between two records are settled. A replay that failed leaves the spool untouched: no
+    /// segment is ever trimmed while messages in it may be unknown.
+    async fn take_in(&mut self, replay: Replay) {
+        let replayed = match replay {
+            Replay::Done(r) => Ok(r),
+            Replay::Pending(rx) => rx.await.unwrap_or(Err(SpoolError::Stopped)),
+        };
+        let replayed = match replayed {
+            Ok(r) => r,
+            Err(e) => {
+                self.unreplayed = true;
+                self.deps.events.emit(
+                    Level::Error,
+                    None,
+                    EventKind::Delivery {
+                        text: format!(
+                            "spool: the queue from before the restart could not be read ({e}); \
+                             its segments are kept untouched until the next start"
+                        ),
+                    },
+                );
+                return;
+            }
+        };
+        for d in &replayed.damaged {
+            self.report_damage(d);
+        }
+        if let Some(highest) = replayed.messages.iter().map(|(m, _)| m.id).max() {
+            self.queue.ids.raise(highest);
+        }
+        if !replayed.messages.is_empty() {
+            self.deps.events.emit(
+                Level::Info,
+                None,
+                EventKind::Delivery {
+                    text: format!(
+                        "queue: {} message(s) waiting from before the restart",
+                        replayed.messages.len()
+                    ),
+                },
+            );
+        }
+        for (meta, loc) in replayed.messages {
+            let id = meta.id;
+            self.entries.insert(
+                id,
+                Entry::new(meta, loc, "recovered from the spool at start"),
+            );
+            // A crash may have come between a give-up and its notice, or after the notice and
+            // before the original's removal.
+            self.settle(id, false);
+        }
+        self.dirty = true;
+    }
+
+    /// Logs a stretch of the spool the replay skipped.
+    fn report_damage(&self, d: &Damage) {
+        let kept = d
+            .saved
+            .as_ref()
+            .map_or("they could not be saved".to_string(), |p| {
+                format!("kept in {}", p.display())
+            });
+        let what = if d.tail {
+            "at the end of the segment (a write torn by a crash: that mail was never acknowledged)"
+        } else {
+            "between valid records (damage on disk: the records after it were kept)"
+        };
+        let level = if d.tail { Level::Warn } else { Level::Error };
+        self.deps.events.emit(
+            level,
             None,
             EventKind::Delivery {
                 text: format!(
-                    "queue: {} message(s) waiting from before the restart",
-                    replayed.messages.len()
+                    "spool: skipped {} damaged octets at offset {} of segment {} {what}; {kept}",
+                    d.len, d.offset, d.seg
                 ),
             },
         );
     }
-    for (meta, loc) in replayed.messages {
-        let id = meta.id;
-        m.entries.insert(
-            id,
-            Entry::new(meta, loc, "recovered from the spool at start"),
-        );
-        // A crash may have come between a give-up and its notice, or after the notice and
-        // before the original's removal.
-        m.settle(id, false);
-    }
-    let stop = CancellationToken::new();
-    let handle = tokio::spawn(m.run(rx, done_rx, stop.clone()));
-    Ok((queue, ManagerTask { handle, stop }))
 }
 
 impl Manager {
     async fn run(
         mut self,
+        replay: Replay,
         mut rx: mpsc::UnboundedReceiver<ManagerMsg>,
         mut done: mpsc::UnboundedReceiver<Done>,
         shutdown: CancellationToken,
     ) {
+        // New mail spooled meanwhile waits in `rx`; a stop during the replay skips it.
+        tokio::select! {
+            _ = shutdown.cancelled() => self.unreplayed = true,
+            _ = self.take_in(replay) => {}
+        }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks: u64 = 0;

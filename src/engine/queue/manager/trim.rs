@@ -15,6 +15,9 @@ impl Manager {
     /// write and one sync) only when that frees at least as much garbage as it rewrites, so a
     /// queue of long-lived mail is never rewritten over and over.
     pub(super) fn trim(&mut self) {
+        if self.unreplayed {
+            return;
+        }
         let active = self.spool.active_segment();
         let mut live: BTreeMap<u64, u64> = BTreeMap::new();
         for e in self.entries.values() {
