@@ -261,7 +261,7 @@ fn ids_after_a_restart_go_on_above_the_reservation_and_the_old_mail_is_kept() {
     s.signal("KILL");
     s.wait_exit(Duration::from_secs(10));
     // As if the last run's clock had been ten days ahead of this one's.
-    let ahead = reserved + (10 * 86_400 << 20);
+    let ahead = reserved + ((10 * 86_400) << 20);
     std::fs::write(&ids_file, format!("{ahead}\n")).unwrap();
 
     s.spawn();
