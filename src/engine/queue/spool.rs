@@ -146,9 +146,14 @@ fn replay_all(files: Vec<(u64, PathBuf, File)>) -> Result<Replayed, SpoolError> 
     let mut live: std::collections::BTreeMap<u64, (Meta, Location)> = Default::default();
     let mut order: Vec<u64> = Vec::new();
     let mut damaged = Vec::new();
-    // One buffer for every segment: reading into memory already mapped costs a copy, not a
-    // page fault and a cleared page per 4 KiB as a fresh buffer per segment did.
-    let mut buf = Vec::new();
+    // One buffer for every segment, as large as the largest: reading into memory already
+    // mapped costs a copy, not a page fault and a cleared page per 4 KiB as a fresh buffer
+    // per segment did, and one allocation leaves no growing buffers' holes in the heap.
+    let largest = files
+        .iter()
+        .map(|(_, _, f)| f.metadata().map(|m| m.len()))
+        .try_fold(0, |a, l| l.map(|l| a.max(l)))?;
+    let mut buf = Vec::with_capacity(usize::try_from(largest).unwrap_or(0) + 1);
     for (seg, path, mut file) in files {
         buf.clear();
         io::Read::read_to_end(&mut file, &mut buf)?;
