@@ -32,7 +32,16 @@ pub mod queue {
         }
     }
 
-    /// The list as `postern queue list` prints it (like mailq).
+    /// `text` cut to `max` characters, an ellipsis marking the cut.
+    fn shorten(text: &str, max: usize) -> String {
+        match text.char_indices().nth(max) {
+            Some((at, _)) => format!("{}…", &text[..at]),
+            None => text.to_string(),
+        }
+    }
+
+    /// The list as `postern queue list` prints it (like mailq): each message's line, its
+    /// Subject, its recipients with their last errors.
     pub fn format_list(entries: &[QueueEntry]) -> String {
         let now = now_secs();
         let mut out = String::new();
@@ -65,6 +74,9 @@ pub mod queue {
                 next,
                 from
             ));
+            if !m.subject.is_empty() {
+                out.push_str(&format!("{:50}Subject: {}\n", "", shorten(&m.subject, 60)));
+            }
             for r in &m.rcpts {
                 let state = match r.state {
                     RcptState::Pending => "",

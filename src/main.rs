@@ -129,7 +129,7 @@ enum AccessCmd {
 
 #[derive(Subcommand)]
 enum QueueCmd {
-    /// List queued mails, like mailq: id, age, size, sender, recipients, attempts, next try, last error.
+    /// List queued mails, like mailq: id, age, size, sender, Subject, recipients, attempts, next try, last error.
     List,
     /// Show one mail: its state, delivery history and content.
     Show {

@@ -299,6 +299,11 @@ fn queue_commands_against_a_running_server() {
         listed.contains("<alice@example.test>") && listed.contains("last error"),
         "{listed}"
     );
+    assert_eq!(
+        listed.matches("Subject: queue test\n").count(),
+        2,
+        "each message's Subject: {listed}"
+    );
 
     let show = s.cli(&["queue", "show", &ids[0]]);
     show.assert_ok();
