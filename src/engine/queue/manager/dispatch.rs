@@ -122,7 +122,7 @@ impl Manager {
             let key = (!e.in_flight && !e.meta().held && e.meta().has_pending())
                 .then(|| (destination(&self.cfg, e.meta()), e.meta().next_try));
             expected += usize::from(key.is_some());
-            assert_eq!(self.due.key(*id), key.as_ref(), "due index of {id:x}");
+            assert_eq!(self.due.key(*id), key, "due index of {id:x}");
         }
         assert_eq!(self.due.indexed(), expected, "due index size");
     }

@@ -5,15 +5,17 @@
 //! allows two connections costs two look-ups, not a walk over the backlog.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// Index of the messages that may get an attempt. The manager keeps it current: every change
 /// of a message's state ends in [`DueIndex::set`] for it.
 #[derive(Default)]
 pub(super) struct DueIndex {
     /// Per destination ("" for local recipients only), (next try, id) in order.
-    by_dest: BTreeMap<String, BTreeSet<(u64, u64)>>,
-    /// Where each indexed message is: (destination, next try).
-    at: HashMap<u64, (String, u64)>,
+    by_dest: BTreeMap<Arc<str>, BTreeSet<(u64, u64)>>,
+    /// Where each indexed message is: (destination, next try). The destination is the
+    /// key's own string, shared: one copy per destination, not one per queued message.
+    at: HashMap<u64, (Arc<str>, u64)>,
     /// The destination served first in the last round; the next round starts after it.
     last_first: Option<String>,
 }
@@ -21,23 +23,32 @@ pub(super) struct DueIndex {
 impl DueIndex {
     /// Puts message `id` under `key` (destination, next try), or takes it out (`None`).
     pub(super) fn set(&mut self, id: u64, key: Option<(String, u64)>) {
-        if self.at.get(&id) == key.as_ref() {
+        let same = match (self.at.get(&id), &key) {
+            (Some((d, t)), Some((dest, next))) => **d == **dest && t == next,
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
             return;
         }
         if let Some((dest, t)) = self.at.remove(&id)
-            && let Some(set) = self.by_dest.get_mut(&dest)
+            && let Some(set) = self.by_dest.get_mut(&*dest)
         {
             set.remove(&(t, id));
             if set.is_empty() {
-                self.by_dest.remove(&dest);
+                self.by_dest.remove(&*dest);
             }
         }
         if let Some((dest, t)) = key {
+            let shared = match self.by_dest.get_key_value(dest.as_str()) {
+                Some((k, _)) => k.clone(),
+                None => Arc::from(dest),
+            };
             self.by_dest
-                .entry(dest.clone())
+                .entry(shared.clone())
                 .or_default()
                 .insert((t, id));
-            self.at.insert(id, (dest, t));
+            self.at.insert(id, (shared, t));
         }
     }
 
@@ -55,8 +66,8 @@ impl DueIndex {
 
     /// Where message `id` is indexed (for the debug builds' consistency check).
     #[cfg(debug_assertions)]
-    pub(super) fn key(&self, id: u64) -> Option<&(String, u64)> {
-        self.at.get(&id)
+    pub(super) fn key(&self, id: u64) -> Option<(String, u64)> {
+        self.at.get(&id).map(|(d, t)| (d.to_string(), *t))
     }
 
     /// How many messages are indexed (for the debug builds' consistency check).
@@ -80,22 +91,28 @@ impl DueIndex {
         mut skip: impl FnMut(u64, &str) -> bool,
     ) -> Vec<(u64, String)> {
         // Destinations in turn order: those after the last round's first, then the rest.
-        let order: Vec<&String> = match &self.last_first {
+        let order: Vec<&Arc<str>> = match &self.last_first {
             Some(last) => {
                 let after = self
                     .by_dest
-                    .range::<String, _>((
-                        std::ops::Bound::Excluded(last),
+                    .range::<str, _>((
+                        std::ops::Bound::Excluded(last.as_str()),
                         std::ops::Bound::Unbounded,
                     ))
                     .map(|(d, _)| d);
-                let before = self.by_dest.range::<String, _>(..=last).map(|(d, _)| d);
+                let before = self
+                    .by_dest
+                    .range::<str, _>((
+                        std::ops::Bound::Unbounded,
+                        std::ops::Bound::Included(last.as_str()),
+                    ))
+                    .map(|(d, _)| d);
                 after.chain(before).collect()
             }
             None => self.by_dest.keys().collect(),
         };
         // Per destination: an iterator over its due messages and the room it has.
-        let mut lanes: Vec<(&String, _, usize)> = order
+        let mut lanes: Vec<(&Arc<str>, _, usize)> = order
             .into_iter()
             .map(|d| {
                 let due = self.by_dest[d].iter().take_while(move |(t, _)| *t <= now);
@@ -121,8 +138,8 @@ impl DueIndex {
                     }
                     *left -= 1;
                     room -= 1;
-                    first.get_or_insert_with(|| (*dest).clone());
-                    out.push((id, (*dest).clone()));
+                    first.get_or_insert_with(|| dest.to_string());
+                    out.push((id, dest.to_string()));
                     return *left > 0;
                 }
             });

@@ -159,6 +159,9 @@ impl Entry {
         if history.len() == HISTORY {
             history.remove(0);
         }
+        // Most queued mail never gets a second line: room for one, not the four a first
+        // push makes (a long queue holds one history per message).
+        history.reserve_exact(if history.is_empty() { 1 } else { 0 });
         history.push(format!(
             "{:02}:{:02}:{:02} {text}",
             t.hour(),
