@@ -27,6 +27,9 @@
 #                     default destination concurrency is 20)
 #   MATRIX=1          also the cost curve: MATRIX_SIZES (1024 102400 10000000 octets) x
 #                     MATRIX_SESSIONS (1 20 100), one run each, fewer mails as they grow
+#   PERF=1            one more Postern run under `perf record -g`: the top of its profile in
+#                     the temp dir (perf.txt) and, with inferno installed (`cargo install
+#                     inferno`), a flame graph (postern-flame.svg; FLAME_OUT=path copies it)
 #   SKIP_BUILD=1      use the binary already built;  KEEP=1  keep the temp dir
 #   TMPDIR            where the spools live (both servers use the same file system)
 set -euo pipefail
@@ -192,6 +195,27 @@ for r in $(seq "$ROUNDS"); do
 done
 
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# PERF=1: the profile of one more Postern run (not counted in the figures above).
+if [[ "${PERF:-0}" == 1 ]]; then
+    need_tools perf
+    perf record -g -o "$W/perf.data" -p "$POSTERN_PID" >/dev/null 2>&1 &
+    PERF_PID=$!
+    sleep 1
+    throughput postern "$PT_OUT" "$PT_SINK" "$N"
+    kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true
+    perf report -i "$W/perf.data" --no-children --percent-limit 1 --stdio 2>/dev/null >"$W/perf.txt" || true
+    say "profile of one more run: $W/perf.txt"
+    if command -v inferno-collapse-perf >/dev/null && command -v inferno-flamegraph >/dev/null; then
+        perf script -i "$W/perf.data" 2>/dev/null | inferno-collapse-perf >"$W/postern.folded"
+        inferno-flamegraph --title "Postern, smtp-source -s $SESSIONS -l $SIZE -m $N" \
+            <"$W/postern.folded" >"$W/postern-flame.svg"
+        [[ -n "${FLAME_OUT:-}" ]] && cp "$W/postern-flame.svg" "$FLAME_OUT"
+        say "flame graph: ${FLAME_OUT:-$W/postern-flame.svg}"
+    else
+        say "no flame graph: inferno is not installed (cargo install inferno)"
+    fi
+fi
 
 # ---------------------------------------------------------------------------------------------
 # The cost curve (MATRIX=1): message sizes x sessions, one run each per server, with the memory
