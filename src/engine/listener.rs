@@ -1,4 +1,4 @@
-//! Listening sockets for every protocol (SMTP, POP3, IMAP next): binding Listen Only on IP
+//! Listening sockets for every protocol (SMTP, POP3, IMAP): binding Listen Only on IP
 //! and a port, and the accept loop, which enforces the protocol's Max Connections per port
 //! and asks the access gate about the client's IP ([`Gate::accept`]: per-IP limits and
 //! blocks, shared by every protocol) before a session starts. What a session says is the
@@ -28,6 +28,8 @@ pub enum Protocol {
     Smtp,
     /// POP3 (RFC 1939).
     Pop3,
+    /// IMAP4rev2 (RFC 9051).
+    Imap,
 }
 
 /// One listener the configuration asks for.
@@ -51,6 +53,7 @@ impl ListenerSpec {
         let base = match self.protocol {
             Protocol::Smtp => self.role.name(),
             Protocol::Pop3 => "POP3",
+            Protocol::Imap => "IMAP",
         };
         if self.implicit_tls {
             format!("{base} (implicit TLS)")
@@ -63,7 +66,7 @@ impl ListenerSpec {
     pub fn title(&self) -> String {
         match self.protocol {
             Protocol::Smtp => format!("{} SMTP", self.name()),
-            Protocol::Pop3 => self.name(),
+            Protocol::Pop3 | Protocol::Imap => self.name(),
         }
     }
 
