@@ -97,6 +97,50 @@ pub fn literal_at_end(line: &[u8]) -> Option<(u64, bool)> {
     Some((n, nonsync))
 }
 
+/// Why [`line`] returned no line.
+enum Long {
+    /// The line was over [`MAX_LINE`]: read to its end and dropped; its first octets.
+    Head(Vec<u8>),
+    /// The connection failed, closed or timed out.
+    Wire(ReadError),
+}
+
+/// One line without its CRLF, as `Wire::read_line` (the whole line within `timeout`), but an
+/// over-long line keeps its first octets, so the `BAD` can carry the client's tag.
+async fn line(wire: &mut Wire<Box<dyn Stream>>, timeout: Duration) -> Result<Vec<u8>, Long> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut head: Option<Vec<u8>> = None;
+    loop {
+        let pending = wire.pending();
+        if let Some(i) = pending.iter().position(|&b| b == b'\n') {
+            let mut l = pending[..i].to_vec();
+            wire.consume(i + 1);
+            if let Some(h) = head {
+                return Err(Long::Head(h));
+            }
+            if i + 1 > MAX_LINE {
+                l.truncate(64);
+                return Err(Long::Head(l));
+            }
+            if l.last() == Some(&b'\r') {
+                l.pop();
+            }
+            return Ok(l);
+        }
+        if pending.len() > MAX_LINE {
+            if head.is_none() {
+                head = Some(pending[..64].to_vec());
+            }
+            let n = pending.len();
+            wire.consume(n);
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        wire.fill(left, crate::engine::wire::LINE_CHUNK)
+            .await
+            .map_err(Long::Wire)?;
+    }
+}
+
 /// Reads one command: lines and literals until a line without a literal at its end.
 pub async fn command(wire: &mut Wire<Box<dyn Stream>>, timeout: Duration) -> Result<Raw, Failure> {
     let mut raw = Raw {
@@ -105,10 +149,15 @@ pub async fn command(wire: &mut Wire<Box<dyn Stream>>, timeout: Duration) -> Res
     };
     let mut append = false;
     loop {
-        let line = match wire.read_line(MAX_LINE, timeout).await {
+        let line = match line(wire, timeout).await {
             Ok(l) => l,
-            Err(ReadError::TooLong) => return Err(Failure::TooLong(raw.tag())),
-            Err(e) => return Err(Failure::Wire(e)),
+            Err(Long::Head(head)) => {
+                if raw.first.is_empty() {
+                    raw.first = head;
+                }
+                return Err(Failure::TooLong(raw.tag()));
+            }
+            Err(Long::Wire(e)) => return Err(Failure::Wire(e)),
         };
         if raw.first.is_empty() && raw.bytes.is_empty() {
             raw.first = line.clone();

@@ -201,11 +201,17 @@ fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
     }
 }
 
-/// The internal date of a message file.
+/// The internal date of a message file: whole seconds, UTC (a time IMAP cannot express,
+/// before year 0 or after 9999, becomes the epoch).
 fn internal_date(t: SystemTime) -> DateTime {
-    let utc: chrono::DateTime<chrono::Utc> = t.into();
-    let fixed = utc.with_timezone(&chrono::FixedOffset::east_opt(0).expect("UTC"));
-    DateTime::unvalidated(fixed)
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let utc = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
+    let fixed = utc.fixed_offset();
+    DateTime::try_from(fixed).unwrap_or_else(|_| {
+        DateTime::unvalidated(chrono::DateTime::<chrono::Utc>::default().fixed_offset())
+    })
 }
 
 impl Session {

@@ -644,6 +644,8 @@ impl Session {
             }
             let left = entries.iter().filter(|e| !e.deleted).count();
             let synced = folder.sync().is_ok();
+            // IMAP sessions on the account see the deletions and flags.
+            mailbox::watch::poke(folder.dir());
             (deleted, failed, left, synced)
         })
         .await;
