@@ -48,6 +48,8 @@ type Io = Box<dyn Stream>;
 
 /// Bad commands after which the session is closed.
 pub const MAX_ERRORS: u32 = 20;
+/// Queued response octets after which a FETCH flushes before the next message.
+const FLUSH_AT: usize = 256 * 1024;
 
 /// Serves one accepted connection.
 pub async fn serve<S: Stream + 'static>(io: S, peer: SocketAddr, seat: Seat, deps: Arc<Deps>) {
@@ -64,6 +66,7 @@ pub async fn serve<S: Stream + 'static>(io: S, peer: SocketAddr, seat: Seat, dep
         selected: None,
         rev2: false,
         errors: 0,
+        unflushed: 0,
     };
     let on = if s.seat.implicit_tls {
         "IMAP (implicit TLS)"
@@ -135,6 +138,8 @@ struct Session {
     rev2: bool,
     /// Bad commands so far.
     errors: u32,
+    /// Octets of data responses queued since the last flush.
+    unflushed: usize,
 }
 
 /// Quotes a string for a status line or a hand-built response (`"` and `\` escaped).
@@ -149,6 +154,19 @@ fn quoted(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Whether `n` is in `set`, `*` standing for `max`.
+fn in_set(set: &SequenceSet, n: u32, max: u32) -> bool {
+    use imap_codec::imap_types::sequence::{SeqOrUid, Sequence};
+    let v = |s: &SeqOrUid| match s {
+        SeqOrUid::Value(v) => v.get(),
+        SeqOrUid::Asterisk => max,
+    };
+    set.0.as_ref().iter().any(|s| match s {
+        Sequence::Single(x) => v(x) == n,
+        Sequence::Range(a, b) => (v(a).min(v(b))..=v(a).max(v(b))).contains(&n),
+    })
 }
 
 /// A list of numbers as an IMAP set (`1:3,7`).
@@ -231,6 +249,7 @@ impl Session {
     /// Queues a data response serialised by imap-codec (not logged: FETCH can be large).
     fn data(&mut self, d: Data<'_>) {
         let bytes = ResponseCodec::new().encode(&Response::Data(d)).dump();
+        self.unflushed += bytes.len();
         self.wire.queue_bytes(&bytes);
     }
 
@@ -415,7 +434,7 @@ impl Session {
     async fn command(&mut self, raw: Raw) -> Next {
         self.log(Level::Debug, format!("<<< {}", raw.redacted()));
         let cmd = match CommandCodec::new().decode(&raw.bytes) {
-            Ok((rest, cmd)) if rest.is_empty() => cmd,
+            Ok((&[], cmd)) => cmd,
             Ok(_)
             | Err(CommandDecodeError::Incomplete)
             | Err(CommandDecodeError::LiteralFound { .. })
@@ -988,32 +1007,25 @@ impl Session {
         })
     }
 
-    /// The indexes (0-based) a sequence set or UID set names, in order.
+    /// The indexes (0-based) a sequence set or UID set names, in folder order. Each
+    /// message is tested against the set's ranges, so `1:4294967295` costs no more than `*`.
     fn targets(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
         let sel = self.selected.as_ref().expect("selected");
-        let n = sel.entries.len();
-        if n == 0 {
-            return Vec::new();
-        }
-        if uid {
-            let max = sel.entries.last().map_or(1, |e| e.message.uid);
-            let wanted: std::collections::HashSet<u32> = set
-                .iter(NonZeroU32::new(max).unwrap_or(NonZeroU32::MIN))
-                .take(10_000_000)
-                .map(NonZeroU32::get)
-                .collect();
-            (0..n)
-                .filter(|&i| wanted.contains(&sel.entries[i].message.uid))
-                .collect()
-        } else {
-            set.iter(NonZeroU32::new(n as u32).unwrap_or(NonZeroU32::MIN))
-                .map(|s| s.get() as usize - 1)
-                .filter(|&i| i < n)
-                .collect()
-        }
+        let max_uid = sel.entries.last().map_or(0, |e| e.message.uid);
+        let max_seq = sel.entries.len() as u32;
+        (0..sel.entries.len())
+            .filter(|&i| {
+                if uid {
+                    in_set(set, sel.entries[i].message.uid, max_uid)
+                } else {
+                    in_set(set, i as u32 + 1, max_seq)
+                }
+            })
+            .collect()
     }
 
-    /// Whether a sequence set names a sequence number beyond the folder.
+    /// Whether a sequence set names only sequence numbers beyond the folder somewhere (a
+    /// `BAD`, RFC 9051 §6.4.4 and §9 `seq-number`).
     fn out_of_range(&self, set: &SequenceSet) -> bool {
         use imap_codec::imap_types::sequence::{SeqOrUid, Sequence};
         let n = self.selected.as_ref().map_or(0, |s| s.entries.len()) as u32;
@@ -1023,7 +1035,8 @@ impl Session {
         };
         set.0.as_ref().iter().any(|s| match s {
             Sequence::Single(a) => over(a),
-            Sequence::Range(a, b) => over(a) && over(b) || over(a) || over(b),
+            // A range reaching past the end (a client's stale count) is served in part.
+            Sequence::Range(a, b) => over(a) && over(b),
         })
     }
 
@@ -1134,18 +1147,19 @@ impl Session {
                 seq,
                 items: Vec1::unvalidated(out),
             });
-            if self.wire_pending_large() {
-                let _ = self.wire.flush().await;
+            // Sent as it is made: a FETCH of a whole folder never piles up in memory.
+            if self.unflushed >= FLUSH_AT {
+                self.unflushed = 0;
+                if let Err(e) = self.wire.flush().await {
+                    self.log(Level::Info, format!("write error: {e}"));
+                    break;
+                }
             }
         }
         if !seen_changed.is_empty() {
             self.write_flags(&seen_changed).await;
         }
         if gone { no(reply::EXPUNGED) } else { ok() }
-    }
-
-    fn wire_pending_large(&self) -> bool {
-        false
     }
 
     /// Writes the flags of these entries to their file names.
