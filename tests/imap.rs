@@ -24,8 +24,14 @@ struct ImapServer {
 }
 
 fn start(extra: &str) -> ImapServer {
+    start_with(extra, |_| {})
+}
+
+/// As [`start`], with more changes to the test configuration.
+fn start_with(extra: &str, more: impl FnOnce(&mut Config)) -> ImapServer {
     let (mut port, mut ssl_port) = (0, 0);
     let s = Server::start_with(|c| {
+        more(c);
         let taken = [c.incoming_port, c.outgoing_port];
         while port == 0 || taken.contains(&port) {
             port = free_port();
@@ -408,6 +414,26 @@ fn bad_input_gets_bad_or_no_and_the_session_goes_on() {
             .starts_with("a9 NO")
     );
     tagged_ok(&c.cmd("b1", "NOOP"));
+    // ENABLE IMAP4rev2: SEARCH answers ESEARCH; NAMESPACE and ID.
+    let r = c.cmd("e1", "ENABLE IMAP4rev2");
+    assert!(r.contains(&"* ENABLED IMAP4rev2".to_string()), "{r:?}");
+    let r = c.cmd("e2", "NAMESPACE");
+    assert!(
+        r.contains(&"* NAMESPACE ((\"\" \"/\")) NIL NIL".to_string()),
+        "{r:?}"
+    );
+    let r = c.cmd("e3", "ID NIL");
+    assert!(r.iter().any(|l| l.starts_with("* ID (")), "{r:?}");
+    let r = c.cmd("e4", "SELECT INBOX");
+    assert!(
+        r.contains(&"* LIST () \"/\" \"INBOX\"".to_string()),
+        "{r:?}"
+    );
+    let r = c.cmd("e5", "UID SEARCH ALL");
+    assert!(
+        r.contains(&"* ESEARCH (TAG \"e5\") UID".to_string()),
+        "{r:?}"
+    );
     // A non-synchronising literal over the limit ends the session.
     c.send(b"b2 CREATE {999999999+}\r\n");
     assert!(c.line().starts_with("* BYE [TOOBIG]"));
@@ -640,5 +666,56 @@ fn mbsync_syncs_a_move_to_archive_and_flags_both_ways() {
     assert!(
         inbox[0].ends_with(":2,FS"),
         "the local flags came back: {inbox:?}"
+    );
+}
+
+/// Passwords (LOGIN, AUTHENTICATE's data) never reach the log; plaintext pipelined behind
+/// STARTTLS is dropped, not run under TLS.
+#[test]
+fn passwords_are_not_logged_and_starttls_drops_pipelined_plaintext() {
+    let p = start_with("", |c| c.extra_ron = "logs: (level: Debug),".into());
+    let (mut c, _) = Imap::connect("127.0.0.1", p.port);
+    let r = c.cmd("a", &format!("LOGIN {ALICE} not-the-password"));
+    assert!(
+        r.last().unwrap().starts_with("a NO [AUTHENTICATIONFAILED]"),
+        "{r:?}"
+    );
+    let token = sasl_plain(ALICE, PASSWORD);
+    tagged_ok(&c.cmd("b", &format!("AUTHENTICATE PLAIN {token}")));
+    // STARTTLS with a command behind it in the same packet: after the handshake the server
+    // answers the next command, never the injected one.
+    let script = r#"
+import socket, ssl, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+f = s.makefile("rb")
+f.readline()
+s.sendall(b"a STARTTLS\r\nb LOGOUT\r\n")
+print(f.readline().decode().strip())
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(s)
+t.sendall(b"c NOOP\r\n")
+print(t.recv(4096).decode().strip())
+"#;
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg("-c").arg(script).arg(p.port.to_string());
+    let o = run_with_timeout(cmd, None, Duration::from_secs(30));
+    assert!(o.ok(), "{}\n{}", o.stdout, o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert!(lines[0].starts_with("a OK"), "{lines:?}");
+    assert!(
+        lines[1].starts_with("c OK"),
+        "the injected LOGOUT ran: {lines:?}"
+    );
+    let log = poll(DEADLINE, "the commands in the log file", || {
+        let text: String = list_files(&p.s.data_dir.join("logs"))
+            .iter()
+            .map(|f| fs::read_to_string(f).unwrap_or_default())
+            .collect();
+        (text.contains("LOGIN <redacted>") && text.contains("AUTHENTICATE PLAIN <redacted>"))
+            .then_some(text)
+    });
+    assert!(
+        !log.contains("not-the-password") && !log.contains(&token),
+        "a password in the log:\n{log}"
     );
 }
