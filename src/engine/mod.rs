@@ -12,6 +12,7 @@ pub mod dkim;
 pub mod dns;
 pub mod events;
 pub mod handle;
+pub mod imap;
 pub mod listener;
 pub mod local_ips;
 pub mod lock;
