@@ -214,4 +214,205 @@ fn contains(haystack: &str, n: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests {
+    use super::*;
+    use crate::engine::imap::message::tests::{
+        ALTERNATIVE, BARE, ENCODED, FORWARD, MIXED, PLAIN, view,
+    };
+    use imap_codec::CommandCodec;
+    use imap_codec::decode::Decoder;
+    use imap_codec::imap_types::ToStatic;
+    use imap_codec::imap_types::command::CommandBody;
+
+    /// The criteria of `SEARCH <criteria>` as imap-codec parses them, ANDed.
+    fn key(criteria: &str) -> SearchKey<'static> {
+        // A quoted string holds ASCII only: UTF-8 goes as a literal (RFC 9051 §4.3).
+        let mut cmd = String::from("a SEARCH ");
+        for (i, part) in criteria.split('"').enumerate() {
+            if i % 2 == 0 {
+                cmd.push_str(part);
+            } else if part.is_ascii() {
+                cmd.push_str(&format!("\"{part}\""));
+            } else {
+                cmd.push_str(&format!("{{{}+}}\r\n{part}", part.len()));
+            }
+        }
+        cmd.push_str("\r\n");
+        let (_, parsed) = CommandCodec::default().decode(cmd.as_bytes()).unwrap();
+        let CommandBody::Search { criteria, .. } = parsed.body else {
+            panic!("not a SEARCH")
+        };
+        SearchKey::And(criteria).to_static()
+    }
+
+    const BOUNDS: Bounds = Bounds {
+        max_seq: 20,
+        max_uid: 400,
+    };
+
+    /// Whether the message (seq 12, UID 300, internal date 17-Jul-1996 02:44:25 -0700) with
+    /// `flags` matches `criteria`.
+    fn hit(raw: &[u8], flags: &[Flag<'static>], criteria: &str) -> bool {
+        matches(&key(criteria), &view(raw, flags), &BOUNDS)
+    }
+
+    #[test]
+    fn flags_and_their_negations() {
+        let flags = [
+            Flag::Seen,
+            Flag::Flagged,
+            Flag::Keyword("$Label1".try_into().unwrap()),
+        ];
+        for (criteria, want) in [
+            ("ALL", true),
+            ("SEEN", true),
+            ("UNSEEN", false),
+            ("FLAGGED", true),
+            ("UNFLAGGED", false),
+            ("ANSWERED", false),
+            ("UNANSWERED", true),
+            ("DELETED", false),
+            ("UNDELETED", true),
+            ("DRAFT", false),
+            ("UNDRAFT", true),
+            ("KEYWORD $label1", true),
+            ("KEYWORD $Junk", false),
+            ("UNKEYWORD $Label1", false),
+            ("UNKEYWORD $Junk", true),
+            // No \Recent is ever set.
+            ("RECENT", false),
+            ("NEW", false),
+            ("OLD", true),
+            ("NOT SEEN", false),
+            ("OR ANSWERED FLAGGED", true),
+            ("OR ANSWERED DRAFT", false),
+            ("SEEN FLAGGED UNDELETED", true),
+            ("SEEN (DELETED OR FLAGGED DRAFT)", false),
+        ] {
+            assert_eq!(hit(PLAIN, &flags, criteria), want, "SEARCH {criteria}");
+        }
+    }
+
+    #[test]
+    fn sequence_and_uid_sets_with_star() {
+        // seq 12 of 20, UID 300 of at most 400.
+        for (criteria, want) in [
+            ("12", true),
+            ("1:11,13:*", false),
+            ("10:15", true),
+            ("15:10", true),
+            ("*", false),
+            ("UID 300", true),
+            ("UID 1:299,301:*", false),
+            ("UID 250:*", true),
+            ("NOT UID 300", false),
+        ] {
+            assert_eq!(hit(PLAIN, &[], criteria), want, "SEARCH {criteria}");
+        }
+        // `*` is the largest number in use, so `n:*` holds it even when n is larger.
+        let last = Bounds {
+            max_seq: 12,
+            max_uid: 300,
+        };
+        assert!(matches(&key("*"), &view(PLAIN, &[]), &last));
+        assert!(matches(&key("UID 500:*"), &view(PLAIN, &[]), &last));
+    }
+
+    #[test]
+    fn size_and_dates() {
+        // PLAIN is 411 octets; its INTERNALDATE is 17-Jul-1996, its Date: 17-Jul-1996.
+        for (criteria, want) in [
+            ("LARGER 410", true),
+            ("LARGER 411", false),
+            ("SMALLER 412", true),
+            ("SMALLER 411", false),
+            ("ON 17-Jul-1996", true),
+            ("BEFORE 17-Jul-1996", false),
+            ("BEFORE 18-Jul-1996", true),
+            ("SINCE 17-Jul-1996", true),
+            ("SINCE 18-Jul-1996", false),
+            ("SENTON 17-Jul-1996", true),
+            ("SENTBEFORE 17-Jul-1996", false),
+            ("SENTSINCE 16-Jul-1996", true),
+            ("SENTSINCE 18-Jul-1996", false),
+        ] {
+            assert_eq!(hit(PLAIN, &[], criteria), want, "SEARCH {criteria}");
+        }
+        // Sent dates use the Date: field's own calendar day, not the internal date.
+        assert!(hit(ALTERNATIVE, &[], "SENTON 1-Dec-2026"));
+        assert!(hit(ALTERNATIVE, &[], "ON 17-Jul-1996"));
+        // No Date: field, no SENT* match.
+        assert!(!hit(BARE, &[], "SENTBEFORE 1-Jan-2100"));
+        assert!(!hit(BARE, &[], "SENTSINCE 1-Jan-1970"));
+    }
+
+    #[test]
+    fn header_keys_match_decoded_text_case_insensitively() {
+        for (raw, criteria, want) in [
+            (PLAIN, "FROM \"terry gray\"", true),
+            (PLAIN, "FROM gray@CAC", true),
+            (PLAIN, "FROM klensin", false),
+            (PLAIN, "CC klensin", true),
+            (PLAIN, "TO imap@", true),
+            (PLAIN, "BCC imap", false),
+            (PLAIN, "SUBJECT \"wg MTG\"", true),
+            (PLAIN, "HEADER Message-ID B27397", true),
+            (PLAIN, "HEADER mime-version \"\"", true),
+            (PLAIN, "HEADER X-Spam \"\"", false),
+            // RFC 2047 words are decoded before comparing.
+            (ENCODED, "SUBJECT \"caf\u{e9}\u{e9}\"", true),
+            (ENCODED, "SUBJECT \"CAF\u{c9}\"", true),
+            (ENCODED, "SUBJECT utf-8", false),
+            (ENCODED, "FROM \"j\u{f6}rg\"", true),
+            (ENCODED, "CC \"smith, bob\"", true),
+        ] {
+            assert_eq!(hit(raw, &[], criteria), want, "SEARCH {criteria}");
+        }
+    }
+
+    #[test]
+    fn body_and_text() {
+        for (raw, criteria, want) in [
+            (PLAIN, "BODY \"meet at 3:30\"", true),
+            (PLAIN, "BODY afternoon", false),
+            (PLAIN, "BODY \"wg mtg\"", false),
+            (PLAIN, "TEXT \"wg mtg\"", true),
+            (PLAIN, "TEXT \"second LINE\"", true),
+            // Quoted-printable is decoded; charset too.
+            (ALTERNATIVE, "BODY \"caf\u{e9} at noon\"", true),
+            (ALTERNATIVE, "BODY C3", false),
+            // A base64 attachment is not text.
+            (MIXED, "BODY PDF", false),
+            (MIXED, "BODY attached", true),
+            // A forwarded message's text counts.
+            (FORWARD, "BODY \"inner body\"", true),
+            (FORWARD, "TEXT forwarding", true),
+            (BARE, "BODY \"just TEXT\"", true),
+        ] {
+            assert_eq!(hit(raw, &[], criteria), want, "SEARCH {criteria}");
+        }
+    }
+
+    #[test]
+    fn which_keys_need_the_message() {
+        for (criteria, want) in [
+            ("ALL", false),
+            ("SEEN UNDELETED KEYWORD $x", false),
+            ("1:* UID 5:* LARGER 10 SMALLER 100", false),
+            ("BEFORE 1-Jan-2020 ON 1-Jan-2020 SINCE 1-Jan-2020", false),
+            ("NOT OR NEW OLD", false),
+            ("SENTON 1-Jan-2020", true),
+            ("SUBJECT x", true),
+            ("OR SEEN BODY x", true),
+            ("NOT HEADER X-A b", true),
+            ("TEXT x", true),
+            ("FROM a", true),
+        ] {
+            assert_eq!(needs_body(&key(criteria)), want, "SEARCH {criteria}");
+        }
+        // Without the bytes, the metadata keys still answer.
+        let mut m = view(b"", &[Flag::Seen]);
+        m.size = 5000;
+        assert!(matches(&key("SEEN LARGER 4000 UID 300"), &m, &BOUNDS));
+    }
+}
