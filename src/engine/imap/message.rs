@@ -62,6 +62,27 @@ pub fn needs_body(items: &[MessageDataItemName<'_>]) -> bool {
     })
 }
 
+/// Whether `items` look at nothing past the header block: then `raw` may be only the start of
+/// the message through the blank line that ends its header ([`header::complete_header_len`]
+/// says when a prefix holds it), so a header FETCH need not read attachments.
+pub fn header_only(items: &[MessageDataItemName<'_>]) -> bool {
+    items.iter().all(|i| match i {
+        MessageDataItemName::Flags
+        | MessageDataItemName::Uid
+        | MessageDataItemName::Rfc822Size
+        | MessageDataItemName::InternalDate
+        | MessageDataItemName::Envelope
+        | MessageDataItemName::Rfc822Header => true,
+        MessageDataItemName::BodyExt { section, .. } => matches!(
+            section,
+            Some(Section::Header(None))
+                | Some(Section::HeaderFields(None, _))
+                | Some(Section::HeaderFieldsNot(None, _))
+        ),
+        _ => false,
+    })
+}
+
 /// The items a FETCH asked for, in order. The session sets `\Seen` itself.
 pub fn fetch(
     msg: &MessageView,
@@ -336,12 +357,15 @@ fn lines(b: &[u8]) -> u32 {
 
 /// A string for the wire: quoted when it can be, a literal otherwise.
 pub(crate) fn istring(bytes: Vec<u8>) -> IString<'static> {
-    if Quoted::validate(&bytes).is_ok() && bytes.len() < 1024 {
-        if let Ok(s) = String::from_utf8(bytes.clone()) {
-            return IString::Quoted(Quoted::unvalidated(s));
+    // TEXT-CHARs are ASCII, so a valid quoted string is valid UTF-8.
+    if bytes.len() < 1024 && Quoted::validate(&bytes).is_ok() {
+        match String::from_utf8(bytes) {
+            Ok(s) => IString::Quoted(Quoted::unvalidated(s)),
+            Err(e) => IString::Literal(literal(Cow::Owned(e.into_bytes()))),
         }
+    } else {
+        IString::Literal(literal(Cow::Owned(bytes)))
     }
-    IString::Literal(literal(Cow::Owned(bytes)))
 }
 
 pub(crate) fn nstring(s: &str) -> NString<'static> {
@@ -411,7 +435,7 @@ fn disposition(m: &Message<'_>, part: &MessagePart<'_>) -> Disposition<'static> 
     let language = raw_value(m, part, HeaderName::ContentLanguage)
         .map(|v| {
             v.split(|&b| b == b',')
-                .map(|l| header::unfold(l))
+                .map(header::unfold)
                 .filter(|l| !l.is_empty())
                 .map(istring)
                 .collect()
@@ -611,8 +635,8 @@ Second line.\r\n";
         }
     }
 
-    /// The untagged FETCH response as it goes on the wire.
-    fn wire(msg: &MessageView, items: &str) -> String {
+    /// The item names of `FETCH 1 <items>` as imap-codec parses them.
+    fn names_of(items: &str) -> Vec<MessageDataItemName<'static>> {
         let cmd = format!("a FETCH 1 {items}\r\n");
         let (_, parsed) = imap_codec::CommandCodec::default()
             .decode(cmd.as_bytes())
@@ -624,15 +648,19 @@ Second line.\r\n";
         else {
             panic!("not a FETCH")
         };
-        let names = match macro_or_item_names {
+        match macro_or_item_names {
             imap_codec::imap_types::fetch::MacroOrMessageDataItemNames::Macro(m) => {
-                m.expand().into_iter().map(|n| n.to_static()).collect()
+                m.expand().iter().map(|n| n.to_static()).collect()
             }
             imap_codec::imap_types::fetch::MacroOrMessageDataItemNames::MessageDataItemNames(n) => {
-                n
+                n.iter().map(|n| n.to_static()).collect()
             }
-        };
-        let items = fetch(msg, &names);
+        }
+    }
+
+    /// The untagged FETCH response as it goes on the wire.
+    fn wire(msg: &MessageView, items: &str) -> String {
+        let items = fetch(msg, &names_of(items));
         let resp = Response::Data(Data::Fetch {
             seq: msg.seq,
             items: Vec1::try_from(items).unwrap(),
@@ -922,6 +950,28 @@ BODYSTRUCTURE (\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 11
         });
         let out = ResponseCodec::default().encode(&resp).dump();
         assert_eq!(out, b"* 1 FETCH (BODY[TEXT] {5}\r\na\x80b\r\n)\r\n");
+    }
+
+    #[test]
+    fn a_header_fetch_answers_from_the_header_alone() {
+        let names = "(UID RFC822.SIZE FLAGS ENVELOPE RFC822.HEADER \
+BODY.PEEK[HEADER.FIELDS (From Subject)] BODY.PEEK[HEADER.FIELDS.NOT (To)] BODY.PEEK[HEADER])";
+        assert!(header_only(&names_of(names)));
+        for other in [
+            "BODY.PEEK[TEXT]",
+            "BODYSTRUCTURE",
+            "BODY[1.HEADER]",
+            "RFC822",
+            "BODY[]",
+        ] {
+            assert!(!header_only(&names_of(other)), "{other}");
+        }
+        let hl = header::complete_header_len(FORWARD).unwrap();
+        assert_eq!(header::complete_header_len(&FORWARD[..hl - 1]), None);
+        let flags = [Flag::Seen];
+        let mut short = view(&FORWARD[..hl], &flags);
+        short.size = FORWARD.len() as u32;
+        assert_eq!(wire(&short, names), wire(&view(FORWARD, &flags), names));
     }
 
     #[test]

@@ -62,6 +62,18 @@ pub fn needs_body(key: &SearchKey<'_>) -> bool {
     }
 }
 
+/// Whether `key` looks at nothing past the header block: then `raw` may be only the message's
+/// start through its header's blank line (see `message::header_only`).
+pub fn header_only(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().all(header_only),
+        SearchKey::Or(a, b) => header_only(a) && header_only(b),
+        SearchKey::Not(k) => header_only(k),
+        SearchKey::Body(_) | SearchKey::Text(_) => false,
+        _ => true,
+    }
+}
+
 /// Whether `n` is in `set`, `*` being `largest` (RFC 9051 §9: `n:m` is the same as `m:n`,
 /// and `*` stands for the largest number in use even when that is below the other end).
 pub fn in_set(set: &SequenceSet, n: u32, largest: u32) -> bool {
@@ -409,6 +421,28 @@ mod tests {
             ("FROM a", true),
         ] {
             assert_eq!(needs_body(&key(criteria)), want, "SEARCH {criteria}");
+        }
+        for (criteria, want) in [
+            ("FROM a SUBJECT b SENTON 1-Jan-2020 SEEN", true),
+            ("NOT OR HEADER X-A b CC c", true),
+            ("OR FROM a BODY b", false),
+            ("NOT TEXT b", false),
+        ] {
+            assert_eq!(header_only(&key(criteria)), want, "SEARCH {criteria}");
+        }
+        // The header alone gives the same answers for header keys.
+        let hl = header::header_len(PLAIN);
+        for criteria in [
+            "FROM gray",
+            "SUBJECT minutes",
+            "SENTON 17-Jul-1996",
+            "CC nobody",
+        ] {
+            assert_eq!(
+                hit(&PLAIN[..hl], &[], criteria),
+                hit(PLAIN, &[], criteria),
+                "SEARCH {criteria}"
+            );
         }
         // Without the bytes, the metadata keys still answer.
         let mut m = view(b"", &[Flag::Seen]);

@@ -24,6 +24,14 @@ pub fn header_len(raw: &[u8]) -> usize {
     raw.len()
 }
 
+/// The header block's length when `raw` holds all of it (its blank line), else `None`: a
+/// reader that passes only a message's start checks it read far enough.
+pub fn complete_header_len(raw: &[u8]) -> Option<usize> {
+    let n = header_len(raw);
+    (raw[..n].ends_with(b"\n\r\n") || raw[..n].ends_with(b"\n\n") || raw[..n] == *b"\r\n")
+        .then_some(n)
+}
+
 /// One header field.
 #[derive(Debug, Clone, Copy)]
 pub struct Field<'a> {
