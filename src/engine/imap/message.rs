@@ -106,12 +106,12 @@ pub fn fetch(
             }
             MessageDataItemName::Body => MessageDataItem::Body(match mime.get() {
                 Some(m) => structure(m, 0, false, 0),
-                None => empty_structure(msg.raw, false),
+                None => empty_structure(&msg.raw[hl..], false),
             }),
             MessageDataItemName::BodyStructure => {
                 MessageDataItem::BodyStructure(match mime.get() {
                     Some(m) => structure(m, 0, true, 0),
-                    None => empty_structure(msg.raw, true),
+                    None => empty_structure(&msg.raw[hl..], true),
                 })
             }
             MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(nliteral(msg.raw)),
@@ -138,14 +138,14 @@ pub fn fetch(
             MessageDataItemName::Binary {
                 section, partial, ..
             } => {
-                let bytes = binary(msg.raw, &mime, section);
+                let (bytes, decoded) = binary(msg.raw, &mime, section);
                 let bytes = match partial {
                     Some((origin, count)) => cut(&bytes, *origin, count.get()),
                     None => &bytes[..],
                 };
-                // literal8 only when it must be (a NUL), as Dovecot does: older parsers
-                // take a plain literal.
-                let value = if memchr::memchr(0, bytes).is_some() {
+                // literal8 for what was decoded (it may be any octets) or holds a NUL; a
+                // part sent unencoded goes as it came, in a plain literal (as Dovecot does).
+                let value = if decoded || memchr::memchr(0, bytes).is_some() {
                     NString8::Literal8(Literal8 {
                         data: Cow::Owned(bytes.to_vec()),
                         mode: LiteralMode::Sync,
@@ -160,7 +160,7 @@ pub fn fetch(
             }
             MessageDataItemName::BinarySize { section } => MessageDataItem::BinarySize {
                 section: section.clone(),
-                size: binary(msg.raw, &mime, section).len() as u32,
+                size: binary(msg.raw, &mime, section).0.len() as u32,
             },
             #[allow(unreachable_patterns)]
             _ => continue,
@@ -219,6 +219,8 @@ fn step<'m, 'r>(node: Node<'m, 'r>, n: usize) -> Option<Node<'m, 'r>> {
         Node::Part(m, idx) => match &m.parts.get(idx)?.body {
             PartType::Multipart(ch) => Some(Node::Part(m, *ch.get(n.checked_sub(1)?)? as usize)),
             PartType::Message(nested) => step(Node::Msg(nested), n),
+            // A leaf's part 1 is itself, as Dovecot answers BODY[1.1] of a text part.
+            _ if n == 1 => Some(node),
             _ => None,
         },
     }
@@ -326,33 +328,38 @@ fn astring_bytes<'a>(a: &'a imap_codec::imap_types::core::AString<'_>) -> Cow<'a
 }
 
 /// `BINARY[section]`: the part's content with its transfer encoding undone (RFC 3516). An
-/// empty section is the whole message; a multipart or missing part is empty.
-fn binary<'r>(raw: &'r [u8], mime: &'r Mime<'r>, section: &[NonZeroU32]) -> Cow<'r, [u8]> {
+/// empty section is the whole message; a multipart or missing part is empty. The flag says
+/// whether a transfer encoding was undone.
+fn binary<'r>(raw: &'r [u8], mime: &'r Mime<'r>, section: &[NonZeroU32]) -> (Cow<'r, [u8]>, bool) {
     if section.is_empty() {
-        return Cow::Borrowed(raw);
+        return (Cow::Borrowed(raw), false);
     }
     let Some((m, idx)) = mime.get().and_then(|m| resolve(m, section)) else {
-        return Cow::Borrowed(b"");
+        return (Cow::Borrowed(b""), false);
     };
     let part = &m.parts[idx];
     let body = part_body(m, idx);
     match (&part.body, part.encoding) {
-        (PartType::Multipart(_), _) => Cow::Borrowed(b""),
-        (_, Encoding::Base64) => {
-            Cow::Owned(mail_parser::decoders::base64::base64_decode(body).unwrap_or_default())
-        }
-        (_, Encoding::QuotedPrintable) => Cow::Owned(
-            mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
-                .unwrap_or_default(),
+        (PartType::Multipart(_), _) => (Cow::Borrowed(b""), false),
+        (_, Encoding::Base64) => (
+            Cow::Owned(mail_parser::decoders::base64::base64_decode(body).unwrap_or_default()),
+            true,
         ),
-        (_, Encoding::None) => Cow::Borrowed(body),
+        (_, Encoding::QuotedPrintable) => (
+            Cow::Owned(
+                mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
+                    .unwrap_or_default(),
+            ),
+            true,
+        ),
+        (_, Encoding::None) => (Cow::Borrowed(body), false),
     }
 }
 
-/// Lines in `b` (a last line without its line end counts).
+/// Lines in `b`: its line ends, as Dovecot counts them (a part's last line has none: that
+/// CRLF belongs to the boundary).
 fn lines(b: &[u8]) -> u32 {
-    let n = memchr::memchr_iter(b'\n', b).count();
-    (n + usize::from(b.last().is_some_and(|&c| c != b'\n'))) as u32
+    memchr::memchr_iter(b'\n', b).count() as u32
 }
 
 /// A string for the wire: quoted when it can be, a literal otherwise.
@@ -566,8 +573,9 @@ fn structure(m: &Message<'_>, idx: usize, ext: bool, depth: usize) -> BodyStruct
     }
 }
 
-/// The structure of a message mail-parser gave up on (no header at all): one text/plain part.
-fn empty_structure(raw: &[u8], ext: bool) -> BodyStructure<'static> {
+/// The structure of a message mail-parser gave up on (no header at all): one text/plain part
+/// of `body`.
+fn empty_structure(body: &[u8], ext: bool) -> BodyStructure<'static> {
     BodyStructure::Single {
         body: Body {
             basic: BasicFields {
@@ -575,11 +583,11 @@ fn empty_structure(raw: &[u8], ext: bool) -> BodyStructure<'static> {
                 id: NString(None),
                 description: NString(None),
                 content_transfer_encoding: istring(b"7bit".to_vec()),
-                size: raw.len() as u32,
+                size: body.len() as u32,
             },
             specific: SpecificFields::Text {
                 subtype: istring(b"plain".to_vec()),
-                number_of_lines: lines(raw),
+                number_of_lines: lines(body),
             },
         },
         extension_data: ext.then(|| SinglePartExtensionData {
@@ -783,21 +791,21 @@ BODY (\"TEXT\" \"PLAIN\" (\"charset\" \"US-ASCII\") NIL NIL \"7bit\" 69 2) UID 3
         expect(
             ALTERNATIVE,
             "BODYSTRUCTURE",
-            "BODYSTRUCTURE ((\"TEXT\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 18 1 NIL NIL NIL NIL)\
-(\"TEXT\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 28 1 NIL NIL NIL NIL) \
+            "BODYSTRUCTURE ((\"TEXT\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 18 0 NIL NIL NIL NIL)\
+(\"TEXT\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 28 0 NIL NIL NIL NIL) \
 \"alternative\" (\"boundary\" \"b1\") NIL NIL NIL)",
         );
         expect(
             ALTERNATIVE,
             "BODY",
-            "BODY ((\"TEXT\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 18 1)\
-(\"TEXT\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 28 1) \"alternative\")",
+            "BODY ((\"TEXT\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 18 0)\
+(\"TEXT\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 28 0) \"alternative\")",
         );
         // BINARY undoes the transfer encoding; BODY does not.
         expect(
             ALTERNATIVE,
             "(BINARY.PEEK[1] BINARY.SIZE[1] BODY.PEEK[1])",
-            "BINARY[1] {14}\r\nCaf\u{e9} at noon? BINARY.SIZE[1] 14 BODY[1] {18}\r\nCaf=C3=A9 at noon?",
+            "BINARY[1] ~{14}\r\nCaf\u{e9} at noon? BINARY.SIZE[1] 14 BODY[1] {18}\r\nCaf=C3=A9 at noon?",
         );
     }
 
@@ -814,7 +822,7 @@ BODY (\"TEXT\" \"PLAIN\" (\"charset\" \"US-ASCII\") NIL NIL \"7bit\" 69 2) UID 3
         expect(
             MIXED,
             "(BINARY[2] BINARY.SIZE[2] BODY[2] BODY[1])",
-            "BINARY[2] {9}\r\n%PDF-1.4\n BINARY.SIZE[2] 9 BODY[2] {12}\r\nJVBERi0xLjQK \
+            "BINARY[2] ~{9}\r\n%PDF-1.4\n BINARY.SIZE[2] 9 BODY[2] {12}\r\nJVBERi0xLjQK \
 BODY[1] {15}\r\nSee attached.\r\n",
         );
     }
@@ -824,11 +832,11 @@ BODY[1] {15}\r\nSee attached.\r\n",
         expect(
             FORWARD,
             "BODYSTRUCTURE",
-            "BODYSTRUCTURE ((\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 16 1 NIL NIL NIL NIL)\
+            "BODYSTRUCTURE ((\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 16 0 NIL NIL NIL NIL)\
 (\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7bit\" 93 \
 (NIL \"Inner\" ((\"Dave\" NIL \"dave\" \"example.net\")) ((\"Dave\" NIL \"dave\" \"example.net\")) \
 ((\"Dave\" NIL \"dave\" \"example.net\")) NIL NIL NIL NIL \"<inner@example.net>\") \
-(\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 11 1 NIL NIL NIL NIL) 5 NIL NIL NIL NIL) \
+(\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 11 0 NIL NIL NIL NIL) 4 NIL NIL NIL NIL) \
 \"mixed\" (\"boundary\" \"fw\") NIL NIL NIL)",
         );
         expect(
@@ -841,11 +849,12 @@ BODY[2.TEXT] {11}\r\nInner body. BODY[2.1] {11}\r\nInner body. \
 BODY[2.MIME] {32}\r\nContent-Type: message/rfc822\r\n\r\n \
 BODY[1.MIME] {46}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n",
         );
-        // Parts that do not exist are empty strings, as Dovecot answers.
+        // Parts that do not exist are empty strings, and a leaf's part 1 is itself, as
+        // Dovecot 2.3 answers.
         expect(
             FORWARD,
             "(BODY[3] BODY[2.2] BODY[1.1] BODY[1.HEADER])",
-            "BODY[3] {0}\r\n BODY[2.2] {0}\r\n BODY[1.1] {0}\r\n BODY[1.HEADER] {0}\r\n",
+            "BODY[3] {0}\r\n BODY[2.2] {0}\r\n BODY[1.1] {16}\r\nForwarding this. BODY[1.HEADER] {0}\r\n",
         );
     }
 
@@ -913,8 +922,9 @@ BODYSTRUCTURE (\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 11
         // Not even a header: all body.
         expect(
             b"no header at all",
-            "(ENVELOPE BODY[HEADER] BODY[TEXT])",
-            "ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) BODY[HEADER] {16}\r\nno header at all BODY[TEXT] {0}\r\n",
+            "(ENVELOPE BODY[HEADER] BODY[TEXT] BODY[1] BODY)",
+            "ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) BODY[HEADER] {16}\r\nno header at all BODY[TEXT] {0}\r\n \
+BODY[1] {0}\r\n BODY (\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)",
         );
     }
 
