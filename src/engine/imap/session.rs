@@ -156,19 +156,6 @@ fn quoted(s: &str) -> String {
     out
 }
 
-/// Whether `n` is in `set`, `*` standing for `max`.
-fn in_set(set: &SequenceSet, n: u32, max: u32) -> bool {
-    use imap_codec::imap_types::sequence::{SeqOrUid, Sequence};
-    let v = |s: &SeqOrUid| match s {
-        SeqOrUid::Value(v) => v.get(),
-        SeqOrUid::Asterisk => max,
-    };
-    set.0.as_ref().iter().any(|s| match s {
-        Sequence::Single(x) => v(x) == n,
-        Sequence::Range(a, b) => (v(a).min(v(b))..=v(a).max(v(b))).contains(&n),
-    })
-}
-
 /// A list of numbers as an IMAP set (`1:3,7`).
 fn set_of(nums: &[u32]) -> String {
     let mut out = String::new();
@@ -1016,9 +1003,9 @@ impl Session {
         (0..sel.entries.len())
             .filter(|&i| {
                 if uid {
-                    in_set(set, sel.entries[i].message.uid, max_uid)
+                    search::in_set(set, sel.entries[i].message.uid, max_uid)
                 } else {
-                    in_set(set, i as u32 + 1, max_seq)
+                    search::in_set(set, i as u32 + 1, max_seq)
                 }
             })
             .collect()
@@ -1062,6 +1049,8 @@ impl Session {
             )
         });
         let needs_body = message::needs_body(&items);
+        let header_only = message::header_only(&items);
+        let needs_date = items.contains(&MessageDataItemName::InternalDate);
         let targets = self.targets(set, uid);
         let mut gone = false;
         let mut seen_changed = Vec::new();
@@ -1075,11 +1064,7 @@ impl Session {
             }
             // Plain file I/O on this task, as POP3's RETR (see ARCHITECTURE.md).
             let raw = if needs_body {
-                match folder.open(&mut entry.message).and_then(|mut f| {
-                    let mut v = Vec::with_capacity(entry.message.size as usize);
-                    std::io::Read::read_to_end(&mut f, &mut v)?;
-                    Ok(v)
-                }) {
+                match read_message(&folder, &mut entry.message, header_only) {
                     Ok(v) => v,
                     Err(_) => {
                         gone = true;
@@ -1089,9 +1074,13 @@ impl Session {
             } else {
                 Vec::new()
             };
-            let date = folder
-                .mtime(&mut entry.message)
-                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let date = if needs_date {
+                folder
+                    .mtime(&mut entry.message)
+                    .unwrap_or(SystemTime::UNIX_EPOCH)
+            } else {
+                SystemTime::UNIX_EPOCH
+            };
             if sets_seen && !sel.read_only && !entry.flags.contains(&Flag::Seen) {
                 entry.flags.push(Flag::Seen);
                 seen_changed.push(i);
@@ -1102,36 +1091,17 @@ impl Session {
             ) else {
                 continue;
             };
-            let mut size_items = items.clone();
-            // RFC822.SIZE from the file size when the bytes were not read.
-            let mut out = if needs_body {
-                message::fetch(
-                    &MessageView {
-                        seq,
-                        uid: uidn,
-                        flags: &entry.flags,
-                        internal_date: internal_date(date),
-                        raw: &raw,
-                    },
-                    &items,
-                )
-            } else {
-                size_items.retain(|i| *i != MessageDataItemName::Rfc822Size);
-                let mut v = message::fetch(
-                    &MessageView {
-                        seq,
-                        uid: uidn,
-                        flags: &entry.flags,
-                        internal_date: internal_date(date),
-                        raw: &[],
-                    },
-                    &size_items,
-                );
-                if items.contains(&MessageDataItemName::Rfc822Size) {
-                    v.push(MessageDataItem::Rfc822Size(entry.message.size as u32));
-                }
-                v
-            };
+            let mut out = message::fetch(
+                &MessageView {
+                    seq,
+                    uid: uidn,
+                    flags: &entry.flags,
+                    internal_date: internal_date(date),
+                    size: entry.message.size.min(u32::MAX as u64) as u32,
+                    raw: &raw,
+                },
+                &items,
+            );
             if sets_seen
                 && seen_changed.last() == Some(&i)
                 && !items.contains(&MessageDataItemName::Flags)
@@ -1255,6 +1225,7 @@ impl Session {
     async fn search(&mut self, tag: &str, criteria: Vec1<SearchKey<'_>>, uid: bool) -> Done {
         let key = SearchKey::And(criteria);
         let needs_body = search::needs_body(&key);
+        let header_only = search::header_only(&key);
         let sel = self.selected.as_mut().expect("selected");
         let bounds = Bounds {
             max_seq: sel.entries.len() as u32,
@@ -1267,14 +1238,7 @@ impl Session {
                 continue;
             }
             let raw = if needs_body {
-                folder
-                    .open(&mut e.message)
-                    .and_then(|mut f| {
-                        let mut v = Vec::new();
-                        std::io::Read::read_to_end(&mut f, &mut v)?;
-                        Ok(v)
-                    })
-                    .unwrap_or_default()
+                read_message(&folder, &mut e.message, header_only).unwrap_or_default()
             } else {
                 Vec::new()
             };
@@ -1292,6 +1256,7 @@ impl Session {
                 uid: u,
                 flags: &e.flags,
                 internal_date: internal_date(date),
+                size: e.message.size.min(u32::MAX as u64) as u32,
                 raw: &raw,
             };
             if search::matches(&key, &view, &bounds) {
@@ -1547,6 +1512,36 @@ impl Session {
                 }
                 Some(Err(e)) => return Next::Close(format!("read error: {e}")),
             }
+        }
+    }
+}
+
+/// A message's bytes: all of them, or (`header_only`) the start through the blank line that
+/// ends its header block, read 16 KiB at a time, so a header FETCH or SEARCH does not read
+/// attachments.
+fn read_message(
+    folder: &Folder,
+    m: &mut mailbox::Message,
+    header_only: bool,
+) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = folder.open(m)?;
+    if !header_only {
+        let mut v = Vec::with_capacity(m.size as usize);
+        f.read_to_end(&mut v)?;
+        return Ok(v);
+    }
+    let mut v = Vec::new();
+    let mut chunk = vec![0; 16 * 1024];
+    loop {
+        let n = f.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(v);
+        }
+        v.extend_from_slice(&chunk[..n]);
+        if let Some(len) = message::header::complete_header_len(&v) {
+            v.truncate(len);
+            return Ok(v);
         }
     }
 }
