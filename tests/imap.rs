@@ -302,8 +302,24 @@ fn imaplib_reads_files_and_flags_over_starttls() {
             ["expunge"],
             ["select", "Archive"],
             ["fetch", "1", "(FLAGS)"],
+            [
+                "fetch",
+                "1",
+                "(ENVELOPE BODYSTRUCTURE BODY.PEEK[HEADER.FIELDS (SUBJECT)])"
+            ],
         ]),
     );
+    // ENVELOPE, BODYSTRUCTURE and a header section through the session (message.rs).
+    let parts = text(ok(&r[6]));
+    assert!(parts.contains("ENVELOPE ("), "{parts}");
+    assert!(parts.contains("\"first\""), "{parts}");
+    assert!(
+        parts
+            .to_ascii_uppercase()
+            .contains("BODYSTRUCTURE (\"TEXT\" \"PLAIN\""),
+        "{parts}"
+    );
+    assert!(parts.contains("Subject: first"), "{parts}");
     assert_eq!(ok(&r[3]), &serde_json::json!(["1"]), "{}", r[3]);
     assert!(names(&inbox).is_empty());
     let flags = text(ok(&r[5]));
