@@ -127,9 +127,16 @@ impl Imap {
 
     /// One line, without CRLF; empty when the server closed the connection.
     fn line(&mut self) -> String {
+        self.next_line().unwrap_or_default()
+    }
+
+    /// One line, without CRLF; `None` when the server closed the connection.
+    fn next_line(&mut self) -> Option<String> {
         let mut l = String::new();
-        let _ = self.r.read_line(&mut l);
-        l.trim_end_matches(['\r', '\n']).to_string()
+        match self.r.read_line(&mut l) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(l.trim_end_matches(['\r', '\n']).to_string()),
+        }
     }
 
     fn send(&mut self, bytes: &[u8]) {
@@ -146,8 +153,11 @@ impl Imap {
     fn until(&mut self, tag: &str) -> Vec<String> {
         let mut out = Vec::new();
         loop {
-            let l = self.line();
-            let done = l.is_empty() || l.starts_with(&format!("{tag} "));
+            let Some(l) = self.next_line() else {
+                out.push(String::new());
+                return out;
+            };
+            let done = l.starts_with(&format!("{tag} "));
             out.push(l);
             if done {
                 return out;
@@ -734,4 +744,74 @@ print(t.recv(4096).decode().strip())
         !log.contains("not-the-password") && !log.contains(&token),
         "a password in the log:\n{log}"
     );
+}
+
+/// A `kill -9` in the middle of an EXPUNGE of 5,000 messages: after a restart every message is
+/// either gone or there with its old UID, no UID is handed out twice, and the folder opens.
+#[test]
+fn a_kill_during_expunge_leaves_a_consistent_folder() {
+    let mut p = start("");
+    let dir = p.s.maildir(DOMAIN, "alice");
+    for i in 0..5000 {
+        // Names in delivery order, so message i gets UID i + 1.
+        fs::write(
+            dir.join(format!("new/1700000000.M{i:06}P1Q{i}.x")),
+            format!("Subject: m{i}\r\n\r\nbody\r\n"),
+        )
+        .unwrap();
+    }
+    let (mut c, _) = Imap::connect("127.0.0.1", p.port);
+    tagged_ok(&c.login());
+    let sel = c.cmd("s", "SELECT INBOX");
+    assert!(sel.contains(&"* 5000 EXISTS".to_string()), "{sel:?}");
+    tagged_ok(&c.cmd("d", "STORE 1:* +FLAGS.SILENT (\\Deleted)"));
+    // Killed while it unlinks: the folder must be whole however far it got.
+    c.send(b"e EXPUNGE\r\n");
+    let cur = dir.join("cur");
+    poll(DEADLINE, "the first unlink", || {
+        (fs::read_dir(&cur).unwrap().count() < 5000).then_some(())
+    });
+    p.s.signal("KILL");
+    p.s.wait_exit(Duration::from_secs(30));
+    p.s.spawn();
+    p.s.wait_ready(p.s.port());
+    wait_imap(p.port);
+    let (mut c, _) = Imap::connect("127.0.0.1", p.port);
+    tagged_ok(&c.login());
+    let sel = c.cmd("s", "SELECT INBOX");
+    tagged_ok(&sel);
+    let r = c.cmd("f", "FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    tagged_ok(&r);
+    let mut uids = Vec::new();
+    for l in r
+        .iter()
+        .filter(|l| l.starts_with("* ") && l.contains("FETCH"))
+    {
+        let uid: u32 = l
+            .split("UID ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        uids.push(uid);
+    }
+    let subjects: Vec<&String> = r.iter().filter(|l| l.starts_with("Subject: ")).collect();
+    assert_eq!(subjects.len(), uids.len());
+    for (uid, subject) in uids.iter().zip(&subjects) {
+        assert_eq!(
+            **subject,
+            format!("Subject: m{}", uid - 1),
+            "UID {uid} kept"
+        );
+    }
+    let mut sorted = uids.clone();
+    sorted.dedup();
+    assert_eq!(sorted.len(), uids.len(), "a UID twice: {uids:?}");
+    // A new message gets a UID above every one handed out before.
+    deliver_to_alice(&p.s, "after", &["x"]);
+    let r = c.cmd("n", "UID FETCH 5001:* (UID)");
+    assert!(r.iter().any(|l| l.contains("(UID 5001)")), "{r:?}");
 }

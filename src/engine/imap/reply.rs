@@ -63,3 +63,5 @@ pub const LOGOUT: &str = "Logging out";
 pub const IDLING: &str = "idling";
 /// The message a FETCH asked for was expunged by another session.
 pub const EXPUNGED: &str = "[EXPUNGEISSUED] Some messages were expunged meanwhile";
+/// The selected folder's UID list was lost and made again.
+pub const UIDVALIDITY_CHANGED: &str = "Mailbox UIDVALIDITY changed, please reconnect";

@@ -67,6 +67,7 @@ pub async fn serve<S: Stream + 'static>(io: S, peer: SocketAddr, seat: Seat, dep
         rev2: false,
         errors: 0,
         unflushed: 0,
+        doomed: false,
     };
     let on = if s.seat.implicit_tls {
         "IMAP (implicit TLS)"
@@ -140,6 +141,9 @@ struct Session {
     errors: u32,
     /// Octets of data responses queued since the last flush.
     unflushed: usize,
+    /// A `* BYE` was sent (the selected folder's UIDVALIDITY changed): close after the
+    /// command.
+    doomed: bool,
 }
 
 /// Quotes a string for a status line or a hand-built response (`"` and `\` escaped).
@@ -377,6 +381,9 @@ impl Session {
                 Err(Failure::Wire(e)) => return Next::Close(format!("read error: {e}")),
             };
             match next {
+                Next::Continue if self.doomed => {
+                    return Next::Close("UIDVALIDITY changed".into());
+                }
                 Next::Continue if self.errors >= MAX_ERRORS => {
                     self.line(&format!("* BYE {}", reply::TOO_MANY_ERRORS));
                     return Next::Close("too many errors".into());
@@ -791,6 +798,13 @@ impl Session {
             return;
         };
         let sel = self.selected.as_mut().expect("selected");
+        if scan.uidvalidity != sel.uidvalidity {
+            // The UID list was lost and made again: the client's UIDs mean nothing now, and
+            // only a new SELECT (a new session) can tell it so safely.
+            self.line(&format!("* BYE {}", reply::UIDVALIDITY_CHANGED));
+            self.doomed = true;
+            return;
+        }
         let updates = sel.sync(scan, expunge);
         self.send_updates(updates, false);
     }
@@ -1016,10 +1030,8 @@ impl Session {
     fn out_of_range(&self, set: &SequenceSet) -> bool {
         use imap_codec::imap_types::sequence::{SeqOrUid, Sequence};
         let n = self.selected.as_ref().map_or(0, |s| s.entries.len()) as u32;
-        let over = |s: &SeqOrUid| {
-            matches!(s, SeqOrUid::Value(v) if v.get() > n)
-                || (n == 0 && matches!(s, SeqOrUid::Asterisk))
-        };
+        // `*` is the last message, or nothing in an empty folder (`1:*` then names nothing).
+        let over = |s: &SeqOrUid| matches!(s, SeqOrUid::Value(v) if v.get() > n);
         set.0.as_ref().iter().any(|s| match s {
             Sequence::Single(a) => over(a),
             // A range reaching past the end (a client's stale count) is served in part.
@@ -1491,6 +1503,9 @@ impl Session {
                 None => {
                     if self.selected.is_some() {
                         self.sync(true).await;
+                        if self.doomed {
+                            return Next::Close("UIDVALIDITY changed".into());
+                        }
                     } else if let Some(u) = self.user.as_mut() {
                         u.watch.mark_unchanged();
                     }
