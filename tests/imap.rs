@@ -440,6 +440,20 @@ fn bad_input_gets_bad_or_no_and_the_session_goes_on() {
             .starts_with("a9 NO")
     );
     tagged_ok(&c.cmd("b1", "NOOP"));
+    // LIST-EXTENDED as SPECIAL-USE clients (Thunderbird) send it.
+    let r = c.cmd("l1", "LIST (SPECIAL-USE) \"\" \"*\"");
+    tagged_ok(&r);
+    assert_eq!(r.len(), 6, "the five special-use folders: {r:?}");
+    assert!(
+        r.contains(&"* LIST (\\HasNoChildren \\Junk) \"/\" \"Junk\"".to_string()),
+        "{r:?}"
+    );
+    let r = c.cmd("l2", "LIST \"\" \"%\" RETURN (SUBSCRIBED)");
+    assert!(
+        r.iter()
+            .any(|l| l.contains("\\Subscribed") && l.ends_with("\"Work\"")),
+        "{r:?}"
+    );
     // ENABLE IMAP4rev2: SEARCH answers ESEARCH; NAMESPACE and ID.
     let r = c.cmd("e1", "ENABLE IMAP4rev2");
     assert!(r.contains(&"* ENABLED IMAP4rev2".to_string()), "{r:?}");

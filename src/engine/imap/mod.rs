@@ -5,10 +5,11 @@
 //! `store::mailbox`. Commands are parsed and FETCH data serialised with duesee's
 //! `imap-codec`; the framing (lines, literals and their limits, `+` continuations) is
 //! [`read`], over the engine's one line reader (`wire::Wire`), so STARTTLS drops pipelined
-//! plaintext as SMTP and POP3 do. [`session`] is the state machine, [`selected`] a selected
+//! plaintext as SMTP and POP3 do. [`list`] takes LIST-EXTENDED's options off a LIST, [`session`] is the state machine, [`selected`] a selected
 //! folder as the session shows it (sequence numbers, the untagged updates), [`reply`] every
 //! reply text, [`message`] FETCH items and [`search`] SEARCH keys of one message.
 
+pub mod list;
 pub mod message;
 pub mod read;
 pub mod reply;

@@ -427,7 +427,15 @@ impl Session {
 
     async fn command(&mut self, raw: Raw) -> Next {
         self.log(Level::Debug, format!("<<< {}", raw.redacted()));
-        let cmd = match CommandCodec::new().decode(&raw.bytes) {
+        // LIST-EXTENDED's options (imap-codec parses plain LIST only).
+        let (bytes, list_opts) = match super::list::strip(&raw.bytes) {
+            Some((b, o)) => (std::borrow::Cow::Owned(b), o),
+            None => (
+                std::borrow::Cow::Borrowed(&raw.bytes[..]),
+                super::list::Options::default(),
+            ),
+        };
+        let cmd = match CommandCodec::new().decode(&bytes) {
             Ok((&[], cmd)) => cmd,
             Ok(_)
             | Err(CommandDecodeError::Incomplete)
@@ -552,14 +560,15 @@ impl Session {
                 reference,
                 mailbox_wildcard,
             } if authed => {
-                self.list(&name_of(&reference), &mailbox_wildcard, false)
+                self.list(&name_of(&reference), &mailbox_wildcard, false, list_opts)
                     .await
             }
             CommandBody::Lsub {
                 reference,
                 mailbox_wildcard,
             } if authed => {
-                self.list(&name_of(&reference), &mailbox_wildcard, true)
+                let o = super::list::Options::default();
+                self.list(&name_of(&reference), &mailbox_wildcard, true, o)
                     .await
             }
             CommandBody::Status {
@@ -837,7 +846,14 @@ impl Session {
         }
     }
 
-    async fn list(&mut self, reference: &str, pattern: &ListMailbox<'_>, lsub: bool) -> Done {
+    /// LIST or LSUB; `\Subscribed` only when LIST-EXTENDED's options ask for it (RFC 5258).
+    async fn list(
+        &mut self,
+        reference: &str,
+        pattern: &ListMailbox<'_>,
+        lsub: bool,
+        opts: super::list::Options,
+    ) -> Done {
         let pattern = match pattern {
             ListMailbox::Token(t) => String::from_utf8_lossy(t.as_ref()).into_owned(),
             ListMailbox::String(s) => String::from_utf8_lossy(s.as_ref()).into_owned(),
@@ -856,7 +872,11 @@ impl Session {
         else {
             return no(reply::SERVER_BUG);
         };
-        let names: &[String] = if lsub { &subs } else { &folders };
+        let names: &[String] = if lsub || opts.subscribed_only {
+            &subs
+        } else {
+            &folders
+        };
         for name in names {
             let matched = if name == "INBOX" {
                 wildcard(full.to_ascii_uppercase().as_bytes(), b"INBOX")
@@ -873,14 +893,21 @@ impl Session {
             } else {
                 "\\HasNoChildren"
             });
-            if !lsub && subs.contains(name) {
+            if !lsub && (opts.subscribed_only || opts.return_subscribed) && subs.contains(name) {
                 attrs.push("\\Subscribed");
             }
-            if let Some((_, attr)) = mailbox::SPECIAL_USE.iter().find(|(n, _)| n == name) {
+            let special = mailbox::SPECIAL_USE.iter().find(|(n, _)| n == name);
+            if let Some((_, attr)) = special {
                 attrs.push(attr);
+            } else if opts.special_only {
+                continue;
             }
-            if lsub && !folders.contains(name) {
-                attrs = vec!["\\Noselect"];
+            if !folders.contains(name) {
+                attrs = if lsub {
+                    vec!["\\Noselect"]
+                } else {
+                    vec!["\\NonExistent", "\\Subscribed"]
+                };
             }
             self.line(&format!(
                 "* {verb} ({}) \"/\" {}",
