@@ -17,9 +17,9 @@ use super::selected::{Selected, Update, info_of};
 use crate::engine::access::MailboxLogin;
 use crate::engine::current::Current;
 use crate::engine::events::{EventKind, Level};
-use crate::engine::listener::{Seat, Stream, new_session_id};
+use crate::engine::listener::{self, Io, Seat, Stream, new_session_id};
 use crate::engine::store::mailbox::{self, Account, Folder, keywords, watch};
-use crate::engine::tls::{self, Detached, HandshakeError};
+use crate::engine::tls::HandshakeError;
 use crate::engine::wire::{ReadError, Wire};
 use base64::Engine as _;
 use imap_codec::decode::{CommandDecodeError, Decoder};
@@ -42,9 +42,6 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-/// The session's stream, boxed so it is one type before and after STARTTLS.
-type Io = Box<dyn Stream>;
 
 /// Bad commands after which the session is closed.
 pub const MAX_ERRORS: u32 = 20;
@@ -277,12 +274,10 @@ impl Session {
         let Some(acceptor) = self.cur.tls.clone() else {
             return Err(HandshakeError::Unavailable);
         };
-        let plain = std::mem::replace(&mut self.wire, Wire::new(Box::new(Detached))).into_inner();
-        let (stream, version) = tls::handshake(&acceptor, plain).await?;
+        let timeout = self.timeout();
+        let version = listener::upgrade(&mut self.wire, &acceptor, timeout).await?;
         self.log(Level::Info, format!("TLS established ({version})"));
         self.tls = Some(version);
-        self.wire = Wire::new(Box::new(stream));
-        self.wire.set_write_timeout(self.timeout());
         Ok(())
     }
 
@@ -393,15 +388,7 @@ impl Session {
                     if let Err(e) = self.wire.flush().await {
                         return Next::Close(format!("write error: {e}"));
                     }
-                    // Plaintext pipelined behind STARTTLS is never executed.
-                    let octets = self.wire.discard_input();
-                    if octets > 0 {
-                        self.deps.events.session(
-                            Level::Warn,
-                            &self.id,
-                            EventKind::PlaintextDiscarded { octets },
-                        );
-                    }
+                    listener::drop_pipelined(&mut self.wire, &self.deps.events, &self.id);
                     return Next::StartTls;
                 }
                 close => return close,
