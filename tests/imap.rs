@@ -525,6 +525,19 @@ fn two_sessions_see_each_others_flags_and_expunges() {
         let r = c.cmd("n3", "NOOP");
         assert!(r.contains(&"* 2 EXISTS".to_string()), "{r:?}");
     }
+    // A session's own change is not reported back to it; a COPY into its own folder is.
+    tagged_ok(&a.cmd("f2", "STORE 2 +FLAGS.SILENT (\\Flagged)"));
+    let r = a.cmd("n4", "NOOP");
+    assert_eq!(r.len(), 1, "{r:?}");
+    let r = b.cmd("n4", "NOOP");
+    assert!(
+        r.contains(&"* 2 FETCH (FLAGS (\\Flagged))".to_string()),
+        "{r:?}"
+    );
+    let r = a.cmd("c", "COPY 1 INBOX");
+    assert!(r.contains(&"* 3 EXISTS".to_string()), "{r:?}");
+    let r = b.cmd("n5", "NOOP");
+    assert!(r.contains(&"* 3 EXISTS".to_string()), "{r:?}");
 }
 
 /// IMAP logins and SMTP AUTH count towards one lockout per IP.

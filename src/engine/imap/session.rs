@@ -718,9 +718,17 @@ impl Session {
     }
 
     /// Tells the account's other sessions that something changed.
-    fn poke(&self) {
-        if let Some(u) = &self.user {
+    /// This session's own notice is taken as seen when nobody else's came meanwhile: its
+    /// view already holds its change, and a rescan of a big folder after every STORE would
+    /// cost a directory listing each time.
+    fn poke(&mut self) {
+        if let Some(u) = self.user.as_mut() {
+            let pending = u.watch.has_changed().unwrap_or(true);
+            let before = *u.watch.borrow();
             watch::poke(u.account.dir());
+            if !pending && *u.watch.borrow() == before.wrapping_add(1) {
+                u.watch.mark_unchanged();
+            }
         }
     }
 
@@ -1411,6 +1419,15 @@ impl Session {
             return no(reply::SERVER_BUG);
         };
         self.poke();
+        // A copy into the selected folder itself: the client hears of it now.
+        if !mv
+            && self
+                .selected
+                .as_ref()
+                .is_some_and(|s| s.folder.dir() == a.folder(&target).dir())
+        {
+            self.sync(true).await;
+        }
         if placed.is_empty() {
             return if targets.is_empty() {
                 ok()
