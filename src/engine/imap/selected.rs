@@ -164,3 +164,54 @@ impl Selected {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn sync_reports_flags_expunges_and_new_mail_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        let f = Folder::new(d.path());
+        f.create().unwrap();
+        for i in 0..3 {
+            fs::write(d.path().join(format!("cur/100.M{i}P1Q{i}.h:2,")), "x\r\n").unwrap();
+        }
+        let mut sel = Selected::new("INBOX".into(), f.clone(), false, f.scan().unwrap());
+        assert_eq!(sel.exists(), 3);
+        // Another reader: message 1 seen, message 2 expunged, one new message.
+        fs::rename(
+            d.path().join("cur/100.M0P1Q0.h:2,"),
+            d.path().join("cur/100.M0P1Q0.h:2,S"),
+        )
+        .unwrap();
+        fs::remove_file(d.path().join("cur/100.M1P1Q1.h:2,")).unwrap();
+        fs::write(d.path().join("new/101.M0P1Q9.h"), "y\r\n").unwrap();
+        // During FETCH/STORE/SEARCH the vanished message stays, marked gone.
+        let held = sel.sync(f.scan().unwrap(), false);
+        assert_eq!(held, [Update::Flags(1), Update::Exists(4)]);
+        assert!(sel.entries[1].gone);
+        assert_eq!(sel.entries[0].flags, [Flag::Seen]);
+        // At the next command that allows it, the EXPUNGE.
+        let later = sel.sync(f.scan().unwrap(), true);
+        assert_eq!(later, [Update::Expunge(2)]);
+        assert_eq!(
+            sel.entries
+                .iter()
+                .map(|e| e.message.uid)
+                .collect::<Vec<_>>(),
+            [1, 3, 4]
+        );
+    }
+
+    #[test]
+    fn maildir_letters_and_imap_flags_map_both_ways() {
+        let kw = vec!["$Junk".to_string()];
+        let flags = flags_of("DFRSTa", &kw);
+        assert_eq!(flags.len(), 6);
+        let (letters, words) = info_of(&flags);
+        assert_eq!(letters, "DFRST");
+        assert_eq!(words, ["$Junk"]);
+    }
+}

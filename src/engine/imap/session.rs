@@ -999,7 +999,10 @@ impl Session {
             kw.iter().map(|k| format!(" {k}")).collect::<String>()
         );
         self.line(&format!("* {} EXISTS", sel.exists()));
-        self.line("* 0 RECENT");
+        if !self.rev2 {
+            // IMAP4rev1 requires it; Postern keeps no \Recent (RFC 9051 dropped it).
+            self.line("* 0 RECENT");
+        }
         self.line(&format!("* FLAGS ({flags})"));
         self.line(&format!(
             "* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted"
