@@ -302,7 +302,11 @@ fn section_bytes<'r>(
                     out.extend_from_slice(f.all);
                 }
             }
-            out.extend_from_slice(b"\r\n");
+            // The blank line that ends the header; not after a last line with no line end
+            // (a message that is all header), as Dovecot answers.
+            if out.is_empty() || out.ends_with(b"\n") {
+                out.extend_from_slice(b"\r\n");
+            }
             Cow::Owned(out)
         }
         Section::Part(p) => match mime.get().and_then(|m| resolve(m, p.0.as_ref())) {
@@ -922,9 +926,11 @@ BODYSTRUCTURE (\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 11
         // Not even a header: all body.
         expect(
             b"no header at all",
-            "(ENVELOPE BODY[HEADER] BODY[TEXT] BODY[1] BODY)",
+            "(ENVELOPE BODY[HEADER] BODY[TEXT] BODY[1] BODY BODY[HEADER.FIELDS.NOT (From)] \
+BODY[HEADER.FIELDS (From)])",
             "ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) BODY[HEADER] {16}\r\nno header at all BODY[TEXT] {0}\r\n \
-BODY[1] {0}\r\n BODY (\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)",
+BODY[1] {0}\r\n BODY (\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0) \
+BODY[HEADER.FIELDS.NOT (From)] {16}\r\nno header at all BODY[HEADER.FIELDS (From)] {2}\r\n\r\n",
         );
     }
 
