@@ -857,6 +857,38 @@ BODY[2.HEADER.FIELDS (Subject)] {37}\r\nSubject: =?utf-8?B?SW5uZXIgw6k=?=\r\n\r\
     }
 
     #[test]
+    fn hostile_messages_do_not_panic() {
+        // Deep nesting of both kinds, junk, and truncations of every sample at every length.
+        let mut deep = Vec::new();
+        for i in 0..2000 {
+            deep.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n")
+                    .as_bytes(),
+            );
+        }
+        deep.extend_from_slice(b"\r\nleaf\r\n");
+        let mut fwd = Vec::new();
+        for _ in 0..2000 {
+            fwd.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+        }
+        fwd.extend_from_slice(b"Subject: leaf\r\n\r\nleaf\r\n");
+        let junk: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let items = "(ENVELOPE BODYSTRUCTURE BODY[1.1.1.1] BODY[1.MIME] BODY[1.HEADER] \
+BODY[1.TEXT] BINARY[1.1] BINARY.SIZE[1] BODY[HEADER.FIELDS (From)] RFC822.TEXT)";
+        let flags = [];
+        for raw in [&deep[..], &fwd[..], &junk[..]] {
+            wire(&view(raw, &flags), items);
+        }
+        for sample in [PLAIN, ALTERNATIVE, MIXED, FORWARD, NESTED, ENCODED, BARE] {
+            for end in 0..sample.len() {
+                wire(&view(&sample[..end], &flags), items);
+            }
+        }
+    }
+
+    #[test]
     fn plain_message_as_in_rfc_9051() {
         // RFC 9051 §7.5.2's example response, but for our shorter body; the address list
         // has no blank between addresses, as the grammar (and Dovecot) has it.

@@ -435,6 +435,16 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_does_not_overflow() {
+        let mut fwd = Vec::new();
+        for _ in 0..2000 {
+            fwd.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+        }
+        fwd.extend_from_slice(b"Subject: leaf\r\n\r\nleaf\r\n");
+        assert!(!hit(&fwd, &[], "OR TEXT nothing BODY nothing"));
+    }
+
+    #[test]
     fn which_keys_need_the_message() {
         for (criteria, want) in [
             ("ALL", false),
