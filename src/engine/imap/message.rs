@@ -198,11 +198,13 @@ fn cut(bytes: &[u8], origin: u32, count: u32) -> &[u8] {
     &bytes[start..end]
 }
 
-/// A node of the part tree: a message (its body is numbered from 1) or one part.
+/// A node of the part tree: a message (its body is numbered from 1), one part, or a leaf
+/// part reached again as its own part 1 (it has no parts below).
 #[derive(Clone, Copy)]
 enum Node<'m, 'r> {
     Msg(&'m Message<'r>),
     Part(&'m Message<'r>, usize),
+    Leaf(&'m Message<'r>, usize),
 }
 
 /// The part numbered `n` (from 1) under `node` (RFC 9051 §6.4.5: a message's body that is not
@@ -219,10 +221,12 @@ fn step<'m, 'r>(node: Node<'m, 'r>, n: usize) -> Option<Node<'m, 'r>> {
         Node::Part(m, idx) => match &m.parts.get(idx)?.body {
             PartType::Multipart(ch) => Some(Node::Part(m, *ch.get(n.checked_sub(1)?)? as usize)),
             PartType::Message(nested) => step(Node::Msg(nested), n),
-            // A leaf's part 1 is itself, as Dovecot answers BODY[1.1] of a text part.
-            _ if n == 1 => Some(node),
+            // A leaf in a multipart is its own part 1, once (Dovecot 2.3 answers BODY[1.1]
+            // and BODY[1.1.MIME] of a text part so); a message's own body (part 0) is not.
+            _ if n == 1 && idx != 0 => Some(Node::Leaf(m, idx)),
             _ => None,
         },
+        Node::Leaf(..) => None,
     }
 }
 
@@ -232,7 +236,7 @@ fn resolve<'m, 'r>(m: &'m Message<'r>, path: &[NonZeroU32]) -> Option<(&'m Messa
         node = step(node, n.get() as usize)?;
     }
     match node {
-        Node::Part(m, idx) if idx < m.parts.len() => Some((m, idx)),
+        Node::Part(m, idx) | Node::Leaf(m, idx) if idx < m.parts.len() => Some((m, idx)),
         _ => None,
     }
 }
@@ -302,7 +306,11 @@ fn section_bytes<'r>(
                     out.extend_from_slice(f.all);
                 }
             }
-            out.extend_from_slice(b"\r\n");
+            // The blank line that ends the header; not after a last line with no line end
+            // (a message that is all header), as Dovecot answers.
+            if out.is_empty() || out.ends_with(b"\n") {
+                out.extend_from_slice(b"\r\n");
+            }
             Cow::Owned(out)
         }
         Section::Part(p) => match mime.get().and_then(|m| resolve(m, p.0.as_ref())) {
@@ -412,6 +420,9 @@ fn raw_nstring(m: &Message<'_>, part: &MessagePart<'_>, name: HeaderName<'_>) ->
     raw_value(m, part, name).map_or(NString(None), nstring_bytes)
 }
 
+/// A header's parameters. mail-parser joins RFC 2231 continuations and decodes charsets; a
+/// value that is not ASCII goes back out in RFC 2231 form (`name*` = `utf-8''%E2%82%AC`), as
+/// Dovecot sends it, so clients get ASCII as they expect and decode it themselves.
 fn params(
     attrs: Option<&Vec<mail_parser::Attribute<'_>>>,
 ) -> Vec<(IString<'static>, IString<'static>)> {
@@ -419,10 +430,22 @@ fn params(
         .map(|list| {
             list.iter()
                 .map(|a| {
-                    (
-                        istring(a.name.as_bytes().to_vec()),
-                        istring(a.value.as_bytes().to_vec()),
-                    )
+                    if a.value.is_ascii() {
+                        (
+                            istring(a.name.as_bytes().to_vec()),
+                            istring(a.value.as_bytes().to_vec()),
+                        )
+                    } else {
+                        let mut v = b"utf-8''".to_vec();
+                        for &b in a.value.as_bytes() {
+                            if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                                v.push(b);
+                            } else {
+                                v.extend_from_slice(format!("%{b:02X}").as_bytes());
+                            }
+                        }
+                        (istring(format!("{}*", a.name).into_bytes()), istring(v))
+                    }
                 })
                 .collect()
         })
@@ -743,6 +766,52 @@ Message-ID: <inner@example.net>\r\n\
 Inner body.\r\n\
 --fw--\r\n";
 
+    /// A forward of a multipart/alternative message, beside text and an image with RFC 2231
+    /// parameters (a charset-encoded name, a continued filename).
+    pub const NESTED: &[u8] = b"From: a@b.example\r\n\
+Subject: nested\r\n\
+Content-Type: multipart/mixed; boundary=\"out\"\r\n\
+\r\n\
+preamble\r\n\
+--out\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+Top text.\r\n\
+\r\n\
+--out\r\n\
+Content-Type: message/rfc822\r\n\
+Content-Description: forwarded\r\n\
+Content-Disposition: inline\r\n\
+\r\n\
+From: Eve <eve@example.com>\r\n\
+To: Frank <frank@example.com>\r\n\
+Subject: =?utf-8?B?SW5uZXIgw6k=?=\r\n\
+Date: Mon, 30 Nov 2026 12:00:00 +0100\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/alternative; boundary=\"in\"\r\n\
+\r\n\
+--in\r\n\
+Content-Type: text/plain; charset=\"iso-8859-1\"\r\n\
+Content-Transfer-Encoding: 8bit\r\n\
+\r\n\
+Hello there\r\n\
+second\r\n\
+--in\r\n\
+Content-Type: text/html\r\n\
+\r\n\
+<b>Hi</b>\r\n\
+--in--\r\n\
+\r\n\
+--out\r\n\
+Content-Type: image/png; name*=utf-8''%E2%82%AC.png\r\n\
+Content-Transfer-Encoding: base64\r\n\
+Content-Disposition: attachment; filename*0=\"long\"; filename*1=\"name.png\"\r\n\
+\r\n\
+iVBORw0KGgo=\r\n\
+--out--\r\n\
+epilogue\r\n\
+";
+
     /// RFC 2047 words in Subject and names, and groups.
     pub const ENCODED: &[u8] = b"From: =?iso-8859-1?q?J=F6rg?= <jorg@example.org>\r\n\
 To: undisclosed-recipients:;\r\n\
@@ -759,6 +828,64 @@ Body.\r\n";
         let flags = [Flag::Seen, Flag::Keyword("$Forwarded".try_into().unwrap())];
         let got = wire(&view(raw, &flags), items);
         assert_eq!(got, format!("* 12 FETCH ({want})\r\n"), "FETCH {items}");
+    }
+
+    #[test]
+    fn nested_multipart_in_a_forward_with_rfc_2231_parameters() {
+        // As Dovecot 2.3 answers, but for the case of the type names (imap-codec writes
+        // TEXT and MESSAGE RFC822 in capitals; clients compare without case).
+        expect(
+            NESTED,
+            "BODYSTRUCTURE",
+            "BODYSTRUCTURE ((\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 11 1 NIL NIL NIL NIL)\
+(\"MESSAGE\" \"RFC822\" NIL NIL \"forwarded\" \"7bit\" 369 (\"Mon, 30 Nov 2026 12:00:00 +0100\" \
+\"=?utf-8?B?SW5uZXIgw6k=?=\" ((\"Eve\" NIL \"eve\" \"example.com\")) ((\"Eve\" NIL \"eve\" \"example.com\")) \
+((\"Eve\" NIL \"eve\" \"example.com\")) ((\"Frank\" NIL \"frank\" \"example.com\")) NIL NIL NIL NIL) \
+((\"TEXT\" \"plain\" (\"charset\" \"iso-8859-1\") NIL NIL \"8bit\" 19 1 NIL NIL NIL NIL)\
+(\"TEXT\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 9 0 NIL NIL NIL NIL) \"alternative\" \
+(\"boundary\" \"in\") NIL NIL NIL) 18 NIL (\"inline\" NIL) NIL NIL)\
+(\"image\" \"png\" (\"name*\" \"utf-8''%E2%82%AC.png\") NIL NIL \"base64\" 12 NIL \
+(\"attachment\" (\"filename\" \"longname.png\")) NIL NIL) \"mixed\" (\"boundary\" \"out\") NIL NIL NIL)",
+        );
+        expect(
+            NESTED,
+            "(BODY.PEEK[2.1] BODY.PEEK[2.2] BODY.PEEK[2.1.1] BINARY.PEEK[3] BODY.PEEK[2.HEADER.FIELDS (Subject)])",
+            "BODY[2.1] {19}\r\nHello there\r\nsecond BODY[2.2] {9}\r\n<b>Hi</b> \
+BODY[2.1.1] {19}\r\nHello there\r\nsecond BINARY[3] ~{8}\r\n\u{fffd}PNG\r\n\u{1a}\n \
+BODY[2.HEADER.FIELDS (Subject)] {37}\r\nSubject: =?utf-8?B?SW5uZXIgw6k=?=\r\n\r\n",
+        );
+    }
+
+    #[test]
+    fn hostile_messages_do_not_panic() {
+        // Deep nesting of both kinds, junk, and truncations of every sample at every length.
+        let mut deep = Vec::new();
+        for i in 0..2000 {
+            deep.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n")
+                    .as_bytes(),
+            );
+        }
+        deep.extend_from_slice(b"\r\nleaf\r\n");
+        let mut fwd = Vec::new();
+        for _ in 0..2000 {
+            fwd.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+        }
+        fwd.extend_from_slice(b"Subject: leaf\r\n\r\nleaf\r\n");
+        let junk: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let items = "(ENVELOPE BODYSTRUCTURE BODY[1.1.1.1] BODY[1.MIME] BODY[1.HEADER] \
+BODY[1.TEXT] BINARY[1.1] BINARY.SIZE[1] BODY[HEADER.FIELDS (From)] RFC822.TEXT)";
+        let flags = [];
+        for raw in [&deep[..], &fwd[..], &junk[..]] {
+            wire(&view(raw, &flags), items);
+        }
+        for sample in [PLAIN, ALTERNATIVE, MIXED, FORWARD, NESTED, ENCODED, BARE] {
+            for end in 0..sample.len() {
+                wire(&view(&sample[..end], &flags), items);
+            }
+        }
     }
 
     #[test]
@@ -849,12 +976,14 @@ BODY[2.TEXT] {11}\r\nInner body. BODY[2.1] {11}\r\nInner body. \
 BODY[2.MIME] {32}\r\nContent-Type: message/rfc822\r\n\r\n \
 BODY[1.MIME] {46}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n",
         );
-        // Parts that do not exist are empty strings, and a leaf's part 1 is itself, as
-        // Dovecot 2.3 answers.
+        // Parts that do not exist are empty strings; a leaf in a multipart is its own part 1
+        // (once), as Dovecot 2.3 answers.
         expect(
             FORWARD,
-            "(BODY[3] BODY[2.2] BODY[1.1] BODY[1.HEADER])",
-            "BODY[3] {0}\r\n BODY[2.2] {0}\r\n BODY[1.1] {16}\r\nForwarding this. BODY[1.HEADER] {0}\r\n",
+            "(BODY[3] BODY[2.2] BODY[1.1] BODY[1.1.1] BODY[1.1.MIME] BODY[2.1.1] BODY[1.HEADER])",
+            "BODY[3] {0}\r\n BODY[2.2] {0}\r\n BODY[1.1] {16}\r\nForwarding this. BODY[1.1.1] {0}\r\n \
+BODY[1.1.MIME] {46}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n BODY[2.1.1] {0}\r\n \
+BODY[1.HEADER] {0}\r\n",
         );
     }
 
@@ -922,9 +1051,11 @@ BODYSTRUCTURE (\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 11
         // Not even a header: all body.
         expect(
             b"no header at all",
-            "(ENVELOPE BODY[HEADER] BODY[TEXT] BODY[1] BODY)",
+            "(ENVELOPE BODY[HEADER] BODY[TEXT] BODY[1] BODY BODY[HEADER.FIELDS.NOT (From)] \
+BODY[HEADER.FIELDS (From)])",
             "ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) BODY[HEADER] {16}\r\nno header at all BODY[TEXT] {0}\r\n \
-BODY[1] {0}\r\n BODY (\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)",
+BODY[1] {0}\r\n BODY (\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0) \
+BODY[HEADER.FIELDS.NOT (From)] {16}\r\nno header at all BODY[HEADER.FIELDS (From)] {2}\r\n\r\n",
         );
     }
 
@@ -939,6 +1070,13 @@ BODY[1] {0}\r\n BODY (\"TEXT\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7b
 ((\"Doe, J. \\\"Jr\\\"\" \"@relay.example\" \"jd\" \"example.org\")) \
 ((\"Doe, J. \\\"Jr\\\"\" \"@relay.example\" \"jd\" \"example.org\")) \
 ((NIL NIL \"root\" \"MISSING_DOMAIN\")) NIL NIL NIL NIL)",
+        );
+        // Only a comment after the address names it.
+        let from = "((NIL NIL \"c\" \"example.org\")(\"Dee\" NIL \"d\" \"example.org\"))";
+        expect(
+            b"From: (comment only) c@example.org, d@example.org (Dee)\r\n\r\n",
+            "ENVELOPE",
+            &format!("ENVELOPE (NIL NIL {from} {from} {from} NIL NIL NIL NIL NIL)"),
         );
     }
 

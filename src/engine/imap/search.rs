@@ -5,7 +5,7 @@
 //! Postern keeps no `\Recent` (RFC 9051 dropped it), so RECENT and NEW match nothing and OLD
 //! matches everything. Dates compare calendar days and ignore the time and zone: INTERNALDATE
 //! for BEFORE/ON/SINCE, the Date: field for SENTBEFORE/SENTON/SENTSINCE (a message without a
-//! readable Date: matches none of those). String keys are case-insensitive substrings of the
+//! readable Date: was sent on 1 January 1970, as Dovecot 2.3 takes it). String keys are case-insensitive substrings of the
 //! RFC 2047-decoded text; BODY looks in the decoded text parts, TEXT in the header too.
 
 use super::message::{MessageView, header};
@@ -124,22 +124,20 @@ impl Ctx<'_> {
             SearchKey::Before(d) => self.internal_day() < *d.as_ref(),
             SearchKey::On(d) => self.internal_day() == *d.as_ref(),
             SearchKey::Since(d) => self.internal_day() >= *d.as_ref(),
-            SearchKey::SentBefore(d) => self.sent_day().is_some_and(|s| s < *d.as_ref()),
-            SearchKey::SentOn(d) => self.sent_day().is_some_and(|s| s == *d.as_ref()),
-            SearchKey::SentSince(d) => self.sent_day().is_some_and(|s| s >= *d.as_ref()),
+            SearchKey::SentBefore(d) => self.sent_day() < *d.as_ref(),
+            SearchKey::SentOn(d) => self.sent_day() == *d.as_ref(),
+            SearchKey::SentSince(d) => self.sent_day() >= *d.as_ref(),
             SearchKey::From(s) => self.field_contains(b"From", s),
             SearchKey::To(s) => self.field_contains(b"To", s),
             SearchKey::Cc(s) => self.field_contains(b"Cc", s),
             SearchKey::Bcc(s) => self.field_contains(b"Bcc", s),
             SearchKey::Subject(s) => self.field_contains(b"Subject", s),
             SearchKey::Header(name, s) => self.field_contains(&astring(name), s),
-            SearchKey::Body(s) => self.body_contains(&needle(s)),
+            SearchKey::Body(s) => self.body_contains(&needle(s), false),
+            // The header, the text parts and the headers of messages inside (Dovecot's TEXT).
             SearchKey::Text(s) => {
                 let n = needle(s);
-                header::fields(self.header).any(|f| {
-                    contains(&String::from_utf8_lossy(f.name), &n)
-                        || contains(&header::decoded(f.value), &n)
-                }) || self.body_contains(&n)
+                header_contains(self.header, &n) || self.body_contains(&n, true)
             }
             #[allow(unreachable_patterns)]
             _ => false,
@@ -161,15 +159,21 @@ impl Ctx<'_> {
         self.msg.internal_date.as_ref().date_naive()
     }
 
-    /// The Date: field's calendar day, in the zone it was written in.
-    fn sent_day(&self) -> Option<NaiveDate> {
-        let f = header::first(self.header, b"Date")?;
-        match mail_parser::parsers::MessageStream::new(f.value).parse_date() {
-            mail_parser::HeaderValue::DateTime(d) => {
-                NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
-            }
-            _ => None,
-        }
+    /// The Date: field's calendar day, in the zone it was written in; 1 January 1970 when there
+    /// is none or it cannot be read, as Dovecot takes it (so SENTBEFORE finds such messages).
+    fn sent_day(&self) -> NaiveDate {
+        header::first(self.header, b"Date")
+            .and_then(
+                |f| match mail_parser::parsers::MessageStream::new(f.value).parse_date() {
+                    mail_parser::HeaderValue::DateTime(d) => NaiveDate::from_ymd_opt(
+                        i32::from(d.year),
+                        u32::from(d.month),
+                        u32::from(d.day),
+                    ),
+                    _ => None,
+                },
+            )
+            .unwrap_or(NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date"))
     }
 
     /// Whether a field called `name` holds the key's string (an empty string matches any
@@ -181,22 +185,38 @@ impl Ctx<'_> {
             .any(|f| n.is_empty() || contains(&header::decoded(f.value), &n))
     }
 
-    fn body_contains(&self, n: &str) -> bool {
+    fn body_contains(&self, n: &str, headers: bool) -> bool {
         let Some(m) = self
             .mime
             .get_or_init(|| MessageParser::default().parse(self.msg.raw))
         else {
             return false;
         };
-        text_contains(m, n, 0)
+        text_contains(m, n, headers, 0)
     }
 }
 
-/// Whether a text part of `m` (or of a message inside it) holds `n`.
-fn text_contains(m: &Message<'_>, n: &str, depth: usize) -> bool {
+/// Whether a field of a raw header block holds `n` (as written or decoded).
+fn header_contains(header: &[u8], n: &str) -> bool {
+    header::fields(header).any(|f| {
+        contains(&String::from_utf8_lossy(f.all), n) || contains(&header::decoded(f.value), n)
+    })
+}
+
+/// Whether a text part of `m`, or of a message inside it (and with `headers`, that message's
+/// header), holds `n`.
+fn text_contains(m: &Message<'_>, n: &str, headers: bool, depth: usize) -> bool {
     m.parts.iter().any(|p| match &p.body {
         PartType::Text(t) | PartType::Html(t) => contains(t, n),
-        PartType::Message(inner) if depth < 16 => text_contains(inner, n, depth + 1),
+        PartType::Message(inner) if depth < 16 => {
+            let inner_header = inner.parts.first().map_or(&[][..], |root| {
+                let raw: &[u8] = &inner.raw_message;
+                let end = (root.offset_body as usize).min(raw.len());
+                &raw[(root.offset_header as usize).min(end)..end]
+            });
+            (headers && header_contains(inner_header, n))
+                || text_contains(inner, n, headers, depth + 1)
+        }
         _ => false,
     })
 }
@@ -353,9 +373,10 @@ mod tests {
         // Sent dates use the Date: field's own calendar day, not the internal date.
         assert!(hit(ALTERNATIVE, &[], "SENTON 1-Dec-2026"));
         assert!(hit(ALTERNATIVE, &[], "ON 17-Jul-1996"));
-        // No Date: field, no SENT* match.
-        assert!(!hit(BARE, &[], "SENTBEFORE 1-Jan-2100"));
-        assert!(!hit(BARE, &[], "SENTSINCE 1-Jan-1970"));
+        // No Date: field: sent in 1970, as Dovecot answers.
+        assert!(hit(BARE, &[], "SENTBEFORE 1-Jan-1990"));
+        assert!(!hit(BARE, &[], "SENTSINCE 1-Jan-1990"));
+        assert!(hit(BARE, &[], "SENTON 1-Jan-1970"));
     }
 
     #[test]
@@ -400,9 +421,27 @@ mod tests {
             (FORWARD, "BODY \"inner body\"", true),
             (FORWARD, "TEXT forwarding", true),
             (BARE, "BODY \"just TEXT\"", true),
+            // TEXT also reads the header of a message inside; BODY does not (Dovecot alike).
+            (FORWARD, "TEXT dave", true),
+            (FORWARD, "BODY dave", false),
+            (FORWARD, "TEXT content-type", true),
+            (FORWARD, "BODY content-type", false),
+            // A message that is all header has no body.
+            (b"no header at all", "TEXT \"header at all\"", true),
+            (b"no header at all", "BODY \"header at all\"", false),
         ] {
             assert_eq!(hit(raw, &[], criteria), want, "SEARCH {criteria}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow() {
+        let mut fwd = Vec::new();
+        for _ in 0..2000 {
+            fwd.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+        }
+        fwd.extend_from_slice(b"Subject: leaf\r\n\r\nleaf\r\n");
+        assert!(!hit(&fwd, &[], "OR TEXT nothing BODY nothing"));
     }
 
     #[test]

@@ -203,10 +203,16 @@ fn bare(tokens: &[Token]) -> Option<Address<'static>> {
     {
         return None;
     }
-    let name = tokens.iter().rev().find_map(|t| match t {
-        Token::Comment(c) if !c.is_empty() => Some(c.clone()),
-        _ => None,
-    });
+    // Only a comment after the address names it (`eve@example.org (Eve E)`), as Dovecot reads it.
+    let name = tokens
+        .iter()
+        .rev()
+        .take_while(|t| matches!(t, Token::Comment(_)))
+        .filter_map(|t| match t {
+            Token::Comment(c) if !c.is_empty() => Some(c.clone()),
+            _ => None,
+        })
+        .last();
     Some(address(name, None, tokens))
 }
 
