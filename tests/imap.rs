@@ -3,7 +3,8 @@
 //! APPENDUID, EXPUNGE, all checked in the Maildir files), UIDs and flags across a restart
 //! and mail delivered while down, raw transcripts for bad input, IDLE woken by an SMTP
 //! delivery, two sessions seeing each other's changes, the lockout shared with SMTP AUTH,
-//! and third-party clients (curl, mbsync).
+//! passwords kept out of the log, STARTTLS dropping pipelined plaintext, a `kill -9` during
+//! EXPUNGE, a listener moved by a config change, and third-party clients (curl, mbsync).
 
 mod common;
 
@@ -841,4 +842,36 @@ fn a_kill_during_expunge_leaves_a_consistent_folder() {
     deliver_to_alice(&p.s, "after", &["x"]);
     let r = c.cmd("n", "UID FETCH 5001:* (UID)");
     assert!(r.iter().any(|l| l.contains("(UID 5001)")), "{r:?}");
+}
+
+/// A changed `imap.port` moves the listener without a restart; a port that cannot be bound
+/// is reported and stops nothing else (SMTP and IMAPS keep serving).
+#[test]
+fn a_config_change_moves_the_listener_and_a_busy_port_stops_nothing() {
+    let p = start("");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    p.s.cli(&["config", "set", &format!("imap.port={busy}")])
+        .assert_ok();
+    poll(DEADLINE, "the IMAP bind error in the log", || {
+        p.s.stderr()
+            .contains(&format!("IMAP cannot listen on 127.0.0.1:{busy}"))
+            .then_some(())
+    });
+    p.s.connect();
+    let r = imaplib(
+        p.ssl_port,
+        "implicit",
+        PASSWORD,
+        serde_json::json!([["login"]]),
+    );
+    ok(&r[0]);
+    let mut new = free_port();
+    while [busy, p.ssl_port, p.s.port()].contains(&new) {
+        new = free_port();
+    }
+    p.s.cli(&["config", "set", &format!("imap.port={new}")])
+        .assert_ok();
+    wait_imap(new);
+    drop(taken);
 }
