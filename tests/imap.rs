@@ -479,6 +479,20 @@ fn bad_input_gets_bad_or_no_and_the_session_goes_on() {
     c.send(b"b2 CREATE {999999999+}\r\n");
     assert!(c.line().starts_with("* BYE [TOOBIG]"));
     assert_eq!(c.line(), "");
+    // Twenty BADs end a session.
+    let (mut c, _) = Imap::connect("127.0.0.1", p.port);
+    for i in 0..19 {
+        assert!(
+            c.cmd(&format!("x{i}"), "BOGUS")
+                .last()
+                .unwrap()
+                .contains(" BAD ")
+        );
+    }
+    c.send(b"x19 BOGUS\r\n");
+    assert!(c.line().starts_with("x19 BAD"));
+    assert_eq!(c.line(), "* BYE Too many errors");
+    assert_eq!(c.line(), "");
 }
 
 #[test]

@@ -43,7 +43,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// Bad commands after which the session is closed.
+/// `BAD` commands after which the session is closed.
 pub const MAX_ERRORS: u32 = 20;
 /// Queued response octets after which a FETCH flushes before the next message.
 const FLUSH_AT: usize = 256 * 1024;
@@ -400,10 +400,9 @@ impl Session {
     fn tagged(&mut self, tag: &str, done: Done) {
         let line = match done {
             Done::Ok(t) => format!("{tag} OK {t}"),
-            Done::No(t) => {
-                self.errors += 1;
-                format!("{tag} NO {t}")
-            }
+            // A NO is an answer (no such folder, a wrong password the gate counts itself);
+            // only BAD, a protocol error, counts towards the error limit.
+            Done::No(t) => format!("{tag} NO {t}"),
             Done::Bad(t) => {
                 self.errors += 1;
                 format!("{tag} BAD {t}")
