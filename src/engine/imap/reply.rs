@@ -65,3 +65,23 @@ pub const IDLING: &str = "idling";
 pub const EXPUNGED: &str = "[EXPUNGEISSUED] Some messages were expunged meanwhile";
 /// The selected folder's UID list was lost and made again.
 pub const UIDVALIDITY_CHANGED: &str = "Mailbox UIDVALIDITY changed, please reconnect";
+/// LOGIN or AUTHENTICATE succeeded (after the CAPABILITY code).
+pub const LOGGED_IN: &str = "Logged in";
+/// SELECT's PERMANENTFLAGS line.
+pub const PERMANENT_FLAGS: &str = "Flags permitted";
+/// SELECT's UIDVALIDITY line.
+pub const UIDS_VALID: &str = "UIDs valid";
+/// SELECT's UIDNEXT line.
+pub const UIDNEXT: &str = "Predicted next UID";
+/// SELECT's UNSEEN line (IMAP4rev1).
+pub const FIRST_UNSEEN: &str = "First unseen";
+/// EXAMINE's tagged OK.
+pub const EXAMINED: &str = "[READ-ONLY] EXAMINE completed";
+/// SELECT's tagged OK.
+pub const SELECTED: &str = "[READ-WRITE] SELECT completed";
+/// MOVE's untagged OK with COPYUID.
+pub const MOVED: &str = "Moved";
+/// Anything but DONE during IDLE.
+pub const EXPECTED_DONE: &str = "Expected DONE";
+/// A sequence number beyond the folder.
+pub const BAD_SEQUENCE: &str = "Invalid message sequence number";

@@ -58,7 +58,10 @@ impl Session {
             account,
         });
         let caps = self.capabilities();
-        Ok(Done::Ok(format!("[CAPABILITY {caps}] Logged in")))
+        Ok(Done::Ok(format!(
+            "[CAPABILITY {caps}] {}",
+            reply::LOGGED_IN
+        )))
     }
 }
 

@@ -168,31 +168,34 @@ impl Session {
         }
         self.line(&format!("* FLAGS ({flags})"));
         self.line(&format!(
-            "* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted"
+            "* OK [PERMANENTFLAGS ({flags} \\*)] {}",
+            reply::PERMANENT_FLAGS
         ));
         self.line(&format!(
-            "* OK [UIDVALIDITY {}] UIDs valid",
-            sel.uidvalidity
+            "* OK [UIDVALIDITY {}] {}",
+            sel.uidvalidity,
+            reply::UIDS_VALID
         ));
         self.line(&format!(
-            "* OK [UIDNEXT {}] Predicted next UID",
-            sel.uidnext
+            "* OK [UIDNEXT {}] {}",
+            sel.uidnext,
+            reply::UIDNEXT
         ));
         if let Some(i) = sel
             .entries
             .iter()
             .position(|e| !e.flags.contains(&Flag::Seen))
         {
-            self.line(&format!("* OK [UNSEEN {}] First unseen", i + 1));
+            self.line(&format!("* OK [UNSEEN {}] {}", i + 1, reply::FIRST_UNSEEN));
         }
         if self.rev2 {
             self.line(&format!("* LIST () \"/\" {}", quoted(&name)));
         }
         self.selected = Some(sel);
         Done::Ok(if read_only {
-            "[READ-ONLY] EXAMINE completed".into()
+            reply::EXAMINED.into()
         } else {
-            "[READ-WRITE] SELECT completed".into()
+            reply::SELECTED.into()
         })
     }
 
@@ -230,7 +233,7 @@ impl Session {
                 if self.selected.is_some() {
                     self.sync(true).await;
                 }
-                Done::Ok(format!("[APPENDUID {v} {uid}] APPEND completed"))
+                Done::Ok(format!("[APPENDUID {v} {uid}] {}", reply::DONE))
             }
             _ => no(reply::SERVER_BUG),
         }

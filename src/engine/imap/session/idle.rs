@@ -46,7 +46,7 @@ impl Session {
                     return Next::Continue;
                 }
                 Some(Ok(_)) | Some(Err(ReadError::TooLong)) => {
-                    self.tagged(tag, Done::Bad("Expected DONE".into()));
+                    self.tagged(tag, Done::Bad(reply::EXPECTED_DONE.into()));
                     return Next::Continue;
                 }
                 Some(Err(ReadError::Timeout)) => {

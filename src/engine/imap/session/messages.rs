@@ -42,7 +42,7 @@ impl Session {
         uid: bool,
     ) -> Done {
         if !uid && self.out_of_range(set) {
-            return Done::Bad("Invalid message sequence number".into());
+            return Done::Bad(reply::BAD_SEQUENCE.into());
         }
         if uid && !items.contains(&MessageDataItemName::Uid) {
             items.insert(0, MessageDataItemName::Uid);
@@ -189,7 +189,7 @@ impl Session {
             return no(reply::READ_ONLY);
         }
         if !uid && self.out_of_range(set) {
-            return Done::Bad("Invalid message sequence number".into());
+            return Done::Bad(reply::BAD_SEQUENCE.into());
         }
         let targets = self.targets(set, uid);
         let sel = self.selected.as_mut().expect("selected");
@@ -348,7 +348,7 @@ impl Session {
             return no(reply::READ_ONLY);
         }
         if !uid && self.out_of_range(set) {
-            return Done::Bad("Invalid message sequence number".into());
+            return Done::Bad(reply::BAD_SEQUENCE.into());
         }
         let a = self.account();
         if !target.eq_ignore_ascii_case("INBOX")
@@ -434,9 +434,9 @@ impl Session {
                 .join(",")
         );
         if !mv {
-            return Done::Ok(format!("{code} COPY completed"));
+            return Done::Ok(format!("{code} {}", reply::DONE));
         }
-        self.line(&format!("* OK {code} Moved"));
+        self.line(&format!("* OK {code} {}", reply::MOVED));
         let mut idx: Vec<usize> = placed.iter().map(|p| p.0).collect();
         idx.sort_unstable();
         let sel = self.selected.as_mut().expect("selected");
