@@ -7,8 +7,8 @@ pub const GREETING: &str = "Postern IMAP4rev2 server ready";
 pub const DONE: &str = "completed";
 /// Command unknown or arguments invalid.
 pub const BAD_SYNTAX: &str = "Command unknown or arguments invalid";
-/// A command in the wrong state.
-pub const WRONG_STATE: &str = "Command not allowed in this state";
+/// A command in the wrong state, or one Postern does not implement (GETQUOTA, SORT, ...).
+pub const WRONG_STATE: &str = "Command not supported or not allowed in this state";
 /// A line or command over the limit.
 pub const TOO_LONG: &str = "[TOOBIG] Line or command too long";
 /// A synchronising literal over the limit.
