@@ -31,6 +31,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("listener", 4),
     ("smtp", 5),
     ("pop3", 5),
+    ("imap", 5),
     ("control", 5),
     ("handle", 5),
     ("supervisor", 6),

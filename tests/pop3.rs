@@ -46,24 +46,6 @@ fn wait_pop3(port: u16) {
     });
 }
 
-/// Delivers a message to alice over SMTP; `body` lines are dot-stuffed here.
-fn deliver(s: &Server, subject: &str, body: &[&str]) {
-    let mut c = s.connect();
-    c.begin_mail_to_alice();
-    let mut data = format!("From: bob@remote.test\r\nTo: {ALICE}\r\nSubject: {subject}\r\n\r\n");
-    for l in body {
-        if l.starts_with('.') {
-            data.push('.');
-        }
-        data.push_str(l);
-        data.push_str("\r\n");
-    }
-    data.push_str(".\r\n");
-    c.send(data.as_bytes()).unwrap();
-    assert_eq!(c.read_reply().code, 250);
-    c.cmd("QUIT");
-}
-
 /// Runs tests/peers/pop3_peer.py: one JSON value per line.
 fn poplib(port: u16, mode: &str, password: &str, actions: &[&str]) -> Vec<Value> {
     let mut cmd = Command::new("/usr/bin/python3");
@@ -155,8 +137,8 @@ impl Pop3 {
 #[test]
 fn poplib_over_stls_and_implicit_tls() {
     let p = start("");
-    deliver(&p.s, "first", &["hello"]);
-    deliver(&p.s, "dots", &[".dotline", "..two", "end"]);
+    deliver_to_alice(&p.s, "first", &["hello"]);
+    deliver_to_alice(&p.s, "dots", &[".dotline", "..two", "end"]);
     let files: u64 = list_files(&p.s.maildir(DOMAIN, "alice").join("new"))
         .iter()
         .map(|f| fs::metadata(f).unwrap().len())
@@ -232,8 +214,8 @@ fn poplib_over_stls_and_implicit_tls() {
 #[test]
 fn dele_rset_quit_and_a_dropped_connection() {
     let p = start("");
-    deliver(&p.s, "one", &["1"]);
-    deliver(&p.s, "two", &["2"]);
+    deliver_to_alice(&p.s, "one", &["1"]);
+    deliver_to_alice(&p.s, "two", &["2"]);
     // DELE then RSET keeps the mail.
     let r = poplib(
         p.port,
@@ -342,7 +324,7 @@ fn plaintext_logins_follow_the_setting() {
 #[test]
 fn one_session_per_mailbox_and_mail_delivered_meanwhile_waits_for_the_next() {
     let p = start("");
-    deliver(&p.s, "before", &["x"]);
+    deliver_to_alice(&p.s, "before", &["x"]);
     let (mut a, _) = Pop3::connect("127.0.0.1", p.port);
     assert!(a.login().starts_with("+OK"));
     assert_eq!(a.cmd("STAT").split(' ').nth(1), Some("1"));
@@ -352,7 +334,7 @@ fn one_session_per_mailbox_and_mail_delivered_meanwhile_waits_for_the_next() {
         b.cmd(&format!("PASS {PASSWORD}"))
             .starts_with("-ERR [IN-USE]")
     );
-    deliver(&p.s, "during", &["y"]);
+    deliver_to_alice(&p.s, "during", &["y"]);
     assert_eq!(
         a.cmd("STAT").split(' ').nth(1),
         Some("1"),
@@ -372,8 +354,8 @@ fn one_session_per_mailbox_and_mail_delivered_meanwhile_waits_for_the_next() {
 #[test]
 fn uidls_survive_a_restart_and_mail_delivered_while_down() {
     let mut p = start("");
-    deliver(&p.s, "one", &["1"]);
-    deliver(&p.s, "two", &["2"]);
+    deliver_to_alice(&p.s, "one", &["1"]);
+    deliver_to_alice(&p.s, "two", &["2"]);
     let before = strings(ok(&poplib(p.port, "stls", PASSWORD, &["uidl", "quit"])[1]));
     p.s.signal("TERM");
     p.s.wait_exit(Duration::from_secs(60));
@@ -459,7 +441,7 @@ fn lockout_is_shared_with_smtp_auth() {
 #[test]
 fn curl_lists_and_retrieves_over_stls_and_implicit_tls() {
     let p = start("");
-    deliver(&p.s, "for curl", &["body line"]);
+    deliver_to_alice(&p.s, "for curl", &["body line"]);
     let curl = |url: String, extra: &[&str]| {
         let mut cmd = Command::new("curl");
         cmd.args([
@@ -491,7 +473,7 @@ fn curl_lists_and_retrieves_over_stls_and_implicit_tls() {
 #[test]
 fn fetchmail_retrieves_over_stls() {
     let p = start("plaintext_login: Never");
-    deliver(&p.s, "for fetchmail", &["fetched"]);
+    deliver_to_alice(&p.s, "for fetchmail", &["fetched"]);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("mbox");
     let rc = dir.path().join("fetchmailrc");

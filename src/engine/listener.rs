@@ -1,8 +1,10 @@
-//! Listening sockets for every protocol (SMTP, POP3, IMAP next): binding Listen Only on IP
+//! Listening sockets for every protocol (SMTP, POP3, IMAP): binding Listen Only on IP
 //! and a port, and the accept loop, which enforces the protocol's Max Connections per port
 //! and asks the access gate about the client's IP ([`Gate::accept`]: per-IP limits and
 //! blocks, shared by every protocol) before a session starts. What a session says is the
-//! protocol's business: the loop hands each accepted connection to a [`Service`].
+//! protocol's business: the loop hands each accepted connection to a [`Service`]. What every
+//! session does alike with its connection is here too: [`upgrade`] to TLS and, before a
+//! STARTTLS handshake, [`drop_pipelined`].
 
 use crate::engine::access::Gate;
 use crate::engine::config::Config;
@@ -10,6 +12,8 @@ use crate::engine::current::Current;
 use crate::engine::events::{EventBus, EventKind, Level};
 use crate::engine::reply::Reply;
 use crate::engine::role::Role;
+use crate::engine::tls::{self, Detached, HandshakeError};
+use crate::engine::wire::Wire;
 use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
@@ -18,6 +22,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -28,6 +33,8 @@ pub enum Protocol {
     Smtp,
     /// POP3 (RFC 1939).
     Pop3,
+    /// IMAP4rev2 (RFC 9051).
+    Imap,
 }
 
 /// One listener the configuration asks for.
@@ -51,6 +58,7 @@ impl ListenerSpec {
         let base = match self.protocol {
             Protocol::Smtp => self.role.name(),
             Protocol::Pop3 => "POP3",
+            Protocol::Imap => "IMAP",
         };
         if self.implicit_tls {
             format!("{base} (implicit TLS)")
@@ -63,7 +71,7 @@ impl ListenerSpec {
     pub fn title(&self) -> String {
         match self.protocol {
             Protocol::Smtp => format!("{} SMTP", self.name()),
-            Protocol::Pop3 => self.name(),
+            Protocol::Pop3 | Protocol::Imap => self.name(),
         }
     }
 
@@ -118,6 +126,37 @@ pub fn new_session_id() -> String {
 /// A stream a session can run over: TCP, TLS over TCP, or an in-memory duplex (tests).
 pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// A session's stream, boxed so it is one type before and after STARTTLS.
+pub type Io = Box<dyn Stream>;
+
+/// Turns a session's connection into TLS in place (STARTTLS, STLS, or the first thing on an
+/// implicit-TLS port), for every protocol: the handshake on the bare stream, then a new
+/// `Wire` over the encrypted one. Returns the protocol version, for the log.
+pub async fn upgrade(
+    wire: &mut Wire<Io>,
+    acceptor: &TlsAcceptor,
+    write_timeout: std::time::Duration,
+) -> Result<String, HandshakeError> {
+    let plain = std::mem::replace(wire, Wire::new(Box::new(Detached))).into_inner();
+    let (stream, version) = tls::handshake(acceptor, plain).await?;
+    *wire = Wire::new(Box::new(stream));
+    wire.set_write_timeout(write_timeout);
+    Ok(version)
+}
+
+/// After the reply to STARTTLS or STLS is flushed: plaintext the client pipelined behind the
+/// command is dropped, never read as if TLS protected it (CVE-2011-0411), and logged.
+pub fn drop_pipelined(wire: &mut Wire<Io>, events: &EventBus, session: &str) {
+    let octets = wire.discard_input();
+    if octets > 0 {
+        events.session(
+            Level::Warn,
+            session,
+            EventKind::PlaintextDiscarded { octets },
+        );
+    }
+}
 
 /// A session's future, as a service hands it to the listener.
 pub type SessionFuture = Pin<Box<dyn Future<Output = ()> + Send>>;

@@ -12,6 +12,7 @@ pub mod dkim;
 pub mod dns;
 pub mod events;
 pub mod handle;
+pub mod imap;
 pub mod listener;
 pub mod local_ips;
 pub mod lock;
@@ -131,6 +132,13 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
         mailroot: mailroot.clone(),
         busy: Default::default(),
     });
+    let imap = Arc::new(imap::Deps {
+        current: current_rx.clone(),
+        gate: gate.clone(),
+        events: events.clone(),
+        shutdown: shutdown.clone(),
+        mailroot: mailroot.clone(),
+    });
     let common = listener::Common {
         current: current_rx.clone(),
         gate: gate.clone(),
@@ -169,6 +177,7 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
             common,
             smtp: Arc::new(smtp::listener::Smtp(smtp)),
             pop3: Arc::new(pop3::Pop3(pop3)),
+            imap: Arc::new(imap::Imap(imap)),
         },
         current_tx,
         TaskTracker::new(),

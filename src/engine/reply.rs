@@ -18,6 +18,18 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The text without its enhanced status code (`4.7.0 `), for a POP3 `-ERR` or an IMAP
+    /// `NO`/`BYE` worded from the gate's SMTP reply.
+    pub fn plain_text(&self) -> String {
+        let t = self.text.as_ref();
+        match t.split_once(' ') {
+            Some((code, rest)) if code.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
+                rest.to_string()
+            }
+            _ => t.to_string(),
+        }
+    }
+
     /// A reply with fixed text (for the constants below).
     pub const fn fixed(code: u16, text: &'static str) -> Reply {
         Reply {

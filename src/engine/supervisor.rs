@@ -138,6 +138,8 @@ pub struct Services {
     pub smtp: Arc<dyn Service>,
     /// POP3 sessions.
     pub pop3: Arc<dyn Service>,
+    /// IMAP sessions.
+    pub imap: Arc<dyn Service>,
 }
 
 impl Services {
@@ -145,6 +147,7 @@ impl Services {
         match p {
             Protocol::Smtp => self.smtp.clone(),
             Protocol::Pop3 => self.pop3.clone(),
+            Protocol::Imap => self.imap.clone(),
         }
     }
 }
@@ -153,6 +156,7 @@ impl Services {
 fn wanted(cfg: &Config) -> Vec<ListenerSpec> {
     let mut out = super::smtp::listener::wanted(cfg);
     out.extend(super::pop3::wanted(cfg));
+    out.extend(super::imap::wanted(cfg));
     out
 }
 

@@ -912,3 +912,21 @@ impl SourceClient {
         self.reply().0 == 0
     }
 }
+
+/// Delivers a message to alice over SMTP; `body` lines are dot-stuffed here.
+pub fn deliver_to_alice(s: &Server, subject: &str, body: &[&str]) {
+    let mut c = s.connect();
+    c.begin_mail_to_alice();
+    let mut data = format!("From: bob@remote.test\r\nTo: {ALICE}\r\nSubject: {subject}\r\n\r\n");
+    for l in body {
+        if l.starts_with('.') {
+            data.push('.');
+        }
+        data.push_str(l);
+        data.push_str("\r\n");
+    }
+    data.push_str(".\r\n");
+    c.send(data.as_bytes()).unwrap();
+    assert_eq!(c.read_reply().code, 250);
+    c.cmd("QUIT");
+}

@@ -323,7 +323,7 @@ impl Gate {
         out
     }
 
-    /// A login to read mail (POP3 now, IMAP next): the same accounts, password checks,
+    /// A login to read mail (POP3, IMAP): the same accounts, password checks,
     /// failed-login lockout and per-IP blocks as SMTP AUTH, so a password guesser gains
     /// nothing by switching protocols. Only accounts can log in (never the relay-only user).
     /// The caller logs a success in its own view.

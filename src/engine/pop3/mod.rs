@@ -60,13 +60,7 @@ impl Service for Pop3 {
 
 /// An SMTP reply's text without its enhanced status code (`4.7.0 `), for a POP3 `-ERR`.
 pub fn plain_text(r: &Reply) -> String {
-    let t = r.text.as_ref();
-    match t.split_once(' ') {
-        Some((code, rest)) if code.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
-            rest.to_string()
-        }
-        _ => t.to_string(),
-    }
+    r.plain_text()
 }
 
 /// The POP3 listeners `cfg` asks for: the plain port (with STLS when Use Explicit SSL is on)

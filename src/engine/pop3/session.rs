@@ -14,18 +14,15 @@ use crate::engine::access::MailboxLogin;
 use crate::engine::current::Current;
 use crate::engine::delivery::data::Encoder;
 use crate::engine::events::{EventKind, Level};
-use crate::engine::listener::{Seat, Stream, new_session_id};
+use crate::engine::listener::{self, Io, Seat, Stream, new_session_id};
 use crate::engine::store::mailbox::{self, Folder, Message};
-use crate::engine::tls::{self, Detached, HandshakeError};
+use crate::engine::tls::HandshakeError;
 use crate::engine::wire::{ReadError, Wire};
 use base64::Engine as _;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The session's stream, boxed so it is one type before and after STLS.
-type Io = Box<dyn Stream>;
 
 /// Longest command line (RFC 2449 says 255 octets; AUTH with SASL-IR may need more).
 pub const MAX_LINE: usize = 1024;
@@ -189,12 +186,10 @@ impl Session {
         let Some(acceptor) = self.cur.tls.clone() else {
             return Err(HandshakeError::Unavailable);
         };
-        let plain = std::mem::replace(&mut self.wire, Wire::new(Box::new(Detached))).into_inner();
-        let (stream, version) = tls::handshake(&acceptor, plain).await?;
+        let timeout = self.timeout();
+        let version = listener::upgrade(&mut self.wire, &acceptor, timeout).await?;
         self.log(Level::Info, format!("TLS established ({version})"));
         self.tls = Some(version);
-        self.wire = Wire::new(Box::new(stream));
-        self.wire.set_write_timeout(self.timeout());
         Ok(())
     }
 
@@ -262,15 +257,7 @@ impl Session {
                     if let Err(e) = self.wire.flush().await {
                         return Next::Close(format!("write error: {e}"));
                     }
-                    // Plaintext pipelined behind STLS is never executed.
-                    let octets = self.wire.discard_input();
-                    if octets > 0 {
-                        self.deps.events.session(
-                            Level::Warn,
-                            &self.id,
-                            EventKind::PlaintextDiscarded { octets },
-                        );
-                    }
+                    listener::drop_pipelined(&mut self.wire, &self.deps.events, &self.id);
                     return Next::StartTls;
                 }
                 close => return close,
@@ -644,6 +631,8 @@ impl Session {
             }
             let left = entries.iter().filter(|e| !e.deleted).count();
             let synced = folder.sync().is_ok();
+            // IMAP sessions on the account see the deletions and flags.
+            mailbox::watch::poke(folder.dir());
             (deleted, failed, left, synced)
         })
         .await;

@@ -27,7 +27,8 @@ pub fn mailbox_dir(root: &Path, domain: &str, user: &str) -> PathBuf {
     root.join(domain).join(user)
 }
 
-fn unique_name(host: &str) -> String {
+/// A new Maildir file name: `SECONDS.MmicrosPpidQseq.HOST`, unique in this process.
+pub fn unique_name(host: &str) -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -80,6 +81,10 @@ pub fn deliver(
             if let Some(dir) = new.parent() {
                 File::open(dir)?.sync_all()?;
             }
+        }
+        // IMAP sessions on these accounts (IDLE or selected) look again.
+        for r in rcpts {
+            super::mailbox::watch::poke(&mailbox_dir(root, &r.domain, &r.user));
         }
         Ok(delivered)
     })();

@@ -218,10 +218,7 @@ impl Folder {
     /// `set_flags(m, "")` is "seen by a reader" (`new/` to `cur/`), `"S"` marks it read.
     /// `Ok(false)` when the message is gone.
     pub fn set_flags(&self, m: &mut Message, flags: &str) -> io::Result<bool> {
-        let mut f: Vec<char> = flags.chars().filter(char::is_ascii_alphabetic).collect();
-        f.sort_unstable();
-        f.dedup();
-        let name = format!("{}{INFO}{}", m.base, f.into_iter().collect::<String>());
+        let name = format!("{}{INFO}{}", m.base, sorted(flags));
         for _ in 0..3 {
             if !m.in_new && m.name == name {
                 return Ok(true);
@@ -260,6 +257,102 @@ impl Folder {
         Ok(())
     }
 
+    /// Stores a new message (APPEND): written to `tmp/`, fsynced, given `mtime` as its
+    /// internal date, then renamed into `cur/` with `flags` and the directory fsynced, so a
+    /// `kill -9` leaves either no message or the whole one. Returns its base name (the scan
+    /// that follows gives it its UID). Blocking.
+    pub fn append(
+        &self,
+        host: &str,
+        bytes: &[u8],
+        flags: &str,
+        mtime: Option<std::time::SystemTime>,
+    ) -> io::Result<String> {
+        self.create()?;
+        let base = super::super::maildir::unique_name(host);
+        let tmp = self.dir.join("tmp").join(&base);
+        let mut f = File::create_new(&tmp)?;
+        let written = (|| {
+            io::Write::write_all(&mut f, bytes)?;
+            if let Some(t) = mtime {
+                f.set_modified(t)?;
+            }
+            f.sync_all()
+        })();
+        drop(f);
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let to = self
+            .dir
+            .join("cur")
+            .join(format!("{base}{INFO}{}", sorted(flags)));
+        if let Err(e) = fs::rename(&tmp, &to) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        File::open(self.dir.join("cur"))?.sync_all()?;
+        super::watch::poke(&self.dir);
+        Ok(base)
+    }
+
+    /// Puts a copy of message `m` into `to` with `flags` (COPY): a hard link under a new name
+    /// in `to`'s `cur/` (one atomic step; a plain copy through `tmp/` where links fail), or,
+    /// for MOVE (`keep` false), a rename of the file itself. Returns the new base name, or
+    /// `None` when the message is gone. Call [`Folder::sync`] on `to` after a batch.
+    pub fn transfer(
+        &self,
+        m: &mut Message,
+        to: &Folder,
+        host: &str,
+        flags: &str,
+        keep: bool,
+    ) -> io::Result<Option<String>> {
+        let base = super::super::maildir::unique_name(host);
+        let dest = to
+            .dir
+            .join("cur")
+            .join(format!("{base}{INFO}{}", sorted(flags)));
+        for _ in 0..3 {
+            let r = if keep {
+                fs::hard_link(self.path(m), &dest)
+            } else {
+                fs::rename(self.path(m), &dest)
+            };
+            match r {
+                Ok(()) => return Ok(Some(base)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if !self.relocate(m)? {
+                        return Ok(None);
+                    }
+                }
+                Err(_) if keep => {
+                    // No hard links here (another file system, FAT): copy through tmp/.
+                    let tmp = to.dir.join("tmp").join(&base);
+                    let mut src = self.open(m)?;
+                    let mut out = File::create_new(&tmp)?;
+                    io::copy(&mut src, &mut out)?;
+                    out.sync_all()?;
+                    fs::rename(&tmp, &dest)?;
+                    return Ok(Some(base));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The modification time of a message's file (its internal date).
+    pub fn mtime(&self, m: &mut Message) -> io::Result<std::time::SystemTime> {
+        match fs::metadata(self.path(m)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.relocate(m)? => {
+                fs::metadata(self.path(m))?.modified()
+            }
+            r => r?.modified(),
+        }
+    }
+
     /// Makes renames and deletions in `new/` and `cur/` durable.
     pub fn sync(&self) -> io::Result<()> {
         for sub in ["new", "cur"] {
@@ -267,6 +360,14 @@ impl Folder {
         }
         Ok(())
     }
+}
+
+/// Maildir flags sorted and without duplicates (`"SaF"` -> `"FSa"`).
+pub fn sorted(flags: &str) -> String {
+    let mut f: Vec<char> = flags.chars().filter(char::is_ascii_alphabetic).collect();
+    f.sort_unstable();
+    f.dedup();
+    f.into_iter().collect()
 }
 
 #[cfg(test)]
