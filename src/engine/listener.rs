@@ -28,6 +28,8 @@ pub enum Protocol {
     Smtp,
     /// POP3 (RFC 1939).
     Pop3,
+    /// IMAP4 (RFC 9051).
+    Imap,
 }
 
 /// One listener the configuration asks for.
@@ -51,6 +53,7 @@ impl ListenerSpec {
         let base = match self.protocol {
             Protocol::Smtp => self.role.name(),
             Protocol::Pop3 => "POP3",
+            Protocol::Imap => "IMAP",
         };
         if self.implicit_tls {
             format!("{base} (implicit TLS)")
@@ -63,7 +66,7 @@ impl ListenerSpec {
     pub fn title(&self) -> String {
         match self.protocol {
             Protocol::Smtp => format!("{} SMTP", self.name()),
-            Protocol::Pop3 => self.name(),
+            Protocol::Pop3 | Protocol::Imap => self.name(),
         }
     }
 
@@ -336,4 +339,33 @@ async fn refuse(mut stream: TcpStream, implicit_tls: bool, line: String) {
         .await;
     }
     let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(protocol: Protocol, role: Role, implicit_tls: bool) -> ListenerSpec {
+        ListenerSpec {
+            protocol,
+            listen_ip: String::new(),
+            port: 1,
+            role,
+            implicit_tls,
+        }
+    }
+
+    #[test]
+    fn the_status_strip_and_log_names_of_each_protocol() {
+        let imap = spec(Protocol::Imap, Role::Incoming, false);
+        assert_eq!((imap.name(), imap.title()), ("IMAP".into(), "IMAP".into()));
+        let imaps = spec(Protocol::Imap, Role::Incoming, true);
+        assert_eq!(imaps.name(), "IMAP (implicit TLS)");
+        assert_eq!(
+            spec(Protocol::Pop3, Role::Incoming, true).name(),
+            "POP3 (implicit TLS)"
+        );
+        let smtp = spec(Protocol::Smtp, Role::Outgoing, false);
+        assert_eq!(smtp.title(), format!("{} SMTP", Role::Outgoing.name()));
+    }
 }

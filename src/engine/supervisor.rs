@@ -145,6 +145,8 @@ impl Services {
         match p {
             Protocol::Smtp => self.smtp.clone(),
             Protocol::Pop3 => self.pop3.clone(),
+            // `wanted` asks for no IMAP listener until the IMAP service is wired in here.
+            Protocol::Imap => unreachable!("no IMAP service yet"),
         }
     }
 }

@@ -27,6 +27,8 @@ pub enum Channel {
     System,
     /// POP3 sessions.
     Pop3,
+    /// IMAP sessions.
+    Imap,
 }
 
 /// Severity.
@@ -305,6 +307,12 @@ pub enum EventKind {
         /// The text.
         text: String,
     },
+    /// A line of an IMAP session: connect, commands and replies (passwords redacted), TLS,
+    /// login, close (the IMAP view; refusals and failed logins are Security events).
+    Imap {
+        /// The text.
+        text: String,
+    },
     /// Anything else worth a line (System view).
     Note {
         /// The text.
@@ -346,6 +354,7 @@ impl EventKind {
             | ConfigWarning { .. } => Channel::Security,
             QueueFinished { .. } | RecipientOutcome { .. } | Delivery { .. } => Channel::SmtpOut,
             Pop3 { .. } => Channel::Pop3,
+            Imap { .. } => Channel::Imap,
             Started { .. }
             | Stopping
             | ListenerUp { .. }
@@ -440,7 +449,7 @@ impl fmt::Display for Raw<'_> {
                 write!(f, "started (config {config}, data directory {data_dir})")
             }
             Stopping => write!(f, "stopping: no new connections, closing idle sessions"),
-            Pop3 { text } => write!(f, "{text}"),
+            Pop3 { text } | Imap { text } => write!(f, "{text}"),
             ListenerUp { name, addr } => write!(f, "{name} listening on {addr}"),
             ListenerDown { name, addr } => write!(f, "{name} on {addr} closed"),
             ListenerFailed { name, addr, error } => {
