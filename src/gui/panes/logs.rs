@@ -1,8 +1,8 @@
 //! The Live Logs pane: the engine's events as lines, in views by channel (SMTP In, SMTP Out,
-//! POP3, IMAP, Security, System, or all), filtered by text, minimum level and session. It follows the tail
-//! or pauses (new lines wait until it resumes), keeps at most [`MAX_LINES`] lines, renders only
-//! the visible rows (`show_rows`), and copies the selected lines (click, Ctrl-click,
-//! Shift-click; Ctrl+C or "Copy Selected").
+//! POP3, IMAP, Security, System, or all), filtered by text, minimum level and session. It
+//! follows the tail or pauses (new lines wait until it resumes), keeps at most [`MAX_LINES`]
+//! lines, renders only the visible rows (`show_rows`), and copies the selected lines (click,
+//! Ctrl-click, Shift-click; Ctrl+C or "Copy Selected").
 
 use crate::engine::events::{Channel, Event, Level};
 use eframe::egui;
