@@ -28,7 +28,7 @@ pub enum Protocol {
     Smtp,
     /// POP3 (RFC 1939).
     Pop3,
-    /// IMAP4 (RFC 9051).
+    /// IMAP4rev2 (RFC 9051).
     Imap,
 }
 

@@ -307,8 +307,9 @@ pub enum EventKind {
         /// The text.
         text: String,
     },
-    /// A line of an IMAP session: connect, commands and replies (passwords redacted), TLS,
-    /// login, close (the IMAP view; refusals and failed logins are Security events).
+    /// A line of an IMAP session: connect, commands (LOGIN and AUTHENTICATE data redacted)
+    /// and status replies, TLS, login, close (the IMAP view; refusals and failed logins are
+    /// Security events).
     Imap {
         /// The text.
         text: String,
