@@ -12,7 +12,7 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::{Harness, HarnessBuilder};
 use postern::engine::EngineOptions;
 use postern::engine::config::{self, Config};
-use postern::engine::events::EventBus;
+use postern::engine::events::{EventBus, EventKind, Level};
 use postern::engine::store::password;
 use postern::gui::{Dialog, PosternApp, ServiceState, Services};
 use std::io::{BufRead, BufReader, Write};
@@ -634,6 +634,41 @@ fn log_views_and_level_filter() {
             .next()
             .is_none()
     );
+}
+
+/// The Live Logs' IMAP and POP3 views each show their own protocol's session lines (the
+/// engine's events of those kinds, as the sessions emit them).
+#[test]
+fn the_imap_and_pop3_log_views_show_their_sessions() {
+    let env = Env::new(free_port(), |_| {});
+    let mut h = env.app();
+    let events = h.state().services().events().clone();
+    events.emit(
+        Level::Info,
+        Some("I1"),
+        EventKind::Imap {
+            text: "a1 SELECT INBOX".into(),
+        },
+    );
+    events.emit(
+        Level::Info,
+        Some("P1"),
+        EventKind::Pop3 {
+            text: "RETR 1".into(),
+        },
+    );
+    let shown = |h: &Harness<'_, PosternApp>, text: &str| {
+        h.query_all_by_label_contains(text).next().is_some()
+    };
+    wait_for(&mut h, "both lines in All", |h| {
+        shown(h, "a1 SELECT INBOX") && shown(h, "RETR 1")
+    });
+    click(&mut h, "IMAP");
+    assert!(shown(&h, "a1 SELECT INBOX") && !shown(&h, "RETR 1"));
+    click(&mut h, "POP3");
+    assert!(!shown(&h, "a1 SELECT INBOX") && shown(&h, "RETR 1"));
+    click(&mut h, "System");
+    assert!(!shown(&h, "a1 SELECT INBOX") && !shown(&h, "RETR 1"));
 }
 
 /// Clicks the button `label` inside the window titled `window` (when several dialogs are open).
