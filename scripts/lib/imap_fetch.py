@@ -50,7 +50,7 @@ for item in data:
         assert uid, item[0]
         uids.append(int(uid.group(1)))
         subjects += b"Subject:" in item[1]
-assert len(uids) == count, f"header FETCH gave {len(uids)} messages of {count}"
+assert len(uids) == count, f"header FETCH gave {len(uids)} messages of {count}: {data[:3]}"
 assert subjects == count, f"{count - subjects} header fields without a Subject"
 
 wanted = sorted(uids)[:whole]
