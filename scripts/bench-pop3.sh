@@ -13,7 +13,7 @@
 # Environment: BENCH_N=1000 (or the first argument), SIZE=10240, ROUNDS=4,
 #   SKIP_BUILD=1 (use target/release/postern as built), KEEP=1 (keep the temp dir).
 # Needs root (to start a private Dovecot whose mail process runs as nobody) and
-# dovecot-pop3d (apt-get install dovecot-pop3d; its system service is not used).
+# dovecot-pop3d (installed with apt-get when missing; its system service is not used).
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -24,7 +24,7 @@ SIZE="${SIZE:-10240}"
 ROUNDS="${ROUNDS:-4}"
 need_tools cargo "$PY"
 [[ "$(id -u)" == 0 ]] || die "run as root (a private Dovecot with its mail process as nobody)"
-command -v dovecot >/dev/null || die "dovecot missing (apt-get install dovecot-pop3d)"
+need_packages dovecot-pop3d
 
 postern_binary
 
@@ -33,72 +33,14 @@ W="$WORKDIR"
 say "work dir $W (N=$N, size=$SIZE, rounds=$ROUNDS)"
 "$PY" "$LIB_DIR/make_maildir.py" "$W/maildir" "$N" "$SIZE"
 
-# Postern: the account alice@example.test, the copy as her INBOX.
+# Each server gets its own copy of the Maildir; Dovecot gets Postern's own argon2id hash of
+# the password, so both pay the same for a login.
 P_PORT="$(free_port)"
-P_SMTP="$(free_port)"
-cat >"$W/postern.ron" <<RON
-(
-    server: (hostname: "postern.bench.test"),
-    smtp: (incoming: (port: $P_SMTP, listen_ip: "127.0.0.1")),
-    pop3: (enabled: true, port: $P_PORT, implicit_ssl: false, listen_ip: "127.0.0.1"),
-    logs: (level: Info),
-    domains: ["example.test"],
-    accounts: [],
-)
-RON
-pt() { "$POSTERN_BIN" --config "$W/postern.ron" --data-dir "$W/data" "$@"; }
-echo secret | pt account add alice@example.test --password-stdin >/dev/null
-mkdir -p "$W/data/mailboxes/example.test"
-cp -a "$W/maildir" "$W/data/mailboxes/example.test/alice"
-"$POSTERN_BIN" --config "$W/postern.ron" --data-dir "$W/data" serve 2>"$W/postern.log" &
-P_PID=$!
-track_pid "$P_PID"
-wait_port "$P_SMTP" 30 "$P_PID" >/dev/null || die "postern did not start (see $W/postern.log)"
-
-# Dovecot: a private instance (own base_dir, no system config), the copy, and Postern's own
-# argon2id hash of the password, so both pay the same for a login.
+mkdir -p "$W/postern"
+postern_mailbox_serve "$W/postern" "$W/maildir" pop3 "$P_PORT"
 D_PORT="$(free_port)"
-mkdir -p "$W/dovecot/run" "$W/dovecot/state" "$W/dovecot/home"
-HASH="$(grep -o '\$argon2id[^"]*' "$W/postern.ron" | head -1)"
-[[ -n "$HASH" ]] || die "no argon2id hash in $W/postern.ron"
-printf 'alice@example.test:{ARGON2ID}%s\n' "$HASH" >"$W/dovecot/passwd"
-cp -a "$W/maildir" "$W/dovecot/mail"
-# Dovecot never gives mail to uid 0: its copy belongs to nobody.
-chown -R nobody:nogroup "$W/dovecot/mail" "$W/dovecot/home"
-cat >"$W/dovecot/dovecot.conf" <<CONF
-base_dir = $W/dovecot/run
-state_dir = $W/dovecot/state
-log_path = $W/dovecot/dovecot.log
-protocols = pop3
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-mail_location = maildir:$W/dovecot/mail
-passdb {
-  driver = passwd-file
-  args = $W/dovecot/passwd
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=$W/dovecot/home
-}
-service pop3-login {
-  inet_listener pop3 {
-    port = $D_PORT
-  }
-  inet_listener pop3s {
-    port = 0
-  }
-}
-CONF
-dovecot -F -c "$W/dovecot/dovecot.conf" 2>"$W/dovecot/stderr" &
-D_PID=$!
-track_pid "$D_PID"
-for _ in $(seq 100); do
-    "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $D_PORT), 1)" 2>/dev/null && break
-    sleep 0.1
-done
+mkdir -p "$W/dovecot"
+dovecot_serve "$W/dovecot" "$W/maildir" pop3 "$D_PORT" "$ALICE_HASH"
 
 run() { "$PY" "$LIB_DIR/pop3_retr.py" "$1" alice@example.test secret; }
 P_RUNS=(); D_RUNS=()

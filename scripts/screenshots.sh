@@ -9,7 +9,7 @@
 # Needs xvfb-run, xwininfo and ImageMagick's `import` (Debian: xvfb xauth x11-utils
 # imagemagick), installed with apt-get when missing and allowed. The dialogs are opened at
 # start through the hidden variable POSTERN_GUI_OPEN_DIALOG (smtp, access, outgoing, abuse,
-# domains, dns, pop3, testmail, about, or queue for the Queued Mails pane).
+# domains, dns, pop3, imap, testmail, about, or queue for the Queued Mails pane).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -115,5 +115,6 @@ shot abuse-spam abuse 0
 shot domains-accounts domains 0
 shot send-test-mail testmail 0
 shot pop3-settings pop3 0
+shot imap-settings imap 0
 shot about about 0
 INNER

@@ -12,7 +12,7 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::{Harness, HarnessBuilder};
 use postern::engine::EngineOptions;
 use postern::engine::config::{self, Config};
-use postern::engine::events::EventBus;
+use postern::engine::events::{EventBus, EventKind, Level};
 use postern::engine::store::password;
 use postern::gui::{Dialog, PosternApp, ServiceState, Services};
 use std::io::{BufRead, BufReader, Write};
@@ -51,8 +51,9 @@ impl Env {
         c.smtp.incoming.listen_ip = "127.0.0.1".into();
         c.smtp.outgoing.listen_ip = "127.0.0.1".into();
         c.smtp.timeouts.command = config::HumanDuration::from_secs(20);
-        // POP3 only where a test asks for it (its default ports are the machine's).
+        // POP3 and IMAP only where a test asks for it (their default ports are the machine's).
         c.pop3.enabled = false;
+        c.imap.enabled = false;
         tweak(&mut c);
         config::save(&cfg, &c).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -260,6 +261,81 @@ fn the_pop3_dialog_moves_the_running_pop3_listener() {
     });
     click(&mut h, "OK");
     assert!(!h.state().is_open(Dialog::Pop3));
+}
+
+/// The IMAP4 dialog (the POP3 dialog's form over `imap.*`): bad values are shown beside their
+/// fields and not saved; good ones are saved and the running engine reloads them. Opened
+/// beside the POP3 dialog, each shows its own section.
+#[test]
+fn the_imap4_dialog_saves_imap_settings_and_the_engine_reloads() {
+    let smtp = free_port();
+    let (pop3, imap) = (free_port(), free_port());
+    let env = Env::new(smtp, |c| {
+        c.pop3.port = pop3;
+        c.imap.port = imap;
+        c.imap.implicit_ssl = false;
+        c.imap.listen_ip = "127.0.0.1".into();
+    });
+    let mut h = env.app();
+    let before = std::fs::read_to_string(&env.cfg).unwrap();
+    click(&mut h, "IMAP4 Settings");
+    assert!(h.state().is_open(Dialog::Imap));
+    assert_eq!(
+        h.get_by_label("Port").value().as_deref(),
+        Some(imap.to_string().as_str())
+    );
+    assert_eq!(
+        h.get_by_label("Idle Time-out").value().as_deref(),
+        Some("30m")
+    );
+    h.get_by_label("no higher than 200 advised");
+
+    // Enabled, on the SMTP port, with an idle time-out shorter than RFC 9051 allows.
+    click(&mut h, "Enable Service");
+    set_field(&mut h, "Port", &smtp.to_string());
+    set_field(&mut h, "Idle Time-out", "10m");
+    set_field(&mut h, "Max Connections", "many");
+    click(&mut h, "Apply");
+    h.get_by_label(&format!("port {smtp} is already used by an SMTP listener"));
+    h.get_by_label("must be at least 30 minutes (the protocol's RFC asks for it)");
+    h.get_by_label("`many` is not a whole number");
+    h.get_by_label("Not saved: 3 setting(s) need fixing.");
+    assert_eq!(std::fs::read_to_string(&env.cfg).unwrap(), before);
+
+    let new = free_port();
+    set_field(&mut h, "Port", &new.to_string());
+    set_field(&mut h, "Idle Time-out", "45m");
+    set_field(&mut h, "Max Connections", "150");
+    click(&mut h, "Apply");
+    let cfg = env.load();
+    assert_eq!(cfg.imap.port, new);
+    assert_eq!(cfg.imap.max_connections, 150);
+    assert_eq!(
+        cfg.imap.idle_timeout,
+        config::HumanDuration::from_secs(45 * 60)
+    );
+    assert!(cfg.imap.enabled);
+    assert_eq!(cfg.pop3.port, pop3, "the POP3 section is left alone");
+    click(&mut h, "System");
+    wait_for(&mut h, "the running server to reload the file", |h| {
+        h.query_all_by_label_contains("configuration reloaded")
+            .next()
+            .is_some()
+    });
+
+    // Both dialogs at once: each window shows its own section's port.
+    click(&mut h, "POP3 Settings");
+    assert!(h.state().is_open(Dialog::Pop3) && h.state().is_open(Dialog::Imap));
+    for (window, port) in [("IMAP4 Settings", new), ("POP3 Settings", pop3)] {
+        let w = h.get_by_role_and_label(egui::accesskit::Role::Window, window);
+        assert_eq!(
+            w.get_by_label("Port").value().as_deref(),
+            Some(port.to_string().as_str()),
+            "{window}"
+        );
+    }
+    click_in(&mut h, "IMAP4 Settings", "Cancel");
+    assert!(!h.state().is_open(Dialog::Imap) && h.state().is_open(Dialog::Pop3));
 }
 
 #[test]
@@ -558,6 +634,41 @@ fn log_views_and_level_filter() {
             .next()
             .is_none()
     );
+}
+
+/// The Live Logs' IMAP and POP3 views each show their own protocol's session lines (the
+/// engine's events of those kinds, as the sessions emit them).
+#[test]
+fn the_imap_and_pop3_log_views_show_their_sessions() {
+    let env = Env::new(free_port(), |_| {});
+    let mut h = env.app();
+    let events = h.state().services().events().clone();
+    events.emit(
+        Level::Info,
+        Some("I1"),
+        EventKind::Imap {
+            text: "a1 SELECT INBOX".into(),
+        },
+    );
+    events.emit(
+        Level::Info,
+        Some("P1"),
+        EventKind::Pop3 {
+            text: "RETR 1".into(),
+        },
+    );
+    let shown = |h: &Harness<'_, PosternApp>, text: &str| {
+        h.query_all_by_label_contains(text).next().is_some()
+    };
+    wait_for(&mut h, "both lines in All", |h| {
+        shown(h, "a1 SELECT INBOX") && shown(h, "RETR 1")
+    });
+    click(&mut h, "IMAP");
+    assert!(shown(&h, "a1 SELECT INBOX") && !shown(&h, "RETR 1"));
+    click(&mut h, "POP3");
+    assert!(!shown(&h, "a1 SELECT INBOX") && shown(&h, "RETR 1"));
+    click(&mut h, "System");
+    assert!(!shown(&h, "a1 SELECT INBOX") && !shown(&h, "RETR 1"));
 }
 
 /// Clicks the button `label` inside the window titled `window` (when several dialogs are open).

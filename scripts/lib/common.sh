@@ -1,4 +1,4 @@
-# Shared helpers for scripts/bench.sh and scripts/crash-test.sh (sourced, not run).
+# Shared helpers for the bench-*.sh, crash-test.sh and other scripts (sourced, not run).
 # Everything started through `track_pid` is killed by `cleanup_all` (installed as the EXIT trap
 # by the scripts); a private Postfix instance set up by `postfix_setup` is stopped there too.
 
@@ -102,6 +102,112 @@ postern_binary() {
     else
         build_postern
     fi
+}
+
+# need_packages PACKAGE...: installs the Debian packages that are not installed yet (as root,
+# with apt-get), or stops, naming them.
+need_packages() {
+    local p missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    [[ "$(id -u)" == 0 ]] || die "missing packages: ${missing[*]} (apt-get install ${missing[*]})"
+    say "installing: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
+        || die "apt-get install ${missing[*]} failed"
+}
+
+# postern_mailbox_serve DIR MAILDIR SECTION PORT: `postern serve` with data in DIR/data and
+# the configuration DIR/postern.ron: the account alice@example.test (password "secret") whose
+# INBOX is a copy of MAILDIR, and one mailbox service, SECTION (pop3 or imap), on
+# 127.0.0.1:PORT without implicit TLS (plaintext logins from loopback are the default: TLS would
+# measure the cipher); the other mailbox service is off. Waits for the SMTP greeting; sets
+# POSTERN_PID, and ALICE_HASH to her argon2id hash (so a Dovecot beside pays the same per login).
+postern_mailbox_serve() {
+    local dir="$1" maildir="$2" section="$3" port="$4" other smtp
+    case "$section" in
+        pop3) other=imap ;;
+        imap) other=pop3 ;;
+        *) die "postern_mailbox_serve: no mailbox service $section" ;;
+    esac
+    smtp="$(free_port)"
+    cat >"$dir/postern.ron" <<RON
+(
+    server: (hostname: "postern.bench.test"),
+    smtp: (incoming: (port: $smtp, listen_ip: "127.0.0.1")),
+    $section: (enabled: true, port: $port, implicit_ssl: false, listen_ip: "127.0.0.1"),
+    $other: (enabled: false),
+    logs: (level: Info),
+    domains: ["example.test"],
+    accounts: [],
+)
+RON
+    local pt=("$POSTERN_BIN" --config "$dir/postern.ron" --data-dir "$dir/data")
+    echo secret | "${pt[@]}" account add alice@example.test --password-stdin >/dev/null \
+        || die "postern rejects $dir/postern.ron"
+    mkdir -p "$dir/data/mailboxes/example.test"
+    cp -a "$maildir" "$dir/data/mailboxes/example.test/alice"
+    "${pt[@]}" serve 2>"$dir/postern.log" &
+    POSTERN_PID=$!
+    track_pid "$POSTERN_PID"
+    wait_port "$smtp" 30 "$POSTERN_PID" >/dev/null || die "postern did not start (see $dir/postern.log)"
+    ALICE_HASH="$(grep -o '\$argon2id[^"]*' "$dir/postern.ron" | head -1)"
+    [[ -n "$ALICE_HASH" ]] || die "no argon2id hash in $dir/postern.ron"
+}
+
+# dovecot_serve DIR MAILDIR PROTOCOL PORT HASH: a private Dovecot under DIR (own base_dir, no
+# system configuration; Debian's dovecot-pop3d or dovecot-imapd, its system service unused)
+# serving PROTOCOL (pop3 or imap) plaintext on 127.0.0.1:PORT, with the account
+# alice@example.test (argon2id HASH) whose mail is a copy of MAILDIR. Needs root: its mail
+# process runs as nobody (Dovecot never gives mail to uid 0). Waits for the port; sets
+# DOVECOT_PID.
+dovecot_serve() {
+    local dir="$1" maildir="$2" proto="$3" port="$4" hash="$5"
+    [[ "$(id -u)" == 0 ]] || die "run as root (a private Dovecot with its mail process as nobody)"
+    command -v dovecot >/dev/null || die "dovecot missing (apt-get install dovecot-${proto}d)"
+    mkdir -p "$dir/run" "$dir/state" "$dir/home"
+    printf 'alice@example.test:{ARGON2ID}%s\n' "$hash" >"$dir/passwd"
+    cp -a "$maildir" "$dir/mail"
+    chown -R nobody:nogroup "$dir/mail" "$dir/home"
+    cat >"$dir/dovecot.conf" <<CONF
+base_dir = $dir/run
+state_dir = $dir/state
+log_path = $dir/dovecot.log
+protocols = $proto
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+mail_location = maildir:$dir/mail
+passdb {
+  driver = passwd-file
+  args = $dir/passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$dir/home
+}
+service $proto-login {
+  inet_listener $proto {
+    port = $port
+  }
+  inet_listener ${proto}s {
+    port = 0
+  }
+}
+CONF
+    dovecot -F -c "$dir/dovecot.conf" 2>"$dir/stderr" &
+    DOVECOT_PID=$!
+    track_pid "$DOVECOT_PID"
+    local _
+    for _ in $(seq 100); do
+        "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && return 0
+        kill -0 "$DOVECOT_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$dir/stderr" >&2
+    die "dovecot did not start on $port (see $dir/dovecot.log)"
 }
 
 # start_sink PORT LOGFILE [smtp-sink options...]: Postfix's smtp-sink on 127.0.0.1:PORT in the

@@ -376,3 +376,32 @@ async fn refuse(mut stream: TcpStream, implicit_tls: bool, line: String) {
     }
     let _ = stream.shutdown().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(protocol: Protocol, role: Role, implicit_tls: bool) -> ListenerSpec {
+        ListenerSpec {
+            protocol,
+            listen_ip: String::new(),
+            port: 1,
+            role,
+            implicit_tls,
+        }
+    }
+
+    #[test]
+    fn the_status_strip_and_log_names_of_each_protocol() {
+        let imap = spec(Protocol::Imap, Role::Incoming, false);
+        assert_eq!((imap.name(), imap.title()), ("IMAP".into(), "IMAP".into()));
+        let imaps = spec(Protocol::Imap, Role::Incoming, true);
+        assert_eq!(imaps.name(), "IMAP (implicit TLS)");
+        assert_eq!(
+            spec(Protocol::Pop3, Role::Incoming, true).name(),
+            "POP3 (implicit TLS)"
+        );
+        let smtp = spec(Protocol::Smtp, Role::Outgoing, false);
+        assert_eq!(smtp.title(), format!("{} SMTP", Role::Outgoing.name()));
+    }
+}

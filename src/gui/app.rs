@@ -12,8 +12,8 @@ use super::dialogs::access::AccessForm;
 use super::dialogs::dns::DnsDialog;
 use super::dialogs::domains::DomainsForm;
 use super::dialogs::form::FormDialog;
+use super::dialogs::mailbox::{ImapForm, Pop3Form};
 use super::dialogs::outgoing::OutgoingForm;
-use super::dialogs::pop3::Pop3Form;
 use super::dialogs::smtp::SmtpForm;
 use super::dialogs::testmail::TestMailDialog;
 use super::icon::Badge;
@@ -44,6 +44,8 @@ pub enum Dialog {
     Dns,
     /// POP3.
     Pop3,
+    /// IMAP4.
+    Imap,
     /// Send Test Mail (sends; not a settings form).
     TestMail,
     /// About Postern.
@@ -52,7 +54,7 @@ pub enum Dialog {
 
 impl Dialog {
     /// Every dialog with its `POSTERN_GUI_OPEN_DIALOG` name.
-    pub const NAMES: [(&'static str, Dialog); 9] = [
+    pub const NAMES: [(&'static str, Dialog); 10] = [
         ("smtp", Dialog::Smtp),
         ("access", Dialog::Access),
         ("outgoing", Dialog::Outgoing),
@@ -60,6 +62,7 @@ impl Dialog {
         ("domains", Dialog::Domains),
         ("dns", Dialog::Dns),
         ("pop3", Dialog::Pop3),
+        ("imap", Dialog::Imap),
         ("testmail", Dialog::TestMail),
         ("about", Dialog::About),
     ];
@@ -74,13 +77,14 @@ impl Dialog {
             Dialog::Abuse => "Abuse & Spam",
             Dialog::Dns => "DNS Records",
             Dialog::Pop3 => "POP3 Settings",
+            Dialog::Imap => "IMAP4 Settings",
             Dialog::TestMail => "Send Test Mail",
             Dialog::About => "About Postern",
         }
     }
 
     /// The dialog named by `POSTERN_GUI_OPEN_DIALOG` (smtp, access, outgoing, abuse, domains,
-    /// dns, pop3, testmail, about).
+    /// dns, pop3, imap, testmail, about).
     pub fn from_name(name: &str) -> Option<Dialog> {
         let name = name.trim().to_ascii_lowercase();
         Self::NAMES
@@ -156,6 +160,8 @@ pub struct PosternApp {
     dns: DnsDialog,
     /// Open POP3 dialog.
     pop3: Option<FormDialog<Pop3Form>>,
+    /// Open IMAP4 dialog.
+    imap: Option<FormDialog<ImapForm>>,
     /// The Send Test Mail dialog, kept while closed: a delivered test mail ticks a step.
     test_mail: TestMailDialog,
     /// The configuration file as last read (None: it cannot be read).
@@ -202,6 +208,7 @@ impl PosternApp {
             abuse: None,
             dns: DnsDialog::default(),
             pop3: None,
+            imap: None,
             test_mail: TestMailDialog::default(),
             config: None,
             relay_warning: None,
@@ -289,13 +296,14 @@ impl PosternApp {
             Dialog::Abuse => self.abuse = Some(FormDialog::open(&self.services)),
             Dialog::Dns => self.dns.open(),
             Dialog::Pop3 => self.pop3 = Some(FormDialog::open(&self.services)),
+            Dialog::Imap => self.imap = Some(FormDialog::open(&self.services)),
             Dialog::TestMail => self.test_mail.open(self.config.as_ref()),
             Dialog::About => self.about = true,
         }
     }
 
     /// Which dialogs are open (the settings dialogs, in [`Dialog::NAMES`] order).
-    fn open_dialogs(&self) -> [bool; 6] {
+    fn open_dialogs(&self) -> [bool; 7] {
         [
             self.smtp.is_some(),
             self.access.is_some(),
@@ -303,6 +311,7 @@ impl PosternApp {
             self.abuse.is_some(),
             self.domains.is_some(),
             self.pop3.is_some(),
+            self.imap.is_some(),
         ]
     }
 
@@ -316,6 +325,7 @@ impl PosternApp {
             Dialog::Abuse => self.abuse.is_some(),
             Dialog::Dns => self.dns.open,
             Dialog::Pop3 => self.pop3.is_some(),
+            Dialog::Imap => self.imap.is_some(),
             Dialog::TestMail => self.test_mail.open,
             Dialog::About => self.about,
         }
@@ -591,6 +601,11 @@ impl PosternApp {
         {
             self.pop3 = None;
         }
+        if let Some(d) = self.imap.as_mut()
+            && !d.show(&ctx, &self.services)
+        {
+            self.imap = None;
+        }
         self.test_mail
             .show(&ctx, &self.services, self.config.as_ref());
         if self.about {
@@ -655,6 +670,9 @@ impl PosternApp {
                 }
                 if ui.button("POP3 Settings...").clicked() {
                     self.open(Dialog::Pop3);
+                }
+                if ui.button("IMAP4 Settings...").clicked() {
+                    self.open(Dialog::Imap);
                 }
                 ui.separator();
                 if ui.button("DNS Records...").clicked() {
@@ -748,6 +766,13 @@ impl PosternApp {
                 .clicked()
             {
                 self.open(Dialog::Pop3);
+            }
+            if ui
+                .button("IMAP4 Settings")
+                .on_hover_text("Reading mail over IMAP4: ports, SSL, limits")
+                .clicked()
+            {
+                self.open(Dialog::Imap);
             }
             if ui
                 .button("DNS Records")

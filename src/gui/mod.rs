@@ -46,8 +46,8 @@ pub enum GuiError {
 ///
 /// `no_tray` skips the tray icon; `minimized` starts hidden in the tray (or minimized when
 /// there is no tray). The hidden variable `POSTERN_GUI_OPEN_DIALOG` (smtp, access, outgoing,
-/// abuse, domains, dns, testmail, about; or `queue` for the Queued Mails pane) opens it at
-/// start, for screenshots.
+/// abuse, domains, dns, pop3, imap, testmail, about; or `queue` for the Queued Mails pane)
+/// opens it at start, for screenshots.
 pub fn run(opts: EngineOptions, no_tray: bool, minimized: bool) -> Result<(), GuiError> {
     let rt = tokio::runtime::Runtime::new().map_err(GuiError::Runtime)?;
     let events = EventBus::new();

@@ -10,8 +10,8 @@ pub mod access;
 pub mod dns;
 pub mod domains;
 pub mod form;
+pub mod mailbox;
 pub mod outgoing;
-pub mod pop3;
 pub mod smtp;
 pub mod testmail;
 

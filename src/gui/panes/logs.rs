@@ -1,8 +1,8 @@
 //! The Live Logs pane: the engine's events as lines, in views by channel (SMTP In, SMTP Out,
-//! Security, System, or all), filtered by text, minimum level and session. It follows the tail
-//! or pauses (new lines wait until it resumes), keeps at most [`MAX_LINES`] lines, renders only
-//! the visible rows (`show_rows`), and copies the selected lines (click, Ctrl-click,
-//! Shift-click; Ctrl+C or "Copy Selected").
+//! POP3, IMAP, Security, System, or all), filtered by text, minimum level and session. It
+//! follows the tail or pauses (new lines wait until it resumes), keeps at most [`MAX_LINES`]
+//! lines, renders only the visible rows (`show_rows`), and copies the selected lines (click,
+//! Ctrl-click, Shift-click; Ctrl+C or "Copy Selected").
 
 use crate::engine::events::{Channel, Event, Level};
 use eframe::egui;
@@ -31,15 +31,18 @@ pub enum View {
     System,
     /// POP3 sessions.
     Pop3,
+    /// IMAP sessions.
+    Imap,
 }
 
 impl View {
     /// Every view, in tab order.
-    pub const ALL: [View; 6] = [
+    pub const ALL: [View; 7] = [
         View::All,
         View::SmtpIn,
         View::SmtpOut,
         View::Pop3,
+        View::Imap,
         View::Security,
         View::System,
     ];
@@ -53,6 +56,7 @@ impl View {
             View::Security => "Security",
             View::System => "System",
             View::Pop3 => "POP3",
+            View::Imap => "IMAP",
         }
     }
 
@@ -64,6 +68,7 @@ impl View {
             View::Security => channel == Channel::Security,
             View::System => channel == Channel::System,
             View::Pop3 => channel == Channel::Pop3,
+            View::Imap => channel == Channel::Imap,
         }
     }
 }
@@ -560,6 +565,33 @@ mod tests {
         assert_eq!(lines(&mut p), ["refused"]);
         p.filters.view = View::System;
         assert_eq!(lines(&mut p), ["started"]);
+    }
+
+    #[test]
+    fn pop3_and_imap_sessions_have_their_own_views() {
+        let mut p = sample();
+        for kind in [
+            EventKind::Pop3 {
+                text: "pop3 RETR".into(),
+            },
+            EventKind::Imap {
+                text: "imap FETCH".into(),
+            },
+        ] {
+            p.push(&Event {
+                channel: kind.channel(),
+                kind,
+                ..ev(Level::Debug, Channel::System, Some("s9"), "")
+            });
+        }
+        p.filters.view = View::Imap;
+        assert_eq!(lines(&mut p), ["FETCH"]);
+        p.filters.view = View::Pop3;
+        assert_eq!(lines(&mut p), ["RETR"]);
+        p.filters.view = View::System;
+        assert_eq!(lines(&mut p), ["started"]);
+        p.filters.view = View::All;
+        assert_eq!(p.visible_lines().len(), 7);
     }
 
     #[test]
