@@ -233,6 +233,13 @@ enum AccountCmd {
         /// user@domain
         address: String,
     },
+    /// Set an account's Max Account Size: 500M, 2G, 64K, octets; 0 = unlimited.
+    Quota {
+        /// user@domain
+        address: String,
+        /// The size (binary multiples: 1K = 1024 octets); 0 for unlimited.
+        size: String,
+    },
     /// Set an account's password.
     Passwd {
         /// user@domain
@@ -361,6 +368,11 @@ fn run(args: Cli) -> Result<ExitCode> {
                     edit::account_passwd(path, &address, &p)?;
                 }
                 AccountCmd::Remove { address } => edit::account_remove(path, &address)?,
+                AccountCmd::Quota { address, size } => {
+                    let n = postern::engine::config::size::parse_size(&size)
+                        .map_err(anyhow::Error::msg)?;
+                    edit::account_quota(path, &address, n)?;
+                }
                 AccountCmd::List { domain } => {
                     let cfg = edit::read(path)?;
                     let suffix = domain

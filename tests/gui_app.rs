@@ -431,6 +431,7 @@ fn set_password_and_remove_account() {
         c.accounts = vec![config::Account {
             address: "carol@example.test".into(),
             password: password::hash("old"),
+            ..Default::default()
         }];
     });
     let mut h = env.app();
@@ -1396,6 +1397,7 @@ fn unblock_in_abuse_and_spam_lifts_a_lockout() {
         c.accounts = vec![config::Account {
             address: "alice@example.test".into(),
             password: password::hash("right"),
+            ..Default::default()
         }];
     });
     let mut h = env.app();

@@ -91,6 +91,7 @@ fn base_config() -> Config {
         .map(|a| Account {
             address: a.to_string(),
             password: hash.clone(),
+            ..Default::default()
         })
         .collect();
     c.smtp.tls.auth_requires_tls = false;

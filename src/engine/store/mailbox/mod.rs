@@ -1,6 +1,7 @@
 //! The mailboxes people read (storage only, no protocol): an account's folders over the
 //! Maildirs [`super::maildir`] delivers into, with persistent UIDs ([`uidlist`]) and the
-//! changes a reader makes ([`folder`]).
+//! changes a reader makes ([`folder`]), and what its folders hold against its Max Account Size
+//! ([`quota`]).
 //!
 //! Layout (Maildir++, as Dovecot and Courier keep it): the account's directory
 //! `DATA/mailboxes/DOMAIN/USER` is INBOX; every other folder is a subdirectory named `.` and
@@ -9,6 +10,7 @@
 //! [`SPECIAL_USE`], made when the account is added and again whenever it is opened.
 
 pub mod folder;
+pub mod quota;
 pub mod uidlist;
 
 pub use folder::{Folder, Message, Scan};
