@@ -6,7 +6,9 @@ use crate::engine::config::{Config, DeliveryMode, normalize_domain};
 use crate::engine::delivery::{self, DeliveryCtx, RcptStatus};
 use crate::engine::queue::spool::{Location, Spool};
 use crate::engine::queue::{Meta, RcptState, id_text};
+use crate::engine::reply;
 use crate::engine::store::body::Body;
+use crate::engine::store::mailbox::quota::Quota;
 use crate::engine::store::{maildir, trace};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -130,7 +132,9 @@ impl Attempt {
         out
     }
 
-    /// Writes the local recipients' copies to their mailboxes, all or nothing.
+    /// Writes the local recipients' copies to their mailboxes, all or nothing; a recipient
+    /// whose copy would pass its Max Account Size fails permanently (5.2.2: the sender gets a
+    /// failure notice, as Dovecot's default `quota_full_tempfail = no`).
     async fn deliver_local(&self, rcpts: &[String], data: Arc<Body>) -> Vec<RcptStatus> {
         let cfg = &self.ctx.config;
         let mut statuses =
@@ -140,10 +144,20 @@ impl Attempt {
         for (i, a) in rcpts.iter().enumerate() {
             if let Some(acc) = cfg.account(a) {
                 let (user, domain) = acc.address.rsplit_once('@').expect("validated");
+                let headers = trace::delivery_fields(&self.meta.from, &acc.address).into_bytes();
+                let quota = Quota::new(
+                    &maildir::mailbox_dir(&self.mailroot, domain, user),
+                    acc.max_size,
+                );
+                let octets = headers.len() as u64 + data.len();
+                if acc.max_size != 0 && quota.would_exceed(octets).unwrap_or(false) {
+                    statuses[i] = RcptStatus::Permanent(reply::MESSAGE_OVER_QUOTA.text.to_string());
+                    continue;
+                }
                 boxes.push(maildir::Recipient {
                     domain: domain.to_string(),
                     user: user.to_string(),
-                    headers: trace::delivery_fields(&self.meta.from, &acc.address).into_bytes(),
+                    headers,
                 });
                 which.push(i);
             }
