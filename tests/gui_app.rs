@@ -479,8 +479,9 @@ fn max_account_size_is_set_in_the_dialog_and_its_usage_shown() {
     wait_for(&mut h, "carol's usage", |h| {
         h.query_all_by_label_contains("Usage of carol@example.test: ")
             .any(|n| {
-                let l = n.accesskit_node().label().unwrap_or_default().to_string();
-                l.contains("of 2M (0%), 1 messages")
+                let n = n.accesskit_node();
+                let text = n.label().or(n.value()).unwrap_or_default().to_string();
+                text.contains("of 2M (0%), 1 messages")
             })
     });
 }

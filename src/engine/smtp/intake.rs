@@ -134,10 +134,26 @@ impl StoreIntake {
         )
     }
 
-    /// The copy for `r` would take its account past its Max Account Size (blocking: a few
-    /// `stat`s, or a scan when the usage file is stale).
-    fn over_quota(&self, r: &LocalRcpt, octets: u64) -> bool {
-        r.max_size != 0 && self.quota(r).would_exceed(octets).unwrap_or(false)
+    /// For each of `rcpts` (with the size of its copy), whether the copy would take its
+    /// account past its Max Account Size; on the blocking pool (a few `stat`s each, or a
+    /// scan when a usage file is stale). An unreadable usage counts as room.
+    async fn over_quota(&self, rcpts: &[(&LocalRcpt, u64)]) -> Vec<bool> {
+        let checks: Vec<(Quota, u64)> = rcpts
+            .iter()
+            .map(|(r, octets)| (self.quota(r), *octets))
+            .collect();
+        if checks.iter().all(|(q, _)| q.limit() == 0) {
+            return vec![false; checks.len()];
+        }
+        let n = checks.len();
+        tokio::task::spawn_blocking(move || {
+            checks
+                .iter()
+                .map(|(q, octets)| q.would_exceed(*octets).unwrap_or(false))
+                .collect()
+        })
+        .await
+        .unwrap_or_else(|_| vec![false; n])
     }
 
     /// Remote recipients go into the queue first (synced to disk, but not yet handed over for
@@ -156,6 +172,7 @@ impl StoreIntake {
         let body = Arc::new(message);
         let (mut locals, mut remotes) = (Vec::new(), Vec::new());
         let mut full = Vec::new();
+        let mut sized = Vec::new();
         for r in &env.rcpts {
             match r {
                 Recipient::Local(l) => {
@@ -163,13 +180,17 @@ impl StoreIntake {
                     let octets = size as u64
                         + trace::delivery_fields(&env.from, &l.address).len() as u64
                         + env.received.field(Some(&l.address)).len() as u64;
-                    if self.over_quota(l, octets) {
-                        full.push(l);
-                    } else {
-                        locals.push(l);
-                    }
+                    sized.push((l, octets));
                 }
                 Recipient::Remote(a) => remotes.push(a.clone()),
+            }
+        }
+        let over = self.over_quota(&sized).await;
+        for ((l, _), over) in sized.into_iter().zip(over) {
+            if over {
+                full.push(l);
+            } else {
+                locals.push(l);
             }
         }
         if !full.is_empty() {

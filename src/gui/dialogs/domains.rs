@@ -170,8 +170,9 @@ impl Form for DomainsForm {
         self.changes.clear();
     }
 
-    /// The selected account's usage, read again every few seconds (a few `stat`s; a scan of
-    /// its folders when `maildirsize` is stale).
+    /// Reads the selected account's usage again every few seconds (a few `stat`s; a scan of
+    /// its folders when `maildirsize` is stale); `contents` shows it under its Max Account
+    /// Size.
     fn live(&mut self, ui: &mut egui::Ui, services: &Services) {
         let Some(address) = self.selected_account.clone() else {
             return;
@@ -192,14 +193,6 @@ impl Form for DomainsForm {
             self.usage = Some((address.clone(), Instant::now(), read));
         }
         ui.ctx().request_repaint_after(USAGE_REFRESH);
-        let text = match &self.usage {
-            Some((_, _, Ok(u))) => usage_line(&address, u, acc.max_size),
-            Some((_, _, Err(e))) => format!("Usage of {address}: cannot be read ({e})"),
-            None => return,
-        };
-        ui.add_space(4.0);
-        ui.label(text)
-            .on_hover_text("What all the account's folders hold (new and read mail, every folder)");
     }
 
     fn contents(&mut self, ui: &mut egui::Ui, _errors: &[FieldError]) {
@@ -561,6 +554,21 @@ impl DomainsForm {
                 self.set_account_max_size();
             }
         });
+        if let Some(address) = &self.selected_account {
+            let max = self.draft.account(address).map_or(0, |a| a.max_size);
+            let text = match &self.usage {
+                Some((a, _, Ok(u))) if a == address => Some(usage_line(address, u, max)),
+                Some((a, _, Err(e))) if a == address => {
+                    Some(format!("Usage of {address}: cannot be read ({e})"))
+                }
+                _ => None,
+            };
+            if let Some(text) = text {
+                ui.label(text).on_hover_text(
+                    "What all the account's folders hold (new and read mail, every folder)",
+                );
+            }
+        }
         ui.horizontal(|ui| {
             if ui
                 .add_enabled(has_sel, egui::Button::new("Set Password"))

@@ -139,34 +139,53 @@ impl Attempt {
         let cfg = &self.ctx.config;
         let mut statuses =
             vec![RcptStatus::Permanent("5.1.1 no such local account".into()); rcpts.len()];
-        let mut boxes = Vec::new();
-        let mut which = Vec::new();
+        // (recipient index, its copy, its quota), checked and written on the blocking pool.
+        let mut candidates = Vec::new();
         for (i, a) in rcpts.iter().enumerate() {
             if let Some(acc) = cfg.account(a) {
                 let (user, domain) = acc.address.rsplit_once('@').expect("validated");
-                let headers = trace::delivery_fields(&self.meta.from, &acc.address).into_bytes();
                 let quota = Quota::new(
                     &maildir::mailbox_dir(&self.mailroot, domain, user),
                     acc.max_size,
                 );
-                let octets = headers.len() as u64 + data.len();
-                if acc.max_size != 0 && quota.would_exceed(octets).unwrap_or(false) {
-                    statuses[i] = RcptStatus::Permanent(reply::MESSAGE_OVER_QUOTA.text.to_string());
-                    continue;
-                }
-                boxes.push(maildir::Recipient {
+                let mailbox = maildir::Recipient {
                     domain: domain.to_string(),
                     user: user.to_string(),
-                    headers,
-                });
-                which.push(i);
+                    headers: trace::delivery_fields(&self.meta.from, &acc.address).into_bytes(),
+                };
+                candidates.push((i, mailbox, quota));
             }
         }
         let root = self.mailroot.clone();
         let host = cfg.server.hostname.clone();
-        let res =
-            tokio::task::spawn_blocking(move || maildir::deliver(&root, &host, &boxes, &data))
-                .await;
+        let res = tokio::task::spawn_blocking(move || {
+            let (mut boxes, mut which, mut full) = (Vec::new(), Vec::new(), Vec::new());
+            for (i, mailbox, quota) in candidates {
+                let octets = mailbox.headers.len() as u64 + data.len();
+                if quota.would_exceed(octets).unwrap_or(false) {
+                    full.push(i);
+                } else {
+                    boxes.push(mailbox);
+                    which.push(i);
+                }
+            }
+            let written = maildir::deliver(&root, &host, &boxes, &data);
+            (which, full, written)
+        })
+        .await;
+        let (which, full, res) = match res {
+            Ok((which, full, written)) => (which, full, Ok(written)),
+            Err(e) => (
+                (0..rcpts.len())
+                    .filter(|&i| cfg.account(&rcpts[i]).is_some())
+                    .collect(),
+                Vec::new(),
+                Err(e),
+            ),
+        };
+        for i in full {
+            statuses[i] = RcptStatus::Permanent(reply::MESSAGE_OVER_QUOTA.text.to_string());
+        }
         for i in which {
             statuses[i] = match &res {
                 Ok(Ok(_)) => RcptStatus::Delivered("written to the local mailbox".into()),

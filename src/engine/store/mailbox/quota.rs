@@ -17,10 +17,12 @@
 //! figure); reading the file takes a few `stat`s and one small read.
 //!
 //! For readers (IMAP, POP3): [`Quota::usage`] and [`Quota::would_exceed`] before APPEND or
-//! COPY; after a message is added by any other path than [`super::super::maildir::deliver`]
-//! (which records its own), [`Quota::record_add`] with the file's size; after an EXPUNGE, a
-//! POP3 DELE at UPDATE or a folder's deletion, [`Quota::record_remove`] (or [`Quota::forget`]
-//! to have the next call scan again). Flag renames need nothing: sizes do not change.
+//! COPY (IMAP's `[OVERQUOTA]`, RFC 9208); after a message is added by any other path than
+//! [`super::super::maildir::deliver`] (which records its own), [`Quota::record_add`] with the
+//! file's size; [`super::Folder::delete`] records its own removal (IMAP EXPUNGE, POP3 DELE at
+//! UPDATE); a message removed otherwise needs [`Quota::record_remove`], and a folder deleted
+//! or renamed away [`Quota::forget`] (the next call scans). Flag renames need nothing: sizes
+//! do not change. The limit is `config::Account::max_size`.
 
 use super::Account;
 use std::fs::{self, OpenOptions};
@@ -368,6 +370,26 @@ mod tests {
         q.forget().unwrap();
         q.forget().unwrap();
         assert_eq!(q.usage().unwrap().octets, 75);
+    }
+
+    #[test]
+    fn a_delete_through_the_folder_is_recorded() {
+        let (_d, a) = account();
+        let q = a.quota(0);
+        assert_eq!(q.usage().unwrap(), Usage::default());
+        tick();
+        let sent = a.folder("Sent");
+        put(&sent.dir().join("cur"), "1.M1.h:2,S", 300);
+        q.record_add(300).unwrap();
+        put(&a.dir().join("cur"), "2.M2.h:2,S", 40);
+        q.record_add(40).unwrap();
+        let mut m = sent.scan().unwrap().messages.remove(0);
+        sent.delete(&mut m).unwrap();
+        let mut m = a.inbox().scan().unwrap().messages.remove(0);
+        a.inbox().delete(&mut m).unwrap();
+        let text = fs::read_to_string(a.dir().join(FILE)).unwrap();
+        assert!(text.ends_with("\n-300 -1\n-40 -1\n"), "{text}");
+        assert_eq!(q.usage().unwrap(), Usage::default());
     }
 
     #[test]
