@@ -223,7 +223,7 @@ enum AccountCmd {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// List accounts (optionally of one domain).
+    /// List accounts (optionally of one domain), with the Max Account Size of those that have one.
     List {
         /// Only this domain.
         domain: Option<String>,
@@ -378,8 +378,14 @@ fn run(args: Cli) -> Result<ExitCode> {
                     let suffix = domain
                         .map(|d| format!("@{}", postern::engine::config::normalize_domain(&d)));
                     for a in cfg.accounts {
-                        if suffix.as_ref().is_none_or(|s| a.address.ends_with(s)) {
+                        if !suffix.as_ref().is_none_or(|s| a.address.ends_with(s)) {
+                            continue;
+                        }
+                        if a.max_size == 0 {
                             println!("{}", a.address);
+                        } else {
+                            let max = postern::engine::config::size::format_size(a.max_size);
+                            println!("{}  (max {max})", a.address);
                         }
                     }
                 }

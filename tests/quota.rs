@@ -74,6 +74,17 @@ fn under_the_quota_delivers_and_a_message_past_it_is_refused_after_data_with_not
             .contains("size")
     );
     assert_eq!(fs::read_to_string(&s.config_path).unwrap(), cfg);
+    let list = s.cli(&["account", "list"]);
+    assert!(
+        list.stdout.contains("alice@example.test  (max 64K)\n"),
+        "{}",
+        list.stdout
+    );
+    assert!(
+        list.stdout.contains("carol@example.test\n"),
+        "{}",
+        list.stdout
+    );
 
     let o = swaks(s.port(), "x@remote.test", ALICE, "a small message");
     assert!(o.ok(), "{}\n{}", o.stdout, o.stderr);
