@@ -223,7 +223,7 @@ enum AccountCmd {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// List accounts (optionally of one domain).
+    /// List accounts (optionally of one domain), with the Max Account Size of those that have one.
     List {
         /// Only this domain.
         domain: Option<String>,
@@ -232,6 +232,13 @@ enum AccountCmd {
     Remove {
         /// user@domain
         address: String,
+    },
+    /// Set an account's Max Account Size: 500M, 2G, 64K, octets; 0 = unlimited.
+    Quota {
+        /// user@domain
+        address: String,
+        /// The size (binary multiples: 1K = 1024 octets); 0 for unlimited.
+        size: String,
     },
     /// Set an account's password.
     Passwd {
@@ -361,13 +368,24 @@ fn run(args: Cli) -> Result<ExitCode> {
                     edit::account_passwd(path, &address, &p)?;
                 }
                 AccountCmd::Remove { address } => edit::account_remove(path, &address)?,
+                AccountCmd::Quota { address, size } => {
+                    let n = postern::engine::config::size::parse_size(&size)
+                        .map_err(anyhow::Error::msg)?;
+                    edit::account_quota(path, &address, n)?;
+                }
                 AccountCmd::List { domain } => {
                     let cfg = edit::read(path)?;
                     let suffix = domain
                         .map(|d| format!("@{}", postern::engine::config::normalize_domain(&d)));
                     for a in cfg.accounts {
-                        if suffix.as_ref().is_none_or(|s| a.address.ends_with(s)) {
+                        if !suffix.as_ref().is_none_or(|s| a.address.ends_with(s)) {
+                            continue;
+                        }
+                        if a.max_size == 0 {
                             println!("{}", a.address);
+                        } else {
+                            let max = postern::engine::config::size::format_size(a.max_size);
+                            println!("{}  (max {max})", a.address);
                         }
                     }
                 }

@@ -507,6 +507,7 @@ fn set_password_and_remove_account() {
         c.accounts = vec![config::Account {
             address: "carol@example.test".into(),
             password: password::hash("old"),
+            ..Default::default()
         }];
     });
     let mut h = env.app();
@@ -527,6 +528,38 @@ fn set_password_and_remove_account() {
     let cfg = env.load();
     assert!(cfg.accounts.is_empty());
     assert!(cfg.domains.is_empty());
+}
+
+#[test]
+fn max_account_size_is_set_in_the_dialog_and_its_usage_shown() {
+    let port = free_port();
+    let env = Env::new(port, |c| {
+        c.domains = vec!["example.test".into()];
+        c.accounts = vec![config::Account {
+            address: "carol@example.test".into(),
+            password: password::hash("pw"),
+            ..Default::default()
+        }];
+    });
+    let mut h = env.app();
+    send_mail(port, "x@remote.test", "carol@example.test", "hello carol").unwrap();
+    click(&mut h, "Domains & Accounts");
+    h.get_by_label("max unlimited");
+    click(&mut h, "carol@example.test");
+    set_field(&mut h, "Max Account Size", "2M");
+    click(&mut h, "Set Size");
+    click(&mut h, "Apply");
+    assert_eq!(env.load().accounts[0].max_size, 2 << 20);
+    h.get_by_label("max 2M");
+    // The delivered mail is counted: one message, of 2M.
+    wait_for(&mut h, "carol's usage", |h| {
+        h.query_all_by_label_contains("Usage of carol@example.test: ")
+            .any(|n| {
+                let n = n.accesskit_node();
+                let text = n.label().or(n.value()).unwrap_or_default().to_string();
+                text.contains("of 2M (0%), 1 messages")
+            })
+    });
 }
 
 #[test]
@@ -1507,6 +1540,7 @@ fn unblock_in_abuse_and_spam_lifts_a_lockout() {
         c.accounts = vec![config::Account {
             address: "alice@example.test".into(),
             password: password::hash("right"),
+            ..Default::default()
         }];
     });
     let mut h = env.app();

@@ -249,6 +249,19 @@ pub const TOO_MANY_RECIPIENTS: Reply = Reply::fixed(452, "4.5.3 Too many recipie
 pub const NO_POSTMASTER: Reply = Reply::fixed(550, "5.1.1 No postmaster mailbox here");
 /// 550: a local domain without that account.
 pub const USER_UNKNOWN: Reply = Reply::fixed(550, "5.1.1 User unknown in local recipient table");
+/// 552: RCPT for a local account at or over its Max Account Size, or one the size declared at
+/// MAIL (`SIZE=`) would take past it (RFC 3463 5.2.2, as Dovecot and Postfix say it).
+pub const MAILBOX_FULL: Reply = Reply::fixed(
+    552,
+    "5.2.2 Mailbox full: the account has reached its Max Account Size",
+);
+/// 552 after DATA: the message would take every local recipient past its Max Account Size
+/// (and there was no other recipient); also the reason in a failure notice when a queued
+/// copy finds the mailbox full.
+pub const MESSAGE_OVER_QUOTA: Reply = Reply::fixed(
+    552,
+    "5.2.2 Mailbox full: this message would take the account past its Max Account Size",
+);
 /// 550: another domain from a client that may not relay.
 pub const RELAY_DENIED: Reply = Reply::fixed(550, "5.7.1 Relaying denied");
 

@@ -28,6 +28,9 @@ pub struct LocalRcpt {
     pub domain: String,
     /// User part.
     pub user: String,
+    /// The account's Max Account Size in octets (0 = unlimited), as configured when the
+    /// recipient was accepted.
+    pub max_size: u64,
 }
 
 /// What RCPT should answer.
@@ -119,5 +122,6 @@ pub fn resolve(
         address: account.address.clone(),
         domain: normalize_domain(domain),
         user: user.to_string(),
+        max_size: account.max_size,
     })
 }

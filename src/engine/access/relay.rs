@@ -244,6 +244,7 @@ mod tests {
             accounts: vec![crate::engine::config::Account {
                 address: "a@x.test".into(),
                 password: "$argon2id$one".into(),
+                ..Default::default()
             }],
             ..Config::default()
         };

@@ -172,6 +172,12 @@ pub fn account_passwd(path: &Path, address: &str, pass: &str) -> Result<(), Edit
     edit(path, |cfg| set_password(cfg, address, hash))
 }
 
+/// `account quota`: sets an account's Max Account Size (octets; 0 = unlimited); a size the
+/// validation refuses (non-zero below 1K) is reported with its field and nothing is written.
+pub fn account_quota(path: &Path, address: &str, max_size: u64) -> Result<(), EditError> {
+    edit(path, |cfg| set_max_size(cfg, address, max_size))
+}
+
 /// Removes an account (the mailbox on disk is kept).
 pub fn account_remove(path: &Path, address: &str) -> Result<(), EditError> {
     edit(path, |cfg| remove_account(cfg, address))
@@ -238,6 +244,7 @@ pub fn add_account(cfg: &mut Config, address: &str, hash: String) -> Result<Stri
     cfg.accounts.push(Account {
         address: a.clone(),
         password: hash,
+        max_size: 0,
     });
     Ok(a)
 }
@@ -251,6 +258,18 @@ pub fn set_password(cfg: &mut Config, address: &str, hash: String) -> Result<(),
         .find(|x| x.address == a)
         .ok_or(EditError::NoSuchAccount(a))?;
     acc.password = hash;
+    Ok(())
+}
+
+/// Sets an account's Max Account Size (octets; 0 = unlimited).
+pub fn set_max_size(cfg: &mut Config, address: &str, max_size: u64) -> Result<(), EditError> {
+    let a = normalize_address(address);
+    let acc = cfg
+        .accounts
+        .iter_mut()
+        .find(|x| x.address == a)
+        .ok_or(EditError::NoSuchAccount(a))?;
+    acc.max_size = max_size;
     Ok(())
 }
 
@@ -373,6 +392,17 @@ mod tests {
         );
         assert!(matches!(
             account_remove(&p, "eve@a.test"),
+            Err(EditError::NoSuchAccount(_))
+        ));
+        account_quota(&p, "BOB@a.test", 2 << 20).unwrap();
+        assert_eq!(read(&p).unwrap().accounts[0].max_size, 2 << 20);
+        assert!(matches!(
+            account_quota(&p, "bob@a.test", 10),
+            Err(EditError::Config(ConfigError::Invalid { errors, .. }))
+                if errors[0].0.path == "accounts[0].max_size"
+        ));
+        assert!(matches!(
+            account_quota(&p, "eve@a.test", 0),
             Err(EditError::NoSuchAccount(_))
         ));
         account_remove(&p, "bob@a.test").unwrap();

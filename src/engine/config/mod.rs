@@ -14,6 +14,7 @@ mod mailbox;
 pub mod ranges;
 pub mod schedule;
 mod sections;
+pub mod size;
 pub mod validate;
 
 pub use duration::HumanDuration;
@@ -239,13 +240,23 @@ pub struct TlsConfig {
 }
 
 /// One local account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
     /// `user@domain`, lower case.
     pub address: String,
     /// PHC string of an argon2 hash; never the password itself.
     pub password: String,
+    /// Max Account Size: octets all its folders may hold (`store::mailbox::quota`); 0 (or
+    /// absent from the file) = unlimited. Mail that would go past it is refused with
+    /// `552 5.2.2`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_size: u64,
+}
+
+/// Whether an optional number is at its default (left out of the file).
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Default for ServerConfig {

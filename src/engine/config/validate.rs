@@ -163,9 +163,22 @@ pub fn validate(cfg: &Config) -> Vec<FieldError> {
                 "must be an argon2 hash (set it with `postern account passwd`)".into(),
             );
         }
+        if a.max_size != 0 && a.max_size < MIN_ACCOUNT_SIZE {
+            err(
+                &format!("accounts[{i}].max_size"),
+                format!(
+                    "{} octets cannot hold a message; give at least {MIN_ACCOUNT_SIZE} (1K), or 0 for unlimited",
+                    a.max_size
+                ),
+            );
+        }
     }
     errs
 }
+
+/// The least Max Account Size other than 0 (unlimited): below it no mail fits, so a smaller
+/// figure is a slip (octets written where megabytes were meant).
+pub const MIN_ACCOUNT_SIZE: u64 = 1024;
 
 /// Rules of the access, abuse and outgoing-mail sections.
 fn check_sections(cfg: &Config, err: &mut impl FnMut(&str, String)) {
@@ -573,6 +586,7 @@ mod tests {
         c.accounts = vec![Account {
             address: "bob@elsewhere.test".into(),
             password: "clear".into(),
+            max_size: 100,
         }];
         let paths: Vec<_> = validate(&c).into_iter().map(|e| e.path).collect();
         assert_eq!(
@@ -582,7 +596,8 @@ mod tests {
                 "smtp.max_recipients_per_mail",
                 "domains[0]",
                 "accounts[0].address",
-                "accounts[0].password"
+                "accounts[0].password",
+                "accounts[0].max_size"
             ]
         );
     }

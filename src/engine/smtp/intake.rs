@@ -6,13 +6,14 @@
 //! the spool and the Maildirs in chunks, never loaded whole. [`StoreIntake`] is the engine's;
 //! tests give the session their own.
 
-use crate::engine::access::recipient::Recipient;
+use crate::engine::access::recipient::{LocalRcpt, Recipient};
 use crate::engine::events::{EventBus, EventKind, Level};
 use crate::engine::queue::spool::Content;
 use crate::engine::queue::{self, Queue};
 use crate::engine::reply::{self, Reply};
 use crate::engine::stats::Stats;
 use crate::engine::store::body::{Body, Spill};
+use crate::engine::store::mailbox::quota::Quota;
 use crate::engine::store::{maildir, trace};
 use std::future::Future;
 use std::path::PathBuf;
@@ -69,6 +70,15 @@ pub trait Intake: Send + Sync {
     /// Whether the storage has `octets` free (checked at MAIL, before a message is sent).
     fn has_room(&self, octets: u64) -> bool;
 
+    /// Whether local recipient `rcpt` has no room: at or over its Max Account Size, or, when
+    /// `octets` is not 0 (the size declared at MAIL), past it with that much more. Never for
+    /// an unlimited account, nor when the usage cannot be read (the intake then delivers and
+    /// the next scan counts it).
+    fn mailbox_full(&self, rcpt: &LocalRcpt, octets: u64) -> bool {
+        let _ = (rcpt, octets);
+        false
+    }
+
     /// An empty body for the next message's DATA.
     fn body(&self) -> Body;
 
@@ -96,6 +106,16 @@ impl Intake for StoreIntake {
         free_space(&self.mailroot).is_none_or(|free| free >= octets)
     }
 
+    fn mailbox_full(&self, rcpt: &LocalRcpt, octets: u64) -> bool {
+        let q = self.quota(rcpt);
+        let full = if octets == 0 {
+            q.is_full()
+        } else {
+            q.would_exceed(octets)
+        };
+        full.unwrap_or(false)
+    }
+
     fn body(&self) -> Body {
         self.spill.body()
     }
@@ -106,19 +126,95 @@ impl Intake for StoreIntake {
 }
 
 impl StoreIntake {
+    /// The Max Account Size accounting of a local recipient.
+    fn quota(&self, rcpt: &LocalRcpt) -> Quota {
+        Quota::new(
+            &maildir::mailbox_dir(&self.mailroot, &rcpt.domain, &rcpt.user),
+            rcpt.max_size,
+        )
+    }
+
+    /// For each of `rcpts` (with the size of its copy), whether the copy would take its
+    /// account past its Max Account Size; on the blocking pool (a few `stat`s each, or a
+    /// scan when a usage file is stale). An unreadable usage counts as room.
+    async fn over_quota(&self, rcpts: &[(&LocalRcpt, u64)]) -> Vec<bool> {
+        let checks: Vec<(Quota, u64)> = rcpts
+            .iter()
+            .map(|(r, octets)| (self.quota(r), *octets))
+            .collect();
+        if checks.iter().all(|(q, _)| q.limit() == 0) {
+            return vec![false; checks.len()];
+        }
+        let n = checks.len();
+        tokio::task::spawn_blocking(move || {
+            checks
+                .iter()
+                .map(|(q, octets)| q.would_exceed(*octets).unwrap_or(false))
+                .collect()
+        })
+        .await
+        .unwrap_or_else(|_| vec![false; n])
+    }
+
     /// Remote recipients go into the queue first (synced to disk, but not yet handed over for
     /// delivery), then local recipients into their Maildirs; only when both are safe is the
     /// queued copy released and `Ok` returned. If the local part fails, the queued copy is
     /// taken back before anything was sent, so a retry by the client cannot duplicate it.
+    ///
+    /// A local recipient whose copy would pass its Max Account Size gets no copy here: when
+    /// every recipient is such, the message is refused with `552 5.2.2`; otherwise (the end
+    /// of DATA has one reply for all) the others get theirs and this one's copy goes into the
+    /// queue, whose local delivery finds the mailbox full and sends the sender a failure
+    /// notice (5.2.2), or delivers it if room was made meanwhile.
     async fn store(&self, env: Envelope, message: Body) -> Result<Accepted, Reply> {
         let warnings = trace::warning_fields(&env.tags);
         let size = env.results.len() + warnings.len() + env.added.len() + message.len() as usize;
         let body = Arc::new(message);
         let (mut locals, mut remotes) = (Vec::new(), Vec::new());
+        let mut full = Vec::new();
+        let mut sized = Vec::new();
         for r in &env.rcpts {
             match r {
-                Recipient::Local(l) => locals.push(l),
+                Recipient::Local(l) => {
+                    // Its copy: the body, what the intake adds, and its own trace fields.
+                    let octets = size as u64
+                        + trace::delivery_fields(&env.from, &l.address).len() as u64
+                        + env.received.field(Some(&l.address)).len() as u64;
+                    sized.push((l, octets));
+                }
                 Recipient::Remote(a) => remotes.push(a.clone()),
+            }
+        }
+        let over = self.over_quota(&sized).await;
+        for ((l, _), over) in sized.into_iter().zip(over) {
+            if over {
+                full.push(l);
+            } else {
+                locals.push(l);
+            }
+        }
+        if !full.is_empty() {
+            if locals.is_empty() && remotes.is_empty() {
+                self.events.session(
+                    Level::Info,
+                    &env.session,
+                    EventKind::MessageRejected {
+                        reason: "every recipient's mailbox is full (Max Account Size)".into(),
+                    },
+                );
+                return Err(reply::MESSAGE_OVER_QUOTA);
+            }
+            for l in full {
+                self.events.session(
+                    Level::Info,
+                    &env.session,
+                    EventKind::RecipientRejected {
+                        rcpt: l.address.clone(),
+                        reason: "mailbox full (Max Account Size): queued for a failure notice"
+                            .into(),
+                    },
+                );
+                remotes.push(l.address.clone());
             }
         }
         let refuse = |reason: String| {

@@ -3,7 +3,8 @@
 //! A message for several local recipients is first written and fsynced into each recipient's
 //! `tmp/`; only when every copy is safe are they renamed into `new/` and the directories synced.
 //! If any write fails (a full disk), every copy is removed and the caller answers 4xx: the
-//! client retries and nobody gets the message twice.
+//! client retries and nobody gets the message twice. Each copy delivered is recorded in its
+//! account's `maildirsize` ([`super::mailbox::quota`]).
 
 use super::body::Body;
 use std::fs::{self, File};
@@ -56,7 +57,7 @@ pub fn deliver(
     rcpts: &[Recipient],
     body: &Body,
 ) -> io::Result<Vec<PathBuf>> {
-    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(rcpts.len());
+    let mut staged: Vec<(PathBuf, PathBuf, u64)> = Vec::with_capacity(rcpts.len());
     let result = (|| {
         for r in rcpts {
             let dir = mailbox_dir(root, &r.domain, &r.user);
@@ -66,18 +67,18 @@ pub fn deliver(
             let name = unique_name(host);
             let tmp = dir.join("tmp").join(&name);
             let new = dir.join("new").join(&name);
-            staged.push((tmp.clone(), new));
+            staged.push((tmp.clone(), new, r.headers.len() as u64 + body.len()));
             let mut f = File::create_new(&tmp)?;
             f.write_all(&r.headers)?;
             body.copy_to(&mut f)?;
             f.sync_all()?;
         }
         let mut delivered = Vec::with_capacity(staged.len());
-        for (tmp, new) in &staged {
+        for (tmp, new, _) in &staged {
             fs::rename(tmp, new)?;
             delivered.push(new.clone());
         }
-        for (_, new) in &staged {
+        for (_, new, _) in &staged {
             if let Some(dir) = new.parent() {
                 File::open(dir)?.sync_all()?;
             }
@@ -88,8 +89,16 @@ pub fn deliver(
         }
         Ok(delivered)
     })();
+    if result.is_ok() {
+        // The usage record is a cache a scan rebuilds: a failure to append is not a failed
+        // delivery.
+        for ((_, _, octets), r) in staged.iter().zip(rcpts) {
+            let dir = mailbox_dir(root, &r.domain, &r.user);
+            let _ = super::mailbox::quota::record(&dir, *octets as i128, 1);
+        }
+    }
     if result.is_err() {
-        for (tmp, new) in &staged {
+        for (tmp, new, _) in &staged {
             let _ = fs::remove_file(tmp);
             let _ = fs::remove_file(new);
         }
@@ -159,6 +168,39 @@ mod tests {
                 .unwrap()
                 .count(),
             0
+        );
+    }
+
+    #[test]
+    fn each_copy_is_recorded_in_its_accounts_maildirsize() {
+        use crate::engine::store::mailbox::{Account, quota::Usage};
+        let dir = tempfile::tempdir().unwrap();
+        let a = Account::new(dir.path(), "a@x.test").unwrap();
+        a.prepare().unwrap();
+        let q = a.quota(1 << 20);
+        assert_eq!(q.usage().unwrap(), Usage::default());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let rcpts = [Recipient {
+            domain: "x.test".into(),
+            user: "a".into(),
+            headers: b"Delivered-To: a@x.test\r\n".to_vec(),
+        }];
+        let paths = deliver(
+            dir.path(),
+            "h",
+            &rcpts,
+            &Body::from_bytes(b"Subject: t\r\n\r\nhi\r\n".to_vec()),
+        )
+        .unwrap();
+        let octets = fs::metadata(&paths[0]).unwrap().len();
+        let text = fs::read_to_string(a.dir().join("maildirsize")).unwrap();
+        assert!(text.ends_with(&format!("\n{octets} 1\n")), "{text}");
+        assert_eq!(
+            q.usage().unwrap(),
+            Usage {
+                octets,
+                messages: 1
+            }
         );
     }
 }

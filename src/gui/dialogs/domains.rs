@@ -1,15 +1,25 @@
 //! The Domains & Accounts dialog: the local domains and their accounts. Adds and removes
 //! domains (a domain with accounts cannot be removed, as with `postern domain remove`), adds and
-//! removes accounts and sets passwords. Passwords are hashed (argon2) as soon as they are
+//! removes accounts, sets passwords and each account's Max Account Size (its quota; the list
+//! shows it, and below the list the selected account's current usage, read from its
+//! Maildir's `maildirsize` every few seconds). Passwords are hashed (argon2) as soon as they are
 //! entered; the draft never holds a clear-text password after that. OK / Apply write the
 //! domain and account lists into the configuration file and reload the engine. A [`Form`] in
 //! a `FormDialog`.
 
 use super::error_label;
 use super::form::Form;
+use crate::engine::config::size::{format_size, parse_size};
 use crate::engine::config::{Account, Config, FieldError, edit};
+use crate::engine::store::mailbox;
+use crate::engine::store::mailbox::quota::Usage;
 use crate::engine::store::password;
+use crate::gui::services::Services;
 use eframe::egui;
+use std::time::{Duration, Instant};
+
+/// How often the selected account's usage is read again while the dialog is open.
+const USAGE_REFRESH: Duration = Duration::from_secs(3);
 
 /// One change made in the dialog, replayed on the file as it is at Apply.
 #[derive(Debug, Clone)]
@@ -22,6 +32,8 @@ enum Change {
     AddAccount(String, String),
     /// Set Password, with the new hash.
     SetPassword(String, String),
+    /// Set Size: the account's Max Account Size in octets (0 = unlimited).
+    SetMaxSize(String, u64),
     /// Remove Account.
     RemoveAccount(String),
 }
@@ -36,6 +48,7 @@ impl Change {
             Change::RemoveDomain(d) => edit::remove_domain(cfg, d),
             Change::AddAccount(a, h) => edit::add_account(cfg, a, h.clone()).map(drop),
             Change::SetPassword(a, h) => edit::set_password(cfg, a, h.clone()),
+            Change::SetMaxSize(a, n) => edit::set_max_size(cfg, a, *n),
             Change::RemoveAccount(a) => edit::remove_account(cfg, a),
         };
         match r {
@@ -67,6 +80,11 @@ pub struct DomainsForm {
     set_password: String,
     /// The new password typed a second time.
     set_password2: String,
+    /// The selected account's Max Account Size as typed ("500M"; "0" = unlimited).
+    max_size: String,
+    /// The selected account's usage as last read: (account, when, octets and messages or
+    /// why it could not be read).
+    usage: Option<(String, Instant, Result<Usage, String>)>,
     /// Problem with the last Add Domain.
     domain_error: Option<String>,
     /// Problem with the last Add Account / Set Password.
@@ -97,6 +115,8 @@ impl Form for DomainsForm {
             new_password2: String::new(),
             set_password: String::new(),
             set_password2: String::new(),
+            max_size: String::new(),
+            usage: None,
             domain_error: None,
             account_error: None,
             notice: None,
@@ -148,6 +168,31 @@ impl Form for DomainsForm {
         self.draft.domains = cfg.domains.clone();
         self.draft.accounts = cfg.accounts.clone();
         self.changes.clear();
+    }
+
+    /// Reads the selected account's usage again every few seconds (a few `stat`s; a scan of
+    /// its folders when `maildirsize` is stale); `contents` shows it under its Max Account
+    /// Size.
+    fn live(&mut self, ui: &mut egui::Ui, services: &Services) {
+        let Some(address) = self.selected_account.clone() else {
+            return;
+        };
+        let Some(acc) = self.draft.account(&address).cloned() else {
+            return;
+        };
+        let stale = match &self.usage {
+            Some((a, at, _)) => *a != address || at.elapsed() >= USAGE_REFRESH,
+            None => true,
+        };
+        if stale {
+            let root = services.options().data_dir.join("mailboxes");
+            let read = match mailbox::Account::new(&root, &address) {
+                Some(a) => a.quota(acc.max_size).usage().map_err(|e| e.to_string()),
+                None => Err("not user@domain".into()),
+            };
+            self.usage = Some((address.clone(), Instant::now(), read));
+        }
+        ui.ctx().request_repaint_after(USAGE_REFRESH);
     }
 
     fn contents(&mut self, ui: &mut egui::Ui, _errors: &[FieldError]) {
@@ -216,7 +261,7 @@ impl DomainsForm {
         match edit::add_account(&mut self.draft, &address, hash.clone()) {
             Ok(a) => {
                 self.changes.push(Change::AddAccount(a.clone(), hash));
-                self.selected_account = Some(a);
+                self.select_account(a);
                 self.new_user.clear();
                 self.new_password.clear();
                 self.new_password2.clear();
@@ -249,6 +294,49 @@ impl DomainsForm {
                 self.account_error = None;
                 self.notice = Some(format!(
                     "New password for {address} (saved with OK or Apply)."
+                ));
+            }
+            Err(e) => self.account_error = Some(e.to_string()),
+        }
+    }
+
+    /// Selects an account: its Max Account Size goes into the field.
+    fn select_account(&mut self, address: String) {
+        self.max_size = self
+            .draft
+            .account(&address)
+            .map_or_else(String::new, |a| format_size(a.max_size));
+        self.selected_account = Some(address);
+    }
+
+    /// Sets the selected account's Max Account Size from the field.
+    fn set_account_max_size(&mut self) {
+        let Some(address) = self.selected_account.clone() else {
+            return;
+        };
+        let n = match parse_size(&self.max_size) {
+            Ok(n) => n,
+            Err(e) => {
+                self.account_error = Some(e);
+                return;
+            }
+        };
+        let min = crate::engine::config::validate::MIN_ACCOUNT_SIZE;
+        if n != 0 && n < min {
+            self.account_error = Some(format!(
+                "{n} octets cannot hold a message: give at least {} or 0 for unlimited",
+                format_size(min)
+            ));
+            return;
+        }
+        match edit::set_max_size(&mut self.draft, &address, n) {
+            Ok(()) => {
+                self.changes.push(Change::SetMaxSize(address.clone(), n));
+                self.account_error = None;
+                self.usage = None;
+                self.notice = Some(format!(
+                    "Max Account Size of {address}: {} (saved with OK or Apply).",
+                    size_words(n)
                 ));
             }
             Err(e) => self.account_error = Some(e.to_string()),
@@ -392,18 +480,26 @@ impl DomainsForm {
                     ui.weak("(select a domain)");
                     return;
                 };
-                let list: Vec<String> = self.accounts_of(d).map(|a| a.address.clone()).collect();
+                let list: Vec<(String, u64)> = self
+                    .accounts_of(d)
+                    .map(|a| (a.address.clone(), a.max_size))
+                    .collect();
                 if list.is_empty() {
                     ui.weak("(no accounts yet)");
                 }
-                for a in list {
+                for (a, max) in list {
                     let selected = self.selected_account.as_deref() == Some(a.as_str());
-                    if ui
-                        .selectable_label(selected, &a)
-                        .on_hover_text("Select this account")
-                        .clicked()
-                    {
-                        self.selected_account = Some(a.clone());
+                    let r = ui
+                        .horizontal(|ui| {
+                            let r = ui
+                                .selectable_label(selected, &a)
+                                .on_hover_text("Select this account");
+                            ui.weak(format!("max {}", size_words(max)));
+                            r
+                        })
+                        .inner;
+                    if r.clicked() {
+                        self.select_account(a.clone());
                     }
                 }
             });
@@ -435,6 +531,45 @@ impl DomainsForm {
                 ui.end_row();
             });
         ui.horizontal(|ui| {
+            let l = ui.label("Max Account Size");
+            ui.add_enabled(
+                has_sel,
+                egui::TextEdit::singleline(&mut self.max_size)
+                    .desired_width(70.0)
+                    .hint_text("500M"),
+            )
+            .labelled_by(l.id)
+            .on_hover_text(
+                "What all the account's folders may hold: 500M, 2G, 64K or octets. Mail that \
+                 would take it past this is refused (552 5.2.2).",
+            )
+            .on_disabled_hover_text("Select an account first");
+            ui.weak("0 = unlimited");
+            if ui
+                .add_enabled(has_sel, egui::Button::new("Set Size"))
+                .on_hover_text("Give the selected account the Max Account Size typed beside")
+                .on_disabled_hover_text("Select an account first")
+                .clicked()
+            {
+                self.set_account_max_size();
+            }
+        });
+        if let Some(address) = &self.selected_account {
+            let max = self.draft.account(address).map_or(0, |a| a.max_size);
+            let text = match &self.usage {
+                Some((a, _, Ok(u))) if a == address => Some(usage_line(address, u, max)),
+                Some((a, _, Err(e))) if a == address => {
+                    Some(format!("Usage of {address}: cannot be read ({e})"))
+                }
+                _ => None,
+            };
+            if let Some(text) = text {
+                ui.label(text).on_hover_text(
+                    "What all the account's folders hold (new and read mail, every folder)",
+                );
+            }
+        }
+        ui.horizontal(|ui| {
             if ui
                 .add_enabled(has_sel, egui::Button::new("Set Password"))
                 .on_hover_text("Give the selected account the password typed above")
@@ -455,9 +590,93 @@ impl DomainsForm {
     }
 }
 
+/// "unlimited" for 0, else the size as the field takes it.
+fn size_words(n: u64) -> String {
+    if n == 0 {
+        "unlimited".into()
+    } else {
+        format_size(n)
+    }
+}
+
+/// Octets to read at a glance: 1,536 -> "1.5 KiB".
+fn human(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} octets");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// "Usage of alice@example.test: 1.5 MiB of 500M (31%), 12 messages".
+fn usage_line(address: &str, u: &Usage, max: u64) -> String {
+    let of = if max == 0 {
+        "no limit".to_string()
+    } else {
+        format!(
+            "{} ({}%)",
+            format_size(max),
+            u.octets.saturating_mul(100) / max
+        )
+    };
+    format!(
+        "Usage of {address}: {} of {of}, {} messages",
+        human(u.octets),
+        u.messages
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_size_is_set_on_the_selected_account_and_described() {
+        let mut d = DomainsForm::from_config(&Config::default());
+        d.new_domain = "example.test".into();
+        d.add_domain();
+        d.new_user = "alice".into();
+        d.new_password = "pw".into();
+        d.new_password2 = "pw".into();
+        d.add_account();
+        d.select_account("alice@example.test".into());
+        assert_eq!(d.max_size, "0");
+        d.max_size = "100".into();
+        d.set_account_max_size();
+        assert!(d.account_error.as_deref().unwrap().contains("at least 1K"));
+        d.max_size = "lots".into();
+        d.set_account_max_size();
+        assert!(d.account_error.is_some());
+        d.max_size = "500M".into();
+        d.set_account_max_size();
+        assert_eq!(d.account_error, None);
+        assert_eq!(d.draft.accounts[0].max_size, 500 << 20);
+        let mut file = Config::default();
+        edit::add_domain(&mut file, "example.test").unwrap();
+        edit::add_account(&mut file, "alice@example.test", "$argon2id$x".into()).unwrap();
+        d.changes.retain(|c| matches!(c, Change::SetMaxSize(..)));
+        assert!(d.write_into(&mut file).is_empty());
+        assert_eq!(file.accounts[0].max_size, 500 << 20);
+        let u = Usage {
+            octets: 1536,
+            messages: 2,
+        };
+        assert_eq!(
+            usage_line("a@b.test", &u, 3072),
+            "Usage of a@b.test: 1.5 KiB of 3K (50%), 2 messages"
+        );
+        assert_eq!(
+            usage_line("a@b.test", &u, 0),
+            "Usage of a@b.test: 1.5 KiB of no limit, 2 messages"
+        );
+        assert_eq!(human(5 << 30), "5.0 GiB");
+    }
 
     #[test]
     fn adding_and_removing_domains_and_accounts() {

@@ -26,6 +26,7 @@ fn config(auth: bool, ranges: bool, who: Who) -> Config {
         accounts: vec![Account {
             address: "alice@example.test".into(),
             password: "$argon2id$unused".into(),
+            ..Default::default()
         }],
         ..Config::default()
     };
@@ -134,6 +135,7 @@ fn unknown_local_users_and_postmaster() {
     c.accounts.push(Account {
         address: "postmaster@example.test".into(),
         password: "$argon2id$unused".into(),
+        ..Default::default()
     });
     let cur = Current::new(c, None);
     assert!(matches!(

@@ -6,7 +6,9 @@ use crate::engine::config::{Config, DeliveryMode, normalize_domain};
 use crate::engine::delivery::{self, DeliveryCtx, RcptStatus};
 use crate::engine::queue::spool::{Location, Spool};
 use crate::engine::queue::{Meta, RcptState, id_text};
+use crate::engine::reply;
 use crate::engine::store::body::Body;
+use crate::engine::store::mailbox::quota::Quota;
 use crate::engine::store::{maildir, trace};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -130,29 +132,60 @@ impl Attempt {
         out
     }
 
-    /// Writes the local recipients' copies to their mailboxes, all or nothing.
+    /// Writes the local recipients' copies to their mailboxes, all or nothing; a recipient
+    /// whose copy would pass its Max Account Size fails permanently (5.2.2: the sender gets a
+    /// failure notice, as Dovecot's default `quota_full_tempfail = no`).
     async fn deliver_local(&self, rcpts: &[String], data: Arc<Body>) -> Vec<RcptStatus> {
         let cfg = &self.ctx.config;
         let mut statuses =
             vec![RcptStatus::Permanent("5.1.1 no such local account".into()); rcpts.len()];
-        let mut boxes = Vec::new();
-        let mut which = Vec::new();
+        // (recipient index, its copy, its quota), checked and written on the blocking pool.
+        let mut candidates = Vec::new();
         for (i, a) in rcpts.iter().enumerate() {
             if let Some(acc) = cfg.account(a) {
                 let (user, domain) = acc.address.rsplit_once('@').expect("validated");
-                boxes.push(maildir::Recipient {
+                let quota = Quota::new(
+                    &maildir::mailbox_dir(&self.mailroot, domain, user),
+                    acc.max_size,
+                );
+                let mailbox = maildir::Recipient {
                     domain: domain.to_string(),
                     user: user.to_string(),
                     headers: trace::delivery_fields(&self.meta.from, &acc.address).into_bytes(),
-                });
-                which.push(i);
+                };
+                candidates.push((i, mailbox, quota));
             }
         }
         let root = self.mailroot.clone();
         let host = cfg.server.hostname.clone();
-        let res =
-            tokio::task::spawn_blocking(move || maildir::deliver(&root, &host, &boxes, &data))
-                .await;
+        let res = tokio::task::spawn_blocking(move || {
+            let (mut boxes, mut which, mut full) = (Vec::new(), Vec::new(), Vec::new());
+            for (i, mailbox, quota) in candidates {
+                let octets = mailbox.headers.len() as u64 + data.len();
+                if quota.would_exceed(octets).unwrap_or(false) {
+                    full.push(i);
+                } else {
+                    boxes.push(mailbox);
+                    which.push(i);
+                }
+            }
+            let written = maildir::deliver(&root, &host, &boxes, &data);
+            (which, full, written)
+        })
+        .await;
+        let (which, full, res) = match res {
+            Ok((which, full, written)) => (which, full, Ok(written)),
+            Err(e) => (
+                (0..rcpts.len())
+                    .filter(|&i| cfg.account(&rcpts[i]).is_some())
+                    .collect(),
+                Vec::new(),
+                Err(e),
+            ),
+        };
+        for i in full {
+            statuses[i] = RcptStatus::Permanent(reply::MESSAGE_OVER_QUOTA.text.to_string());
+        }
         for i in which {
             statuses[i] = match &res {
                 Ok(Ok(_)) => RcptStatus::Delivered("written to the local mailbox".into()),

@@ -63,6 +63,7 @@ impl Session {
         self.tx = Some(Transaction {
             from: from.address,
             rcpts: Vec::new(),
+            size: from.size as u64,
             tags,
         });
         self.reply(reply::SENDER_OK);

@@ -81,6 +81,8 @@ struct Transaction {
     from: String,
     /// Accepted recipients, without duplicates.
     rcpts: Vec<Recipient>,
+    /// The size the client declared at MAIL (`SIZE=`; 0 when it did not).
+    size: u64,
     /// Warnings the gate tagged this transaction with at MAIL (`X-Postern-Warning:`).
     tags: Vec<String>,
 }

@@ -1,8 +1,11 @@
 //! RCPT TO: the protocol checks (sequence, parameters, the recipient limit), then the gate's
-//! verdict on where the recipient goes, with tarpitting after refusals.
+//! verdict on where the recipient goes, with tarpitting after refusals; a local account with
+//! no room (its Max Account Size reached, or the size declared at MAIL would pass it) gets
+//! `552 5.2.2` here, before any data is sent.
 
 use super::Session;
 use crate::engine::access::recipient::Recipient;
+use crate::engine::events::{EventKind, Level};
 use crate::engine::reply;
 use smtp_proto::RcptTo;
 
@@ -18,7 +21,21 @@ impl Session {
         if tx.rcpts.len() >= self.cur.config.smtp.max_recipients_per_mail as usize {
             return self.reply(reply::TOO_MANY_RECIPIENTS);
         }
+        let declared = tx.size;
         let verdict = self.deps.gate.rcpt(&self.cur, &self.client(), &to.address);
+        if let Ok(Recipient::Local(l)) = &verdict
+            && self.deps.intake.mailbox_full(l, declared)
+        {
+            // Not the client's fault: no tarpit, no block.
+            self.log(
+                Level::Info,
+                EventKind::RecipientRejected {
+                    rcpt: l.address.clone(),
+                    reason: "mailbox full (Max Account Size)".into(),
+                },
+            );
+            return self.reply(reply::MAILBOX_FULL);
+        }
         match verdict {
             Ok(rcpt) => {
                 let tx = self.tx.as_mut().expect("checked above");

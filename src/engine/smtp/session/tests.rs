@@ -17,6 +17,7 @@
 //! = closed                        the session closed before the client did
 //! = free 1000                     the intake reports this many octets free on its disk
 //! = intake fails                  the intake answers 452 (a write failed)
+//! = room 1000                     every local mailbox has this many octets left (Max Account Size)
 //! ```
 //!
 //! The client writes everything at once (which pipelines every command) and closes its side;
@@ -24,7 +25,7 @@
 
 use super::{Deps, Seat, serve};
 use crate::engine::access::Gate;
-use crate::engine::access::recipient::Recipient;
+use crate::engine::access::recipient::{LocalRcpt, Recipient};
 use crate::engine::config::{Account, Config, keys};
 use crate::engine::current::Current;
 use crate::engine::events::{EventBus, EventKind};
@@ -47,11 +48,17 @@ struct TestIntake {
     fail: bool,
     /// Free octets to report (`None`: plenty).
     free: Option<u64>,
+    /// Octets every local mailbox has left under its Max Account Size (`None`: unlimited).
+    room: Option<u64>,
 }
 
 impl Intake for TestIntake {
     fn has_room(&self, octets: u64) -> bool {
         self.free.is_none_or(|free| free >= octets)
+    }
+
+    fn mailbox_full(&self, _: &LocalRcpt, octets: u64) -> bool {
+        self.room.is_some_and(|room| room == 0 || octets > room)
     }
 
     fn body(&self) -> Body {
@@ -91,6 +98,7 @@ fn base_config() -> Config {
         .map(|a| Account {
             address: a.to_string(),
             password: hash.clone(),
+            ..Default::default()
         })
         .collect();
     c.smtp.tls.auth_requires_tls = false;
@@ -115,6 +123,8 @@ struct Case {
     fail_intake: bool,
     /// Free octets the intake reports.
     free: Option<u64>,
+    /// Octets left in every local mailbox.
+    room: Option<u64>,
 }
 
 fn unescape(s: &str) -> Vec<u8> {
@@ -152,6 +162,7 @@ fn parse_cases(text: &str) -> Vec<Case> {
                 closed: false,
                 fail_intake: false,
                 free: None,
+                room: None,
             });
             continue;
         }
@@ -197,6 +208,8 @@ fn parse_cases(text: &str) -> Vec<Case> {
             c.fail_intake = true;
         } else if let Some(n) = line.strip_prefix("= free ") {
             c.free = Some(n.parse().unwrap());
+        } else if let Some(n) = line.strip_prefix("= room ") {
+            c.room = Some(n.parse().unwrap());
         } else {
             panic!("{}: cannot read line {line:?}", c.name);
         }
@@ -214,6 +227,7 @@ async fn run(case: &Case) -> (Vec<String>, bool, Vec<(Envelope, Vec<u8>)>) {
     let intake = Arc::new(TestIntake {
         fail: case.fail_intake,
         free: case.free,
+        room: case.room,
         ..TestIntake::default()
     });
     let deps = Arc::new(Deps {
@@ -581,6 +595,35 @@ async fn data_endings_and_limits() {
 > .
 < 500 5.5.2 Message has a line longer
 = accepted 0
+
+## a full mailbox answers 552 5.2.2 at RCPT; a remote recipient is unaffected
+! access.safe_ips=["192.0.2.0/24"]
+= room 0
+> EHLO c
+> MAIL FROM:<a@remote.test>
+> RCPT TO:<alice@example.test>
+> RCPT TO:<x@remote.test>
+< 220
+< 250
+< 250
+< 552 5.2.2 Mailbox full
+< 250 2.1.5
+
+## a size declared at MAIL that the mailbox has no room for answers 552 at RCPT
+= room 1000
+> EHLO c
+> MAIL FROM:<a@remote.test> SIZE=1001
+> RCPT TO:<alice@example.test>
+> RSET
+> MAIL FROM:<a@remote.test> SIZE=1000
+> RCPT TO:<alice@example.test>
+< 220
+< 250
+< 250
+< 552 5.2.2
+< 250
+< 250
+< 250 2.1.5
 
 ## a nearly full disk answers 452 at MAIL, before the message is sent
 ! smtp.max_message_size=104857600

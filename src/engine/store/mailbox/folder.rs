@@ -242,7 +242,8 @@ impl Folder {
     }
 
     /// Deletes a message (one unlink); a message already gone is not an error. Call
-    /// [`Folder::sync`] after a batch.
+    /// [`Folder::sync`] after a batch. The account's Max Account Size usage is told
+    /// ([`super::quota`]), so IMAP EXPUNGE and POP3 DELE need not.
     pub fn delete(&self, m: &mut Message) -> io::Result<()> {
         for _ in 0..3 {
             match fs::remove_file(self.path(m)) {
@@ -250,6 +251,11 @@ impl Folder {
                     if !self.relocate(m)? {
                         return Ok(());
                     }
+                }
+                Ok(()) => {
+                    // A cache a scan rebuilds: a failed append is not a failed delete.
+                    let _ = super::quota::record(self.account_dir(), -(m.size as i128), -1);
+                    return Ok(());
                 }
                 r => return r,
             }
@@ -350,6 +356,18 @@ impl Folder {
                 fs::metadata(self.path(m))?.modified()
             }
             r => r?.modified(),
+        }
+    }
+
+    /// The account directory: INBOX's own, a `.Folder`'s parent.
+    fn account_dir(&self) -> &Path {
+        let is_sub = self
+            .dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        match self.dir.parent() {
+            Some(p) if is_sub => p,
+            _ => &self.dir,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The mailboxes people read (storage only, no protocol): an account's folders over the
 //! Maildirs [`super::maildir`] delivers into, with persistent UIDs ([`uidlist`]) and the
-//! changes a reader makes ([`folder`]).
+//! changes a reader makes ([`folder`]), and what its folders hold against its Max Account Size
+//! ([`quota`]).
 //!
 //! Layout (Maildir++, as Dovecot and Courier keep it): the account's directory
 //! `DATA/mailboxes/DOMAIN/USER` is INBOX; every other folder is a subdirectory named `.` and
@@ -12,6 +13,7 @@
 
 pub mod folder;
 pub mod keywords;
+pub mod quota;
 pub mod uidlist;
 pub mod watch;
 
