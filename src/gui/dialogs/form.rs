@@ -4,7 +4,7 @@
 //! pieces forms are made of: [`grid`] for labelled rows, [`ListEdit`] (a list of strings with
 //! add and remove) and the parsers that turn a field's text into a value or a field error.
 
-use super::{apply_and_report, error_for, error_label, load};
+use super::{Pending, apply_and_report, error_for, error_label, load, take_report};
 use crate::engine::config::{Config, ConfigError, FieldError, HumanDuration};
 use crate::gui::services::Services;
 use eframe::egui;
@@ -150,6 +150,10 @@ pub struct FormDialog<F: Form> {
     errors: Vec<FieldError>,
     /// Result of the last Apply.
     message: Option<String>,
+    /// Whether the result line tells of a failure (the running server's report).
+    failure: bool,
+    /// The running server's report of the last Apply, while awaited.
+    pending: Option<Pending>,
 }
 
 impl<F: Form> FormDialog<F> {
@@ -164,6 +168,8 @@ impl<F: Form> FormDialog<F> {
             load_error,
             errors: Vec::new(),
             message: None,
+            failure: false,
+            pending: None,
         }
     }
 
@@ -174,7 +180,9 @@ impl<F: Form> FormDialog<F> {
             |cfg| form.write_into(cfg),
             &mut self.errors,
             &mut self.message,
+            &mut self.pending,
         );
+        self.failure = false;
         match saved {
             Some(cfg) => {
                 self.form.reload(&cfg);
@@ -213,6 +221,14 @@ impl<F: Form> FormDialog<F> {
             if let Some(m) = self.form.take_notice() {
                 self.message = Some(m);
             }
+            if let Some((m, failure)) = take_report(services, &mut self.pending) {
+                self.message = Some(m);
+                self.failure = failure;
+            }
+            if self.pending.is_some() {
+                // The report comes from the engine's thread without an event after it.
+                ctx.request_repaint_after(std::time::Duration::from_millis(50));
+            }
             for e in self
                 .errors
                 .iter()
@@ -223,7 +239,7 @@ impl<F: Form> FormDialog<F> {
             }
             if let Some(m) = &self.message {
                 ui.add_space(4.0);
-                if self.errors.is_empty() {
+                if self.errors.is_empty() && !self.failure {
                     ui.label(m);
                 } else {
                     error_label(ui, m);

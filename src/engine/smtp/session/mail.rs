@@ -42,6 +42,7 @@ impl Session {
             .intake
             .has_room(reserve.saturating_add(from.size as u64))
         {
+            self.count_refused();
             self.log(
                 Level::Warn,
                 EventKind::MessageRejected {
@@ -58,6 +59,7 @@ impl Session {
             .await;
         self.checks = checks;
         let Some(tags) = self.admit(decision) else {
+            self.count_refused();
             return;
         };
         self.tx = Some(Transaction {
