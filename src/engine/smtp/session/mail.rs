@@ -32,6 +32,7 @@ impl Session {
         let smtp = &self.cur.config.smtp;
         let max = smtp.max_message_size;
         if from.size as u64 > max {
+            self.count_refused();
             return self.reply(reply::too_big(max));
         }
         // Keep a reserve: room for the biggest message and a half, or the floor, whichever is
