@@ -1441,3 +1441,103 @@ fn unblock_in_abuse_and_spam_lifts_a_lockout() {
             .is_some()
     });
 }
+
+/// Apply with a port something else holds: the dialog says what the running server did (the
+/// port is taken, the old one keeps listening), and the old port does answer.
+#[test]
+fn apply_with_a_port_in_use_shows_the_failure_and_the_old_port_still_answers() {
+    let old = free_port();
+    let env = Env::new(old, |_| {});
+    let mut h = env.app();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    click(&mut h, "SMTP Settings");
+    set_field(&mut h, "Incoming SMTP Port", &busy.to_string());
+    click(&mut h, "Apply");
+    wait_for(&mut h, "the running server's report in the dialog", |h| {
+        shows(h, "Address already in use")
+    });
+    assert!(
+        shows(
+            &h,
+            &format!("the old listener on 127.0.0.1:{old} keeps listening")
+        ),
+        "the report says the old port keeps listening"
+    );
+    assert!(
+        shows(&h, "smtp.incoming.port"),
+        "the report names the change"
+    );
+    assert!(
+        greeting(old).is_some_and(|g| g.starts_with("220")),
+        "the old port still answers"
+    );
+    assert!(
+        shows(&h, &format!("incoming 127.0.0.1:{busy} DOWN")),
+        "the status strip shows the new port down"
+    );
+    // Once the port is free, Apply moves the listener, and says so.
+    drop(taken);
+    click(&mut h, "Apply");
+    wait_for(&mut h, "the move in the dialog", |h| {
+        shows(
+            h,
+            &format!("Incoming SMTP moved from 127.0.0.1:{old} to 127.0.0.1:{busy}"),
+        )
+    });
+    assert!(greeting(busy).is_some_and(|g| g.starts_with("220")));
+}
+
+/// The status strip counts what the engine counts: an accepted mail, a refused RCPT.
+#[test]
+fn a_refused_rcpt_moves_the_refused_counter() {
+    let port = free_port();
+    let env = Env::new(port, |_| {});
+    with_alice(&env);
+    let mut h = env.app();
+    assert!(shows(&h, "Accepted 0 · Sent 0 · Given up 0 · Refused 0"));
+    let refused = send_mail(port, "bob@remote.test", "nobody@example.test", "hello");
+    assert!(refused.is_err_and(|r| r.starts_with("550")));
+    wait_for(&mut h, "the refused counter to move", |h| {
+        shows(h, "Accepted 0 · Sent 0 · Given up 0 · Refused 1")
+    });
+    send_mail(
+        port,
+        "bob@remote.test",
+        "alice@example.test",
+        "Subject: hi\r\n\r\nhi",
+    )
+    .unwrap();
+    wait_for(&mut h, "the accepted counter to move", |h| {
+        shows(h, "Accepted 1 · Sent 0 · Given up 0 · Refused 1")
+    });
+}
+
+/// A line logged by an earlier run (before the window opened) is in the Live Logs pane.
+#[test]
+fn the_live_logs_pane_shows_a_line_logged_before_the_window_opened() {
+    let env = Env::new(free_port(), |_| {});
+    let opts = EngineOptions {
+        config_path: env.cfg.clone(),
+        data_dir: env.data.clone(),
+    };
+    env.rt.block_on(async {
+        let bus = EventBus::new();
+        let handle = postern::engine::start(opts, bus.clone()).await.unwrap();
+        bus.emit(
+            postern::engine::events::Level::Info,
+            None,
+            postern::engine::events::EventKind::Note {
+                text: "a line from before the window".into(),
+            },
+        );
+        handle.shutdown().await;
+    });
+    let mut h = env.app();
+    click(&mut h, "System");
+    assert!(
+        shows(&h, "a line from before the window"),
+        "today's earlier line is shown"
+    );
+    assert!(shows(&h, "today's earlier lines"));
+}

@@ -308,7 +308,13 @@ impl Supervisor {
                         _ => ReloadReport {
                             outcome: ReloadOutcome::Unchanged,
                             changed: Vec::new(),
-                            listeners: Vec::new(),
+                            // Saved again: a listener that could not be opened is tried
+                            // again (the port may be free now).
+                            listeners: if self.failed.is_empty() {
+                                Vec::new()
+                            } else {
+                                self.reconcile().await
+                            },
                         },
                     }
                 } else {
