@@ -86,24 +86,10 @@ fn a_taken_port_keeps_the_old_listener_and_the_reload_says_so() {
     assert!(log.contains("Address already in use"), "{log}");
 }
 
-/// Today's counters as `postern status` prints them.
-fn counters(s: &Server) -> String {
-    let out = s.cli(&["status"]);
-    out.assert_ok();
-    out.stdout
-        .lines()
-        .find(|l| l.starts_with("today ("))
-        .unwrap_or_else(|| panic!("no counters in:\n{}", out.stdout))
-        .split_once(": ")
-        .unwrap()
-        .1
-        .to_string()
-}
-
 #[test]
 fn the_counters_count_refusals_and_survive_a_restart() {
     let mut s = Server::start_default();
-    assert_eq!(counters(&s), "accepted 0, sent 0, given up 0, refused 0");
+    assert_eq!(s.counters(), "accepted 0, sent 0, given up 0, refused 0");
     // One mail in, one recipient refused at RCPT, one mail refused after DATA (too big for
     // the declared SIZE is refused at MAIL: count it too).
     let mut c = s.connect();
@@ -115,7 +101,7 @@ fn the_counters_count_refusals_and_survive_a_restart() {
     c.expect("RSET", 250, "");
     c.expect("MAIL FROM:<bob@remote.test> SIZE=999999999", 552, "");
     c.expect("QUIT", 221, "");
-    assert_eq!(counters(&s), "accepted 1, sent 0, given up 0, refused 2");
+    assert_eq!(s.counters(), "accepted 1, sent 0, given up 0, refused 2");
     // Stopped: the file has them.
     s.signal("TERM");
     assert!(s.wait_exit(Duration::from_secs(30)).success());
@@ -132,13 +118,13 @@ fn the_counters_count_refusals_and_survive_a_restart() {
     // Started again: the same, and counting on from there.
     s.spawn();
     s.wait_ready(s.port());
-    assert_eq!(counters(&s), "accepted 1, sent 0, given up 0, refused 2");
+    assert_eq!(s.counters(), "accepted 1, sent 0, given up 0, refused 2");
     let mut c = s.connect();
     c.ehlo();
     c.expect("MAIL FROM:<bob@remote.test>", 250, "");
     c.expect("RCPT TO:<nobody@example.test>", 550, "5.1.1");
     c.expect("QUIT", 221, "");
-    assert_eq!(counters(&s), "accepted 1, sent 0, given up 0, refused 3");
+    assert_eq!(s.counters(), "accepted 1, sent 0, given up 0, refused 3");
 }
 
 #[test]
@@ -148,7 +134,7 @@ fn a_damaged_counter_file_is_kept_aside_and_the_server_starts() {
     std::fs::write(s.data_dir.join("stats.json"), b"not json").unwrap();
     s.spawn();
     s.wait_ready(s.port());
-    assert_eq!(counters(&s), "accepted 0, sent 0, given up 0, refused 0");
+    assert_eq!(s.counters(), "accepted 0, sent 0, given up 0, refused 0");
     assert_eq!(
         std::fs::read(s.data_dir.join("stats.json.corrupt")).unwrap(),
         b"not json"
