@@ -76,7 +76,7 @@ impl<K: ServiceDefaults> Clone for MailServiceConfig<K> {
             enabled: self.enabled,
             port: self.port,
             max_connections: self.max_connections,
-            idle_timeout: self.idle_timeout.clone(),
+            idle_timeout: self.idle_timeout,
             listen_ip: self.listen_ip.clone(),
             explicit_ssl: self.explicit_ssl,
             implicit_ssl: self.implicit_ssl,
