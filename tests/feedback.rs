@@ -90,8 +90,8 @@ fn a_taken_port_keeps_the_old_listener_and_the_reload_says_so() {
 fn the_counters_count_refusals_and_survive_a_restart() {
     let mut s = Server::start_default();
     assert_eq!(s.counters(), "accepted 0, sent 0, given up 0, refused 0");
-    // One mail in, one recipient refused at RCPT, one mail refused after DATA (too big for
-    // the declared SIZE is refused at MAIL: count it too).
+    // One mail in, one recipient refused at RCPT, one mail refused at MAIL (its declared
+    // SIZE is over the limit).
     let mut c = s.connect();
     c.begin_mail_to_alice();
     c.send(b"Subject: counted\r\n\r\nhello\r\n.\r\n").unwrap();
@@ -145,4 +145,25 @@ fn a_damaged_counter_file_is_kept_aside_and_the_server_starts() {
         text.contains("mail counters: ").then_some(text)
     });
     assert!(log.contains("stats.json.corrupt"), "{log}");
+}
+
+#[test]
+fn refusals_at_connect_and_after_data_are_counted_too() {
+    let s = Server::start_with(|c| {
+        c.max_connections_per_port = 1;
+        c.max_message_size = 1024;
+    });
+    // The one connection this port takes is held; the next is refused at connect.
+    let mut held = s.connect();
+    let mut second = Client::connect(s.port());
+    assert_eq!(second.read_reply().code, 421);
+    assert_eq!(s.counters(), "accepted 0, sent 0, given up 0, refused 1");
+    // A message bigger than the limit, undeclared, is refused after DATA.
+    held.begin_mail_to_alice();
+    let big = format!("{}\r\n", "x".repeat(60)).repeat(50);
+    held.send(format!("Subject: big\r\n\r\n{big}.\r\n").as_bytes())
+        .unwrap();
+    assert_eq!(held.read_reply().code, 552);
+    held.expect("QUIT", 221, "");
+    assert_eq!(s.counters(), "accepted 0, sent 0, given up 0, refused 2");
 }

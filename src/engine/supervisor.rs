@@ -637,3 +637,30 @@ impl Supervisor {
         let _ = (&mut self.log_writer).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reload_names_the_changed_keys_never_their_values() {
+        let old = Config::default();
+        let mut new = old.clone();
+        new.smtp.incoming.port = 2526;
+        new.outgoing_mails.relay.password = "secret".into();
+        assert_eq!(
+            changed_settings(&old, &new),
+            ["outgoing_mails.relay.password", "smtp.incoming.port"]
+        );
+        assert!(changed_settings(&old, &old).is_empty());
+        // Many changes: the sections.
+        new.domains = vec!["example.test".into()];
+        new.smtp.outgoing.port = 2600;
+        new.smtp.max_errors_per_session = 3;
+        new.smtp.max_recipients_per_mail = 5;
+        new.smtp.max_connections_per_port = 7;
+        let changed = changed_settings(&old, &new);
+        assert_eq!(changed, ["domains", "outgoing_mails", "smtp"]);
+        assert!(!changed.concat().contains("secret"));
+    }
+}
