@@ -1511,6 +1511,18 @@ fn a_refused_rcpt_moves_the_refused_counter() {
     wait_for(&mut h, "the accepted counter to move", |h| {
         shows(h, "Accepted 1 · Sent 0 · Given up 0 · Refused 1")
     });
+    // Stopped, the strip keeps the last counts; a new window over the engine started again
+    // shows the same (the engine kept them in DATA/stats.json).
+    click(&mut h, "Stop Services");
+    wait_for(&mut h, "the services to stop", |h| {
+        *h.state().services().state() == ServiceState::Stopped
+    });
+    assert!(shows(&h, "Accepted 1 · Sent 0 · Given up 0 · Refused 1"));
+    drop(h);
+    let mut h = env.app();
+    wait_for(&mut h, "the same counts after the restart", |h| {
+        shows(h, "Accepted 1 · Sent 0 · Given up 0 · Refused 1")
+    });
 }
 
 /// A line logged by an earlier run (before the window opened) is in the Live Logs pane.
