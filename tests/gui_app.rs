@@ -129,6 +129,15 @@ fn set_field(h: &mut Harness<'_, PosternApp>, label: &str, text: &str) {
     );
 }
 
+/// Clicks a dialog's OK and waits until the dialog has closed: it closes once the running
+/// server has reported the settings applied.
+fn press_ok(h: &mut Harness<'_, PosternApp>) {
+    click(h, "OK");
+    wait_for(h, "the dialog to close after OK", |h| {
+        h.query_by_label("OK").is_none()
+    });
+}
+
 fn click(h: &mut Harness<'_, PosternApp>, label: &str) {
     h.get_by_label(label).click();
     h.run();
@@ -219,7 +228,7 @@ fn changing_the_incoming_port_rebinds_the_running_server() {
             .is_some()
     });
 
-    click(&mut h, "OK");
+    press_ok(&mut h);
     assert!(!h.state().is_open(Dialog::Smtp), "OK closes the dialog");
 }
 
@@ -258,7 +267,7 @@ fn the_pop3_dialog_moves_the_running_pop3_listener() {
             .next()
             .is_some()
     });
-    click(&mut h, "OK");
+    press_ok(&mut h);
     assert!(!h.state().is_open(Dialog::Pop3));
 }
 
@@ -287,7 +296,7 @@ fn invalid_values_are_shown_beside_their_field_and_not_saved() {
     set_field(&mut h, "Data Timeout", "2m");
     set_field(&mut h, "Max Junk Commands", "50");
     set_field(&mut h, "Min Free Disk Space", "1G");
-    click(&mut h, "OK");
+    press_ok(&mut h);
     assert!(!h.state().is_open(Dialog::Smtp));
     let cfg = env.load();
     assert_eq!(cfg.smtp.max_recipients_per_mail, 250);
@@ -325,7 +334,7 @@ fn the_resend_schedule_is_shown_in_time_and_can_be_made_postfix_like() {
     click(&mut h, "Like Postfix (5 days)");
     h.run();
     let _ = h.get_all_by_label_contains("after about 5 days");
-    click(&mut h, "OK");
+    press_ok(&mut h);
     let o = env.load().outgoing_mails;
     assert!(o.backoff);
     assert_eq!(o.resend_attempts, 0);
@@ -345,7 +354,7 @@ fn outgoing_smtp_can_be_enabled_on_its_own_port() {
     click(&mut h, "SMTP Settings");
     click(&mut h, "Enable Outgoing SMTP");
     set_field(&mut h, "Outgoing SMTP Port", &out.to_string());
-    click(&mut h, "OK");
+    press_ok(&mut h);
     let cfg = env.load();
     assert!(cfg.smtp.outgoing.enabled);
     assert_eq!(cfg.smtp.outgoing.port, out);
@@ -379,7 +388,7 @@ fn a_domain_and_account_added_in_the_dialog_receive_mail() {
     set_field(&mut h, "Confirm Password", "correct horse");
     click(&mut h, "Add Account");
     h.get_by_label("alice@example.test");
-    click(&mut h, "OK");
+    press_ok(&mut h);
     assert!(!h.state().is_open(Dialog::Domains), "OK closes the dialog");
 
     let cfg = env.load();
@@ -447,7 +456,7 @@ fn set_password_and_remove_account() {
 
     click(&mut h, "Remove Account");
     click(&mut h, "Remove Domain");
-    click(&mut h, "OK");
+    press_ok(&mut h);
     let cfg = env.load();
     assert!(cfg.accounts.is_empty());
     assert!(cfg.domains.is_empty());
@@ -666,7 +675,7 @@ fn access_control_turns_an_open_relay_into_a_closed_one() {
             .is_none(),
         "the dialog's warning goes as soon as the draft is safe"
     );
-    click(&mut h, "OK");
+    press_ok(&mut h);
     assert!(!h.state().is_open(Dialog::Access));
     assert!(env.load().access.smtp_auth.enabled);
 
@@ -703,7 +712,7 @@ fn allow_only_the_following_stores_a_hash_and_ip_ranges_are_edited_in_a_list() {
     click(&mut h, "not-an-ip");
     click(&mut h, "Remove Range");
     set_field(&mut h, "Allowed Password", "s3cret");
-    click(&mut h, "OK");
+    press_ok(&mut h);
     assert!(!h.state().is_open(Dialog::Access), "OK closes once valid");
     let a = env.load().access;
     assert_eq!(a.ip_range.ranges, ["10.0.0.0/8"]);
@@ -728,7 +737,7 @@ fn outgoing_mails_relay_mode_sends_through_the_relay_host() {
     assert!(h.state().is_open(Dialog::Outgoing));
     set_field(&mut h, "Relay Port", &sink.to_string());
     set_field(&mut h, "Re-send Attempts", "3");
-    click(&mut h, "OK");
+    press_ok(&mut h);
     let o = env.load().outgoing_mails;
     assert_eq!((o.relay.port, o.resend_attempts), (sink, 3));
 
@@ -953,7 +962,7 @@ fn abuse_settings_are_saved_and_reloaded() {
     // DMARC off, then DKIM verification off (DMARC needs it).
     click(&mut h, "Enable DMARC Check");
     click(&mut h, "Verify DKIM Signatures");
-    click(&mut h, "OK");
+    press_ok(&mut h);
     let auth = env.load().auth;
     assert!(!auth.dmarc.enabled && !auth.dkim.verify, "{auth:?}");
     let a = env.load().abuse;
@@ -1476,6 +1485,16 @@ fn apply_with_a_port_in_use_shows_the_failure_and_the_old_port_still_answers() {
         shows(&h, &format!("incoming 127.0.0.1:{busy} DOWN")),
         "the status strip shows the new port down"
     );
+    // OK with the port still taken: the dialog stays open and says why.
+    click(&mut h, "OK");
+    wait_for(&mut h, "the report of OK", |h| {
+        shows(h, "The running server already had this configuration.")
+    });
+    assert!(
+        h.state().is_open(Dialog::Smtp),
+        "a failure keeps the dialog open"
+    );
+    assert!(shows(&h, "Address already in use"));
     // Once the port is free, Apply moves the listener, and says so.
     drop(taken);
     click(&mut h, "Apply");
@@ -1486,6 +1505,8 @@ fn apply_with_a_port_in_use_shows_the_failure_and_the_old_port_still_answers() {
         )
     });
     assert!(greeting(busy).is_some_and(|g| g.starts_with("220")));
+    press_ok(&mut h);
+    assert!(!h.state().is_open(Dialog::Smtp));
 }
 
 /// The status strip counts what the engine counts: an accepted mail, a refused RCPT.

@@ -70,7 +70,9 @@ pub enum Action {
     Apply,
 }
 
-/// The OK / Cancel / Apply row; `can_apply` false greys out OK and Apply.
+/// The OK / Cancel / Apply row; `can_apply` false greys out OK and Apply. OK closes the
+/// dialog once the running server has applied the settings; when it reports a failure (a
+/// port that cannot be bound) the dialog stays open and shows it.
 pub fn button_row(ui: &mut egui::Ui, can_apply: bool) -> Option<Action> {
     let mut action = None;
     ui.separator();
@@ -154,6 +156,9 @@ pub struct FormDialog<F: Form> {
     failure: bool,
     /// The running server's report of the last Apply, while awaited.
     pending: Option<Pending>,
+    /// OK was pressed: close once the running server's report says all went well (a
+    /// failure keeps the dialog open, showing it).
+    closing: bool,
 }
 
 impl<F: Form> FormDialog<F> {
@@ -170,6 +175,7 @@ impl<F: Form> FormDialog<F> {
             message: None,
             failure: false,
             pending: None,
+            closing: false,
         }
     }
 
@@ -196,6 +202,7 @@ impl<F: Form> FormDialog<F> {
     pub fn show(&mut self, ctx: &egui::Context, services: &Services) -> bool {
         let mut open = true;
         let mut action = None;
+        let mut reported = None;
         let window = egui::Window::new(F::TITLE)
             .open(&mut open)
             .collapsible(false)
@@ -224,6 +231,7 @@ impl<F: Form> FormDialog<F> {
             if let Some((m, failure)) = take_report(services, &mut self.pending) {
                 self.message = Some(m);
                 self.failure = failure;
+                reported = Some(failure);
             }
             if self.pending.is_some() {
                 // The report comes from the engine's thread without an event after it.
@@ -257,9 +265,19 @@ impl<F: Form> FormDialog<F> {
         {
             action = Some(Action::Cancel);
         }
+        if self.closing && reported.is_some() {
+            self.closing = false;
+            open &= reported == Some(true);
+        }
         match action {
-            Some(Action::Ok) => open &= !self.apply(services),
+            // Closed at once when no server runs; else once its report has come.
+            Some(Action::Ok) if self.apply(services) => {
+                self.closing = self.pending.is_some();
+                open &= self.closing;
+            }
+            Some(Action::Ok) => {}
             Some(Action::Apply) => {
+                self.closing = false;
                 self.apply(services);
             }
             Some(Action::Cancel) => open = false,
