@@ -287,3 +287,37 @@ pub mod access {
         }
     }
 }
+
+/// `postern status`: the listeners and today's mail counters.
+pub mod status {
+    use crate::engine::control::StatusReport;
+    use crate::engine::stats::StatsSnapshot;
+
+    /// One line per listener (up with its address, or down with why), then the counters.
+    pub fn format_status(s: &StatusReport) -> String {
+        let mut out = String::new();
+        for l in &s.listeners {
+            match (&l.addr, &l.error) {
+                (Some(a), _) => out.push_str(&format!(
+                    "{:<28} listening on {a} ({} session(s))\n",
+                    l.name, l.sessions
+                )),
+                (None, Some(e)) => {
+                    out.push_str(&format!("{:<28} DOWN {}: {e}\n", l.name, l.configured))
+                }
+                (None, None) => out.push_str(&format!("{:<28} {}\n", l.name, l.configured)),
+            }
+        }
+        out.push_str(&format_counts(&s.stats));
+        out
+    }
+
+    /// Today's counters, one line.
+    pub fn format_counts(s: &StatsSnapshot) -> String {
+        let c = &s.today;
+        format!(
+            "today ({} UTC): accepted {}, sent {}, given up {}, refused {}\n",
+            s.day, c.accepted, c.delivered, c.given_up, c.refused
+        )
+    }
+}

@@ -54,6 +54,9 @@ enum Command {
     /// The DNS records the local domains need for their mail to arrive, and a live check.
     #[command(subcommand)]
     Dns(DnsCmd),
+    /// The running server's listeners (each up with its address, or down with why) and
+    /// today's mail counters (accepted, sent, given up, refused; kept across restarts).
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -293,7 +296,7 @@ fn run(args: Cli) -> Result<ExitCode> {
             }
             ConfigCmd::Set { assignments } => {
                 edit::config_set(path, &assignments)?;
-                Ok(ExitCode::SUCCESS)
+                Ok(reload(&opts.data_dir))
             }
             ConfigCmd::Check => {
                 let cfg = edit::read(path)?;
@@ -329,6 +332,7 @@ fn run(args: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Queue(q)) => queue(&opts.data_dir, q),
+        Some(Command::Status) => status(&opts.data_dir),
         Some(Command::Dkim(d)) => dkim(path, &opts.data_dir, d),
         Some(Command::Dns(d)) => dns(path, &opts.data_dir, d),
         Some(Command::Access(AccessCmd::RelayUser {
@@ -521,9 +525,54 @@ fn queue(data_dir: &std::path::Path, q: QueueCmd) -> Result<ExitCode> {
         Response::Count(n) => println!("{n} message(s) {verb}"),
         Response::Ok => {}
         Response::Error(e) => anyhow::bail!("{e}"),
-        Response::Blocks(_) | Response::Unblocked(_) => {
+        Response::Blocks(_)
+        | Response::Unblocked(_)
+        | Response::Reloaded(_)
+        | Response::Status(_) => {
             anyhow::bail!("unexpected answer from the server")
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks the running server to apply the file now and prints what it did; failure (exit 1)
+/// when it kept its configuration or a listener could not be opened. Saved but not applied
+/// when no server runs.
+fn reload(data_dir: &std::path::Path) -> ExitCode {
+    use postern::engine::control::{self, ControlError, Request, Response};
+    match control::request(data_dir, &Request::Reload) {
+        Ok(Response::Reloaded(report)) => {
+            for line in report.lines() {
+                println!("{line}");
+            }
+            if report.has_failure() {
+                return ExitCode::FAILURE;
+            }
+        }
+        Ok(Response::Error(e)) => eprintln!("postern: the running server did not reload: {e}"),
+        Ok(other) => eprintln!("postern: unexpected answer from the server: {other:?}"),
+        Err(ControlError::NotRunning(_)) => {
+            println!("Saved; no server is running, so it applies at the next start.")
+        }
+        Err(e) => eprintln!("postern: the running server was not told to reload: {e}"),
+    }
+    ExitCode::SUCCESS
+}
+
+/// `postern status`: the running server's listeners and today's counters (only the counters,
+/// from the file, when no server runs).
+fn status(data_dir: &std::path::Path) -> Result<ExitCode> {
+    use postern::engine::control::{self, ControlError, Request, Response};
+    match control::request(data_dir, &Request::Status) {
+        Ok(Response::Status(s)) => print!("{}", cli::status::format_status(&s)),
+        Ok(Response::Error(e)) => anyhow::bail!("{e}"),
+        Ok(other) => anyhow::bail!("unexpected answer from the server: {other:?}"),
+        Err(ControlError::NotRunning(_)) => {
+            println!("no server is running on {}", data_dir.display());
+            let s = postern::engine::stats::Stats::peek(data_dir).map_err(anyhow::Error::msg)?;
+            print!("{}", cli::status::format_counts(&s));
+        }
+        Err(e) => return Err(e.into()),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -604,7 +653,7 @@ fn serve(opts: EngineOptions) -> Result<ExitCode> {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
-                _ = hup.recv() => { handle.send(engine::handle::Command::Reload); }
+                _ = hup.recv() => { handle.send(engine::handle::Command::Reload(None)); }
                 _ = handle.wait() => return Ok(ExitCode::FAILURE),
             }
         }

@@ -130,6 +130,15 @@ fn set_field(h: &mut Harness<'_, PosternApp>, label: &str, text: &str) {
     );
 }
 
+/// Clicks a dialog's OK and waits until the dialog has closed: it closes once the running
+/// server has reported the settings applied.
+fn press_ok(h: &mut Harness<'_, PosternApp>) {
+    click(h, "OK");
+    wait_for(h, "the dialog to close after OK", |h| {
+        h.query_by_label("OK").is_none()
+    });
+}
+
 fn click(h: &mut Harness<'_, PosternApp>, label: &str) {
     h.get_by_label(label).click();
     h.run();
@@ -220,7 +229,7 @@ fn changing_the_incoming_port_rebinds_the_running_server() {
             .is_some()
     });
 
-    click(&mut h, "OK");
+    press_ok(&mut h);
     assert!(!h.state().is_open(Dialog::Smtp), "OK closes the dialog");
 }
 
@@ -259,7 +268,7 @@ fn the_pop3_dialog_moves_the_running_pop3_listener() {
             .next()
             .is_some()
     });
-    click(&mut h, "OK");
+    press_ok(&mut h);
     assert!(!h.state().is_open(Dialog::Pop3));
 }
 
@@ -363,7 +372,7 @@ fn invalid_values_are_shown_beside_their_field_and_not_saved() {
     set_field(&mut h, "Data Timeout", "2m");
     set_field(&mut h, "Max Junk Commands", "50");
     set_field(&mut h, "Min Free Disk Space", "1G");
-    click(&mut h, "OK");
+    press_ok(&mut h);
     assert!(!h.state().is_open(Dialog::Smtp));
     let cfg = env.load();
     assert_eq!(cfg.smtp.max_recipients_per_mail, 250);
@@ -401,7 +410,7 @@ fn the_resend_schedule_is_shown_in_time_and_can_be_made_postfix_like() {
     click(&mut h, "Like Postfix (5 days)");
     h.run();
     let _ = h.get_all_by_label_contains("after about 5 days");
-    click(&mut h, "OK");
+    press_ok(&mut h);
     let o = env.load().outgoing_mails;
     assert!(o.backoff);
     assert_eq!(o.resend_attempts, 0);
@@ -421,7 +430,7 @@ fn outgoing_smtp_can_be_enabled_on_its_own_port() {
     click(&mut h, "SMTP Settings");
     click(&mut h, "Enable Outgoing SMTP");
     set_field(&mut h, "Outgoing SMTP Port", &out.to_string());
-    click(&mut h, "OK");
+    press_ok(&mut h);
     let cfg = env.load();
     assert!(cfg.smtp.outgoing.enabled);
     assert_eq!(cfg.smtp.outgoing.port, out);
@@ -455,7 +464,7 @@ fn a_domain_and_account_added_in_the_dialog_receive_mail() {
     set_field(&mut h, "Confirm Password", "correct horse");
     click(&mut h, "Add Account");
     h.get_by_label("alice@example.test");
-    click(&mut h, "OK");
+    press_ok(&mut h);
     assert!(!h.state().is_open(Dialog::Domains), "OK closes the dialog");
 
     let cfg = env.load();
@@ -524,7 +533,7 @@ fn set_password_and_remove_account() {
 
     click(&mut h, "Remove Account");
     click(&mut h, "Remove Domain");
-    click(&mut h, "OK");
+    press_ok(&mut h);
     let cfg = env.load();
     assert!(cfg.accounts.is_empty());
     assert!(cfg.domains.is_empty());
@@ -810,7 +819,7 @@ fn access_control_turns_an_open_relay_into_a_closed_one() {
             .is_none(),
         "the dialog's warning goes as soon as the draft is safe"
     );
-    click(&mut h, "OK");
+    press_ok(&mut h);
     assert!(!h.state().is_open(Dialog::Access));
     assert!(env.load().access.smtp_auth.enabled);
 
@@ -847,7 +856,7 @@ fn allow_only_the_following_stores_a_hash_and_ip_ranges_are_edited_in_a_list() {
     click(&mut h, "not-an-ip");
     click(&mut h, "Remove Range");
     set_field(&mut h, "Allowed Password", "s3cret");
-    click(&mut h, "OK");
+    press_ok(&mut h);
     assert!(!h.state().is_open(Dialog::Access), "OK closes once valid");
     let a = env.load().access;
     assert_eq!(a.ip_range.ranges, ["10.0.0.0/8"]);
@@ -872,7 +881,7 @@ fn outgoing_mails_relay_mode_sends_through_the_relay_host() {
     assert!(h.state().is_open(Dialog::Outgoing));
     set_field(&mut h, "Relay Port", &sink.to_string());
     set_field(&mut h, "Re-send Attempts", "3");
-    click(&mut h, "OK");
+    press_ok(&mut h);
     let o = env.load().outgoing_mails;
     assert_eq!((o.relay.port, o.resend_attempts), (sink, 3));
 
@@ -1097,7 +1106,7 @@ fn abuse_settings_are_saved_and_reloaded() {
     // DMARC off, then DKIM verification off (DMARC needs it).
     click(&mut h, "Enable DMARC Check");
     click(&mut h, "Verify DKIM Signatures");
-    click(&mut h, "OK");
+    press_ok(&mut h);
     let auth = env.load().auth;
     assert!(!auth.dmarc.enabled && !auth.dkim.verify, "{auth:?}");
     let a = env.load().abuse;
@@ -1585,4 +1594,128 @@ fn unblock_in_abuse_and_spam_lifts_a_lockout() {
             .next()
             .is_some()
     });
+}
+
+/// Apply with a port something else holds: the dialog says what the running server did (the
+/// port is taken, the old one keeps listening), and the old port does answer.
+#[test]
+fn apply_with_a_port_in_use_shows_the_failure_and_the_old_port_still_answers() {
+    let old = free_port();
+    let env = Env::new(old, |_| {});
+    let mut h = env.app();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    click(&mut h, "SMTP Settings");
+    set_field(&mut h, "Incoming SMTP Port", &busy.to_string());
+    click(&mut h, "Apply");
+    wait_for(&mut h, "the running server's report in the dialog", |h| {
+        shows(h, "Address already in use")
+    });
+    assert!(
+        shows(
+            &h,
+            &format!("the old listener on 127.0.0.1:{old} keeps listening")
+        ),
+        "the report says the old port keeps listening"
+    );
+    assert!(
+        shows(&h, "smtp.incoming.port"),
+        "the report names the change"
+    );
+    assert!(
+        greeting(old).is_some_and(|g| g.starts_with("220")),
+        "the old port still answers"
+    );
+    assert!(
+        shows(&h, &format!("incoming 127.0.0.1:{busy} DOWN")),
+        "the status strip shows the new port down"
+    );
+    // OK with the port still taken: the dialog stays open and says why.
+    click(&mut h, "OK");
+    wait_for(&mut h, "the report of OK", |h| {
+        shows(h, "The running server already had this configuration.")
+    });
+    assert!(
+        h.state().is_open(Dialog::Smtp),
+        "a failure keeps the dialog open"
+    );
+    assert!(shows(&h, "Address already in use"));
+    // Once the port is free, Apply moves the listener, and says so.
+    drop(taken);
+    click(&mut h, "Apply");
+    wait_for(&mut h, "the move in the dialog", |h| {
+        shows(
+            h,
+            &format!("Incoming SMTP moved from 127.0.0.1:{old} to 127.0.0.1:{busy}"),
+        )
+    });
+    assert!(greeting(busy).is_some_and(|g| g.starts_with("220")));
+    press_ok(&mut h);
+    assert!(!h.state().is_open(Dialog::Smtp));
+}
+
+/// The status strip counts what the engine counts: an accepted mail, a refused RCPT.
+#[test]
+fn a_refused_rcpt_moves_the_refused_counter() {
+    let port = free_port();
+    let env = Env::new(port, |_| {});
+    with_alice(&env);
+    let mut h = env.app();
+    assert!(shows(&h, "Accepted 0 · Sent 0 · Given up 0 · Refused 0"));
+    let refused = send_mail(port, "bob@remote.test", "nobody@example.test", "hello");
+    assert!(refused.is_err_and(|r| r.starts_with("550")));
+    wait_for(&mut h, "the refused counter to move", |h| {
+        shows(h, "Accepted 0 · Sent 0 · Given up 0 · Refused 1")
+    });
+    send_mail(
+        port,
+        "bob@remote.test",
+        "alice@example.test",
+        "Subject: hi\r\n\r\nhi",
+    )
+    .unwrap();
+    wait_for(&mut h, "the accepted counter to move", |h| {
+        shows(h, "Accepted 1 · Sent 0 · Given up 0 · Refused 1")
+    });
+    // Stopped, the strip keeps the last counts; a new window over the engine started again
+    // shows the same (the engine kept them in DATA/stats.json).
+    click(&mut h, "Stop Services");
+    wait_for(&mut h, "the services to stop", |h| {
+        *h.state().services().state() == ServiceState::Stopped
+    });
+    assert!(shows(&h, "Accepted 1 · Sent 0 · Given up 0 · Refused 1"));
+    drop(h);
+    let mut h = env.app();
+    wait_for(&mut h, "the same counts after the restart", |h| {
+        shows(h, "Accepted 1 · Sent 0 · Given up 0 · Refused 1")
+    });
+}
+
+/// A line logged by an earlier run (before the window opened) is in the Live Logs pane.
+#[test]
+fn the_live_logs_pane_shows_a_line_logged_before_the_window_opened() {
+    let env = Env::new(free_port(), |_| {});
+    let opts = EngineOptions {
+        config_path: env.cfg.clone(),
+        data_dir: env.data.clone(),
+    };
+    env.rt.block_on(async {
+        let bus = EventBus::new();
+        let handle = postern::engine::start(opts, bus.clone()).await.unwrap();
+        bus.emit(
+            postern::engine::events::Level::Info,
+            None,
+            postern::engine::events::EventKind::Note {
+                text: "a line from before the window".into(),
+            },
+        );
+        handle.shutdown().await;
+    });
+    let mut h = env.app();
+    click(&mut h, "System");
+    assert!(
+        shows(&h, "a line from before the window"),
+        "today's earlier line is shown"
+    );
+    assert!(shows(&h, "today's earlier lines"));
 }

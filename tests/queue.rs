@@ -191,6 +191,38 @@ fn permanent_failures_bounce_at_once_but_never_to_the_null_sender() {
     );
 }
 
+/// "Sent" counts a mail that left, never the failure notice put into a local mailbox.
+#[test]
+fn sent_counts_mail_that_left_and_never_a_local_failure_notice() {
+    let refusing = sink(free_port(), &["-f", "RCPT"]);
+    let s = relay_server(refusing.port(), &[]);
+    submit(&s, ALICE, &["bob@far.test"], "hard fail");
+    alice_mail_containing(&s, "multipart/report");
+    poll(LONG, "the mail and its notice to leave the queue", || {
+        queue_ids(&s).is_empty().then_some(())
+    });
+    assert_eq!(s.counters(), "accepted 1, sent 0, given up 1, refused 0");
+    let taking = sink(free_port(), &[]);
+    s.cli(&[
+        "config",
+        "set",
+        &format!(
+            "outgoing_mails.domain_maps=[(domain: \"far.test\", host: \"127.0.0.1\", port: {})]",
+            taking.port()
+        ),
+    ])
+    .assert_ok();
+    submit(&s, ALICE, &["bob@far.test"], "goes out");
+    poll(LONG, "mail at the sink", || sink_has(&taking));
+    poll(LONG, "the sent counter", || {
+        (s.counters() == "accepted 2, sent 1, given up 1, refused 0").then_some(())
+    });
+}
+
+fn sink_has(s: &Sink) -> Option<()> {
+    (!s.mails().is_empty()).then_some(())
+}
+
 #[test]
 fn queued_mail_survives_a_kill_and_is_delivered_after_restart() {
     let port = free_port(); // nothing listens yet: the mail stays queued

@@ -8,38 +8,21 @@ use super::events::EventBus;
 use super::options::EngineOptions;
 use super::stats::{Stats, StatsSnapshot};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use super::command::Command;
-
-/// One listener as the status strip shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenerStatus {
-    /// incoming, outgoing, incoming+outgoing, ... (implicit TLS).
-    pub name: String,
-    /// `ip:port` as configured.
-    pub configured: String,
-    /// The bound address while it is up.
-    pub addr: Option<SocketAddr>,
-    /// Why it is down.
-    pub error: Option<String>,
-    /// Open sessions.
-    pub sessions: usize,
-}
-
-/// Shared between the supervisor (which updates it) and handles (which read it).
-pub(crate) type ListenerTable =
-    Arc<Mutex<Vec<(ListenerStatus, Option<Arc<std::sync::atomic::AtomicUsize>>)>>>;
+pub use super::command::{Command, ListenerChange, ReloadOutcome, ReloadReport};
+pub use super::listener::ListenerStatus;
+use super::listener::ListenerTable;
 
 /// A picture of the engine now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     /// Every listener the configuration asks for.
     pub listeners: Vec<ListenerStatus>,
-    /// Counters since start.
+    /// Today's mail counters (kept across restarts).
     pub stats: StatsSnapshot,
     /// Whether the engine is still running.
     pub running: bool,
@@ -129,6 +112,14 @@ impl EngineHandle {
         &self.options
     }
 
+    /// Asks the engine to re-read the configuration file now; the receiver gets what the
+    /// running server did (poll it with `try_recv`, or await it). `None` when the engine has
+    /// stopped.
+    pub fn reload(&self) -> Option<tokio::sync::oneshot::Receiver<ReloadReport>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Command::Reload(Some(tx))).then_some(rx)
+    }
+
     /// Sends a command; false when the engine has stopped.
     pub fn send(&self, cmd: Command) -> bool {
         self.commands.send(cmd).is_ok()
@@ -136,20 +127,7 @@ impl EngineHandle {
 
     /// The engine now.
     pub fn status(&self) -> Status {
-        let listeners = self
-            .listeners
-            .lock()
-            .expect("listener table")
-            .iter()
-            .map(|(s, active)| {
-                let mut s = s.clone();
-                s.sessions = active
-                    .as_ref()
-                    .map(|a| a.load(std::sync::atomic::Ordering::Relaxed))
-                    .unwrap_or(0);
-                s
-            })
-            .collect();
+        let listeners = super::listener::rows(&self.listeners);
         Status {
             listeners,
             stats: self.stats.snapshot(),

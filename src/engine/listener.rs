@@ -86,6 +86,42 @@ impl ListenerSpec {
     }
 }
 
+/// One listener as the status strip shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ListenerStatus {
+    /// incoming, outgoing, incoming+outgoing, ... (implicit TLS).
+    pub name: String,
+    /// `ip:port` as configured.
+    pub configured: String,
+    /// The bound address while it is up.
+    pub addr: Option<SocketAddr>,
+    /// Why it is down.
+    pub error: Option<String>,
+    /// Open sessions.
+    pub sessions: usize,
+}
+
+/// Shared between the supervisor (which updates it) and handles (which read it).
+pub type ListenerTable =
+    Arc<std::sync::Mutex<Vec<(ListenerStatus, Option<Arc<std::sync::atomic::AtomicUsize>>)>>>;
+
+/// The rows of the table now, with each listener's open sessions.
+pub fn rows(table: &ListenerTable) -> Vec<ListenerStatus> {
+    table
+        .lock()
+        .expect("listener table")
+        .iter()
+        .map(|(s, active)| {
+            let mut s = s.clone();
+            s.sessions = active
+                .as_ref()
+                .map(|a| a.load(Ordering::Relaxed))
+                .unwrap_or(0);
+            s
+        })
+        .collect()
+}
+
 /// What a session knows of the listener it came in on, live: the listener's role can change
 /// with the configuration (outgoing SMTP turned on or off on a shared port), and when the
 /// listener is closed its idle sessions are told so and closed.

@@ -165,6 +165,119 @@ pub fn start(
     }))
 }
 
+/// How much of the end of today's file [`earlier_today`] reads at most.
+const TAIL_BYTES: u64 = 512 * 1024;
+
+/// Today's earlier lines, read back from today's file for a log pane that opens: the last
+/// `max` lines (from at most the file's last [`TAIL_BYTES`]) written before `before` (the
+/// oldest event the pane already has; all when `None`). Each line becomes an event of its
+/// time, level, view and session whose text is the rest of the line as written (a line that
+/// does not parse is kept as a System line). Nothing when there is no file.
+pub fn earlier_today(
+    dir: &Path,
+    now: std::time::SystemTime,
+    before: Option<std::time::SystemTime>,
+    max: usize,
+) -> Vec<Event> {
+    use std::io::{Read, Seek, SeekFrom};
+    let path = dir.join(day_file(time::OffsetDateTime::from(now).date()));
+    let Ok(mut f) = std::fs::File::open(&path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let from = len.saturating_sub(TAIL_BYTES);
+    let mut bytes = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.take(TAIL_BYTES).read_to_end(&mut bytes).is_err()
+    {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if from > 0 && !lines.is_empty() {
+        // The first line is cut.
+        lines.remove(0);
+    }
+    let mut out = Vec::new();
+    let mut last = now;
+    for line in lines {
+        let ev = parse_line(line).unwrap_or_else(|| Event {
+            seq: 0,
+            time: last,
+            level: Level::Info,
+            channel: super::events::Channel::System,
+            session: None,
+            kind: super::events::EventKind::Note {
+                text: line.to_string(),
+            },
+        });
+        last = ev.time;
+        if before.is_none_or(|b| ev.time < b) {
+            out.push(ev);
+        }
+    }
+    let skip = out.len().saturating_sub(max);
+    out.drain(..skip);
+    out
+}
+
+/// One line as [`Event`]'s `Display` writes it: `YYYY-MM-DD HH:MM:SS.mmm LEVEL Channel
+/// [session] text`.
+fn parse_line(line: &str) -> Option<Event> {
+    use super::events::{Channel, EventKind};
+    let num = |s: &str| s.parse::<u32>().ok();
+    let stamp = line.get(..23)?;
+    let month = time::Month::try_from(num(stamp.get(5..7)?)? as u8).ok()?;
+    let date = time::Date::from_calendar_date(
+        num(stamp.get(..4)?)? as i32,
+        month,
+        num(stamp.get(8..10)?)? as u8,
+    )
+    .ok()?;
+    let clock = time::Time::from_hms_milli(
+        num(stamp.get(11..13)?)? as u8,
+        num(stamp.get(14..16)?)? as u8,
+        num(stamp.get(17..19)?)? as u8,
+        num(stamp.get(20..23)?)? as u16,
+    )
+    .ok()?;
+    let time = time::PrimitiveDateTime::new(date, clock)
+        .assume_utc()
+        .into();
+    let rest = line.get(24..)?.trim_start();
+    let (level, rest) = rest.split_once(' ')?;
+    let level = match level {
+        "DEBUG" => Level::Debug,
+        "INFO" => Level::Info,
+        "WARN" => Level::Warn,
+        "ERROR" => Level::Error,
+        _ => return None,
+    };
+    let rest = rest.trim_start();
+    let (channel, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let channel = match channel {
+        "SmtpIn" => Channel::SmtpIn,
+        "SmtpOut" => Channel::SmtpOut,
+        "Security" => Channel::Security,
+        "Pop3" => Channel::Pop3,
+        _ => Channel::System,
+    };
+    let rest = rest.trim_start();
+    let (session, text) = match rest.strip_prefix('[').and_then(|r| r.split_once("] ")) {
+        Some((s, t)) => (Some(s.to_string()), t),
+        None => (None, rest),
+    };
+    Some(Event {
+        seq: 0,
+        time,
+        level,
+        channel,
+        session,
+        kind: EventKind::Note {
+            text: text.to_string(),
+        },
+    })
+}
+
 /// Opens (or creates) the day's file of `ev` and prunes the others.
 async fn open(dir: &Path, name: String, ev: &Event, p: &LogsConfig) -> Option<Open> {
     let path = dir.join(&name);
@@ -325,5 +438,59 @@ mod tests {
         );
         assert!(!text.contains("after the cap"));
         assert!(text.len() as u64 <= 1024 * 1024 + 200, "{}", text.len());
+    }
+
+    #[test]
+    fn todays_earlier_lines_read_back_as_they_were_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = EventBus::new();
+        bus.emit(
+            Level::Info,
+            None,
+            crate::engine::events::EventKind::Note {
+                text: "first".into(),
+            },
+        );
+        bus.emit(
+            Level::Warn,
+            Some("ABC12"),
+            crate::engine::events::EventKind::RecipientRejected {
+                rcpt: "nobody@example.test".into(),
+                reason: "no such account".into(),
+            },
+        );
+        let evs = bus.recent();
+        let name = file_name(&evs[0]);
+        let text: String = evs.iter().map(|e| format!("{e}\n")).collect();
+        std::fs::write(
+            dir.path().join(&name),
+            format!("{text}(a line of the writer)\n"),
+        )
+        .unwrap();
+        let now = evs[1].time;
+        let back = earlier_today(dir.path(), now, None, 1000);
+        assert_eq!(back.len(), 3);
+        for (a, b) in evs.iter().zip(&back) {
+            assert_eq!(a.to_string(), b.to_string());
+            assert_eq!(
+                (a.level, a.channel, &a.session),
+                (b.level, b.channel, &b.session)
+            );
+        }
+        assert_eq!(
+            back[2]
+                .to_string()
+                .split_once(' ')
+                .map(|x| x.1.contains("(a line of the writer)")),
+            Some(true)
+        );
+        // Bounded, newest kept; and only what is older than what the pane already has.
+        assert_eq!(
+            earlier_today(dir.path(), now, None, 1)[0].to_string(),
+            back[2].to_string()
+        );
+        let later = now + std::time::Duration::from_secs(1);
+        assert_eq!(earlier_today(dir.path(), now, Some(later), 1000).len(), 3);
+        assert!(earlier_today(dir.path(), now, Some(std::time::UNIX_EPOCH), 1000).is_empty());
     }
 }

@@ -109,7 +109,17 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
         }
     });
     let shutdown = CancellationToken::new();
-    let stats = Arc::new(stats::Stats::default());
+    let (stats, stats_error) = stats::Stats::load(&opts.data_dir);
+    if let Some(e) = stats_error {
+        events.emit(
+            Level::Warn,
+            None,
+            EventKind::Note {
+                text: format!("mail counters: {e}"),
+            },
+        );
+    }
+    let stats = Arc::new(stats);
     let spool_dir = opts.data_dir.join("spool");
     let (queue, queue_task) = queue::manager::start(
         &spool_dir,
@@ -117,13 +127,14 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
             current: current_rx.clone(),
             events: events.clone(),
             mailroot: mailroot.clone(),
+            stats: stats.clone(),
         },
     )
     .map_err(|e| EngineError::Spool {
         path: spool_dir.clone(),
         message: e.to_string(),
     })?;
-    let gate = access::Gate::new(events.clone());
+    let gate = access::Gate::new(events.clone()).counting(stats.clone());
     let pop3 = Arc::new(pop3::Deps {
         current: current_rx.clone(),
         gate: gate.clone(),
@@ -158,6 +169,33 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
         events: events.clone(),
         shutdown: shutdown.clone(),
     });
+    // The counters reach the file a moment after they change (and at stop, by the
+    // supervisor).
+    let saving = stats.clone();
+    let stop_saving = shutdown.clone();
+    let save_events = events.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop_saving.cancelled() => break,
+                _ = tokio::time::sleep(stats::SAVE_DELAY) => {}
+            }
+            if saving.take_dirty() {
+                let s = saving.clone();
+                let saved = tokio::task::spawn_blocking(move || s.save()).await;
+                if let Ok(Err(e)) = saved {
+                    save_events.emit(
+                        Level::Error,
+                        None,
+                        EventKind::Note {
+                            text: format!("cannot save the mail counters: {e}"),
+                        },
+                    );
+                }
+            }
+        }
+    });
+    let listeners = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     control::serve(
         &opts.data_dir,
@@ -166,11 +204,12 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
             commands: cmd_tx.clone(),
             gate: gate.clone(),
             current: current_rx.clone(),
+            listeners: listeners.clone(),
+            stats: stats.clone(),
         },
         shutdown.clone(),
     )
     .map_err(io(control::socket_path(&opts.data_dir)))?;
-    let listeners = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut sup = supervisor::Supervisor::new(
         opts.clone(),
         supervisor::Services {
@@ -178,6 +217,7 @@ pub async fn start(opts: EngineOptions, events: EventBus) -> Result<EngineHandle
             smtp: Arc::new(smtp::listener::Smtp(smtp)),
             pop3: Arc::new(pop3::Pop3(pop3)),
             imap: Arc::new(imap::Imap(imap)),
+            stats: stats.clone(),
         },
         current_tx,
         TaskTracker::new(),

@@ -134,6 +134,9 @@ pub enum Pane {
     Queue,
 }
 
+/// How many of today's earlier log lines the Live Logs pane shows when the window opens.
+const EARLIER_LINES: usize = 1000;
+
 /// The main window.
 pub struct PosternApp {
     /// The engine.
@@ -190,10 +193,25 @@ impl PosternApp {
     pub fn new(services: Services) -> Self {
         let live = services.events().subscribe();
         let mut logs = LogPane::new();
-        let mut chart = MailChart::default();
-        for ev in services.events().recent() {
-            logs.push(&ev);
-            chart.push(&ev);
+        let chart = MailChart::default();
+        // Today's earlier lines from the log file (a previous run's too), then the events
+        // this process has seen.
+        let recent = services.events().recent();
+        let logs_dir = services.options().data_dir.join("logs");
+        let earlier = crate::engine::logfile::earlier_today(
+            &logs_dir,
+            std::time::SystemTime::now(),
+            recent.first().map(|e| e.time),
+            EARLIER_LINES,
+        );
+        if !earlier.is_empty() {
+            logs.push_note(
+                Level::Info,
+                format!("(today's earlier lines, from {})", logs_dir.display()),
+            );
+        }
+        for ev in earlier.iter().chain(&recent) {
+            logs.push(ev);
         }
         let mut app = PosternApp {
             services,
@@ -337,6 +355,10 @@ impl PosternApp {
     pub fn tick(&mut self, ctx: &egui::Context) {
         self.drain_events();
         self.services.poll();
+        self.chart.observe(
+            self.services.status().map(|s| s.stats),
+            std::time::SystemTime::now(),
+        );
         let actions = self.tray.as_ref().map(Tray::actions).unwrap_or_default();
         for a in actions {
             match a {
@@ -482,7 +504,6 @@ impl PosternApp {
                         self.refresh_config();
                     }
                     self.logs.push(&ev);
-                    self.chart.push(&ev);
                 }
                 Err(TryRecvError::Lagged(n)) => self.logs.push_note(
                     Level::Warn,
@@ -849,29 +870,29 @@ impl PosternApp {
                     }
                 }
             }
-            // The counters in one label, so the strip stays on one line at the default size.
-            let accepted = self.services.status().map(|s| s.stats.messages_accepted);
-            let copies = self.services.status().map(|s| s.stats.local_deliveries);
-            let mut counters = Vec::new();
-            if let Some(n) = accepted {
-                counters.push(format!("Accepted {n}"));
-            }
-            counters.push(format!("Sent {}", self.chart.sent));
-            counters.push(format!("Given up {}", self.chart.failed));
-            counters.push(format!("Refused {}", self.chart.refused));
+            // The counters in one label, so the strip stays on one line at the default size:
+            // the engine's own, today's (kept across restarts; the last seen while stopped).
+            let c = self.chart.last.map(|s| s.today).unwrap_or_default();
+            let mut counters = vec![
+                format!("Accepted {}", c.accepted),
+                format!("Sent {}", c.delivered),
+                format!("Given up {}", c.given_up),
+                format!("Refused {}", c.refused),
+            ];
             if let Some(q) = self.services.queue() {
                 counters.push(format!("Queue {}", q.snapshot().len()));
             }
             ui.separator();
-            ui.label(counters.join(" · ")).on_hover_text(format!(
-                "Accepted: mails accepted since the services started ({} copies written to \
-                 local mailboxes).\nSent: queued mails that left the queue delivered (to at \
-                 least one recipient), since the window opened.\nGiven up: queued mails given \
-                 up on for at least one recipient (a failure notice went to the sender), since \
-                 the window opened.\nRefused: mails refused after DATA, since the window \
-                 opened.\nQueue: mails waiting in the outgoing queue.",
-                copies.unwrap_or(0)
-            ));
+            ui.label(counters.join(" · ")).on_hover_text(
+                "Today (UTC), as the server counts them, the same after a restart \
+                 (`postern status` shows the same):\nAccepted: mails accepted from clients, \
+                 into local mailboxes or the queue.\nSent: queued mails that left the queue \
+                 delivered to at least one recipient (a failure notice delivered to a local \
+                 mailbox is not counted).\nGiven up: queued mails given up on for at least \
+                 one recipient (a failure notice went to the sender).\nRefused: connections \
+                 refused, recipients refused at RCPT, mails refused at MAIL or after \
+                 DATA.\nQueue: mails waiting in the outgoing queue.",
+            );
         });
     }
 

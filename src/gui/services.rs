@@ -5,7 +5,7 @@
 //! runtime with the same event bus, so the log panes keep their history across restarts.
 
 use crate::engine::events::{EventBus, EventKind, Level};
-use crate::engine::handle::Command;
+use crate::engine::handle::ReloadReport;
 use crate::engine::lock::LockError;
 use crate::engine::{self, EngineError, EngineHandle, EngineOptions, Status};
 use std::sync::Arc;
@@ -204,12 +204,11 @@ impl Services {
         });
     }
 
-    /// Asks the running engine to re-read the configuration file now; false when it does not
-    /// run (the file is read at the next start anyway).
-    pub fn reload(&self) -> bool {
-        self.handle
-            .as_ref()
-            .is_some_and(|h| h.send(Command::Reload))
+    /// Asks the running engine to re-read the configuration file now; the receiver gets what
+    /// it did (poll it with `try_recv`). `None` when it does not run (the file is read at the
+    /// next start anyway).
+    pub fn reload(&self) -> Option<tokio::sync::oneshot::Receiver<ReloadReport>> {
+        self.handle.as_ref().and_then(EngineHandle::reload)
     }
 
     /// Takes in finished starts and stops; notices an engine that ended by itself. Call once

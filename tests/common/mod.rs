@@ -469,6 +469,21 @@ impl Server {
         postern(&self.config_path, &self.data_dir, args, None)
     }
 
+    /// Today's counters as `postern status` prints them: `accepted N, sent N, given up N,
+    /// refused N`.
+    pub fn counters(&self) -> String {
+        let out = self.cli(&["status"]);
+        out.assert_ok();
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with("today ("))
+            .unwrap_or_else(|| panic!("no counters in:\n{}", out.stdout))
+            .split_once(": ")
+            .unwrap()
+            .1
+            .to_string()
+    }
+
     pub fn cli_stdin(&self, args: &[&str], stdin: &str) -> Out {
         postern(&self.config_path, &self.data_dir, args, Some(stdin))
     }

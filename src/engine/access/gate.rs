@@ -18,6 +18,7 @@ use crate::engine::dns::{DnsError, Resolver};
 use crate::engine::events::{EventBus, EventKind, Level};
 use crate::engine::reply::{self, Reply};
 use crate::engine::role::Role;
+use crate::engine::stats::{Counter, Stats};
 use crate::engine::store::body::Body;
 use crate::engine::store::password;
 use std::net::{IpAddr, SocketAddr};
@@ -196,6 +197,8 @@ pub struct Gate {
     /// Password checks that may run at once, engine-wide: each argon2 check takes 19 MiB and
     /// a core for a while, so unauthenticated clients must not be able to start hundreds.
     auth_slots: Arc<tokio::sync::Semaphore>,
+    /// The mail counters: refusals are counted where they are decided or sent.
+    stats: Arc<Stats>,
 }
 
 impl Gate {
@@ -207,7 +210,19 @@ impl Gate {
             abuse: Abuse::new(),
             dns: Arc::new(DnsCache::default()),
             auth_slots: Arc::new(tokio::sync::Semaphore::new(cores.max(2))),
+            stats: Arc::new(Stats::default()),
         }
+    }
+
+    /// The gate counting into the engine's counters (a new gate has its own).
+    pub fn counting(mut self, stats: Arc<Stats>) -> Gate {
+        self.stats = stats;
+        self
+    }
+
+    /// The mail counters (sessions count the refusals they send).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     fn log(&self, level: Level, session: Option<&str>, kind: EventKind) {
@@ -227,6 +242,7 @@ impl Gate {
     ) -> Result<ConnectionGuard, Reply> {
         let cfg = &cur.config;
         let refused = |reason: String, reply: Reply| {
+            self.stats.count(Counter::Refused);
             self.log(
                 Level::Warn,
                 None,

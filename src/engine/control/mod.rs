@@ -6,9 +6,11 @@ pub mod offline;
 
 use super::access::Gate;
 use super::access::abuse::BlockInfo;
-use super::command::Command;
+use super::command::{Command, ReloadReport};
 use super::current::Current;
+use super::listener::{ListenerStatus, ListenerTable};
 use super::queue::{Queue, QueueCommand, QueueEntry};
+use super::stats::{Stats, StatsSnapshot};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
@@ -32,8 +34,10 @@ pub enum Request {
     Show(u64),
     /// Retry, delete, hold, release.
     Queue(QueueCommand),
-    /// Re-read the configuration now.
+    /// Re-read the configuration now and say what the running server did.
     Reload,
+    /// The listeners (each with its error) and today's mail counters.
+    Status,
     /// The blocks in force (lockouts, tarpit blocks).
     Blocked,
     /// Lift the block of an IP (or of its IPv6 network) and clear its failure counts.
@@ -53,11 +57,28 @@ pub enum Response {
     Blocks(Vec<BlockInfo>),
     /// The block lifted, or none when the IP was not blocked.
     Unblocked(Option<BlockInfo>),
+    /// What a reload did.
+    Reloaded(ReloadReport),
+    /// The listeners and today's counters.
+    Status(StatusReport),
     /// Done.
     Ok,
     /// The request could not be served.
     Error(String),
 }
+
+/// What `postern status` shows: the listeners (up with the address, or down with why) and
+/// today's mail counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Every listener the configuration asks for.
+    pub listeners: Vec<ListenerStatus>,
+    /// Today's counters.
+    pub stats: StatsSnapshot,
+}
+
+/// How long the socket waits for a reload's report.
+const RELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Why the control socket could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +112,10 @@ pub struct Served {
     pub gate: Gate,
     /// The configuration in force.
     pub current: watch::Receiver<Arc<Current>>,
+    /// The listener table the supervisor keeps.
+    pub listeners: ListenerTable,
+    /// The mail counters.
+    pub stats: Arc<Stats>,
 }
 
 /// Serves the socket until `stop`; removes it afterwards.
@@ -118,6 +143,8 @@ pub fn serve(
                     commands,
                     gate,
                     current,
+                    listeners,
+                    stats,
                 } = &*served;
                 let (r, mut w) = stream.into_split();
                 let mut line = String::new();
@@ -136,9 +163,18 @@ pub fn serve(
                     ),
                     Ok(Request::Queue(cmd)) => Response::Count(queue.command(cmd).await),
                     Ok(Request::Reload) => {
-                        let _ = commands.send(Command::Reload);
-                        Response::Ok
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        let _ = commands.send(Command::Reload(Some(tx)));
+                        match tokio::time::timeout(RELOAD_WAIT, rx).await {
+                            Ok(Ok(report)) => Response::Reloaded(report),
+                            Ok(Err(_)) => Response::Error("the server is stopping".into()),
+                            Err(_) => Response::Error("the reload did not finish in time".into()),
+                        }
                     }
+                    Ok(Request::Status) => Response::Status(StatusReport {
+                        listeners: super::listener::rows(listeners),
+                        stats: stats.snapshot(),
+                    }),
                     Ok(Request::Blocked) => {
                         let cur = current.borrow().clone();
                         Response::Blocks(gate.blocks(&cur))

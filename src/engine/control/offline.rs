@@ -89,8 +89,9 @@ fn offline(data_dir: &Path, req: Request) -> Result<Response, OfflineError> {
             })?;
             Response::Count(n)
         }
-        // Reloads and blocks concern the running server only (blocks live in its memory).
-        Request::Reload | Request::Blocked | Request::Unblock(_) => {
+        // Reloads, listeners and blocks concern the running server only (blocks live in its
+        // memory).
+        Request::Reload | Request::Status | Request::Blocked | Request::Unblock(_) => {
             return Err(OfflineError::NotRunning(data_dir.to_path_buf()));
         }
     };

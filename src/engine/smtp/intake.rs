@@ -11,7 +11,7 @@ use crate::engine::events::{EventBus, EventKind, Level};
 use crate::engine::queue::spool::Content;
 use crate::engine::queue::{self, Queue};
 use crate::engine::reply::{self, Reply};
-use crate::engine::stats::Stats;
+use crate::engine::stats::{Counter, Stats};
 use crate::engine::store::body::{Body, Spill};
 use crate::engine::store::mailbox::quota::Quota;
 use crate::engine::store::{maildir, trace};
@@ -218,6 +218,7 @@ impl StoreIntake {
             }
         }
         let refuse = |reason: String| {
+            self.stats.count(Counter::Refused);
             self.events.session(
                 Level::Error,
                 &env.session,
@@ -280,7 +281,7 @@ impl StoreIntake {
             }
         }
         let queued = queued.map(|staged| staged.release());
-        self.stats.delivered_local(locals.len());
+        self.stats.count(Counter::Accepted);
         let mut to: Vec<String> = locals.iter().map(|r| r.address.clone()).collect();
         to.extend(remotes);
         self.events.session(

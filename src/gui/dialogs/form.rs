@@ -4,7 +4,7 @@
 //! pieces forms are made of: [`grid`] for labelled rows, [`ListEdit`] (a list of strings with
 //! add and remove) and the parsers that turn a field's text into a value or a field error.
 
-use super::{apply_and_report, error_for, error_label, load};
+use super::{Pending, apply_and_report, error_for, error_label, load, take_report};
 use crate::engine::config::{Config, ConfigError, FieldError, HumanDuration};
 use crate::gui::services::Services;
 use eframe::egui;
@@ -70,7 +70,9 @@ pub enum Action {
     Apply,
 }
 
-/// The OK / Cancel / Apply row; `can_apply` false greys out OK and Apply.
+/// The OK / Cancel / Apply row; `can_apply` false greys out OK and Apply. OK closes the
+/// dialog once the running server has applied the settings; when it reports a failure (a
+/// port that cannot be bound) the dialog stays open and shows it.
 pub fn button_row(ui: &mut egui::Ui, can_apply: bool) -> Option<Action> {
     let mut action = None;
     ui.separator();
@@ -150,6 +152,13 @@ pub struct FormDialog<F: Form> {
     errors: Vec<FieldError>,
     /// Result of the last Apply.
     message: Option<String>,
+    /// Whether the result line tells of a failure (the running server's report).
+    failure: bool,
+    /// The running server's report of the last Apply, while awaited.
+    pending: Option<Pending>,
+    /// OK was pressed: close once the running server's report says all went well (a
+    /// failure keeps the dialog open, showing it).
+    closing: bool,
 }
 
 impl<F: Form> FormDialog<F> {
@@ -164,6 +173,9 @@ impl<F: Form> FormDialog<F> {
             load_error,
             errors: Vec::new(),
             message: None,
+            failure: false,
+            pending: None,
+            closing: false,
         }
     }
 
@@ -174,7 +186,9 @@ impl<F: Form> FormDialog<F> {
             |cfg| form.write_into(cfg),
             &mut self.errors,
             &mut self.message,
+            &mut self.pending,
         );
+        self.failure = false;
         match saved {
             Some(cfg) => {
                 self.form.reload(&cfg);
@@ -188,6 +202,7 @@ impl<F: Form> FormDialog<F> {
     pub fn show(&mut self, ctx: &egui::Context, services: &Services) -> bool {
         let mut open = true;
         let mut action = None;
+        let mut reported = None;
         let window = egui::Window::new(F::TITLE)
             .open(&mut open)
             .collapsible(false)
@@ -213,6 +228,15 @@ impl<F: Form> FormDialog<F> {
             if let Some(m) = self.form.take_notice() {
                 self.message = Some(m);
             }
+            if let Some((m, failure)) = take_report(services, &mut self.pending) {
+                self.message = Some(m);
+                self.failure = failure;
+                reported = Some(failure);
+            }
+            if self.pending.is_some() {
+                // The report comes from the engine's thread without an event after it.
+                ctx.request_repaint_after(std::time::Duration::from_millis(50));
+            }
             for e in self
                 .errors
                 .iter()
@@ -223,7 +247,7 @@ impl<F: Form> FormDialog<F> {
             }
             if let Some(m) = &self.message {
                 ui.add_space(4.0);
-                if self.errors.is_empty() {
+                if self.errors.is_empty() && !self.failure {
                     ui.label(m);
                 } else {
                     error_label(ui, m);
@@ -241,9 +265,19 @@ impl<F: Form> FormDialog<F> {
         {
             action = Some(Action::Cancel);
         }
+        if self.closing && reported.is_some() {
+            self.closing = false;
+            open &= reported == Some(true);
+        }
         match action {
-            Some(Action::Ok) => open &= !self.apply(services),
+            // Closed at once when no server runs; else once its report has come.
+            Some(Action::Ok) if self.apply(services) => {
+                self.closing = self.pending.is_some();
+                open &= self.closing;
+            }
+            Some(Action::Ok) => {}
             Some(Action::Apply) => {
+                self.closing = false;
                 self.apply(services);
             }
             Some(Action::Cancel) => open = false,

@@ -17,6 +17,7 @@ pub mod testmail;
 
 use super::services::Services;
 use crate::engine::config::{self, Config, ConfigError, EditError, FieldError, validate};
+use crate::engine::handle::ReloadReport;
 use eframe::egui;
 
 /// The error for `path`, if any.
@@ -105,12 +106,12 @@ pub fn check_row(
 /// Loads the configuration file as it is now, lets `edit` write the dialog's fields into it
 /// (returning errors for fields that do not even parse), validates the result, saves it
 /// atomically (keeping `.bak`) and asks the running engine to reload. Returns the saved
-/// configuration and whether a running engine was told; invalid fields come back as
-/// [`EditError::Fields`].
+/// configuration and, when a running engine was told, where its report will come; invalid
+/// fields come back as [`EditError::Fields`].
 pub fn apply(
     services: &Services,
     edit: impl FnOnce(&mut Config) -> Vec<FieldError>,
-) -> Result<(Config, bool), EditError> {
+) -> Result<(Config, Option<Pending>), EditError> {
     let path = &services.options().config_path;
     let cfg = config::edit::edit(path, |cfg| {
         // Fields that do not parse keep their old value; the others are validated too, so
@@ -130,18 +131,24 @@ pub fn apply(
     Ok((cfg, services.reload()))
 }
 
+/// Where the running server's report of a reload will come.
+pub type Pending = tokio::sync::oneshot::Receiver<ReloadReport>;
+
 /// [`apply`], with its outcome put where a dialog shows it: the field errors (cleared on
-/// success) and the result line. Returns the saved configuration on success.
+/// success), the result line, and the reload whose report is awaited (see [`take_report`]).
+/// Returns the saved configuration on success.
 pub fn apply_and_report(
     services: &Services,
     edit: impl FnOnce(&mut Config) -> Vec<FieldError>,
     errors: &mut Vec<FieldError>,
     message: &mut Option<String>,
+    pending: &mut Option<Pending>,
 ) -> Option<Config> {
     match apply(services, edit) {
         Ok((cfg, told)) => {
             errors.clear();
-            *message = Some(saved_message(services, told));
+            *message = Some(saved_message(services, told.is_some()));
+            *pending = told;
             Some(cfg)
         }
         Err(EditError::Fields(e)) => {
@@ -152,6 +159,34 @@ pub fn apply_and_report(
         Err(e) => {
             *message = Some(format!("Not saved: {}", error_chain(&e)));
             None
+        }
+    }
+}
+
+/// The running server's report of the awaited reload, once it has come: the result line's
+/// new text and whether it tells of a failure. The pending reload is dropped once answered
+/// (or when the engine stopped before answering).
+pub fn take_report(services: &Services, pending: &mut Option<Pending>) -> Option<(String, bool)> {
+    use tokio::sync::oneshot::error::TryRecvError;
+    let rx = pending.as_mut()?;
+    match rx.try_recv() {
+        Ok(report) => {
+            *pending = None;
+            let path = services.options().config_path.display();
+            let mut lines = vec![format!("Saved to {path}.")];
+            lines.extend(report.lines());
+            Some((lines.join("\n"), report.has_failure()))
+        }
+        Err(TryRecvError::Empty) => None,
+        Err(TryRecvError::Closed) => {
+            *pending = None;
+            Some((
+                format!(
+                    "Saved to {}; the server stopped before it applied it.",
+                    services.options().config_path.display()
+                ),
+                true,
+            ))
         }
     }
 }

@@ -1,10 +1,10 @@
-//! The mails-per-minute chart: counts derived from the engine's events (`Delivered` = a mail
-//! accepted into local mailboxes or the queue, `QueueFinished` = a queued mail left the queue,
-//! sent when a recipient was delivered, given up when one failed, `MessageRejected` = a mail
-//! refused after DATA), kept per minute for the last [`WINDOW`] minutes and drawn as stacked
-//! bars with egui_plot.
+//! The mails-per-minute chart: the engine's own counters ([`crate::engine::stats`]:
+//! accepted, sent, given up, refused), sampled each frame; what they grew by is put on the
+//! minute it was seen in, for the last [`WINDOW`] minutes, drawn as stacked bars with
+//! egui_plot. The chart and the status strip so count the same things the same way as the
+//! engine and `postern status`.
 
-use crate::engine::events::{Event, EventKind};
+use crate::engine::stats::{Counts, StatsSnapshot};
 use eframe::egui;
 use egui_plot::{Bar, BarChart, Legend, Plot};
 use std::collections::BTreeMap;
@@ -22,7 +22,7 @@ pub struct Minute {
     pub sent: u32,
     /// Queued mails that left the queue with at least one recipient given up on.
     pub failed: u32,
-    /// Mails refused after DATA.
+    /// Connections, recipients and mails refused.
     pub refused: u32,
 }
 
@@ -31,14 +31,9 @@ pub struct Minute {
 pub struct MailChart {
     /// Minute since the epoch -> counts.
     minutes: BTreeMap<i64, Minute>,
-    /// Mails accepted since the app started.
-    pub accepted: u64,
-    /// Queued mails sent since the app started.
-    pub sent: u64,
-    /// Queued mails given up on (for at least one recipient) since the app started.
-    pub failed: u64,
-    /// Mails refused after DATA since the app started.
-    pub refused: u64,
+    /// The engine's counters as last seen (kept while the services are stopped, for the
+    /// status strip).
+    pub last: Option<StatsSnapshot>,
 }
 
 fn minute_of(t: SystemTime) -> i64 {
@@ -47,34 +42,43 @@ fn minute_of(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
+/// How much `now` grew past `before` (a counter below its old value started again: all new).
+fn grown(now: u64, before: u64) -> u32 {
+    (if now >= before { now - before } else { now }) as u32
+}
+
 impl MailChart {
-    /// Counts an event if it is an acceptance, a queued mail leaving the queue or a refusal.
-    pub fn push(&mut self, ev: &Event) {
-        let m = minute_of(ev.time);
-        match &ev.kind {
-            EventKind::Delivered { .. } => {
-                self.minutes.entry(m).or_default().accepted += 1;
-                self.accepted += 1;
-            }
-            EventKind::QueueFinished {
-                delivered, failed, ..
-            } => {
-                let minute = self.minutes.entry(m).or_default();
-                if *delivered > 0 {
-                    minute.sent += 1;
-                    self.sent += 1;
-                }
-                if *failed > 0 {
-                    minute.failed += 1;
-                    self.failed += 1;
-                }
-            }
-            EventKind::MessageRejected { .. } => {
-                self.minutes.entry(m).or_default().refused += 1;
-                self.refused += 1;
-            }
-            _ => return,
+    /// Takes in the engine's counters seen at `t`: what grew since the last sample goes on
+    /// `t`'s minute. The first sample is only the baseline (what was counted before the
+    /// window opened is in the totals, not on the chart). `None` (services stopped) keeps
+    /// the last sample.
+    pub fn observe(&mut self, s: Option<StatsSnapshot>, t: SystemTime) {
+        let Some(s) = s else {
+            return;
+        };
+        let before = match self.last {
+            // A new day starts the engine's counters again from zero.
+            Some(l) if l.day == s.day => l.today,
+            Some(_) => Counts::default(),
+            None => s.today,
+        };
+        self.last = Some(s);
+        let c = s.today;
+        let add = Minute {
+            accepted: grown(c.accepted, before.accepted),
+            sent: grown(c.delivered, before.delivered),
+            failed: grown(c.given_up, before.given_up),
+            refused: grown(c.refused, before.refused),
+        };
+        if add == Minute::default() {
+            return;
         }
+        let m = minute_of(t);
+        let minute = self.minutes.entry(m).or_default();
+        minute.accepted += add.accepted;
+        minute.sent += add.sent;
+        minute.failed += add.failed;
+        minute.refused += add.refused;
         let oldest = m - WINDOW * 2;
         while self
             .minutes
@@ -153,68 +157,38 @@ impl MailChart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::events::{EventBus, Level};
+    use crate::engine::stats::{Counter, Stats};
 
     #[test]
-    fn counts_acceptances_queue_outcomes_and_refusals_per_minute() {
-        let bus = EventBus::new();
-        for _ in 0..3 {
-            bus.emit(
-                Level::Info,
-                Some("s"),
-                EventKind::Delivered {
-                    id: "m".into(),
-                    from: "a@b.test".into(),
-                    to: vec!["c@d.test".into()],
-                    size: 10,
-                },
-            );
-        }
-        bus.emit(
-            Level::Warn,
-            Some("s"),
-            EventKind::MessageRejected {
-                reason: "too big".into(),
-            },
-        );
-        for (delivered, failed) in [(2, 0), (1, 1), (0, 1)] {
-            bus.emit(
-                Level::Info,
-                Some("q"),
-                EventKind::QueueFinished {
-                    id: "q".into(),
-                    delivered,
-                    failed,
-                },
-            );
-        }
-        bus.emit(
-            Level::Info,
-            None,
-            EventKind::Note {
-                text: "noise".into(),
-            },
-        );
+    fn the_chart_puts_what_the_engine_counted_on_the_minute_it_was_seen() {
+        let stats = Stats::default();
+        stats.count(Counter::Accepted);
         let mut c = MailChart::default();
-        let mut last = SystemTime::UNIX_EPOCH;
-        for ev in bus.recent() {
-            last = ev.time;
-            c.push(&ev);
+        let t = SystemTime::now();
+        // The first sample is the baseline.
+        c.observe(Some(stats.snapshot()), t);
+        assert!(c.series(t).iter().all(|(_, m)| *m == Minute::default()));
+        for w in [
+            Counter::Accepted,
+            Counter::Accepted,
+            Counter::Delivered,
+            Counter::GivenUp,
+            Counter::Refused,
+        ] {
+            stats.count(w);
         }
-        assert_eq!((c.accepted, c.sent, c.failed, c.refused), (3, 2, 2, 1));
-        let s = c.series(last);
+        c.observe(Some(stats.snapshot()), t);
+        // Stopped services: nothing changes, the last counts stay for the strip.
+        c.observe(None, t);
+        let s = c.series(t);
         assert_eq!(s.len() as i64, WINDOW);
         let want = Minute {
-            accepted: 3,
-            sent: 2,
-            failed: 2,
+            accepted: 2,
+            sent: 1,
+            failed: 1,
             refused: 1,
         };
         assert_eq!(s.last(), Some(&(0, want)));
-        assert!(
-            s[..s.len() - 1]
-                .iter()
-                .all(|(_, m)| *m == Minute::default())
-        );
+        assert_eq!(c.last.unwrap().today.accepted, 3);
     }
 }

@@ -32,6 +32,7 @@ use crate::engine::current::Current;
 use crate::engine::delivery::{ConnCache, RcptStatus};
 use crate::engine::dns::Resolver;
 use crate::engine::events::{EventBus, EventKind, Level, Outcome};
+use crate::engine::stats::{Counter, Stats};
 use attempt::Limits;
 use dispatch::rcpt_destination;
 use resolver::FileStamp;
@@ -56,6 +57,8 @@ pub struct Deps {
     pub events: EventBus,
     /// `DATA/mailboxes`, for local recipients (failure notices to local senders).
     pub mailroot: PathBuf,
+    /// The mail counters (delivered, given up).
+    pub stats: Arc<Stats>,
 }
 
 /// The running manager. The engine stops it only after the sessions have drained, so a
@@ -758,6 +761,23 @@ impl Manager {
         } else {
             Level::Warn
         };
+        // "Sent" is mail that left: a failure notice delivered only into local mailboxes
+        // is not.
+        let cur = self.deps.current.borrow().clone();
+        let cfg = &cur.config;
+        let delivered_out = meta.rcpts.iter().any(|r| {
+            r.state != RcptState::Failed
+                && !(meta.from.is_empty()
+                    && r.addr
+                        .rsplit_once('@')
+                        .is_some_and(|(_, d)| cfg.is_local_domain(d)))
+        });
+        if delivered_out {
+            self.deps.stats.count(Counter::Delivered);
+        }
+        if failed > 0 {
+            self.deps.stats.count(Counter::GivenUp);
+        }
         self.deps.events.emit(
             level,
             Some(&id_text(id)),

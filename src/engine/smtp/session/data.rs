@@ -32,6 +32,7 @@ impl Session {
             let d = self.deps.gate.pipelined_past_data(&cur, &self.client());
             if let Decision::Refuse(r) = d {
                 self.tx = None;
+                self.count_refused();
                 self.refuse(r);
                 return Next::Continue;
             }
@@ -49,6 +50,7 @@ impl Session {
             .await;
         let tx = self.tx.take().expect("checked above");
         let rejected = |s: &Self, level, reason: &str| {
+            s.count_refused();
             s.log(
                 level,
                 EventKind::MessageRejected {
@@ -122,6 +124,7 @@ impl Session {
         tags.extend(tx.tags);
         match content.decision {
             Decision::Refuse(r) => {
+                self.count_refused();
                 self.refuse(r);
                 return Next::Continue;
             }
@@ -150,6 +153,7 @@ impl Session {
             .end_of_data(&cur, &self.client(), &head, body.len());
         drop(head);
         if let Decision::Refuse(r) = decision {
+            self.count_refused();
             self.refuse(r);
             return Next::Continue;
         }

@@ -32,6 +32,7 @@ impl Session {
         let smtp = &self.cur.config.smtp;
         let max = smtp.max_message_size;
         if from.size as u64 > max {
+            self.count_refused();
             return self.reply(reply::too_big(max));
         }
         // Keep a reserve: room for the biggest message and a half, or the floor, whichever is
@@ -42,6 +43,7 @@ impl Session {
             .intake
             .has_room(reserve.saturating_add(from.size as u64))
         {
+            self.count_refused();
             self.log(
                 Level::Warn,
                 EventKind::MessageRejected {
@@ -58,6 +60,7 @@ impl Session {
             .await;
         self.checks = checks;
         let Some(tags) = self.admit(decision) else {
+            self.count_refused();
             return;
         };
         self.tx = Some(Transaction {

@@ -30,6 +30,7 @@ use crate::engine::events::{EventBus, EventKind, Level};
 pub use crate::engine::listener::{Seat, Stream, new_session_id};
 use crate::engine::reply::{self, Reply};
 use crate::engine::role::Role;
+use crate::engine::stats::Counter;
 use smtp_proto::Request;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -198,6 +199,11 @@ impl Session {
         }
     }
 
+    /// Counts a refused connection, recipient or mail in the engine's counters.
+    fn count_refused(&self) {
+        self.deps.gate.stats().count(Counter::Refused);
+    }
+
     /// Sends a gate refusal; a closing one ends the session after the reply.
     fn refuse(&mut self, r: Refusal) {
         self.reply(r.reply);
@@ -260,6 +266,7 @@ impl Session {
         let cur = self.cur.clone();
         let decision = deps.gate.connect(&cur, &self.client()).await;
         let Some(tags) = self.admit(decision) else {
+            self.count_refused();
             let _ = self.conn.flush().await;
             return Some(self.close_after.take().unwrap_or_else(|| "refused".into()));
         };

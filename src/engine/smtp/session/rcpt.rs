@@ -45,6 +45,7 @@ impl Session {
                 self.reply(reply::RECIPIENT_OK);
             }
             Err(refusal) => {
+                self.count_refused();
                 self.reply(refusal);
                 self.rcpt_failures += 1;
                 let (delay, block) =
