@@ -513,6 +513,58 @@ fn idle_is_woken_by_an_smtp_delivery() {
     assert!(f.iter().any(|l| l == "Subject: while idle"), "{f:?}");
 }
 
+/// APPEND past the account's Max Account Size is refused with `[OVERQUOTA]` (RFC 9208) and
+/// writes nothing; one that fits is stored.
+#[test]
+fn append_past_the_max_account_size_is_refused_with_overquota() {
+    let p = start("");
+    p.s.cli(&["account", "quota", ALICE, "2K"]).assert_ok();
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(3000));
+    let r = poll(DEADLINE, "the quota in force", || {
+        let r = imaplib(
+            p.port,
+            "plain",
+            PASSWORD,
+            serde_json::json!([["login"], ["append", "Drafts", "()", null, big.clone()]]),
+        );
+        (r[1]["ok"] == false).then_some(r)
+    });
+    assert!(text(&r[1]).contains("OVERQUOTA"), "{}", r[1]);
+    // Attempts before the reload may have been stored; a refused one adds nothing.
+    let drafts = p.s.maildir(DOMAIN, "alice").join(".Drafts");
+    let before = names(&drafts).len();
+    let r = imaplib(
+        p.port,
+        "plain",
+        PASSWORD,
+        serde_json::json!([["login"], ["append", "Drafts", "()", null, big]]),
+    );
+    assert!(text(&r[1]).contains("OVERQUOTA"), "{}", r[1]);
+    assert_eq!(names(&drafts).len(), before);
+    let r = imaplib(
+        p.port,
+        "plain",
+        PASSWORD,
+        serde_json::json!([
+            ["login"],
+            [
+                "append",
+                "Drafts",
+                "()",
+                null,
+                "Subject: small\r\n\r\nok\r\n"
+            ]
+        ]),
+    );
+    // Unless a big one got in before the reload (then she is over and this is refused too).
+    if before == 0 {
+        assert!(text(ok(&r[1])).contains("APPENDUID"), "{}", r[1]);
+        assert_eq!(names(&drafts).len(), 1);
+    } else {
+        assert!(text(&r[1]).contains("OVERQUOTA"), "{}", r[1]);
+    }
+}
+
 #[test]
 fn two_sessions_see_each_others_flags_and_expunges() {
     let p = start("");
@@ -865,8 +917,10 @@ fn a_config_change_moves_the_listener_and_a_busy_port_stops_nothing() {
     let p = start("");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = taken.local_addr().unwrap().port();
-    p.s.cli(&["config", "set", &format!("imap.port={busy}")])
-        .assert_ok();
+    // `config set` reports the failed bind (exit 1) and the old port keeps listening.
+    let set = p.s.cli(&["config", "set", &format!("imap.port={busy}")]);
+    assert!(!set.ok(), "{}", set.stdout);
+    assert!(set.stdout.contains("keeps listening"), "{}", set.stdout);
     poll(DEADLINE, "the IMAP bind error in the log", || {
         p.s.stderr()
             .contains(&format!("IMAP cannot listen on 127.0.0.1:{busy}"))

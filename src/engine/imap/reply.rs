@@ -37,6 +37,8 @@ pub const STARTTLS_GO: &str = "Begin TLS negotiation now";
 pub const NO_MAILBOX: &str = "[NONEXISTENT] No such mailbox";
 /// COPY/MOVE/APPEND to a mailbox that does not exist.
 pub const TRY_CREATE: &str = "[TRYCREATE] No such mailbox";
+/// APPEND that would take the account past its Max Account Size (RFC 9208).
+pub const OVER_QUOTA: &str = "[OVERQUOTA] Mailbox is full (Max Account Size)";
 /// CREATE of an existing mailbox.
 pub const EXISTS: &str = "[ALREADYEXISTS] Mailbox already exists";
 /// A name we cannot store (dots, INBOX/..., control characters).

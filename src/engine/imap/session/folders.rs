@@ -214,10 +214,51 @@ impl Session {
         }
         let to: Folder = a.folder(&target);
         let host = self.cur.config.server.hostname.clone();
+        let address = self.user.as_ref().map(|u| u.address.clone());
+        let limit = self
+            .cur
+            .config
+            .accounts
+            .iter()
+            .find(|acc| Some(&acc.address) == address.as_ref())
+            .map_or(0, |acc| acc.max_size);
+        let quota = a.quota(limit);
+        let size = data.len() as u64;
+        match tokio::task::spawn_blocking(move || quota.would_exceed(size).map(|o| (o, quota)))
+            .await
+        {
+            Ok(Ok((true, _))) => {
+                self.log(
+                    Level::Info,
+                    format!("APPEND to {target} refused: over quota"),
+                );
+                no(reply::OVER_QUOTA)
+            }
+            Ok(Ok((false, quota))) => {
+                self.append_within(target, to, host, flags, date, data, quota)
+                    .await
+            }
+            _ => no(reply::SERVER_BUG),
+        }
+    }
+
+    /// APPEND once the quota has room: written, recorded in the account's accounting.
+    #[allow(clippy::too_many_arguments)]
+    async fn append_within(
+        &mut self,
+        target: String,
+        to: Folder,
+        host: String,
+        flags: &[Flag<'_>],
+        date: Option<SystemTime>,
+        data: Vec<u8>,
+        quota: crate::engine::store::mailbox::quota::Quota,
+    ) -> Done {
         let (letters, words) = info_of(flags);
         let done = tokio::task::spawn_blocking(move || {
             let kw = keywords::letters(to.dir(), &words)?;
             let base = to.append(&host, &data, &format!("{letters}{kw}"), date)?;
+            quota.record_add(data.len() as u64)?;
             let scan = to.scan()?;
             let uid = scan
                 .messages
