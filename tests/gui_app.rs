@@ -144,6 +144,13 @@ fn click(h: &mut Harness<'_, PosternApp>, label: &str) {
     h.run();
 }
 
+/// Clicks something that starts work shown by a spinner (which repaints until the work ends,
+/// so `run` would not settle): one step, then the caller waits for the result.
+fn click_busy(h: &mut Harness<'_, PosternApp>, label: &str) {
+    h.get_by_label(label).click();
+    h.step();
+}
+
 /// The server's greeting on 127.0.0.1:`port`, if something answers there.
 fn greeting(port: u16) -> Option<String> {
     let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -1246,7 +1253,7 @@ fn the_dns_records_dialog_checks_the_records_and_ticks_its_step() {
     };
     assert!(!ticked(&h), "not checked yet");
 
-    click(&mut h, "DNS Records");
+    click_busy(&mut h, "DNS Records");
     assert!(h.state().is_open(Dialog::Dns));
     wait_for(&mut h, "the rows of the check", |h| {
         h.query_by_label("Mail for example.test comes to this server.")
@@ -1273,7 +1280,7 @@ fn the_dns_records_dialog_checks_the_records_and_ticks_its_step() {
     let dns2 = records_dns(&name, &sel.txt(), true);
     config::edit::config_set(&env.cfg, &hosts(&dns2)).unwrap();
     drop(dns);
-    click(&mut h, "Check Again");
+    click_busy(&mut h, "Check Again");
     wait_for(&mut h, "the second check", |h| {
         h.query_by_label("Every record is right.").is_some()
     });
