@@ -7,7 +7,7 @@
 //! STARTTLS handshake, [`drop_pipelined`].
 
 use crate::engine::access::Gate;
-use crate::engine::config::Config;
+use crate::engine::config::{Config, MailServiceConfig, ServiceDefaults};
 use crate::engine::current::Current;
 use crate::engine::events::{EventBus, EventKind, Level};
 use crate::engine::reply::Reply;
@@ -35,6 +35,30 @@ pub enum Protocol {
     Pop3,
     /// IMAP4rev2 (RFC 9051).
     Imap,
+}
+
+/// The listeners a mailbox service (`pop3.*`, `imap.*`) asks for: none when it is off, else
+/// the plain port (STLS/STARTTLS when Use Explicit SSL is on) and, with Use Implicit SSL, the
+/// SSL Port. A mailbox listener's role is `Incoming`: it never relays.
+pub fn mail_service_specs<K: ServiceDefaults>(
+    p: &MailServiceConfig<K>,
+    protocol: Protocol,
+) -> Vec<ListenerSpec> {
+    if !p.enabled {
+        return Vec::new();
+    }
+    let spec = |port, implicit_tls| ListenerSpec {
+        protocol,
+        listen_ip: p.listen_ip.clone(),
+        port,
+        role: Role::Incoming,
+        implicit_tls,
+    };
+    let mut out = vec![spec(p.port, false)];
+    if p.implicit_ssl {
+        out.push(spec(p.ssl_port, true));
+    }
+    out
 }
 
 /// One listener the configuration asks for.

@@ -21,9 +21,8 @@ use crate::engine::access::Gate;
 use crate::engine::config::Config;
 use crate::engine::current::Current;
 use crate::engine::events::EventBus;
-use crate::engine::listener::{ListenerSpec, Protocol, Seat, Service, SessionFuture};
+use crate::engine::listener::{self, ListenerSpec, Protocol, Seat, Service, SessionFuture};
 use crate::engine::reply::Reply;
-use crate::engine::role::Role;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,20 +64,5 @@ impl Service for Imap {
 /// The IMAP listeners `cfg` asks for: the plain port (with STARTTLS when Use Explicit SSL is
 /// on) and the implicit-TLS SSL Port.
 pub fn wanted(cfg: &Config) -> Vec<ListenerSpec> {
-    let p = &cfg.imap;
-    if !p.enabled {
-        return Vec::new();
-    }
-    let spec = |port, implicit_tls| ListenerSpec {
-        protocol: Protocol::Imap,
-        listen_ip: p.listen_ip.clone(),
-        port,
-        role: Role::Incoming,
-        implicit_tls,
-    };
-    let mut out = vec![spec(p.port, false)];
-    if p.implicit_ssl {
-        out.push(spec(p.ssl_port, true));
-    }
-    out
+    listener::mail_service_specs(&cfg.imap, Protocol::Imap)
 }

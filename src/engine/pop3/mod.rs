@@ -13,9 +13,8 @@ use crate::engine::access::Gate;
 use crate::engine::config::Config;
 use crate::engine::current::Current;
 use crate::engine::events::EventBus;
-use crate::engine::listener::{ListenerSpec, Protocol, Seat, Service, SessionFuture};
+use crate::engine::listener::{self, ListenerSpec, Protocol, Seat, Service, SessionFuture};
 use crate::engine::reply::Reply;
-use crate::engine::role::Role;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,22 +65,7 @@ pub fn plain_text(r: &Reply) -> String {
 /// The POP3 listeners `cfg` asks for: the plain port (with STLS when Use Explicit SSL is on)
 /// and the implicit-TLS SSL Port.
 pub fn wanted(cfg: &Config) -> Vec<ListenerSpec> {
-    let p = &cfg.pop3;
-    if !p.enabled {
-        return Vec::new();
-    }
-    let spec = |port, implicit_tls| ListenerSpec {
-        protocol: Protocol::Pop3,
-        listen_ip: p.listen_ip.clone(),
-        port,
-        role: Role::Incoming,
-        implicit_tls,
-    };
-    let mut out = vec![spec(p.port, false)];
-    if p.implicit_ssl {
-        out.push(spec(p.ssl_port, true));
-    }
-    out
+    listener::mail_service_specs(&cfg.pop3, Protocol::Pop3)
 }
 
 /// Holds an account's POP3 lock; released when dropped, however the session ends.
