@@ -199,7 +199,13 @@ fn human(d: Duration) -> String {
     } else if secs >= 60 && secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else if secs > 120 {
-        format!("{}m", secs.div_ceil(60))
+        // Rounded up to the minute; a whole number of hours reads as hours ("1h", not "60m").
+        let minutes = secs.div_ceil(60);
+        if minutes.is_multiple_of(60) {
+            format!("{}h", minutes / 60)
+        } else {
+            format!("{minutes}m")
+        }
     } else {
         format!("{secs}s")
     }
@@ -619,6 +625,18 @@ mod tests {
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
+    }
+
+    #[test]
+    fn time_left_rounds_up_to_minutes_and_reads_whole_hours_as_hours() {
+        assert_eq!(time_left(3600), "1h");
+        assert_eq!(time_left(3599), "1h", "a block just begun is 1h, not 60m");
+        assert_eq!(time_left(3540), "59m");
+        assert_eq!(time_left(3541), "1h");
+        assert_eq!(time_left(1799), "30m");
+        assert_eq!(time_left(7199), "2h");
+        assert_eq!(time_left(90), "90s");
+        assert_eq!(time_left(0), "1s");
     }
 
     /// Lockout 3 failures in 10 min -> 30 min; tarpit after 2, +1 s, block at 5 for 15 min;
