@@ -30,22 +30,33 @@ fn start(extra: &str) -> ImapServer {
 
 /// As [`start`], with more changes to the test configuration.
 fn start_with(extra: &str, more: impl FnOnce(&mut Config)) -> ImapServer {
+    let mut p = prepare_with(extra, more);
+    p.s.spawn();
+    p.s.wait_ready(p.s.cfg.incoming_port);
+    wait_imap(p.port);
+    p
+}
+
+/// As [`start_with`], but not started: the command line may change the data directory first.
+fn prepare_with(extra: &str, more: impl FnOnce(&mut Config)) -> ImapServer {
+    let mut cfg = Config::default();
+    more(&mut cfg);
+    let taken = [cfg.incoming_port, cfg.outgoing_port];
     let (mut port, mut ssl_port) = (0, 0);
-    let s = Server::start_with(|c| {
-        more(c);
-        let taken = [c.incoming_port, c.outgoing_port];
-        while port == 0 || taken.contains(&port) {
-            port = free_port();
-        }
-        while ssl_port == 0 || ssl_port == port || taken.contains(&ssl_port) {
-            ssl_port = free_port();
-        }
-        c.imap_ron = format!(
-            "enabled: true, port: {port}, ssl_port: {ssl_port}, listen_ip: \"127.0.0.1\", {extra}"
-        );
-    });
-    wait_imap(port);
-    ImapServer { s, port, ssl_port }
+    while port == 0 || taken.contains(&port) {
+        port = free_port();
+    }
+    while ssl_port == 0 || ssl_port == port || taken.contains(&ssl_port) {
+        ssl_port = free_port();
+    }
+    cfg.imap_ron = format!(
+        "enabled: true, port: {port}, ssl_port: {ssl_port}, listen_ip: \"127.0.0.1\", {extra}"
+    );
+    ImapServer {
+        s: Server::prepare(cfg),
+        port,
+        ssl_port,
+    }
 }
 
 fn wait_imap(port: u16) {
@@ -515,54 +526,95 @@ fn idle_is_woken_by_an_smtp_delivery() {
 
 /// APPEND past the account's Max Account Size is refused with `[OVERQUOTA]` (RFC 9208) and
 /// writes nothing; one that fits is stored.
+/// Max Account Size over IMAP: the QUOTA extension (RFC 9208) reports it, APPEND and COPY past
+/// it are refused with `[OVERQUOTA]` and store nothing, MOVE is not (it adds nothing), and the
+/// Maildir++ `maildirsize` file is kept current by each step rather than rebuilt by a scan.
 #[test]
-fn append_past_the_max_account_size_is_refused_with_overquota() {
-    let p = start("");
-    p.s.cli(&["account", "quota", ALICE, "2K"]).assert_ok();
-    let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(3000));
-    let r = poll(DEADLINE, "the quota in force", || {
-        let r = imaplib(
-            p.port,
-            "plain",
-            PASSWORD,
-            serde_json::json!([["login"], ["append", "Drafts", "()", null, big.clone()]]),
-        );
-        (r[1]["ok"] == false).then_some(r)
-    });
-    assert!(text(&r[1]).contains("OVERQUOTA"), "{}", r[1]);
-    // Attempts before the reload may have been stored; a refused one adds nothing.
-    let drafts = p.s.maildir(DOMAIN, "alice").join(".Drafts");
-    let before = names(&drafts).len();
-    let r = imaplib(
-        p.port,
-        "plain",
-        PASSWORD,
-        serde_json::json!([["login"], ["append", "Drafts", "()", null, big]]),
-    );
-    assert!(text(&r[1]).contains("OVERQUOTA"), "{}", r[1]);
-    assert_eq!(names(&drafts).len(), before);
+fn quota_is_reported_and_append_or_copy_past_it_is_refused_with_overquota() {
+    let mut p = prepare_with("", |_| {});
+    p.s.cli(&["account", "quota", ALICE, "4K"]).assert_ok();
+    p.s.spawn();
+    p.s.wait_ready(p.s.cfg.incoming_port);
+    wait_imap(p.port);
+    let dir = p.s.maildir(DOMAIN, "alice");
+    let (drafts, archive) = (dir.join(".Drafts"), dir.join(".Archive"));
+    // 2,100 octets, then 3,000: the first fits in 4 KiB, a copy of it or the second does not.
+    let body = |subject: &str, n: usize| format!("Subject: {subject}\r\n\r\n{}", "x".repeat(n));
+    let (a, b) = (body("a", 2086), body("b", 2986));
+    assert_eq!((a.len(), b.len()), (2100, 3000));
     let r = imaplib(
         p.port,
         "plain",
         PASSWORD,
         serde_json::json!([
             ["login"],
-            [
-                "append",
-                "Drafts",
-                "()",
-                null,
-                "Subject: small\r\n\r\nok\r\n"
-            ]
+            ["caps"],
+            ["getquotaroot", "INBOX"],
+            ["append", "Drafts", "()", null, a],
+            ["select", "Drafts"],
+            ["copy", "1", "Archive"],
+            ["raw", "UID MOVE 1 Archive"],
+            ["append", "INBOX", "()", null, b],
+            ["append", "INBOX", "()", null, "Subject: c\r\n\r\nok\r\n"],
+            ["getquota", "\"\""],
+            ["getquota", "other"],
+            ["setquota", "\"\"", "(STORAGE 100000)"],
         ]),
     );
-    // Unless a big one got in before the reload (then she is over and this is refused too).
-    if before == 0 {
-        assert!(text(ok(&r[1])).contains("APPENDUID"), "{}", r[1]);
-        assert_eq!(names(&drafts).len(), 1);
-    } else {
-        assert!(text(&r[1]).contains("OVERQUOTA"), "{}", r[1]);
-    }
+    let caps = text(&r[1]);
+    assert!(
+        caps.contains("QUOTA") && caps.contains("QUOTA=RES-STORAGE"),
+        "{caps}"
+    );
+    let root = text(ok(&r[2]));
+    assert!(
+        root.contains("\"INBOX\" \"\""),
+        "the account's one root: {root}"
+    );
+    assert!(root.contains("(STORAGE 0 4)"), "{root}");
+    assert!(text(ok(&r[3])).contains("APPENDUID"), "{}", r[3]);
+    assert!(
+        text(&r[5]).contains("OVERQUOTA"),
+        "COPY past the quota: {}",
+        r[5]
+    );
+    assert_eq!(r[6]["typ"], "OK", "MOVE adds nothing: {}", r[6]);
+    assert!(text(&r[7]).contains("OVERQUOTA"), "{}", r[7]);
+    assert!(
+        text(ok(&r[8])).contains("APPENDUID"),
+        "room for a small one: {}",
+        r[8]
+    );
+    // The refused COPY and APPEND stored nothing: the moved message and the small one.
+    assert!(names(&drafts).is_empty());
+    assert_eq!(names(&archive).len(), 1);
+    assert_eq!(names(&dir).len(), 1);
+    let q = text(ok(&r[9]));
+    assert!(
+        q.contains("(STORAGE 3 4)"),
+        "2,100 + 18 octets, rounded up: {q}"
+    );
+    assert!(text(&r[10]).contains("NONEXISTENT"), "{}", r[10]);
+    assert!(text(&r[11]).contains("NOPERM"), "{}", r[11]);
+    // Header, the first scan, then one line per message added: no scan since, although the
+    // MOVE and the flag changes touched the folders.
+    let size = fs::read_to_string(dir.join("maildirsize")).unwrap();
+    assert_eq!(size.lines().count(), 4, "{size}");
+    assert!(size.starts_with("4096S\n0 0\n2100 1\n"), "{size}");
+
+    // Without a Max Account Size the account has no quota root.
+    p.s.cli(&["account", "quota", ALICE, "0"]).assert_ok();
+    let r = poll(DEADLINE, "the quota lifted", || {
+        let r = imaplib(
+            p.port,
+            "plain",
+            PASSWORD,
+            serde_json::json!([["login"], ["getquotaroot", "INBOX"], ["getquota", "\"\""]]),
+        );
+        (!text(&r[1]).contains("STORAGE")).then_some(r)
+    });
+    assert_eq!(r[1]["typ"], "OK", "{}", r[1]);
+    assert!(text(&r[2]).contains("NONEXISTENT"), "{}", r[2]);
 }
 
 #[test]

@@ -7,7 +7,7 @@ pub const GREETING: &str = "Postern IMAP4rev2 server ready";
 pub const DONE: &str = "completed";
 /// Command unknown or arguments invalid.
 pub const BAD_SYNTAX: &str = "Command unknown or arguments invalid";
-/// A command in the wrong state, or one Postern does not implement (GETQUOTA, SORT, ...).
+/// A command in the wrong state, or one Postern does not implement (SORT, THREAD, ...).
 pub const WRONG_STATE: &str = "Command not supported or not allowed in this state";
 /// A line or command over the limit.
 pub const TOO_LONG: &str = "[TOOBIG] Line or command too long";
@@ -37,8 +37,12 @@ pub const STARTTLS_GO: &str = "Begin TLS negotiation now";
 pub const NO_MAILBOX: &str = "[NONEXISTENT] No such mailbox";
 /// COPY/MOVE/APPEND to a mailbox that does not exist.
 pub const TRY_CREATE: &str = "[TRYCREATE] No such mailbox";
-/// APPEND that would take the account past its Max Account Size (RFC 9208).
+/// APPEND or COPY that would take the account past its Max Account Size (RFC 9208).
 pub const OVER_QUOTA: &str = "[OVERQUOTA] Mailbox is full (Max Account Size)";
+/// GETQUOTA of a root the account does not have (RFC 9208; an unlimited account has none).
+pub const NO_QUOTA_ROOT: &str = "[NONEXISTENT] No such quota root";
+/// SETQUOTA: the limit is the administrator's.
+pub const QUOTA_FIXED: &str = "[NOPERM] Max Account Size is set by the administrator";
 /// CREATE of an existing mailbox.
 pub const EXISTS: &str = "[ALREADYEXISTS] Mailbox already exists";
 /// A name we cannot store (dots, INBOX/..., control characters).

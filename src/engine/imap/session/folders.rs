@@ -214,15 +214,7 @@ impl Session {
         }
         let to: Folder = a.folder(&target);
         let host = self.cur.config.server.hostname.clone();
-        let address = self.user.as_ref().map(|u| u.address.clone());
-        let limit = self
-            .cur
-            .config
-            .accounts
-            .iter()
-            .find(|acc| Some(&acc.address) == address.as_ref())
-            .map_or(0, |acc| acc.max_size);
-        let quota = a.quota(limit);
+        let quota = self.quota();
         let size = data.len() as u64;
         match tokio::task::spawn_blocking(move || quota.would_exceed(size).map(|o| (o, quota)))
             .await

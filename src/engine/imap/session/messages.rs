@@ -372,6 +372,24 @@ impl Session {
                 )
             })
             .collect();
+        // A COPY adds to the account's usage (a MOVE does not): refused whole past the Max
+        // Account Size, as APPEND is (RFC 9208).
+        // An account already over (its limit lowered) may still MOVE, to Trash say.
+        let adds: u64 = jobs.iter().map(|j| j.1.size).sum();
+        let quota = self.quota();
+        let full = if mv {
+            Ok(Ok(false))
+        } else {
+            tokio::task::spawn_blocking(move || quota.would_exceed(adds)).await
+        };
+        match full {
+            Ok(Ok(false)) => {}
+            Ok(Ok(true)) => {
+                self.log(Level::Info, format!("COPY to {target} refused: over quota"));
+                return no(reply::OVER_QUOTA);
+            }
+            _ => return no(reply::SERVER_BUG),
+        }
         let done = tokio::task::spawn_blocking(move || {
             let mut placed = Vec::new();
             for (i, mut m, flags) in jobs {

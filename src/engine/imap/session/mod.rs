@@ -22,6 +22,7 @@ use crate::engine::access::MailboxLogin;
 use crate::engine::current::Current;
 use crate::engine::events::{EventKind, Level};
 use crate::engine::listener::{self, Io, Seat, Stream, new_session_id};
+use crate::engine::store::mailbox::quota::Quota;
 use crate::engine::store::mailbox::{self, Account, Folder, keywords, watch};
 use crate::engine::tls::HandshakeError;
 use crate::engine::wire::{ReadError, Wire};
@@ -51,6 +52,7 @@ mod auth;
 mod folders;
 mod idle;
 mod messages;
+mod quota;
 
 /// `BAD` commands after which the session is closed.
 pub const MAX_ERRORS: u32 = 20;
@@ -296,6 +298,8 @@ impl Session {
             "MOVE",
             "UNSELECT",
             "SPECIAL-USE",
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
         ]);
         c.join(" ")
     }
@@ -670,6 +674,11 @@ impl Session {
                 mailbox,
                 uid,
             } if selected => self.copy(&sequence_set, name_of(&mailbox), uid, true).await,
+            CommandBody::GetQuotaRoot { mailbox } if authed => {
+                self.get_quota_root(name_of(&mailbox)).await
+            }
+            CommandBody::GetQuota { root } if authed => self.get_quota(&astring(&root)).await,
+            CommandBody::SetQuota { .. } if authed => no(reply::QUOTA_FIXED),
             _ => Done::Bad(reply::WRONG_STATE.into()),
         };
         self.tagged(&tag, done);
@@ -678,6 +687,19 @@ impl Session {
 
     fn account(&self) -> Account {
         self.user.as_ref().expect("authenticated").account.clone()
+    }
+
+    /// The logged-in account's Max Account Size accounting, under the limit in force now.
+    fn quota(&self) -> Quota {
+        let u = self.user.as_ref().expect("authenticated");
+        let limit = self
+            .cur
+            .config
+            .accounts
+            .iter()
+            .find(|acc| acc.address == u.address)
+            .map_or(0, |acc| acc.max_size);
+        u.account.quota(limit)
     }
 
     /// Runs a folder operation on a blocking thread: `OK`, or `NO [SERVERBUG]` (logged).

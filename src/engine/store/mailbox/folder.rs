@@ -228,6 +228,8 @@ impl Folder {
                 Ok(()) => {
                     m.name = name;
                     m.in_new = false;
+                    // Sizes are unchanged: the quota file stays current (a cache; see delete).
+                    let _ = super::quota::touch(self.account_dir());
                     return Ok(true);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -306,7 +308,8 @@ impl Folder {
     /// Puts a copy of message `m` into `to` with `flags` (COPY): a hard link under a new name
     /// in `to`'s `cur/` (one atomic step; a plain copy through `tmp/` where links fail), or,
     /// for MOVE (`keep` false), a rename of the file itself. Returns the new base name, or
-    /// `None` when the message is gone. Call [`Folder::sync`] on `to` after a batch.
+    /// `None` when the message is gone. Call [`Folder::sync`] on `to` after a batch. The
+    /// account's Max Account Size accounting is told (a copy adds its size).
     pub fn transfer(
         &self,
         m: &mut Message,
@@ -327,7 +330,10 @@ impl Folder {
                 fs::rename(self.path(m), &dest)
             };
             match r {
-                Ok(()) => return Ok(Some(base)),
+                Ok(()) => {
+                    to.recorded(m.size, keep);
+                    return Ok(Some(base));
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     if !self.relocate(m)? {
                         return Ok(None);
@@ -341,12 +347,24 @@ impl Folder {
                     io::copy(&mut src, &mut out)?;
                     out.sync_all()?;
                     fs::rename(&tmp, &dest)?;
+                    to.recorded(m.size, keep);
                     return Ok(Some(base));
                 }
                 Err(e) => return Err(e),
             }
         }
         Ok(None)
+    }
+
+    /// Tells the account's Max Account Size accounting of a message of `size` octets that
+    /// came into this folder: a copy adds to the usage, a move within the account only keeps
+    /// the file current. A cache a scan rebuilds: a failure is not the caller's.
+    fn recorded(&self, size: u64, copy: bool) {
+        let _ = if copy {
+            super::quota::record(self.account_dir(), size as i128, 1)
+        } else {
+            super::quota::touch(self.account_dir())
+        };
     }
 
     /// The modification time of a message's file (its internal date).

@@ -21,8 +21,10 @@
 //! [`super::super::maildir::deliver`] (which records its own), [`Quota::record_add`] with the
 //! file's size; [`super::Folder::delete`] records its own removal (IMAP EXPUNGE, POP3 DELE at
 //! UPDATE); a message removed otherwise needs [`Quota::record_remove`], and a folder deleted
-//! or renamed away [`Quota::forget`] (the next call scans). Flag renames need nothing: sizes
-//! do not change. The limit is `config::Account::max_size`.
+//! or renamed away [`Quota::forget`] (the next call scans). [`super::Folder::set_flags`] and
+//! [`super::Folder::transfer`] record their own (a flag rename or a MOVE touches the file so
+//! it stays newer than the folders; a COPY adds the copy's size). The limit is
+//! `config::Account::max_size`.
 
 use super::Account;
 use std::fs::{self, OpenOptions};
@@ -173,6 +175,18 @@ pub(crate) fn record(dir: &Path, octets: i128, messages: i64) -> io::Result<()> 
         Err(e) => return Err(e),
     };
     f.write_all(format!("{octets} {messages}\n").as_bytes())
+}
+
+/// Marks the account's `maildirsize` as current after a change that moves no octets (a flag
+/// rename, a MOVE between folders): its modification time is set to now, so the folder
+/// directories the change touched are not newer than it and the next [`Quota::usage`] reads
+/// the file instead of scanning every folder. No file, nothing to do.
+pub(crate) fn touch(dir: &Path) -> io::Result<()> {
+    match OpenOptions::new().append(true).open(dir.join(FILE)) {
+        Ok(f) => f.set_modified(SystemTime::now()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The sums of a `maildirsize` text written for `limit`; `None` when it is not one.
@@ -390,6 +404,42 @@ mod tests {
         let text = fs::read_to_string(a.dir().join(FILE)).unwrap();
         assert!(text.ends_with("\n-300 -1\n-40 -1\n"), "{text}");
         assert_eq!(q.usage().unwrap(), Usage::default());
+    }
+
+    #[test]
+    fn flag_changes_copies_and_moves_keep_the_file_current() {
+        let (_d, a) = account();
+        let q = a.quota(0);
+        assert_eq!(q.usage().unwrap(), Usage::default());
+        tick();
+        put(&a.dir().join("new"), "1.M1.h", 300);
+        q.record_add(300).unwrap();
+        let (inbox, archive) = (a.inbox(), a.folder("Archive"));
+        let mut m = inbox.scan().unwrap().messages.remove(0);
+        tick();
+        assert!(inbox.set_flags(&mut m, "S").unwrap());
+        tick();
+        inbox
+            .transfer(&mut m, &archive, "h", "S", true)
+            .unwrap()
+            .unwrap();
+        tick();
+        inbox
+            .transfer(&mut m, &archive, "h", "S", false)
+            .unwrap()
+            .unwrap();
+        // No scan since the first: its line, the add, and the copy's add.
+        let text = fs::read_to_string(a.dir().join(FILE)).unwrap();
+        assert_eq!(text, "0S\n0 0\n300 1\n300 1\n");
+        assert_eq!(
+            q.usage().unwrap(),
+            Usage {
+                octets: 600,
+                messages: 2
+            }
+        );
+        assert_eq!(fs::read_to_string(a.dir().join(FILE)).unwrap(), text);
+        assert_eq!(scan(a.dir()).unwrap().octets, 600, "what a scan finds");
     }
 
     #[test]
