@@ -45,8 +45,9 @@ packages=(
     dnsmasq-base
     # POP3 clients of tests/pop3.rs: curl (pop3://, pop3s://) and fetchmail (STLS)
     curl fetchmail
-    # IMAP clients of tests/imap.rs: curl (imap://, imaps://) and isync (mbsync over IMAPS)
-    isync
+    # IMAP clients of tests/imap.rs: curl (imap://, imaps://), isync (mbsync over IMAPS) and
+    # mutt (over IMAPS, in a pseudo-terminal from util-linux's `script`)
+    isync mutt
     # a server in a network namespace of its own with a non-loopback address on lo
     iproute2 util-linux
     ca-certificates

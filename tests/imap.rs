@@ -4,7 +4,8 @@
 //! and mail delivered while down, raw transcripts for bad input, IDLE woken by an SMTP
 //! delivery, two sessions seeing each other's changes, the lockout shared with SMTP AUTH,
 //! passwords kept out of the log, STARTTLS dropping pipelined plaintext, a `kill -9` during
-//! EXPUNGE, a listener moved by a config change, and third-party clients (curl, mbsync).
+//! EXPUNGE or an APPEND, a listener moved by a config change, QUOTA with APPEND and COPY past
+//! it, and third-party clients (curl, mbsync, mutt).
 
 mod common;
 
@@ -843,6 +844,55 @@ fn mbsync_syncs_a_move_to_archive_and_flags_both_ways() {
 
 /// Passwords (LOGIN, AUTHENTICATE's data) never reach the log; plaintext pipelined behind
 /// STARTTLS is dropped, not run under TLS.
+/// mutt, run in a pseudo-terminal and driven by pushed keys over IMAPS (the server's
+/// certificate trusted through its `certificate_file`): it opens INBOX, shows the message
+/// (which marks it read), saves it to Archive and syncs, which deletes and expunges it in
+/// INBOX. The Maildir shows the result.
+#[test]
+fn mutt_reads_a_message_and_saves_it_to_archive() {
+    let p = start("");
+    deliver_to_alice(&p.s, "for mutt", &["hello from the test"]);
+    let rc = p.s.dir.path().join("muttrc");
+    fs::write(
+        &rc,
+        format!(
+            "set imap_user=\"{ALICE}\"\nset imap_pass=\"{PASSWORD}\"\n\
+             set folder=\"imaps://127.0.0.1:{port}/\"\nset spoolfile=\"+INBOX\"\n\
+             set certificate_file=\"{cert}\"\nset ssl_verify_host=no\n\
+             set header_cache=\"\"\nset move=no\nset delete=yes\nset confirmappend=no\n\
+             set quit=yes\nset wait_key=no\nset mail_check=0\nset sleep_time=0\n",
+            port = p.ssl_port,
+            cert = p.s.data_dir.join("tls/cert.pem").display(),
+        ),
+    )
+    .unwrap();
+    let keys = "<display-message><exit><save-message>=Archive<enter><sync-mailbox><quit>";
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec"])
+        .arg(format!(
+            "mutt -n -F '{}' -e 'push \"{keys}\"'",
+            rc.display()
+        ))
+        .arg("/dev/null")
+        .env("TERM", "vt100")
+        .env("LINES", "24")
+        .env("COLUMNS", "80");
+    let o = run_with_timeout(cmd, None, Duration::from_secs(60));
+    assert!(o.ok(), "mutt: {}\n{}", o.stdout, o.stderr);
+    let dir = p.s.maildir(DOMAIN, "alice");
+    assert!(
+        names(&dir).is_empty(),
+        "INBOX: {:?}\n{}",
+        names(&dir),
+        o.stdout
+    );
+    let archived = names(&dir.join(".Archive"));
+    assert_eq!(archived.len(), 1, "{archived:?}\n{}", o.stdout);
+    assert!(archived[0].ends_with(":2,S"), "saved as read: {archived:?}");
+    let text = fs::read_to_string(dir.join(".Archive/cur").join(&archived[0])).unwrap();
+    assert!(text.contains("Subject: for mutt") && text.contains("hello from the test"));
+}
+
 #[test]
 fn passwords_are_not_logged_and_starttls_drops_pipelined_plaintext() {
     let p = start_with("", |c| c.extra_ron = "logs: (level: Debug),".into());
@@ -960,6 +1010,74 @@ fn a_kill_during_expunge_leaves_a_consistent_folder() {
     deliver_to_alice(&p.s, "after", &["x"]);
     let r = c.cmd("n", "UID FETCH 5001:* (UID)");
     assert!(r.iter().any(|l| l.contains("(UID 5001)")), "{r:?}");
+}
+
+/// A `kill -9` while a 30 MiB APPEND is being stored (as soon as its file shows in `tmp/` or
+/// `cur/`): after a restart the folder holds the earlier message with its UID and, if the
+/// APPEND got as far as the rename, the new one whole; never a part of it. The next message
+/// gets a UID above both.
+#[test]
+fn a_kill_during_append_leaves_no_partial_message() {
+    let mut p = start("");
+    let dir = p.s.maildir(DOMAIN, "alice");
+    let (mut c, _) = Imap::connect("127.0.0.1", p.port);
+    tagged_ok(&c.login());
+    let first = "Subject: first\r\n\r\nkept\r\n";
+    c.send(format!("a APPEND INBOX {{{}+}}\r\n{first}\r\n", first.len()).as_bytes());
+    tagged_ok(&c.until("a"));
+    let line = format!("{}\r\n", "y".repeat(1022));
+    let big = format!("Subject: big\r\n\r\n{}", line.repeat(30 * 1024));
+    c.send(format!("b APPEND INBOX {{{}+}}\r\n", big.len()).as_bytes());
+    c.send(big.as_bytes());
+    c.send(b"\r\n");
+    let (tmp, cur) = (dir.join("tmp"), dir.join("cur"));
+    poll(DEADLINE, "the APPEND's file", || {
+        let written =
+            fs::read_dir(&tmp).unwrap().count() > 0 || fs::read_dir(&cur).unwrap().count() > 1;
+        written.then_some(())
+    });
+    p.s.signal("KILL");
+    p.s.wait_exit(Duration::from_secs(30));
+    p.s.spawn();
+    p.s.wait_ready(p.s.port());
+    wait_imap(p.port);
+    for f in ["cur", "new"]
+        .iter()
+        .flat_map(|sub| list_files(&dir.join(sub)))
+    {
+        let len = fs::metadata(&f).unwrap().len() as usize;
+        assert!(
+            len == first.len() || len == big.len(),
+            "{}: {len} octets, a part of a message",
+            f.display()
+        );
+    }
+    let (mut c, _) = Imap::connect("127.0.0.1", p.port);
+    tagged_ok(&c.login());
+    let sel = c.cmd("s", "SELECT INBOX");
+    tagged_ok(&sel);
+    let r = c.cmd("f", "FETCH 1:* (UID RFC822.SIZE)");
+    tagged_ok(&r);
+    let fetched: Vec<&String> = r.iter().filter(|l| l.contains("FETCH")).collect();
+    assert!(
+        fetched[0].contains("UID 1 ") && fetched[0].contains(&format!("SIZE {}", first.len())),
+        "{r:?}"
+    );
+    match fetched.len() {
+        1 => {}
+        2 => assert!(fetched[1].contains(&format!("SIZE {}", big.len())), "{r:?}"),
+        _ => panic!("{r:?}"),
+    }
+    let n = "Subject: after\r\n\r\nx\r\n";
+    let r = c.cmd("n", &format!("APPEND INBOX {{{}+}}\r\n{n}", n.len()));
+    let code = r.last().unwrap();
+    let uid: u32 = code
+        .split("APPENDUID ")
+        .nth(1)
+        .and_then(|x| x.split([' ', ']']).nth(1))
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(uid > fetched.len() as u32, "UID {uid} after {r:?}");
 }
 
 /// A changed `imap.port` moves the listener without a restart; a port that cannot be bound
