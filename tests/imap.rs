@@ -1012,6 +1012,219 @@ fn a_kill_during_expunge_leaves_a_consistent_folder() {
     assert!(r.iter().any(|l| l.contains("(UID 5001)")), "{r:?}");
 }
 
+/// A raw POP3 client without TLS (logins in plaintext are allowed from loopback).
+struct Pop3Raw {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl Pop3Raw {
+    /// Connects and reads the greeting.
+    fn connect(port: u16) -> Pop3Raw {
+        let w = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let r = BufReader::new(w.try_clone().unwrap());
+        let mut c = Pop3Raw { w, r };
+        assert!(c.line().starts_with("+OK"));
+        c
+    }
+
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.r.read_line(&mut l).unwrap();
+        l.trim_end_matches(['\r', '\n']).to_string()
+    }
+
+    /// A command with a one-line reply.
+    fn one(&mut self, cmd: &str) -> String {
+        self.w.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        self.line()
+    }
+
+    /// A command with a multi-line reply: its lines, or `None` after `-ERR`.
+    fn multi(&mut self, cmd: &str) -> Option<Vec<String>> {
+        if !self.one(cmd).starts_with("+OK") {
+            return None;
+        }
+        let mut out = Vec::new();
+        loop {
+            match self.line() {
+                l if l == "." => return Some(out),
+                l => out.push(l),
+            }
+        }
+    }
+}
+
+/// SMTP delivering 150 messages while an IMAP session flags, deletes and expunges every third
+/// one and POP3 sessions delete every third one (another third), over and over, on the same
+/// INBOX: a UID names one message for IMAP and POP3 alike (UIDL is the UID and UIDVALIDITY),
+/// no listing shows a message twice, and at the end exactly the untouched third is left,
+/// each message once, read, and nothing delivered is lost.
+#[test]
+fn smtp_imap_and_pop3_at_once_lose_nothing_and_show_nothing_twice() {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    const N: usize = 150;
+    let pop3_port = free_port();
+    let p = start_with("", |c| {
+        c.pop3_ron = format!(
+            "enabled: true, port: {pop3_port}, implicit_ssl: false, listen_ip: \"127.0.0.1\""
+        );
+    });
+    let s = Arc::new(p.s);
+    let done = Arc::new(AtomicBool::new(false));
+    // UID -> subject number, as each client saw it.
+    let seen: Arc<Mutex<BTreeMap<u32, usize>>> = Arc::default();
+    let note = |seen: &Mutex<BTreeMap<u32, usize>>, uid: u32, n: usize, who: &str| {
+        let mut m = seen.lock().unwrap();
+        let was = *m.entry(uid).or_insert(n);
+        assert_eq!(was, n, "{who}: UID {uid} named m{was} and m{n}");
+    };
+    let number = |subject: &str| -> usize {
+        subject
+            .trim()
+            .strip_prefix("Subject: m")
+            .and_then(|x| x.parse().ok())
+            .unwrap_or_else(|| panic!("{subject:?}"))
+    };
+
+    let smtp = {
+        let (s, done) = (s.clone(), done.clone());
+        std::thread::spawn(move || {
+            for i in 0..N {
+                deliver_to_alice(&s, &format!("m{i}"), &["x"]);
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    let imap = {
+        let (done, seen) = (done.clone(), seen.clone());
+        let port = p.port;
+        std::thread::spawn(move || {
+            let (mut c, _) = Imap::connect("127.0.0.1", port);
+            tagged_ok(&c.login());
+            tagged_ok(&c.cmd("s", "SELECT INBOX"));
+            let mut expunged = BTreeSet::new();
+            // Until it has seen every message POP3 does not delete (delivery into the Maildir
+            // follows the 250 by a moment).
+            let mut listed_ever = BTreeSet::new();
+            let wanted: BTreeSet<usize> = (0..N).filter(|n| n % 3 != 1).collect();
+            let until = std::time::Instant::now() + Duration::from_secs(300);
+            loop {
+                assert!(
+                    std::time::Instant::now() < until,
+                    "IMAP saw {listed_ever:?}"
+                );
+                let r = c.cmd(
+                    "f",
+                    "UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+                );
+                tagged_ok(&r);
+                let mut listed = BTreeSet::new();
+                let mut uid = None;
+                for l in &r {
+                    if l.contains(" FETCH (") {
+                        uid = l.split("UID ").nth(1).and_then(|x| {
+                            x.split([' ', ')'])
+                                .next()
+                                .and_then(|u| u.parse::<u32>().ok())
+                        });
+                    } else if l.starts_with("Subject: ") {
+                        let (u, n) = (uid.take().unwrap(), number(l));
+                        note(&seen, u, n, "IMAP");
+                        assert!(listed.insert(n), "IMAP listed m{n} twice: {r:?}");
+                        listed_ever.insert(n);
+                        if n % 3 == 0 {
+                            tagged_ok(
+                                &c.cmd("d", &format!("UID STORE {u} +FLAGS.SILENT (\\Deleted)")),
+                            );
+                            tagged_ok(&c.cmd("e", &format!("UID EXPUNGE {u}")));
+                            assert!(expunged.insert(n), "m{n} expunged twice");
+                        } else if n % 3 == 2 {
+                            tagged_ok(
+                                &c.cmd("r", &format!("UID STORE {u} +FLAGS.SILENT (\\Seen)")),
+                            );
+                        }
+                    }
+                }
+                if done.load(Ordering::SeqCst) && listed_ever.is_superset(&wanted) {
+                    return expunged;
+                }
+            }
+        })
+    };
+    let pop3 = {
+        let (done, seen) = (done.clone(), seen.clone());
+        std::thread::spawn(move || {
+            let mut deleted = BTreeSet::new();
+            let wanted: BTreeSet<usize> = (0..N).filter(|n| n % 3 == 1).collect();
+            let until = std::time::Instant::now() + Duration::from_secs(300);
+            loop {
+                assert!(
+                    std::time::Instant::now() < until,
+                    "POP3 deleted {deleted:?}"
+                );
+                let mut c = Pop3Raw::connect(pop3_port);
+                assert!(c.one(&format!("USER {ALICE}")).starts_with("+OK"));
+                // A POP3 session holds the mailbox: another one waits its turn.
+                if !c.one(&format!("PASS {PASSWORD}")).starts_with("+OK") {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                let uidl = c.multi("UIDL").expect("UIDL");
+                let mut listed = BTreeSet::new();
+                for l in uidl {
+                    let (i, id) = l.split_once(' ').unwrap();
+                    let uid = u32::from_str_radix(&id[..8], 16).unwrap();
+                    // Expunged by IMAP since the POP3 session began: gone, an -ERR.
+                    let Some(head) = c.multi(&format!("TOP {i} 0")) else {
+                        continue;
+                    };
+                    let subject = head.iter().find(|h| h.starts_with("Subject: ")).unwrap();
+                    let n = number(subject);
+                    note(&seen, uid, n, "POP3");
+                    assert!(listed.insert(n), "POP3 listed m{n} twice");
+                    if n % 3 == 1 {
+                        assert!(c.one(&format!("DELE {i}")).starts_with("+OK"));
+                        deleted.insert(n);
+                    }
+                }
+                assert!(c.one("QUIT").starts_with("+OK"));
+                if done.load(Ordering::SeqCst) && deleted.is_superset(&wanted) {
+                    return deleted;
+                }
+            }
+        })
+    };
+    smtp.join().unwrap();
+    let expunged = imap.join().unwrap();
+    let deleted = pop3.join().unwrap();
+    assert_eq!(
+        expunged,
+        (0..N).filter(|n| n % 3 == 0).collect::<BTreeSet<_>>()
+    );
+    assert_eq!(
+        deleted,
+        (0..N).filter(|n| n % 3 == 1).collect::<BTreeSet<_>>()
+    );
+    let dir = s.maildir(DOMAIN, "alice");
+    let mut left = Vec::new();
+    for f in ["cur", "new"]
+        .iter()
+        .flat_map(|sub| list_files(&dir.join(sub)))
+    {
+        let text = fs::read_to_string(&f).unwrap();
+        let subject = text.lines().find(|l| l.starts_with("Subject: ")).unwrap();
+        left.push(number(subject));
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.ends_with(":2,S"), "read by IMAP: {name}");
+    }
+    left.sort_unstable();
+    assert_eq!(left, (0..N).filter(|n| n % 3 == 2).collect::<Vec<_>>());
+}
+
 /// A `kill -9` while a 30 MiB APPEND is being stored (as soon as its file shows in `tmp/` or
 /// `cur/`): after a restart the folder holds the earlier message with its UID and, if the
 /// APPEND got as far as the rename, the new one whole; never a part of it. The next message

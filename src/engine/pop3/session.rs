@@ -625,8 +625,7 @@ impl Session {
                         Err(_) => failed += 1,
                     }
                 } else if e.retrieved && !e.message.has_flag('S') {
-                    let flags = format!("{}S", e.message.flags());
-                    let _ = folder.set_flags(&mut e.message, &flags);
+                    let _ = folder.update_flags(&mut e.message, |now| format!("{now}S"));
                 }
             }
             let left = entries.iter().filter(|e| !e.deleted).count();
@@ -665,8 +664,7 @@ fn open_inbox(account: &mailbox::Account) -> std::io::Result<(Folder, mailbox::S
             return true;
         }
         moved = true;
-        let flags = m.flags().to_string();
-        folder.set_flags(m, &flags).unwrap_or(false)
+        folder.to_cur(m).unwrap_or(false)
     });
     if moved {
         folder.sync()?;

@@ -138,8 +138,7 @@ impl Session {
             if !read_only {
                 let mut moved = false;
                 for m in scan.messages.iter_mut().filter(|m| m.in_new) {
-                    let flags = m.flags().to_string();
-                    f.set_flags(m, &flags)?;
+                    f.to_cur(m)?;
                     moved = true;
                 }
                 if moved {

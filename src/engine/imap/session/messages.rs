@@ -137,7 +137,7 @@ impl Session {
         if !seen_changed.is_empty() {
             self.write_flags(&seen_changed).await;
         }
-        if gone { no(reply::EXPUNGED) } else { ok() }
+        expunged_meanwhile(gone, uid)
     }
 
     /// Writes the flags of these entries to their file names.
@@ -432,11 +432,7 @@ impl Session {
             self.sync(true).await;
         }
         if placed.is_empty() {
-            return if targets.is_empty() {
-                ok()
-            } else {
-                no(reply::EXPUNGED)
-            };
+            return expunged_meanwhile(!targets.is_empty(), uid);
         }
         let code = format!(
             "[COPYUID {validity} {} {}]",
@@ -465,6 +461,18 @@ impl Session {
             self.line(&format!("* {} EXPUNGE", i + 1));
         }
         ok()
+    }
+}
+
+/// The end of a FETCH or COPY some of whose messages another session expunged meanwhile: by
+/// sequence number, `NO [EXPUNGEISSUED]` (RFC 2180 4.1.2: the client asked for a message it
+/// cannot have); by UID, `OK [EXPUNGEISSUED]` (RFC 9051: a UID that no longer exists is
+/// ignored without an error, so a syncing client does not fail).
+fn expunged_meanwhile(gone: bool, uid: bool) -> Done {
+    match (gone, uid) {
+        (false, _) => ok(),
+        (true, false) => no(reply::EXPUNGED),
+        (true, true) => Done::Ok(reply::EXPUNGED.into()),
     }
 }
 

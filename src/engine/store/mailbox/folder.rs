@@ -214,12 +214,51 @@ impl Folder {
         }
     }
 
-    /// Moves a message to `cur/` with exactly these flags (any order, duplicates ignored):
-    /// `set_flags(m, "")` is "seen by a reader" (`new/` to `cur/`), `"S"` marks it read.
-    /// `Ok(false)` when the message is gone.
+    /// Moves a message to `cur/` with exactly these flags (any order, duplicates ignored),
+    /// whatever flags its file has now (IMAP STORE: the session's view is the client's
+    /// intent). `Ok(false)` when the message is gone.
     pub fn set_flags(&self, m: &mut Message, flags: &str) -> io::Result<bool> {
-        let name = format!("{}{INFO}{}", m.base, sorted(flags));
+        self.update_flags(m, |_| flags.to_string())
+    }
+
+    /// Moves a message from `new/` to `cur/` keeping its flags ("seen by a reader"): when
+    /// someone else has moved it meanwhile (an IMAP STORE, a POP3 session), it is left as
+    /// that change left it, so no flag another session set is lost. `Ok(false)` when gone.
+    pub fn to_cur(&self, m: &mut Message) -> io::Result<bool> {
+        if !m.in_new {
+            return Ok(true);
+        }
+        let name = format!("{}{INFO}{}", m.base, sorted(m.flags()));
+        match fs::rename(self.path(m), self.dir.join("cur").join(&name)) {
+            Ok(()) => {
+                m.name = name;
+                m.in_new = false;
+                let _ = super::quota::touch(self.account_dir());
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if !self.relocate(m)? {
+                    return Ok(false);
+                }
+                // Moved by someone else, flags and all: kept as it is (moved to cur/ if it
+                // was only renamed within new/).
+                let flags = m.flags().to_string();
+                self.set_flags(m, &flags)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives a message the flags `change` makes of its current ones (POP3 adding `S` after a
+    /// RETR): when another session renamed the file meanwhile, `change` is applied to the
+    /// flags it found there, so that session's flags are kept. `Ok(false)` when gone.
+    pub fn update_flags(
+        &self,
+        m: &mut Message,
+        change: impl Fn(&str) -> String,
+    ) -> io::Result<bool> {
         for _ in 0..3 {
+            let name = format!("{}{INFO}{}", m.base, sorted(&change(m.flags())));
             if !m.in_new && m.name == name {
                 return Ok(true);
             }
@@ -457,6 +496,35 @@ mod tests {
             [2, 3]
         );
         assert_eq!(s3.uidnext, 4);
+    }
+
+    #[test]
+    fn a_reader_moving_to_cur_or_adding_seen_keeps_flags_set_meanwhile() {
+        let d = tempfile::tempdir().unwrap();
+        let f = Folder::new(d.path());
+        f.create().unwrap();
+        put(d.path(), "new", "100.M1P1Q1.h", "a\r\n");
+        put(d.path(), "new", "100.M2P1Q2.h", "b\r\n");
+        let s = f.scan().unwrap();
+        // Another session flags both while this one still has them as they were in new/.
+        let (mut a, mut b) = (s.messages[0].clone(), s.messages[1].clone());
+        assert!(f.set_flags(&mut s.messages[0].clone(), "T").unwrap());
+        assert!(f.set_flags(&mut s.messages[1].clone(), "F").unwrap());
+        assert!(f.to_cur(&mut a).unwrap());
+        assert_eq!(a.name, "100.M1P1Q1.h:2,T", "\\Deleted kept");
+        assert!(f.update_flags(&mut b, |now| format!("{now}S")).unwrap());
+        assert_eq!(b.name, "100.M2P1Q2.h:2,FS", "\\Flagged kept");
+        let mut names: Vec<String> = fs::read_dir(d.path().join("cur"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["100.M1P1Q1.h:2,T", "100.M2P1Q2.h:2,FS"]);
+        // A message in new/ that nobody touched moves with its flags.
+        put(d.path(), "new", "101.M3P1Q3.h", "c\r\n");
+        let mut c = f.scan().unwrap().messages.remove(2);
+        assert!(f.to_cur(&mut c).unwrap());
+        assert!(d.path().join("cur/101.M3P1Q3.h:2,").exists());
     }
 
     #[test]
