@@ -504,14 +504,14 @@ fn read_message(
         f.read_to_end(&mut v)?;
         return Ok(v);
     }
-    let mut v = Vec::new();
-    let mut chunk = vec![0; 16 * 1024];
+    // Read straight into the result, 16 KiB at a time (no zeroed bounce buffer), until the
+    // header ends; most messages' headers end within the first read.
+    const STEP: u64 = 16 * 1024;
+    let mut v = Vec::with_capacity(m.size.min(STEP) as usize);
     loop {
-        let n = f.read(&mut chunk)?;
-        if n == 0 {
+        if (&mut f).take(STEP).read_to_end(&mut v)? == 0 {
             return Ok(v);
         }
-        v.extend_from_slice(&chunk[..n]);
         if let Some(len) = message::header::complete_header_len(&v) {
             v.truncate(len);
             return Ok(v);

@@ -7,7 +7,8 @@
 //! in delivery order; an entry whose file is gone is dropped. Only names and sizes are kept,
 //! never message contents, so a folder of any size costs a few dozen octets per message.
 //! Every change is one rename or one unlink, so a `kill -9` leaves each message either in
-//! its old state or its new one, never half.
+//! its old state or its new one, never half. A folder unchanged since its last scan is not
+//! listed again ([`super::scan_cache`]).
 
 use super::uidlist::{Locked, UidList};
 use std::collections::HashSet;
@@ -119,6 +120,14 @@ impl Folder {
     /// Blocking: call it from a blocking thread.
     pub fn scan(&self) -> io::Result<Scan> {
         self.create()?;
+        // Unchanged since the last scan (and not just now): that scan, without a listing.
+        let before = super::scan_cache::stamps(&self.dir)?;
+        if let Some(hit) = before
+            .as_ref()
+            .and_then(|b| super::scan_cache::get(&self.dir, b))
+        {
+            return Ok(hit);
+        }
         let locked = Locked::acquire(&self.dir)?;
         let mut list = locked.read()?;
         let mut found = Vec::new();
@@ -170,7 +179,8 @@ impl Folder {
             m.uid = list.assign(m.base.clone());
             messages.push(m);
         }
-        if changed || !self.dir.join(super::uidlist::FILE).exists() {
+        let wrote = changed || !self.dir.join(super::uidlist::FILE).exists();
+        if wrote {
             locked.write(&list)?;
         }
         messages.sort_by_key(|m| m.uid);
@@ -179,11 +189,18 @@ impl Folder {
             uidnext,
             ..
         } = list;
-        Ok(Scan {
+        let scan = Scan {
             uidvalidity,
             uidnext,
             messages,
-        })
+        };
+        // Kept when this scan left the folder as it found it (its own UID list write moves
+        // the list's time: the next scan is kept instead).
+        match before {
+            Some(b) if !wrote => super::scan_cache::put(&self.dir, b, &scan),
+            _ => super::scan_cache::forget(&self.dir),
+        }
+        Ok(scan)
     }
 
     /// Finds a message's file again after someone else renamed it (its flags changed).

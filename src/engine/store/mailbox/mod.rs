@@ -14,6 +14,7 @@
 pub mod folder;
 pub mod keywords;
 pub mod quota;
+pub mod scan_cache;
 pub mod uidlist;
 pub mod watch;
 
