@@ -7,8 +7,8 @@
 #
 #   scripts/screenshots.sh [OUT_DIR]
 #
-# Needs xvfb-run, xwininfo and ImageMagick's `import` (Debian: xvfb xauth x11-utils
-# imagemagick), installed with apt-get when missing and allowed. The dialogs are opened at
+# Needs xvfb-run, xwininfo, xdotool and ImageMagick's `import` (Debian: xvfb xauth x11-utils
+# xdotool imagemagick), installed with apt-get when missing and allowed. The dialogs are opened at
 # start through the hidden variable POSTERN_GUI_OPEN_DIALOG (smtp, access, outgoing, abuse,
 # domains, dns, pop3, imap, testmail, about, or queue for the Queued Mails pane).
 set -euo pipefail
@@ -21,6 +21,7 @@ out="$(cd "$out" && pwd)"
 need=()
 command -v xvfb-run >/dev/null || need+=(xvfb xauth)
 command -v xwininfo >/dev/null || need+=(x11-utils)
+command -v xdotool >/dev/null || need+=(xdotool)
 command -v import >/dev/null || need+=(imagemagick)
 command -v python3 >/dev/null || need+=(python3)
 if [ "${#need[@]}" -gt 0 ]; then
@@ -44,7 +45,10 @@ p() { "$bin" --config "$cfg" --data-dir "$data" "$@"; }
 # Outgoing mail goes to a relay host that is not there, so one mail stays queued for the
 # Queued Mails shot; only loopback may relay.
 port_relay="$(free_port)"
+# POP3 and IMAP on loopback ports of their own (110 and 143 may be taken on this machine).
 p config set smtp.incoming.port="$port_in" smtp.incoming.listen_ip=127.0.0.1 \
+    pop3.port="$(free_port)" pop3.ssl_port="$(free_port)" pop3.listen_ip=127.0.0.1 \
+    imap.port="$(free_port)" imap.ssl_port="$(free_port)" imap.listen_ip=127.0.0.1 \
     smtp.outgoing.enabled=true smtp.outgoing.port="$port_out" smtp.outgoing.listen_ip=127.0.0.1 \
     server.hostname=mail.example.com \
     access.smtp_auth.enabled=false 'access.ip_range.enabled=true' 'access.ip_range.ranges=["127.0.0.1", "192.168.1.0/24"]' \
@@ -113,6 +117,8 @@ with smtplib.SMTP("127.0.0.1", int(sys.argv[1])) as s:
                "Subject: see you\r\nFrom: alice@example.com\r\n\r\nTomorrow at ten.\r\n")
 PY
     fi
+    # The pointer off the window's widgets (Xvfb starts it in the middle, on a hover text).
+    xdotool mousemove 1099 0
     sleep 3
     import -window "$id" "$POSTERN_SHOT_OUT/$name.png"
     kill "$pid"

@@ -71,6 +71,11 @@ impl Env {
 
     /// The app over a started engine, in a harness, once the services run.
     fn app(&self) -> Harness<'static, PosternApp> {
+        self.app_sized([1280.0, 900.0])
+    }
+
+    /// [`Env::app`] in a window of `size`.
+    fn app_sized(&self, size: [f32; 2]) -> Harness<'static, PosternApp> {
         let opts = EngineOptions {
             config_path: self.cfg.clone(),
             data_dir: self.data.clone(),
@@ -78,7 +83,7 @@ impl Env {
         let mut services = Services::new(self.rt.handle().clone(), opts, EventBus::new());
         services.start();
         let mut h = HarnessBuilder::default()
-            .with_size([1280.0, 900.0])
+            .with_size(size)
             // The app asks for a repaint every second (chart clock); let windows settle anyway.
             .with_max_steps(32)
             .build_ui_state(
@@ -250,7 +255,7 @@ fn changing_the_incoming_port_rebinds_the_running_server() {
         TcpStream::connect(("127.0.0.1", old)).is_err()
     });
     wait_for(&mut h, "the status strip to show the new address", |h| {
-        h.query_all_by_label_contains(&format!("incoming :{new}"))
+        h.query_all_by_label_contains(&format!("SMTP :{new}"))
             .next()
             .is_some()
     });
@@ -1925,4 +1930,41 @@ fn a_new_admin_follows_the_checklist_to_a_delivered_test_mail() {
         .value()
         .unwrap_or_default();
     assert!(last.contains("(UTC)"), "{last}");
+}
+
+/// With every kind of listener up (incoming, outgoing, implicit-TLS SMTP, POP3 and IMAP with
+/// their TLS ports), the status strip stays on one line in a window of the default size.
+#[test]
+fn the_status_strip_stays_on_one_line_at_the_default_window_size() {
+    let env = Env::new(free_port(), |c| {
+        c.smtp.outgoing.enabled = true;
+        c.smtp.outgoing.port = free_port();
+        c.smtp.tls.implicit_port = Some(free_port());
+        for s in [&mut c.pop3.port, &mut c.imap.port] {
+            *s = free_port();
+        }
+        c.pop3.ssl_port = free_port();
+        c.imap.ssl_port = free_port();
+        c.pop3.implicit_ssl = true;
+        c.imap.implicit_ssl = true;
+        c.pop3.enabled = true;
+        c.imap.enabled = true;
+        c.pop3.listen_ip = "127.0.0.1".into();
+        c.imap.listen_ip = "127.0.0.1".into();
+    });
+    let mut h = env.app_sized(postern::gui::DEFAULT_SIZE);
+    wait_for(&mut h, "every listener up", |h| {
+        h.state()
+            .services()
+            .status()
+            .is_some_and(|s| s.listeners.len() >= 6 && s.listeners.iter().all(|l| l.addr.is_some()))
+    });
+    h.run();
+    let first = h.get_by_label("Services: running").rect();
+    let last = h.get_by_label_contains("Accepted 0 · Sent 0").rect();
+    assert!(
+        (first.center().y - last.center().y).abs() < 1.0,
+        "the counters are on the strip's first line: {first:?} {last:?}"
+    );
+    assert!(last.right() <= postern::gui::DEFAULT_SIZE[0], "{last:?}");
 }

@@ -24,6 +24,7 @@ use super::services::{ServiceState, Services};
 use super::tray::{Tray, TrayAction, TrayState};
 use crate::engine::config::Config;
 use crate::engine::events::{Event, EventKind, Level};
+use crate::engine::handle::ListenerStatus;
 use eframe::egui;
 use tokio::sync::broadcast;
 
@@ -827,21 +828,39 @@ impl PosternApp {
                     .strong(),
             );
             if let Some(s) = self.services.status() {
-                for l in &s.listeners {
+                for group in strip_groups(&s.listeners) {
                     ui.separator();
+                    let l = group[0];
                     match (&l.addr, &l.error) {
-                        (Some(a), _) => {
+                        (Some(_), _) => {
                             dot(ui, good);
-                            // The port only, the address and the sessions in the hover: the
-                            // strip stays on one line at the window's default size.
+                            // The ports only, each listener's address and sessions in the
+                            // hover: the strip stays on one line at the window's default size.
+                            let ports: Vec<String> = group
+                                .iter()
+                                .filter_map(|l| l.addr.map(|a| format!(":{}", a.port())))
+                                .collect();
+                            let hover: Vec<String> = group
+                                .iter()
+                                .filter_map(|l| {
+                                    l.addr.map(|a| {
+                                        format!(
+                                            "{}: listening on {a} as configured ({}); {} \
+                                             session(s) open now.",
+                                            l.name, l.configured, l.sessions
+                                        )
+                                    })
+                                })
+                                .collect();
                             ui.label(
-                                egui::RichText::new(format!("{} :{}", l.name, a.port()))
-                                    .color(good),
+                                egui::RichText::new(format!(
+                                    "{} {}",
+                                    protocol(&l.name),
+                                    ports.join(" ")
+                                ))
+                                .color(good),
                             )
-                            .on_hover_text(format!(
-                                "Listening on {a} as configured ({}); {} session(s) open now.",
-                                l.configured, l.sessions
-                            ));
+                            .on_hover_text(hover.join("\n"));
                         }
                         (None, Some(e)) => {
                             dot(ui, bad);
@@ -901,6 +920,34 @@ impl PosternApp {
             shown.is_some_and(|s| super::dialogs::form::escape_closes(ctx, s.response.layer_id));
         self.about = open && !escape;
     }
+}
+
+/// The protocol a listener of the status list serves (SMTP's roles are SMTP).
+fn protocol(name: &str) -> &'static str {
+    if name.starts_with("POP3") {
+        "POP3"
+    } else if name.starts_with("IMAP") {
+        "IMAP"
+    } else {
+        "SMTP"
+    }
+}
+
+/// The status strip's entries, in the listeners' order: the listening ones together per
+/// protocol ("SMTP :25 :2525 :465"), each one that is not listening on its own (with its
+/// error).
+fn strip_groups(listeners: &[ListenerStatus]) -> Vec<Vec<&ListenerStatus>> {
+    let mut groups: Vec<Vec<&ListenerStatus>> = Vec::new();
+    for l in listeners {
+        let with = groups.iter_mut().find(|g| {
+            l.addr.is_some() && g[0].addr.is_some() && protocol(&g[0].name) == protocol(&l.name)
+        });
+        match with {
+            Some(g) => g.push(l),
+            None => groups.push(vec![l]),
+        }
+    }
+    groups
 }
 
 /// A small coloured status dot (drawn, so it needs no glyph in the font).
