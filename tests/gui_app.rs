@@ -1968,3 +1968,143 @@ fn the_status_strip_stays_on_one_line_at_the_default_window_size() {
     );
     assert!(last.right() <= postern::gui::DEFAULT_SIZE[0], "{last:?}");
 }
+
+/// Whether `label` is in Title Case as the manual writes its labels ("Listen Only on IP",
+/// "Allow Only the Following"): every word capitalised but the short joining ones; words that
+/// are data (addresses, numbers, paths) and notes in parentheses are not judged.
+fn is_title_case(label: &str) -> bool {
+    const MINOR: [&str; 14] = [
+        "a", "an", "the", "and", "or", "of", "on", "in", "to", "at", "by", "for", "as", "from",
+    ];
+    let mut depth = 0i32;
+    for (i, word) in label.split_whitespace().enumerate() {
+        let inside = depth > 0 || word.starts_with('(');
+        depth += word.matches('(').count() as i32 - word.matches(')').count() as i32;
+        let data = word.contains(['@', '.', ':', '/', '_']) || word.contains(char::is_numeric);
+        let Some(first) = word.chars().find(|c| c.is_alphanumeric()) else {
+            continue;
+        };
+        if inside || data || !first.is_alphabetic() || first.is_uppercase() {
+            continue;
+        }
+        if i == 0 || !MINOR.contains(&word) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The labels of the buttons, checkboxes and radio buttons shown now.
+fn control_labels(h: &Harness<'_, PosternApp>) -> Vec<String> {
+    use egui::accesskit::Role;
+    let mut out = Vec::new();
+    for role in [Role::Button, Role::CheckBox, Role::RadioButton] {
+        for n in h.query_all_by_role(role) {
+            if let Some(l) = n.accesskit_node().label() {
+                out.push(l.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// One capitalisation, the manual's: every button, checkbox and radio button of the main
+/// window, its menus and every dialog is in Title Case.
+#[test]
+fn every_control_label_is_in_title_case() {
+    assert!(is_title_case("Incoming SMTP Listen Only on IP"));
+    assert!(is_title_case("Like Postfix (5 days)"));
+    assert!(!is_title_case("Send a failure notice"));
+    let env = Env::new(free_port(), |_| {});
+    with_alice(&env);
+    let mut h = env.app();
+    let mut seen = control_labels(&h);
+    for menu in ["Server", "Settings", "Tools", "View", "Help"] {
+        click(&mut h, menu);
+        seen.extend(control_labels(&h));
+        h.key_press(egui::Key::Escape);
+        h.run();
+    }
+    click(&mut h, "Queued Mails");
+    seen.extend(control_labels(&h));
+    for (name, d) in Dialog::NAMES {
+        h.state_mut().open(d);
+        for _ in 0..4 {
+            h.step();
+        }
+        seen.extend(control_labels(&h));
+        h.key_press(egui::Key::Escape);
+        h.step();
+        h.step();
+        assert!(!h.state().is_open(d), "{name} closed");
+    }
+    assert!(seen.len() > 100, "{} labels seen", seen.len());
+    // Log lines (selectable rows, from a timestamp on) are data; "Close window" is egui's own.
+    let wrong: Vec<&String> = seen
+        .iter()
+        .filter(|l| !l.starts_with(|c: char| c.is_ascii_digit()) && l.as_str() != "Close window")
+        .filter(|l| !is_title_case(l))
+        .collect();
+    assert!(wrong.is_empty(), "not in Title Case: {wrong:?}");
+}
+
+/// A greyed-out button says why on hover; the Level label stands before its list.
+#[test]
+fn disabled_buttons_say_why_and_labels_stand_before_their_controls() {
+    let env = Env::new(free_port(), |_| {});
+    let mut h = env.app();
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "Start Services")
+        .hover();
+    h.run();
+    h.get_by_label("The services are running");
+    click(&mut h, "Queued Mails");
+    h.get_by_label("Retry All").hover();
+    h.run();
+    h.get_by_label("The queue is empty");
+    h.get_by_label("Retry Now").hover();
+    h.run();
+    h.get_by_label("Select a mail first");
+    click(&mut h, "Live Logs");
+    // The list is named by its label (labelled_by); the label is the text node "Level".
+    let list = h.get_by_label("Level").rect();
+    let label = h
+        .query_all_by_role(egui::accesskit::Role::Label)
+        .find(|n| {
+            n.value().as_deref() == Some("Level")
+                || n.accesskit_node().label() == Some("Level".into())
+        })
+        .expect("the Level label")
+        .rect();
+    let beside = list.left() >= label.right() && (list.center().y - label.center().y).abs() < 4.0;
+    assert!(beside, "the Level list stands after its label, on its row");
+}
+
+/// A log line wider than the pane shows whole on hover.
+#[test]
+fn a_long_log_line_shows_whole_on_hover() {
+    let env = Env::new(free_port(), |_| {});
+    let mut h = env.app();
+    let text = format!("a long line {}", "word ".repeat(120));
+    h.state().services().events().emit(
+        Level::Info,
+        None,
+        EventKind::Note {
+            text: text.trim_end().into(),
+        },
+    );
+    wait_for(&mut h, "the long line in the pane", |h| {
+        shows(h, "a long line word")
+    });
+    assert_eq!(h.query_all_by_label_contains("a long line word").count(), 1);
+    // The pointer on the row's visible start (its middle is far right, outside the pane).
+    let row = h.get_by_label_contains("a long line word").rect();
+    h.input_mut().events.push(egui::Event::PointerMoved(
+        row.left_center() + egui::vec2(60.0, 0.0),
+    ));
+    h.run();
+    assert_eq!(
+        h.query_all_by_label_contains("a long line word").count(),
+        2,
+        "the line and its hover text"
+    );
+}
