@@ -966,6 +966,15 @@ fn a_queued_mail_shows_in_the_queue_pane_and_can_be_held_released_and_deleted() 
             .attempts
             > 0
     });
+    // The whole last error is in the details below the table.
+    let error = {
+        let q = h.state().services().queue().unwrap().snapshot();
+        postern::gui::panes::queue::last_error(&q[0]).to_string()
+    };
+    assert!(!error.is_empty());
+    wait_for(&mut h, "the whole last error in the details", |h| {
+        h.query_by_label(&format!("last error: {error}")).is_some()
+    });
 
     click(&mut h, "Hold");
     wait_for(&mut h, "the mail to be on hold", |h| {
