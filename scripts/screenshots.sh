@@ -2,12 +2,13 @@
 # Screenshots of the real desktop app: builds postern, starts `postern gui --no-tray` under
 # Xvfb with a throw-away configuration (loopback ports, one domain and account, a few mails
 # delivered so the log and chart have something to show) and saves the main window and each
-# dialog into docs/screenshots/ (or the directory given as $1).
+# dialog into docs/screenshots/ (or the directory given as $1); and the window as a new user
+# first sees it (first-run.png: a new data directory, nothing set up but a loopback port).
 #
 #   scripts/screenshots.sh [OUT_DIR]
 #
-# Needs xvfb-run, xwininfo and ImageMagick's `import` (Debian: xvfb xauth x11-utils
-# imagemagick), installed with apt-get when missing and allowed. The dialogs are opened at
+# Needs xvfb-run, xwininfo, xdotool and ImageMagick's `import` (Debian: xvfb xauth x11-utils
+# xdotool imagemagick), installed with apt-get when missing and allowed. The dialogs are opened at
 # start through the hidden variable POSTERN_GUI_OPEN_DIALOG (smtp, access, outgoing, abuse,
 # domains, dns, pop3, imap, testmail, about, or queue for the Queued Mails pane).
 set -euo pipefail
@@ -20,6 +21,7 @@ out="$(cd "$out" && pwd)"
 need=()
 command -v xvfb-run >/dev/null || need+=(xvfb xauth)
 command -v xwininfo >/dev/null || need+=(x11-utils)
+command -v xdotool >/dev/null || need+=(xdotool)
 command -v import >/dev/null || need+=(imagemagick)
 command -v python3 >/dev/null || need+=(python3)
 if [ "${#need[@]}" -gt 0 ]; then
@@ -43,27 +45,42 @@ p() { "$bin" --config "$cfg" --data-dir "$data" "$@"; }
 # Outgoing mail goes to a relay host that is not there, so one mail stays queued for the
 # Queued Mails shot; only loopback may relay.
 port_relay="$(free_port)"
+# POP3 and IMAP on loopback ports of their own (110 and 143 may be taken on this machine).
 p config set smtp.incoming.port="$port_in" smtp.incoming.listen_ip=127.0.0.1 \
+    pop3.port="$(free_port)" pop3.ssl_port="$(free_port)" pop3.listen_ip=127.0.0.1 \
+    imap.port="$(free_port)" imap.ssl_port="$(free_port)" imap.listen_ip=127.0.0.1 \
     smtp.outgoing.enabled=true smtp.outgoing.port="$port_out" smtp.outgoing.listen_ip=127.0.0.1 \
     server.hostname=mail.example.com \
     access.smtp_auth.enabled=false 'access.ip_range.enabled=true' 'access.ip_range.ranges=["127.0.0.1", "192.168.1.0/24"]' \
     outgoing_mails.mode=Relay outgoing_mails.relay.host=127.0.0.1 outgoing_mails.relay.port="$port_relay" \
     outgoing_mails.relay.tls=None outgoing_mails.resend_delay=1h
+# The first-run window: a configuration with only the incoming port chosen (loopback, so the
+# shot needs no privilege), a new data directory.
+first_cfg="$tmp/first-run.ron"
+first_data="$tmp/first-run"
+port_first="$(free_port)"
+"$bin" --config "$first_cfg" --data-dir "$first_data" config set \
+    smtp.incoming.port="$port_first" smtp.incoming.listen_ip=127.0.0.1 \
+    pop3.enabled=false imap.enabled=false server.hostname=myhost
 p domain add example.com
 echo "s3cret-pass" | p account add alice@example.com --password-stdin
 echo "s3cret-pass" | p account add bob@example.com --password-stdin
 
 export POSTERN_SHOT_BIN="$bin" POSTERN_SHOT_CFG="$cfg" POSTERN_SHOT_DATA="$data" \
     POSTERN_SHOT_OUT="$out" POSTERN_SHOT_PORT="$port_in" POSTERN_SHOT_TMP="$tmp" \
-    POSTERN_SHOT_PORT_OUT="$port_out"
+    POSTERN_SHOT_PORT_OUT="$port_out" POSTERN_SHOT_FIRST_CFG="$first_cfg" \
+    POSTERN_SHOT_FIRST_DATA="$first_data" POSTERN_SHOT_FIRST_PORT="$port_first"
 
 # One X server for all shots; the app is started once per shot.
 xvfb-run -a -s "-screen 0 1100x740x24" bash -s <<'INNER'
 set -euo pipefail
+# shot NAME DIALOG MAILS [CONFIG DATA_DIR PORT]: the app over the shared configuration, or
+# over the one given.
 shot() {
     local name="$1" dialog="$2" mails="$3"
-    POSTERN_GUI_OPEN_DIALOG="$dialog" "$POSTERN_SHOT_BIN" --config "$POSTERN_SHOT_CFG" \
-        --data-dir "$POSTERN_SHOT_DATA" gui --no-tray >"$POSTERN_SHOT_TMP/$name.log" 2>&1 &
+    local cfg="${4:-$POSTERN_SHOT_CFG}" data="${5:-$POSTERN_SHOT_DATA}" port="${6:-$POSTERN_SHOT_PORT}"
+    POSTERN_GUI_OPEN_DIALOG="$dialog" "$POSTERN_SHOT_BIN" --config "$cfg" \
+        --data-dir "$data" gui --no-tray >"$POSTERN_SHOT_TMP/$name.log" 2>&1 &
     local pid=$! id=""
     for _ in $(seq 1 100); do
         id="$(xwininfo -root -tree 2>/dev/null | awk '/"Postern"/ {print $1; exit}')"
@@ -74,7 +91,7 @@ shot() {
     # Wait until the server answers, then send some mail so the panes have content.
     for _ in $(seq 1 50); do
         python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" \
-            "$POSTERN_SHOT_PORT" 2>/dev/null && break
+            "$port" 2>/dev/null && break
         sleep 0.2
     done
     if [ "$mails" -gt 0 ]; then
@@ -100,12 +117,15 @@ with smtplib.SMTP("127.0.0.1", int(sys.argv[1])) as s:
                "Subject: see you\r\nFrom: alice@example.com\r\n\r\nTomorrow at ten.\r\n")
 PY
     fi
+    # The pointer off the window's widgets (Xvfb starts it in the middle, on a hover text).
+    xdotool mousemove 1099 0
     sleep 3
     import -window "$id" "$POSTERN_SHOT_OUT/$name.png"
     kill "$pid"
     wait "$pid" || true
     echo "saved $POSTERN_SHOT_OUT/$name.png"
 }
+shot first-run "" 0 "$POSTERN_SHOT_FIRST_CFG" "$POSTERN_SHOT_FIRST_DATA" "$POSTERN_SHOT_FIRST_PORT"
 shot main-window "" 6
 shot queued-mails queue 0
 shot smtp-settings smtp 0

@@ -312,11 +312,19 @@ pub mod status {
         out
     }
 
-    /// Today's counters, one line.
+    /// Today's counters, one line, then the last day a mail was delivered (the window's
+    /// "Test mail" step is ticked from the same).
     pub fn format_counts(s: &StatsSnapshot) -> String {
         let c = &s.today;
+        let last = match s.last_delivery {
+            Some(day) => format!("last mail delivered: {day} UTC"),
+            None => format!(
+                "last mail delivered: none in the {} days kept",
+                crate::engine::stats::DAYS_KEPT
+            ),
+        };
         format!(
-            "today ({} UTC): accepted {}, sent {}, given up {}, refused {}\n",
+            "today ({} UTC): accepted {}, sent {}, given up {}, refused {}\n{last}\n",
             s.day, c.accepted, c.delivered, c.given_up, c.refused
         )
     }

@@ -90,6 +90,11 @@ fn a_taken_port_keeps_the_old_listener_and_the_reload_says_so() {
 fn the_counters_count_refusals_and_survive_a_restart() {
     let mut s = Server::start_default();
     assert_eq!(s.counters(), "accepted 0, sent 0, given up 0, refused 0");
+    assert!(
+        s.cli(&["status"])
+            .stdout
+            .contains("last mail delivered: none")
+    );
     // One mail in, one recipient refused at RCPT, one mail refused at MAIL (its declared
     // SIZE is over the limit).
     let mut c = s.connect();
@@ -112,6 +117,21 @@ fn the_counters_count_refusals_and_survive_a_restart() {
             && offline
                 .stdout
                 .contains("accepted 1, sent 0, given up 0, refused 2"),
+        "{}",
+        offline.stdout
+    );
+    // The mail to alice went into her mailbox: the day is the last with a delivery (the
+    // window's "Test Mail" step reads the same).
+    let today = offline
+        .stdout
+        .split_once("today (")
+        .and_then(|(_, r)| r.get(..10))
+        .unwrap()
+        .to_string();
+    assert!(
+        offline
+            .stdout
+            .contains(&format!("last mail delivered: {today} UTC")),
         "{}",
         offline.stdout
     );

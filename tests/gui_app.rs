@@ -71,6 +71,11 @@ impl Env {
 
     /// The app over a started engine, in a harness, once the services run.
     fn app(&self) -> Harness<'static, PosternApp> {
+        self.app_sized([1280.0, 900.0])
+    }
+
+    /// [`Env::app`] in a window of `size`.
+    fn app_sized(&self, size: [f32; 2]) -> Harness<'static, PosternApp> {
         let opts = EngineOptions {
             config_path: self.cfg.clone(),
             data_dir: self.data.clone(),
@@ -78,7 +83,7 @@ impl Env {
         let mut services = Services::new(self.rt.handle().clone(), opts, EventBus::new());
         services.start();
         let mut h = HarnessBuilder::default()
-            .with_size([1280.0, 900.0])
+            .with_size(size)
             // The app asks for a repaint every second (chart clock); let windows settle anyway.
             .with_max_steps(32)
             .build_ui_state(
@@ -116,13 +121,32 @@ fn wait_for(
 
 /// Replaces the text of the field labelled `label` as a user would: focus, select all, type.
 fn set_field(h: &mut Harness<'_, PosternApp>, label: &str, text: &str) {
-    h.get_by_label(label).focus();
+    set_field_in(h, None, label, text);
+}
+
+/// The node labelled `label`, in the window titled `window` when one is given.
+fn node<'a>(
+    h: &'a Harness<'_, PosternApp>,
+    window: Option<&'a str>,
+    label: &'a str,
+) -> egui_kittest::Node<'a> {
+    match window {
+        Some(w) => h
+            .get_by_role_and_label(egui::accesskit::Role::Window, w)
+            .get_by_label(label),
+        None => h.get_by_label(label),
+    }
+}
+
+/// [`set_field`] for the field in the window titled `window` (another node has its label).
+fn set_field_in(h: &mut Harness<'_, PosternApp>, window: Option<&str>, label: &str, text: &str) {
+    node(h, window, label).focus();
     h.step();
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
     h.step();
-    h.get_by_label(label).type_text(text);
+    node(h, window, label).type_text(text);
     h.run();
-    let shown = h.get_by_label(label).value().unwrap_or_default();
+    let shown = node(h, window, label).value().unwrap_or_default();
     let masked = shown.chars().count() == text.chars().count() && shown.chars().all(|c| c == '•');
     assert!(
         shown == text || masked,
@@ -231,7 +255,7 @@ fn changing_the_incoming_port_rebinds_the_running_server() {
         TcpStream::connect(("127.0.0.1", old)).is_err()
     });
     wait_for(&mut h, "the status strip to show the new address", |h| {
-        h.query_all_by_label_contains(&format!("incoming :{new}"))
+        h.query_all_by_label_contains(&format!("SMTP :{new}"))
             .next()
             .is_some()
     });
@@ -279,7 +303,7 @@ fn the_pop3_dialog_moves_the_running_pop3_listener() {
     assert!(!h.state().is_open(Dialog::Pop3));
 }
 
-/// The IMAP4 dialog (the POP3 dialog's form over `imap.*`): bad values are shown beside their
+/// The IMAP4 dialog (the POP3 dialog's form over `imap.*`): bad values are shown under their
 /// fields and not saved; good ones are saved and the running engine reloads them. Opened
 /// beside the POP3 dialog, each shows its own section.
 #[test]
@@ -849,7 +873,7 @@ fn allow_only_the_following_stores_a_hash_and_ip_ranges_are_edited_in_a_list() {
     let (env, _, _) = relay_env(free_port(), |_| {});
     let mut h = env.app();
     click(&mut h, "Access Control");
-    click(&mut h, "Allow Only The Following");
+    click(&mut h, "Allow Only the Following");
     set_field(&mut h, "Allowed User Name", "relayer");
     set_field(&mut h, "Allowed Password", "s3cret");
     click(&mut h, "Enable IP Range Control");
@@ -942,6 +966,15 @@ fn a_queued_mail_shows_in_the_queue_pane_and_can_be_held_released_and_deleted() 
             .attempts
             > 0
     });
+    // The whole last error is in the details below the table.
+    let error = {
+        let q = h.state().services().queue().unwrap().snapshot();
+        postern::gui::panes::queue::last_error(&q[0]).to_string()
+    };
+    assert!(!error.is_empty());
+    wait_for(&mut h, "the whole last error in the details", |h| {
+        h.query_by_label(&format!("last error: {error}")).is_some()
+    });
 
     click(&mut h, "Hold");
     wait_for(&mut h, "the mail to be on hold", |h| {
@@ -963,7 +996,7 @@ fn a_queued_mail_shows_in_the_queue_pane_and_can_be_held_released_and_deleted() 
 
     // Delete asks first: Cancel keeps the mail.
     click(&mut h, "Delete");
-    h.get_by_label("Send a failure notice to the sender");
+    h.get_by_label("Send a Failure Notice to the Sender");
     click(&mut h, "Cancel");
     assert!(
         h.query_by_label("Delete Mail").is_none(),
@@ -1048,7 +1081,7 @@ fn the_queue_pane_shows_subjects_holds_and_reads_the_spool_when_stopped() {
     });
     click(&mut h, &id);
     click(&mut h, "Delete");
-    click(&mut h, "Send a failure notice to the sender");
+    click(&mut h, "Send a Failure Notice to the Sender");
     click(&mut h, "Delete Mail");
     wait_for(&mut h, "the failure notice in place of the mail", |h| {
         let q = h.state().services().queue().unwrap().snapshot();
@@ -1063,20 +1096,17 @@ fn the_getting_started_checklist_ticks_itself() {
         c.accounts.clear();
     });
     let mut h = env.app();
-    let ticked = |h: &Harness<'_, PosternApp>, step: &str| {
-        h.get_by_label(step).accesskit_node().toggled() == Some(egui::accesskit::Toggled::True)
-    };
     assert!(
-        ticked(&h, "Server host name"),
+        ticked(&h, "Server Host Name"),
         "postern.test is fully qualified"
     );
-    assert!(ticked(&h, "Incoming port"), "the listener is up");
-    assert!(!ticked(&h, "Local domain"));
+    assert!(ticked(&h, "Incoming Port"), "the listener is up");
+    assert!(!ticked(&h, "Local Domain"));
     assert!(!ticked(&h, "Account"));
 
     config::edit::domain_add(&env.cfg, "example.test").unwrap();
     wait_for(&mut h, "the domain to be ticked", |h| {
-        ticked(h, "Local domain")
+        ticked(h, "Local Domain")
     });
     assert!(!ticked(&h, "Account"));
     config::edit::account_add(&env.cfg, "alice@example.test", "correct horse").unwrap();
@@ -1089,12 +1119,12 @@ fn the_getting_started_checklist_ticks_itself() {
 
     // Hidden, and back from the Help menu; the choice is a persisted preference.
     click(&mut h, "Hide Checklist");
-    assert!(h.query_by_label("Local domain").is_none());
+    assert!(h.query_by_label("Local Domain").is_none());
     assert!(!h.state().current_prefs().getting_started);
     click(&mut h, "Help");
     click(&mut h, "Getting Started");
     assert!(h.state().current_prefs().getting_started);
-    h.get_by_label("Local domain");
+    h.get_by_label("Local Domain");
 }
 
 #[test]
@@ -1247,13 +1277,11 @@ fn the_dns_records_dialog_checks_the_records_and_ticks_its_step() {
         |d: &dns_common::DnsServer| vec![format!("outgoing_mails.dns_hosts=[\"{}\"]", d.addr)];
     config::edit::config_set(&env.cfg, &hosts(&dns)).unwrap();
     let mut h = env.app();
-    let ticked = |h: &Harness<'_, PosternApp>| {
-        h.get_by_label("DNS records").accesskit_node().toggled()
-            == Some(egui::accesskit::Toggled::True)
-    };
-    assert!(!ticked(&h), "not checked yet");
+    assert!(!ticked(&h, "DNS Records"), "not checked yet");
 
-    click_busy(&mut h, "DNS Records");
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "DNS Records")
+        .click();
+    h.step();
     assert!(h.state().is_open(Dialog::Dns));
     wait_for(&mut h, "the rows of the check", |h| {
         h.query_by_label("Mail for example.test comes to this server.")
@@ -1274,7 +1302,7 @@ fn the_dns_records_dialog_checks_the_records_and_ticks_its_step() {
     h.get_by_label("1 of 6 records need your attention.");
     assert_eq!(h.get_all_by_label("ok").count(), 5);
     assert_eq!(h.get_all_by_label("missing").count(), 1);
-    assert!(!ticked(&h), "a record is missing");
+    assert!(!ticked(&h, "DNS Records"), "a record is missing");
 
     // The SPF record published, checked again: every row right, and the step ticked.
     let dns2 = records_dns(&name, &sel.txt(), true);
@@ -1286,7 +1314,7 @@ fn the_dns_records_dialog_checks_the_records_and_ticks_its_step() {
     });
     assert_eq!(h.get_all_by_label("ok").count(), 6);
     h.get_by_label("The SPF record of example.test authorises this server (postern.test).");
-    assert!(ticked(&h));
+    assert!(ticked(&h, "DNS Records"));
 }
 
 /// Without a tray to hide in, closing the window would stop the mail server: the app asks
@@ -1322,7 +1350,7 @@ fn closing_the_window_without_a_tray_asks_before_stopping_the_server() {
     assert_eq!(now.filters.text, "kept");
 }
 
-/// Escape cancels the dialog in front, and only that one.
+/// Escape cancels the dialog in front, and only that one; every window and menu closes on it.
 #[test]
 fn escape_closes_the_dialog_in_front() {
     let env = Env::new(free_port(), |_| {});
@@ -1342,6 +1370,27 @@ fn escape_closes_the_dialog_in_front() {
     h.key_press(egui::Key::Escape);
     h.run();
     assert!(!h.state().is_open(Dialog::Smtp));
+
+    // The windows that are not settings dialogs close on it too (stepped: DNS Records starts
+    // a check that shows a spinner).
+    for d in [Dialog::TestMail, Dialog::Dns, Dialog::About] {
+        h.state_mut().open(d);
+        h.step();
+        h.step();
+        assert!(h.state().is_open(d), "{d:?}");
+        h.key_press(egui::Key::Escape);
+        h.step();
+        assert!(!h.state().is_open(d), "Escape closes {d:?}");
+    }
+    // And a menu.
+    click(&mut h, "Settings");
+    h.get_by_label("SMTP Settings...");
+    h.key_press(egui::Key::Escape);
+    h.run();
+    assert!(
+        h.query_by_label("SMTP Settings...").is_none(),
+        "the menu closed"
+    );
 }
 
 /// Adds example.test and its account alice (password "correct horse") to `env`'s file.
@@ -1352,7 +1401,10 @@ fn with_alice(env: &Env) {
 
 /// Whether the step `step` of the checklist is ticked.
 fn ticked(h: &Harness<'_, PosternApp>, step: &str) -> bool {
-    h.get_by_label(step).accesskit_node().toggled() == Some(egui::accesskit::Toggled::True)
+    h.get_by_role_and_label(egui::accesskit::Role::CheckBox, step)
+        .accesskit_node()
+        .toggled()
+        == Some(egui::accesskit::Toggled::True)
 }
 
 /// Clicks Send; steps without waiting for the window to settle (a spinner turns while the
@@ -1372,7 +1424,7 @@ fn a_test_mail_to_a_local_account_is_delivered_and_ticks_the_checklist() {
     let env = Env::new(free_port(), |_| {});
     with_alice(&env);
     let mut h = env.app();
-    assert!(!ticked(&h, "Test mail"));
+    assert!(!ticked(&h, "Test Mail"));
 
     // The checklist's last step opens the dialog, prefilled with the first account.
     click(&mut h, "Send Test Mail...");
@@ -1404,7 +1456,7 @@ fn a_test_mail_to_a_local_account_is_delivered_and_ticks_the_checklist() {
     assert!(mail.contains("If you can read it"), "{mail}");
 
     wait_for(&mut h, "the checklist to tick the test mail", |h| {
-        ticked(h, "Test mail")
+        ticked(h, "Test Mail")
     });
 }
 
@@ -1435,7 +1487,7 @@ fn a_test_mail_to_another_domain_is_queued_then_delivered_through_the_relay() {
         "{}",
         mails[0]
     );
-    assert!(ticked(&h, "Test mail"));
+    assert!(ticked(&h, "Test Mail"));
 }
 
 #[test]
@@ -1471,7 +1523,7 @@ fn a_refused_test_mail_shows_the_servers_reply() {
         Some(""),
         "the password is not kept"
     );
-    assert!(!ticked(&h, "Test mail"));
+    assert!(!ticked(&h, "Test Mail"));
 }
 
 #[test]
@@ -1501,7 +1553,7 @@ fn a_deferred_test_mail_shows_why_and_stays_in_the_queue() {
     assert!(!shows(&h, "Delivered"));
     assert_eq!(h.state().services().queue().unwrap().snapshot().len(), 1);
     assert!(sink.mails().is_empty());
-    assert!(!ticked(&h, "Test mail"));
+    assert!(!ticked(&h, "Test Mail"));
 
     // Stopping the services ends the following, not the mail.
     h.get_by_label("Stop Services").click();
@@ -1668,11 +1720,11 @@ fn a_refused_rcpt_moves_the_refused_counter() {
     let env = Env::new(port, |_| {});
     with_alice(&env);
     let mut h = env.app();
-    assert!(shows(&h, "Accepted 0 · Sent 0 · Given up 0 · Refused 0"));
+    assert!(shows(&h, "Accepted 0 · Sent 0 · Given Up 0 · Refused 0"));
     let refused = send_mail(port, "bob@remote.test", "nobody@example.test", "hello");
     assert!(refused.is_err_and(|r| r.starts_with("550")));
     wait_for(&mut h, "the refused counter to move", |h| {
-        shows(h, "Accepted 0 · Sent 0 · Given up 0 · Refused 1")
+        shows(h, "Accepted 0 · Sent 0 · Given Up 0 · Refused 1")
     });
     send_mail(
         port,
@@ -1682,7 +1734,7 @@ fn a_refused_rcpt_moves_the_refused_counter() {
     )
     .unwrap();
     wait_for(&mut h, "the accepted counter to move", |h| {
-        shows(h, "Accepted 1 · Sent 0 · Given up 0 · Refused 1")
+        shows(h, "Accepted 1 · Sent 0 · Given Up 0 · Refused 1")
     });
     // Stopped, the strip keeps the last counts; a new window over the engine started again
     // shows the same (the engine kept them in DATA/stats.json).
@@ -1690,11 +1742,11 @@ fn a_refused_rcpt_moves_the_refused_counter() {
     wait_for(&mut h, "the services to stop", |h| {
         *h.state().services().state() == ServiceState::Stopped
     });
-    assert!(shows(&h, "Accepted 1 · Sent 0 · Given up 0 · Refused 1"));
+    assert!(shows(&h, "Accepted 1 · Sent 0 · Given Up 0 · Refused 1"));
     drop(h);
     let mut h = env.app();
     wait_for(&mut h, "the same counts after the restart", |h| {
-        shows(h, "Accepted 1 · Sent 0 · Given up 0 · Refused 1")
+        shows(h, "Accepted 1 · Sent 0 · Given Up 0 · Refused 1")
     });
 }
 
@@ -1725,4 +1777,343 @@ fn the_live_logs_pane_shows_a_line_logged_before_the_window_opened() {
         "today's earlier line is shown"
     );
     assert!(shows(&h, "today's earlier lines"));
+}
+
+/// The size of the window titled `title`, as egui placed it in the last frame.
+fn window_size(h: &Harness<'_, PosternApp>, title: &str) -> egui::Vec2 {
+    h.get_by_role_and_label(egui::accesskit::Role::Window, title)
+        .rect()
+        .size()
+}
+
+/// A dialog keeps its size while errors appear under its fields and go again, and when the
+/// running server's report fills the result area.
+#[test]
+fn a_dialog_keeps_its_size_when_errors_come_and_go() {
+    let env = Env::new(free_port(), |_| {});
+    let mut h = env.app();
+    click(&mut h, "SMTP Settings");
+    let opened = window_size(&h, "SMTP Settings");
+    set_field(&mut h, "Max Recipients Per Mail", "5");
+    set_field(&mut h, "Data Timeout", "soon");
+    set_field(&mut h, "Command Timeout", "later");
+    click(&mut h, "Apply");
+    h.get_by_label("must be at least 100 (RFC 5321 4.5.3.1.8)");
+    h.get_by_label("Not saved: 3 setting(s) need fixing.");
+    assert_eq!(window_size(&h, "SMTP Settings"), opened, "with errors");
+    set_field(&mut h, "Max Recipients Per Mail", "250");
+    set_field(&mut h, "Data Timeout", "2m");
+    set_field(&mut h, "Command Timeout", "1m");
+    click(&mut h, "Apply");
+    wait_for(&mut h, "the running server's report", |h| {
+        shows(h, "changed: ")
+    });
+    assert!(
+        h.query_by_label("must be at least 100 (RFC 5321 4.5.3.1.8)")
+            .is_none()
+    );
+    assert_eq!(
+        window_size(&h, "SMTP Settings"),
+        opened,
+        "errors gone, report shown"
+    );
+}
+
+/// The checklist's incoming port step shows why the port is not bound, and its button leads
+/// to the dialog that fixes it.
+#[test]
+fn the_checklist_shows_why_the_incoming_port_is_not_bound_and_leads_to_the_fix() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    let env = Env::new(busy, |_| {});
+    let mut h = env.app();
+    wait_for(&mut h, "the bind error in the checklist", |h| {
+        shows(h, "Address already in use")
+    });
+    assert!(!ticked(&h, "Incoming Port"));
+    click(&mut h, "Set the Port...");
+    assert!(h.state().is_open(Dialog::Smtp));
+    let port = free_port();
+    set_field(&mut h, "Incoming SMTP Port", &port.to_string());
+    press_ok(&mut h);
+    wait_for(&mut h, "the port step to tick", |h| {
+        ticked(h, "Incoming Port")
+    });
+    assert!(greeting(port).is_some_and(|g| g.starts_with("220")));
+}
+
+/// The "done when": from a new data directory to a delivered test mail by following
+/// the checklist alone (each step's button, its dialog, OK, the tick), and the test mail's
+/// tick is the engine's: a new window over the restarted engine still has it.
+#[test]
+fn a_new_admin_follows_the_checklist_to_a_delivered_test_mail() {
+    let env = Env::new(free_port(), |c| {
+        c.server.hostname = "myhost".into();
+        c.domains.clear();
+        c.accounts.clear();
+        c.smtp.outgoing.enabled = false;
+    });
+    let mut h = env.app();
+    h.get_by_label_contains("6 steps left");
+    // The empty queue says what will appear there.
+    click(&mut h, "Queued Mails");
+    h.get_by_label(postern::gui::panes::queue::EMPTY);
+    click(&mut h, "Live Logs");
+
+    // 1. The host name, in SMTP Settings.
+    assert!(!ticked(&h, "Server Host Name"));
+    click(&mut h, "Set Host Name...");
+    set_field_in(
+        &mut h,
+        Some("SMTP Settings"),
+        "Server Host Name",
+        "mail.example.test",
+    );
+    press_ok(&mut h);
+    wait_for(&mut h, "the host name step", |h| {
+        ticked(h, "Server Host Name")
+    });
+
+    // 2. A local domain, then 3. an account, in Domains & Accounts.
+    click(&mut h, "Add a Domain...");
+    set_field(&mut h, "New Domain", "example.test");
+    click(&mut h, "Add Domain");
+    press_ok(&mut h);
+    wait_for(&mut h, "the domain step", |h| ticked(h, "Local Domain"));
+    assert!(!ticked(&h, "Account"));
+    click(&mut h, "Add an Account...");
+    set_field(&mut h, "User Name", "alice");
+    set_field(&mut h, "Password", "correct horse");
+    set_field(&mut h, "Confirm Password", "correct horse");
+    click(&mut h, "Add Account");
+    press_ok(&mut h);
+    wait_for(&mut h, "the account step", |h| ticked(h, "Account"));
+
+    // 4. The incoming port is bound already.
+    assert!(ticked(&h, "Incoming Port"));
+
+    // 5. Outgoing SMTP on its own port; Access Control's defaults restrict it.
+    let out = free_port();
+    click(&mut h, "Enable Outgoing SMTP...");
+    click_in(&mut h, "SMTP Settings", "Enable Outgoing SMTP");
+    set_field(&mut h, "Outgoing SMTP Port", &out.to_string());
+    press_ok(&mut h);
+    wait_for(&mut h, "the outgoing step", |h| {
+        ticked(h, "Outgoing SMTP and Access Control")
+    });
+
+    // 6. Independent delivery is the default.
+    assert!(ticked(&h, "Delivery Mode"));
+
+    // 8. The test mail, to the account just made.
+    assert!(!ticked(&h, "Test Mail"));
+    click(&mut h, "Send Test Mail...");
+    assert_eq!(
+        h.get_by_label("To").value().as_deref(),
+        Some("alice@example.test")
+    );
+    send(&mut h);
+    wait_for(&mut h, "the dialog to say delivered", |h| {
+        shows(h, "Delivered to the mailbox of alice@example.test")
+    });
+    wait_for(&mut h, "the test mail step", |h| ticked(h, "Test Mail"));
+    let new = env.data.join("mailboxes/example.test/alice/new");
+    let files: Vec<_> = std::fs::read_dir(&new).unwrap().collect();
+    assert_eq!(files.len(), 1, "the mail is in alice's Maildir");
+    // Only the DNS records are left (they need a public DNS: see its own test).
+    h.get_by_label_contains("1 step left");
+    assert!(!ticked(&h, "DNS Records"));
+
+    // A new window over the engine started again: the tick comes from the engine's counters.
+    click(&mut h, "Stop Services");
+    wait_for(&mut h, "the services to stop", |h| {
+        *h.state().services().state() == ServiceState::Stopped
+    });
+    drop(h);
+    let mut h = env.app();
+    wait_for(&mut h, "the test mail step after a restart", |h| {
+        ticked(h, "Test Mail")
+    });
+    let last = h
+        .get_by_label_contains("the server last delivered a mail on")
+        .value()
+        .unwrap_or_default();
+    assert!(last.contains("(UTC)"), "{last}");
+}
+
+/// With every kind of listener up (incoming, outgoing, implicit-TLS SMTP, POP3 and IMAP with
+/// their TLS ports), the status strip stays on one line in a window of the default size.
+#[test]
+fn the_status_strip_stays_on_one_line_at_the_default_window_size() {
+    let env = Env::new(free_port(), |c| {
+        c.smtp.outgoing.enabled = true;
+        c.smtp.outgoing.port = free_port();
+        c.smtp.tls.implicit_port = Some(free_port());
+        for s in [&mut c.pop3.port, &mut c.imap.port] {
+            *s = free_port();
+        }
+        c.pop3.ssl_port = free_port();
+        c.imap.ssl_port = free_port();
+        c.pop3.implicit_ssl = true;
+        c.imap.implicit_ssl = true;
+        c.pop3.enabled = true;
+        c.imap.enabled = true;
+        c.pop3.listen_ip = "127.0.0.1".into();
+        c.imap.listen_ip = "127.0.0.1".into();
+    });
+    let mut h = env.app_sized(postern::gui::DEFAULT_SIZE);
+    wait_for(&mut h, "every listener up", |h| {
+        h.state()
+            .services()
+            .status()
+            .is_some_and(|s| s.listeners.len() >= 6 && s.listeners.iter().all(|l| l.addr.is_some()))
+    });
+    h.run();
+    let first = h.get_by_label("Services: running").rect();
+    let last = h.get_by_label_contains("Accepted 0 · Sent 0").rect();
+    assert!(
+        (first.center().y - last.center().y).abs() < 1.0,
+        "the counters are on the strip's first line: {first:?} {last:?}"
+    );
+    assert!(last.right() <= postern::gui::DEFAULT_SIZE[0], "{last:?}");
+}
+
+/// Whether `label` is in Title Case as the manual writes its labels ("Listen Only on IP",
+/// "Allow Only the Following"): every word capitalised but the short joining ones; words that
+/// are data (addresses, numbers, paths) and notes in parentheses are not judged.
+fn is_title_case(label: &str) -> bool {
+    const MINOR: [&str; 14] = [
+        "a", "an", "the", "and", "or", "of", "on", "in", "to", "at", "by", "for", "as", "from",
+    ];
+    let mut depth = 0i32;
+    for (i, word) in label.split_whitespace().enumerate() {
+        let inside = depth > 0 || word.starts_with('(');
+        depth += word.matches('(').count() as i32 - word.matches(')').count() as i32;
+        let data = word.contains(['@', '.', ':', '/', '_']) || word.contains(char::is_numeric);
+        let Some(first) = word.chars().find(|c| c.is_alphanumeric()) else {
+            continue;
+        };
+        if inside || data || !first.is_alphabetic() || first.is_uppercase() {
+            continue;
+        }
+        if i == 0 || !MINOR.contains(&word) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The labels of the buttons, checkboxes and radio buttons shown now.
+fn control_labels(h: &Harness<'_, PosternApp>) -> Vec<String> {
+    use egui::accesskit::Role;
+    let mut out = Vec::new();
+    for role in [Role::Button, Role::CheckBox, Role::RadioButton] {
+        for n in h.query_all_by_role(role) {
+            if let Some(l) = n.accesskit_node().label() {
+                out.push(l.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// One capitalisation, the manual's: every button, checkbox and radio button of the main
+/// window, its menus and every dialog is in Title Case.
+#[test]
+fn every_control_label_is_in_title_case() {
+    assert!(is_title_case("Incoming SMTP Listen Only on IP"));
+    assert!(is_title_case("Like Postfix (5 days)"));
+    assert!(!is_title_case("Send a failure notice"));
+    let env = Env::new(free_port(), |_| {});
+    with_alice(&env);
+    let mut h = env.app();
+    let mut seen = control_labels(&h);
+    for menu in ["Server", "Settings", "Tools", "View", "Help"] {
+        click(&mut h, menu);
+        seen.extend(control_labels(&h));
+        h.key_press(egui::Key::Escape);
+        h.run();
+    }
+    click(&mut h, "Queued Mails");
+    seen.extend(control_labels(&h));
+    for (name, d) in Dialog::NAMES {
+        h.state_mut().open(d);
+        for _ in 0..4 {
+            h.step();
+        }
+        seen.extend(control_labels(&h));
+        h.key_press(egui::Key::Escape);
+        h.step();
+        h.step();
+        assert!(!h.state().is_open(d), "{name} closed");
+    }
+    assert!(seen.len() > 100, "{} labels seen", seen.len());
+    // Log lines (selectable rows, from a timestamp on) are data; "Close window" is egui's own.
+    let wrong: Vec<&String> = seen
+        .iter()
+        .filter(|l| !l.starts_with(|c: char| c.is_ascii_digit()) && l.as_str() != "Close window")
+        .filter(|l| !is_title_case(l))
+        .collect();
+    assert!(wrong.is_empty(), "not in Title Case: {wrong:?}");
+}
+
+/// A greyed-out button says why on hover; the Level label stands before its list.
+#[test]
+fn disabled_buttons_say_why_and_labels_stand_before_their_controls() {
+    let env = Env::new(free_port(), |_| {});
+    let mut h = env.app();
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "Start Services")
+        .hover();
+    h.run();
+    h.get_by_label("The services are running");
+    click(&mut h, "Queued Mails");
+    h.get_by_label("Retry All").hover();
+    h.run();
+    h.get_by_label("The queue is empty");
+    h.get_by_label("Retry Now").hover();
+    h.run();
+    h.get_by_label("Select a mail first");
+    click(&mut h, "Live Logs");
+    // The list is named by its label (labelled_by); the label is the text node "Level".
+    let list = h.get_by_label("Level").rect();
+    let label = h
+        .query_all_by_role(egui::accesskit::Role::Label)
+        .find(|n| {
+            n.value().as_deref() == Some("Level")
+                || n.accesskit_node().label() == Some("Level".into())
+        })
+        .expect("the Level label")
+        .rect();
+    let beside = list.left() >= label.right() && (list.center().y - label.center().y).abs() < 4.0;
+    assert!(beside, "the Level list stands after its label, on its row");
+}
+
+/// A log line wider than the pane shows whole on hover.
+#[test]
+fn a_long_log_line_shows_whole_on_hover() {
+    let env = Env::new(free_port(), |_| {});
+    let mut h = env.app();
+    let text = format!("a long line {}", "word ".repeat(120));
+    h.state().services().events().emit(
+        Level::Info,
+        None,
+        EventKind::Note {
+            text: text.trim_end().into(),
+        },
+    );
+    wait_for(&mut h, "the long line in the pane", |h| {
+        shows(h, "a long line word")
+    });
+    assert_eq!(h.query_all_by_label_contains("a long line word").count(), 1);
+    // The pointer on the row's visible start (its middle is far right, outside the pane).
+    let row = h.get_by_label_contains("a long line word").rect();
+    h.input_mut().events.push(egui::Event::PointerMoved(
+        row.left_center() + egui::vec2(60.0, 0.0),
+    ));
+    h.run();
+    assert_eq!(
+        h.query_all_by_label_contains("a long line word").count(),
+        2,
+        "the line and its hover text"
+    );
 }

@@ -1,6 +1,8 @@
 //! The mail counters behind the status strip, the chart's totals and `postern status`: per
-//! day (UTC, as the log files), accepted, delivered ("Sent"), given up and refused, kept in
-//! `DATA/stats.json` so they are the same after a restart.
+//! day (UTC, as the log files), accepted, delivered ("Sent"), given up and refused, and the
+//! mails written into local mailboxes as they were accepted, kept in `DATA/stats.json` so
+//! they are the same after a restart. The last day a mail was delivered (into a mailbox or
+//! out of the queue) ticks the window's "Test mail" step and is in `postern status`.
 //!
 //! The file is read once at start, before anything is written to it; a file that cannot be
 //! read is moved aside to `stats.json.corrupt` (never overwritten unseen) and the counters
@@ -35,6 +37,10 @@ pub struct Counts {
     /// Refusals: connections refused at accept or connect, recipients refused at RCPT, and
     /// mails refused at MAIL or after DATA.
     pub refused: u64,
+    /// Mails written into at least one local mailbox as they were accepted (a local
+    /// recipient's copy; one that went through the queue is counted in `delivered`).
+    #[serde(default)]
+    pub mailboxes: u64,
 }
 
 /// What a counter counts.
@@ -48,6 +54,8 @@ pub enum Counter {
     GivenUp,
     /// See [`Counts::refused`].
     Refused,
+    /// See [`Counts::mailboxes`].
+    Mailbox,
 }
 
 /// The file's content: counts per UTC day (`YYYY-MM-DD`).
@@ -75,11 +83,26 @@ pub struct StatsSnapshot {
     pub day: DayName,
     /// Today's counts.
     pub today: Counts,
+    /// The last day kept in the file on which a mail was delivered: into a local mailbox as
+    /// it was accepted, or out of the queue (None: none in the days kept).
+    #[serde(default)]
+    pub last_delivery: Option<DayName>,
 }
 
 /// A day's name, `YYYY-MM-DD` (fixed size, so snapshots stay `Copy`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayName(pub [u8; 10]);
+
+impl DayName {
+    /// The name of `day` (`YYYY-MM-DD`; `?` where it is shorter).
+    fn of(day: &str) -> DayName {
+        let mut name = [b'?'; 10];
+        for (n, b) in name.iter_mut().zip(day.bytes()) {
+            *n = b;
+        }
+        DayName(name)
+    }
+}
 
 impl std::fmt::Display for DayName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -192,6 +215,7 @@ impl Stats {
             Counter::Delivered => c.delivered += 1,
             Counter::GivenUp => c.given_up += 1,
             Counter::Refused => c.refused += 1,
+            Counter::Mailbox => c.mailboxes += 1,
         }
         while days.days.len() > DAYS_KEPT {
             days.days.pop_first();
@@ -205,16 +229,21 @@ impl Stats {
         days.days.get(day).copied().unwrap_or_default()
     }
 
-    /// Today's counters.
+    /// Today's counters, and the last day with a delivery.
     pub fn snapshot(&self) -> StatsSnapshot {
         let day = day_of(SystemTime::now());
-        let mut name = [b'?'; 10];
-        for (n, b) in name.iter_mut().zip(day.bytes()) {
-            *n = b;
-        }
+        let last_delivery = {
+            let days = self.days.lock().expect("stats lock");
+            days.days
+                .iter()
+                .rev()
+                .find(|(_, c)| c.mailboxes + c.delivered > 0)
+                .map(|(d, _)| DayName::of(d))
+        };
         StatsSnapshot {
-            day: DayName(name),
+            day: DayName::of(&day),
             today: self.day(&day),
+            last_delivery,
         }
     }
 
@@ -275,6 +304,7 @@ mod tests {
             delivered: 1,
             given_up: 1,
             refused: 3,
+            mailboxes: 0,
         };
         assert_eq!(again.snapshot().today, want);
         assert_eq!(again.snapshot(), s.snapshot());
@@ -324,5 +354,34 @@ mod tests {
         let last = s.day(&day_of(t0 + day * 39));
         assert_eq!((last.accepted, last.refused), (1, 1));
         assert_eq!(s.days.lock().unwrap().days.len(), DAYS_KEPT);
+    }
+
+    #[test]
+    fn the_last_delivery_is_the_last_day_with_a_mail_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Stats::load(dir.path());
+        let day = std::time::Duration::from_secs(86_400);
+        let now = SystemTime::now();
+        s.count_at(Counter::Accepted, now);
+        s.count_at(Counter::Refused, now);
+        assert_eq!(
+            s.snapshot().last_delivery,
+            None,
+            "accepted is not delivered"
+        );
+        s.count_at(Counter::Delivered, now - day * 3);
+        s.count_at(Counter::Mailbox, now - day * 2);
+        let want = DayName::of(&day_of(now - day * 2));
+        assert_eq!(s.snapshot().last_delivery, Some(want));
+        assert_eq!(s.snapshot().today.mailboxes, 0);
+        s.save().unwrap();
+        assert_eq!(Stats::peek(dir.path()).unwrap().last_delivery, Some(want));
+        // A file written before the mailbox counter reads as zero of it.
+        std::fs::write(
+            dir.path().join(FILE),
+            br#"{"days":{"2026-01-01":{"accepted":1,"delivered":0,"given_up":0,"refused":0}}}"#,
+        )
+        .unwrap();
+        assert_eq!(Stats::load(dir.path()).0.day("2026-01-01").mailboxes, 0);
     }
 }

@@ -1,7 +1,7 @@
 //! [`PosternApp`]: the main window's contents and state, independent of eframe so the tests
 //! can drive it with egui_kittest. Menu bar and toolbar (dialogs, start/stop), the status strip
 //! (services, each listener up/down with its address and open sessions, mail counters, queue
-//! length, an open-relay warning), the "Getting started" checklist ([`super::checklist`]), the
+//! length, an open-relay warning), the "Getting Started" checklist ([`super::checklist`]), the
 //! mails-per-minute chart, and the Live Logs and Queued Mails panes, plus the dialogs as
 //! windows above them.
 //! Each frame it takes in the engine's new events and finished starts/stops; it never blocks.
@@ -24,6 +24,7 @@ use super::services::{ServiceState, Services};
 use super::tray::{Tray, TrayAction, TrayState};
 use crate::engine::config::Config;
 use crate::engine::events::{Event, EventKind, Level};
+use crate::engine::handle::ListenerStatus;
 use eframe::egui;
 use tokio::sync::broadcast;
 
@@ -108,7 +109,7 @@ pub struct Prefs {
     pub follow: bool,
     /// The pane in the central area.
     pub pane: Pane,
-    /// Show the "Getting started" checklist (until the admin hides it; Help brings it back).
+    /// Show the "Getting Started" checklist (until the admin hides it; Help brings it back).
     pub getting_started: bool,
 }
 
@@ -165,7 +166,7 @@ pub struct PosternApp {
     pop3: Option<FormDialog<Pop3Form>>,
     /// Open IMAP4 dialog.
     imap: Option<FormDialog<ImapForm>>,
-    /// The Send Test Mail dialog, kept while closed: a delivered test mail ticks a step.
+    /// The Send Test Mail dialog, kept while closed: a send goes on being followed.
     test_mail: TestMailDialog,
     /// The configuration file as last read (None: it cannot be read).
     config: Option<Config>,
@@ -252,13 +253,14 @@ impl PosternApp {
             .and_then(crate::engine::config::validate::open_relay_warning);
     }
 
-    /// The "Getting started" steps as the live state has them now.
+    /// The "Getting Started" steps as the live state has them now.
     pub fn checklist(&self) -> Vec<checklist::Step> {
         checklist::steps(
             self.config.as_ref(),
             self.services.status().as_ref(),
             self.dns.summary(),
-            self.test_mail.delivered(),
+            // The engine's counters as last seen: kept while the services are stopped.
+            self.chart.last.and_then(|s| s.last_delivery),
         )
     }
 
@@ -531,12 +533,7 @@ impl PosternApp {
                 .default_size(170.0)
                 .min_size(90.0)
                 .show(ui, |ui| {
-                    ui.label(
-                        egui::RichText::new(
-                            "Mails per minute (received, sent from the queue, given up, refused)",
-                        )
-                        .strong(),
-                    );
+                    ui.label(egui::RichText::new("Mails Per Minute").strong());
                     self.chart.ui(ui);
                 });
         }
@@ -644,21 +641,7 @@ impl PosternApp {
     fn menu_bar(&mut self, ui: &mut egui::Ui) {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("Server", |ui| {
-                if ui
-                    .add_enabled(
-                        self.services.can_start(),
-                        egui::Button::new("Start Services"),
-                    )
-                    .clicked()
-                {
-                    self.services.start();
-                }
-                if ui
-                    .add_enabled(self.services.can_stop(), egui::Button::new("Stop Services"))
-                    .clicked()
-                {
-                    self.services.stop();
-                }
+                self.start_stop(ui);
                 ui.separator();
                 if ui
                     .add_enabled(self.has_tray(), egui::Button::new("Hide to Tray"))
@@ -706,7 +689,7 @@ impl PosternApp {
                 }
             });
             ui.menu_button("View", |ui| {
-                ui.checkbox(&mut self.prefs.show_chart, "Mails per Minute Chart");
+                ui.checkbox(&mut self.prefs.show_chart, "Mails Per Minute Chart");
                 ui.checkbox(&mut self.prefs.close_to_tray, "Close Button Hides to Tray")
                     .on_hover_text("Only when a system tray is available; otherwise closing quits");
             });
@@ -725,26 +708,35 @@ impl PosternApp {
         });
     }
 
+    /// Start Services and Stop Services (the Server menu's and the toolbar's); a disabled one
+    /// says why on hover.
+    fn start_stop(&mut self, ui: &mut egui::Ui) {
+        let why = self.services.why_not();
+        if ui
+            .add_enabled(
+                self.services.can_start(),
+                egui::Button::new("Start Services"),
+            )
+            .on_hover_text("Start the mail services (SMTP, POP3, IMAP)")
+            .on_disabled_hover_text(why)
+            .clicked()
+        {
+            self.services.start();
+        }
+        if ui
+            .add_enabled(self.services.can_stop(), egui::Button::new("Stop Services"))
+            .on_hover_text("Stop the mail services gracefully (open sessions finish)")
+            .on_disabled_hover_text(why)
+            .clicked()
+        {
+            self.services.stop();
+        }
+    }
+
     fn toolbar(&mut self, ui: &mut egui::Ui) {
         // Wraps rather than cutting buttons off in a narrow window.
         ui.horizontal_wrapped(|ui| {
-            if ui
-                .add_enabled(
-                    self.services.can_start(),
-                    egui::Button::new("Start Services"),
-                )
-                .on_hover_text("Start the SMTP services")
-                .clicked()
-            {
-                self.services.start();
-            }
-            if ui
-                .add_enabled(self.services.can_stop(), egui::Button::new("Stop Services"))
-                .on_hover_text("Stop the SMTP services gracefully (open sessions finish)")
-                .clicked()
-            {
-                self.services.stop();
-            }
+            self.start_stop(ui);
             ui.separator();
             if ui
                 .button("SMTP Settings")
@@ -836,21 +828,39 @@ impl PosternApp {
                     .strong(),
             );
             if let Some(s) = self.services.status() {
-                for l in &s.listeners {
+                for group in strip_groups(&s.listeners) {
                     ui.separator();
+                    let l = group[0];
                     match (&l.addr, &l.error) {
-                        (Some(a), _) => {
+                        (Some(_), _) => {
                             dot(ui, good);
-                            // The port only, the address and the sessions in the hover: the
-                            // strip stays on one line at the window's default size.
+                            // The ports only, each listener's address and sessions in the
+                            // hover: the strip stays on one line at the window's default size.
+                            let ports: Vec<String> = group
+                                .iter()
+                                .filter_map(|l| l.addr.map(|a| format!(":{}", a.port())))
+                                .collect();
+                            let hover: Vec<String> = group
+                                .iter()
+                                .filter_map(|l| {
+                                    l.addr.map(|a| {
+                                        format!(
+                                            "{}: listening on {a} as configured ({}); {} \
+                                             session(s) open now.",
+                                            l.name, l.configured, l.sessions
+                                        )
+                                    })
+                                })
+                                .collect();
                             ui.label(
-                                egui::RichText::new(format!("{} :{}", l.name, a.port()))
-                                    .color(good),
+                                egui::RichText::new(format!(
+                                    "{} {}",
+                                    protocol(&l.name),
+                                    ports.join(" ")
+                                ))
+                                .color(good),
                             )
-                            .on_hover_text(format!(
-                                "Listening on {a} as configured ({}); {} session(s) open now.",
-                                l.configured, l.sessions
-                            ));
+                            .on_hover_text(hover.join("\n"));
                         }
                         (None, Some(e)) => {
                             dot(ui, bad);
@@ -876,7 +886,7 @@ impl PosternApp {
             let mut counters = vec![
                 format!("Accepted {}", c.accepted),
                 format!("Sent {}", c.delivered),
-                format!("Given up {}", c.given_up),
+                format!("Given Up {}", c.given_up),
                 format!("Refused {}", c.refused),
             ];
             if let Some(q) = self.services.queue() {
@@ -888,7 +898,7 @@ impl PosternApp {
                  (`postern status` shows the same):\nAccepted: mails accepted from clients, \
                  into local mailboxes or the queue.\nSent: queued mails that left the queue \
                  delivered to at least one recipient (a failure notice delivered to a local \
-                 mailbox is not counted).\nGiven up: queued mails given up on for at least \
+                 mailbox is not counted).\nGiven Up: queued mails given up on for at least \
                  one recipient (a failure notice went to the sender).\nRefused: connections \
                  refused, recipients refused at RCPT, mails refused at MAIL or after \
                  DATA.\nQueue: mails waiting in the outgoing queue.",
@@ -898,16 +908,46 @@ impl PosternApp {
 
     fn about_window(&mut self, ctx: &egui::Context) {
         let mut open = true;
-        egui::Window::new("About Postern").open(&mut open).collapsible(false).resizable(false).show(ctx, |ui| {
+        let shown = egui::Window::new("About Postern").open(&mut open).collapsible(false).resizable(false).show(ctx, |ui| {
             ui.heading(format!("Postern {}", env!("CARGO_PKG_VERSION")));
-            ui.label("A desktop mail server: SMTP with local mailboxes, settings dialogs and live logs.");
+            ui.label("A desktop mail server: SMTP, POP3 and IMAP with local mailboxes, settings dialogs and live logs.");
             let o = self.services.options();
             ui.label(format!("Configuration file: {}", o.config_path.display()));
             ui.label(format!("Data directory: {}", o.data_dir.display()));
             ui.label(if self.has_tray() { "System tray: yes" } else { "System tray: none" });
         });
-        self.about = open;
+        let escape =
+            shown.is_some_and(|s| super::dialogs::form::escape_closes(ctx, s.response.layer_id));
+        self.about = open && !escape;
     }
+}
+
+/// The protocol a listener of the status list serves (SMTP's roles are SMTP).
+fn protocol(name: &str) -> &'static str {
+    if name.starts_with("POP3") {
+        "POP3"
+    } else if name.starts_with("IMAP") {
+        "IMAP"
+    } else {
+        "SMTP"
+    }
+}
+
+/// The status strip's entries, in the listeners' order: the listening ones together per
+/// protocol ("SMTP :25 :2525 :465"), each one that is not listening on its own (with its
+/// error).
+fn strip_groups(listeners: &[ListenerStatus]) -> Vec<Vec<&ListenerStatus>> {
+    let mut groups: Vec<Vec<&ListenerStatus>> = Vec::new();
+    for l in listeners {
+        let with = groups.iter_mut().find(|g| {
+            l.addr.is_some() && g[0].addr.is_some() && protocol(&g[0].name) == protocol(&l.name)
+        });
+        match with {
+            Some(g) => g.push(l),
+            None => groups.push(vec![l]),
+        }
+    }
+    groups
 }
 
 /// A small coloured status dot (drawn, so it needs no glyph in the font).

@@ -1,8 +1,9 @@
-//! The "Getting started" checklist a new data directory opens with: the steps that make a
+//! The "Getting Started" checklist a new data directory opens with: the steps that make a
 //! working mail server, each with a button to the dialog that does it, ticked from the live
-//! state (the configuration file as last read, the listeners' status and the DNS Records
-//! dialog's last check in this window, a test mail delivered from this window), never from
-//! stored flags. The host name rule is the engine's ([`validate::hostname_warning`]), the open-relay
+//! state (the configuration file as last read, the listeners' status, the DNS Records
+//! dialog's last check in this window, and the engine's counters for the test mail: the last
+//! day a mail was delivered, kept in `DATA/stats.json`, as `postern status` shows it), never
+//! from flags the window keeps. The host name rule is the engine's ([`validate::hostname_warning`]), the open-relay
 //! rule too ([`validate::open_relay_warning`]); a listener's bind error is shown as the engine
 //! words it (with the setcap hint for a privileged port).
 
@@ -11,12 +12,13 @@ use super::dialogs::dns::Summary;
 use crate::engine::config::validate;
 use crate::engine::config::{Config, DeliveryMode};
 use crate::engine::handle::Status;
+use crate::engine::stats::DayName;
 use eframe::egui;
 
 /// One step of the list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
-    /// What it is, as its tick's label ("Local domain").
+    /// What it is, as its tick's label ("Local Domain").
     pub title: &'static str,
     /// Done, as the live state says.
     pub done: bool,
@@ -30,17 +32,17 @@ pub struct Step {
 
 /// The steps for the configuration `cfg` (None: the file cannot be read), the engine's
 /// `status` (None: the services are not running) and the last DNS Records check (None: none
-/// finished since the window opened) and whether a test mail was delivered (since the window
-/// opened).
+/// finished since the window opened) and the last day the engine delivered a mail, into a
+/// mailbox or out of the queue (None: none in the days its counters keep).
 pub fn steps(
     cfg: Option<&Config>,
     status: Option<&Status>,
     dns: Option<Summary>,
-    test_mail: bool,
+    last_delivery: Option<DayName>,
 ) -> Vec<Step> {
     let Some(cfg) = cfg else {
         return vec![Step {
-            title: "Configuration file",
+            title: "Configuration File",
             done: false,
             detail: "cannot be read: see the System log".into(),
             action: "Open SMTP Settings...",
@@ -166,10 +168,10 @@ pub fn steps(
         dialog,
     };
     vec![
-        step("Server host name", host, "Set Host Name...", Dialog::Smtp),
-        step("Local domain", domains, "Add a Domain...", Dialog::Domains),
+        step("Server Host Name", host, "Set Host Name...", Dialog::Smtp),
+        step("Local Domain", domains, "Add a Domain...", Dialog::Domains),
         step("Account", accounts, "Add an Account...", Dialog::Domains),
-        step("Incoming port", port, "Set the Port...", Dialog::Smtp),
+        step("Incoming Port", port, "Set the Port...", Dialog::Smtp),
         step(
             "Outgoing SMTP and Access Control",
             outgoing,
@@ -185,21 +187,23 @@ pub fn steps(
             },
         ),
         step(
-            "Delivery mode",
+            "Delivery Mode",
             mode,
             "Choose the Mode...",
             Dialog::Outgoing,
         ),
-        step("DNS records", records, "Check DNS Records...", Dialog::Dns),
+        step("DNS Records", records, "Check DNS Records...", Dialog::Dns),
         step(
-            "Test mail",
-            if test_mail {
-                (true, "a test mail was delivered".to_string())
-            } else {
-                (
+            "Test Mail",
+            match last_delivery {
+                Some(day) => (
+                    true,
+                    format!("the server last delivered a mail on {day} (UTC)"),
+                ),
+                None => (
                     false,
                     "send one through your listeners and see it delivered".to_string(),
-                )
+                ),
             },
             "Send Test Mail...",
             Dialog::TestMail,
@@ -231,7 +235,7 @@ pub fn ui(ui: &mut egui::Ui, steps: &[Step]) -> Option<Clicked> {
     let left = steps.iter().filter(|s| !s.done).count();
     egui::Frame::group(ui.style()).show(ui, |ui| {
         ui.horizontal(|ui| {
-            ui.strong("Getting started");
+            ui.strong("Getting Started");
             ui.weak(match left {
                 0 => "Every step is done: this server can send and receive mail.".to_string(),
                 1 => "1 step left".to_string(),
@@ -281,7 +285,7 @@ mod tests {
     use super::*;
 
     fn done(cfg: &Config) -> Vec<(&'static str, bool)> {
-        steps(Some(cfg), None, None, false)
+        steps(Some(cfg), None, None, None)
             .into_iter()
             .map(|s| (s.title, s.done))
             .collect()
@@ -296,7 +300,7 @@ mod tests {
         c.smtp.outgoing.enabled = false;
         let d = done(&c);
         assert!(
-            d.iter().all(|(t, ok)| !ok || *t == "Delivery mode"),
+            d.iter().all(|(t, ok)| !ok || *t == "Delivery Mode"),
             "{d:?}"
         );
         c.server.hostname = "mail.example.com".into();
@@ -306,7 +310,7 @@ mod tests {
         c.outgoing_mails.mode = DeliveryMode::Relay;
         c.outgoing_mails.relay.host.clear();
         assert!(!done(&c)[5].1);
-        assert!(!steps(None, None, None, false)[0].done);
+        assert!(!steps(None, None, None, None)[0].done);
     }
 
     #[test]
@@ -321,9 +325,9 @@ mod tests {
                     problems,
                     unchecked,
                 }),
-                false,
+                None,
             );
-            let step = s.into_iter().find(|s| s.title == "DNS records").unwrap();
+            let step = s.into_iter().find(|s| s.title == "DNS Records").unwrap();
             (step.done, step.detail)
         };
         assert!(dns(0, 0).0);
@@ -331,12 +335,14 @@ mod tests {
         assert!(!done);
         assert!(detail.starts_with("2 records missing or wrong"), "{detail}");
         assert!(!dns(0, 1).0);
-        let none = steps(Some(&c), None, None, false);
-        let dns = none.iter().find(|s| s.title == "DNS records").unwrap();
+        let none = steps(Some(&c), None, None, None);
+        let dns = none.iter().find(|s| s.title == "DNS Records").unwrap();
         assert!(!dns.done);
         assert_eq!(dns.dialog, Dialog::Dns);
-        let last = steps(Some(&c), None, None, true).pop().unwrap();
-        assert_eq!((last.title, last.done), ("Test mail", true));
+        let day = DayName(*b"2026-12-03");
+        let last = steps(Some(&c), None, None, Some(day)).pop().unwrap();
+        assert_eq!((last.title, last.done), ("Test Mail", true));
+        assert!(last.detail.contains("2026-12-03"), "{}", last.detail);
         assert_eq!(last.dialog, Dialog::TestMail);
     }
 }

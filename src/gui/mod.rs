@@ -22,6 +22,9 @@ pub mod services;
 pub mod tray;
 
 pub use app::{Dialog, PosternApp, Prefs};
+
+/// The window's size when it first opens (the status strip is made to fit it on one line).
+pub const DEFAULT_SIZE: [f32; 2] = [1040.0, 680.0];
 pub use services::{ServiceState, Services};
 
 use crate::engine::EngineOptions;
@@ -64,7 +67,7 @@ pub fn run(opts: EngineOptions, no_tray: bool, minimized: bool) -> Result<(), Gu
         .with_title("Postern")
         .with_app_id("postern")
         .with_icon(icon::window_icon())
-        .with_inner_size([1040.0, 680.0])
+        .with_inner_size(DEFAULT_SIZE)
         .with_min_inner_size([640.0, 400.0]);
     let options = eframe::NativeOptions {
         viewport,

@@ -167,6 +167,16 @@ impl Services {
         self.state == ServiceState::Running
     }
 
+    /// Why Start or Stop cannot be used now (the hover text of the disabled button).
+    pub fn why_not(&self) -> &'static str {
+        match self.state {
+            ServiceState::Starting => "The services are starting",
+            ServiceState::Running => "The services are running",
+            ServiceState::Stopping => "The services are stopping",
+            ServiceState::Stopped | ServiceState::Failed(_) => "The services are stopped",
+        }
+    }
+
     /// Starts the engine in the background (no-op unless stopped or failed).
     pub fn start(&mut self) {
         if !self.can_start() {

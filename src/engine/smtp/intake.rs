@@ -282,6 +282,9 @@ impl StoreIntake {
         }
         let queued = queued.map(|staged| staged.release());
         self.stats.count(Counter::Accepted);
+        if !locals.is_empty() {
+            self.stats.count(Counter::Mailbox);
+        }
         let mut to: Vec<String> = locals.iter().map(|r| r.address.clone()).collect();
         to.extend(remotes);
         self.events.session(

@@ -103,7 +103,7 @@ pub struct AbuseForm {
 fn action_combo(ui: &mut egui::Ui, id: &str, label: &str, value: &mut Action, enabled: bool) {
     let name = |a: Action| match a {
         Action::Refuse => "Refuse",
-        Action::Tag => "Accept and tag",
+        Action::Tag => "Accept and Tag",
     };
     ui.add_enabled_ui(enabled, |ui| {
         ui.horizontal(|ui| {
@@ -401,7 +401,7 @@ impl Form for AbuseForm {
                 );
             });
         ui.add_space(6.0);
-        ui.heading("SPAM Detection");
+        ui.heading("Spam Detection");
         ui.checkbox(&mut self.rbl, "Enable RBL Lists")
             .on_hover_text(help::RBL);
         let on = self.rbl;

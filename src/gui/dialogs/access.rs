@@ -20,7 +20,7 @@ will be used to decide which connections are entitled to outgoing privileges.";
     pub const ANY_ACCOUNT: &str = "This allows the login details of any of the accounts hosted by Postern as the \
 user name and password. Any of your users can use your Outgoing SMTP safely without leaving it open to \
 unauthorized use.";
-    /// Allow Only The Following.
+    /// Allow Only the Following.
     pub const ONLY: &str = "This will allow you to set and allow only a single user name and password for the \
 Outgoing SMTP.";
     /// Enable IP Range Control.
@@ -31,7 +31,7 @@ SMTP which do not fit into this range will instantly be disconnected.";
     /// An IP range.
     pub const RANGE: &str = "A single address (192.168.1.7), a CIDR block (192.168.1.0/24, fd00::/8) or a \
 range (192.168.1.10-192.168.1.20).";
-    /// Block IP addresses assigned to this computer.
+    /// Block IP Addresses Assigned to This Computer.
     pub const BLOCK_OWN: &str = "If enabled, any IP address assigned to the computer that is running the mail \
 server will be blocked and disallowed access to the outgoing SMTP. This can be used for extra protection against \
 IP spoofing (where a remote computer can fake its originating IP).";
@@ -40,7 +40,7 @@ IP spoofing (where a remote computer can fake its originating IP).";
 This is useful if you want to enable SMTP Authentication but also want to allow some computers access without \
 these security requirements, e.g. PHP mailing scripts. Safe IPs ALWAYS overrule any restrictions, therefore be \
 careful which IPs are placed in this list.";
-    /// Allow IP Addresses Assigned to this Computer.
+    /// Allow IP Addresses Assigned to This Computer.
     pub const ALLOW_OWN: &str = "If enabled, any IP addresses assigned to the computer that is running the mail \
 server will be classed as a safe IP and will always be allowed access to the Outgoing SMTP. Like other Safe IPs, \
 this setting overrules any restrictions.";
@@ -56,7 +56,7 @@ pub struct AccessForm {
     smtp_auth: bool,
     allow_any_account: bool,
     only_user: String,
-    /// A new password for "Allow Only The Following"; empty keeps the stored hash.
+    /// A new password for "Allow Only the Following"; empty keeps the stored hash.
     only_password: String,
     /// Whether a password is stored already.
     has_password: bool,
@@ -132,7 +132,7 @@ impl Form for AccessForm {
             ui.indent("auth", |ui| {
                 ui.radio_value(&mut self.allow_any_account, true, "Allow Any Accounts Login Details")
                     .on_hover_text(help::ANY_ACCOUNT);
-                ui.radio_value(&mut self.allow_any_account, false, "Allow Only The Following")
+                ui.radio_value(&mut self.allow_any_account, false, "Allow Only the Following")
                     .on_hover_text(help::ONLY);
                 let only = !self.allow_any_account;
                 egui::Grid::new("only_user").num_columns(2).min_col_width(LABEL_WIDTH - 40.0).show(ui, |ui| {
@@ -183,7 +183,7 @@ impl Form for AccessForm {
         egui::Grid::new("own_ips").num_columns(2).show(ui, |ui| {
             check_row(
                 ui,
-                "Block IP addresses assigned to this computer",
+                "Block IP Addresses Assigned to This Computer",
                 help::BLOCK_OWN,
                 &mut self.block_own_ips,
                 errors,
@@ -203,7 +203,7 @@ impl Form for AccessForm {
         egui::Grid::new("own_ips2").num_columns(2).show(ui, |ui| {
             check_row(
                 ui,
-                "Allow IP Addresses Assigned to this Computer",
+                "Allow IP Addresses Assigned to This Computer",
                 help::ALLOW_OWN,
                 &mut self.allow_own_ips,
                 errors,

@@ -7,7 +7,7 @@
 //! The records and the verdicts are [`crate::engine::records`]'s; the check runs on the
 //! services' runtime (the configuration file and the DKIM key directory are read on a
 //! blocking task, the lookups are async), never on the UI thread, and works whether or not
-//! the services run. The last result outlives the window, for the "Getting started" step.
+//! the services run. The last result outlives the window, for the "Getting Started" step.
 
 use crate::engine::EngineOptions;
 use crate::engine::config::edit;
@@ -93,13 +93,14 @@ impl DnsDialog {
             return;
         }
         let mut open = true;
-        egui::Window::new("DNS Records")
+        let shown = egui::Window::new("DNS Records")
             .open(&mut open)
             .collapsible(false)
             .default_pos([80.0, 70.0])
             .default_size([760.0, 520.0])
             .show(ctx, |ui| self.contents(ui));
-        self.open = open;
+        let escape = shown.is_some_and(|s| super::form::escape_closes(ctx, s.response.layer_id));
+        self.open = open && !escape;
     }
 
     fn contents(&mut self, ui: &mut egui::Ui) {
@@ -112,6 +113,7 @@ impl DnsDialog {
             if ui
                 .add_enabled(!busy, egui::Button::new("Check Again"))
                 .on_hover_text("Look every record up again now")
+                .on_disabled_hover_text("A check is under way")
                 .clicked()
             {
                 self.want_check = true;

@@ -96,6 +96,8 @@ pub struct DomainsForm {
 impl Form for DomainsForm {
     const TITLE: &'static str = "Domains & Accounts";
 
+    const KEEPS_SIZE: bool = false;
+
     fn window(window: egui::Window<'_>) -> egui::Window<'_> {
         window
             .resizable(true)

@@ -1,6 +1,9 @@
 //! How a settings dialog is built, the one way: a [`Form`] (a draft of some settings, made
 //! from the configuration and written back into it) inside a [`FormDialog`] (the window, the
-//! OK / Cancel / Apply row, the load error, the field errors and the result line). Also the
+//! OK / Cancel / Apply row, the load error, the field errors and the result line). A dialog
+//! keeps the size it opened with: the fields' area is as tall as when it opened (scrolling when
+//! errors under the fields make it taller), the result line has a fixed area of its own, and
+//! errors wrap at the dialog's width, so nothing jumps when errors appear and go. Also the
 //! pieces forms are made of: [`grid`] for labelled rows, [`ListEdit`] (a list of strings with
 //! add and remove) and the parsers that turn a field's text into a value or a field error.
 
@@ -14,6 +17,54 @@ pub const PORT: &str = "a port number from 1 to 65535";
 
 /// Width of the label column, the same in every section so the fields line up.
 pub const LABEL_WIDTH: f32 = 200.0;
+
+/// Lines of the result area below the fields (reserved while empty; scrolls past that).
+const RESULT_LINES: f32 = 3.0;
+
+/// Room below the result area: the separator, the button row and the window's margin.
+const BELOW_RESULT: f32 = 60.0;
+
+/// Frames a dialog may take to settle at its natural size before that size is kept anyway
+/// (egui grows a new window towards its content over a few frames).
+const SETTLE_FRAMES: u8 = 60;
+
+/// The size a dialog opened with, kept from then on.
+#[derive(Debug, Clone, Copy, Default)]
+struct Kept {
+    /// Frames shown so far (up to [`SETTLE_FRAMES`]).
+    frames: u8,
+    /// The size stopped changing: it is kept.
+    settled: bool,
+    /// The content's width.
+    width: f32,
+    /// The fields' area's height.
+    fields: f32,
+    /// The content's size in the last frame (the window follows it a frame later).
+    last: egui::Vec2,
+}
+
+impl Kept {
+    /// Whether the size is settled and kept.
+    fn settled(&self) -> bool {
+        self.settled
+    }
+
+    /// Takes in a frame's sizes: while settling, settled once the width and the fields' height
+    /// are those of the frame before. Returns whether the content changed size this frame (the
+    /// window then needs another frame to follow).
+    fn measure(&mut self, content: egui::Vec2, fields: f32) -> bool {
+        let changed = content != self.last;
+        self.last = content;
+        if !self.settled {
+            self.frames += 1;
+            self.settled = (self.frames > 1 && content.x == self.width && fields == self.fields)
+                || self.frames >= SETTLE_FRAMES;
+            self.width = content.x;
+            self.fields = fields;
+        }
+        changed || !self.settled
+    }
+}
 
 /// Parses a number field; a failure becomes an error for `path`.
 pub fn parse_num<T: std::str::FromStr>(
@@ -59,6 +110,10 @@ pub fn grid(id: &str) -> egui::Grid {
         .min_col_width(LABEL_WIDTH)
 }
 
+/// Why OK and Apply are greyed out (the configuration file cannot be read).
+const CANNOT_APPLY: &str =
+    "The configuration file cannot be read (see above), so nothing can be saved";
+
 /// A button of the dialog's bottom row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -80,6 +135,7 @@ pub fn button_row(ui: &mut egui::Ui, can_apply: bool) -> Option<Action> {
         if ui
             .add_enabled(can_apply, egui::Button::new("OK"))
             .on_hover_text("Save the settings, apply them to the running server and close")
+            .on_disabled_hover_text(CANNOT_APPLY)
             .clicked()
         {
             action = Some(Action::Ok);
@@ -94,6 +150,7 @@ pub fn button_row(ui: &mut egui::Ui, can_apply: bool) -> Option<Action> {
         if ui
             .add_enabled(can_apply, egui::Button::new("Apply"))
             .on_hover_text("Save the settings and apply them to the running server")
+            .on_disabled_hover_text(CANNOT_APPLY)
             .clicked()
         {
             action = Some(Action::Apply);
@@ -106,6 +163,9 @@ pub fn button_row(ui: &mut egui::Ui, can_apply: bool) -> Option<Action> {
 pub trait Form {
     /// Window title.
     const TITLE: &'static str;
+    /// Whether the dialog keeps the size it opened with (false for one the admin resizes:
+    /// it keeps the size given it, and only its result area is fixed).
+    const KEEPS_SIZE: bool = true;
     /// The draft of the configuration as it is now.
     fn from_config(cfg: &Config) -> Self;
     /// Writes the draft into `cfg`; returns errors for fields that do not parse.
@@ -159,6 +219,8 @@ pub struct FormDialog<F: Form> {
     /// OK was pressed: close once the running server's report says all went well (a
     /// failure keeps the dialog open, showing it).
     closing: bool,
+    /// The size the dialog opened with.
+    kept: Kept,
 }
 
 impl<F: Form> FormDialog<F> {
@@ -176,6 +238,7 @@ impl<F: Form> FormDialog<F> {
             failure: false,
             pending: None,
             closing: false,
+            kept: Kept::default(),
         }
     }
 
@@ -208,7 +271,17 @@ impl<F: Form> FormDialog<F> {
             .collapsible(false)
             .resizable(false)
             .default_pos([80.0, 70.0]);
-        let shown = F::window(window).show(ctx, |ui| {
+        let mut window = F::window(window);
+        let kept = self.kept;
+        let keep = F::KEEPS_SIZE && kept.settled();
+        if keep {
+            window = window.max_width(kept.width);
+        }
+        let shown = window.show(ctx, |ui| {
+            if keep {
+                ui.set_min_width(kept.width);
+            }
+            let top = ui.min_rect().top();
             if let Some(e) = &self.load_error {
                 error_label(
                     ui,
@@ -219,12 +292,26 @@ impl<F: Form> FormDialog<F> {
                 action = button_row(ui, false);
                 return;
             }
-            egui::ScrollArea::vertical()
-                .max_height(ctx.content_rect().height() - 140.0)
-                .show(ui, |ui| {
-                    self.form.contents(ui, &self.errors);
-                    self.form.live(ui, services);
-                });
+            // The fields take what the screen has below the window's top, less the result area
+            // and the button row.
+            let result_height = RESULT_LINES * ui.text_style_height(&egui::TextStyle::Body);
+            let most =
+                (ctx.content_rect().bottom() - top - result_height - BELOW_RESULT).max(100.0);
+            let fields_top = ui.cursor().top();
+            if keep {
+                egui::ScrollArea::vertical()
+                    .min_scrolled_height(kept.fields.min(most))
+                    .max_height(kept.fields.min(most))
+                    .auto_shrink([false, true])
+            } else {
+                egui::ScrollArea::vertical().max_height(most)
+            }
+            .show(ui, |ui| {
+                self.form.contents(ui, &self.errors);
+                self.form.live(ui, services);
+            });
+            // The height the fields were given (less than asked while the window still grows).
+            let fields = ui.cursor().top() - fields_top - ui.spacing().item_spacing.y;
             if let Some(m) = self.form.take_notice() {
                 self.message = Some(m);
             }
@@ -237,31 +324,41 @@ impl<F: Form> FormDialog<F> {
                 // The report comes from the engine's thread without an event after it.
                 ctx.request_repaint_after(std::time::Duration::from_millis(50));
             }
-            for e in self
-                .errors
-                .iter()
-                .filter(|e| !self.form.shows_error(&e.path))
-            {
-                let field = self.form.describe_path(&e.path);
-                error_label(ui, &format!("{field}: {}", e.message));
-            }
-            if let Some(m) = &self.message {
-                ui.add_space(4.0);
-                if self.errors.is_empty() && !self.failure {
-                    ui.label(m);
-                } else {
-                    error_label(ui, m);
-                }
-            }
+            // The result area: always this tall, so the dialog does not grow or shrink with it.
+            ui.add_space(4.0);
+            egui::ScrollArea::vertical()
+                .id_salt("result")
+                .min_scrolled_height(result_height)
+                .max_height(result_height)
+                .auto_shrink([true, false])
+                .stick_to_bottom(true)
+                .show(ui, |ui| {
+                    for e in self
+                        .errors
+                        .iter()
+                        .filter(|e| !self.form.shows_error(&e.path))
+                    {
+                        let field = self.form.describe_path(&e.path);
+                        error_label(ui, &format!("{field}: {}", e.message));
+                    }
+                    if let Some(m) = &self.message {
+                        if self.errors.is_empty() && !self.failure {
+                            ui.add(egui::Label::new(m.as_str()).wrap());
+                        } else {
+                            error_label(ui, m);
+                        }
+                    }
+                });
             action = button_row(ui, true);
+            let size = egui::vec2(ui.min_rect().width(), ui.min_rect().bottom() - top);
+            if self.kept.measure(size, fields) {
+                ui.ctx().request_repaint();
+            }
         });
-        // Escape is Cancel for the dialog in front (a menu or list open in it takes the
-        // Escape first: egui closes it).
+        // Escape is Cancel for the dialog in front.
         if let Some(shown) = shown
             && action.is_none()
-            && front_window(ctx) == Some(shown.response.layer_id)
-            && !egui::Popup::is_any_open(ctx)
-            && ctx.input(|i| i.key_pressed(egui::Key::Escape))
+            && escape_closes(ctx, shown.response.layer_id)
         {
             action = Some(Action::Cancel);
         }
@@ -375,6 +472,14 @@ impl ListEdit {
         path.strip_prefix(prefix)
             .is_some_and(|rest| rest.starts_with('['))
     }
+}
+
+/// Whether Escape was pressed for the window on `layer`: it is the window in front, and no
+/// menu or list is open (egui closes that with the Escape first). Every dialog closes on it.
+pub fn escape_closes(ctx: &egui::Context, layer: egui::LayerId) -> bool {
+    front_window(ctx) == Some(layer)
+        && !egui::Popup::is_any_open(ctx)
+        && ctx.input(|i| i.key_pressed(egui::Key::Escape))
 }
 
 /// The window in front: the topmost window layer shown now or in the last frame (egui keeps

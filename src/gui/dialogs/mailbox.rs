@@ -43,7 +43,7 @@ binding. Leave it empty to listen on every address.";
 
 /// Logins Without TLS (the same for every service).
 pub const PLAINTEXT: &str = "When a password may be sent on a connection that is not encrypted. \
-\"Only from this computer\" allows it from loopback addresses (127.0.0.0/8, ::1), where it never \
+\"Only from This Computer\" allows it from loopback addresses (127.0.0.0/8, ::1), where it never \
 crosses a network.";
 
 /// What a mailbox-access protocol's dialog needs beyond its configuration defaults.
@@ -54,6 +54,9 @@ pub trait MailService: ServiceDefaults + Sized + 'static {
     const HELP: Help;
     /// A note beside Max Connections, if the manual gives one.
     const MAX_CONNECTIONS_NOTE: Option<&'static str> = None;
+    /// Where the dialog first opens (apart from the other service's, so both can be open
+    /// with each one's buttons in sight).
+    const POS: [f32; 2];
     /// The protocol's section of the configuration.
     fn section(cfg: &Config) -> &MailServiceConfig<Self>;
     /// The same, to write.
@@ -62,6 +65,7 @@ pub trait MailService: ServiceDefaults + Sized + 'static {
 
 impl MailService for Pop3 {
     const TITLE: &'static str = "POP3 Settings";
+    const POS: [f32; 2] = [90.0, 90.0];
     const HELP: Help = Help {
         enable: "Serve the accounts' mailboxes over POP3, so mail clients can download their \
 mail.",
@@ -86,6 +90,7 @@ a temporary error.",
 
 impl MailService for Imap {
     const TITLE: &'static str = "IMAP4 Settings";
+    const POS: [f32; 2] = [150.0, 130.0];
     const HELP: Help = Help {
         enable: "Serve the accounts' mailboxes over IMAP4, so mail clients and phones can read, \
 file, flag and delete the mail kept on this server.",
@@ -125,7 +130,7 @@ pub struct MailServiceForm<K> {
     kind: PhantomData<K>,
 }
 
-/// The section's fields, each shown with its error beside it (others are listed at the
+/// The section's fields, each shown with its error under it (others are listed at the
 /// bottom).
 const FIELDS: [&str; 9] = [
     "enabled",
@@ -141,8 +146,8 @@ const FIELDS: [&str; 9] = [
 
 fn plaintext_name(p: PlaintextLogin) -> &'static str {
     match p {
-        PlaintextLogin::Never => "Never (TLS only)",
-        PlaintextLogin::Loopback => "Only from this computer",
+        PlaintextLogin::Never => "Never (TLS Only)",
+        PlaintextLogin::Loopback => "Only from This Computer",
         PlaintextLogin::Always => "Always",
     }
 }
@@ -156,7 +161,7 @@ impl<K: MailService> Form for MailServiceForm<K> {
     const TITLE: &'static str = K::TITLE;
 
     fn window(window: egui::Window<'_>) -> egui::Window<'_> {
-        window.default_pos([90.0, 90.0])
+        window.default_pos(K::POS)
     }
 
     fn from_config(cfg: &Config) -> Self {

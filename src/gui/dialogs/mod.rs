@@ -28,13 +28,16 @@ pub fn error_for<'a>(errors: &'a [FieldError], path: &str) -> Option<&'a str> {
         .map(|e| e.message.as_str())
 }
 
-/// Shows a validation error in the error colour.
+/// Shows a validation error in the error colour, wrapped at the width there is (a dialog keeps
+/// its size when errors come and go: see [`form::FormDialog`]).
 pub fn error_label(ui: &mut egui::Ui, message: &str) {
-    ui.label(egui::RichText::new(message).color(ui.visuals().error_fg_color));
+    ui.add(
+        egui::Label::new(egui::RichText::new(message).color(ui.visuals().error_fg_color)).wrap(),
+    );
 }
 
 /// One grid row: the label (with `hover`), a single-line text field tied to it, and the error
-/// for `path` beside it. `enabled` false greys the field out.
+/// for `path` under it. `enabled` false greys the field out.
 pub fn text_row(
     ui: &mut egui::Ui,
     label: &str,
@@ -63,17 +66,22 @@ pub fn noted_row(
         .add_enabled(enabled, egui::Label::new(label))
         .on_hover_text(hover);
     let r = ui
-        .horizontal(|ui| {
+        .vertical(|ui| {
             let r = ui
-                .add_enabled(
-                    enabled,
-                    egui::TextEdit::singleline(value).desired_width(180.0),
-                )
-                .labelled_by(l.id)
-                .on_hover_text(hover);
-            if let Some(n) = note {
-                ui.add_enabled(enabled, egui::Label::new(egui::RichText::new(n).weak()));
-            }
+                .horizontal(|ui| {
+                    let r = ui
+                        .add_enabled(
+                            enabled,
+                            egui::TextEdit::singleline(value).desired_width(180.0),
+                        )
+                        .labelled_by(l.id)
+                        .on_hover_text(hover);
+                    if let Some(n) = note {
+                        ui.add_enabled(enabled, egui::Label::new(egui::RichText::new(n).weak()));
+                    }
+                    r
+                })
+                .inner;
             if let Some(e) = error_for(errors, path) {
                 error_label(ui, e);
             }
@@ -94,7 +102,7 @@ pub fn check_row(
     path: &str,
 ) {
     ui.label("");
-    ui.horizontal(|ui| {
+    ui.vertical(|ui| {
         ui.checkbox(value, label).on_hover_text(hover);
         if let Some(e) = error_for(errors, path) {
             error_label(ui, e);

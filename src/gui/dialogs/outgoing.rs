@@ -317,7 +317,7 @@ impl Form for OutgoingForm {
                 );
                 check_row(
                     ui,
-                    "Wait longer after each attempt (back-off)",
+                    "Wait Longer After Each Attempt (Back-off)",
                     help::BACKOFF,
                     &mut self.backoff,
                     errors,
@@ -565,6 +565,11 @@ impl OutgoingForm {
                 if ui
                     .add_enabled(can, egui::Button::new("Test DNS"))
                     .on_hover_text("Look up the domain's MX through the DNS hosts listed above (or the system's)")
+                    .on_disabled_hover_text(if self.test_rx.is_some() {
+                        "A lookup is under way"
+                    } else {
+                        "Type a domain to look up first"
+                    })
                     .clicked()
                     && let Some(rt) = &self.rt
                 {
@@ -650,6 +655,7 @@ impl OutgoingForm {
             let can_remove = self.selected_map.is_some_and(|i| i < self.maps.len());
             if ui
                 .add_enabled(can_remove, egui::Button::new("Remove Mapping"))
+                .on_disabled_hover_text("Select a mapping first")
                 .clicked()
                 && let Some(i) = self.selected_map.take()
             {

@@ -11,8 +11,9 @@
 //! id, then for a local recipient "delivered" (our 250 "delivered as" means the mailbox has
 //! it), for a remote one the queue entry followed by its id (the queue snapshot for each
 //! deferral's reason, the `QueueFinished` event for delivered or given up). A refusal shows
-//! the server's reply and what to change. The dialog is kept while closed: a delivered test
-//! mail ticks the checklist's last step.
+//! the server's reply and what to change. The dialog is kept while closed (a send goes on
+//! being followed). The checklist's last step is ticked by the engine's counters, not here:
+//! a delivered mail is counted by the engine and stays ticked after a restart.
 
 use crate::engine::config::Config;
 use crate::engine::delivery::Login;
@@ -106,8 +107,6 @@ pub struct TestMailDialog {
     steps: Vec<Progress>,
     /// The send under way.
     pending: Option<mpsc::Receiver<Progress>>,
-    /// A test mail was delivered since the window opened (ticks the checklist).
-    delivered: bool,
 }
 
 impl TestMailDialog {
@@ -134,11 +133,6 @@ impl TestMailDialog {
         }
     }
 
-    /// Whether a test mail was delivered since the window opened.
-    pub fn delivered(&self) -> bool {
-        self.delivered
-    }
-
     /// Takes in the send's progress; call every frame, open or not.
     pub fn poll(&mut self) {
         let Some(rx) = &self.pending else { return };
@@ -146,9 +140,6 @@ impl TestMailDialog {
             match rx.try_recv() {
                 Ok(p) => {
                     let done = p.is_final();
-                    if matches!(p, Progress::Delivered(_)) {
-                        self.delivered = true;
-                    }
                     self.steps.push(p);
                     if done {
                         self.pending = None;
@@ -170,13 +161,14 @@ impl TestMailDialog {
             return;
         }
         let mut open = true;
-        egui::Window::new("Send Test Mail")
+        let shown = egui::Window::new("Send Test Mail")
             .open(&mut open)
             .collapsible(false)
             .default_pos([120.0, 90.0])
             .default_width(620.0)
             .show(ctx, |ui| self.contents(ui, services, cfg));
-        self.open = open;
+        let escape = shown.is_some_and(|s| super::form::escape_closes(ctx, s.response.layer_id));
+        self.open = open && !escape;
     }
 
     fn contents(&mut self, ui: &mut egui::Ui, services: &Services, cfg: Option<&Config>) {

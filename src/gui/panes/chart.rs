@@ -115,15 +115,15 @@ impl MailChart {
                 .map(|(ago, m)| Bar::new(-(*ago as f64), f(m) as f64).width(0.8))
                 .collect()
         };
-        let accepted = BarChart::new("received", bars(|m| m.accepted))
+        let accepted = BarChart::new("Accepted", bars(|m| m.accepted))
             .color(egui::Color32::from_rgb(53, 179, 74));
-        let sent = BarChart::new("sent", bars(|m| m.sent))
+        let sent = BarChart::new("Sent", bars(|m| m.sent))
             .color(egui::Color32::from_rgb(70, 130, 220))
             .stack_on(&[&accepted]);
-        let failed = BarChart::new("given up", bars(|m| m.failed))
+        let failed = BarChart::new("Given Up", bars(|m| m.failed))
             .color(egui::Color32::from_rgb(230, 160, 40))
             .stack_on(&[&accepted, &sent]);
-        let refused = BarChart::new("refused", bars(|m| m.refused))
+        let refused = BarChart::new("Refused", bars(|m| m.refused))
             .color(egui::Color32::from_rgb(224, 57, 62))
             .stack_on(&[&accepted, &sent, &failed]);
         // Headroom above the tallest stack, where the legend sits: it never hides a bar, the

@@ -377,6 +377,7 @@ impl QueuePane {
                 && ui
                     .add_enabled(!self.offline_busy, egui::Button::new("Refresh"))
                     .on_hover_text("Read the spool again")
+                    .on_disabled_hover_text("Reading the spool...")
                     .clicked()
             {
                 self.read_spool(dir.to_path_buf(), &ctx, rt);

@@ -75,7 +75,7 @@ impl Details {
             let null = c.from.is_empty();
             ui.add_enabled(
                 !null,
-                egui::Checkbox::new(&mut c.notify, "Send a failure notice to the sender"),
+                egui::Checkbox::new(&mut c.notify, "Send a Failure Notice to the Sender"),
             )
             .on_hover_text(format!(
                 "<{}> is told which recipients did not get the mail",
