@@ -307,7 +307,7 @@ fn the_pop3_dialog_moves_the_running_pop3_listener() {
 /// fields and not saved; good ones are saved and the running engine reloads them. Opened
 /// beside the POP3 dialog, each shows its own section.
 #[test]
-fn the_imap4_dialog_saves_imap_settings_and_the_engine_reloads() {
+fn the_imap4_dialog_saves_imap_settings_and_the_engine_listens_there() {
     let smtp = free_port();
     let (pop3, imap) = (free_port(), free_port());
     let env = Env::new(smtp, |c| {
@@ -361,6 +361,10 @@ fn the_imap4_dialog_saves_imap_settings_and_the_engine_reloads() {
         h.query_all_by_label_contains("configuration reloaded")
             .next()
             .is_some()
+    });
+    // The running engine took it: IMAP answers on the new port.
+    wait_for(&mut h, "an IMAP greeting on the new port", |_| {
+        greeting(new).is_some_and(|g| g.starts_with("* OK"))
     });
 
     // Both dialogs at once: each window shows its own section's port.
