@@ -498,6 +498,9 @@ fn read_message(
     header_only: bool,
 ) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
+    if header_only && let Some(h) = mailbox::headers::get(folder.dir(), &m.base, m.size) {
+        return Ok(h.to_vec());
+    }
     let mut f = folder.open(m)?;
     if !header_only {
         let mut v = Vec::with_capacity(m.size as usize);
@@ -505,16 +508,18 @@ fn read_message(
         return Ok(v);
     }
     // Read straight into the result, 16 KiB at a time (no zeroed bounce buffer), until the
-    // header ends; most messages' headers end within the first read.
+    // header ends; most messages' headers end within the first read. Kept for next time.
     const STEP: u64 = 16 * 1024;
     let mut v = Vec::with_capacity(m.size.min(STEP) as usize);
     loop {
         if (&mut f).take(STEP).read_to_end(&mut v)? == 0 {
-            return Ok(v);
+            break;
         }
         if let Some(len) = message::header::complete_header_len(&v) {
             v.truncate(len);
-            return Ok(v);
+            break;
         }
     }
+    mailbox::headers::put(folder.dir(), &m.base, m.size, &v);
+    Ok(v)
 }

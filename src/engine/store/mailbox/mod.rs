@@ -12,6 +12,7 @@
 //! one name a line; [`watch`] tells readers of changes.
 
 pub mod folder;
+pub mod headers;
 pub mod keywords;
 pub mod quota;
 pub mod scan_cache;
