@@ -467,6 +467,17 @@ fn bad_input_gets_bad_or_no_and_the_session_goes_on() {
             .any(|l| l.contains("\\Subscribed") && l.ends_with("\"Work\"")),
         "{r:?}"
     );
+    // LIST-STATUS (part of IMAP4rev2): a STATUS line after each folder's LIST line.
+    let r = c.cmd("l3", "LIST \"\" \"W%\" RETURN (STATUS (MESSAGES UNSEEN))");
+    tagged_ok(&r);
+    assert_eq!(
+        r[..2],
+        [
+            "* LIST (\\HasNoChildren) \"/\" \"Work\"".to_string(),
+            "* STATUS \"Work\" (MESSAGES 0 UNSEEN 0)".to_string()
+        ],
+        "{r:?}"
+    );
     // ENABLE IMAP4rev2: SEARCH answers ESEARCH; NAMESPACE and ID.
     let r = c.cmd("e1", "ENABLE IMAP4rev2");
     assert!(r.contains(&"* ENABLED IMAP4rev2".to_string()), "{r:?}");

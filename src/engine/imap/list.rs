@@ -1,7 +1,9 @@
 //! LIST-EXTENDED's options (RFC 5258) as SPECIAL-USE clients send them (RFC 6154:
 //! `LIST (SPECIAL-USE) "" "*"`, `LIST "" "*" RETURN (SPECIAL-USE SUBSCRIBED)`), which
 //! imap-codec 2.0.0-alpha.7 does not parse: the options are taken off the command here, and
-//! the plain LIST that is left goes to the parser. One pattern only (no pattern lists).
+//! the plain LIST that is left goes to the parser. RETURN (STATUS (...)) (RFC 5819, part of
+//! IMAP4rev2) asks for a STATUS line after each folder's LIST line. One pattern only (no
+//! pattern lists).
 
 /// What the selection and return options ask for.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +14,43 @@ pub struct Options {
     pub special_only: bool,
     /// `RETURN (SUBSCRIBED)`: mark subscribed folders.
     pub return_subscribed: bool,
+    /// `RETURN (STATUS (...))`: these STATUS items for each folder listed.
+    pub status: StatusItems,
+}
+
+/// The STATUS items a `RETURN (STATUS (...))` names (none: no STATUS lines).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StatusItems {
+    pub messages: bool,
+    pub uidnext: bool,
+    pub uidvalidity: bool,
+    pub unseen: bool,
+    pub deleted: bool,
+    pub recent: bool,
+}
+
+impl StatusItems {
+    /// Whether any item was asked for.
+    pub fn any(&self) -> bool {
+        *self != StatusItems::default()
+    }
+
+    /// Reads `MESSAGES UNSEEN ...`; `None` on an item it does not know.
+    fn parse(list: &str) -> Option<StatusItems> {
+        let mut s = StatusItems::default();
+        for w in list.split_whitespace() {
+            match w.to_ascii_uppercase().as_str() {
+                "MESSAGES" => s.messages = true,
+                "UIDNEXT" => s.uidnext = true,
+                "UIDVALIDITY" => s.uidvalidity = true,
+                "UNSEEN" => s.unseen = true,
+                "DELETED" => s.deleted = true,
+                "RECENT" => s.recent = true,
+                _ => return None,
+            }
+        }
+        s.any().then_some(s)
+    }
 }
 
 /// The command without its LIST-EXTENDED options, and the options; `None` when `raw` is not
@@ -46,7 +85,12 @@ pub fn strip(raw: &[u8]) -> Option<(Vec<u8>, Options)> {
     if let Some(at) = upper.rfind(" RETURN (")
         && upper.ends_with(')')
     {
-        let opts = &args[at + " RETURN (".len()..args.len() - 1];
+        let mut opts = args[at + " RETURN (".len()..args.len() - 1].to_string();
+        if let Some(p) = opts.to_ascii_uppercase().find("STATUS (") {
+            let close = p + opts[p..].find(')')?;
+            o.status = StatusItems::parse(&opts[p + "STATUS (".len()..close])?;
+            opts.replace_range(p..=close, "");
+        }
         for w in opts.split_whitespace() {
             match w.to_ascii_uppercase().as_str() {
                 "SUBSCRIBED" => o.return_subscribed = true,
@@ -74,6 +118,13 @@ mod tests {
         assert!(o.return_subscribed);
         assert_eq!(strip(b"c LIST \"\" *\r\n"), None);
         assert_eq!(strip(b"d LIST (BOGUS) \"\" *\r\n"), None);
-        assert_eq!(strip(b"e LIST \"\" * RETURN (STATUS (MESSAGES))\r\n"), None);
+        let (cmd, o) =
+            strip(b"e LIST \"\" * RETURN (SUBSCRIBED STATUS (MESSAGES unseen) CHILDREN)\r\n")
+                .unwrap();
+        assert_eq!(cmd, b"e LIST \"\" *\r\n");
+        assert!(o.return_subscribed && o.status.messages && o.status.unseen);
+        assert!(!o.status.uidnext);
+        assert_eq!(strip(b"f LIST \"\" * RETURN (STATUS (BOGUS))\r\n"), None);
+        assert_eq!(strip(b"g LIST \"\" * RETURN (STATUS ())\r\n"), None);
     }
 }

@@ -72,6 +72,9 @@ impl Session {
                 attrs.join(" "),
                 quoted(name)
             ));
+            if opts.status.any() && folders.contains(name) {
+                let _ = self.status(name, &status_items(opts.status)).await;
+            }
         }
         ok()
     }
@@ -270,6 +273,21 @@ impl Session {
             _ => no(reply::SERVER_BUG),
         }
     }
+}
+
+/// The STATUS items of a `LIST ... RETURN (STATUS (...))`, as STATUS takes them.
+fn status_items(s: crate::engine::imap::list::StatusItems) -> Vec<StatusDataItemName> {
+    [
+        (s.messages, StatusDataItemName::Messages),
+        (s.uidnext, StatusDataItemName::UidNext),
+        (s.uidvalidity, StatusDataItemName::UidValidity),
+        (s.unseen, StatusDataItemName::Unseen),
+        (s.deleted, StatusDataItemName::Deleted),
+        (s.recent, StatusDataItemName::Recent),
+    ]
+    .into_iter()
+    .filter_map(|(on, item)| on.then_some(item))
+    .collect()
 }
 
 /// IMAP LIST pattern matching: `*` matches anything, `%` anything but `/`.
