@@ -549,6 +549,7 @@ fn closing_hides_to_the_tray_and_the_tray_menu_drives_the_app() {
 
 /// Without a tray host the window's close button would stop the mail server: the app asks
 /// first, and quits when the question is answered (Return takes its default, Stop and Quit).
+/// The window's state is then saved in the data directory.
 #[test]
 fn without_a_tray_host_closing_the_window_asks_then_quits() {
     let d = desktop();
@@ -582,4 +583,9 @@ fn without_a_tray_host_closing_the_window_asks_then_quits() {
         "{}",
         log_of(dir.path())
     );
+    // The window's state (filters, pane, chart) was saved in the data directory it showed,
+    // not in a per-user file two Posterns would share.
+    let state = std::fs::read_to_string(dir.path().join("data/window.ron"))
+        .expect("window state in the data directory");
+    assert!(state.contains("postern_prefs"), "{state}");
 }
