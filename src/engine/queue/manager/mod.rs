@@ -22,6 +22,7 @@ mod trim;
 
 use super::ids::Ids;
 use super::spool::{Damage, Location, PendingReplay, Record, Replayed, Spool, SpoolError};
+use super::text::Interner;
 use super::{
     ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, Snapshot, id_text, now_secs,
 };
@@ -114,11 +115,11 @@ struct Entry {
 }
 
 impl Entry {
-    /// A message as it enters the manager.
-    fn new(meta: Meta, loc: Location, first: &str) -> Entry {
+    /// A message as it enters the manager, its strings shared through `texts`.
+    fn new(texts: &mut Interner, meta: Meta, loc: Location, first: &str) -> Entry {
         let mut e = Entry {
             shown: Arc::new(QueueEntry {
-                meta,
+                meta: texts.meta(meta),
                 in_flight: false,
                 history: Vec::new(),
             }),
@@ -130,7 +131,7 @@ impl Entry {
             notice_in_flight: false,
             notice_after: 0,
         };
-        e.note(first.into());
+        e.note(texts, first);
         e
     }
 
@@ -156,7 +157,9 @@ impl Entry {
                 .all(|r| r.state != RcptState::Failed || r.notified)
     }
 
-    fn note(&mut self, text: String) {
+    /// Adds a line to its history (shared through `texts`: the same event in the same
+    /// second for many messages, as a relay host that is down gives, is one string).
+    fn note(&mut self, texts: &mut Interner, text: &str) {
         let t = time::OffsetDateTime::now_utc();
         let history = &mut Arc::make_mut(&mut self.shown).history;
         if history.len() == HISTORY {
@@ -165,12 +168,8 @@ impl Entry {
         // Most queued mail never gets a second line: room for one, not the four a first
         // push makes (a long queue holds one history per message).
         history.reserve_exact(if history.is_empty() { 1 } else { 0 });
-        history.push(format!(
-            "{:02}:{:02}:{:02} {text}",
-            t.hour(),
-            t.minute(),
-            t.second()
-        ));
+        let line = format!("{:02}:{:02}:{:02} {text}", t.hour(), t.minute(), t.second());
+        history.push(texts.text(&line));
     }
 
     /// A copy of the entry as shown (for `postern queue list|show`).
@@ -200,6 +199,9 @@ struct Manager {
     deps: Deps,
     /// Queued messages by id; ids increase, so this is arrival order too.
     entries: BTreeMap<u64, Entry>,
+    /// Makes the equal strings of queued messages (senders, recipients, clients, errors,
+    /// history lines) one shared copy.
+    texts: Interner,
     /// Where attempts and failure notices report when they end.
     done_tx: mpsc::UnboundedSender<Done>,
     /// Failure notices being queued (awaited at stop).
@@ -287,6 +289,7 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, ManagerTask), SpoolError>
         resolver_retry: None,
         deps,
         entries: BTreeMap::new(),
+        texts: Interner::default(),
         done_tx,
         notices: tokio::task::JoinSet::new(),
         owed: BTreeSet::new(),
@@ -362,7 +365,12 @@ impl Manager {
             let id = meta.id;
             self.entries.insert(
                 id,
-                Entry::new(meta, loc, "recovered from the spool at start"),
+                Entry::new(
+                    &mut self.texts,
+                    meta,
+                    loc,
+                    "recovered from the spool at start",
+                ),
             );
             // A crash may have come between a give-up and its notice, or after the notice and
             // before the original's removal.
@@ -519,7 +527,7 @@ impl Manager {
                         meta.size
                     ),
                 );
-                let e = Entry::new(meta, loc, "queued");
+                let e = Entry::new(&mut self.texts, meta, loc, "queued");
                 let id = e.meta().id;
                 self.entries.insert(id, e);
                 self.reindex(id);
@@ -580,7 +588,7 @@ impl Manager {
             if matches!(record, Record::Remove(_)) {
                 self.entries.remove(&id);
             } else {
-                e.note(what.into());
+                e.note(&mut self.texts, what);
             }
             self.spool.append_nowait(record);
             self.reindex(id);
@@ -627,7 +635,7 @@ impl Manager {
             match st {
                 RcptStatus::Delivered(reply) => {
                     r.state = RcptState::Delivered;
-                    r.last_error.clear();
+                    r.last_error = self.texts.text("");
                     // The delivery module already logged this; it goes to the history only.
                     notes.push((
                         Level::Debug,
@@ -640,7 +648,7 @@ impl Manager {
                         Level::Warn,
                         outcome(&r.addr, attempt, Outcome::Failed, err.clone()),
                     ));
-                    r.last_error = err;
+                    r.last_error = self.texts.text(&err);
                 }
                 RcptStatus::Temporary(err) => {
                     notes.push((
@@ -650,7 +658,7 @@ impl Manager {
                     // A recipient given up during the attempt (Delete with notice) keeps
                     // the reason it was given up for.
                     if r.state == RcptState::Pending {
-                        r.last_error = err;
+                        r.last_error = self.texts.text(&err);
                     }
                 }
             }
@@ -676,7 +684,8 @@ impl Manager {
                         let waited = schedule::in_words(age);
                         format!("{attempt} attempts, having waited {waited}")
                     };
-                    r.last_error = format!("gave up after {after}; last error: {}", r.last_error);
+                    let text = format!("gave up after {after}; last error: {}", r.last_error);
+                    r.last_error = self.texts.text(&text);
                     notes.push((
                         Level::Warn,
                         outcome(&r.addr, attempt, Outcome::GivenUp, String::new()),
@@ -717,7 +726,7 @@ impl Manager {
             notes.push((Level::Info, EventKind::Delivery { text }));
         }
         for (_, n) in &notes {
-            e.note(n.to_string());
+            e.note(&mut self.texts, &n.to_string());
         }
         for (level, n) in notes {
             if level > Level::Debug {
@@ -812,7 +821,7 @@ mod tests {
             rcpts: vec![super::super::Rcpt {
                 addr: "c@d.test".into(),
                 state: RcptState::Pending,
-                last_error: String::new(),
+                last_error: "".into(),
                 notified: false,
             }],
             attempts: 0,
@@ -821,14 +830,14 @@ mod tests {
             warned: false,
             size: 10,
             client: "127.0.0.1".into(),
-            subject: String::new(),
+            subject: "".into(),
         };
         let loc = Location {
             seg: 1,
             offset: 0,
             len: 10,
         };
-        Entry::new(meta, loc, "queued")
+        Entry::new(&mut Interner::default(), meta, loc, "queued")
     }
 
     #[test]
@@ -840,7 +849,7 @@ mod tests {
         // A change while the list holds it: the entry gets its own copy, the list keeps what
         // it showed.
         e.meta_mut().attempts = 1;
-        e.note("deferred".into());
+        e.note(&mut Interner::default(), "deferred");
         let second = e.shared_view();
         assert!(!Arc::ptr_eq(&first, &second));
         assert_eq!(first.meta.attempts, 0);
