@@ -13,7 +13,9 @@
 #
 # Environment (all optional): BACKLOG_N=20000 (or the first argument), SESSIONS=20, SIZE=1024,
 # POSTERN_OUT_CONN=20, SKIP_BUILD=1, KEEP=1, PERF=1 (perf record -g of the restart and of the
-# drain, reports in the work dir: perf-restart.txt, perf.txt).
+# drain, reports in the work dir: perf-restart.txt, perf.txt), SAVE_DATA=DIR (a copy of the
+# configuration and of the data directory with the N queued, made before the restart: restart
+# other builds with that backlog, `postern --config DIR/postern.ron --data-dir DIR/data serve`).
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -89,6 +91,10 @@ say "   accepted $ACCEPT_RATE mails/s; $Q in the queue"
 
 say "3. restart with $Q queued"
 kill "$POSTERN_PID"; wait "$POSTERN_PID" 2>/dev/null || true; untrack_pid "$POSTERN_PID"
+if [[ -n "${SAVE_DATA:-}" ]]; then
+    mkdir -p "$SAVE_DATA" && cp -a "$CFG" "$DATA" "$SAVE_DATA/"
+    say "   a copy of the configuration and the data directory: $SAVE_DATA"
+fi
 if [[ "${PERF:-0}" == 1 ]]; then
     # The same restart under perf (slower: the timed one follows), profiled up to listening.
     "$PY" "$LIB_DIR/startup.py" "$OUT" "$LOG" perf record -g -o "$W/perf-restart.data" -- \

@@ -93,7 +93,7 @@ impl QueueEntry {
         QueueEntry {
             meta,
             in_flight: false,
-            history: Vec::new(),
+            history: Box::default(),
         }
     }
 }

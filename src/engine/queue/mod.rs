@@ -112,7 +112,7 @@ pub struct QueueEntry {
     /// A delivery attempt is running now.
     pub in_flight: bool,
     /// What happened to it so far (this run), oldest first.
-    pub history: Vec<Text>,
+    pub history: Box<[Text]>,
 }
 
 /// The queue as last published: every message, each shared with the manager until it

@@ -166,4 +166,18 @@ mod tests {
         // Still the same text once forgotten.
         assert_eq!(&*i.text("127.0.0.1"), "127.0.0.1");
     }
+
+    #[test]
+    fn the_spool_keeps_its_format_strings_are_json_strings_as_before() {
+        // A record's state as the version with `String` fields wrote it.
+        let old = r#"{"id":1,"created":10,"from":"a@b.test","rcpts":[{"addr":"c@d.test","state":"Pending","last_error":"451 later","notified":false}],"attempts":2,"next_try":500,"held":false,"warned":false,"size":3,"client":"127.0.0.1","subject":"Test"}"#;
+        let meta: Meta = serde_json::from_str(old).unwrap();
+        assert_eq!(meta, crate::engine::queue::test_meta(1));
+        assert_eq!(serde_json::to_string(&meta).unwrap(), old);
+        // And one from before the subject and the notice flag were kept.
+        let older = r#"{"id":1,"created":10,"from":"","rcpts":[{"addr":"c@d.test","state":"Failed","last_error":"550 no"}],"attempts":1,"next_try":5,"held":false,"warned":false,"size":3,"client":"local"}"#;
+        let meta: Meta = serde_json::from_str(older).unwrap();
+        assert!(meta.from.is_empty() && meta.subject.is_empty());
+        assert_eq!(meta.rcpts[0].last_error, "550 no");
+    }
 }

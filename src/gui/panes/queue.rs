@@ -531,7 +531,7 @@ mod tests {
                 subject: format!("s{}", 4 - id).into(),
             },
             in_flight: false,
-            history: vec![],
+            history: Box::default(),
         }
     }
 

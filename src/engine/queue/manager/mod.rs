@@ -121,7 +121,7 @@ impl Entry {
             shown: Arc::new(QueueEntry {
                 meta: texts.meta(meta),
                 in_flight: false,
-                history: Vec::new(),
+                history: Box::default(),
             }),
             loc,
             in_flight: false,
@@ -161,15 +161,15 @@ impl Entry {
     /// second for many messages, as a relay host that is down gives, is one string).
     fn note(&mut self, texts: &mut Interner, text: &str) {
         let t = time::OffsetDateTime::now_utc();
-        let history = &mut Arc::make_mut(&mut self.shown).history;
-        if history.len() == HISTORY {
-            history.remove(0);
-        }
-        // Most queued mail never gets a second line: room for one, not the four a first
-        // push makes (a long queue holds one history per message).
-        history.reserve_exact(if history.is_empty() { 1 } else { 0 });
         let line = format!("{:02}:{:02}:{:02} {text}", t.hour(), t.minute(), t.second());
-        history.push(texts.text(&line));
+        let history = &mut Arc::make_mut(&mut self.shown).history;
+        // Exactly as long as it is, no room kept (a long queue holds one history per
+        // message, and most get a line or two): a line added is a copy of the pointers.
+        let keep = history.len().min(HISTORY - 1);
+        let mut lines = Vec::with_capacity(keep + 1);
+        lines.extend_from_slice(&history[history.len() - keep..]);
+        lines.push(texts.text(&line));
+        *history = lines.into_boxed_slice();
     }
 
     /// A copy of the entry as shown (for `postern queue list|show`).
