@@ -19,6 +19,11 @@ use std::sync::Arc;
 pub struct Text(Arc<str>);
 
 impl Text {
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// Whether `self` and `other` are the same copy (not only equal).
     pub fn same(&self, other: &Text) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
