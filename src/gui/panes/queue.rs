@@ -517,7 +517,7 @@ mod tests {
                 created: 0,
                 from: from.into(),
                 rcpts: vec![Rcpt {
-                    addr: format!("r{id}@x.test"),
+                    addr: format!("r{id}@x.test").into(),
                     state: RcptState::Pending,
                     last_error: "".into(),
                     notified: false,
