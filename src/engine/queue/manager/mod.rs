@@ -871,4 +871,19 @@ mod tests {
         e.in_flight = true;
         assert!(e.shared_view().in_flight);
     }
+
+    #[test]
+    fn a_queued_messages_fixed_part_stays_small() {
+        // What every queued mail costs beside its strings (shared) and its recipients and
+        // history lines (docs/figures.md, "Memory per queued mail"): an entry in the map and
+        // the shared state (with the `Arc`'s two counts, a 160-octet block).
+        use std::mem::size_of;
+        assert!(size_of::<Entry>() <= 56, "{}", size_of::<Entry>());
+        assert!(
+            size_of::<QueueEntry>() <= 136,
+            "{}",
+            size_of::<QueueEntry>()
+        );
+        assert!(size_of::<super::super::Rcpt>() <= 40);
+    }
 }
