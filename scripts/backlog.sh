@@ -5,7 +5,8 @@
 #
 # Relay mode to Postfix's smtp-sink, as scripts/bench.sh. Measures:
 #   1. the delivery rate with an empty queue (M mails through, M = N/4, at least 1000);
-#   2. N mails accepted while the relay host is down (they wait: resend delay 1 h);
+#   2. N mails accepted while the relay host is down (they wait: resend delay 1 h), and the
+#      RSS with them;
 #   3. a restart with those N queued: time from start to listening (a 220), and the RSS;
 #   4. the relay host back, `postern queue retry --all`: the rate at which the backlog drains,
 #      and the CPU the idle server used with the backlog before the retry (30 s).
@@ -13,7 +14,9 @@
 #
 # Environment (all optional): BACKLOG_N=20000 (or the first argument), SESSIONS=20, SIZE=1024,
 # POSTERN_OUT_CONN=20, SKIP_BUILD=1, KEEP=1, PERF=1 (perf record -g of the restart and of the
-# drain, reports in the work dir: perf-restart.txt, perf.txt).
+# drain, reports in the work dir: perf-restart.txt, perf.txt), SAVE_DATA=DIR (a copy of the
+# configuration and of the data directory with the N queued, made before the restart: restart
+# other builds with that backlog, `postern --config DIR/postern.ron --data-dir DIR/data serve`).
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -85,10 +88,16 @@ ACCEPT_RATE="$(awk -v n="$N" -v d=$((t1 - t0)) 'BEGIN {printf "%.0f", n / (d / 1
 deadline=$((SECONDS + 120))
 while (( $(queued) < N )) && ((SECONDS < deadline)); do sleep 1; done
 Q="$(queued)"
-say "   accepted $ACCEPT_RATE mails/s; $Q in the queue"
+sleep 2
+ACCEPTED_RSS_MIB="$(awk '{printf "%.0f", $1 / 1024}' <<<"$(rss_kib "$POSTERN_PID")")"
+say "   accepted $ACCEPT_RATE mails/s; $Q in the queue; RSS $ACCEPTED_RSS_MIB MiB"
 
 say "3. restart with $Q queued"
 kill "$POSTERN_PID"; wait "$POSTERN_PID" 2>/dev/null || true; untrack_pid "$POSTERN_PID"
+if [[ -n "${SAVE_DATA:-}" ]]; then
+    mkdir -p "$SAVE_DATA" && cp -a "$CFG" "$DATA" "$SAVE_DATA/"
+    say "   a copy of the configuration and the data directory: $SAVE_DATA"
+fi
 if [[ "${PERF:-0}" == 1 ]]; then
     # The same restart under perf (slower: the timed one follows), profiled up to listening.
     "$PY" "$LIB_DIR/startup.py" "$OUT" "$LOG" perf record -g -o "$W/perf-restart.data" -- \
@@ -132,6 +141,7 @@ echo
 printf '%-52s %s\n' "empty queue, delivered mails/s" "$EMPTY_RATE"
 printf '%-52s %s\n' "accepted with the relay host down, mails/s" "$ACCEPT_RATE"
 printf '%-52s %s\n' "queued" "$Q"
+printf '%-52s %s\n' "RSS with the backlog as accepted, MiB" "$ACCEPTED_RSS_MIB"
 printf '%-52s %s\n' "restart with the backlog: listening after, ms" "$START_MS"
 printf '%-52s %s\n' "RSS with the backlog, MiB" "$RSS_MIB"
 printf '%-52s %s\n' "idle with the backlog, % of a core" "$IDLE_CPU"

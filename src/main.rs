@@ -254,6 +254,8 @@ enum AccountCmd {
 }
 
 fn main() -> ExitCode {
+    // Before any other thread starts.
+    one_malloc_arena();
     // Everything Postern writes is private (the config can hold the relay password).
     engine::perms::private_umask();
     let args = Cli::parse();
@@ -262,6 +264,22 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("postern: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// One malloc arena for every thread (glibc), unless `MALLOC_ARENA_MAX` says otherwise. With
+/// an arena per thread, the queue's entries are made on the tokio workers while the spool's
+/// replay (its own thread) and the sessions free their memory in other arenas, and the holes
+/// stay resident: a restart with 100,000 queued mails held 91 MiB with the default arenas,
+/// 61 MiB with one (docs/figures.md). Threads keep their own small-allocation caches
+/// (tcache), so they rarely wait for the arena's lock.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a malloc parameter; called before any other thread.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
         }
     }
 }

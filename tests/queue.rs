@@ -685,7 +685,7 @@ fn a_failure_notice_owed_at_a_crash_is_sent_at_the_next_start() {
         warned: false,
         size: 28,
         client: "127.0.0.1".into(),
-        subject: String::new(),
+        subject: "".into(),
     };
     let spool_dir = s.data_dir.join("spool");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -1060,7 +1060,7 @@ fn long_and_non_ascii_notices_read_right_in_python() {
     let rcpt = |addr: &str, last_error: String| Rcpt {
         addr: addr.into(),
         state: RcptState::Failed,
-        last_error,
+        last_error: last_error.into(),
         notified: false,
     };
     let rcpts = [
@@ -1084,7 +1084,7 @@ fn long_and_non_ascii_notices_read_right_in_python() {
         warned: false,
         size: 100,
         client: "127.0.0.1".into(),
-        subject: String::new(),
+        subject: "".into(),
     };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("notice.eml");

@@ -118,7 +118,7 @@ mod tests {
                 rcpts: vec![Rcpt {
                     addr: "c@d.test".into(),
                     state: RcptState::Pending,
-                    last_error: String::new(),
+                    last_error: "".into(),
                     notified: false,
                 }],
                 attempts: 0,
@@ -127,7 +127,7 @@ mod tests {
                 warned: false,
                 size: 5,
                 client: "local".into(),
-                subject: String::new(),
+                subject: "".into(),
             };
             rt.block_on(spool.append(Record::Put(meta, Content::bytes(&b"hello"[..]))))
                 .unwrap();

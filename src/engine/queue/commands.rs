@@ -52,9 +52,9 @@ impl QueueCommand {
                         r.state = RcptState::Failed;
                         r.notified = false;
                         r.last_error = if r.last_error.is_empty() {
-                            DELETED.to_string()
+                            DELETED.into()
                         } else {
-                            format!("{DELETED}; last error: {}", r.last_error)
+                            format!("{DELETED}; last error: {}", r.last_error).into()
                         };
                     }
                 }
@@ -93,7 +93,7 @@ impl QueueEntry {
         QueueEntry {
             meta,
             in_flight: false,
-            history: Vec::new(),
+            history: Box::default(),
         }
     }
 }
@@ -138,7 +138,7 @@ mod tests {
         m.rcpts.push(crate::engine::queue::Rcpt {
             addr: "done@d.test".into(),
             state: RcptState::Delivered,
-            last_error: String::new(),
+            last_error: "".into(),
             notified: false,
         });
         let r = QueueCommand::DeleteNotify(Target::Id(7)).apply(&mut m, 100);
@@ -146,7 +146,7 @@ mod tests {
         assert_eq!(m.rcpts[0].state, RcptState::Failed);
         assert!(!m.rcpts[0].notified, "its notice is owed");
         assert_eq!(
-            m.rcpts[0].last_error,
+            &*m.rcpts[0].last_error,
             format!("{DELETED}; last error: 451 later")
         );
         assert_eq!(m.rcpts[1].state, RcptState::Delivered);

@@ -429,7 +429,7 @@ mod tests {
             warned: false,
             size: 10,
             client: "127.0.0.1".into(),
-            subject: String::new(),
+            subject: "".into(),
         }
     }
 

@@ -13,11 +13,13 @@ pub mod ids;
 pub mod manager;
 pub mod spool;
 pub mod subject;
+pub mod text;
 
 use serde::{Deserialize, Serialize};
 use spool::{Content, Location, Record, Spool, SpoolError};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use text::Text;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Seconds since the epoch.
@@ -43,11 +45,11 @@ pub enum RcptState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rcpt {
     /// The address, as it will be sent in RCPT TO.
-    pub addr: String,
+    pub addr: Text,
     /// Where it stands.
     pub state: RcptState,
     /// The last error for it (reply or reason), empty if none.
-    pub last_error: String,
+    pub last_error: Text,
     /// For a failed recipient: its failure notice is safely queued (or none is due, the
     /// sender being `<>`). A message leaves the queue only when every failed recipient's
     /// notice is; after a crash, replay sends the notices still owed.
@@ -63,7 +65,7 @@ pub struct Meta {
     /// When it was accepted (unix seconds).
     pub created: u64,
     /// Envelope sender; empty for the null sender (failure notices).
-    pub from: String,
+    pub from: Text,
     /// Recipients.
     pub rcpts: Vec<Rcpt>,
     /// Delivery attempts made so far.
@@ -77,11 +79,11 @@ pub struct Meta {
     /// Content size in octets.
     pub size: u64,
     /// Who handed it to us (client IP, or "local" for notices).
-    pub client: String,
+    pub client: Text,
     /// Its Subject, decoded, for the queue list ([`subject::subject_of`]); empty when it has
     /// none (and for messages queued before the field existed).
     #[serde(default)]
-    pub subject: String,
+    pub subject: Text,
 }
 
 impl Meta {
@@ -101,7 +103,8 @@ pub fn parse_id(s: &str) -> Option<u64> {
     u64::from_str_radix(s.trim(), 16).ok()
 }
 
-/// A queued message as the queue list shows it.
+/// A queued message as the queue list shows it. Its strings are shared ([`text`]): a long
+/// queue holds one copy of each distinct sender, recipient, error and history line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueEntry {
     /// The message's state.
@@ -109,7 +112,7 @@ pub struct QueueEntry {
     /// A delivery attempt is running now.
     pub in_flight: bool,
     /// What happened to it so far (this run), oldest first.
-    pub history: Vec<String>,
+    pub history: Box<[Text]>,
 }
 
 /// The queue as last published: every message, each shared with the manager until it
@@ -235,13 +238,13 @@ impl Queue {
         let meta = Meta {
             id: self.ids.next().await?,
             created: now,
-            from: from.to_string(),
+            from: from.into(),
             rcpts: rcpts
                 .iter()
                 .map(|a| Rcpt {
-                    addr: a.clone(),
+                    addr: a.as_str().into(),
                     state: RcptState::Pending,
-                    last_error: String::new(),
+                    last_error: Text::default(),
                     notified: false,
                 })
                 .collect(),
@@ -250,8 +253,8 @@ impl Queue {
             held: false,
             warned: false,
             size,
-            client: client.to_string(),
-            subject,
+            client: client.into(),
+            subject: subject.into(),
         };
         let loc = self
             .spool

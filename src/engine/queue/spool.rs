@@ -13,6 +13,7 @@
 //! that pin an old segment.
 
 use super::Meta;
+use super::text::Interner;
 use crate::engine::store::body::Body;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -154,10 +155,17 @@ fn replay_all(files: Vec<(u64, PathBuf, File)>) -> Result<Replayed, SpoolError> 
         .map(|(_, _, f)| f.metadata().map(|m| m.len()))
         .try_fold(0, |a, l| l.map(|l| a.max(l)))?;
     let mut buf = Vec::with_capacity(usize::try_from(largest).unwrap_or(0) + 1);
+    // Equal strings of the messages (the same sender, client, error) are one copy.
+    let mut texts = Interner::default();
+    let mut state = ReplayState {
+        live: &mut live,
+        order: &mut order,
+        texts: &mut texts,
+    };
     for (seg, path, mut file) in files {
         buf.clear();
         io::Read::read_to_end(&mut file, &mut buf)?;
-        damaged.extend(replay_segment(&buf, &path, seg, &mut live, &mut order));
+        damaged.extend(replay_segment(&buf, &path, seg, &mut state));
     }
     let messages = order
         .into_iter()
@@ -352,18 +360,12 @@ fn record_at(buf: &[u8], pos: usize) -> Option<(u8, &[u8], u64, u64, usize)> {
 /// damage in the middle) is skipped: replay resynchronises on the next valid record, so mail
 /// written after the damage is kept, and the skipped bytes are saved in `damaged/` beside the
 /// segments. Returns the stretches skipped.
-fn replay_segment(
-    buf: &[u8],
-    path: &Path,
-    seg: u64,
-    live: &mut std::collections::BTreeMap<u64, (Meta, Location)>,
-    order: &mut Vec<u64>,
-) -> Vec<Damage> {
+fn replay_segment(buf: &[u8], path: &Path, seg: u64, state: &mut ReplayState) -> Vec<Damage> {
     let mut damage = Vec::new();
     let mut pos = 0usize;
     while pos < buf.len() {
         let parsed = record_at(buf, pos).and_then(|(kind, meta, offset, len, end)| {
-            apply(kind, meta, seg, offset, len, live, order).then_some(end)
+            apply(kind, meta, seg, offset, len, state).then_some(end)
         });
         if let Some(end) = parsed {
             pos = end;
@@ -386,21 +388,25 @@ fn replay_segment(
     damage
 }
 
+/// What the replay has found so far.
+struct ReplayState<'a> {
+    /// The live messages by id.
+    live: &'a mut std::collections::BTreeMap<u64, (Meta, Location)>,
+    /// Their ids in arrival order (with ids removed since).
+    order: &'a mut Vec<u64>,
+    /// Shares their equal strings.
+    texts: &'a mut Interner,
+}
+
 /// Applies one record to the replayed state; `false` when its meta does not decode.
-fn apply(
-    kind: u8,
-    meta: &[u8],
-    seg: u64,
-    offset: u64,
-    len: u64,
-    live: &mut std::collections::BTreeMap<u64, (Meta, Location)>,
-    order: &mut Vec<u64>,
-) -> bool {
+fn apply(kind: u8, meta: &[u8], seg: u64, offset: u64, len: u64, state: &mut ReplayState) -> bool {
+    let ReplayState { live, order, texts } = state;
     match kind {
         PUT | UPDATE => {
             let Ok(meta) = serde_json::from_slice::<Meta>(meta) else {
                 return false;
             };
+            let meta = texts.meta(meta);
             let id = meta.id;
             if kind == PUT {
                 if !live.contains_key(&id) {

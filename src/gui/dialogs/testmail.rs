@@ -532,7 +532,7 @@ async fn follow(
                     .rcpts
                     .iter()
                     .find(|r| r.state != RcptState::Delivered && !r.last_error.is_empty())
-                    .map(|r| r.last_error.clone())
+                    .map(|r| r.last_error.to_string())
                     .unwrap_or_default();
                 if !err.is_empty() && err != last_error {
                     last_error = err.clone();

@@ -119,7 +119,7 @@ pub fn last_error(e: &QueueEntry) -> &str {
         .rcpts
         .iter()
         .rev()
-        .map(|r| r.last_error.as_str())
+        .map(|r| &*r.last_error)
         .find(|s| !s.is_empty())
         .unwrap_or("")
 }
@@ -464,7 +464,7 @@ impl QueuePane {
         ui.label(if m.from.is_empty() {
             "<>".to_string()
         } else {
-            m.from.clone()
+            m.from.to_string()
         });
         let pending: Vec<&str> = m
             .rcpts
@@ -479,9 +479,9 @@ impl QueuePane {
         });
         if m.subject.chars().count() > ERROR_CHARS {
             ui.label(cut(&m.subject, ERROR_CHARS))
-                .on_hover_text(m.subject.as_str());
+                .on_hover_text(&*m.subject);
         } else {
-            ui.label(m.subject.as_str());
+            ui.label(&*m.subject);
         }
         ui.label(format!("{}", m.size));
         ui.label(m.attempts.to_string());
@@ -518,9 +518,9 @@ mod tests {
                 created: 0,
                 from: from.into(),
                 rcpts: vec![Rcpt {
-                    addr: format!("r{id}@x.test"),
+                    addr: format!("r{id}@x.test").into(),
                     state: RcptState::Pending,
-                    last_error: String::new(),
+                    last_error: "".into(),
                     notified: false,
                 }],
                 attempts: 0,
@@ -529,10 +529,10 @@ mod tests {
                 warned: false,
                 size,
                 client: "127.0.0.1".into(),
-                subject: format!("s{}", 4 - id),
+                subject: format!("s{}", 4 - id).into(),
             },
             in_flight: false,
-            history: vec![],
+            history: Box::default(),
         }
     }
 

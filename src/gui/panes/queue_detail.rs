@@ -59,7 +59,7 @@ impl Details {
     pub fn ask_delete(&mut self, e: &QueueEntry) {
         self.confirm = Some(ConfirmDelete {
             id: e.meta.id,
-            from: e.meta.from.clone(),
+            from: e.meta.from.to_string(),
             notify: false,
         });
     }
@@ -159,7 +159,7 @@ impl Details {
                 if !e.history.is_empty() {
                     ui.strong("History");
                     for h in &e.history {
-                        ui.monospace(h);
+                        ui.monospace(&**h);
                     }
                 }
                 if let Some((cid, text)) = &self.content

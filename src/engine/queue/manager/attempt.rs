@@ -87,7 +87,7 @@ impl Attempt {
             set.spawn(async move {
                 let rcpts: Vec<String> = idx
                     .iter()
-                    .map(|&i| this.meta.rcpts[i].addr.clone())
+                    .map(|&i| this.meta.rcpts[i].addr.to_string())
                     .collect();
                 let statuses = if local {
                     this.deliver_local(&rcpts, data).await

@@ -22,6 +22,7 @@ mod trim;
 
 use super::ids::Ids;
 use super::spool::{Damage, Location, PendingReplay, Record, Replayed, Spool, SpoolError};
+use super::text::Interner;
 use super::{
     ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, Snapshot, id_text, now_secs,
 };
@@ -114,13 +115,13 @@ struct Entry {
 }
 
 impl Entry {
-    /// A message as it enters the manager.
-    fn new(meta: Meta, loc: Location, first: &str) -> Entry {
+    /// A message as it enters the manager, its strings shared through `texts`.
+    fn new(texts: &mut Interner, meta: Meta, loc: Location, first: &str) -> Entry {
         let mut e = Entry {
             shown: Arc::new(QueueEntry {
-                meta,
+                meta: texts.meta(meta),
                 in_flight: false,
-                history: Vec::new(),
+                history: Box::default(),
             }),
             loc,
             in_flight: false,
@@ -130,7 +131,7 @@ impl Entry {
             notice_in_flight: false,
             notice_after: 0,
         };
-        e.note(first.into());
+        e.note(texts, first);
         e
     }
 
@@ -156,21 +157,19 @@ impl Entry {
                 .all(|r| r.state != RcptState::Failed || r.notified)
     }
 
-    fn note(&mut self, text: String) {
+    /// Adds a line to its history (shared through `texts`: the same event in the same
+    /// second for many messages, as a relay host that is down gives, is one string).
+    fn note(&mut self, texts: &mut Interner, text: &str) {
         let t = time::OffsetDateTime::now_utc();
+        let line = format!("{:02}:{:02}:{:02} {text}", t.hour(), t.minute(), t.second());
         let history = &mut Arc::make_mut(&mut self.shown).history;
-        if history.len() == HISTORY {
-            history.remove(0);
-        }
-        // Most queued mail never gets a second line: room for one, not the four a first
-        // push makes (a long queue holds one history per message).
-        history.reserve_exact(if history.is_empty() { 1 } else { 0 });
-        history.push(format!(
-            "{:02}:{:02}:{:02} {text}",
-            t.hour(),
-            t.minute(),
-            t.second()
-        ));
+        // Exactly as long as it is, no room kept (a long queue holds one history per
+        // message, and most get a line or two): a line added is a copy of the pointers.
+        let keep = history.len().min(HISTORY - 1);
+        let mut lines = Vec::with_capacity(keep + 1);
+        lines.extend_from_slice(&history[history.len() - keep..]);
+        lines.push(texts.text(&line));
+        *history = lines.into_boxed_slice();
     }
 
     /// A copy of the entry as shown (for `postern queue list|show`).
@@ -200,6 +199,9 @@ struct Manager {
     deps: Deps,
     /// Queued messages by id; ids increase, so this is arrival order too.
     entries: BTreeMap<u64, Entry>,
+    /// Makes the equal strings of queued messages (senders, recipients, clients, errors,
+    /// history lines) one shared copy.
+    texts: Interner,
     /// Where attempts and failure notices report when they end.
     done_tx: mpsc::UnboundedSender<Done>,
     /// Failure notices being queued (awaited at stop).
@@ -287,6 +289,7 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, ManagerTask), SpoolError>
         resolver_retry: None,
         deps,
         entries: BTreeMap::new(),
+        texts: Interner::default(),
         done_tx,
         notices: tokio::task::JoinSet::new(),
         owed: BTreeSet::new(),
@@ -358,12 +361,22 @@ impl Manager {
                 },
             );
         }
-        for (meta, loc) in replayed.messages {
-            let id = meta.id;
-            self.entries.insert(
-                id,
-                Entry::new(meta, loc, "recovered from the spool at start"),
-            );
+        let ids: Vec<u64> = replayed.messages.iter().map(|(m, _)| m.id).collect();
+        let texts = &mut self.texts;
+        let recovered: BTreeMap<u64, Entry> = (replayed.messages.into_iter())
+            .map(|(meta, loc)| {
+                let first = "recovered from the spool at start";
+                (meta.id, Entry::new(texts, meta, loc, first))
+            })
+            .collect();
+        // Built at once, the map's nodes are full; inserted one by one in order, they would
+        // be about half full (some 40 octets more per queued message).
+        if self.entries.is_empty() {
+            self.entries = recovered;
+        } else {
+            self.entries.extend(recovered);
+        }
+        for id in ids {
             // A crash may have come between a give-up and its notice, or after the notice and
             // before the original's removal.
             self.settle(id, false);
@@ -519,7 +532,7 @@ impl Manager {
                         meta.size
                     ),
                 );
-                let e = Entry::new(meta, loc, "queued");
+                let e = Entry::new(&mut self.texts, meta, loc, "queued");
                 let id = e.meta().id;
                 self.entries.insert(id, e);
                 self.reindex(id);
@@ -580,7 +593,7 @@ impl Manager {
             if matches!(record, Record::Remove(_)) {
                 self.entries.remove(&id);
             } else {
-                e.note(what.into());
+                e.note(&mut self.texts, what);
             }
             self.spool.append_nowait(record);
             self.reindex(id);
@@ -627,7 +640,7 @@ impl Manager {
             match st {
                 RcptStatus::Delivered(reply) => {
                     r.state = RcptState::Delivered;
-                    r.last_error.clear();
+                    r.last_error = self.texts.text("");
                     // The delivery module already logged this; it goes to the history only.
                     notes.push((
                         Level::Debug,
@@ -640,7 +653,7 @@ impl Manager {
                         Level::Warn,
                         outcome(&r.addr, attempt, Outcome::Failed, err.clone()),
                     ));
-                    r.last_error = err;
+                    r.last_error = self.texts.text(&err);
                 }
                 RcptStatus::Temporary(err) => {
                     notes.push((
@@ -650,7 +663,7 @@ impl Manager {
                     // A recipient given up during the attempt (Delete with notice) keeps
                     // the reason it was given up for.
                     if r.state == RcptState::Pending {
-                        r.last_error = err;
+                        r.last_error = self.texts.text(&err);
                     }
                 }
             }
@@ -676,7 +689,8 @@ impl Manager {
                         let waited = schedule::in_words(age);
                         format!("{attempt} attempts, having waited {waited}")
                     };
-                    r.last_error = format!("gave up after {after}; last error: {}", r.last_error);
+                    let text = format!("gave up after {after}; last error: {}", r.last_error);
+                    r.last_error = self.texts.text(&text);
                     notes.push((
                         Level::Warn,
                         outcome(&r.addr, attempt, Outcome::GivenUp, String::new()),
@@ -717,7 +731,7 @@ impl Manager {
             notes.push((Level::Info, EventKind::Delivery { text }));
         }
         for (_, n) in &notes {
-            e.note(n.to_string());
+            e.note(&mut self.texts, &n.to_string());
         }
         for (level, n) in notes {
             if level > Level::Debug {
@@ -812,7 +826,7 @@ mod tests {
             rcpts: vec![super::super::Rcpt {
                 addr: "c@d.test".into(),
                 state: RcptState::Pending,
-                last_error: String::new(),
+                last_error: "".into(),
                 notified: false,
             }],
             attempts: 0,
@@ -821,14 +835,14 @@ mod tests {
             warned: false,
             size: 10,
             client: "127.0.0.1".into(),
-            subject: String::new(),
+            subject: "".into(),
         };
         let loc = Location {
             seg: 1,
             offset: 0,
             len: 10,
         };
-        Entry::new(meta, loc, "queued")
+        Entry::new(&mut Interner::default(), meta, loc, "queued")
     }
 
     #[test]
@@ -840,7 +854,7 @@ mod tests {
         // A change while the list holds it: the entry gets its own copy, the list keeps what
         // it showed.
         e.meta_mut().attempts = 1;
-        e.note("deferred".into());
+        e.note(&mut Interner::default(), "deferred");
         let second = e.shared_view();
         assert!(!Arc::ptr_eq(&first, &second));
         assert_eq!(first.meta.attempts, 0);
@@ -856,5 +870,20 @@ mod tests {
         // The attempt flag is brought up to date when published.
         e.in_flight = true;
         assert!(e.shared_view().in_flight);
+    }
+
+    #[test]
+    fn a_queued_messages_fixed_part_stays_small() {
+        // What every queued mail costs beside its strings (shared) and its recipients and
+        // history lines (docs/figures.md, "Memory per queued mail"): an entry in the map and
+        // the shared state (with the `Arc`'s two counts, a 160-octet block).
+        use std::mem::size_of;
+        assert!(size_of::<Entry>() <= 56, "{}", size_of::<Entry>());
+        assert!(
+            size_of::<QueueEntry>() <= 136,
+            "{}",
+            size_of::<QueueEntry>()
+        );
+        assert!(size_of::<super::super::Rcpt>() <= 40);
     }
 }

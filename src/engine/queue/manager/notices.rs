@@ -41,7 +41,7 @@ async fn queue_notice(
         .unwrap_or_default();
     let notice = dsn::notice(&cfg, &meta, &rcpts, &original, delayed);
     queue
-        .enqueue("", std::slice::from_ref(&meta.from), notice, "local")
+        .enqueue("", &[meta.from.to_string()], notice, "local")
         .await
 }
 
@@ -74,7 +74,10 @@ impl Manager {
             for &i in &owed {
                 e.meta_mut().rcpts[i].notified = true;
             }
-            e.note("no failure notice: the sender is the null sender <>".into());
+            e.note(
+                &mut self.texts,
+                "no failure notice: the sender is the null sender <>",
+            );
             self.owed.remove(&id);
             self.log(
                 Level::Info,
@@ -128,7 +131,7 @@ impl Manager {
                 )
             }
         };
-        e.note(text.clone());
+        e.note(&mut self.texts, &text);
         let level = if e.notice_after > now_secs() {
             Level::Warn
         } else {
@@ -192,7 +195,7 @@ impl Manager {
         for id in due {
             let e = self.entries.get_mut(&id).expect("listed");
             e.meta_mut().warned = true;
-            e.note("delay warning sent".into());
+            e.note(&mut self.texts, "delay warning sent");
             self.spool.append_nowait(Record::Update(e.meta().clone()));
             let pending: Vec<_> = e
                 .meta()
