@@ -4,7 +4,7 @@
 #   scripts/soak.sh [MINUTES]
 #
 # Postern in Relay mode to Postfix's smtp-sink, with its default outbound limits (20
-# connections, 5 per destination) unless POSTERN_OUT_CONN is set; smtp-source sends without
+# connections, 20 per destination) unless POSTERN_OUT_CONN is set; smtp-source sends without
 # pause for MINUTES. Every minute it prints: mails accepted and delivered in that minute, the
 # queue length, Postern's RSS and the bytes of its log files. Then the load stops and the
 # backlog left (if any) drains: its rate is printed.
