@@ -5,8 +5,10 @@
 #
 # Postern in Relay mode to Postfix's smtp-sink, with its default outbound limits (20
 # connections, 20 per destination) unless POSTERN_OUT_CONN is set; smtp-source sends without
-# pause for MINUTES. Every minute it prints: mails accepted and delivered in that minute, the
-# queue length, Postern's RSS and the bytes of its log files. Then the load stops and the
+# pause for MINUTES. Every minute it prints: mails accepted and delivered in that minute (the
+# engine's own daily counters, as `postern status` prints them: the log files are bounded
+# and rotate under this load), the queue length, Postern's RSS and the bytes of its log
+# files. Then the load stops and the
 # backlog left (if any) drains: its rate is printed.
 #
 # Environment (all optional): SOAK_MIN=5 (or the first argument), SESSIONS=20, SIZE=4096,
@@ -30,20 +32,17 @@ W="$WORKDIR"
 IN=$(free_port); OUT=$(free_port); SINK=$(free_port)
 CFG="$W/postern.ron"; DATA="$W/data"; LOG="$W/postern.log"
 postern_config "$CFG" "$IN" "$OUT" "$SINK"
-if [[ -z "${POSTERN_OUT_CONN:-}" ]]; then
-    # The defaults, as a new user has them.
-    "$POSTERN_BIN" --config "$CFG" config set outgoing_mails.max_connections=20 \
-        outgoing_mails.max_connections_per_domain=5 >/dev/null
-fi
 say "work dir $W ($MINUTES min, sessions=$SESSIONS, size=$SIZE, outbound: $("$POSTERN_BIN" --config "$CFG" config get outgoing_mails.max_connections) overall, $("$POSTERN_BIN" --config "$CFG" config get outgoing_mails.max_connections_per_domain) per destination)"
 
 start_sink "$SINK" "$W/sink.log"
 start_postern "$CFG" "$DATA" "$LOG" "$OUT"
 
-# Counted from Postern's own log lines (Info, the default level): mails accepted, and
-# recipients delivered to the next hop.
-accepted() { cat "$DATA"/logs/*.log 2>/dev/null | grep -c '] accepted ' || true; }
-delivered() { cat "$DATA"/logs/*.log 2>/dev/null | grep -c 'delivered to <' || true; }
+# The engine's counters for today (`today (...): accepted N, sent N, given up N, refused N`):
+# mails accepted, and mails delivered to the next hop.
+counter() { "$POSTERN_BIN" --config "$CFG" --data-dir "$DATA" status 2>/dev/null \
+    | sed -n "s/^today (.*: .*$1 \([0-9]*\).*/\1/p" | head -1; }
+accepted() { counter accepted; }
+delivered() { counter sent; }
 queued() { "$POSTERN_BIN" --config "$CFG" --data-dir "$DATA" queue list 2>/dev/null | grep -c '^[0-9A-F]\{16\} ' || true; }
 log_bytes() { du -sb "$DATA/logs" | awk '{print $1}'; }
 
