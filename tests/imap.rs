@@ -42,14 +42,7 @@ fn start_with(extra: &str, more: impl FnOnce(&mut Config)) -> ImapServer {
 fn prepare_with(extra: &str, more: impl FnOnce(&mut Config)) -> ImapServer {
     let mut cfg = Config::default();
     more(&mut cfg);
-    let taken = [cfg.incoming_port, cfg.outgoing_port];
-    let (mut port, mut ssl_port) = (0, 0);
-    while port == 0 || taken.contains(&port) {
-        port = free_port();
-    }
-    while ssl_port == 0 || ssl_port == port || taken.contains(&ssl_port) {
-        ssl_port = free_port();
-    }
+    let (port, ssl_port) = two_free_ports(&[cfg.incoming_port, cfg.outgoing_port]);
     cfg.imap_ron = format!(
         "enabled: true, port: {port}, ssl_port: {ssl_port}, listen_ip: \"127.0.0.1\", {extra}"
     );
@@ -978,10 +971,7 @@ fn a_kill_during_expunge_leaves_a_consistent_folder() {
     poll(DEADLINE, "the first unlink", || {
         (fs::read_dir(&cur).unwrap().count() < 5000).then_some(())
     });
-    p.s.signal("KILL");
-    p.s.wait_exit(Duration::from_secs(30));
-    p.s.spawn();
-    p.s.wait_ready(p.s.port());
+    p.s.kill_and_restart();
     wait_imap(p.port);
     let (mut c, _) = Imap::connect("127.0.0.1", p.port);
     tagged_ok(&c.login());
@@ -1260,10 +1250,7 @@ fn a_kill_during_append_leaves_no_partial_message() {
             fs::read_dir(&tmp).unwrap().count() > 0 || fs::read_dir(&cur).unwrap().count() > 1;
         written.then_some(())
     });
-    p.s.signal("KILL");
-    p.s.wait_exit(Duration::from_secs(30));
-    p.s.spawn();
-    p.s.wait_ready(p.s.port());
+    p.s.kill_and_restart();
     wait_imap(p.port);
     for f in ["cur", "new"]
         .iter()

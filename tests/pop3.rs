@@ -23,14 +23,7 @@ struct Pop3Server {
 fn start(extra: &str) -> Pop3Server {
     let (mut port, mut ssl_port) = (0, 0);
     let s = Server::start_with(|c| {
-        // Four distinct ports: a port just freed can be handed out twice.
-        let taken = [c.incoming_port, c.outgoing_port];
-        while port == 0 || taken.contains(&port) {
-            port = free_port();
-        }
-        while ssl_port == 0 || ssl_port == port || taken.contains(&ssl_port) {
-            ssl_port = free_port();
-        }
+        (port, ssl_port) = two_free_ports(&[c.incoming_port, c.outgoing_port]);
         c.pop3_ron = format!(
             "enabled: true, port: {port}, ssl_port: {ssl_port}, listen_ip: \"127.0.0.1\", {extra}"
         );
@@ -610,10 +603,7 @@ fn a_kill_during_update_leaves_a_consistent_mailbox() {
         assert!(c.cmd(&format!("DELE {i}")).starts_with("+OK"));
     }
     c.w.write_all(b"QUIT\r\n").unwrap();
-    p.s.signal("KILL");
-    p.s.wait_exit(Duration::from_secs(30));
-    p.s.spawn();
-    p.s.wait_ready(p.s.port());
+    p.s.kill_and_restart();
     wait_pop3(p.port);
     let (mut c, _) = Pop3::connect("127.0.0.1", p.port);
     assert!(c.login().starts_with("+OK"));

@@ -202,20 +202,28 @@ impl Stats {
 
     /// Counts one more of `what` today.
     pub fn count(&self, what: Counter) {
+        self.count_all(&[what]);
+    }
+
+    /// Counts one more of each of `what` today (one lock and one day's name for all: the
+    /// SMTP session counts a mail accepted into a mailbox as two).
+    pub fn count_all(&self, what: &[Counter]) {
         self.count_at(what, SystemTime::now());
     }
 
-    /// Counts one more of `what` on the day of `t`.
-    pub fn count_at(&self, what: Counter, t: SystemTime) {
+    /// Counts one more of each of `what` on the day of `t`.
+    pub fn count_at(&self, what: &[Counter], t: SystemTime) {
         let day = day_of(t);
         let mut days = self.days.lock().expect("stats lock");
         let c = days.days.entry(day).or_default();
-        match what {
-            Counter::Accepted => c.accepted += 1,
-            Counter::Delivered => c.delivered += 1,
-            Counter::GivenUp => c.given_up += 1,
-            Counter::Refused => c.refused += 1,
-            Counter::Mailbox => c.mailboxes += 1,
+        for w in what {
+            match w {
+                Counter::Accepted => c.accepted += 1,
+                Counter::Delivered => c.delivered += 1,
+                Counter::GivenUp => c.given_up += 1,
+                Counter::Refused => c.refused += 1,
+                Counter::Mailbox => c.mailboxes += 1,
+            }
         }
         while days.days.len() > DAYS_KEPT {
             days.days.pop_first();
@@ -232,17 +240,16 @@ impl Stats {
     /// Today's counters, and the last day with a delivery.
     pub fn snapshot(&self) -> StatsSnapshot {
         let day = day_of(SystemTime::now());
-        let last_delivery = {
-            let days = self.days.lock().expect("stats lock");
-            days.days
-                .iter()
-                .rev()
-                .find(|(_, c)| c.mailboxes + c.delivered > 0)
-                .map(|(d, _)| DayName::of(d))
-        };
+        let days = self.days.lock().expect("stats lock");
+        let last_delivery = days
+            .days
+            .iter()
+            .rev()
+            .find(|(_, c)| c.mailboxes + c.delivered > 0)
+            .map(|(d, _)| DayName::of(d));
         StatsSnapshot {
             day: DayName::of(&day),
-            today: self.day(&day),
+            today: days.days.get(&day).copied().unwrap_or_default(),
             last_delivery,
         }
     }
@@ -347,9 +354,9 @@ mod tests {
         let day = std::time::Duration::from_secs(86_400);
         let t0 = SystemTime::UNIX_EPOCH + day * 20_000;
         for i in 0..40 {
-            s.count_at(Counter::Accepted, t0 + day * i);
+            s.count_at(&[Counter::Accepted], t0 + day * i);
         }
-        s.count_at(Counter::Refused, t0 + day * 39);
+        s.count_at(&[Counter::Refused], t0 + day * 39);
         assert_eq!(s.day(&day_of(t0)), Counts::default());
         let last = s.day(&day_of(t0 + day * 39));
         assert_eq!((last.accepted, last.refused), (1, 1));
@@ -362,15 +369,15 @@ mod tests {
         let (s, _) = Stats::load(dir.path());
         let day = std::time::Duration::from_secs(86_400);
         let now = SystemTime::now();
-        s.count_at(Counter::Accepted, now);
-        s.count_at(Counter::Refused, now);
+        s.count_at(&[Counter::Accepted], now);
+        s.count_at(&[Counter::Refused], now);
         assert_eq!(
             s.snapshot().last_delivery,
             None,
             "accepted is not delivered"
         );
-        s.count_at(Counter::Delivered, now - day * 3);
-        s.count_at(Counter::Mailbox, now - day * 2);
+        s.count_at(&[Counter::Delivered], now - day * 3);
+        s.count_at(&[Counter::Mailbox], now - day * 2);
         let want = DayName::of(&day_of(now - day * 2));
         assert_eq!(s.snapshot().last_delivery, Some(want));
         assert_eq!(s.snapshot().today.mailboxes, 0);

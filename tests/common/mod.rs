@@ -44,6 +44,19 @@ pub fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// Two distinct free ports, neither of them in `taken` (a port just freed can be handed out
+/// twice), for a mailbox service's plain and TLS listeners.
+pub fn two_free_ports(taken: &[u16]) -> (u16, u16) {
+    let (mut a, mut b) = (0, 0);
+    while a == 0 || taken.contains(&a) {
+        a = free_port();
+    }
+    while b == 0 || b == a || taken.contains(&b) {
+        b = free_port();
+    }
+    (a, b)
+}
+
 /// Poll `f` until it returns `Some`, or panic with `what` after `timeout`.
 #[track_caller]
 pub fn poll<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -516,6 +529,14 @@ impl Server {
             .status()
             .expect("run kill");
         assert!(st.success(), "kill -{sig} failed");
+    }
+
+    /// `kill -9`, then the server started again on the same files, ready on its incoming port.
+    pub fn kill_and_restart(&mut self) {
+        self.signal("KILL");
+        self.wait_exit(Duration::from_secs(30));
+        self.spawn();
+        self.wait_ready(self.port());
     }
 
     /// Wait for the server to exit (panics after `timeout`).

@@ -281,10 +281,11 @@ impl StoreIntake {
             }
         }
         let queued = queued.map(|staged| staged.release());
-        self.stats.count(Counter::Accepted);
-        if !locals.is_empty() {
-            self.stats.count(Counter::Mailbox);
-        }
+        self.stats.count_all(if locals.is_empty() {
+            &[Counter::Accepted]
+        } else {
+            &[Counter::Accepted, Counter::Mailbox]
+        });
         let mut to: Vec<String> = locals.iter().map(|r| r.address.clone()).collect();
         to.extend(remotes);
         self.events.session(
