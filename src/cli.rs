@@ -18,10 +18,17 @@ pub fn default_paths() -> (PathBuf, PathBuf) {
 }
 
 /// `postern queue ...`: its arguments and its output. The requests themselves run through
-/// [`crate::engine::control::offline::request`] (the live server, or the spool offline).
+/// [`crate::engine::control::offline::request`] (the live server, or the spool offline); the
+/// list is read and printed a page at a time ([`crate::engine::control::offline::each_page`]).
 pub mod queue {
+    use crate::engine::control::offline::each_page;
     use crate::engine::queue::{QueueEntry, RcptState, Target, id_text, now_secs};
     use anyhow::{Context, Result, bail};
+    use std::io::Write;
+    use std::path::Path;
+
+    /// Mails `postern queue list` asks for at a time.
+    pub const LIST_PAGE: usize = 1000;
 
     fn age(secs: u64) -> String {
         match secs {
@@ -40,61 +47,98 @@ pub mod queue {
         }
     }
 
+    /// What the list says when the queue is empty.
+    const EMPTY: &str = "Mail queue is empty\n";
+    /// The list's first line.
+    const HEADER: &str = "ID               AGE   SIZE      TRIES NEXT       SENDER / RECIPIENTS\n";
+
+    /// The list's last line, after `n` messages.
+    fn footer(n: usize) -> String {
+        format!(
+            "-- {n} message{} in the queue\n",
+            if n == 1 { "" } else { "s" }
+        )
+    }
+
     /// The list as `postern queue list` prints it (like mailq): each message's line, its
     /// Subject, its recipients with their last errors.
     pub fn format_list(entries: &[QueueEntry]) -> String {
         let now = now_secs();
-        let mut out = String::new();
         if entries.is_empty() {
-            return "Mail queue is empty\n".into();
+            return EMPTY.into();
         }
-        out.push_str("ID               AGE   SIZE      TRIES NEXT       SENDER / RECIPIENTS\n");
+        let mut out = HEADER.to_string();
         for e in entries {
-            let m = &e.meta;
-            let next = if m.held {
-                "on hold".to_string()
-            } else if e.in_flight {
-                "now".to_string()
-            } else if m.next_try <= now {
-                "due".to_string()
-            } else {
-                format!("in {}", age(m.next_try - now))
-            };
-            let from = if m.from.is_empty() {
-                "<>".to_string()
-            } else {
-                format!("<{}>", m.from)
-            };
-            out.push_str(&format!(
-                "{:16} {:5} {:9} {:5} {:10} {}\n",
-                id_text(m.id),
-                age(now.saturating_sub(m.created)),
-                m.size,
-                m.attempts,
-                next,
-                from
-            ));
-            if !m.subject.is_empty() {
-                out.push_str(&format!("{:50}Subject: {}\n", "", shorten(&m.subject, 60)));
+            format_entry(&mut out, e, now);
+        }
+        out.push_str(&footer(entries.len()));
+        out
+    }
+
+    /// Prints the whole list as [`format_list`] formats it, reading and writing it
+    /// [`LIST_PAGE`] mails at a time (so a long queue is never held whole); returns how many
+    /// mails it printed.
+    pub fn write_list(data_dir: &Path, out: &mut impl Write) -> Result<usize> {
+        let now = now_secs();
+        let mut n = 0;
+        let mut text = String::new();
+        each_page(data_dir, LIST_PAGE, |page| {
+            text.clear();
+            if n == 0 && !page.entries.is_empty() {
+                text.push_str(HEADER);
             }
-            for r in &m.rcpts {
-                let state = match r.state {
-                    RcptState::Pending => "",
-                    RcptState::Delivered => " (delivered)",
-                    RcptState::Failed => " (failed)",
-                };
-                out.push_str(&format!("{:50}<{}>{state}\n", "", r.addr));
-                if !r.last_error.is_empty() {
-                    out.push_str(&format!("{:52}last error: {}\n", "", r.last_error));
-                }
+            for e in &page.entries {
+                format_entry(&mut text, e, now);
+            }
+            n += page.entries.len();
+            out.write_all(text.as_bytes())?;
+            Ok::<_, anyhow::Error>(())
+        })?;
+        out.write_all(if n == 0 { EMPTY.into() } else { footer(n) }.as_bytes())?;
+        out.flush()?;
+        Ok(n)
+    }
+
+    /// One message's lines in the list.
+    fn format_entry(out: &mut String, e: &QueueEntry, now: u64) {
+        let m = &e.meta;
+        let next = if m.held {
+            "on hold".to_string()
+        } else if e.in_flight {
+            "now".to_string()
+        } else if m.next_try <= now {
+            "due".to_string()
+        } else {
+            format!("in {}", age(m.next_try - now))
+        };
+        let from = if m.from.is_empty() {
+            "<>".to_string()
+        } else {
+            format!("<{}>", m.from)
+        };
+        out.push_str(&format!(
+            "{:16} {:5} {:9} {:5} {:10} {}\n",
+            id_text(m.id),
+            age(now.saturating_sub(m.created)),
+            m.size,
+            m.attempts,
+            next,
+            from
+        ));
+        if !m.subject.is_empty() {
+            out.push_str(&format!("{:50}Subject: {}\n", "", shorten(&m.subject, 60)));
+        }
+        for r in &m.rcpts {
+            let state = match r.state {
+                RcptState::Pending => "",
+                RcptState::Delivered => " (delivered)",
+                RcptState::Failed => " (failed)",
+            };
+            out.push_str(&format!("{:50}<{}>{state}\n", "", r.addr));
+            if !r.last_error.is_empty() {
+                out.push_str(&format!("{:52}last error: {}\n", "", r.last_error));
             }
         }
-        let n = entries.len();
-        out.push_str(&format!(
-            "-- {n} message{} in the queue\n",
-            if n == 1 { "" } else { "s" }
-        ));
-        out
     }
 
     /// Parses `ID` or `--all` into a target.

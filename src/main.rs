@@ -503,7 +503,11 @@ fn queue(data_dir: &std::path::Path, q: QueueCmd) -> Result<ExitCode> {
     use postern::engine::queue::{QueueCommand, Target};
     let one = |id: &str| target(Some(id), false);
     let (req, verb) = match q {
-        QueueCmd::List => (Request::List, ""),
+        QueueCmd::List => {
+            // Read and printed a page at a time: a long queue is never held whole.
+            postern::cli::queue::write_list(data_dir, &mut std::io::stdout().lock())?;
+            return Ok(ExitCode::SUCCESS);
+        }
         QueueCmd::Show { id } => match one(&id)? {
             Target::Id(n) => (Request::Show(n), ""),
             Target::All => unreachable!(),
@@ -527,7 +531,6 @@ fn queue(data_dir: &std::path::Path, q: QueueCmd) -> Result<ExitCode> {
         QueueCmd::Release { id } => (Request::Queue(QueueCommand::Release(one(&id)?)), "released"),
     };
     match request(data_dir, req)? {
-        Response::List(entries) => print!("{}", format_list(&entries)),
         Response::Show(Some((e, content))) => {
             print!("{}", format_list(std::slice::from_ref(&e)));
             if !e.history.is_empty() {
@@ -543,7 +546,8 @@ fn queue(data_dir: &std::path::Path, q: QueueCmd) -> Result<ExitCode> {
         Response::Count(n) => println!("{n} message(s) {verb}"),
         Response::Ok => {}
         Response::Error(e) => anyhow::bail!("{e}"),
-        Response::Blocks(_)
+        Response::Page(_)
+        | Response::Blocks(_)
         | Response::Unblocked(_)
         | Response::Reloaded(_)
         | Response::Status(_) => {

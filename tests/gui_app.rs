@@ -13,12 +13,17 @@ use egui_kittest::{Harness, HarnessBuilder};
 use postern::engine::EngineOptions;
 use postern::engine::config::{self, Config};
 use postern::engine::events::{EventBus, EventKind, Level};
+use postern::engine::queue::{PageQuery, QueueEntry};
 use postern::engine::store::password;
 use postern::gui::{Dialog, PosternApp, ServiceState, Services};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "common/spool.rs"]
+mod spool_fill;
 
 /// How long a step of the engine (start, reload, stop) may take before a test gives up.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -100,6 +105,16 @@ impl Env {
     fn load(&self) -> Config {
         config::load(&self.cfg).unwrap()
     }
+}
+
+/// The live queue's first page (these tests' queues are short), read as the pane reads it.
+fn queued(h: &Harness<'_, PosternApp>) -> Vec<Arc<QueueEntry>> {
+    let services = h.state().services();
+    let q = services.queue().unwrap().clone();
+    let page = services
+        .runtime()
+        .block_on(async move { q.page(PageQuery::by_id(1000)).await });
+    page.entries
 }
 
 /// Steps the UI until `cond` holds; panics after [`PATIENCE`].
@@ -960,19 +975,16 @@ fn a_queued_mail_shows_in_the_queue_pane_and_can_be_held_released_and_deleted() 
         h.query_by_label("stuck@remote.test").is_some()
     });
     let id = {
-        let q = h.state().services().queue().unwrap().snapshot();
+        let q = queued(&h);
         postern::engine::queue::id_text(q[0].meta.id)
     };
     click(&mut h, &id);
     wait_for(&mut h, "the failed attempt to show", |h| {
-        h.state().services().queue().unwrap().snapshot()[0]
-            .meta
-            .attempts
-            > 0
+        queued(h)[0].meta.attempts > 0
     });
     // The whole last error is in the details below the table.
     let error = {
-        let q = h.state().services().queue().unwrap().snapshot();
+        let q = queued(&h);
         postern::gui::panes::queue::last_error(&q[0]).to_string()
     };
     assert!(!error.is_empty());
@@ -986,9 +998,7 @@ fn a_queued_mail_shows_in_the_queue_pane_and_can_be_held_released_and_deleted() 
     });
     click(&mut h, "Release");
     wait_for(&mut h, "the mail to be released", |h| {
-        !h.state().services().queue().unwrap().snapshot()[0]
-            .meta
-            .held
+        !queued(h)[0].meta.held
     });
 
     click(&mut h, "Show Message");
@@ -1009,19 +1019,83 @@ fn a_queued_mail_shows_in_the_queue_pane_and_can_be_held_released_and_deleted() 
     for _ in 0..10 {
         h.step();
     }
-    assert_eq!(h.state().services().queue().unwrap().snapshot().len(), 1);
+    assert_eq!(queued(&h).len(), 1);
     h.get_by_label("stuck@remote.test");
 
     click(&mut h, "Delete");
     click(&mut h, "Delete Mail");
-    wait_for(&mut h, "the queue to be empty", |h| {
-        h.state().services().queue().unwrap().snapshot().is_empty()
-    });
+    wait_for(&mut h, "the queue to be empty", |h| queued(h).is_empty());
     // The snapshot can empty between a frame and the check: the pane follows at the next.
     wait_for(&mut h, "the row to leave the pane", |h| {
         h.query_by_label("stuck@remote.test").is_none()
     });
     h.get_by_label(postern::gui::panes::queue::EMPTY);
+}
+
+/// A queue longer than a page: the pane shows a page of it, says how many mails there are,
+/// and goes to the next page and back; a mail there can be selected and held; stopped, the
+/// spool is read a page at a time too.
+#[test]
+fn a_long_queue_shows_a_page_at_a_time() {
+    use postern::engine::queue::id_text;
+    let nowhere = free_port();
+    let (env, _, _) = relay_env(nowhere, |_| {});
+    spool_fill::fill_spool(&env.data, 1, 1005);
+    let mut h = env.app();
+    click(&mut h, "Queued Mails");
+    wait_for(&mut h, "the first page", |h| {
+        h.query_by_label("1–1,000 of 1,005").is_some()
+    });
+    h.get_by_label("1005 mail(s) queued");
+    // The status strip's count comes from the queue's published summary.
+    h.get_by_label_contains("Queue 1005");
+    h.get_by_label(&id_text(1));
+    assert!(h.query_by_label(&id_text(1001)).is_none());
+    assert!(
+        h.get_by_label("Previous Page")
+            .accesskit_node()
+            .is_disabled()
+    );
+
+    click(&mut h, "Next Page");
+    wait_for(&mut h, "the second page", |h| {
+        h.query_by_label("1,001–1,005 of 1,005").is_some()
+            && h.query_by_label(&id_text(1005)).is_some()
+    });
+    assert!(h.query_by_label(&id_text(1)).is_none());
+    assert!(h.get_by_label("Next Page").accesskit_node().is_disabled());
+    click(&mut h, &id_text(1003));
+    wait_for(&mut h, "the selected mail's details", |h| {
+        h.query_by_label(&format!("Mail {} from 127.0.0.1", id_text(1003)))
+            .is_some()
+    });
+    click(&mut h, "Hold");
+    wait_for(&mut h, "the mail to be on hold", |h| {
+        h.query_by_label("on hold").is_some()
+    });
+
+    // Sorted by Next Try, descending: the mail on hold comes first, on the first page.
+    click(&mut h, "Next Try");
+    click(&mut h, "Next Try ^");
+    wait_for(&mut h, "the held mail first", |h| {
+        h.query_by_label("1–1,000 of 1,005").is_some() && h.query_by_label("on hold").is_some()
+    });
+
+    click(&mut h, "Stop Services");
+    wait_for(&mut h, "the services to stop", |h| {
+        *h.state().services().state() == ServiceState::Stopped
+    });
+    wait_for(&mut h, "the spool's first page", |h| {
+        h.query_by_label("1–1,000 of 1,005").is_some()
+            && h.query_by_label("on hold").is_some()
+            && h.query_by_label_contains("this is the queue as kept on disk")
+                .is_some()
+    });
+    click(&mut h, "Next Page");
+    wait_for(&mut h, "the spool's second page", |h| {
+        h.query_by_label("1,001–1,005 of 1,005").is_some()
+            && h.query_by_label("Reading the spool...").is_none()
+    });
 }
 
 #[test]
@@ -1050,7 +1124,7 @@ fn the_queue_pane_shows_subjects_holds_and_reads_the_spool_when_stopped() {
             .is_none()
     );
     let id = {
-        let q = h.state().services().queue().unwrap().snapshot();
+        let q = queued(&h);
         postern::engine::queue::id_text(q[0].meta.id)
     };
     click(&mut h, &id);
@@ -1088,7 +1162,7 @@ fn the_queue_pane_shows_subjects_holds_and_reads_the_spool_when_stopped() {
     click(&mut h, "Send a Failure Notice to the Sender");
     click(&mut h, "Delete Mail");
     wait_for(&mut h, "the failure notice in place of the mail", |h| {
-        let q = h.state().services().queue().unwrap().snapshot();
+        let q = queued(h);
         q.len() == 1 && q[0].meta.from.is_empty() && q[0].meta.rcpts[0].addr == "me@local.test"
     });
 }
@@ -1555,7 +1629,7 @@ fn a_deferred_test_mail_shows_why_and_stays_in_the_queue() {
         "the relay host's reply: {line}"
     );
     assert!(!shows(&h, "Delivered"));
-    assert_eq!(h.state().services().queue().unwrap().snapshot().len(), 1);
+    assert_eq!(queued(&h).len(), 1);
     assert!(sink.mails().is_empty());
     assert!(!ticked(&h, "Test Mail"));
 

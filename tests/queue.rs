@@ -86,12 +86,44 @@ fn queue_list(s: &Server) -> String {
 }
 
 fn queue_ids(s: &Server) -> Vec<String> {
-    queue_list(s)
+    ids_in(&queue_list(s))
+}
+
+/// The ids a `postern queue list` output lists, in its order.
+fn ids_in(listed: &str) -> Vec<String> {
+    listed
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .filter(|w| w.len() == 16 && w.chars().all(|c| c.is_ascii_hexdigit()))
         .map(str::to_string)
         .collect()
+}
+
+/// `postern queue list` reads a queue longer than its page (1,000) a page at a time and
+/// prints every mail once, in id order, under one header: from the spool with no server
+/// running, then from the running server.
+#[test]
+fn a_queue_longer_than_a_page_is_listed_whole_offline_and_live() {
+    let mut s = Server::prepare(common::Config::default());
+    let ids = common::spool::fill_spool(&s.data_dir, 1, 2500);
+    let want: Vec<String> = ids.iter().map(|i| format!("{i:016X}")).collect();
+    for live in [false, true] {
+        if live {
+            s.spawn();
+            s.wait_ready(s.cfg.incoming_port);
+        }
+        let listed = queue_list(&s);
+        assert_eq!(ids_in(&listed), want, "live: {live}");
+        assert!(listed.starts_with("ID               AGE"), "live: {live}");
+        assert_eq!(listed.matches("SENDER / RECIPIENTS").count(), 1);
+        assert_eq!(listed.matches("Subject: mail ").count(), 2500);
+        assert!(listed.contains("Subject: mail 1001\n"));
+        assert!(listed.contains("<r2500@far.test>\n"));
+        assert!(
+            listed.ends_with("\n-- 2500 messages in the queue\n"),
+            "live: {live}"
+        );
+    }
 }
 
 fn alice_mail_containing(s: &Server, needle: &str) -> String {

@@ -84,7 +84,8 @@ impl EngineHandle {
         }
     }
 
-    /// The outgoing queue: `snapshot()` for display, `command_nowait` for Retry/Delete/Hold.
+    /// The outgoing queue: `len()`/`summary()` and `page()` for display, `command_nowait` for
+    /// Retry/Delete/Hold.
     pub fn queue(&self) -> &crate::engine::queue::Queue {
         &self.queue
     }

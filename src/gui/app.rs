@@ -556,7 +556,7 @@ impl PosternApp {
                     egui::RichText::new("Live Logs").heading(),
                 )
                 .on_hover_text("The engine's log, live");
-                let queued = self.services.queue().map(|q| q.snapshot().len());
+                let queued = self.services.queue().map(|q| q.len());
                 ui.selectable_value(
                     &mut self.prefs.pane,
                     Pane::Queue,
@@ -890,7 +890,7 @@ impl PosternApp {
                 format!("Refused {}", c.refused),
             ];
             if let Some(q) = self.services.queue() {
-                counters.push(format!("Queue {}", q.snapshot().len()));
+                counters.push(format!("Queue {}", q.len()));
             }
             ui.separator();
             ui.label(counters.join(" · ")).on_hover_text(

@@ -5,6 +5,8 @@
 //! and Maildirs are real files in a per-test temporary directory.
 #![allow(dead_code)]
 
+pub mod spool;
+
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -9,7 +9,7 @@ use super::access::abuse::BlockInfo;
 use super::command::{Command, ReloadReport};
 use super::current::Current;
 use super::listener::{ListenerStatus, ListenerTable};
-use super::queue::{Queue, QueueCommand, QueueEntry};
+use super::queue::{Page, PageQuery, Queue, QueueCommand, QueueEntry};
 use super::stats::{Stats, StatsSnapshot};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
@@ -28,8 +28,9 @@ const MAX_REQUEST: usize = 64 * 1024;
 /// A request to the running engine.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
-    /// The queue list.
-    List,
+    /// A page of the queue list (the list is never sent whole: `postern queue list` reads
+    /// it page by page, after the last id it printed).
+    Page(PageQuery),
     /// One message with its content.
     Show(u64),
     /// Retry, delete, hold, release.
@@ -47,8 +48,8 @@ pub enum Request {
 /// The engine's answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Response {
-    /// The queue list.
-    List(Vec<QueueEntry>),
+    /// A page of the queue list.
+    Page(Page),
     /// One message and its content (lossy UTF-8), or none.
     Show(Option<(QueueEntry, String)>),
     /// How many messages a command touched.
@@ -154,7 +155,7 @@ pub fn serve(
                 }
                 let resp = match serde_json::from_str::<Request>(&line) {
                     Err(e) => Response::Error(format!("bad request: {e}")),
-                    Ok(Request::List) => Response::List(queue.list().await),
+                    Ok(Request::Page(q)) => Response::Page(queue.page(q).await),
                     Ok(Request::Show(id)) => Response::Show(
                         queue
                             .show(id)

@@ -1,13 +1,18 @@
 //! The queue requests of `postern queue ...`: through the control socket when a server runs on
 //! the data directory, else directly on the spool, holding the data directory's lock meanwhile
 //! and applying the same rules as the manager ([`crate::engine::queue::commands`]). It sits
-//! above both the control socket (its first choice) and the queue (its fallback).
+//! above both the control socket (its first choice) and the queue (its fallback). The list
+//! comes a page at a time ([`crate::engine::queue::page`]); [`each_page`] reads it whole,
+//! page by page, for `postern queue list`.
 
 use super::{self as control, ControlError, Request, Response};
 use crate::engine::lock::{DataDirLock, LockError};
+use crate::engine::queue::page::{self, Page, PageQuery};
+use crate::engine::queue::spool::Location;
 use crate::engine::queue::spool::{Spool, SpoolError};
-use crate::engine::queue::{QueueEntry, now_secs};
+use crate::engine::queue::{Meta, QueueEntry, now_secs};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why a queue request could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -46,26 +51,111 @@ pub fn request(data_dir: &Path, req: Request) -> Result<Response, OfflineError> 
     }
 }
 
-/// Serves `req` from the spool itself; no server may run meanwhile (the lock says so).
-fn offline(data_dir: &Path, req: Request) -> Result<Response, OfflineError> {
-    let _lock = DataDirLock::acquire(data_dir)?;
+/// Reads the whole list in id order, `limit` entries a page, handing each page to `each`
+/// (which may stop the reading with an error): from the running server, one request per page
+/// starting after the last id of the one before, or, when none runs (or it stopped
+/// meanwhile), from one read of the spool. Only a page at a time is held (offline, beside the
+/// states the spool's replay reads).
+pub fn each_page<E: From<OfflineError>>(
+    data_dir: &Path,
+    limit: usize,
+    mut each: impl FnMut(&Page) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut q = PageQuery::by_id(limit);
+    loop {
+        let page = match control::request(data_dir, &Request::Page(q.clone())) {
+            Ok(Response::Page(p)) => p,
+            Ok(Response::Error(e)) => {
+                return Err(OfflineError::Control(ControlError::Io {
+                    path: control::socket_path(data_dir),
+                    message: e,
+                })
+                .into());
+            }
+            Ok(r) => {
+                return Err(OfflineError::Control(ControlError::Io {
+                    path: control::socket_path(data_dir),
+                    message: format!("unexpected answer {r:?}"),
+                })
+                .into());
+            }
+            Err(ControlError::NotRunning(_)) => return each_page_offline(data_dir, q, each),
+            Err(e) => return Err(OfflineError::from(e).into()),
+        };
+        each(&page)?;
+        match q.next(&page) {
+            Some(next) => q = next,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// [`each_page`] on the spool, from `q` on.
+fn each_page_offline<E: From<OfflineError>>(
+    data_dir: &Path,
+    mut q: PageQuery,
+    mut each: impl FnMut(&Page) -> Result<(), E>,
+) -> Result<(), E> {
+    let (_lock, _spool, mut messages) = open(data_dir)?;
+    messages.sort_unstable_by_key(|(m, _)| m.id);
+    let total = messages.len();
+    let start = messages.partition_point(|(m, _)| !q.after_cursor(m.id));
+    let limit = q.max_len().max(1);
+    for chunk in messages[start..].chunks(limit) {
+        let page = Page {
+            total,
+            offset: 0,
+            entries: chunk.iter().map(|(m, _)| idle(m)).collect(),
+            with: None,
+        };
+        each(&page)?;
+        match q.next(&page) {
+            Some(next) => q = next,
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// A message read from the spool as the list shows it.
+fn idle(m: &Meta) -> Arc<QueueEntry> {
+    Arc::new(QueueEntry::idle(m.clone()))
+}
+
+/// The data directory's lock (held while the spool is used), the spool and the messages its
+/// replay found.
+type Opened = (DataDirLock, Spool, Vec<(Meta, Location)>);
+
+/// Takes the lock and opens the spool.
+fn open(data_dir: &Path) -> Result<Opened, OfflineError> {
+    let lock = DataDirLock::acquire(data_dir)?;
     let dir = data_dir.join("spool");
     let (spool, replayed) = Spool::open(&dir).map_err(|source| OfflineError::Open {
         dir: dir.clone(),
         source,
     })?;
+    Ok((lock, spool, replayed.messages))
+}
+
+/// Serves `req` from the spool itself; no server may run meanwhile (the lock says so).
+fn offline(data_dir: &Path, req: Request) -> Result<Response, OfflineError> {
+    let (_lock, spool, messages) = open(data_dir)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(OfflineError::Runtime)?;
     let resp = match req {
-        Request::List => Response::List(
-            replayed
-                .messages
-                .iter()
-                .map(|(m, _)| QueueEntry::idle(m.clone()))
+        Request::Page(q) => Response::Page(Page {
+            total: messages.len(),
+            offset: q.offset,
+            entries: page::select(messages.iter(), |(m, _)| m, &q)
+                .into_iter()
+                .map(|(m, _)| idle(m))
                 .collect(),
-        ),
-        Request::Show(id) => match replayed.messages.iter().find(|(m, _)| m.id == id) {
+            with: (q.with)
+                .and_then(|id| messages.iter().find(|(m, _)| m.id == id))
+                .map(|(m, _)| idle(m)),
+        }),
+        Request::Show(id) => match messages.iter().find(|(m, _)| m.id == id) {
             Some((m, loc)) => {
                 let data = spool.read(*loc)?;
                 Response::Show(Some((
@@ -79,7 +169,7 @@ fn offline(data_dir: &Path, req: Request) -> Result<Response, OfflineError> {
             let now = now_secs();
             let n = rt.block_on(async {
                 let mut n = 0;
-                for (m, _) in &replayed.messages {
+                for (m, _) in &messages {
                     if cmd.target().selects(m.id) {
                         spool.append(cmd.apply(&mut m.clone(), now)).await?;
                         n += 1;
@@ -135,9 +225,12 @@ mod tests {
         rt.block_on(spool.flush());
     }
 
-    fn list(data: &Path) -> Vec<QueueEntry> {
-        match request(data, Request::List).unwrap() {
-            Response::List(l) => l,
+    fn list(data: &Path) -> Vec<Arc<QueueEntry>> {
+        match request(data, Request::Page(PageQuery::by_id(100))).unwrap() {
+            Response::Page(p) => {
+                assert_eq!(p.total, p.entries.len());
+                p.entries
+            }
             r => panic!("{r:?}"),
         }
     }

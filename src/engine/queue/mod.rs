@@ -4,17 +4,20 @@
 //! [`spool`] keeps it durable (a journal written by one thread, group commit); [`manager`] is
 //! the one task that owns the queue's state, schedules attempts, applies the re-send policy and
 //! sends failure notices ([`dsn`]); [`Queue`] is the handle sessions, the control socket and the
-//! GUI use. [`commands`] is what retry, delete, hold and release do, for the manager and for
+//! GUI use: they read the list a page at a time ([`page`]) and its length from a small
+//! published summary ([`QueueSummary`]), never the whole queue at once. [`commands`] is what retry, delete, hold and release do, for the manager and for
 //! `control::offline`, which serves `postern queue` on the spool when no server runs.
 
 pub mod commands;
 pub mod dsn;
 pub mod ids;
 pub mod manager;
+pub mod page;
 pub mod spool;
 pub mod subject;
 pub mod text;
 
+pub use page::{Page, PageQuery, SortBy};
 use serde::{Deserialize, Serialize};
 use spool::{Content, Location, Record, Spool, SpoolError};
 use std::sync::Arc;
@@ -115,9 +118,17 @@ pub struct QueueEntry {
     pub history: Box<[Text]>,
 }
 
-/// The queue as last published: every message, each shared with the manager until it
-/// changes (publishing copies only what changed).
-pub type Snapshot = Arc<Vec<Arc<QueueEntry>>>;
+/// What the manager publishes at each change (at most every quarter second): a few numbers,
+/// whatever the queue's length. The list itself is read a page at a time ([`Queue::page`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueSummary {
+    /// Mails in the queue.
+    pub total: usize,
+    /// Delivery attempts running.
+    pub in_flight: usize,
+    /// Goes up at each publication: a page read before it may be out of date.
+    pub version: u64,
+}
 
 /// Which messages a command is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,8 +160,8 @@ pub(crate) enum ManagerMsg {
     Arrived(Meta, Location),
     /// A command; the reply is how many messages it touched.
     Command(QueueCommand, oneshot::Sender<usize>),
-    /// The full list, content excluded.
-    List(oneshot::Sender<Vec<QueueEntry>>),
+    /// A page of the list, content excluded.
+    Page(PageQuery, oneshot::Sender<Page>),
     /// One message with its content.
     Show(u64, oneshot::Sender<Option<(QueueEntry, Vec<u8>)>>),
 }
@@ -194,8 +205,8 @@ pub struct Queue {
     tx: mpsc::UnboundedSender<ManagerMsg>,
     /// Hands out message ids.
     ids: Arc<ids::Ids>,
-    /// The list as last published (for the GUI; refreshed on change).
-    snapshot: watch::Receiver<Snapshot>,
+    /// The summary as last published (for the GUI; refreshed on change).
+    summary: watch::Receiver<QueueSummary>,
 }
 
 impl Queue {
@@ -283,13 +294,22 @@ impl Queue {
         let _ = self.tx.send(ManagerMsg::Command(cmd, tx));
     }
 
-    /// Every queued message.
-    pub async fn list(&self) -> Vec<QueueEntry> {
+    /// A page of the list (see [`page`]); an empty one when the manager has stopped.
+    pub async fn page(&self, q: PageQuery) -> Page {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(ManagerMsg::List(tx)).is_err() {
-            return Vec::new();
+        if self.tx.send(ManagerMsg::Page(q, tx)).is_err() {
+            return Page::default();
         }
         rx.await.unwrap_or_default()
+    }
+
+    /// One queued message as the list shows it, or `None` when it is not queued.
+    pub async fn entry(&self, id: u64) -> Option<Arc<QueueEntry>> {
+        let q = PageQuery {
+            with: Some(id),
+            ..PageQuery::by_id(0)
+        };
+        self.page(q).await.with
     }
 
     /// One message and its content.
@@ -299,9 +319,19 @@ impl Queue {
         rx.await.ok().flatten()
     }
 
-    /// The list as last published; never blocks.
-    pub fn snapshot(&self) -> Snapshot {
-        self.snapshot.borrow().clone()
+    /// The summary as last published; never blocks.
+    pub fn summary(&self) -> QueueSummary {
+        *self.summary.borrow()
+    }
+
+    /// Mails in the queue, as last published; never blocks.
+    pub fn len(&self) -> usize {
+        self.summary.borrow().total
+    }
+
+    /// Whether the queue was empty when last published.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Waits until everything written so far is synced (used before exiting).

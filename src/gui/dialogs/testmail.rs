@@ -9,7 +9,7 @@
 //!
 //! The progress is the engine's own word, step by step: connecting, the 250 reply with its
 //! id, then for a local recipient "delivered" (our 250 "delivered as" means the mailbox has
-//! it), for a remote one the queue entry followed by its id (the queue snapshot for each
+//! it), for a remote one the queue entry followed by its id (`Queue::entry` for each
 //! deferral's reason, the `QueueFinished` event for delivered or given up). A refusal shows
 //! the server's reply and what to change. The dialog is kept while closed (a send goes on
 //! being followed). The checklist's last step is ticked by the engine's counters, not here:
@@ -523,8 +523,8 @@ async fn follow(
                 }
             },
             _ = tick.tick() => {
-                let snap = queue.snapshot();
-                let Some(e) = snap.iter().find(|e| Some(e.meta.id) == num) else {
+                let Some(id) = num else { continue };
+                let Some(e) = queue.entry(id).await else {
                     continue;
                 };
                 let err = e

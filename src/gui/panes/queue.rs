@@ -1,46 +1,40 @@
 //! The Queued Mails pane: the outgoing queue as a sortable table (id, age, from, to, subject,
 //! size, attempts, next try, last error, the whole error on hover) with Retry Now, Hold,
 //! Release and Delete for the selected mail, and below it the selected mail's details
-//! ([`super::queue_detail`], sized to its content). While the services run the list is the
-//! queue's published snapshot and commands go to it without waiting; while they are stopped
-//! the pane reads the spool as `postern queue` does ([`crate::engine::control::offline`]),
-//! on a blocking task that reports back over a channel, so the UI never blocks.
+//! ([`super::queue_detail`], sized to its content).
+//!
+//! The table shows a page of [`PAGE`] mails (Previous Page, Next Page, "1–1,000 of
+//! 412,345"), sorted by the engine ([`crate::engine::queue::page`]): the window never holds
+//! or sorts the whole queue. The page is asked for when the sort, the page or the selection
+//! changes, and again when the queue has changed (the version of its published summary), at
+//! most every [`REFRESH`]; the count comes from the summary. While the services run the page
+//! comes from the queue's manager and commands go to it without waiting; while they are
+//! stopped the pane reads the spool as `postern queue` does
+//! ([`crate::engine::control::offline`]), on a blocking task. Both report back over a
+//! channel, so the UI never blocks.
 
 use super::queue_detail::Details;
 use crate::engine::control::offline::{self, OfflineError};
 use crate::engine::control::{Request, Response};
 use crate::engine::queue::{
-    Queue, QueueCommand, QueueEntry, RcptState, Snapshot, Target, id_text, now_secs,
+    Page, PageQuery, Queue, QueueCommand, QueueEntry, RcptState, Target, id_text, now_secs,
 };
 use eframe::egui;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+pub use crate::engine::queue::SortBy;
 
 /// What the pane says when the queue is empty.
 pub const EMPTY: &str = "No mail in the queue. Mail for other domains waits here when it \
     cannot be delivered at once.";
 
-/// Column the table is sorted by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortBy {
-    /// Queue id (= arrival order).
-    Id,
-    /// Envelope sender.
-    From,
-    /// First recipient.
-    To,
-    /// Subject.
-    Subject,
-    /// Size.
-    Size,
-    /// Attempts made.
-    Attempts,
-    /// Next try.
-    NextTry,
-}
+/// Mails in a page of the table.
+pub const PAGE: usize = 1000;
 
-/// Rows shown at most (the rest are counted).
-const MAX_ROWS: usize = 2000;
+/// A changed queue is read again at most this often.
+const REFRESH: Duration = Duration::from_millis(500);
 
 /// Characters of the last error shown in its column (all of it on hover and in the details).
 const ERROR_CHARS: usize = 60;
@@ -56,51 +50,91 @@ pub enum Source<'a> {
     Busy,
 }
 
-/// What a blocking spool task reports.
-enum Offline {
-    /// The list as read from the spool.
-    List(Result<Vec<QueueEntry>, String>),
+/// What a page request or a spool command reports.
+enum Fetched {
+    /// The page for a query, from the live queue (`true`) or the spool.
+    Page(PageQuery, bool, Result<Page, String>),
     /// A command ran on the spool (how many mails it touched).
     Done(Result<usize, String>),
 }
 
+/// A page as received.
+struct Shown {
+    /// What it answers.
+    query: PageQuery,
+    /// It came from the live queue (else from the spool).
+    live: bool,
+    /// The page.
+    page: Arc<Page>,
+}
+
 /// The pane's state.
 pub struct QueuePane {
-    /// Sort column and direction.
+    /// Sort column and direction (ascending).
     sort: (SortBy, bool),
+    /// Mails before the page shown.
+    first: usize,
     /// The selected mail.
     selected: Option<u64>,
     /// The selected mail's details (content fetches, the delete confirmation).
     details: Details,
-    /// The list last read from the spool while the services are stopped.
-    offline: Option<Snapshot>,
-    /// The spool must be read again (stopped since, or a command ran on it).
-    offline_stale: bool,
-    /// A spool task is running.
-    offline_busy: bool,
+    /// The last page received.
+    shown: Option<Shown>,
+    /// A page request is out: (its query, to the live queue).
+    asking: Option<(PageQuery, bool)>,
+    /// The last page request failed (the spool could not be read): not asked again until
+    /// Refresh, a command or another page.
+    failed: Option<(PageQuery, bool)>,
+    /// When the last page request went out.
+    asked_at: Option<Instant>,
+    /// The summary's version when the last page request went out.
+    seen_version: u64,
+    /// The page must be read again (a command ran on the spool, Refresh, the services were
+    /// busy).
+    stale: bool,
+    /// A command is running on the spool.
+    spool_busy: bool,
     /// The last spool task's error.
     offline_error: Option<String>,
-    /// Spool tasks report here.
-    offline_rx: mpsc::Receiver<Offline>,
-    /// Given to spool tasks.
-    offline_tx: mpsc::Sender<Offline>,
+    /// Pages and spool commands report here.
+    rx: mpsc::Receiver<Fetched>,
+    /// Given to their tasks.
+    tx: mpsc::Sender<Fetched>,
 }
 
 impl Default for QueuePane {
     fn default() -> Self {
-        let (offline_tx, offline_rx) = mpsc::channel();
+        let (tx, rx) = mpsc::channel();
         QueuePane {
             sort: (SortBy::Id, true),
+            first: 0,
             selected: None,
             details: Details::default(),
-            offline: None,
-            offline_stale: true,
-            offline_busy: false,
+            shown: None,
+            asking: None,
+            failed: None,
+            asked_at: None,
+            seen_version: 0,
+            stale: true,
+            spool_busy: false,
             offline_error: None,
-            offline_rx,
-            offline_tx,
+            rx,
+            tx,
         }
     }
+}
+
+/// `n` with its thousands grouped: 412,345.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// "5s", "3m", "2h", "4d".
@@ -135,35 +169,109 @@ fn cut(s: &str, max: usize) -> String {
     out
 }
 
-/// Sorts entries by a column.
-pub fn sort_entries(entries: &mut [&QueueEntry], by: SortBy, ascending: bool) {
-    entries.sort_by(|a, b| {
-        let (a, b) = (&a.meta, &b.meta);
-        let o = match by {
-            SortBy::Id => a.id.cmp(&b.id),
-            SortBy::From => a.from.cmp(&b.from),
-            SortBy::To => a
-                .rcpts
-                .first()
-                .map(|r| &r.addr)
-                .cmp(&b.rcpts.first().map(|r| &r.addr)),
-            SortBy::Subject => a.subject.cmp(&b.subject),
-            SortBy::Size => a.size.cmp(&b.size),
-            SortBy::Attempts => a.attempts.cmp(&b.attempts),
-            SortBy::NextTry => (a.held, a.next_try).cmp(&(b.held, b.next_try)),
-        };
-        if ascending { o } else { o.reverse() }
-    });
-}
-
 /// A spool request's answer, as the pane needs it.
 fn spool_request(dir: &Path, req: Request) -> Result<Response, String> {
     offline::request(dir, req).map_err(|e: OfflineError| e.to_string())
 }
 
 impl QueuePane {
+    /// The page the pane wants now.
+    fn query(&self) -> PageQuery {
+        PageQuery {
+            sort: self.sort.0,
+            descending: !self.sort.1,
+            offset: self.first,
+            limit: PAGE,
+            after: None,
+            with: self.selected,
+        }
+    }
+
+    /// The last page received, if it answers `q` from that source (the selection counts
+    /// only when the selected mail is not in the page itself).
+    fn covers(&self, q: &PageQuery, live: bool) -> bool {
+        let Some(s) = &self.shown else {
+            return false;
+        };
+        let bare = |q: &PageQuery| PageQuery {
+            with: None,
+            ..q.clone()
+        };
+        s.live == live
+            && bare(&s.query) == bare(q)
+            && (q.with.is_none()
+                || s.query.with == q.with
+                || s.page.entries.iter().any(|e| Some(e.meta.id) == q.with))
+    }
+
+    /// Asks for page `q`: from the manager on the services' runtime, or from the spool on a
+    /// blocking task.
+    fn fetch(
+        &mut self,
+        source: Source<'_>,
+        q: PageQuery,
+        ctx: &egui::Context,
+        rt: &tokio::runtime::Handle,
+    ) {
+        let (tx, ctx) = (self.tx.clone(), ctx.clone());
+        self.stale = false;
+        self.asked_at = Some(Instant::now());
+        match source {
+            Source::Live(queue) => {
+                self.seen_version = queue.summary().version;
+                self.asking = Some((q.clone(), true));
+                let queue = queue.clone();
+                rt.spawn(async move {
+                    let page = queue.page(q.clone()).await;
+                    let _ = tx.send(Fetched::Page(q, true, Ok(page)));
+                    ctx.request_repaint();
+                });
+            }
+            Source::Offline(dir) => {
+                self.asking = Some((q.clone(), false));
+                let dir = dir.to_path_buf();
+                rt.spawn_blocking(move || {
+                    let r = match spool_request(&dir, Request::Page(q.clone())) {
+                        Ok(Response::Page(p)) => Ok(p),
+                        Ok(r) => Err(format!("unexpected answer {r:?}")),
+                        Err(e) => Err(e),
+                    };
+                    let _ = tx.send(Fetched::Page(q, false, r));
+                    ctx.request_repaint();
+                });
+            }
+            Source::Busy => {}
+        }
+    }
+
+    /// Asks for the page again when it is not the one wanted, or the queue changed since
+    /// (not sooner than [`REFRESH`] after the last request).
+    fn refresh(&mut self, source: Source<'_>, ctx: &egui::Context, rt: &tokio::runtime::Handle) {
+        if self.asking.is_some() || self.spool_busy {
+            return;
+        }
+        let q = self.query();
+        let live = matches!(source, Source::Live(_));
+        if !self.stale && self.failed.as_ref() == Some(&(q.clone(), live)) {
+            return;
+        }
+        if self.stale || !self.covers(&q, live) {
+            self.fetch(source, q, ctx, rt);
+            return;
+        }
+        if let Source::Live(queue) = source
+            && queue.summary().version != self.seen_version
+        {
+            let since = self.asked_at.map_or(REFRESH, |t| t.elapsed());
+            match REFRESH.checked_sub(since) {
+                Some(wait) if !wait.is_zero() => ctx.request_repaint_after(wait),
+                _ => self.fetch(source, q, ctx, rt),
+            }
+        }
+    }
+
     /// Runs `cmd` on the source: the live queue without waiting, or the spool on a blocking
-    /// task (the list is read again after it).
+    /// task (the page is read again after it).
     fn command(
         &mut self,
         source: Source<'_>,
@@ -174,15 +282,15 @@ impl QueuePane {
         match source {
             Source::Live(q) => q.command_nowait(cmd),
             Source::Offline(dir) => {
-                let (dir, tx, ctx) = (dir.to_path_buf(), self.offline_tx.clone(), ctx.clone());
-                self.offline_busy = true;
+                let (dir, tx, ctx) = (dir.to_path_buf(), self.tx.clone(), ctx.clone());
+                self.spool_busy = true;
                 rt.spawn_blocking(move || {
                     let r = match spool_request(&dir, Request::Queue(cmd)) {
                         Ok(Response::Count(n)) => Ok(n),
                         Ok(r) => Err(format!("unexpected answer {r:?}")),
                         Err(e) => Err(e),
                     };
-                    let _ = tx.send(Offline::Done(r));
+                    let _ = tx.send(Fetched::Done(r));
                     ctx.request_repaint();
                 });
             }
@@ -190,78 +298,88 @@ impl QueuePane {
         }
     }
 
-    /// Reads the spool's list on a blocking task.
-    fn read_spool(&mut self, dir: PathBuf, ctx: &egui::Context, rt: &tokio::runtime::Handle) {
-        let (tx, ctx) = (self.offline_tx.clone(), ctx.clone());
-        self.offline_busy = true;
-        self.offline_stale = false;
-        rt.spawn_blocking(move || {
-            let r = match spool_request(&dir, Request::List) {
-                Ok(Response::List(l)) => Ok(l),
-                Ok(r) => Err(format!("unexpected answer {r:?}")),
-                Err(e) => Err(e),
-            };
-            let _ = tx.send(Offline::List(r));
-            ctx.request_repaint();
-        });
-    }
-
-    /// Takes in what the spool tasks reported.
-    fn drain_offline(&mut self) {
-        while let Ok(m) = self.offline_rx.try_recv() {
-            self.offline_busy = false;
+    /// Takes in the pages and spool commands that reported.
+    fn drain(&mut self) {
+        while let Ok(m) = self.rx.try_recv() {
             match m {
-                Offline::List(Ok(l)) => {
-                    self.offline = Some(Arc::new(l.into_iter().map(Arc::new).collect()));
-                    self.offline_error = None;
+                Fetched::Page(query, live, r) => {
+                    self.asking = None;
+                    self.failed = r.is_err().then(|| (query.clone(), live));
+                    match r {
+                        Ok(page) => {
+                            if !live {
+                                self.offline_error = None;
+                            }
+                            // Asked for with the selection and not found: it left the queue.
+                            if query.with.is_some()
+                                && query.with == self.selected
+                                && page.with.is_none()
+                            {
+                                self.selected = None;
+                            }
+                            self.shown = Some(Shown {
+                                query,
+                                live,
+                                page: Arc::new(page),
+                            });
+                        }
+                        Err(e) => self.offline_error = Some(e),
+                    }
                 }
-                Offline::List(Err(e)) | Offline::Done(Err(e)) => self.offline_error = Some(e),
-                Offline::Done(Ok(_)) => {
-                    self.offline_error = None;
-                    self.offline_stale = true;
+                Fetched::Done(r) => {
+                    self.spool_busy = false;
+                    match r {
+                        Ok(_) => self.offline_error = None,
+                        Err(e) => self.offline_error = Some(e),
+                    }
+                    self.stale = true;
                 }
             }
         }
     }
 
-    /// Shows the pane. `rt` runs content fetches and spool tasks.
+    /// Shows the pane. `rt` runs page requests, content fetches and spool tasks.
     pub fn ui(&mut self, ui: &mut egui::Ui, source: Source<'_>, rt: &tokio::runtime::Handle) {
-        self.drain_offline();
-        let list: Snapshot = match source {
-            Source::Live(q) => {
-                self.offline = None;
-                self.offline_stale = true;
-                q.snapshot()
-            }
-            Source::Offline(dir) => {
-                if self.offline_stale && !self.offline_busy {
-                    self.read_spool(dir.to_path_buf(), ui.ctx(), rt);
-                }
-                self.offline.clone().unwrap_or_default()
-            }
+        self.drain();
+        let live = match source {
+            Source::Live(_) => true,
+            Source::Offline(_) => false,
             Source::Busy => {
-                self.offline_stale = true;
+                self.stale = true;
                 ui.weak(
                     "The services are starting or stopping; the queue shows again in a moment.",
                 );
                 return;
             }
         };
-        let mut entries: Vec<&QueueEntry> = list.iter().map(|e| &**e).collect();
-        sort_entries(&mut entries, self.sort.0, self.sort.1);
-        if self
-            .selected
-            .is_some_and(|id| !entries.iter().any(|e| e.meta.id == id))
-        {
-            self.selected = None;
+        // The page wanted stays inside the queue.
+        let page = (self.shown.as_ref())
+            .filter(|s| s.live == live)
+            .map(|s| s.page.clone());
+        let total = match source {
+            Source::Live(q) => q.len(),
+            _ => page.as_ref().map_or(0, |p| p.total),
+        };
+        if self.first >= total && self.first > 0 {
+            self.first = total.saturating_sub(1) / PAGE * PAGE;
         }
-        let selected = self
-            .selected
-            .and_then(|id| entries.iter().find(|e| e.meta.id == id).copied());
+        self.refresh(source, ui.ctx(), rt);
+        if live {
+            // The count and a changed queue are seen without other input.
+            ui.ctx().request_repaint_after(Duration::from_secs(1));
+        }
+        let entries: &[Arc<QueueEntry>] = page.as_ref().map_or(&[], |p| &p.entries);
+        let selected = self.selected.and_then(|id| {
+            (entries.iter())
+                .chain(page.as_ref().and_then(|p| p.with.as_ref()))
+                .find(|e| e.meta.id == id)
+                .cloned()
+        });
 
-        self.toolbar(ui, source, selected, entries.len(), rt);
+        self.toolbar(ui, source, selected.as_deref(), total, rt);
         if let Source::Offline(_) = source {
-            ui.weak(match (&self.offline_error, self.offline_busy) {
+            let reading = matches!(self.asking, Some((_, false))) || self.spool_busy;
+            ui.weak(match (&self.offline_error, reading) {
                 (Some(e), _) => format!("Cannot read the spool: {e}"),
                 (None, true) => "Reading the spool...".to_string(),
                 (None, false) => "The services are stopped: this is the queue as kept on disk \
@@ -276,13 +394,18 @@ impl QueuePane {
             self.selected = None;
         }
 
-        if entries.is_empty() {
-            ui.add_space(8.0);
-            ui.label(egui::RichText::new(EMPTY).weak());
+        if total == 0 {
+            if page.is_some() || live {
+                ui.add_space(8.0);
+                ui.label(egui::RichText::new(EMPTY).weak());
+            }
             return;
         }
+        if total > PAGE {
+            self.pager(ui, total, entries.len());
+        }
 
-        if let Some(e) = selected {
+        if let Some(e) = &selected {
             // Sized to its content, up to half the pane; the table has the rest.
             let max = ui.available_height() * 0.5;
             egui::Panel::bottom("queue_detail")
@@ -301,7 +424,34 @@ impl QueuePane {
         }
         egui::CentralPanel::default()
             .frame(egui::Frame::NONE)
-            .show(ui, |ui| self.table(ui, &entries));
+            .show(ui, |ui| self.table(ui, entries));
+    }
+
+    /// "1–1,000 of 412,345" with Previous Page and Next Page.
+    fn pager(&mut self, ui: &mut egui::Ui, total: usize, shown: usize) {
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(self.first > 0, egui::Button::new("Previous Page"))
+                .on_hover_text(format!("The {PAGE} mails before these"))
+                .clicked()
+            {
+                self.first = self.first.saturating_sub(PAGE);
+            }
+            let last = (self.first + shown.max(1)).min(total);
+            ui.label(format!(
+                "{}–{} of {}",
+                grouped(self.first + 1),
+                grouped(last),
+                grouped(total)
+            ));
+            if ui
+                .add_enabled(self.first + PAGE < total, egui::Button::new("Next Page"))
+                .on_hover_text(format!("The next {PAGE} mails"))
+                .clicked()
+            {
+                self.first += PAGE;
+            }
+        });
     }
 
     fn toolbar(
@@ -373,14 +523,17 @@ impl QueuePane {
             {
                 cmd = Some(QueueCommand::Retry(Target::All));
             }
-            if let Source::Offline(dir) = source
+            if let Source::Offline(_) = source
                 && ui
-                    .add_enabled(!self.offline_busy, egui::Button::new("Refresh"))
+                    .add_enabled(
+                        self.asking.is_none() && !self.spool_busy,
+                        egui::Button::new("Refresh"),
+                    )
                     .on_hover_text("Read the spool again")
                     .on_disabled_hover_text("Reading the spool...")
                     .clicked()
             {
-                self.read_spool(dir.to_path_buf(), &ctx, rt);
+                self.stale = true;
             }
         });
         if let Some(cmd) = cmd {
@@ -388,12 +541,13 @@ impl QueuePane {
         }
     }
 
-    fn table(&mut self, ui: &mut egui::Ui, entries: &[&QueueEntry]) {
+    fn table(&mut self, ui: &mut egui::Ui, entries: &[Arc<QueueEntry>]) {
         let now = now_secs();
         // Solid scroll bars take their own room: they never cover a row or a column.
         ui.spacing_mut().scroll = egui::style::ScrollStyle::solid();
         egui::ScrollArea::both()
-            .id_salt("queue_table")
+            // Each page scrolls on its own: the next one starts at its top.
+            .id_salt(("queue_table", self.first))
             .auto_shrink([false, false])
             .show(ui, |ui| {
                 egui::Grid::new("queue_grid")
@@ -402,13 +556,10 @@ impl QueuePane {
                     .spacing([14.0, 4.0])
                     .show(ui, |ui| {
                         self.header(ui);
-                        for e in entries.iter().take(MAX_ROWS) {
+                        for e in entries {
                             self.row(ui, e, now);
                         }
                     });
-                if entries.len() > MAX_ROWS {
-                    ui.weak(format!("... and {} more", entries.len() - MAX_ROWS));
-                }
             });
     }
 
@@ -446,6 +597,7 @@ impl QueuePane {
                 } else {
                     (by, true)
                 };
+                self.first = 0;
             }
         }
         ui.end_row();
@@ -543,13 +695,27 @@ mod tests {
             entry(2, "a@x", 10),
             entry(3, "c@x", 20),
         ];
-        let mut v: Vec<&QueueEntry> = list.iter().collect();
-        sort_entries(&mut v, SortBy::From, true);
-        assert_eq!(v.iter().map(|e| e.meta.id).collect::<Vec<_>>(), [2, 1, 3]);
-        sort_entries(&mut v, SortBy::Size, false);
-        assert_eq!(v.iter().map(|e| e.meta.id).collect::<Vec<_>>(), [1, 3, 2]);
-        sort_entries(&mut v, SortBy::Subject, true);
-        assert_eq!(v.iter().map(|e| e.meta.id).collect::<Vec<_>>(), [3, 2, 1]);
+        // The pane's header asks the engine for the page in its order.
+        let sorted = |sort: SortBy, ascending: bool| {
+            let q = PageQuery {
+                sort,
+                descending: !ascending,
+                offset: 0,
+                limit: PAGE,
+                after: None,
+                with: None,
+            };
+            crate::engine::queue::page::select(list.iter(), |e| &e.meta, &q)
+                .iter()
+                .map(|e| e.meta.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sorted(SortBy::From, true), [2, 1, 3]);
+        assert_eq!(sorted(SortBy::Size, false), [1, 3, 2]);
+        assert_eq!(sorted(SortBy::Subject, true), [3, 2, 1]);
+        assert_eq!(grouped(412_345), "412,345");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(999), "999");
         assert_eq!(span(59), "59s");
         assert_eq!(span(3 * 3600 + 120), "3h02m");
     }

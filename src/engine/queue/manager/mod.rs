@@ -1,8 +1,8 @@
 //! The queue manager: the one task that owns the queue's state. It schedules delivery
 //! attempts within the connection limits, applies the re-send policy (attempts, delay), marks
 //! recipients delivered or failed, sends failure notices (durably, before the original may
-//! go) and delay warnings, answers queue commands, publishes the list for the GUI, and trims
-//! the spool.
+//! go) and delay warnings, answers queue commands and pages of the list, publishes a summary
+//! (the length) for the GUI, and trims the spool.
 //!
 //! An administrator's Retry Now does not use up an attempt: an attempt it starts ahead of
 //! schedule is not counted, and the message keeps the schedule it had. A retry asked for while
@@ -21,10 +21,11 @@ mod resolver;
 mod trim;
 
 use super::ids::Ids;
+use super::page::{self, Page, PageQuery, SortBy};
 use super::spool::{Damage, Location, PendingReplay, Record, Replayed, Spool, SpoolError};
 use super::text::Interner;
 use super::{
-    ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, RcptState, Snapshot, id_text, now_secs,
+    ManagerMsg, Meta, Queue, QueueCommand, QueueEntry, QueueSummary, RcptState, id_text, now_secs,
 };
 use crate::engine::config::Config;
 use crate::engine::config::duration::HumanDuration;
@@ -45,7 +46,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// How often due messages are looked for and the list republished.
+/// How often due messages are looked for and the summary republished.
 const TICK: Duration = Duration::from_millis(250);
 /// Lines of history kept per message.
 const HISTORY: usize = 50;
@@ -94,8 +95,8 @@ enum Done {
 /// One queued message as the manager keeps it.
 struct Entry {
     /// Its state as written to the spool, its history (at most [`HISTORY`] lines, newest
-    /// last) and whether an attempt ran when it was last published: the one copy, shared
-    /// with the published list and copied only when it changes while the list holds it.
+    /// last) and whether an attempt ran when it was last shown: the one copy, shared with
+    /// the pages handed out and copied only when it changes while a page holds it.
     shown: Arc<QueueEntry>,
     /// Where its data is in the spool.
     loc: Location,
@@ -140,7 +141,7 @@ impl Entry {
         &self.shown.meta
     }
 
-    /// Its state, to change (copied first if the published list still holds it).
+    /// Its state, to change (copied first if a page handed out still holds it).
     fn meta_mut(&mut self) -> &mut Meta {
         &mut Arc::make_mut(&mut self.shown).meta
     }
@@ -172,15 +173,15 @@ impl Entry {
         *history = lines.into_boxed_slice();
     }
 
-    /// A copy of the entry as shown (for `postern queue list|show`).
+    /// A copy of the entry as shown (for `postern queue show`).
     fn view(&self) -> QueueEntry {
         let mut v = (*self.shown).clone();
         v.in_flight = self.in_flight;
         v
     }
 
-    /// The entry as published: the one copy itself (a pointer, no copy), with the attempt
-    /// flag brought up to date. Publishing a long queue then costs a pointer per message.
+    /// The entry as a page shows it: the one copy itself (a pointer, no copy), with the
+    /// attempt flag brought up to date. A page then costs a pointer per message.
     fn shared_view(&mut self) -> Arc<QueueEntry> {
         if self.shown.in_flight != self.in_flight {
             Arc::make_mut(&mut self.shown).in_flight = self.in_flight;
@@ -223,9 +224,11 @@ struct Manager {
     /// Outbound sessions kept open between deliveries; emptied when the outgoing settings
     /// change.
     conn_cache: Arc<ConnCache>,
-    /// The list published for the GUI and `postern queue`.
-    snapshot: watch::Sender<Snapshot>,
-    /// Something changed since the list was last published.
+    /// The summary published for the GUI (the list is read a page at a time).
+    summary: watch::Sender<QueueSummary>,
+    /// How many summaries were published.
+    version: u64,
+    /// Something changed since the summary was last published.
     dirty: bool,
     /// A relocation is being written (see [`trim`]); no other starts until it is done.
     relocating: bool,
@@ -268,12 +271,12 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, ManagerTask), SpoolError>
         }
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let (snap_tx, snap_rx) = watch::channel(Arc::new(Vec::new()));
+    let (summary_tx, summary_rx) = watch::channel(QueueSummary::default());
     let queue = Queue {
         spool: spool.clone(),
         tx,
         ids: Arc::new(ids),
-        snapshot: snap_rx,
+        summary: summary_rx,
     };
     let cfg = Arc::new(deps.current.borrow().config.clone());
     let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -293,7 +296,8 @@ pub fn start(dir: &Path, deps: Deps) -> Result<(Queue, ManagerTask), SpoolError>
         done_tx,
         notices: tokio::task::JoinSet::new(),
         owed: BTreeSet::new(),
-        snapshot: snap_tx,
+        summary: summary_tx,
+        version: 0,
         dirty: true,
         relocating: false,
         unreplayed: false,
@@ -481,11 +485,49 @@ impl Manager {
         self.conn_cache.close_all();
     }
 
+    /// Publishes the summary: a few numbers, whatever the queue's length.
     fn publish(&mut self) {
-        let list: Vec<Arc<QueueEntry>> =
-            self.entries.values_mut().map(Entry::shared_view).collect();
-        self.snapshot.send_replace(Arc::new(list));
+        self.version += 1;
+        self.summary.send_replace(QueueSummary {
+            total: self.entries.len(),
+            in_flight: self.in_flight,
+            version: self.version,
+        });
         self.dirty = false;
+    }
+
+    /// The page `q` asks for: in id order a walk of the map from the window's start (the
+    /// map is in id order), in any other a selection over the entries ([`page::select`]).
+    /// Either way the page shares each entry's one copy.
+    fn page(&mut self, q: &PageQuery) -> Page {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let ids: Vec<u64> = if q.sort == SortBy::Id {
+            let (lo, hi) = match (q.after, q.descending) {
+                (None, _) => (Unbounded, Unbounded),
+                (Some(a), false) => (Excluded(a), Unbounded),
+                (Some(a), true) => (Unbounded, Excluded(a)),
+            };
+            let range = self.entries.range((lo, hi)).map(|(id, _)| *id);
+            let skip = if q.after.is_some() { 0 } else { q.offset };
+            if q.descending {
+                range.rev().skip(skip).take(q.max_len()).collect()
+            } else {
+                range.skip(skip).take(q.max_len()).collect()
+            }
+        } else {
+            page::select(self.entries.values(), Entry::meta, q)
+                .into_iter()
+                .map(|e| e.meta().id)
+                .collect()
+        };
+        let total = self.entries.len();
+        let mut shown = |id: u64| self.entries.get_mut(&id).map(Entry::shared_view);
+        Page {
+            total,
+            offset: q.offset,
+            entries: ids.into_iter().filter_map(&mut shown).collect(),
+            with: q.with.and_then(shown),
+        }
     }
 
     fn log(&self, level: Level, id: u64, text: String) {
@@ -543,9 +585,8 @@ impl Manager {
                 self.dirty = true;
                 let _ = done.send(n);
             }
-            ManagerMsg::List(done) => {
-                let list = self.entries.values().map(Entry::view).collect();
-                let _ = done.send(list);
+            ManagerMsg::Page(q, done) => {
+                let _ = done.send(self.page(&q));
             }
             ManagerMsg::Show(id, done) => {
                 let found = self.entries.get(&id).map(|e| (e.view(), e.loc));
@@ -846,12 +887,12 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_is_one_copy_shared_with_the_published_list_until_it_changes() {
+    fn an_entry_is_one_copy_shared_with_the_pages_until_it_changes() {
         let mut e = entry();
         let first = e.shared_view();
-        // Published again unchanged: the same copy, nothing made.
+        // Shown again unchanged: the same copy, nothing made.
         assert!(Arc::ptr_eq(&first, &e.shared_view()));
-        // A change while the list holds it: the entry gets its own copy, the list keeps what
+        // A change while a page holds it: the entry gets its own copy, the page keeps what
         // it showed.
         e.meta_mut().attempts = 1;
         e.note(&mut Interner::default(), "deferred");
@@ -861,15 +902,136 @@ mod tests {
         assert_eq!(first.history.len(), 1);
         assert_eq!(second.meta.attempts, 1);
         assert_eq!(second.history.len(), 2);
-        // Once the old list is gone, a change is made in place: still one copy.
+        // Once the old page is gone, a change is made in place: still one copy.
         drop(first);
         drop(second);
         let before = Arc::as_ptr(&e.shown);
         e.meta_mut().attempts = 2;
         assert_eq!(Arc::as_ptr(&e.shown), before);
-        // The attempt flag is brought up to date when published.
+        // The attempt flag is brought up to date when shown.
         e.in_flight = true;
         assert!(e.shared_view().in_flight);
+    }
+
+    /// Mail number `i` of a long test queue: senders, subjects, sizes and attempts repeat,
+    /// some on hold; none due for a month.
+    fn varied(i: u64, now: u64) -> Meta {
+        Meta {
+            id: 1000 + i,
+            created: now,
+            from: format!("s{:02}@b.test", i % 37).into(),
+            rcpts: vec![super::super::Rcpt {
+                addr: format!("r{:03}@d.test", (i * 7919) % 1009).into(),
+                state: RcptState::Pending,
+                last_error: "".into(),
+                notified: false,
+            }],
+            attempts: (i % 5) as u32,
+            next_try: now + 30 * 86_400 + (i * 31) % 1000,
+            held: i.is_multiple_of(10),
+            warned: false,
+            size: 100 + i % 13,
+            client: "127.0.0.1".into(),
+            subject: format!("subject {:04}", (i * 13) % 4001).into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_page_of_a_long_queue_is_its_window_in_every_order() {
+        use super::super::spool::Content;
+        const N: u64 = 5000;
+        let dir = tempfile::tempdir().unwrap();
+        let spool_dir = dir.path().join("spool");
+        let now = now_secs();
+        let metas: Vec<Meta> = (0..N).map(|i| varied(i, now)).collect();
+        {
+            let (spool, _) = Spool::open(&spool_dir).unwrap();
+            let written: Vec<_> = (metas.iter())
+                .map(|m| spool.send(Record::Put(m.clone(), Content::bytes(&b"x"[..]))))
+                .collect();
+            for w in written {
+                w.await.unwrap();
+            }
+            spool.flush().await;
+        }
+        let (_cur_tx, current) = watch::channel(Arc::new(Current::new(Config::default(), None)));
+        let deps = Deps {
+            current,
+            events: EventBus::new(),
+            mailroot: dir.path().join("mailboxes"),
+            stats: Arc::new(Stats::load(dir.path()).0),
+        };
+        let (queue, mut task) = start(&spool_dir, deps).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while queue.len() != N as usize {
+            assert!(std::time::Instant::now() < deadline, "the replay published");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Each column's key, written out here rather than taken from the query's own order.
+        type Key = Box<dyn Fn(&Meta) -> (String, u64)>;
+        let keys: Vec<(SortBy, Key)> = vec![
+            (SortBy::Id, Box::new(|m| (String::new(), m.id))),
+            (SortBy::From, Box::new(|m| (m.from.to_string(), m.id))),
+            (
+                SortBy::To,
+                Box::new(|m| (m.rcpts[0].addr.to_string(), m.id)),
+            ),
+            (SortBy::Subject, Box::new(|m| (m.subject.to_string(), m.id))),
+            (
+                SortBy::Size,
+                Box::new(|m| (format!("{:020}", m.size), m.id)),
+            ),
+            (
+                SortBy::Attempts,
+                Box::new(|m| (format!("{:010}", m.attempts), m.id)),
+            ),
+            (
+                SortBy::NextTry,
+                Box::new(|m| (format!("{}{:020}", m.held as u8, m.next_try), m.id)),
+            ),
+        ];
+        let held = metas[7].id;
+        for (sort, key) in &keys {
+            let mut want: Vec<&Meta> = metas.iter().collect();
+            want.sort_by_key(|m| key(m));
+            for descending in [false, true] {
+                if descending {
+                    want.reverse();
+                }
+                for (offset, limit) in [(0, 1000), (1000, 1000), (4990, 1000), (6000, 10)] {
+                    let q = PageQuery {
+                        sort: *sort,
+                        descending,
+                        offset,
+                        limit,
+                        after: None,
+                        with: Some(held),
+                    };
+                    let page = queue.page(q.clone()).await;
+                    assert_eq!(page.total, N as usize, "{q:?}");
+                    assert_eq!(page.offset, offset);
+                    let got: Vec<u64> = page.entries.iter().map(|e| e.meta.id).collect();
+                    let expected: Vec<u64> =
+                        want.iter().skip(offset).take(limit).map(|m| m.id).collect();
+                    assert_eq!(got, expected, "{q:?}");
+                    assert_eq!(page.with.as_ref().map(|e| e.meta.id), Some(held));
+                    assert_eq!(
+                        page.entries.first().map(|e| &e.meta),
+                        expected.first().map(|_| want[offset])
+                    );
+                }
+            }
+        }
+        // A page is the entries themselves (a pointer each), the count is published apart.
+        let q = PageQuery::by_id(3);
+        let a = queue.page(q.clone()).await;
+        let b = queue.page(q).await;
+        assert!(Arc::ptr_eq(&a.entries[0], &b.entries[0]));
+        assert_eq!(queue.summary().total, N as usize);
+        // A mail no longer queued comes back as none.
+        assert!(queue.entry(1).await.is_none());
+        assert_eq!(queue.entry(held).await.unwrap().meta, metas[7]);
+        task.stop().await;
     }
 
     #[test]
