@@ -8,8 +8,7 @@
 use super::{self as control, ControlError, Request, Response};
 use crate::engine::lock::{DataDirLock, LockError};
 use crate::engine::queue::page::{self, Page, PageQuery};
-use crate::engine::queue::spool::Location;
-use crate::engine::queue::spool::{Spool, SpoolError};
+use crate::engine::queue::spool::{Location, Spool, SpoolError};
 use crate::engine::queue::{Meta, QueueEntry, now_secs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

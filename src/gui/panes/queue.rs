@@ -7,7 +7,8 @@
 //! 412,345"), sorted by the engine ([`crate::engine::queue::page`]): the window never holds
 //! or sorts the whole queue. The page is asked for when the sort, the page or the selection
 //! changes, and again when the queue has changed (the version of its published summary), at
-//! most every [`REFRESH`]; the count comes from the summary. While the services run the page
+//! most every half second; the count comes from the summary (offline, from the page). While
+//! the services run the page
 //! comes from the queue's manager and commands go to it without waiting; while they are
 //! stopped the pane reads the spool as `postern queue` does
 //! ([`crate::engine::control::offline`]), on a blocking task. Both report back over a
