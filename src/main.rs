@@ -651,9 +651,14 @@ fn read_password(from_stdin: bool) -> Result<String> {
     Ok(p)
 }
 
+/// The console (stderr) of `postern serve`: the server's own events and security events from
+/// INFO, the lines of each mail and session (SMTP, IMAP, POP3, delivery) only from WARN; those
+/// are in the log file (`logs.level`). `RUST_LOG=info` puts every line on the console too.
+const CONSOLE_DEFAULT: &str = "info,postern::mail=warn";
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(CONSOLE_DEFAULT));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -460,6 +460,56 @@ fn incoming_and_outgoing_can_share_a_port() {
     assert_eq!(s.alice_mails().len(), 1);
 }
 
+/// The console of `postern serve` as a user gets it (no `RUST_LOG`) tells the server's own
+/// story (listening, reloads) and leaves each mail's lines to the log file; a change of
+/// `logs.level` on the running server applies to the next lines.
+#[test]
+fn the_console_keeps_the_servers_story_and_the_log_file_each_mail() {
+    let mut s = Server::prepare(common::Config::default());
+    s.spawn_with_default_console();
+    s.wait_ready(s.cfg.incoming_port);
+    let send = |s: &Server, from: &str| {
+        let mut c = s.connect();
+        c.ehlo();
+        c.expect(&format!("MAIL FROM:<{from}>"), 250, "");
+        c.expect(&format!("RCPT TO:<{ALICE}>"), 250, "");
+        c.expect("DATA", 354, "");
+        c.expect("Subject: console\r\n\r\nhello\r\n.", 250, "");
+        c.expect("QUIT", 221, "2.0.0");
+        c.assert_closed();
+    };
+    let today_log = |s: &Server, want: &str| {
+        let logs = s.data_dir.join("logs");
+        let want = want.to_string();
+        poll(DEADLINE, &format!("{want} in the log file"), || {
+            list_files(&logs).into_iter().find_map(|p| {
+                let text = fs::read_to_string(&p).ok()?;
+                text.contains(&want).then_some(text)
+            })
+        })
+    };
+    send(&s, "first@remote.test");
+    today_log(&s, "from <first@remote.test>");
+    let console = s.stderr();
+    assert!(
+        console.contains("listening on"),
+        "the console says where the server listens:\n{console}"
+    );
+    assert!(
+        !console.contains("first@remote.test"),
+        "each mail's lines stay off the console:\n{console}"
+    );
+    // Commands are not in the file at Info; at Debug, set on the running server, they are.
+    assert!(!today_log(&s, "first@remote.test").contains("MAIL FROM:<first@remote.test>"));
+    s.cli(&["config", "set", "logs.level=Debug"]).assert_ok();
+    poll(DEADLINE, "the reload on the console", || {
+        s.stderr().contains("logs.level").then_some(())
+    });
+    send(&s, "second@remote.test");
+    today_log(&s, "MAIL FROM:<second@remote.test>");
+    assert!(!s.stderr().contains("second@remote.test"));
+}
+
 /// Daily log files live in DATA/logs, named with the date, and record sessions: at the
 /// default level (Info) each session's connection, accepted mail and end, every line with
 /// the session id, but not every command and reply; at Debug the commands too.

@@ -17,6 +17,10 @@ use tokio::task::JoinHandle;
 
 /// Events waiting for the writer at most; beyond that they are counted, not kept.
 const QUEUE: usize = 50_000;
+/// How long the writer lets events gather after the first of a batch: a busy server writes
+/// its lines a few dozen times a second, not once per event (each write goes through a
+/// blocking thread). A crash loses at most this much of the log.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The log file name for the day of `ev`.
 pub fn file_name(ev: &Event) -> String {
@@ -34,15 +38,26 @@ fn day_file(day: time::Date) -> String {
     )
 }
 
-/// Whether `ev` is at or above the configured level.
-fn wanted(ev: &Event, policy: &LogsConfig) -> bool {
-    let min = match policy.level {
+/// The lowest level the policy keeps.
+fn lowest(policy: &LogsConfig) -> Level {
+    match policy.level {
         LogLevel::Debug => Level::Debug,
         LogLevel::Info => Level::Info,
         LogLevel::Warn => Level::Warn,
         LogLevel::Error => Level::Error,
-    };
-    ev.level >= min
+    }
+}
+
+/// Tells the bus the lowest level the file keeps, so it sends nothing below it (called at
+/// start and, by the supervisor, as each configuration is applied: before the reload is
+/// reported, so the next lines follow the new level).
+pub fn follow_level(bus: &EventBus, policy: &LogsConfig) {
+    bus.set_file_level(lowest(policy));
+}
+
+/// Whether `ev` is at or above the configured level.
+fn wanted(ev: &Event, policy: &LogsConfig) -> bool {
+    ev.level >= lowest(policy)
 }
 
 /// Deletes the log files of days before `today - retention_days`, then the oldest others
@@ -121,6 +136,7 @@ pub fn start(
 ) -> std::io::Result<JoinHandle<()>> {
     std::fs::create_dir_all(dir)?;
     let (tx, mut rx) = mpsc::channel::<Event>(QUEUE);
+    follow_level(bus, &policy.borrow());
     bus.attach_file_writer(tx);
     let bus = bus.clone();
     let dir: PathBuf = dir.to_path_buf();
@@ -128,7 +144,11 @@ pub fn start(
         let mut current: Option<Open> = None;
         let mut pending = String::new();
         while let Some(first) = rx.recv().await {
-            // Take whatever else is already waiting, so a busy server writes in batches.
+            // Let a busy server's events gather, then take all that wait, and write them in
+            // one go.
+            if !rx.is_closed() {
+                tokio::time::sleep(GATHER).await;
+            }
             let mut batch = vec![first];
             while batch.len() < 1024 {
                 match rx.try_recv() {

@@ -326,6 +326,7 @@ impl Supervisor {
                         prepare_mailboxes(&cfg, &self.opts.data_dir, self.events());
                     }
                     let changed = changed_settings(&self.current.borrow().config, &cfg);
+                    super::logfile::follow_level(self.events(), &cfg.logs);
                     let current = build_current(cfg, &self.opts.data_dir, self.events());
                     self.current.send_replace(Arc::new(current));
                     self.events()

@@ -404,6 +404,13 @@ impl Server {
         c
     }
 
+    /// Spawn `postern serve` with the console (stderr) as a user gets it: no `RUST_LOG`.
+    pub fn spawn_with_default_console(&mut self) {
+        let mut c = Command::new(bin());
+        c.env_remove("RUST_LOG");
+        self.spawn_cmd(c);
+    }
+
     pub fn spawn_with_file_limit(&mut self, kib: Option<u64>) {
         let cmd = match kib {
             None => Command::new(bin()),
@@ -422,6 +429,14 @@ impl Server {
     /// Spawn `cmd` (the binary, or a wrapper that execs it) with the server's arguments.
     fn spawn_cmd(&mut self, mut cmd: Command) {
         assert!(self.child.is_none(), "server already spawned");
+        // Every line on stderr (the console's default leaves each mail's lines to the log
+        // file): the tests read the server's story there. Unless the caller chose.
+        if !cmd.get_envs().any(|(k, _)| k == "RUST_LOG") {
+            cmd.env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            );
+        }
         let err = fs::File::create(&self.stderr_path).expect("create stderr file");
         let child = cmd
             .arg("--config")

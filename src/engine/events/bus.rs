@@ -1,12 +1,23 @@
 //! [`EventBus`]: where every event goes — the bounded ring, live subscribers, the log-file
 //! writer, `tracing` — and the GUI's wake callback.
+//!
+//! The log-file writer gets only the events at or above its level ([`EventBus::set_file_level`]),
+//! so protocol detail costs nothing there when the file does not keep it. `tracing` (the
+//! console of `postern serve`) gets the events of mail traffic (sessions, delivery) under the
+//! target [`MAIL_TARGET`] and the rest under `postern`, so the console can keep the server's
+//! own story and leave each mail's lines to the log file.
 
+use super::Channel;
 use super::{Event, EventKind, Level};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tokio::sync::{broadcast, mpsc};
+
+/// The `tracing` target of the events of mail traffic: SMTP, IMAP and POP3 sessions and
+/// outbound delivery (security events and the server's own stay under `postern`).
+pub const MAIL_TARGET: &str = "postern::mail";
 
 /// How many events the in-memory ring keeps.
 pub const RING_CAPACITY: usize = 10_000;
@@ -21,6 +32,8 @@ struct Inner {
     /// The log-file writer, when one runs. Bounded: when the disk cannot keep up (a client
     /// flooding commands), events are counted as dropped rather than held in memory.
     file: Mutex<Option<mpsc::Sender<Event>>>,
+    /// The lowest level the log-file writer keeps (a [`Level`] as a number).
+    file_level: AtomicU8,
     /// Events the log-file writer had no room for since it last said so.
     dropped: AtomicU64,
     /// Next sequence number.
@@ -46,6 +59,7 @@ impl EventBus {
             ring: Mutex::new(VecDeque::with_capacity(1024)),
             live: broadcast::channel(4096).0,
             file: Mutex::new(None),
+            file_level: AtomicU8::new(Level::Debug as u8),
             dropped: AtomicU64::new(0),
             seq: AtomicU64::new(1),
             wake: Mutex::new(None),
@@ -62,13 +76,22 @@ impl EventBus {
             session: session.map(str::to_string),
             kind,
         };
-        match level {
-            Level::Debug => tracing::debug!(target: "postern", "{ev}"),
-            Level::Info => tracing::info!(target: "postern", "{ev}"),
-            Level::Warn => tracing::warn!(target: "postern", "{ev}"),
-            Level::Error => tracing::error!(target: "postern", "{ev}"),
+        let mail = matches!(
+            ev.channel,
+            Channel::SmtpIn | Channel::SmtpOut | Channel::Imap | Channel::Pop3
+        );
+        match (level, mail) {
+            (Level::Debug, false) => tracing::debug!(target: "postern", "{ev}"),
+            (Level::Info, false) => tracing::info!(target: "postern", "{ev}"),
+            (Level::Warn, false) => tracing::warn!(target: "postern", "{ev}"),
+            (Level::Error, false) => tracing::error!(target: "postern", "{ev}"),
+            (Level::Debug, true) => tracing::debug!(target: MAIL_TARGET, "{ev}"),
+            (Level::Info, true) => tracing::info!(target: MAIL_TARGET, "{ev}"),
+            (Level::Warn, true) => tracing::warn!(target: MAIL_TARGET, "{ev}"),
+            (Level::Error, true) => tracing::error!(target: MAIL_TARGET, "{ev}"),
         }
-        if let Some(tx) = self.0.file.lock().expect("file lock").as_ref()
+        if level as u8 >= self.0.file_level.load(Ordering::Relaxed)
+            && let Some(tx) = self.0.file.lock().expect("file lock").as_ref()
             && tx.try_send(ev.clone()).is_err()
         {
             self.0.dropped.fetch_add(1, Ordering::Relaxed);
@@ -115,6 +138,11 @@ impl EventBus {
     /// Sends every following event to `tx` as well (the log-file writer).
     pub fn attach_file_writer(&self, tx: mpsc::Sender<Event>) {
         *self.0.file.lock().expect("file lock") = Some(tx);
+    }
+
+    /// The lowest level the log-file writer keeps: events below it are not sent to it.
+    pub fn set_file_level(&self, level: Level) {
+        self.0.file_level.store(level as u8, Ordering::Relaxed);
     }
 
     /// Stops feeding the log-file writer (it then drains and ends).

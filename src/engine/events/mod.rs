@@ -8,7 +8,7 @@
 
 mod bus;
 
-pub use bus::{EventBus, RING_CAPACITY};
+pub use bus::{EventBus, MAIL_TARGET, RING_CAPACITY};
 
 use std::fmt;
 use std::net::SocketAddr;
