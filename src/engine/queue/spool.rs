@@ -11,6 +11,14 @@
 //! Segments are only ever appended to; after a restart a new one is started. The queue manager
 //! trims segments that no live message needs any more, relocating the few long-lived messages
 //! that pin an old segment.
+//!
+//! A batch of state changes alone (`append_nowait`: updates and removals, no one waiting) is
+//! written without its own `fdatasync`: the next synced batch carries it to disk (a sync covers
+//! the whole file), and a power cut before that can only make a delivered mail be sent again,
+//! never lose one (a process crash loses nothing: the write is in the page cache).
+//!
+//! Readers keep the segments they read open ([`Spool::content_now`]): a small message is read
+//! in one `pread` on the caller's thread, with no `open` and no hop to a blocking thread.
 
 use super::Meta;
 use super::text::Interner;
@@ -23,6 +31,10 @@ use tokio::sync::oneshot;
 
 /// A segment is closed and a new one started past this size.
 const SEGMENT_SIZE: u64 = 32 * 1024 * 1024;
+/// A message up to this size is read whole by [`Spool::content_now`].
+pub const READ_NOW: u64 = 128 * 1024;
+/// Segments kept open for reading at most.
+const OPEN_SEGMENTS: usize = 16;
 /// Largest batch written with one sync.
 const MAX_BATCH: usize = 512;
 /// Record kinds.
@@ -113,6 +125,8 @@ pub struct Spool {
     dir: Arc<PathBuf>,
     /// The segment being written, readable by anyone.
     active: Arc<std::sync::atomic::AtomicU64>,
+    /// Segments open for reading, by number (at most [`OPEN_SEGMENTS`]).
+    readers: Arc<std::sync::Mutex<std::collections::BTreeMap<u64, Arc<File>>>>,
 }
 
 fn seg_path(dir: &Path, seg: u64) -> PathBuf {
@@ -187,6 +201,7 @@ fn start_writer(dir: &Path, next: u64) -> Result<Spool, SpoolError> {
         tx,
         dir: Arc::new(dir.to_path_buf()),
         active,
+        readers: Arc::default(),
     })
 }
 
@@ -277,7 +292,43 @@ impl Spool {
 
     /// Deletes closed segments numbered below `seg`.
     pub fn trim_below(&self, seg: u64) {
+        self.readers
+            .lock()
+            .expect("spool readers")
+            .retain(|&s, _| s >= seg);
         let _ = self.tx.send(Request::Trim(seg));
+    }
+
+    /// A small message's content (at most [`READ_NOW`] octets) read whole, at once, on the
+    /// caller's thread: one `pread` of a segment kept open (it was just written, so it is in
+    /// the page cache). `None` for a bigger one: read it with [`Spool::body`] on a blocking
+    /// thread.
+    pub fn content_now(&self, loc: Location) -> Option<Result<Body, SpoolError>> {
+        if loc.len > READ_NOW {
+            return None;
+        }
+        let read = || -> io::Result<Body> {
+            let file = self.reader(loc.seg)?;
+            let mut v = vec![0; loc.len as usize];
+            std::os::unix::fs::FileExt::read_exact_at(&*file, &mut v, loc.offset)?;
+            Ok(Body::from_bytes(v))
+        };
+        Some(read().map_err(SpoolError::from))
+    }
+
+    /// Segment `seg` open for reading, opened now if it is not yet.
+    fn reader(&self, seg: u64) -> io::Result<Arc<File>> {
+        if let Some(f) = self.readers.lock().expect("spool readers").get(&seg) {
+            return Ok(f.clone());
+        }
+        let f = Arc::new(File::open(seg_path(&self.dir, seg))?);
+        let mut readers = self.readers.lock().expect("spool readers");
+        if readers.len() >= OPEN_SEGMENTS {
+            // The oldest go first: new mail is read from the newest segments.
+            readers.pop_first();
+        }
+        readers.insert(seg, f.clone());
+        Ok(f)
     }
 
     /// The size of segment `seg` on disk (`None` if it is gone).
@@ -630,9 +681,12 @@ impl Writer {
         let mut trims = Vec::new();
         let start = self.size;
         let mut result = Ok(());
+        // Someone waits for this batch to be on disk (state changes alone do not).
+        let mut awaited = false;
         for req in batch {
             match req {
                 Request::Append(rec, done) => {
+                    awaited |= done.is_some();
                     let loc = match &result {
                         Ok(()) => self.append(&rec, start, &mut out),
                         Err(_) => Ok(None),
@@ -645,14 +699,17 @@ impl Writer {
                         }
                     }
                 }
-                Request::Flush(tx) => flushes.push(tx),
+                Request::Flush(tx) => {
+                    awaited = true;
+                    flushes.push(tx);
+                }
                 Request::Trim(below) => trims.push(below),
             }
         }
         let result = result
             .and_then(|()| out.drain(&mut self.file))
             .and_then(|()| {
-                if out.written > 0 {
+                if out.written > 0 && awaited {
                     self.file.sync_data()
                 } else {
                     Ok(())
@@ -745,6 +802,45 @@ mod tests {
         assert_eq!(m, &newer, "the relocated record is the one in force");
         assert_eq!(*loc, moved);
         assert_eq!(spool.read(*loc).unwrap(), whole);
+    }
+
+    #[tokio::test]
+    async fn a_small_message_is_read_at_once_and_stays_readable_after_its_segment_is_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _) = Spool::open(dir.path()).unwrap();
+        let small = spool
+            .append(Record::Put(meta(1), Content::bytes(b"small one".to_vec())))
+            .await
+            .unwrap()
+            .unwrap();
+        let big_text = vec![b'x'; READ_NOW as usize + 1];
+        let big = spool
+            .append(Record::Put(meta(2), Content::bytes(big_text.clone())))
+            .await
+            .unwrap()
+            .unwrap();
+        let body = spool.content_now(small).unwrap().unwrap();
+        assert_eq!(
+            body.as_bytes(),
+            Some(&b"small one"[..]),
+            "read whole, in memory"
+        );
+        assert!(
+            spool.content_now(big).is_none(),
+            "a big one is read in chunks later"
+        );
+        assert_eq!(spool.body(big).unwrap().to_vec().unwrap(), big_text);
+        // The second read uses the segment kept open; it is let go when trimmed.
+        assert!(spool.content_now(small).unwrap().is_ok());
+        assert_eq!(spool.readers.lock().unwrap().len(), 1);
+        spool.trim_below(small.seg + 1);
+        assert!(spool.readers.lock().unwrap().is_empty());
+        // A missing segment is an error, not a panic.
+        let gone = Location {
+            seg: small.seg + 7,
+            ..small
+        };
+        assert!(spool.content_now(gone).unwrap().is_err());
     }
 
     #[tokio::test]

@@ -39,7 +39,12 @@ impl Attempt {
             .collect();
         let spool = self.spool.clone();
         let loc = self.loc;
-        let data = match tokio::task::spawn_blocking(move || spool.body(loc)).await {
+        // A small message is read at once; a big one on a blocking thread, in chunks later.
+        let read = match self.spool.content_now(loc) {
+            Some(r) => Ok(r),
+            None => tokio::task::spawn_blocking(move || spool.body(loc)).await,
+        };
+        let data = match read {
             Ok(Ok(d)) => Arc::new(d),
             other => {
                 let why = match other {
