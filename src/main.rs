@@ -672,7 +672,11 @@ fn serve(opts: EngineOptions) -> Result<ExitCode> {
     init_tracing();
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async {
-        let mut handle = engine::start(opts, EventBus::new()).await?;
+        // No window reads the ring headless: protocol detail goes only where it is asked
+        // for (the log file at Debug, RUST_LOG=debug).
+        let events = EventBus::new();
+        events.set_ring_level(postern::engine::events::Level::Info);
+        let mut handle = engine::start(opts, events).await?;
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;

@@ -172,6 +172,9 @@ pub struct Session {
     deadline: Instant,
     /// When the connection was made (a kept session is reused only while young).
     opened: Instant,
+    /// A kept session's check is owed: its RSET goes out in front of the next MAIL FROM, in
+    /// the same pipelined group ([`Session::probe`]).
+    rset_owed: bool,
 }
 
 impl Session {
@@ -187,6 +190,7 @@ impl Session {
             caps: EhloResponse::default(),
             deadline: p.deadline,
             opened: Instant::now(),
+            rset_owed: false,
         };
         let greeting = s.read_reply(GREETING_TIMEOUT).await?;
         if !greeting.positive() {
@@ -306,6 +310,7 @@ impl Session {
             caps: EhloResponse::default(),
             deadline: p.deadline,
             opened,
+            rset_owed: false,
         };
         s.hello(p.helo).await?;
         Ok(s)
@@ -428,6 +433,13 @@ impl Session {
             None => None,
         };
         let pipelining = self.caps.has_capability(EXT_PIPELINING);
+        // A kept session's RSET leads the group (RFC 2920 3.1: RSET may appear anywhere in
+        // one); its answer is read first, and anything but 250 means the connection is not
+        // usable: nothing was settled, the delivery takes a new one.
+        let rset = std::mem::take(&mut self.rset_owed);
+        if rset {
+            self.send("RSET");
+        }
         self.send(&format!("MAIL FROM:<{from}>{params}"));
         if !pipelining {
             let mail = self.read_reply(COMMAND_TIMEOUT).await.map_err(broken)?;
@@ -446,6 +458,9 @@ impl Session {
                 self.send(&format!("RCPT TO:<{rcpt}>"));
             }
             self.send("DATA");
+            if rset {
+                self.check_rset().await.map_err(broken)?;
+            }
             let mail = self.read_reply(COMMAND_TIMEOUT).await.map_err(broken)?;
             for _ in rcpts {
                 let r = self.read_reply(COMMAND_TIMEOUT).await.map_err(broken)?;
@@ -571,7 +586,15 @@ impl Session {
     /// Whether a session that sat idle is still usable: RSET answered with 250 within
     /// [`PROBE_TIMEOUT`] (RFC 5321 4.1.1.5; Postfix checks a cached connection the same
     /// way). A server that closed it meanwhile answers nothing, or 421.
+    ///
+    /// To a server that offers PIPELINING the RSET is not sent alone: it goes out with the next
+    /// transaction's MAIL FROM, which reads its answer first (one round trip less per reused
+    /// connection, as KumoMTA pipelines it).
     pub async fn probe(&mut self) -> bool {
+        if self.caps.has_capability(EXT_PIPELINING) {
+            self.rset_owed = true;
+            return true;
+        }
         self.send("RSET");
         match self.read_reply(PROBE_TIMEOUT).await {
             Ok(r) => r.code == 250,
@@ -580,6 +603,22 @@ impl Session {
                     .detail(&format!("{}: kept connection unusable: {}", self.peer, e.0));
                 false
             }
+        }
+    }
+
+    /// The answer to a kept session's RSET sent in front of a transaction: anything but 250
+    /// within [`PROBE_TIMEOUT`] means the connection is not usable.
+    async fn check_rset(&mut self) -> Result<(), HostFailure> {
+        match self.read_reply(PROBE_TIMEOUT).await {
+            Ok(r) if r.code == 250 => Ok(()),
+            Ok(r) => Err(HostFailure(format!(
+                "{}: kept connection unusable: RSET answered {}",
+                self.peer, r.code
+            ))),
+            Err(e) => Err(HostFailure(format!(
+                "{}: kept connection unusable: {}",
+                self.peer, e.0
+            ))),
         }
     }
 

@@ -19,6 +19,14 @@ use tokio::sync::{broadcast, mpsc};
 /// outbound delivery (security events and the server's own stay under `postern`).
 pub const MAIL_TARGET: &str = "postern::mail";
 
+/// Whether events of this view are mail traffic (the console's [`MAIL_TARGET`]).
+fn is_mail(channel: Channel) -> bool {
+    matches!(
+        channel,
+        Channel::SmtpIn | Channel::SmtpOut | Channel::Imap | Channel::Pop3
+    )
+}
+
 /// How many events the in-memory ring keeps.
 pub const RING_CAPACITY: usize = 10_000;
 
@@ -34,6 +42,8 @@ struct Inner {
     file: Mutex<Option<mpsc::Sender<Event>>>,
     /// The lowest level the log-file writer keeps (a [`Level`] as a number).
     file_level: AtomicU8,
+    /// The lowest level the ring keeps (a [`Level`] as a number).
+    ring_level: AtomicU8,
     /// Events the log-file writer had no room for since it last said so.
     dropped: AtomicU64,
     /// Next sequence number.
@@ -60,27 +70,52 @@ impl EventBus {
             live: broadcast::channel(4096).0,
             file: Mutex::new(None),
             file_level: AtomicU8::new(Level::Debug as u8),
+            ring_level: AtomicU8::new(Level::Debug as u8),
             dropped: AtomicU64::new(0),
             seq: AtomicU64::new(1),
             wake: Mutex::new(None),
         }))
     }
 
+    /// Whether an event of `level` in view `channel` would go anywhere: the log file or the
+    /// ring keep its level, a log pane listens, or the console shows it. Callers ask before
+    /// making a costly event (protocol detail); [`EventBus::emit`] drops one nobody wants.
+    pub fn wants(&self, level: Level, channel: Channel) -> bool {
+        let n = level as u8;
+        if n >= self.0.file_level.load(Ordering::Relaxed)
+            || n >= self.0.ring_level.load(Ordering::Relaxed)
+            || self.0.live.receiver_count() > 0
+        {
+            return true;
+        }
+        use tracing::Level as T;
+        match (is_mail(channel), level) {
+            (false, Level::Debug) => tracing::enabled!(target: "postern", T::DEBUG),
+            (false, Level::Info) => tracing::enabled!(target: "postern", T::INFO),
+            (false, Level::Warn) => tracing::enabled!(target: "postern", T::WARN),
+            (false, Level::Error) => tracing::enabled!(target: "postern", T::ERROR),
+            (true, Level::Debug) => tracing::enabled!(target: MAIL_TARGET, T::DEBUG),
+            (true, Level::Info) => tracing::enabled!(target: MAIL_TARGET, T::INFO),
+            (true, Level::Warn) => tracing::enabled!(target: MAIL_TARGET, T::WARN),
+            (true, Level::Error) => tracing::enabled!(target: MAIL_TARGET, T::ERROR),
+        }
+    }
+
     /// Reports an event; its log view comes from its kind ([`EventKind::channel`]).
     pub fn emit(&self, level: Level, session: Option<&str>, kind: EventKind) {
+        let channel = kind.channel();
+        if !self.wants(level, channel) {
+            return;
+        }
         let ev = Event {
             seq: self.0.seq.fetch_add(1, Ordering::Relaxed),
             time: SystemTime::now(),
             level,
-            channel: kind.channel(),
+            channel,
             session: session.map(str::to_string),
             kind,
         };
-        let mail = matches!(
-            ev.channel,
-            Channel::SmtpIn | Channel::SmtpOut | Channel::Imap | Channel::Pop3
-        );
-        match (level, mail) {
+        match (level, is_mail(channel)) {
             (Level::Debug, false) => tracing::debug!(target: "postern", "{ev}"),
             (Level::Info, false) => tracing::info!(target: "postern", "{ev}"),
             (Level::Warn, false) => tracing::warn!(target: "postern", "{ev}"),
@@ -96,7 +131,7 @@ impl EventBus {
         {
             self.0.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        {
+        if level as u8 >= self.0.ring_level.load(Ordering::Relaxed) {
             let mut ring = self.0.ring.lock().expect("ring lock");
             if ring.len() == RING_CAPACITY {
                 ring.pop_front();
@@ -143,6 +178,12 @@ impl EventBus {
     /// The lowest level the log-file writer keeps: events below it are not sent to it.
     pub fn set_file_level(&self, level: Level) {
         self.0.file_level.store(level as u8, Ordering::Relaxed);
+    }
+
+    /// The lowest level the ring ([`EventBus::recent`]) keeps; everything by default. A
+    /// headless server, whose ring nobody reads at Debug, keeps Info and up.
+    pub fn set_ring_level(&self, level: Level) {
+        self.0.ring_level.store(level as u8, Ordering::Relaxed);
     }
 
     /// Stops feeding the log-file writer (it then drains and ends).

@@ -595,6 +595,40 @@ mod tests {
     }
 
     #[test]
+    fn protocol_detail_nobody_wants_is_not_made() {
+        let bus = EventBus::new();
+        let command = || EventKind::Command {
+            line: "NOOP".into(),
+        };
+        // A window's bus keeps everything in its ring.
+        assert!(bus.wants(Level::Debug, Channel::SmtpIn));
+        // Headless: the ring and the file keep Info; a Debug line goes nowhere.
+        bus.set_ring_level(Level::Info);
+        bus.set_file_level(Level::Info);
+        assert!(!bus.wants(Level::Debug, Channel::SmtpIn));
+        assert!(bus.wants(Level::Info, Channel::SmtpIn));
+        bus.session(Level::Debug, "s1", command());
+        bus.session(
+            Level::Info,
+            "s1",
+            EventKind::Note {
+                text: "kept".into(),
+            },
+        );
+        assert_eq!(bus.recent().len(), 1, "only the Info line is kept");
+        // A log pane listening wants everything, and gets it.
+        let mut live = bus.subscribe();
+        assert!(bus.wants(Level::Debug, Channel::SmtpIn));
+        bus.session(Level::Debug, "s1", command());
+        assert_eq!(live.try_recv().unwrap().kind, command());
+        assert_eq!(bus.recent().len(), 1, "the ring still keeps Info and up");
+        drop(live);
+        // The file at Debug wants it too.
+        bus.set_file_level(Level::Debug);
+        assert!(bus.wants(Level::Debug, Channel::SmtpIn));
+    }
+
+    #[test]
     fn lines_carry_the_session_id() {
         let bus = EventBus::new();
         bus.session(

@@ -26,7 +26,7 @@ use crate::engine::access::gate::{CheckCache, Client, Decision, Gate, Refusal};
 use crate::engine::access::recipient::Recipient;
 use crate::engine::access::relay::Login;
 use crate::engine::current::Current;
-use crate::engine::events::{EventBus, EventKind, Level};
+use crate::engine::events::{Channel, EventBus, EventKind, Level};
 pub use crate::engine::listener::{Seat, Stream, new_session_id};
 use crate::engine::reply::{self, Reply};
 use crate::engine::role::Role;
@@ -192,7 +192,9 @@ impl Session {
 
     /// Queues a reply; error replies count towards the session's error limit.
     fn reply(&mut self, r: Reply) {
-        self.log(Level::Debug, EventKind::Reply { text: r.logged() });
+        if self.deps.events.wants(Level::Debug, Channel::SmtpIn) {
+            self.log(Level::Debug, EventKind::Reply { text: r.logged() });
+        }
         self.conn.queue(&r.wire());
         if r.is_error() {
             self.errors += 1;
@@ -360,12 +362,14 @@ impl Session {
 
     /// Runs one command line.
     async fn command(&mut self, line: Vec<u8>) -> Next {
-        self.log(
-            Level::Debug,
-            EventKind::Command {
-                line: parse::redact(&line),
-            },
-        );
+        if self.deps.events.wants(Level::Debug, Channel::SmtpIn) {
+            self.log(
+                Level::Debug,
+                EventKind::Command {
+                    line: parse::redact(&line),
+                },
+            );
+        }
         let request = match parse_command(&line) {
             Ok(r) => r,
             Err(r) => {
