@@ -246,7 +246,7 @@ impl Session {
                 return Err(self.refused("STARTTLS", &reply).into());
             }
             // Opportunistic: the server took it back before any handshake; go on in plaintext.
-            self.log.detail(&format!(
+            self.log.detail(format_args!(
                 "{}: STARTTLS refused, continuing without TLS",
                 self.peer
             ));
@@ -292,7 +292,7 @@ impl Session {
             Ok(Ok(tls)) => tls,
         };
         let (_, state) = tls.get_ref();
-        log.detail(&format!(
+        log.detail(format_args!(
             "{peer}: TLS established ({}, {})",
             state
                 .protocol_version()
@@ -421,7 +421,7 @@ impl Session {
                 Ok(fields) => {
                     let selectors: Vec<&str> = keys.iter().map(|k| k.selector.as_str()).collect();
                     self.log
-                        .detail(&format!("DKIM-signed with {}", selectors.join(", ")));
+                        .detail(format_args!("DKIM-signed with {}", selectors.join(", ")));
                     Some(fields)
                 }
                 Err(e) => {
@@ -519,10 +519,12 @@ impl Session {
             self.abort_data().await.map_err(|e| (e, false))?;
             return Ok(statuses.into_iter().flatten().collect());
         }
-        self.log
-            .detail(&format!(">>> ({} octets of message data)", message.len()));
+        self.log.detail(format_args!(
+            ">>> ({} octets of message data)",
+            message.len()
+        ));
         if plan.is_some() {
-            self.log.detail(&format!(
+            self.log.detail(format_args!(
                 "8-bit parts converted to quoted-printable: {} does not offer 8BITMIME",
                 self.peer
             ));
@@ -599,8 +601,10 @@ impl Session {
         match self.read_reply(PROBE_TIMEOUT).await {
             Ok(r) => r.code == 250,
             Err(e) => {
-                self.log
-                    .detail(&format!("{}: kept connection unusable: {}", self.peer, e.0));
+                self.log.detail(format_args!(
+                    "{}: kept connection unusable: {}",
+                    self.peer, e.0
+                ));
                 false
             }
         }
@@ -671,12 +675,12 @@ impl Session {
     }
 
     fn send(&mut self, line: &str) {
-        self.log.detail(&format!(">>> {line}"));
+        self.log.detail(format_args!(">>> {line}"));
         self.queue_line(line);
     }
 
     fn send_redacted(&mut self, line: &str, shown: &str) {
-        self.log.detail(&format!(">>> {shown}"));
+        self.log.detail(format_args!(">>> {shown}"));
         self.queue_line(line);
     }
 

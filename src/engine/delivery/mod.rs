@@ -370,7 +370,7 @@ fn dkim_keys(ctx: &DeliveryCtx, log: &Log, message: &Body) -> Option<Arc<Vec<Dom
     let domain = crate::engine::dkim::from_domain(message)?;
     let keys = ctx.dkim.for_domain(&domain);
     if keys.is_none() {
-        log.detail(&format!(
+        log.detail(format_args!(
             "not DKIM-signed: From: domain {domain} is not a local domain with a key"
         ));
     }
@@ -585,7 +585,7 @@ async fn host_addresses(
         }
     };
     if host.parse::<IpAddr>().is_err() {
-        log.detail(&format!(
+        log.detail(format_args!(
             "DNS: {host} has address {}",
             addrs
                 .iter()
@@ -658,19 +658,22 @@ async fn attempt(
     while let Some(mut session) = ctx.cache.take(&key) {
         session.adopt(log, p.deadline);
         if !session.probe().await {
-            log.detail(&format!(
+            log.detail(format_args!(
                 "{}: the kept connection no longer answers; not using it",
                 session.peer()
             ));
             continue;
         }
-        log.detail(&format!("{}: reusing the kept connection", session.peer()));
+        log.detail(format_args!(
+            "{}: reusing the kept connection",
+            session.peer()
+        ));
         match transactions(ctx, key.clone(), session, env).await {
             Ok(v) => {
                 budget.session_held();
                 return Ok(v);
             }
-            Err(e) => log.detail(&format!(
+            Err(e) => log.detail(format_args!(
                 "the kept connection broke before anything was settled ({e}); opening a new one"
             )),
         }
@@ -730,7 +733,7 @@ async fn transactions(
 async fn connect(log: &Log, p: &Params<'_>, port: u16) -> Result<BoxStream, HostFailure> {
     let addr = SocketAddr::new(p.ip, port);
     let at = format!("{}[{}]:{port}", p.host, p.ip);
-    log.detail(&format!("connecting to {at}"));
+    log.detail(format_args!("connecting to {at}"));
     let wait = p.within(CONNECT_TIMEOUT);
     let tcp = match tokio::time::timeout(wait, TcpStream::connect(addr)).await {
         Err(_) => {
@@ -743,7 +746,7 @@ async fn connect(log: &Log, p: &Params<'_>, port: u16) -> Result<BoxStream, Host
         Ok(Ok(t)) => t,
     };
     let _ = tcp.set_nodelay(true);
-    log.detail(&format!("connected to {at}"));
+    log.detail(format_args!("connected to {at}"));
     if p.tls != TlsPolicy::Implicit {
         return Ok(Box::new(tcp));
     }
@@ -757,7 +760,7 @@ async fn connect(log: &Log, p: &Params<'_>, port: u16) -> Result<BoxStream, Host
     .await
     .map_err(|_| HostFailure(format!("{at}: TLS handshake timed out")))?
     .map_err(|e| HostFailure(format!("{at}: TLS handshake failed: {e}")))?;
-    log.detail(&format!("{at}: TLS established (implicit)"));
+    log.detail(format_args!("{at}: TLS established (implicit)"));
     Ok(Box::new(tls))
 }
 
@@ -805,9 +808,10 @@ impl Log {
 
     /// Detailed log only: connections, commands, replies, DNS answers. Asked for by More
     /// Detailed Logging, so written at Info: they reach the log file at its default level.
-    pub(crate) fn detail(&self, text: &str) {
+    /// The line is only formatted when it is kept (a delivery makes a dozen).
+    pub(crate) fn detail(&self, text: std::fmt::Arguments<'_>) {
         if self.detailed {
-            self.emit(Level::Info, text);
+            self.emit(Level::Info, &text.to_string());
         }
     }
 }

@@ -111,7 +111,7 @@ pub(super) async fn read<S: AsyncRead + AsyncWrite + Unpin>(
                 code.unwrap_or(c)
             )));
         }
-        log.detail(&format!(
+        log.detail(format_args!(
             "<<< {c}{}{}",
             if last { " " } else { "-" },
             printable(line.get(4..).unwrap_or_default())
