@@ -598,20 +598,18 @@ impl Session {
             return true;
         }
         self.send("RSET");
-        match self.read_reply(PROBE_TIMEOUT).await {
-            Ok(r) => r.code == 250,
+        match self.check_rset().await {
+            Ok(()) => true,
             Err(e) => {
-                self.log.detail(format_args!(
-                    "{}: kept connection unusable: {}",
-                    self.peer, e.0
-                ));
+                self.log.detail(format_args!("{}", e.0));
                 false
             }
         }
     }
 
-    /// The answer to a kept session's RSET sent in front of a transaction: anything but 250
-    /// within [`PROBE_TIMEOUT`] means the connection is not usable.
+    /// The answer to a kept session's RSET (sent alone by [`Session::probe`], or in front of a
+    /// transaction): anything but 250 within [`PROBE_TIMEOUT`] means the connection is not
+    /// usable.
     async fn check_rset(&mut self) -> Result<(), HostFailure> {
         match self.read_reply(PROBE_TIMEOUT).await {
             Ok(r) if r.code == 250 => Ok(()),
