@@ -1370,6 +1370,46 @@ async fn deliveries_to_one_server_share_a_kept_connection() {
     }
 }
 
+/// A kept connection is closed with QUIT once its idle time is up, without anything else
+/// happening in the engine, and again after the cache had emptied (the one reaper that closes
+/// idle connections ends when none is left and starts with the next one kept).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_connection_is_closed_when_its_idle_time_is_up() {
+    let sink = Sink::start(A, 0, &[]);
+    let proxy = dns_common::proxy::CountingProxy::start(A, sink.addr);
+    let ctx = ctx(
+        config(|c| {
+            c.outgoing_mails.detailed_logging = true;
+            c.outgoing_mails.connection_cache_time = HumanDuration::from_secs(3);
+            c.outgoing_mails.domain_maps = vec![map("kept.test", A, proxy.addr.port())];
+        }),
+        &no_dns(),
+        25,
+    );
+    for n in 1..=2 {
+        let st = delivery::deliver(
+            &ctx,
+            &format!("I{n}"),
+            "kept.test",
+            "s@sender.test",
+            &rcpts(&[&format!("u{n}@kept.test")]),
+            message(),
+        )
+        .await;
+        assert_delivered(&st);
+        assert_eq!(
+            proxy.opened(),
+            n,
+            "a new connection after the last was closed"
+        );
+        assert_eq!(ctx.cache.idle(), 1, "kept after delivery {n}");
+        proxy.wait_closed(n);
+        assert_eq!(ctx.cache.idle(), 0, "closed after delivery {n}");
+        let log = log_lines(&ctx, &format!("I{n}"));
+        assert!(has_line(&log, ">>> QUIT"), "closed with QUIT: {log:#?}");
+    }
+}
+
 /// A kept connection the server closed while it was idle (smtp-sink's idle time-out) is
 /// noticed by the RSET before reuse: pipelined ahead of MAIL FROM to a server that offers
 /// PIPELINING, sent alone to one that does not. Either way the next mail goes over a new

@@ -253,6 +253,34 @@ RON
     "$POSTERN_BIN" --config "$file" config check >/dev/null || die "postern rejects the generated config $file"
 }
 
+# counting_sink PORT COUNT TAG: an smtp-sink that exits after COUNT messages and then writes the
+# time (ns) into $W/TAG.done (W: the calling script's work dir). Sets CSINK_WRAPPER.
+counting_sink() {
+    local port="$1" count="$2" tag="$3" user=()
+    [[ "$(id -u)" == 0 ]] && user=(-u root)
+    rm -f "$W/$tag.done"
+    (
+        /usr/sbin/smtp-sink "${user[@]}" -M "$count" "127.0.0.1:$port" 1024 >"$W/$tag.sink.log" 2>&1 &
+        echo $! >"$W/$tag.sinkpid"
+        wait $! || true
+        date +%s%N >"$W/$tag.done"
+    ) &
+    CSINK_WRAPPER=$!
+    track_pid "$CSINK_WRAPPER"
+    wait_port "$port" 10 "$CSINK_WRAPPER" >/dev/null || die "smtp-sink did not start on $port"
+    track_pid "$(cat "$W/$tag.sinkpid")"
+}
+
+# wait_done TAG TIMEOUT_S: wait for $W/TAG.done; prints its time, or fails.
+wait_done() {
+    local deadline=$((SECONDS + $2))
+    while [[ ! -s "$W/$1.done" ]]; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+    cat "$W/$1.done"
+}
+
 # start_postern CONFIG DATA_DIR LOG PORT: `postern serve` in the background, waits for its 220;
 # sets POSTERN_PID.
 start_postern() {

@@ -428,8 +428,10 @@ impl std::fmt::Debug for Signers {
 /// (read from at most the first 64 KiB), lower case.
 pub fn from_domain(message: &Body) -> Option<String> {
     let head = message.head(64 * 1024).ok()?;
-    let parsed = mail_parser::MessageParser::new()
-        .parse_headers(crate::engine::store::body::header_section(&head))?;
+    // The From field alone is parsed (the last one, as a parser of the whole section takes).
+    let section = crate::engine::store::body::header_section(&head);
+    let one = crate::engine::store::body::field_alone(section, "From")?;
+    let parsed = mail_parser::MessageParser::new().parse_headers(&one[..])?;
     let addr = parsed.from()?.first()?.address()?.to_string();
     let (_, domain) = addr.rsplit_once('@')?;
     Some(domain.trim_end_matches('.').to_ascii_lowercase())

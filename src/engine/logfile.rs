@@ -9,7 +9,9 @@
 
 use super::config::{LogLevel, LogsConfig};
 use super::events::{Event, EventBus, Level};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::fs::{File, OpenOptions};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
@@ -135,7 +137,7 @@ pub fn start(
     policy: watch::Receiver<LogsConfig>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::fs::create_dir_all(dir)?;
-    let (tx, mut rx) = mpsc::channel::<Event>(QUEUE);
+    let (tx, mut rx) = mpsc::channel::<Arc<Event>>(QUEUE);
     follow_level(bus, &policy.borrow());
     bus.attach_file_writer(tx);
     let bus = bus.clone();
@@ -163,20 +165,20 @@ pub fn start(
                     "({dropped} events were not written: the log file could not keep up)\n"
                 ));
             }
-            for ev in batch.into_iter().filter(|ev| wanted(ev, &p)) {
-                let name = file_name(&ev);
-                if current.as_ref().is_none_or(|o| o.name != name) {
+            for ev in batch.iter().filter(|ev| wanted(ev, &p)) {
+                let day = time::OffsetDateTime::from(ev.time).date();
+                if current.as_ref().is_none_or(|o| o.day != day) {
                     if let Some(o) = current.as_mut() {
                         write(o, &mut pending, &p).await;
                     }
-                    current = open(&dir, name, &ev, &p).await;
+                    current = open(&dir, day_file(day), ev, &p).await;
                     if current.is_none() {
                         pending.clear();
                         continue;
                     }
                 }
-                pending.push_str(&ev.to_string());
-                pending.push('\n');
+                // Formatted straight into the batch's text (no string per line).
+                let _ = writeln!(pending, "{ev}");
             }
             if let Some(o) = current.as_mut() {
                 write(o, &mut pending, &p).await;

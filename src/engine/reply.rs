@@ -58,13 +58,12 @@ impl Reply {
 
     /// The reply as it goes on the wire, CRLF-terminated.
     pub fn wire(&self) -> String {
-        let mut out = String::with_capacity(self.text.len() + 8);
-        let mut lines = self.text.split('\n').peekable();
-        while let Some(l) = lines.next() {
-            let sep = if lines.peek().is_some() { '-' } else { ' ' };
-            out.push_str(&format!("{}{sep}{l}\r\n", self.code));
-        }
-        out
+        self.on_wire().to_string()
+    }
+
+    /// The reply as it goes on the wire, to be formatted where it is queued (no string made).
+    pub fn on_wire(&self) -> OnWire<'_> {
+        OnWire(self)
     }
 
     /// The reply as one log line (continuation lines joined with " / ").
@@ -80,6 +79,21 @@ impl Reply {
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.code, self.text)
+    }
+}
+
+/// A [`Reply`] formatted as sent: each line `code-text` (`code text` for the last), CRLF
+/// after each.
+pub struct OnWire<'a>(&'a Reply);
+
+impl fmt::Display for OnWire<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut lines = self.0.text.split('\n').peekable();
+        while let Some(l) = lines.next() {
+            let sep = if lines.peek().is_some() { '-' } else { ' ' };
+            write!(f, "{}{sep}{l}\r\n", self.0.code)?;
+        }
+        Ok(())
     }
 }
 

@@ -66,6 +66,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         self.out.extend_from_slice(text.as_bytes());
     }
 
+    /// Queues formatted text (one or more complete CRLF-terminated lines), formatted straight
+    /// into the write buffer.
+    pub fn queue_fmt(&mut self, text: std::fmt::Arguments<'_>) {
+        use std::io::Write as _;
+        // Writing into a Vec cannot fail.
+        let _ = self.out.write_fmt(text);
+    }
+
     /// Queues raw bytes (message data).
     pub fn queue_bytes(&mut self, bytes: &[u8]) {
         self.out.extend_from_slice(bytes);

@@ -16,8 +16,9 @@
 use super::client::{Session, TlsPolicy};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// How long after its opening a connection may still be reused.
@@ -47,21 +48,26 @@ pub(super) struct Key {
 
 /// One idle session.
 struct Idle {
-    /// Tells this entry apart for its expiry timer.
-    serial: u64,
+    /// When it is closed unless taken before.
+    until: Instant,
     session: Session,
 }
 
 #[derive(Default)]
 struct Inner {
-    next: u64,
     idle: HashMap<Key, Vec<Idle>>,
+    /// When the reaper wakes next; `None` while no reaper runs.
+    reaper: Option<Instant>,
 }
 
-/// The idle sessions, shared by every delivery of the engine.
+/// The idle sessions, shared by every delivery of the engine. One reaper task closes those
+/// whose idle time is up (started by the first session kept, ended when none is left): a kept
+/// session costs no task or timer of its own.
 #[derive(Default)]
 pub struct ConnCache {
     inner: Mutex<Inner>,
+    /// Wakes the reaper early: a session was kept with a shorter idle time than it waits for.
+    wake: Arc<Notify>,
 }
 
 impl ConnCache {
@@ -108,41 +114,56 @@ impl ConnCache {
             tokio::spawn(close(session));
             return;
         }
-        let serial = {
+        let until = Instant::now() + idle_for;
+        let (start, wake) = {
             let mut inner = self.inner.lock().expect("connection cache");
-            let serial = inner.next;
-            inner.next += 1;
-            let list = inner.idle.entry(key.clone()).or_default();
+            let list = inner.idle.entry(key).or_default();
             if list.len() >= most.max(1) {
                 drop(inner);
                 tokio::spawn(close(session));
                 return;
             }
-            list.push(Idle { serial, session });
-            serial
-        };
-        let me = Arc::downgrade(self);
-        tokio::spawn(async move {
-            tokio::time::sleep(idle_for).await;
-            let Some(me) = me.upgrade() else { return };
-            let expired = {
-                let mut inner = me.inner.lock().expect("connection cache");
-                let Some(list) = inner.idle.get_mut(&key) else {
-                    return;
-                };
-                let s = list
-                    .iter()
-                    .position(|i| i.serial == serial)
-                    .map(|at| list.remove(at).session);
-                if list.is_empty() {
-                    inner.idle.remove(&key);
+            list.push(Idle { until, session });
+            match inner.reaper {
+                None => {
+                    inner.reaper = Some(until);
+                    (true, false)
                 }
-                s
-            };
-            if let Some(s) = expired {
-                close(s).await;
+                Some(t) if until < t => {
+                    inner.reaper = Some(until);
+                    (false, true)
+                }
+                Some(_) => (false, false),
             }
+        };
+        if start {
+            tokio::spawn(reap(Arc::downgrade(self), self.wake.clone(), until));
+        } else if wake {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Takes out the sessions whose idle time is up; returns them and when the next one's is
+    /// (`None`, and the reaper is marked gone, when none is left).
+    fn expired(&self) -> (Vec<Session>, Option<Instant>) {
+        let now = Instant::now();
+        let mut inner = self.inner.lock().expect("connection cache");
+        let mut out = Vec::new();
+        let mut next: Option<Instant> = None;
+        inner.idle.retain(|_, list| {
+            let mut i = 0;
+            while i < list.len() {
+                if list[i].until <= now {
+                    out.push(list.remove(i).session);
+                } else {
+                    next = Some(next.map_or(list[i].until, |n| n.min(list[i].until)));
+                    i += 1;
+                }
+            }
+            !list.is_empty()
         });
+        inner.reaper = next;
+        (out, next)
     }
 
     /// Closes every idle session (the outgoing settings changed, or the engine stops).
@@ -164,6 +185,27 @@ impl ConnCache {
     pub fn idle(&self) -> usize {
         let inner = self.inner.lock().expect("connection cache");
         inner.idle.values().map(Vec::len).sum()
+    }
+}
+
+/// The reaper: closes each idle session when its time is up, waking at the earliest such time
+/// (or earlier when told); ends when the cache is empty or gone.
+async fn reap(cache: Weak<ConnCache>, wake: Arc<Notify>, mut at: Instant) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(at) => {}
+            _ = wake.notified() => {}
+        }
+        let Some(me) = cache.upgrade() else { return };
+        let (expired, next) = me.expired();
+        drop(me);
+        for s in expired {
+            tokio::spawn(close(s));
+        }
+        match next {
+            Some(t) => at = t,
+            None => return,
+        }
     }
 }
 

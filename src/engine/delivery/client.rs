@@ -530,23 +530,25 @@ impl Session {
             ));
         }
         // Read, (converted,) encoded and sent a block at a time: a big message is never in
-        // memory whole.
+        // memory whole. The signature goes out with the first block and the final dot with the
+        // last, so a small message is one write.
         let mut blocks = Blocks::new(message, plan, Encoder::default());
         let mut out = Vec::new();
         if let Some(fields) = signature {
             blocks.prepend(&fields, &mut out);
-            self.write(&out, DATA_BLOCK_TIMEOUT)
-                .await
-                .map_err(|e| (e, true))?;
         }
         let unreadable = |e: io::Error| {
             let e = HostFailure(format!("cannot read the message from the spool: {e}"));
             (e, false)
         };
         while blocks.next_block(&mut out).map_err(unreadable)? {
+            if blocks.read_whole() {
+                break;
+            }
             self.write(&out, DATA_BLOCK_TIMEOUT)
                 .await
                 .map_err(|e| (e, true))?;
+            out.clear();
         }
         let encoder = blocks.finish(&mut out);
         encoder.end(&mut out);

@@ -46,9 +46,8 @@ impl<'a> Blocks<'a> {
         self.encoder.feed(bytes, out);
     }
 
-    /// The next block into `out` (emptied first); `false` once the message is read whole.
+    /// Appends the next block to `out`; `false` once the message is read whole.
     pub fn next_block(&mut self, out: &mut Vec<u8>) -> io::Result<bool> {
-        out.clear();
         if self.at >= self.message.len() {
             return Ok(false);
         }
@@ -65,10 +64,14 @@ impl<'a> Blocks<'a> {
         Ok(true)
     }
 
-    /// What the conversion still holds into `out` (emptied first); returns the encoder, for
-    /// the caller to end as it needs (`end` for DATA, `end_lines` for the signer).
+    /// Whether every octet of the message has been read (the block just read was the last).
+    pub fn read_whole(&self) -> bool {
+        self.at >= self.message.len()
+    }
+
+    /// Appends what the conversion still holds to `out`; returns the encoder, for the caller
+    /// to end as it needs (`end` for DATA, `end_lines` for the signer).
     pub fn finish(self, out: &mut Vec<u8>) -> Encoder {
-        out.clear();
         let mut encoder = self.encoder;
         if let Some(d) = self.downgrader {
             let mut converted = self.converted;

@@ -114,7 +114,7 @@ pub(super) async fn read<S: AsyncRead + AsyncWrite + Unpin>(
         log.detail(format_args!(
             "<<< {c}{}{}",
             if last { " " } else { "-" },
-            printable(line.get(4..).unwrap_or_default())
+            Printable(line.get(4..).unwrap_or_default())
         ));
         raw.extend_from_slice(&line);
         raw.extend_from_slice(b"\r\n");
@@ -158,10 +158,21 @@ fn reply_line(raw: &[u8]) -> Option<(u16, bool)> {
 
 /// Reply text safe for logs: invalid UTF-8 and control characters replaced.
 fn printable(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw)
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    Printable(raw).to_string()
+}
+
+/// Received octets shown as text, control characters as `?` (formatted only where used: the
+/// detailed log line of a reply is made only when that log is kept).
+struct Printable<'a>(&'a [u8]);
+
+impl std::fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for c in String::from_utf8_lossy(self.0).chars() {
+            f.write_char(if c.is_control() { '?' } else { c })?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

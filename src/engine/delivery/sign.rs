@@ -54,6 +54,7 @@ pub fn signature_fields(
     };
     while blocks.next_block(&mut out)? {
         feed(&out, &mut head)?;
+        out.clear();
     }
     let encoder = blocks.finish(&mut out);
     encoder.end_lines(&mut out);

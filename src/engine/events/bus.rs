@@ -33,13 +33,13 @@ pub const RING_CAPACITY: usize = 10_000;
 type Wake = Box<dyn Fn() + Send + Sync>;
 
 struct Inner {
-    /// The most recent events, oldest first.
-    ring: Mutex<VecDeque<Event>>,
+    /// The most recent events, oldest first (shared with the log-file writer's copy).
+    ring: Mutex<VecDeque<Arc<Event>>>,
     /// Live subscribers (log panes).
     live: broadcast::Sender<Event>,
     /// The log-file writer, when one runs. Bounded: when the disk cannot keep up (a client
     /// flooding commands), events are counted as dropped rather than held in memory.
-    file: Mutex<Option<mpsc::Sender<Event>>>,
+    file: Mutex<Option<mpsc::Sender<Arc<Event>>>>,
     /// The lowest level the log-file writer keeps (a [`Level`] as a number).
     file_level: AtomicU8,
     /// The lowest level the ring keeps (a [`Level`] as a number).
@@ -107,14 +107,14 @@ impl EventBus {
         if !self.wants(level, channel) {
             return;
         }
-        let ev = Event {
+        let ev = Arc::new(Event {
             seq: self.0.seq.fetch_add(1, Ordering::Relaxed),
             time: SystemTime::now(),
             level,
             channel,
             session: session.map(str::to_string),
             kind,
-        };
+        });
         match (level, is_mail(channel)) {
             (Level::Debug, false) => tracing::debug!(target: "postern", "{ev}"),
             (Level::Info, false) => tracing::info!(target: "postern", "{ev}"),
@@ -125,9 +125,11 @@ impl EventBus {
             (Level::Warn, true) => tracing::warn!(target: MAIL_TARGET, "{ev}"),
             (Level::Error, true) => tracing::error!(target: MAIL_TARGET, "{ev}"),
         }
+        // The file and the ring share the one event; a live subscriber (a log pane) gets its
+        // own copy.
         if level as u8 >= self.0.file_level.load(Ordering::Relaxed)
             && let Some(tx) = self.0.file.lock().expect("file lock").as_ref()
-            && tx.try_send(ev.clone()).is_err()
+            && tx.try_send(Arc::clone(&ev)).is_err()
         {
             self.0.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -136,9 +138,11 @@ impl EventBus {
             if ring.len() == RING_CAPACITY {
                 ring.pop_front();
             }
-            ring.push_back(ev.clone());
+            ring.push_back(Arc::clone(&ev));
         }
-        let _ = self.0.live.send(ev);
+        if self.0.live.receiver_count() > 0 {
+            let _ = self.0.live.send(Event::clone(&ev));
+        }
         if let Some(wake) = self.0.wake.lock().expect("wake lock").as_ref() {
             wake();
         }
@@ -156,7 +160,7 @@ impl EventBus {
             .lock()
             .expect("ring lock")
             .iter()
-            .cloned()
+            .map(|e| Event::clone(e))
             .collect()
     }
 
@@ -171,7 +175,7 @@ impl EventBus {
     }
 
     /// Sends every following event to `tx` as well (the log-file writer).
-    pub fn attach_file_writer(&self, tx: mpsc::Sender<Event>) {
+    pub fn attach_file_writer(&self, tx: mpsc::Sender<Arc<Event>>) {
         *self.0.file.lock().expect("file lock") = Some(tx);
     }
 

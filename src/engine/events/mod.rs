@@ -31,6 +31,20 @@ pub enum Channel {
     Imap,
 }
 
+impl Channel {
+    /// The view's name as log lines write it (`SmtpIn`, `SmtpOut`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::SmtpIn => "SmtpIn",
+            Channel::SmtpOut => "SmtpOut",
+            Channel::Security => "Security",
+            Channel::System => "System",
+            Channel::Pop3 => "Pop3",
+            Channel::Imap => "Imap",
+        }
+    }
+}
+
 /// Severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
@@ -42,6 +56,18 @@ pub enum Level {
     Warn,
     /// Something broken.
     Error,
+}
+
+impl Level {
+    /// The level as log lines write it (`DEBUG`, `INFO`, `WARN`, `ERROR`).
+    pub fn upper(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+        }
+    }
 }
 
 /// What happened.
@@ -563,8 +589,8 @@ impl fmt::Display for Event {
             t.minute(),
             t.second(),
             t.millisecond(),
-            format!("{:?}", self.level).to_uppercase(),
-            format!("{:?}", self.channel),
+            self.level.upper(),
+            self.channel.name(),
         )?;
         if let Some(s) = &self.session {
             write!(f, " [{s}]")?;

@@ -1,9 +1,9 @@
 //! A queued message's Subject, for the queue list: read once when the message is queued, from
-//! the first [`HEAD`] octets of its header section only (never the body), decoded by
-//! mail-parser (RFC 2047 encoded words, folded lines), cut to [`MAX_CHARS`] and stripped of
-//! control characters so a list or a log line shows it as one plain line.
+//! the first [`HEAD`] octets of its header section only (never the body), its Subject field
+//! alone decoded by mail-parser (RFC 2047 encoded words, folded lines), cut to [`MAX_CHARS`]
+//! and stripped of control characters so a list or a log line shows it as one plain line.
 
-use crate::engine::store::body::header_section;
+use crate::engine::store::body::{field_alone, header_section};
 use mail_parser::MessageParser;
 
 /// How much of the message is read for its header section.
@@ -15,8 +15,12 @@ pub const MAX_CHARS: usize = 200;
 /// The decoded Subject of a message whose first octets are `head`; empty when it has none.
 pub fn subject_of(head: &[u8]) -> String {
     let head = &head[..head.len().min(HEAD)];
-    // Only the header section (a cut-off head is parsed as it is).
-    let Some(msg) = MessageParser::new().parse_headers(header_section(head)) else {
+    // Only the header section (a cut-off head is parsed as it is), and of it only the Subject
+    // field (the last one, as mail-parser would take it from the whole section).
+    let Some(one) = field_alone(header_section(head), "Subject") else {
+        return String::new();
+    };
+    let Some(msg) = MessageParser::new().parse_headers(&one[..]) else {
         return String::new();
     };
     let Some(s) = msg.subject() else {

@@ -400,9 +400,73 @@ pub fn header_section(head: &[u8]) -> &[u8] {
     &head[..end]
 }
 
+/// The last field named `name` (ASCII, any case) in a header section, with its continuation
+/// lines, as it stands: `Name: value CRLF [WSP more CRLF]...`. A parser then reads that one
+/// field instead of the whole section (RFC 5322 2.2: a field starts at a line that does not
+/// begin with a space or a tab; `Name :` of the obsolete syntax is found too).
+pub fn last_field<'a>(section: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let mut found = None;
+    let mut at = 0;
+    while at < section.len() {
+        let line_end = section[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(section.len(), |i| at + i + 1);
+        let line = &section[at..line_end];
+        let named = line.len() > name.len()
+            && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+            && line[name.len()..]
+                .iter()
+                .find(|&&b| b != b' ' && b != b'\t')
+                == Some(&b':');
+        if named {
+            // The field runs on over the lines that start with a space or a tab.
+            let mut end = line_end;
+            while end < section.len() && matches!(section[end], b' ' | b'\t') {
+                end = section[end..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(section.len(), |i| end + i + 1);
+            }
+            found = Some(&section[at..end]);
+            at = end;
+        } else {
+            at = line_end;
+        }
+    }
+    found
+}
+
+/// [`last_field`] as a header section of its own (ending in its blank line), for a parser
+/// that reads sections.
+pub fn field_alone(section: &[u8], name: &str) -> Option<Vec<u8>> {
+    let field = last_field(section, name)?;
+    let mut one = Vec::with_capacity(field.len() + 4);
+    one.extend_from_slice(field);
+    if !one.ends_with(b"\n") {
+        one.extend_from_slice(b"\r\n");
+    }
+    one.extend_from_slice(b"\r\n");
+    Some(one)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_field_of_a_name_with_its_folded_lines() {
+        let h =
+            b"Subject: first\r\nX-Subject: no\r\nsubject : one\r\n two\r\n\tthree\r\nTo: b\r\n\r\n";
+        assert_eq!(
+            last_field(h, "Subject"),
+            Some(&b"subject : one\r\n two\r\n\tthree\r\n"[..])
+        );
+        assert_eq!(last_field(h, "to"), Some(&b"To: b\r\n"[..]));
+        assert_eq!(last_field(h, "From"), None);
+        assert_eq!(last_field(b"Subject", "Subject"), None);
+        assert_eq!(last_field(b"Subject:x", "Subject"), Some(&b"Subject:x"[..]));
+    }
 
     fn crc_of(bytes: &[u8]) -> u32 {
         crc32fast::hash(bytes)

@@ -85,48 +85,14 @@ impl Attempt {
             }
         }
         let this = Arc::new(self);
+        // The common case, one destination, is delivered here; several go in parallel.
+        if groups.len() == 1 {
+            let (domain, local, idx) = groups.pop().expect("one group");
+            return this.deliver_group(domain, local, idx, data).await;
+        }
         let mut set = tokio::task::JoinSet::new();
         for (domain, local, idx) in groups {
-            let this = this.clone();
-            let data = data.clone();
-            set.spawn(async move {
-                let rcpts: Vec<String> = idx
-                    .iter()
-                    .map(|&i| this.meta.rcpts[i].addr.to_string())
-                    .collect();
-                let statuses = if local {
-                    this.deliver_local(&rcpts, data).await
-                } else {
-                    let dest = if domain.is_empty() {
-                        "relay".to_string()
-                    } else {
-                        domain.clone()
-                    };
-                    // The destination's permit first: waiting for a busy (or dead)
-                    // destination must not hold a permit other destinations need.
-                    let _one = this.limits.domain(&dest).acquire_owned().await;
-                    let _all = this.limits.overall.clone().acquire_owned().await;
-                    let d = if domain.is_empty() {
-                        rcpts
-                            .first()
-                            .and_then(|a| a.rsplit_once('@'))
-                            .map(|(_, d)| d.to_string())
-                            .unwrap_or_default()
-                    } else {
-                        domain
-                    };
-                    delivery::deliver(
-                        &this.ctx,
-                        &id_text(this.meta.id),
-                        &d,
-                        &this.meta.from,
-                        &rcpts,
-                        &data,
-                    )
-                    .await
-                };
-                idx.into_iter().zip(statuses).collect::<Vec<_>>()
-            });
+            set.spawn(this.clone().deliver_group(domain, local, idx, data.clone()));
         }
         let mut out = Vec::new();
         while let Some(r) = set.join_next().await {
@@ -135,6 +101,48 @@ impl Attempt {
             }
         }
         out
+    }
+
+    /// Delivers the recipients `idx` of one destination: the local mailboxes, a `domain`, or
+    /// (`domain` empty) the relay host, within the connection limits.
+    async fn deliver_group(
+        self: Arc<Self>,
+        domain: String,
+        local: bool,
+        idx: Vec<usize>,
+        data: Arc<Body>,
+    ) -> Vec<(usize, RcptStatus)> {
+        let rcpts: Vec<String> = idx
+            .iter()
+            .map(|&i| self.meta.rcpts[i].addr.to_string())
+            .collect();
+        let statuses = if local {
+            self.deliver_local(&rcpts, data).await
+        } else {
+            let dest = if domain.is_empty() { "relay" } else { &domain };
+            // The destination's permit first: waiting for a busy (or dead) destination must
+            // not hold a permit other destinations need.
+            let _one = self.limits.domain(dest).acquire_owned().await;
+            let _all = self.limits.overall.clone().acquire_owned().await;
+            let d = if domain.is_empty() {
+                rcpts
+                    .first()
+                    .and_then(|a| a.rsplit_once('@'))
+                    .map_or("", |(_, d)| d)
+            } else {
+                &domain
+            };
+            delivery::deliver(
+                &self.ctx,
+                &id_text(self.meta.id),
+                d,
+                &self.meta.from,
+                &rcpts,
+                &data,
+            )
+            .await
+        };
+        idx.into_iter().zip(statuses).collect()
     }
 
     /// Writes the local recipients' copies to their mailboxes, all or nothing; a recipient
@@ -227,10 +235,11 @@ impl Limits {
 
     /// The semaphore for destination `d` (a domain, or "relay").
     fn domain(&self, d: &str) -> Arc<Semaphore> {
-        self.per_domain
-            .lock()
-            .expect("limits")
-            .entry(d.to_string())
+        let mut all = self.per_domain.lock().expect("limits");
+        if let Some(s) = all.get(d) {
+            return s.clone();
+        }
+        all.entry(d.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(self.sizes.1 as usize)))
             .clone()
     }

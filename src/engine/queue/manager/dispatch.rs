@@ -80,10 +80,13 @@ impl Manager {
                 mailroot: self.deps.mailroot.clone(),
             };
             self.reindex(id);
-            let tx = self.done_tx.clone();
+            let mut report = Report {
+                id,
+                tx: Some(self.done_tx.clone()),
+            };
             tokio::spawn(async move {
                 let res = job.run().await;
-                let _ = tx.send(Done::Attempt(id, res));
+                report.send(res);
             });
         }
         // Mail for a destination that did not answer a moment ago is not sent there again
@@ -208,4 +211,55 @@ fn destination(cfg: &Config, meta: &Meta) -> String {
         .filter(|r| r.state == RcptState::Pending)
         .find_map(|r| rcpt_destination(cfg, &r.addr))
         .unwrap_or_default()
+}
+
+/// Reports an attempt's outcome to the manager, and when the attempt panicked (or its task was
+/// dropped) reports it with no status, so its recipients stay pending for the next try
+/// instead of the message staying in flight.
+struct Report {
+    id: u64,
+    tx: Option<tokio::sync::mpsc::UnboundedSender<Done>>,
+}
+
+impl Report {
+    fn send(&mut self, res: Vec<(usize, RcptStatus)>) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Done::Attempt(self.id, res));
+        }
+    }
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        self.send(Vec::new());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attempt_that_ends_without_its_outcome_is_reported_with_none() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut sent = Report {
+            id: 7,
+            tx: Some(tx.clone()),
+        };
+        sent.send(vec![(0, RcptStatus::Delivered("250 ok".into()))]);
+        drop(sent);
+        drop(Report {
+            id: 8,
+            tx: Some(tx),
+        });
+        match rx.try_recv() {
+            Ok(Done::Attempt(7, r)) => assert_eq!(r.len(), 1),
+            _ => panic!("the outcome first"),
+        }
+        match rx.try_recv() {
+            Ok(Done::Attempt(8, r)) => assert!(r.is_empty()),
+            _ => panic!("a dropped report says so, with no status"),
+        }
+        assert!(rx.try_recv().is_err(), "one report each");
+    }
 }

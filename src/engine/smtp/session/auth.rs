@@ -61,7 +61,8 @@ impl Session {
 
     /// Sends a `334` challenge and reads one continuation line; `*` cancels.
     async fn auth_line(&mut self, prompt: &'static str) -> Result<Vec<u8>, Reply> {
-        self.conn.queue(&reply::challenge(prompt).wire());
+        self.conn
+            .queue_fmt(format_args!("{}", reply::challenge(prompt).on_wire()));
         let timeout = self.cur.config.smtp.timeouts.command.0;
         let line = self
             .conn

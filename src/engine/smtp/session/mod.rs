@@ -195,7 +195,7 @@ impl Session {
         if self.deps.events.wants(Level::Debug, Channel::SmtpIn) {
             self.log(Level::Debug, EventKind::Reply { text: r.logged() });
         }
-        self.conn.queue(&r.wire());
+        self.conn.queue_fmt(format_args!("{}", r.on_wire()));
         if r.is_error() {
             self.errors += 1;
         }
