@@ -11,6 +11,9 @@
 #   - memory with IDLE_N idle sessions open (Postern: RSS of its one process; Postfix: all its
 #     processes, PSS so shared pages count once);
 #   - time from start to listening (to a 220 greeting).
+#   - the floor of a relay's CPU per mail on this machine: what Postfix's minimal tools spend on
+#     the network work alone, smtp-sink receiving (no disk, queue or log) plus smtp-source -d
+#     sending over kept connections.
 # Prints a table at the end. Everything it starts is stopped on exit.
 #
 # Environment (all optional):
@@ -132,23 +135,39 @@ throughput postern "$PT_OUT" "$PT_SINK" "$WARMUP"
 throughput postfix "$PF_PORT" "$PF_SINK" "$WARMUP"
 
 # ceiling: smtp-source straight into an smtp-sink, no server in between: what the client and
-# the sink alone manage on this machine right now.
+# the sink alone manage on this machine right now. Also the floor of a relay's CPU per mail:
+# the sink's (receiving each mail on its own connection, as the servers do here, with no disk,
+# queue or log) and, in a second run with -d, the source's over kept connections (sending, as
+# the servers do to their sink).
 ceiling() {
-    local port t0 t1
+    local port t0 t1 c0 c1 src
     port=$(free_port)
     start_sink "$port" "$W/ceiling.sink.log"
+    c0="$(awk '{print $14 + $15}' "/proc/$SINK_PID/stat")"
     t0=$(now_ns)
     /usr/sbin/smtp-source ${SOURCE_OPTS:-} -s "$SESSIONS" -l "$SIZE" -m "$N" -f bench@client.test -t rcpt@far.test \
         -M client.test "127.0.0.1:$port" >"$W/ceiling.source.log" 2>&1 || die "smtp-source -> smtp-sink failed"
     t1=$(now_ns)
+    c1="$(awk '{print $14 + $15}' "/proc/$SINK_PID/stat")"
     kill "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null || true; untrack_pid "$SINK_PID"
     CEIL+=("$(awk -v n="$N" -v t=$((t1 - t0)) 'BEGIN {printf "%.0f", n / (t / 1e9)}')")
+    FLOOR_IN+=("$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$N" 'BEGIN {printf "%.3f", c * 1000 / hz / n}')")
+    port=$(free_port)
+    start_sink "$port" "$W/ceiling.sink.log"
+    # The source's own CPU (user + system of the child, from its rusage).
+    src="$("$PY" -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(r.ru_utime + r.ru_stime)' /usr/sbin/smtp-source -d -s "$SESSIONS" -l "$SIZE" -m "$N" \
+        -f bench@client.test -t rcpt@far.test -M client.test "127.0.0.1:$port")" || die "smtp-source -d -> smtp-sink failed"
+    kill "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null || true; untrack_pid "$SINK_PID"
+    FLOOR_OUT+=("$(awk -v s="$src" -v n="$N" 'BEGIN {printf "%.3f", s * 1000 / n}')")
 }
 
-PT_ACC=(); PT_DEL=(); PF_ACC=(); PF_DEL=(); PT_CPU=(); PF_CPU=(); CEIL=()
+PT_ACC=(); PT_DEL=(); PF_ACC=(); PF_DEL=(); PT_CPU=(); PF_CPU=(); CEIL=(); FLOOR_IN=(); FLOOR_OUT=()
 for r in $(seq "$ROUNDS"); do
     ceiling
-    say "round $r: smtp-source straight into smtp-sink (the ceiling here): ${CEIL[-1]}/s"
+    say "round $r: smtp-source straight into smtp-sink (the ceiling here): ${CEIL[-1]}/s; CPU per mail: the sink ${FLOOR_IN[-1]} ms, smtp-source -d ${FLOOR_OUT[-1]} ms"
     for who in postern postfix; do
         if [[ $who == postern ]]; then
             throughput postern "$PT_OUT" "$PT_SINK" "$N"; a=$TP_A; d=$TP_D
@@ -301,6 +320,8 @@ stop_idle
 PTA="$(median "${PT_ACC[@]}")"; PFA="$(median "${PF_ACC[@]}")"
 PTD="$(median "${PT_DEL[@]}")"; PFD="$(median "${PF_DEL[@]}")"
 PTC="$(median "${PT_CPU[@]}")"; PFC="$(median "${PF_CPU[@]}")"; CEILM="$(median "${CEIL[@]}")"
+FIN="$(median "${FLOOR_IN[@]}")"; FOUT="$(median "${FLOOR_OUT[@]}")"
+FLOOR="$(awk -v a="$FIN" -v b="$FOUT" 'BEGIN {printf "%.3f", a + b}')"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2fx", a/b; else print "n/a"}'; }
 per_session() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN {if (n > 0) printf "%.1f", (b-a)/n; else print "n/a"}'; }
 verdict() { if awk "BEGIN {exit !($1)}"; then echo met; else echo MISSED; fi; }
@@ -321,6 +342,7 @@ printf '%-44s %12s %12s %10s  %s\n' "delivered, mails/s (median of rounds)" "$PT
     ">= 1x: $(verdict "$PTD >= $PFD")"
 printf '%-44s %12s %12s %10s  %s\n' "  smtp-source -> smtp-sink alone, mails/s" "$CEILM" "$CEILM" "" "(the ceiling on this machine now)"
 printf '%-44s %12s %12s %10s  %s\n' "CPU per mail, accept + deliver, ms" "$PTC" "$PFC" "$(ratio "$PTC" "$PFC")" "(all processes of each server)"
+printf '%-44s %12s %12s %10s  %s\n' "  floor: smtp-sink receiving + smtp-source -d" "$FLOOR" "$FLOOR" "" "($FIN + $FOUT: the network work of a relay alone)"
 printf '%-44s %12s %12s %10s  %s\n' "end of DATA -> 250, median ms" "$PT_MED" "$PF_MED" "$(ratio "$PT_MED" "$PF_MED")" \
     "< 10 ms: $(verdict "$PT_MED < 10")"
 printf '%-44s %12s %12s %10s  %s\n' "end of DATA -> 250, p99 ms" "$PT_P99" "$PF_P99" "$(ratio "$PT_P99" "$PF_P99")" ""
@@ -343,6 +365,6 @@ if ((${#MATRIX_ROWS[@]} > 0)); then
 fi
 echo "raw: postern accepted/s ${PT_ACC[*]}; delivered/s ${PT_DEL[*]}; CPU ms/mail ${PT_CPU[*]}; starts ms ${PT_STARTS[*]}"
 echo "raw: postfix accepted/s ${PF_ACC[*]}; delivered/s ${PF_DEL[*]}; CPU ms/mail ${PF_CPU[*]}; start ms $PF_START_MS"
-echo "raw: smtp-source -> smtp-sink alone, mails/s ${CEIL[*]}"
+echo "raw: smtp-source -> smtp-sink alone, mails/s ${CEIL[*]}; CPU ms/mail, the sink ${FLOOR_IN[*]}, smtp-source -d ${FLOOR_OUT[*]}"
 echo "Postern's memory is the RSS of its one process (VmRSS); Postfix's is the PSS summed over the"
 echo "master and its children (one smtpd per session), so shared pages are counted once."

@@ -213,9 +213,24 @@ impl Stats {
 
     /// Counts one more of each of `what` on the day of `t`.
     pub fn count_at(&self, what: &[Counter], t: SystemTime) {
-        let day = day_of(t);
+        // The day's name is formatted on the stack; a String is made once a day.
+        let mut buf = [0u8; 16];
+        let d = time::OffsetDateTime::from(t).date();
+        let mut w = &mut buf[..];
+        let _ = write!(
+            w,
+            "{:04}-{:02}-{:02}",
+            d.year(),
+            u8::from(d.month()),
+            d.day()
+        );
+        let n = 16 - w.len();
+        let day = std::str::from_utf8(&buf[..n]).expect("ASCII");
         let mut days = self.days.lock().expect("stats lock");
-        let c = days.days.entry(day).or_default();
+        if !days.days.contains_key(day) {
+            days.days.insert(day.to_string(), Counts::default());
+        }
+        let c = days.days.get_mut(day).expect("just made");
         for w in what {
             match w {
                 Counter::Accepted => c.accepted += 1,

@@ -172,21 +172,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     /// so the next call starts on the next line. The whole line must arrive within `timeout`:
     /// a byte now and then does not keep a connection alive.
     pub async fn read_line(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, ReadError> {
+        let mut line = Vec::new();
+        self.read_line_into(max, timeout, &mut line).await?;
+        Ok(line)
+    }
+
+    /// [`Wire::read_line`], appending the line (without its CRLF or LF) to `out` instead of
+    /// making a new one; on an error `out` is as it was.
+    pub async fn read_line_into(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ReadError> {
         let deadline = Instant::now() + timeout;
         let mut too_long = false;
         loop {
             let pending = self.pending();
             if let Some(i) = pending.iter().position(|&b| b == b'\n') {
                 let line_len = i + 1;
-                let mut line = pending[..i].to_vec();
-                self.consume(line_len);
                 if too_long || line_len > max {
+                    self.consume(line_len);
                     return Err(ReadError::TooLong);
                 }
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                return Ok(line);
+                let text = &pending[..i];
+                out.extend_from_slice(text.strip_suffix(b"\r").unwrap_or(text));
+                self.consume(line_len);
+                return Ok(());
             }
             if pending.len() > max {
                 // Drop what we have of the over-long line and keep reading to its end.

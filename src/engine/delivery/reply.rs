@@ -74,35 +74,36 @@ pub(super) async fn read<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(Reply, Vec<u8>), HostFailure> {
     let until = Instant::now() + timeout;
     let mut code = None;
-    let mut raw = Vec::new();
+    let mut raw = Vec::with_capacity(128);
     for n in 1.. {
         if n > MAX_REPLY_LINES {
             return Err(HostFailure(format!(
                 "{peer}: reply longer than {MAX_REPLY_LINES} lines"
             )));
         }
-        let line = conn
-            .read_line(
-                MAX_REPLY_LINE,
-                until.saturating_duration_since(Instant::now()),
-            )
-            .await
-            .map_err(|e| match e {
-                ReadError::TooLong => HostFailure(format!(
-                    "{peer}: reply line longer than {MAX_REPLY_LINE} octets"
-                )),
-                ReadError::Closed => {
-                    HostFailure(format!("{peer}: connection closed by the server"))
-                }
-                ReadError::Timeout => {
-                    HostFailure(format!("{peer}: no reply within {} s", timeout.as_secs()))
-                }
-                ReadError::Io(e) => HostFailure::connection_lost(peer, e),
-            })?;
-        let (c, last) = reply_line(&line).ok_or_else(|| {
+        // Each line is read straight onto the end of the reply as received.
+        let start = raw.len();
+        conn.read_line_into(
+            MAX_REPLY_LINE,
+            until.saturating_duration_since(Instant::now()),
+            &mut raw,
+        )
+        .await
+        .map_err(|e| match e {
+            ReadError::TooLong => HostFailure(format!(
+                "{peer}: reply line longer than {MAX_REPLY_LINE} octets"
+            )),
+            ReadError::Closed => HostFailure(format!("{peer}: connection closed by the server")),
+            ReadError::Timeout => {
+                HostFailure(format!("{peer}: no reply within {} s", timeout.as_secs()))
+            }
+            ReadError::Io(e) => HostFailure::connection_lost(peer, e),
+        })?;
+        let line = &raw[start..];
+        let (c, last) = reply_line(line).ok_or_else(|| {
             HostFailure(format!(
                 "{peer}: malformed reply line `{}`",
-                printable(&line)
+                printable(line)
             ))
         })?;
         if *code.get_or_insert(c) != c {
@@ -116,7 +117,6 @@ pub(super) async fn read<S: AsyncRead + AsyncWrite + Unpin>(
             if last { " " } else { "-" },
             Printable(line.get(4..).unwrap_or_default())
         ));
-        raw.extend_from_slice(&line);
         raw.extend_from_slice(b"\r\n");
         if last {
             break;

@@ -161,8 +161,11 @@ impl Body {
             if room {
                 let need = mem.len() + bytes.len();
                 if need > mem.capacity() {
-                    // Grow as a Vec does, but never past the threshold.
-                    let target = (mem.capacity() * 2).clamp(need, MEMORY_THRESHOLD.max(need));
+                    // Grow as a Vec does, from 4 KiB (a message arrives a line at a time: no
+                    // string of small steps), but never past the threshold.
+                    let target = (mem.capacity() * 2)
+                        .max(4096)
+                        .clamp(need, MEMORY_THRESHOLD.max(need));
                     mem.reserve_exact(target - mem.len());
                 }
                 mem.extend_from_slice(bytes);
