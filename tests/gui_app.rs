@@ -1051,6 +1051,11 @@ fn a_long_queue_shows_a_page_at_a_time() {
     h.get_by_label_contains("Queue 1005");
     h.get_by_label(&id_text(1));
     assert!(h.query_by_label(&id_text(1001)).is_none());
+    // Only the rows in view are laid out: the end of the page is not, until scrolled to.
+    assert!(
+        h.query_by_label(&id_text(1000)).is_none(),
+        "the table laid out rows out of view"
+    );
     assert!(
         h.get_by_label("Previous Page")
             .accesskit_node()

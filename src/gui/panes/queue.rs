@@ -4,7 +4,7 @@
 //! ([`super::queue_detail`], sized to its content).
 //!
 //! The table shows a page of [`PAGE`] mails (Previous Page, Next Page, "1–1,000 of
-//! 412,345"), sorted by the engine ([`crate::engine::queue::page`]): the window never holds
+//! 412,345"; egui_extras lays out only the rows in view), sorted by the engine ([`crate::engine::queue::page`]): the window never holds
 //! or sorts the whole queue. The page is asked for when the sort, the page or the selection
 //! changes, and again when the queue has changed (the version of its published summary), at
 //! most every half second; the count comes from the summary (offline, from the page). While
@@ -21,6 +21,7 @@ use crate::engine::queue::{
     Page, PageQuery, Queue, QueueCommand, QueueEntry, RcptState, Target, id_text, now_secs,
 };
 use eframe::egui;
+use egui_extras::{Column, TableBuilder, TableRow};
 use std::path::Path;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -542,82 +543,85 @@ impl QueuePane {
         }
     }
 
+    /// The page as a table whose rows are laid out only while in view (a page of 1,000 mails
+    /// costs a frame the rows that show, not all of them).
     fn table(&mut self, ui: &mut egui::Ui, entries: &[Arc<QueueEntry>]) {
         let now = now_secs();
         // Solid scroll bars take their own room: they never cover a row or a column.
         ui.spacing_mut().scroll = egui::style::ScrollStyle::solid();
-        egui::ScrollArea::both()
+        let height = ui.spacing().interact_size.y;
+        let mut table = TableBuilder::new(ui)
             // Each page scrolls on its own: the next one starts at its top.
             .id_salt(("queue_table", self.first))
+            .striped(true)
+            .resizable(true)
             .auto_shrink([false, false])
-            .show(ui, |ui| {
-                egui::Grid::new("queue_grid")
-                    .striped(true)
-                    .num_columns(10)
-                    .spacing([14.0, 4.0])
-                    .show(ui, |ui| {
-                        self.header(ui);
-                        for e in entries {
-                            self.row(ui, e, now);
-                        }
-                    });
+            .cell_layout(egui::Layout::left_to_right(egui::Align::Center));
+        for _ in 0..COLUMNS.len() - 1 {
+            table = table.column(Column::auto().at_least(40.0).clip(true));
+        }
+        table
+            .column(Column::remainder().clip(true))
+            .header(height, |mut header| self.header(&mut header))
+            .body(|body| {
+                body.rows(height, entries.len(), |mut row| {
+                    let e = &entries[row.index()];
+                    self.row(&mut row, e, now);
+                });
             });
     }
 
-    fn header(&mut self, ui: &mut egui::Ui) {
-        for (title, by) in [
-            ("Id", Some(SortBy::Id)),
-            ("Age", Some(SortBy::Id)),
-            ("From", Some(SortBy::From)),
-            ("To", Some(SortBy::To)),
-            ("Subject", Some(SortBy::Subject)),
-            ("Size", Some(SortBy::Size)),
-            ("Attempts", Some(SortBy::Attempts)),
-            ("Next Try", Some(SortBy::NextTry)),
-            ("Last Error", None),
-        ] {
-            let Some(by) = by else {
-                ui.strong(title);
-                continue;
-            };
-            let arrow = if self.sort.0 == by && title != "Age" {
-                if self.sort.1 { " ^" } else { " v" }
-            } else {
-                ""
-            };
-            if ui
-                .add(
-                    egui::Button::new(egui::RichText::new(format!("{title}{arrow}")).strong())
-                        .frame(false),
-                )
-                .on_hover_text(format!("Sort by {title}"))
-                .clicked()
-            {
-                self.sort = if self.sort.0 == by {
-                    (by, !self.sort.1)
-                } else {
-                    (by, true)
+    fn header(&mut self, header: &mut TableRow<'_, '_>) {
+        for (title, by) in COLUMNS {
+            header.col(|ui| {
+                let Some(by) = by else {
+                    ui.strong(title);
+                    return;
                 };
-                self.first = 0;
-            }
+                let arrow = if self.sort.0 == by && title != "Age" {
+                    if self.sort.1 { " ^" } else { " v" }
+                } else {
+                    ""
+                };
+                if ui
+                    .add(
+                        egui::Button::new(egui::RichText::new(format!("{title}{arrow}")).strong())
+                            .frame(false),
+                    )
+                    .on_hover_text(format!("Sort by {title}"))
+                    .clicked()
+                {
+                    self.sort = if self.sort.0 == by {
+                        (by, !self.sort.1)
+                    } else {
+                        (by, true)
+                    };
+                    self.first = 0;
+                }
+            });
         }
-        ui.end_row();
     }
 
-    fn row(&mut self, ui: &mut egui::Ui, e: &QueueEntry, now: u64) {
+    fn row(&mut self, row: &mut TableRow<'_, '_>, e: &QueueEntry, now: u64) {
         let m = &e.meta;
-        if ui
-            .selectable_label(self.selected == Some(m.id), id_text(m.id))
-            .on_hover_text("Select this mail")
-            .clicked()
-        {
-            self.selected = Some(m.id);
-        }
-        ui.label(span(now.saturating_sub(m.created)));
-        ui.label(if m.from.is_empty() {
-            "<>".to_string()
-        } else {
-            m.from.to_string()
+        row.col(|ui| {
+            if ui
+                .selectable_label(self.selected == Some(m.id), id_text(m.id))
+                .on_hover_text("Select this mail")
+                .clicked()
+            {
+                self.selected = Some(m.id);
+            }
+        });
+        row.col(|ui| {
+            ui.label(span(now.saturating_sub(m.created)));
+        });
+        row.col(|ui| {
+            ui.label(if m.from.is_empty() {
+                "<>".to_string()
+            } else {
+                m.from.to_string()
+            });
         });
         let pending: Vec<&str> = m
             .rcpts
@@ -625,39 +629,63 @@ impl QueuePane {
             .filter(|r| r.state == RcptState::Pending)
             .map(|r| r.addr.as_str())
             .collect();
-        ui.label(match pending.len() {
-            0 => String::new(),
-            1 => pending[0].to_string(),
-            n => format!("{} (+{})", pending[0], n - 1),
-        });
-        if m.subject.chars().count() > ERROR_CHARS {
-            ui.label(cut(&m.subject, ERROR_CHARS))
-                .on_hover_text(&*m.subject);
-        } else {
-            ui.label(&*m.subject);
-        }
-        ui.label(format!("{}", m.size));
-        ui.label(m.attempts.to_string());
-        ui.label(if e.in_flight {
-            "sending now".to_string()
-        } else if m.held {
-            "on hold".to_string()
-        } else if m.next_try <= now {
-            "due".to_string()
-        } else {
-            format!("in {}", span(m.next_try - now))
-        });
-        let err = last_error(e);
-        let shown = ui.label(cut(err, ERROR_CHARS));
-        if !err.is_empty() {
-            shown.on_hover_ui(|ui| {
-                ui.set_max_width(600.0);
-                ui.label(err);
+        row.col(|ui| {
+            ui.label(match pending.len() {
+                0 => String::new(),
+                1 => pending[0].to_string(),
+                n => format!("{} (+{})", pending[0], n - 1),
             });
-        }
-        ui.end_row();
+        });
+        row.col(|ui| {
+            if m.subject.chars().count() > ERROR_CHARS {
+                ui.label(cut(&m.subject, ERROR_CHARS))
+                    .on_hover_text(&*m.subject);
+            } else {
+                ui.label(&*m.subject);
+            }
+        });
+        row.col(|ui| {
+            ui.label(format!("{}", m.size));
+        });
+        row.col(|ui| {
+            ui.label(m.attempts.to_string());
+        });
+        row.col(|ui| {
+            ui.label(if e.in_flight {
+                "sending now".to_string()
+            } else if m.held {
+                "on hold".to_string()
+            } else if m.next_try <= now {
+                "due".to_string()
+            } else {
+                format!("in {}", span(m.next_try - now))
+            });
+        });
+        row.col(|ui| {
+            let err = last_error(e);
+            let shown = ui.label(cut(err, ERROR_CHARS));
+            if !err.is_empty() {
+                shown.on_hover_ui(|ui| {
+                    ui.set_max_width(600.0);
+                    ui.label(err);
+                });
+            }
+        });
     }
 }
+
+/// The table's columns: title, and the order a click on it sorts by (none for Last Error).
+const COLUMNS: [(&str, Option<SortBy>); 9] = [
+    ("Id", Some(SortBy::Id)),
+    ("Age", Some(SortBy::Id)),
+    ("From", Some(SortBy::From)),
+    ("To", Some(SortBy::To)),
+    ("Subject", Some(SortBy::Subject)),
+    ("Size", Some(SortBy::Size)),
+    ("Attempts", Some(SortBy::Attempts)),
+    ("Next Try", Some(SortBy::NextTry)),
+    ("Last Error", None),
+];
 
 #[cfg(test)]
 mod tests {
