@@ -39,31 +39,6 @@ CFG="$W/postern.ron"; DATA="$W/data"; LOG="$W/postern.log"
 POSTERN_RESEND_DELAY=1h postern_config "$CFG" "$IN" "$OUT" "$SINK"
 say "work dir $W (N=$N, empty-queue run M=$M, sessions=$SESSIONS, size=$SIZE)"
 
-# sink_until COUNT TAG: an smtp-sink on $SINK that exits after COUNT mails, then writes the time
-# (ns) to $W/TAG.done.
-sink_until() {
-    local count="$1" tag="$2" user=()
-    [[ "$(id -u)" == 0 ]] && user=(-u root)
-    (
-        /usr/sbin/smtp-sink "${user[@]}" -M "$count" "127.0.0.1:$SINK" 1024 >"$W/$tag.sink.log" 2>&1 &
-        echo $! >"$W/$tag.sinkpid"
-        wait $! || true
-        date +%s%N >"$W/$tag.done"
-    ) &
-    track_pid $!
-    wait_port "$SINK" 10 $! >/dev/null || die "smtp-sink did not start on $SINK"
-    track_pid "$(cat "$W/$tag.sinkpid")"
-}
-
-wait_file() {
-    local deadline=$((SECONDS + $2))
-    while [[ ! -s "$1" ]]; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.2
-    done
-    cat "$1"
-}
-
 send() {
     /usr/sbin/smtp-source -s "$SESSIONS" -l "$SIZE" -m "$1" -f bench@client.test -t rcpt@far.test \
         -M client.test "127.0.0.1:$OUT" >"$W/source.log" 2>&1 || { cat "$W/source.log" >&2; die "smtp-source failed"; }
@@ -76,9 +51,9 @@ CLK_TCK="$(getconf CLK_TCK)"
 start_postern "$CFG" "$DATA" "$LOG" "$OUT"
 
 say "1. empty queue: $M mails through"
-sink_until "$M" empty
+counting_sink "$SINK" "$M" empty
 t0=$(now_ns); send "$M"
-t1="$(wait_file "$W/empty.done" 600)" || die "the sink did not get $M mails"
+t1="$(wait_done empty 600)" || die "the sink did not get $M mails"
 EMPTY_RATE="$(awk -v n="$M" -v d=$((t1 - t0)) 'BEGIN {printf "%.0f", n / (d / 1e9)}')"
 say "   delivered $EMPTY_RATE mails/s"
 
@@ -119,14 +94,14 @@ RSS_MIB="$(awk '{printf "%.0f", $1 / 1024}' <<<"$(rss_kib "$POSTERN_PID")")"
 say "   listening after $START_MS ms; RSS $RSS_MIB MiB; idle with the backlog: $IDLE_CPU % of a core"
 
 say "4. the relay host is back: queue retry --all"
-sink_until "$Q" drain
+counting_sink "$SINK" "$Q" drain
 if [[ "${PERF:-0}" == 1 ]]; then
     perf record -g -o "$W/perf.data" -p "$POSTERN_PID" >/dev/null 2>&1 &
     PERF_PID=$!
 fi
 c0="$(ticks)"; t0=$(now_ns)
 "$POSTERN_BIN" --config "$CFG" --data-dir "$DATA" queue retry --all >/dev/null
-t1="$(wait_file "$W/drain.done" 1800)" || die "the backlog did not drain within 30 min"
+t1="$(wait_done drain 1800)" || die "the backlog did not drain within 30 min"
 c1="$(ticks)"
 if [[ -n "${PERF_PID:-}" ]]; then
     kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true

@@ -24,12 +24,6 @@ const QUEUE: usize = 50_000;
 /// blocking thread). A crash loses at most this much of the log.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// The log file name for the day of `ev`.
-pub fn file_name(ev: &Event) -> String {
-    let t = time::OffsetDateTime::from(ev.time);
-    day_file(t.date())
-}
-
 /// The log file name for `day`.
 fn day_file(day: time::Date) -> String {
     format!(
@@ -482,7 +476,7 @@ mod tests {
             },
         );
         let evs = bus.recent();
-        let name = file_name(&evs[0]);
+        let name = day_file(time::OffsetDateTime::from(evs[0].time).date());
         let text: String = evs.iter().map(|e| format!("{e}\n")).collect();
         std::fs::write(
             dir.path().join(&name),

@@ -786,24 +786,19 @@ impl Log {
         }
     }
 
-    fn emit(&self, level: Level, text: &str) {
-        self.events.session(
-            level,
-            &self.id,
-            EventKind::Delivery {
-                text: text.to_string(),
-            },
-        );
+    fn emit(&self, level: Level, text: String) {
+        self.events
+            .session(level, &self.id, EventKind::Delivery { text });
     }
 
     /// Basic log: lookups and successes.
     pub(crate) fn info(&self, text: &str) {
-        self.emit(Level::Info, text);
+        self.emit(Level::Info, text.to_string());
     }
 
     /// Basic log: failures.
     pub(crate) fn warn(&self, text: &str) {
-        self.emit(Level::Warn, text);
+        self.emit(Level::Warn, text.to_string());
     }
 
     /// Detailed log only: connections, commands, replies, DNS answers. Asked for by More
@@ -811,7 +806,7 @@ impl Log {
     /// The line is only formatted when it is kept (a delivery makes a dozen).
     pub(crate) fn detail(&self, text: std::fmt::Arguments<'_>) {
         if self.detailed {
-            self.emit(Level::Info, &text.to_string());
+            self.emit(Level::Info, text.to_string());
         }
     }
 }

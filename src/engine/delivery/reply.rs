@@ -42,6 +42,7 @@ impl Reply {
     /// The reply as one line for logs and statuses: "250 2.0.0 first / second" (empty lines
     /// left out, control characters shown as `?`).
     pub fn text(&self) -> String {
+        use std::fmt::Write as _;
         let mut text = self.code.to_string();
         if self.esc != [0, 0, 0] {
             let [class, subject, detail] = self.esc;
@@ -51,8 +52,8 @@ impl Reply {
         // nothing in a status anyway.
         let lines = self.message.split('\n').filter(|l| !l.trim().is_empty());
         for (i, line) in lines.enumerate() {
-            text.push_str(if i == 0 { " " } else { " / " });
-            text.push_str(&printable(line.as_bytes()));
+            let sep = if i == 0 { " " } else { " / " };
+            let _ = write!(text, "{sep}{}", Printable(line.as_bytes()));
         }
         text.trim_end().to_string()
     }
@@ -103,7 +104,7 @@ pub(super) async fn read<S: AsyncRead + AsyncWrite + Unpin>(
         let (c, last) = reply_line(line).ok_or_else(|| {
             HostFailure(format!(
                 "{peer}: malformed reply line `{}`",
-                printable(line)
+                Printable(line)
             ))
         })?;
         if *code.get_or_insert(c) != c {
@@ -156,13 +157,9 @@ fn reply_line(raw: &[u8]) -> Option<(u16, bool)> {
     }
 }
 
-/// Reply text safe for logs: invalid UTF-8 and control characters replaced.
-fn printable(raw: &[u8]) -> String {
-    Printable(raw).to_string()
-}
-
-/// Received octets shown as text, control characters as `?` (formatted only where used: the
-/// detailed log line of a reply is made only when that log is kept).
+/// Received octets shown as text safe for logs: invalid UTF-8 and control characters replaced
+/// by `?` (formatted only where used: the detailed log line of a reply is made only when that
+/// log is kept).
 struct Printable<'a>(&'a [u8]);
 
 impl std::fmt::Display for Printable<'_> {

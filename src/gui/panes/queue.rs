@@ -4,8 +4,8 @@
 //! ([`super::queue_detail`], sized to its content).
 //!
 //! The table shows a page of [`PAGE`] mails (Previous Page, Next Page, "1–1,000 of
-//! 412,345"; egui_extras lays out only the rows in view), sorted by the engine ([`crate::engine::queue::page`]): the window never holds
-//! or sorts the whole queue. The page is asked for when the sort, the page or the selection
+//! 412,345"; egui_extras lays out only the rows in view), sorted by the engine
+//! ([`crate::engine::queue::page`]): the window never holds or sorts the whole queue. The page is asked for when the sort, the page or the selection
 //! changes, and again when the queue has changed (the version of its published summary), at
 //! most every half second; the count comes from the summary (offline, from the page). While
 //! the services run the page
